@@ -1,0 +1,104 @@
+//! Energy API v2: capabilities and state, without an envelope. Each state field is either
+//! `{"status":"OK","value","unit"?,"updatedAt"}` or `{"status":"ERROR","code","message"?}`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::client::Client;
+use super::ApiError;
+use crate::metrics::catalog::Origin;
+use crate::values::Field;
+
+pub const PREFIX: &str = "/energy/v2";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Capabilities {
+    pub get_energy_state: Field<EnergyStateCapability>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnergyStateCapability {
+    #[serde(default)]
+    pub is_supported: Option<bool>,
+    #[serde(flatten)]
+    pub fields: BTreeMap<String, Value>,
+}
+
+impl EnergyStateCapability {
+    /// Per field, whether it is supported. The capability key `chargingSystemStatus` names the
+    /// state field `chargingStatus`; both spellings are accepted.
+    pub fn field_support(&self) -> BTreeMap<String, bool> {
+        self.fields
+            .iter()
+            .filter_map(|(k, v)| {
+                let supported = v.get("isSupported")?.as_bool()?;
+                let name = if k == "chargingSystemStatus" { "chargingStatus" } else { k.as_str() };
+                Some((name.to_string(), supported))
+            })
+            .collect()
+    }
+}
+
+/// One state field.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateField {
+    pub status: String,
+    #[serde(default)]
+    pub value: Option<Value>,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+pub type State = BTreeMap<String, Field<StateField>>;
+
+#[derive(Debug)]
+pub struct Snapshot {
+    pub capabilities: Result<Capabilities, ApiError>,
+    /// `None` when the capabilities say energy is unsupported, so the state was not asked.
+    pub state: Option<Result<State, ApiError>>,
+}
+
+pub const ENDPOINTS: &[(&str, &str)] = &[
+    ("capabilities", "/vehicles/{vin}/capabilities"),
+    ("state", "/vehicles/{vin}/state"),
+];
+
+/// Capabilities first; the state only for a car whose capabilities do not rule it out.
+pub async fn fetch(client: &Client, vin: &str) -> Snapshot {
+    let capabilities: Result<Capabilities, ApiError> = client
+        .get_json(Origin::Energy, ENDPOINTS[0].1, &format!("{PREFIX}/vehicles/{vin}/capabilities"))
+        .await;
+    let unsupported = matches!(&capabilities, Ok(Capabilities { get_energy_state: Field::Ok(c) }) if c.is_supported == Some(false));
+    let state = if unsupported {
+        None
+    } else {
+        Some(
+            client
+                .get_json(Origin::Energy, ENDPOINTS[1].1, &format!("{PREFIX}/vehicles/{vin}/state"))
+                .await,
+        )
+    };
+    Snapshot { capabilities, state }
+}
+
+impl Snapshot {
+    pub fn errors(&self) -> Vec<(&'static str, &ApiError)> {
+        let mut e = Vec::new();
+        if let Err(x) = &self.capabilities {
+            e.push(("capabilities", x));
+        }
+        if let Some(Err(x)) = &self.state {
+            e.push(("state", x));
+        }
+        e
+    }
+}

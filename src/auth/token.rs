@@ -1,0 +1,176 @@
+//! The token file: `{"access_token", "refresh_token", "expires_at", "token_type", "scope", ...}`,
+//! mode 0600, replaced atomically with the previous one kept as `.bak`. Refresh tokens rotate
+//! on every refresh, so the read-refresh-save sequence runs under an exclusive lock on
+//! `<token_file>.lock`: a second run waits, re-reads, and uses the fresh token.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Fatal;
+use crate::fsutil;
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Token {
+    pub access_token: Secret,
+    pub refresh_token: Secret,
+    /// Unix seconds.
+    pub expires_at: i64,
+    #[serde(default = "bearer")]
+    pub token_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// When the refresh token was last rotated (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed_at: Option<i64>,
+    /// When the user last logged in (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logged_in_at: Option<i64>,
+    /// Fields this version does not know are kept as they are.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+fn bearer() -> String {
+    "Bearer".into()
+}
+
+impl Token {
+    /// Whether the access token expires within `margin` seconds of `now`.
+    pub fn expires_within(&self, now: i64, margin: i64) -> bool {
+        self.expires_at <= now + margin
+    }
+}
+
+/// How to recover from a token file that cannot be used.
+fn recovery(path: &Path) -> String {
+    format!(
+        "restore {}.bak if it is newer than your last login, or run `volvo-collect login`",
+        path.display()
+    )
+}
+
+/// Where and what kind of JSON error, without quoting the file (which holds secrets).
+fn json_error(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not valid JSON",
+        serde_json::error::Category::Data => "a field is missing or of the wrong type",
+        serde_json::error::Category::Eof => "truncated",
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
+}
+
+/// Reads the token file. Missing or unusable: exit 77 with what to do.
+pub fn read(path: &Path) -> Result<Token, Fatal> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Fatal::login(format!(
+                "no token file at {}: run `volvo-collect login` first",
+                path.display()
+            )))
+        }
+        Err(e) => {
+            return Err(Fatal::login(format!(
+                "cannot read the token file {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    let token: Token = serde_json::from_slice(&bytes).map_err(|e| {
+        Fatal::login(format!(
+            "the token file {} is damaged ({}): {}",
+            path.display(),
+            json_error(&e),
+            recovery(path)
+        ))
+    })?;
+    if token.refresh_token.is_empty() {
+        return Err(Fatal::login(format!(
+            "the token file {} has no refresh token: {}",
+            path.display(),
+            recovery(path)
+        )));
+    }
+    if fsutil::readable_by_others(path) {
+        tracing::warn!(file = %path.display(), "the token file can be read by other users: chmod 600 it");
+    }
+    Ok(token)
+}
+
+/// Saves the token durably (0600, fsync, rename, previous kept as `.bak`).
+pub fn save(path: &Path, token: &Token) -> Result<(), Fatal> {
+    let mut bytes = serde_json::to_vec_pretty(token).expect("a token serializes");
+    bytes.push(b'\n');
+    fsutil::write_atomic(path, &bytes, 0o600, true).map_err(|e| {
+        Fatal::new(
+            crate::error::ExitCode::LoginNeeded,
+            format!("cannot save the token file {}: {e}", path.display()),
+        )
+    })
+}
+
+/// An exclusive lock on `<token_file>.lock`, released when dropped (or when the process ends,
+/// even by a crash).
+pub struct TokenLock {
+    _file: File,
+}
+
+pub fn lock_path(token_file: &Path) -> PathBuf {
+    let mut name = token_file.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Takes the lock, waiting for another run that holds it.
+pub async fn lock(token_file: &Path) -> Result<TokenLock, Fatal> {
+    let path = lock_path(token_file);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Fatal::login(format!("cannot open the lock file {}: {e}", path.display())))?;
+    let file = tokio::task::spawn_blocking(move || file.lock().map(|_| file))
+        .await
+        .expect("lock task does not panic")
+        .map_err(|e| Fatal::login(format!("cannot lock {}: {e}", path.display())))?;
+    Ok(TokenLock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_unknown_fields_and_hides_secrets_in_debug() {
+        let t: Token = serde_json::from_str(
+            r#"{"access_token":"AT","refresh_token":"RT","expires_at":10,"token_type":"Bearer","scope":"openid","id_token":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(t.extra["id_token"], "x");
+        let dbg = format!("{t:?}");
+        assert!(!dbg.contains("AT\"") && !dbg.contains("RT"), "{dbg}");
+        let back = serde_json::to_value(&t).unwrap();
+        assert_eq!(back["id_token"], "x");
+        assert_eq!(back["refresh_token"], "RT");
+    }
+
+    #[test]
+    fn missing_and_damaged_files_say_how_to_recover() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token.json");
+        let e = read(&p).unwrap_err();
+        assert_eq!(e.code, crate::error::ExitCode::LoginNeeded);
+        assert!(e.message.contains("run `volvo-collect login`"), "{}", e.message);
+        std::fs::write(&p, "{\"access_token\": \"AT\", \"refre").unwrap();
+        let e = read(&p).unwrap_err();
+        assert!(e.message.contains("is damaged") && e.message.contains(".bak"), "{}", e.message);
+        assert!(!e.message.contains("AT"), "{}", e.message);
+    }
+}

@@ -1,0 +1,89 @@
+//! The command line (clap), and the one place where flags are applied over the configuration
+//! file. Everything after this works on [`Settings`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use url::Url;
+
+use crate::config::{Outputs, Settings};
+use crate::simulator::ExtendedMode;
+
+#[derive(Debug, Parser)]
+#[command(name = "volvo-collect", version, about = "Reads a Volvo car's data from Volvo's APIs and hands it to Prometheus.")]
+pub struct Cli {
+    /// Configuration file (default: $VOLVO_COLLECT_CONFIG, ./collector.toml,
+    /// $XDG_CONFIG_HOME/volvo-collect/collector.toml, /etc/volvo-collect/collector.toml).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Collect once and exit (for a systemd timer or cron).
+    #[arg(long)]
+    pub once: bool,
+
+    /// Print the exposition on standard output.
+    #[arg(long)]
+    pub stdout: bool,
+
+    /// Write the exposition to this node_exporter textfile (atomically, mode 0644).
+    #[arg(long, value_name = "PATH")]
+    pub textfile: Option<PathBuf>,
+
+    /// Push the exposition to this Pushgateway.
+    #[arg(long, value_name = "URL")]
+    pub pushgateway: Option<Url>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The whole pipeline against the built-in simulator, printing the exposition.
+    Demo {
+        /// Latency the simulated cloud adds to every answer.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+        latency: Duration,
+    },
+    /// Run the built-in simulated Volvo cloud (Volvo ID and the four APIs).
+    Simulate {
+        /// Address to listen on, such as 127.0.0.1:8080 (port 0 picks a free one).
+        #[arg(long, value_name = "ADDR")]
+        listen: SocketAddr,
+        /// Latency added to every answer, such as 100ms.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+        latency: Duration,
+        /// Whether the Extended Vehicle API answers or is shut down.
+        #[arg(long, value_enum, default_value = "served")]
+        extended: ExtendedMode,
+        /// How many cars the account has (the four samples, then copies).
+        #[arg(long, default_value_t = 4)]
+        cars: usize,
+        /// Write a token file this simulator accepts (its access token already expired).
+        #[arg(long, value_name = "PATH")]
+        write_token: Option<PathBuf>,
+    },
+}
+
+impl Cli {
+    /// Output flags replace the `[output]` table when any is given.
+    pub fn outputs(&self) -> Option<Outputs> {
+        if !self.stdout && self.textfile.is_none() && self.pushgateway.is_none() {
+            return None;
+        }
+        Some(Outputs {
+            stdout: self.stdout,
+            textfile: self.textfile.clone(),
+            pushgateway: self.pushgateway.clone(),
+            remote_write: None,
+        })
+    }
+
+    pub fn apply(&self, settings: &mut Settings) {
+        if let Some(o) = self.outputs() {
+            settings.output = o;
+        }
+    }
+}

@@ -1,0 +1,716 @@
+//! Configuration: finds `collector.toml`, parses it strictly, resolves secrets, and turns it
+//! once into validated [`Settings`] that the rest of the program uses. The command line is
+//! applied on top by `cli`; nothing below this module sees raw TOML or flags.
+//!
+//! Every problem is a single line naming the file, the key and what is allowed (exit 78).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::error::Fatal;
+use crate::secret::Secret;
+
+/// Where the file was looked for, in order, when `--config` is not given.
+pub fn candidate_paths() -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    if let Some(p) = std::env::var_os("VOLVO_COLLECT_CONFIG") {
+        paths.push(PathBuf::from(p));
+        return paths;
+    }
+    paths.push(PathBuf::from("collector.toml"));
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    if let Some(dir) = xdg {
+        paths.push(dir.join("volvo-collect").join("collector.toml"));
+    }
+    paths.push(PathBuf::from("/etc/volvo-collect/collector.toml"));
+    paths
+}
+
+/// Finds the configuration file: the explicit path, else the first candidate that exists.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, Fatal> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    let candidates = candidate_paths();
+    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+        let list: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        Fatal::config(format!(
+            "no configuration file found (looked for {}): copy collector.toml.example to one of them, or pass --config PATH",
+            list.join(", ")
+        ))
+    })
+}
+
+// ---- the file as written -------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    volvo: Option<RawVolvo>,
+    #[serde(default)]
+    sources: RawSources,
+    #[serde(default)]
+    output: RawOutput,
+    #[serde(default)]
+    collect: RawCollect,
+    #[serde(default)]
+    location: RawLocation,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawVolvo {
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    client_secret_file: Option<PathBuf>,
+    api_key: Option<Secret>,
+    api_key_file: Option<PathBuf>,
+    redirect_uri: Option<Url>,
+    token_file: Option<PathBuf>,
+    state_file: Option<PathBuf>,
+    vins: Option<Vec<String>>,
+    scopes: Option<Vec<String>>,
+    api_url: Option<Url>,
+    auth_url: Option<Url>,
+    token_url: Option<Url>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSources {
+    connected_vehicle: bool,
+    extended_vehicle: bool,
+    energy: bool,
+    location: bool,
+}
+
+impl Default for RawSources {
+    fn default() -> Self {
+        RawSources {
+            connected_vehicle: true,
+            extended_vehicle: true,
+            energy: true,
+            location: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawOutput {
+    #[serde(default)]
+    stdout: bool,
+    textfile: Option<PathBuf>,
+    pushgateway: Option<Url>,
+    remote_write: Option<Url>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawCollect {
+    #[serde(deserialize_with = "de_duration")]
+    interval: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    timeout: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    request_timeout: Duration,
+    concurrency: usize,
+}
+
+impl Default for RawCollect {
+    fn default() -> Self {
+        RawCollect {
+            interval: Duration::from_secs(300),
+            timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(20),
+            concurrency: 32,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLocation {
+    precision: Option<u8>,
+    export_coordinates: bool,
+    home_latitude: Option<f64>,
+    home_longitude: Option<f64>,
+}
+
+impl Default for RawLocation {
+    fn default() -> Self {
+        RawLocation {
+            precision: None,
+            export_coordinates: true,
+            home_latitude: None,
+            home_longitude: None,
+        }
+    }
+}
+
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "invalid duration {text:?}: expected a duration like \"90s\", \"5m\" or \"1h\""
+        ))
+    })
+}
+
+// ---- validated settings --------------------------------------------------------------------
+
+/// Volvo's production endpoints, the defaults for `api_url`, `auth_url` and `token_url`.
+pub const VOLVO_API_URL: &str = "https://api.volvocars.com";
+pub const VOLVO_AUTH_URL: &str = "https://volvoid.eu.volvocars.com/as/authorization.oauth2";
+pub const VOLVO_TOKEN_URL: &str = "https://volvoid.eu.volvocars.com/as/token.oauth2";
+pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:8765/callback";
+
+/// Which of Volvo's four APIs a run reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sources {
+    pub connected_vehicle: bool,
+    pub extended_vehicle: bool,
+    pub energy: bool,
+    pub location: bool,
+}
+
+/// Where a run delivers its exposition. Any combination.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outputs {
+    pub stdout: bool,
+    pub textfile: Option<PathBuf>,
+    pub pushgateway: Option<Url>,
+    pub remote_write: Option<Url>,
+}
+
+impl Outputs {
+    pub fn is_empty(&self) -> bool {
+        !self.stdout
+            && self.textfile.is_none()
+            && self.pushgateway.is_none()
+            && self.remote_write.is_none()
+    }
+}
+
+/// Privacy settings for the car's position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocationPrivacy {
+    /// Decimal places kept in latitude and longitude; `None` keeps what Volvo sends.
+    pub precision: Option<u8>,
+    pub export_coordinates: bool,
+    /// (latitude, longitude) of home, for the distance-from-home gauge.
+    pub home: Option<(f64, f64)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config_path: PathBuf,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub api_key: Option<Secret>,
+    pub redirect_uri: Url,
+    pub token_file: PathBuf,
+    pub state_file: PathBuf,
+    pub vins: Vec<String>,
+    pub scopes: Vec<String>,
+    pub api_url: Url,
+    pub auth_url: Url,
+    pub token_url: Url,
+    pub sources: Sources,
+    pub output: Outputs,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub request_timeout: Duration,
+    pub concurrency: usize,
+    pub location: LocationPrivacy,
+}
+
+impl Settings {
+    pub fn client_secret(&self) -> Result<&Secret, Fatal> {
+        self.client_secret.as_ref().ok_or_else(|| {
+            Fatal::config(format!(
+                "{}: volvo.client_secret is not set: set it, or client_secret_file, or the environment variable VOLVO_CLIENT_SECRET",
+                self.config_path.display()
+            ))
+        })
+    }
+
+    pub fn api_key(&self) -> Result<&Secret, Fatal> {
+        self.api_key.as_ref().ok_or_else(|| {
+            Fatal::config(format!(
+                "{}: volvo.api_key is not set: set it, or api_key_file, or the environment variable VOLVO_API_KEY",
+                self.config_path.display()
+            ))
+        })
+    }
+}
+
+/// The read scopes each source needs. Command scopes are never asked for: this tool only reads.
+pub fn default_scopes(sources: &Sources) -> Vec<String> {
+    let mut scopes = vec!["openid"];
+    if sources.connected_vehicle {
+        scopes.extend([
+            "conve:vehicle_relation",
+            "conve:odometer_status",
+            "conve:fuel_status",
+            "conve:battery_charge_level",
+            "conve:doors_status",
+            "conve:lock_status",
+            "conve:windows_status",
+            "conve:engine_status",
+            "conve:diagnostics_engine_status",
+            "conve:diagnostics_workshop",
+            "conve:brake_status",
+            "conve:tyre_status",
+            "conve:warnings",
+            "conve:trip_statistics",
+            "conve:command_accessibility",
+            "conve:commands",
+        ]);
+    } else {
+        // The vehicle list comes from Connected Vehicle even when its data is not collected.
+        scopes.push("conve:vehicle_relation");
+    }
+    if sources.energy {
+        scopes.extend(["energy:capability:read", "energy:state:read"]);
+    }
+    if sources.location {
+        scopes.push("location:read");
+    }
+    if sources.extended_vehicle {
+        scopes.extend([
+            "exve:battery_charge_level",
+            "exve:diagnostics",
+            "exve:doors_status",
+            "exve:engine_status",
+            "exve:fuel_status",
+            "exve:lock_status",
+            "exve:odometer_status",
+            "exve:tyre_status",
+            "exve:windows_status",
+        ]);
+    }
+    scopes.into_iter().map(String::from).collect()
+}
+
+/// Scopes that would let this tool act on the car; refused in `volvo.scopes`.
+const COMMAND_SCOPES: &[&str] = &[
+    "conve:lock",
+    "conve:unlock",
+    "conve:engine_start_stop",
+    "conve:honk_flash",
+    "conve:climatization_start_stop",
+];
+
+/// Reads and validates the configuration file.
+pub fn load(path: &Path) -> Result<Settings, Fatal> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Fatal::config(format!(
+            "cannot read configuration file {}: {e}",
+            path.display()
+        ))
+    })?;
+    parse(path, &text, &|name| std::env::var(name).ok())
+}
+
+/// Parses configuration text; `env` looks up environment variables (injected for tests).
+pub fn parse(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings, Fatal> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let resolve = |p: &Path| -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let bad = |key: &str, what: &str| Fatal::config(format!("{}: {key}: {what}", path.display()));
+
+    let volvo = raw.volvo.unwrap_or_default();
+    let client_id = match volvo.client_id {
+        Some(id) if !id.trim().is_empty() => id,
+        _ => {
+            return Err(bad(
+                "volvo.client_id",
+                "missing: set it to the client ID of your application in Volvo's developer portal",
+            ))
+        }
+    };
+
+    let client_secret = secret(
+        env,
+        "VOLVO_CLIENT_SECRET",
+        volvo.client_secret,
+        volvo.client_secret_file.as_deref().map(resolve),
+        "client_secret",
+    )
+    .map_err(|e| bad("volvo.client_secret_file", &e))?;
+    let api_key = secret(
+        env,
+        "VOLVO_API_KEY",
+        volvo.api_key,
+        volvo.api_key_file.as_deref().map(resolve),
+        "api_key",
+    )
+    .map_err(|e| bad("volvo.api_key_file", &e))?;
+
+    let sources = Sources {
+        connected_vehicle: raw.sources.connected_vehicle,
+        extended_vehicle: raw.sources.extended_vehicle,
+        energy: raw.sources.energy,
+        location: raw.sources.location,
+    };
+    if !(sources.connected_vehicle || sources.extended_vehicle || sources.energy || sources.location)
+    {
+        return Err(bad(
+            "sources",
+            "every source is off: turn on at least one of connected_vehicle, extended_vehicle, energy, location",
+        ));
+    }
+
+    let vins = volvo.vins.unwrap_or_default();
+    for vin in &vins {
+        if !valid_vin(vin) {
+            return Err(bad(
+                "volvo.vins",
+                &format!("{vin:?} is not a VIN: expected 17 letters and digits (no I, O or Q)"),
+            ));
+        }
+    }
+
+    let scopes = match volvo.scopes {
+        Some(s) => {
+            if let Some(cmd) = s.iter().find(|s| COMMAND_SCOPES.contains(&s.as_str())) {
+                return Err(bad(
+                    "volvo.scopes",
+                    &format!("{cmd:?} is a command scope; this tool only reads: remove it"),
+                ));
+            }
+            s
+        }
+        None => default_scopes(&sources),
+    };
+
+    let url_key = |key: &str, u: Option<Url>, default: &str| -> Result<Url, Fatal> {
+        let u = u.unwrap_or_else(|| Url::parse(default).expect("default URL is valid"));
+        match u.scheme() {
+            "http" | "https" => Ok(u),
+            other => Err(bad(
+                key,
+                &format!("scheme {other:?} is not allowed: use an http:// or https:// URL"),
+            )),
+        }
+    };
+
+    let token_file = resolve(
+        volvo
+            .token_file
+            .as_deref()
+            .unwrap_or(Path::new("token.json")),
+    );
+    let state_file = match volvo.state_file.as_deref() {
+        Some(p) => resolve(p),
+        None => default_state_file(&token_file),
+    };
+
+    let collect = raw.collect;
+    if collect.interval < Duration::from_secs(10) {
+        return Err(bad("collect.interval", "too short: use at least \"10s\""));
+    }
+    if collect.timeout.is_zero() {
+        return Err(bad("collect.timeout", "must be more than 0s"));
+    }
+    if collect.request_timeout.is_zero() {
+        return Err(bad("collect.request_timeout", "must be more than 0s"));
+    }
+    if collect.concurrency == 0 || collect.concurrency > 1024 {
+        return Err(bad(
+            "collect.concurrency",
+            &format!(
+                "{} is out of range: use 1 to 1024",
+                collect.concurrency
+            ),
+        ));
+    }
+
+    let loc = raw.location;
+    if let Some(p) = loc.precision {
+        if p > 10 {
+            return Err(bad(
+                "location.precision",
+                &format!("{p} is out of range: use 0 to 10 decimal places"),
+            ));
+        }
+    }
+    let home = match (loc.home_latitude, loc.home_longitude) {
+        (None, None) => None,
+        (Some(lat), Some(lon)) => {
+            if !(-90.0..=90.0).contains(&lat) {
+                return Err(bad("location.home_latitude", "must be between -90 and 90"));
+            }
+            if !(-180.0..=180.0).contains(&lon) {
+                return Err(bad(
+                    "location.home_longitude",
+                    "must be between -180 and 180",
+                ));
+            }
+            Some((lat, lon))
+        }
+        _ => {
+            return Err(bad(
+                "location",
+                "home_latitude and home_longitude go together: set both or neither",
+            ))
+        }
+    };
+
+    Ok(Settings {
+        config_path: path.to_path_buf(),
+        client_id,
+        client_secret,
+        api_key,
+        redirect_uri: url_key(
+            "volvo.redirect_uri",
+            volvo.redirect_uri,
+            DEFAULT_REDIRECT_URI,
+        )?,
+        token_file,
+        state_file,
+        vins,
+        scopes,
+        api_url: url_key("volvo.api_url", volvo.api_url, VOLVO_API_URL)?,
+        auth_url: url_key("volvo.auth_url", volvo.auth_url, VOLVO_AUTH_URL)?,
+        token_url: url_key("volvo.token_url", volvo.token_url, VOLVO_TOKEN_URL)?,
+        sources,
+        output: Outputs {
+            stdout: raw.output.stdout,
+            textfile: raw.output.textfile.as_deref().map(resolve),
+            pushgateway: raw.output.pushgateway,
+            remote_write: raw.output.remote_write,
+        },
+        interval: collect.interval,
+        timeout: collect.timeout,
+        request_timeout: collect.request_timeout,
+        concurrency: collect.concurrency,
+        location: LocationPrivacy {
+            precision: loc.precision,
+            export_coordinates: loc.export_coordinates,
+            home,
+        },
+    })
+}
+
+/// `token.json` keeps its run-to-run state in `token.state.json` beside it.
+pub fn default_state_file(token_file: &Path) -> PathBuf {
+    let stem = token_file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "token".into());
+    token_file.with_file_name(format!("{stem}.state.json"))
+}
+
+/// A VIN: 17 characters from the VIN alphabet (ISO 3779 excludes I, O and Q).
+pub fn valid_vin(vin: &str) -> bool {
+    vin.len() == 17
+        && vin
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"IOQ".contains(&b)))
+}
+
+/// A secret from, in order: the environment, the config key, a file named in the config, or
+/// a systemd credential (`$CREDENTIALS_DIRECTORY/<name>`).
+fn secret(
+    env: &dyn Fn(&str) -> Option<String>,
+    env_name: &str,
+    inline: Option<Secret>,
+    file: Option<PathBuf>,
+    credential: &str,
+) -> Result<Option<Secret>, String> {
+    if let Some(v) = env(env_name).filter(|v| !v.is_empty()) {
+        return Ok(Some(Secret::new(v)));
+    }
+    if let Some(v) = inline.filter(|v| !v.is_empty()) {
+        return Ok(Some(v));
+    }
+    let read = |p: &Path| -> Result<Secret, String> {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(format!("{} is empty", p.display()));
+        }
+        Ok(Secret::new(text))
+    };
+    if let Some(p) = file {
+        return read(&p).map(Some);
+    }
+    if let Some(dir) = env("CREDENTIALS_DIRECTORY") {
+        let p = Path::new(&dir).join(credential);
+        if p.is_file() {
+            return read(&p).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// One line from a TOML error: file, line, the table the key is in, and toml's own message
+/// (which names the key and, for unknown keys, lists the allowed ones).
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Fatal {
+    let msg = e.message().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let table = text[..span.start.min(text.len())]
+                .lines()
+                .rev()
+                .find_map(|l| {
+                    let l = l.trim();
+                    (l.starts_with('[') && l.ends_with(']')).then(|| l.to_string())
+                });
+            let key = text[span.clone()].trim();
+            let place = match table {
+                Some(t) => format!("in {t}"),
+                None => "at the top level".to_string(),
+            };
+            Fatal::config(format!(
+                "{} line {line}: {place}, `{key}`: {msg}",
+                path.display()
+            ))
+        }
+        None => Fatal::config(format!("{}: {msg}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(text: &str) -> Settings {
+        parse(Path::new("/etc/vc/collector.toml"), text, &|_| None).unwrap()
+    }
+
+    fn parse_err(text: &str) -> String {
+        parse(Path::new("/etc/vc/collector.toml"), text, &|_| None)
+            .unwrap_err()
+            .message
+    }
+
+    const MINIMAL: &str = "[volvo]\nclient_id = \"abc\"\n";
+
+    #[test]
+    fn minimal_config_gets_safe_defaults() {
+        let s = parse_ok(MINIMAL);
+        assert_eq!(s.token_file, PathBuf::from("/etc/vc/token.json"));
+        assert_eq!(s.state_file, PathBuf::from("/etc/vc/token.state.json"));
+        assert_eq!(s.interval, Duration::from_secs(300));
+        assert_eq!(s.timeout, Duration::from_secs(60));
+        assert!(s.sources.energy && s.sources.location);
+        assert!(s.output.is_empty());
+        assert!(!s.scopes.iter().any(|s| COMMAND_SCOPES.contains(&s.as_str())));
+        assert!(s.scopes.contains(&"location:read".to_string()));
+    }
+
+    #[test]
+    fn unknown_key_names_key_file_table_and_allowed_keys() {
+        let e = parse_err("[volvo]\nclient_id = \"abc\"\nclient_sekret = \"x\"\n");
+        assert!(e.starts_with("/etc/vc/collector.toml line 3: in [volvo], `client_sekret`: unknown field `client_sekret`, expected one of"), "{e}");
+        assert!(e.contains("`client_secret`"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn unknown_table_is_rejected() {
+        let e = parse_err("[volvo]\nclient_id = \"abc\"\n[outputs]\nstdout = true\n");
+        assert!(e.contains("unknown field `outputs`"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_says_what_is_allowed() {
+        let e = parse_err("[volvo]\nclient_id = \"abc\"\n[collect]\ninterval = \"5 minutes please\"\n");
+        assert_eq!(e, "/etc/vc/collector.toml line 4: in [collect], `\"5 minutes please\"`: invalid duration \"5 minutes please\": expected a duration like \"90s\", \"5m\" or \"1h\"");
+    }
+
+    #[test]
+    fn wrong_type_is_rejected_with_line() {
+        let e = parse_err("[volvo]\nclient_id = \"abc\"\n[sources]\nenergy = \"yes\"\n");
+        assert!(e.contains("line 4: in [sources]"), "{e}");
+        assert!(e.contains("expected a boolean"), "{e}");
+    }
+
+    #[test]
+    fn missing_client_id() {
+        assert_eq!(
+            parse_err("[volvo]\n"),
+            "/etc/vc/collector.toml: volvo.client_id: missing: set it to the client ID of your application in Volvo's developer portal"
+        );
+    }
+
+    #[test]
+    fn command_scopes_are_refused() {
+        let e = parse_err("[volvo]\nclient_id = \"a\"\nscopes = [\"openid\", \"conve:unlock\"]\n");
+        assert!(e.contains("\"conve:unlock\" is a command scope"), "{e}");
+    }
+
+    #[test]
+    fn bad_vin_and_bad_url_scheme() {
+        let e = parse_err("[volvo]\nclient_id = \"a\"\nvins = [\"YV1-bad\"]\n");
+        assert!(e.contains("volvo.vins: \"YV1-bad\" is not a VIN"), "{e}");
+        let e = parse_err("[volvo]\nclient_id = \"a\"\napi_url = \"ftp://x\"\n");
+        assert!(e.contains("volvo.api_url: scheme \"ftp\" is not allowed"), "{e}");
+    }
+
+    #[test]
+    fn secrets_come_from_env_before_the_file() {
+        let text = "[volvo]\nclient_id = \"a\"\nclient_secret = \"from-file\"\n";
+        let s = parse(Path::new("c.toml"), text, &|k| {
+            (k == "VOLVO_CLIENT_SECRET").then(|| "from-env".to_string())
+        })
+        .unwrap();
+        assert_eq!(s.client_secret.unwrap().expose(), "from-env");
+        let s = parse(Path::new("c.toml"), text, &|_| None).unwrap();
+        assert_eq!(s.client_secret.unwrap().expose(), "from-file");
+    }
+
+    #[test]
+    fn secrets_from_a_file_and_from_systemd_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key.txt"), "k3y\n").unwrap();
+        std::fs::write(dir.path().join("client_secret"), "s3cret\n").unwrap();
+        let text = "[volvo]\nclient_id = \"a\"\napi_key_file = \"key.txt\"\n";
+        let cfg = dir.path().join("collector.toml");
+        let d = dir.path().to_string_lossy().into_owned();
+        let s = parse(&cfg, text, &|k| (k == "CREDENTIALS_DIRECTORY").then(|| d.clone())).unwrap();
+        assert_eq!(s.api_key.unwrap().expose(), "k3y");
+        assert_eq!(s.client_secret.unwrap().expose(), "s3cret");
+        let e = parse(&cfg, "[volvo]\nclient_id = \"a\"\napi_key_file = \"nope\"\n", &|_| None)
+            .unwrap_err()
+            .message;
+        assert!(e.contains("volvo.api_key_file: cannot read"), "{e}");
+    }
+
+    #[test]
+    fn location_home_needs_both_coordinates() {
+        let e = parse_err("[volvo]\nclient_id = \"a\"\n[location]\nhome_latitude = 57.7\n");
+        assert!(e.contains("home_latitude and home_longitude go together"), "{e}");
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../collector.toml.example");
+        let s = parse(Path::new("/etc/volvo-collect/collector.toml"), text, &|_| None).unwrap();
+        assert_eq!(s.client_id, "your-client-id");
+    }
+}

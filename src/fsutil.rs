@@ -1,0 +1,85 @@
+//! Durable file replacement: write a temp file in the same folder, fsync it, rename it over
+//! the target, fsync the folder. A reader (or a crash) sees the old file or the new one,
+//! never a mix or an empty file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Replaces `path` with `bytes`, atomically and durably, with the given mode. When `backup`
+/// is set, the previous file (if any) is first kept as `<path>.bak`, also atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, backup: bool) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?
+        .to_string_lossy()
+        .into_owned();
+    // The temp name must not end in `.prom`: node_exporter reads every `*.prom` it sees.
+    let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), fastrand::u32(..)));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        // The umask may have narrowed the mode given at creation.
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        if backup && path.exists() {
+            let bak = dir.join(format!("{name}.bak"));
+            let bak_tmp = dir.join(format!(".{name}.bak.{}.tmp", std::process::id()));
+            fs::copy(path, &bak_tmp)?;
+            fs::set_permissions(&bak_tmp, fs::Permissions::from_mode(mode))?;
+            File::open(&bak_tmp)?.sync_all()?;
+            fs::rename(&bak_tmp, &bak)?;
+        }
+        fs::rename(&tmp, path)?;
+        File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Whether a file can be read by users other than its owner (group or other read bits).
+pub fn readable_by_others(path: &Path) -> bool {
+    fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o044 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_with_mode_and_keeps_a_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token.json");
+        write_atomic(&p, b"one", 0o600, true).unwrap();
+        assert!(!dir.path().join("token.json.bak").exists());
+        write_atomic(&p, b"two", 0o600, true).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read(dir.path().join("token.json.bak")).unwrap(), b"one");
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "no temp files left: {names:?}");
+    }
+
+    #[test]
+    fn public_mode_for_textfiles() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("volvo.prom");
+        write_atomic(&p, b"x 1\n", 0o644, false).unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o644);
+        assert!(readable_by_others(&p));
+    }
+}

@@ -1,0 +1,81 @@
+//! Location v1 → metric families, with the privacy settings applied: coordinates rounded to
+//! `location.precision` or left out, and the distance from home computed from the full
+//! precision before rounding.
+
+use super::catalog::{self as c, Origin};
+use super::{source_time, Exposition, VehicleOut};
+use crate::api::location::Feature;
+use crate::config::LocationPrivacy;
+use crate::values::{self, SkipReason};
+
+const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+/// Haversine distance in meters between two (latitude, longitude) points in degrees.
+pub fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (la1, lo1) = (a.0.to_radians(), a.1.to_radians());
+    let (la2, lo2) = (b.0.to_radians(), b.1.to_radians());
+    let h = ((la2 - la1) / 2.0).sin().powi(2) + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
+}
+
+fn round_to(v: f64, places: Option<u8>) -> f64 {
+    match places {
+        Some(p) => {
+            let f = 10f64.powi(i32::from(p));
+            (v * f).round() / f
+        }
+        None => v,
+    }
+}
+
+pub fn map(exp: &mut Exposition, vin: &str, f: &Feature, privacy: &LocationPrivacy) {
+    let mut out = VehicleOut::new(exp, vin, Origin::Location);
+    let props = out.field("properties", f.properties.as_ref());
+    let timestamp = props.and_then(|p| p.timestamp.clone());
+    let heading = props.and_then(|p| p.heading.clone());
+    let time = source_time(timestamp.as_deref());
+    let Some(point) = out.field("geometry", Some(&f.geometry)).map(|p| p.coordinates.clone()) else { return };
+    let coord = |i: usize| point.get(i).map(values::number);
+    let (lon, lat) = match (coord(0), coord(1)) {
+        (Some(Ok(lon)), Some(Ok(lat))) if (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat) => (lon, lat),
+        _ => return out.skip("coordinates", SkipReason::Malformed),
+    };
+    if privacy.export_coordinates {
+        out.number(&c::LOCATION_LATITUDE, &[], "latitude", round_to(lat, privacy.precision), time.clone());
+        out.number(&c::LOCATION_LONGITUDE, &[], "longitude", round_to(lon, privacy.precision), time.clone());
+        match coord(2) {
+            Some(Ok(alt)) => out.number(&c::LOCATION_ALTITUDE, &[], "altitude", alt, time.clone()),
+            Some(Err(r)) => out.skip("altitude", r),
+            None => {}
+        }
+    }
+    if let Some(h) = heading {
+        match values::number(&h) {
+            Ok(h) => out.number(&c::LOCATION_HEADING, &[], "heading", h, time.clone()),
+            Err(r) => out.skip("heading", r),
+        }
+    }
+    if let Some(home) = privacy.home {
+        out.number(&c::LOCATION_HOME_DISTANCE, &[], "home_distance", distance_m(home, (lat, lon)).round(), time);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn haversine_matches_a_known_distance() {
+        // Gothenburg to Stockholm, about 398 km.
+        let d = distance_m((57.7089, 11.9746), (59.3293, 18.0686));
+        assert!((d - 398_000.0).abs() < 3_000.0, "{d}");
+        assert_eq!(distance_m((1.0, 2.0), (1.0, 2.0)), 0.0);
+    }
+
+    #[test]
+    fn rounding_keeps_the_configured_places() {
+        assert_eq!(round_to(57.708_912_3, Some(2)), 57.71);
+        assert_eq!(round_to(57.708_912_3, Some(0)), 58.0);
+        assert_eq!(round_to(57.708_912_3, None), 57.708_912_3);
+    }
+}

@@ -1,0 +1,369 @@
+//! One collection, start to finish: token, state, vehicle list, every enabled API for every
+//! vehicle concurrently under one deadline, one exposition with self-metrics, every output,
+//! and the exit code. Failures of parts change the exit code; they never hide the rest.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::api::client::{Client, ClientOptions};
+use crate::api::{connected, energy, extended, location, ApiError};
+use crate::auth::refresh::{self, OAuthClient};
+use crate::auth::token::Token;
+use crate::config::Settings;
+use crate::error::{ExitCode, Fatal};
+use crate::metrics::catalog::{self as c, Origin};
+use crate::metrics::{self, Exposition};
+use crate::sinks;
+use crate::state::{self, State};
+
+/// What one run produced.
+pub struct RunOutcome {
+    /// The exposition as delivered (text format 0.0.4).
+    pub text: Vec<u8>,
+    pub exit: ExitCode,
+    /// One line per problem, for the log and the final message.
+    pub problems: Vec<String>,
+}
+
+/// Everything one API answered for one vehicle.
+enum ApiData {
+    Connected(connected::Snapshot),
+    Energy(energy::Snapshot),
+    Location(Result<location::Feature, ApiError>),
+    Extended(extended::Snapshot),
+}
+
+struct Fetched {
+    vin: String,
+    api: Origin,
+    seconds: f64,
+    data: ApiData,
+}
+
+impl Fetched {
+    fn errors(&self) -> Vec<(&'static str, &ApiError)> {
+        match &self.data {
+            ApiData::Connected(s) => s.errors(),
+            ApiData::Energy(s) => s.errors(),
+            ApiData::Location(r) => r.as_ref().err().map(|e| vec![("location", e)]).unwrap_or_default(),
+            ApiData::Extended(s) => s.errors(),
+        }
+    }
+}
+
+/// The shared HTTP client of a run: connection reuse across all APIs and vehicles.
+pub fn http_client(request_timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("volvo-collect/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(request_timeout.min(Duration::from_secs(10)))
+        .timeout(request_timeout)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+        .expect("the HTTP client builds with static settings")
+}
+
+/// Runs one collection and delivers it to the configured outputs.
+pub async fn run_once(settings: &Settings) -> Result<RunOutcome, Fatal> {
+    let started = Instant::now();
+    let deadline = started + settings.timeout;
+    let api_key = settings.api_key()?.clone();
+    let client_secret = settings.client_secret()?.clone();
+    if settings.output.is_empty() {
+        return Err(Fatal::config(format!(
+            "{}: no output chosen: pass --stdout, --textfile PATH or --pushgateway URL, or set one in [output]",
+            settings.config_path.display()
+        )));
+    }
+    let http = http_client(settings.request_timeout);
+    let mut state = State::load(&settings.state_file);
+    let now = refresh::now();
+    state.expire(now);
+
+    let mut exp = Exposition::new();
+    let mut problems = Vec::new();
+
+    // 1. The token, before any API call.
+    let oauth = OAuthClient {
+        client_id: &settings.client_id,
+        client_secret: &client_secret,
+        auth_url: &settings.auth_url,
+        token_url: &settings.token_url,
+    };
+    let token = match refresh::ensure_fresh(&http, &oauth, &settings.token_file).await {
+        Ok((t, _)) => t,
+        Err(fatal) => {
+            // No data, but the self-metrics still go out so an alert can say why.
+            exp.gauge(&c::LOGIN_NEEDED, &[], if fatal.code == ExitCode::LoginNeeded { 1.0 } else { 0.0 });
+            problems.push(fatal.message.clone());
+            let exit = finish(settings, &mut exp, &mut state, started, None, fatal.code, &mut problems).await;
+            return Ok(RunOutcome { text: exp.encode(), exit, problems });
+        }
+    };
+    exp.gauge(&c::LOGIN_NEEDED, &[], 0.0);
+    token_metrics(&mut exp, &token);
+
+    let client = Arc::new(Client::new(
+        http,
+        ClientOptions {
+            base: settings.api_url.clone(),
+            api_key,
+            access_token: token.access_token.clone(),
+            concurrency: settings.concurrency,
+            deadline,
+            request_timeout: settings.request_timeout,
+        },
+    ));
+
+    // 2. Which vehicles.
+    let vins = match vehicles(&client, settings, &mut problems).await {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(format!("cannot list the vehicles on the account: {e}"));
+            let exit = match &e {
+                ApiError::BadApiKey | ApiError::Unauthorized(_) => ExitCode::Partial,
+                e if e.is_temporary() => ExitCode::Temporary,
+                _ => ExitCode::Partial,
+            };
+            let exit = finish(settings, &mut exp, &mut state, started, Some(&client), exit, &mut problems).await;
+            return Ok(RunOutcome { text: exp.encode(), exit, problems });
+        }
+    };
+
+    // 3. Every vehicle × every enabled API, concurrently.
+    let extended_until = state.unavailable_until(Origin::ExtendedVehicle.label(), now);
+    let mut tasks = tokio::task::JoinSet::new();
+    for vin in &vins {
+        let apis = [
+            (Origin::ConnectedVehicle, settings.sources.connected_vehicle),
+            (Origin::Energy, settings.sources.energy),
+            (Origin::Location, settings.sources.location),
+            (Origin::ExtendedVehicle, settings.sources.extended_vehicle && extended_until.is_none()),
+        ];
+        for (api, on) in apis {
+            if !on {
+                continue;
+            }
+            let client = client.clone();
+            let vin = vin.clone();
+            let unsupported: BTreeSet<String> = connected::ENDPOINTS
+                .iter()
+                .map(|(n, _)| *n)
+                .chain(["location"])
+                .filter(|n| state.is_not_supported(&vin, api.label(), n, now))
+                .map(String::from)
+                .collect();
+            tasks.spawn(async move {
+                let t0 = Instant::now();
+                let data = match api {
+                    Origin::ConnectedVehicle => {
+                        let wanted = |name: &str| !unsupported.contains(name);
+                        ApiData::Connected(connected::fetch(&client, &vin, &wanted).await)
+                    }
+                    Origin::Energy => ApiData::Energy(energy::fetch(&client, &vin).await),
+                    Origin::Location => ApiData::Location(if unsupported.contains("location") {
+                        Err(ApiError::NotSupported(connected::REMEMBERED.into()))
+                    } else {
+                        location::fetch(&client, &vin).await
+                    }),
+                    Origin::ExtendedVehicle => ApiData::Extended(extended::fetch(&client, &vin).await),
+                    Origin::Collector => unreachable!("not an API"),
+                };
+                Fetched { vin, api, seconds: t0.elapsed().as_secs_f64(), data }
+            });
+        }
+    }
+    let mut fetched = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        fetched.push(r.expect("collection tasks do not panic"));
+    }
+    fetched.sort_by(|a, b| (&a.vin, a.api.label()).cmp(&(&b.vin, b.api.label())));
+
+    // 4. Map into one exposition.
+    let mut any_data = false;
+    let mut all_temporary = true;
+    let mut failed = false;
+    let mut extended_gone = false;
+    for f in &fetched {
+        let vin = f.vin.as_str();
+        match &f.data {
+            ApiData::Connected(s) => metrics::connected::map(&mut exp, vin, s),
+            ApiData::Energy(s) => metrics::energy::map(&mut exp, vin, s),
+            ApiData::Location(Ok(feature)) => metrics::location::map(&mut exp, vin, feature, &settings.location),
+            ApiData::Location(Err(_)) => {}
+            ApiData::Extended(s) => {
+                if s.api_gone() {
+                    extended_gone = true;
+                }
+                metrics::extended::map(&mut exp, vin, s)
+            }
+        }
+        let api = f.api.label();
+        let mut ok = true;
+        let errors = f.errors();
+        let gone_api = matches!(&f.data, ApiData::Extended(s) if s.api_gone());
+        for (endpoint, e) in &errors {
+            match e {
+                ApiError::NotSupported(_) if !gone_api => {
+                    exp.gauge(&c::NOT_SUPPORTED, &[vin, api, endpoint], 1.0);
+                    if *endpoint != "state" && *endpoint != "capabilities" && *endpoint != "resource" {
+                        let until = state.not_supported.entry(state::endpoint_key(vin, api, endpoint)).or_insert(now + state::BACKOFF_S);
+                        let _ = until;
+                    }
+                }
+                _ if gone_api => {}
+                _ => {
+                    ok = false;
+                    if !e.is_temporary() {
+                        all_temporary = false;
+                    }
+                    exp.gauge(&c::ENDPOINT_ERROR, &[vin, api, endpoint, e.reason()], 1.0);
+                    problems.push(format!("{vin}: {api} {endpoint}: {e}"));
+                }
+            }
+        }
+        if errors.len() < endpoint_count(f) {
+            any_data = true;
+        }
+        failed |= !ok;
+        exp.gauge(&c::UP, &[vin, api], if ok { 1.0 } else { 0.0 });
+        exp.gauge(&c::API_DURATION, &[vin, api], f.seconds);
+    }
+    if extended_gone {
+        let until = now + state::BACKOFF_S;
+        state.api_unavailable.insert(Origin::ExtendedVehicle.label().into(), until);
+        tracing::warn!(
+            "Volvo's Extended Vehicle API answers that it is shut down; it is skipped until {} and the other APIs go on",
+            chrono::DateTime::from_timestamp(until, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
+        );
+    }
+    if let Some(until) = state.unavailable_until(Origin::ExtendedVehicle.label(), now).or(extended_gone.then_some(now + state::BACKOFF_S)) {
+        if settings.sources.extended_vehicle {
+            exp.gauge(&c::API_UNAVAILABLE, &[Origin::ExtendedVehicle.label()], until as f64);
+        }
+    }
+    exp.gauge(&c::VEHICLES, &[], vins.len() as f64);
+
+    let exit = if !failed && problems.is_empty() {
+        ExitCode::Ok
+    } else if !any_data && all_temporary {
+        ExitCode::Temporary
+    } else {
+        ExitCode::Partial
+    };
+    let exit = finish(settings, &mut exp, &mut state, started, Some(&client), exit, &mut problems).await;
+    Ok(RunOutcome { text: exp.encode(), exit, problems })
+}
+
+/// How many endpoints an API answered for, to tell "nothing came back" from "some did".
+fn endpoint_count(f: &Fetched) -> usize {
+    match &f.data {
+        ApiData::Connected(_) => connected::ENDPOINTS.len(),
+        ApiData::Energy(s) => 1 + usize::from(s.state.is_some()),
+        ApiData::Location(_) => 1,
+        ApiData::Extended(s) => 1 + s.resources.len(),
+    }
+}
+
+/// The vehicles of this run: the configured VINs (each checked against the account), or every
+/// vehicle on the account.
+async fn vehicles(client: &Client, settings: &Settings, problems: &mut Vec<String>) -> Result<Vec<String>, ApiError> {
+    let listed = connected::vehicles(client).await;
+    if settings.vins.is_empty() {
+        return listed;
+    }
+    match listed {
+        Ok(on_account) => Ok(settings
+            .vins
+            .iter()
+            .filter(|v| {
+                let there = on_account.contains(v);
+                if !there {
+                    problems.push(format!("{v}: this VIN (volvo.vins) is not on the account; remove it or log in with the account that owns it"));
+                }
+                there
+            })
+            .cloned()
+            .collect()),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the vehicles; using the configured VINs as they are");
+            Ok(settings.vins.clone())
+        }
+    }
+}
+
+fn token_metrics(exp: &mut Exposition, token: &Token) {
+    exp.gauge(&c::TOKEN_EXPIRY, &[], token.expires_at as f64);
+    if let Some(t) = token.refreshed_at {
+        exp.gauge(&c::TOKEN_ROTATED, &[], t as f64);
+    }
+    if let Some(t) = token.logged_in_at {
+        exp.gauge(&c::TOKEN_LOGIN, &[], t as f64);
+    }
+}
+
+/// Self-metrics, state, outputs. Returns the final exit code (an output failure wins over a
+/// partial or temporary collection, a login problem over everything).
+async fn finish(
+    settings: &Settings,
+    exp: &mut Exposition,
+    state: &mut State,
+    started: Instant,
+    client: Option<&Client>,
+    exit: ExitCode,
+    problems: &mut Vec<String>,
+) -> ExitCode {
+    let end = chrono::Utc::now();
+    let end_s = end.timestamp_millis() as f64 / 1000.0;
+    if let Some(client) = client {
+        for ((api, endpoint, status), n) in client.request_counts() {
+            *state.requests.entry(format!("{api} {endpoint} {status}")).or_default() += n;
+        }
+        for (api, n) in client.retry_counts() {
+            *state.retries.entry(api).or_default() += n;
+        }
+    }
+    for (key, n) in &state.requests {
+        let mut parts = key.splitn(3, ' ');
+        if let (Some(api), Some(endpoint), Some(status)) = (parts.next(), parts.next(), parts.next()) {
+            exp.counter(&c::REQUESTS, &[api, endpoint, status], *n as f64);
+        }
+    }
+    for (api, n) in &state.retries {
+        exp.counter(&c::RETRIES, &[api], *n as f64);
+    }
+    for key in state.not_supported.keys() {
+        let mut parts = key.splitn(3, ' ');
+        if let (Some(vin), Some(api), Some(endpoint)) = (parts.next(), parts.next(), parts.next()) {
+            exp.gauge(&c::NOT_SUPPORTED, &[vin, api, endpoint], 1.0);
+        }
+    }
+    if exit == ExitCode::Ok {
+        state.last_success = Some(end_s);
+    }
+    if let Some(t) = state.last_success {
+        exp.gauge(&c::LAST_SUCCESS, &[], t);
+    }
+    exp.gauge(&c::RUN_END, &[], end_s);
+    exp.gauge(&c::RUN_DURATION, &[], started.elapsed().as_secs_f64());
+    exp.finish_skips();
+    if let Err(e) = state.save(&settings.state_file) {
+        tracing::warn!(file = %settings.state_file.display(), error = %e, "cannot save the state file; counters will restart");
+    }
+
+    // RUN_SUCCESS must be known before encoding, and it depends on the outputs: encode once
+    // with the collection's verdict, since a failed output cannot report itself anyway.
+    exp.gauge(&c::RUN_SUCCESS, &[], if exit == ExitCode::Ok { 1.0 } else { 0.0 });
+    let text = exp.encode();
+    let failures = sinks::deliver(&settings.output, exp, &text).await;
+    let mut exit = exit;
+    for (output, err) in failures {
+        problems.push(format!("output {output} failed: {err}"));
+        if exit != ExitCode::LoginNeeded {
+            exit = ExitCode::Output;
+        }
+    }
+    exit
+}

@@ -1,0 +1,438 @@
+//! The built-in simulated Volvo cloud, for tests, demos and dashboard work: Volvo ID's token
+//! and authorize endpoints (rotating refresh tokens, PKCE S256), the four APIs with their real
+//! envelopes for sample cars written from `cars/*.json`, and injectable latency and faults.
+//! It demands `vcc-api-key` and a valid bearer token as the real API does.
+
+mod cars;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::Digest;
+use tokio::time::Instant;
+
+pub use cars::{sample_vins, SampleCar};
+
+/// The simulator's own application credentials.
+pub const CLIENT_ID: &str = "demo-client";
+pub const CLIENT_SECRET: &str = "demo-secret";
+pub const API_KEY: &str = "demo-api-key";
+/// Access tokens live as long as Volvo's.
+pub const ACCESS_TOKEN_LIFETIME_S: i64 = 299;
+
+/// Whether the Extended Vehicle API still answers or is shut down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExtendedMode {
+    Served,
+    Gone,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Added before every answer.
+    pub latency: Duration,
+    pub extended: ExtendedMode,
+    /// How many cars: the four samples, repeated with new VINs beyond four.
+    pub cars: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            latency: Duration::ZERO,
+            extended: ExtendedMode::Served,
+            cars: 4,
+        }
+    }
+}
+
+/// One injected answer for requests whose path contains `path`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Fault {
+    pub path: String,
+    #[serde(default = "default_status")]
+    pub status: u16,
+    /// Raw body; JSON bodies are given as text too, so garbage can be injected.
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub delay_ms: u64,
+    #[serde(default)]
+    pub retry_after: Option<String>,
+    /// How many requests it answers; 0 means every request from now on.
+    #[serde(default)]
+    pub times: u32,
+}
+
+fn default_status() -> u16 {
+    500
+}
+
+/// One API request as the simulator saw it (times in ms since the simulator started).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub start_ms: f64,
+    pub end_ms: f64,
+    /// The refresh token presented, for token requests (tests check none is reused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+#[derive(Default)]
+struct Tokens {
+    access: HashMap<String, i64>,
+    refresh_valid: HashSet<String>,
+    refresh_used: HashSet<String>,
+    /// code → (PKCE challenge, redirect URI, scope)
+    codes: HashMap<String, (String, String, String)>,
+}
+
+struct Sim {
+    opts: Options,
+    started: Instant,
+    vins: Vec<String>,
+    responses: HashMap<String, (u16, Value)>,
+    tokens: Mutex<Tokens>,
+    faults: Mutex<VecDeque<Fault>>,
+    seen: Mutex<Vec<Seen>>,
+    refreshes: Mutex<u64>,
+    invalid_grants: Mutex<u64>,
+}
+
+/// A running simulator.
+pub struct Running {
+    pub addr: SocketAddr,
+    sim: Arc<Sim>,
+}
+
+impl Running {
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A token pair the simulator accepts, as a token file's JSON. With `expired`, the access
+    /// token is already past its expiry, so the next run must refresh.
+    pub fn issue_token(&self, expired: bool) -> Value {
+        issue(&self.sim, "openid", expired)
+    }
+}
+
+fn random(n: usize) -> String {
+    (0..n).map(|_| fastrand::alphanumeric()).collect()
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn issue(sim: &Sim, scope: &str, expired: bool) -> Value {
+    let mut t = sim.tokens.lock().expect("tokens lock");
+    let access = format!("sim-at-{}", random(32));
+    let refresh = format!("sim-rt-{}", random(32));
+    let expires_at = if expired { now() - 10 } else { now() + ACCESS_TOKEN_LIFETIME_S };
+    t.access.insert(access.clone(), expires_at);
+    t.refresh_valid.insert(refresh.clone());
+    json!({
+        "access_token": access,
+        "refresh_token": refresh,
+        "expires_at": expires_at,
+        "token_type": "Bearer",
+        "scope": scope,
+        "logged_in_at": now(),
+    })
+}
+
+/// Starts the simulator on `listen` (port 0 picks a free one).
+pub async fn start(listen: SocketAddr, opts: Options) -> std::io::Result<Running> {
+    let (vins, responses) = cars::build(&opts);
+    let sim = Arc::new(Sim {
+        opts,
+        started: Instant::now(),
+        vins,
+        responses,
+        tokens: Mutex::new(Tokens::default()),
+        faults: Mutex::new(VecDeque::new()),
+        seen: Mutex::new(Vec::new()),
+        refreshes: Mutex::new(0),
+        invalid_grants: Mutex::new(0),
+    });
+    let app = Router::new()
+        .route("/as/token.oauth2", post(token))
+        .route("/as/authorization.oauth2", get(authorize))
+        .route("/_sim/stats", get(stats))
+        .route("/_sim/token", post(new_token))
+        .route("/_sim/faults", post(add_faults))
+        .fallback(api)
+        .with_state(sim.clone());
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "simulator stopped");
+        }
+    });
+    Ok(Running { addr, sim })
+}
+
+fn ms(sim: &Sim, t: Instant) -> f64 {
+    (t - sim.started).as_secs_f64() * 1000.0
+}
+
+fn record(sim: &Sim, method: &str, path: &str, status: u16, start: Instant, refresh_token: Option<String>) {
+    let end = Instant::now();
+    let seen = Seen {
+        method: method.to_string(),
+        path: path.to_string(),
+        status,
+        start_ms: ms(sim, start),
+        end_ms: ms(sim, end),
+        refresh_token,
+    };
+    tracing::debug!(target: "volvo_collect::simulator", "{} {} {} {:.1}..{:.1} ms", seen.method, seen.path, seen.status, seen.start_ms, seen.end_ms);
+    sim.seen.lock().expect("seen lock").push(seen);
+}
+
+/// Takes the next fault whose path matches, if any.
+fn take_fault(sim: &Sim, path: &str) -> Option<Fault> {
+    let mut faults = sim.faults.lock().expect("faults lock");
+    let i = faults.iter().position(|f| path.contains(&f.path))?;
+    let f = faults[i].clone();
+    if f.times == 1 {
+        faults.remove(i);
+    } else if f.times > 1 {
+        faults[i].times -= 1;
+    }
+    Some(f)
+}
+
+fn json_response(status: u16, body: &Value) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn api(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let start = Instant::now();
+    let path = uri.path().to_string();
+    tokio::time::sleep(sim.opts.latency).await;
+    let (status, response) = answer(&sim, &method, &path, &headers).await;
+    record(&sim, method.as_str(), &path, status, start, None);
+    response
+}
+
+async fn answer(sim: &Sim, method: &Method, path: &str, headers: &HeaderMap) -> (u16, Response) {
+    if headers.get("vcc-api-key").and_then(|v| v.to_str().ok()) != Some(API_KEY) {
+        let body = json!({"status": 401, "error": {"message": "Access denied due to invalid VCC-API-KEY. Make sure to provide a valid key for an active application."}});
+        return (401, json_response(401, &body));
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let valid = sim.tokens.lock().expect("tokens lock").access.get(bearer).is_some_and(|exp| *exp > now());
+    if !valid {
+        let body = json!({"error": {"message": "Unauthorized", "description": "The access token is invalid or has expired"}});
+        return (401, json_response(401, &body));
+    }
+    if let Some(f) = take_fault(sim, path) {
+        tokio::time::sleep(Duration::from_millis(f.delay_ms)).await;
+        let mut resp = (
+            StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            [(header::CONTENT_TYPE, "application/json")],
+            f.body.clone(),
+        )
+            .into_response();
+        if let Some(ra) = &f.retry_after {
+            if let Ok(v) = ra.parse() {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        return (f.status, resp);
+    }
+    if method != Method::GET {
+        let body = json!({"error": {"message": "Method not allowed", "description": "this simulator only reads"}});
+        return (405, json_response(405, &body));
+    }
+    if path.starts_with("/extended-vehicle/") && sim.opts.extended == ExtendedMode::Gone {
+        let body = json!({"exveErrorId": "410", "exveErrorMsg": "The Extended Vehicle API has been shut down.", "exveErrorRef": random(8), "exveNote": "Use the Connected Vehicle API."});
+        return (410, json_response(410, &body));
+    }
+    match path {
+        "/connected-vehicle/v2/vehicles" => {
+            let list: Vec<Value> = sim.vins.iter().map(|v| json!({"vin": v})).collect();
+            return (200, json_response(200, &json!({"data": list})));
+        }
+        "/extended-vehicle/v1/vehicles" => {
+            let list: Vec<Value> = sim.vins.iter().map(|v| json!({"id": v, "timestamp": 1_767_225_600})).collect();
+            return (200, json_response(200, &json!({"vehicles": list})));
+        }
+        _ => {}
+    }
+    match sim.responses.get(path) {
+        Some((status, body)) => (*status, json_response(*status, body)),
+        None => {
+            let body = if path.starts_with("/energy/") {
+                json!({"error": {"code": "NOT_FOUND", "message": "Resource not found", "details": []}})
+            } else if path.starts_with("/extended-vehicle/") {
+                json!({"exveErrorId": "404", "exveErrorMsg": "Resource not found", "exveErrorRef": random(8), "exveNote": ""})
+            } else {
+                json!({"error": {"message": "Not found", "description": "No such resource"}})
+            };
+            (404, json_response(404, &body))
+        }
+    }
+}
+
+/// HTTP Basic client credentials, URL-decoded as RFC 6749 §2.3.1 asks.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Basic ")?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
+    let raw = String::from_utf8(raw).ok()?;
+    let (id, secret) = raw.split_once(':')?;
+    let dec = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+    Some((dec(id)?, dec(secret)?))
+}
+
+fn oauth_error(status: u16, error: &str, description: &str) -> Response {
+    json_response(status, &json!({"error": error, "error_description": description}))
+}
+
+async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
+    let start = Instant::now();
+    tokio::time::sleep(sim.opts.latency).await;
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let presented = form.get("refresh_token").cloned();
+    let (status, resp) = token_answer(&sim, &headers, &form);
+    record(&sim, "POST", "/as/token.oauth2", status, start, presented);
+    resp
+}
+
+fn token_answer(sim: &Sim, headers: &HeaderMap, form: &HashMap<String, String>) -> (u16, Response) {
+    if let Some(f) = take_fault(sim, "/as/token.oauth2") {
+        return (f.status, (StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), f.body).into_response());
+    }
+    match basic_credentials(headers) {
+        Some((id, secret)) if id == CLIENT_ID && secret == CLIENT_SECRET => {}
+        _ => return (401, oauth_error(401, "invalid_client", "Client authentication failed")),
+    }
+    match form.get("grant_type").map(String::as_str) {
+        Some("refresh_token") => {
+            let rt = form.get("refresh_token").cloned().unwrap_or_default();
+            let ok = {
+                let mut t = sim.tokens.lock().expect("tokens lock");
+                if t.refresh_valid.remove(&rt) {
+                    t.refresh_used.insert(rt.clone());
+                    true
+                } else {
+                    false
+                }
+            };
+            if !ok {
+                *sim.invalid_grants.lock().expect("lock") += 1;
+                return (400, oauth_error(400, "invalid_grant", "The refresh token is invalid, expired or already used"));
+            }
+            *sim.refreshes.lock().expect("lock") += 1;
+            (200, grant(sim, "openid"))
+        }
+        Some("authorization_code") => {
+            let code = form.get("code").cloned().unwrap_or_default();
+            let entry = sim.tokens.lock().expect("tokens lock").codes.remove(&code);
+            let Some((challenge, redirect, scope)) = entry else {
+                return (400, oauth_error(400, "invalid_grant", "Unknown or used authorization code"));
+            };
+            if form.get("redirect_uri") != Some(&redirect) {
+                return (400, oauth_error(400, "invalid_grant", "redirect_uri does not match the authorization request"));
+            }
+            let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+            let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+            if computed != challenge {
+                return (400, oauth_error(400, "invalid_grant", "PKCE verification failed"));
+            }
+            (200, grant(sim, &scope))
+        }
+        _ => (400, oauth_error(400, "unsupported_grant_type", "grant_type must be refresh_token or authorization_code")),
+    }
+}
+
+fn grant(sim: &Sim, scope: &str) -> Response {
+    let t = issue(sim, scope, false);
+    json_response(
+        200,
+        &json!({
+            "access_token": t["access_token"],
+            "refresh_token": t["refresh_token"],
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TOKEN_LIFETIME_S,
+            "scope": scope,
+        }),
+    )
+}
+
+async fn authorize(State(sim): State<Arc<Sim>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let redirect = q.get("redirect_uri").cloned().unwrap_or_default();
+    let Ok(mut target) = url::Url::parse(&redirect) else {
+        return (StatusCode::BAD_REQUEST, "redirect_uri is missing or not a URL").into_response();
+    };
+    {
+        let mut pairs = target.query_pairs_mut();
+        let state = q.get("state").cloned().unwrap_or_default();
+        let valid = q.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+            && q.get("response_type").map(String::as_str) == Some("code")
+            && q.get("code_challenge_method").map(String::as_str) == Some("S256")
+            && q.get("code_challenge").is_some_and(|c| c.len() >= 43);
+        if valid {
+            let code = random(24);
+            sim.tokens.lock().expect("tokens lock").codes.insert(
+                code.clone(),
+                (q["code_challenge"].clone(), redirect.clone(), q.get("scope").cloned().unwrap_or_default()),
+            );
+            pairs.append_pair("code", &code);
+        } else {
+            pairs.append_pair("error", "invalid_request");
+        }
+        pairs.append_pair("state", &state);
+    }
+    Redirect::to(target.as_str()).into_response()
+}
+
+async fn stats(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    let seen = sim.seen.lock().expect("seen lock").clone();
+    Json(json!({
+        "refreshes": *sim.refreshes.lock().expect("lock"),
+        "invalid_grants": *sim.invalid_grants.lock().expect("lock"),
+        "requests": seen,
+    }))
+}
+
+#[derive(Deserialize)]
+struct NewToken {
+    #[serde(default)]
+    expired: bool,
+}
+
+async fn new_token(State(sim): State<Arc<Sim>>, Query(q): Query<NewToken>) -> Json<Value> {
+    Json(issue(&sim, "openid", q.expired))
+}
+
+async fn add_faults(State(sim): State<Arc<Sim>>, Json(faults): Json<Vec<Fault>>) -> StatusCode {
+    sim.faults.lock().expect("faults lock").extend(faults);
+    StatusCode::NO_CONTENT
+}

@@ -1,0 +1,215 @@
+//! Values as Volvo really sends them: numbers that are sometimes strings, units that are
+//! sometimes missing, RFC 3339 timestamps with 0 to 7 fraction digits, and units that differ
+//! from car to car. Everything here is pure and converts to the base units of the metric names.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+/// One field of a response, decoded on its own: a field of the wrong shape becomes
+/// `Invalid` (skipped and counted by the mapper) instead of failing the whole endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field<T> {
+    Ok(T),
+    Invalid(String),
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Value::deserialize(d)?;
+        Ok(match serde_json::from_value::<T>(raw) {
+            Ok(v) => Field::Ok(v),
+            Err(e) => Field::Invalid(e.to_string()),
+        })
+    }
+}
+
+/// Why a value was not exported. A bounded set: these become label values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SkipReason {
+    /// The field had the wrong JSON shape or type.
+    Malformed,
+    /// The value is not a finite number.
+    NotANumber,
+    /// The unit is not one this tool knows, or does not fit the quantity.
+    UnknownUnit,
+    /// A number was expected to carry a unit and had none.
+    MissingUnit,
+    /// The timestamp could not be parsed (the value itself is still exported).
+    BadTimestamp,
+}
+
+impl SkipReason {
+    pub fn label(self) -> &'static str {
+        match self {
+            SkipReason::Malformed => "malformed",
+            SkipReason::NotANumber => "not_a_number",
+            SkipReason::UnknownUnit => "unknown_unit",
+            SkipReason::MissingUnit => "missing_unit",
+            SkipReason::BadTimestamp => "bad_timestamp",
+        }
+    }
+}
+
+/// A number that may arrive as a JSON number or as a numeric string (`"47.3"`). NaN,
+/// infinities and unparsable text are refused rather than exported.
+pub fn number(v: &Value) -> Result<f64, SkipReason> {
+    let n = match v {
+        Value::Number(n) => n.as_f64().ok_or(SkipReason::NotANumber)?,
+        Value::String(s) => s.trim().parse::<f64>().map_err(|_| SkipReason::NotANumber)?,
+        _ => return Err(SkipReason::NotANumber),
+    };
+    if n.is_finite() {
+        Ok(n)
+    } else {
+        Err(SkipReason::NotANumber)
+    }
+}
+
+/// Parses an RFC 3339 timestamp (any number of fraction digits) into Unix seconds.
+pub fn timestamp(text: &str) -> Result<f64, SkipReason> {
+    let t = chrono::DateTime::parse_from_rfc3339(text.trim()).map_err(|_| SkipReason::BadTimestamp)?;
+    Ok(t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) / 1e9)
+}
+
+/// The physical quantity a metric holds; the unit must fit it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantity {
+    /// meters
+    Length,
+    /// liters
+    Volume,
+    /// 0..1
+    Ratio,
+    /// seconds
+    Duration,
+    /// watts
+    Power,
+    /// amperes
+    Current,
+    /// meters per second
+    Speed,
+    /// liters per 100 kilometers
+    FuelConsumption,
+    /// kilowatt hours per 100 kilometers
+    EnergyConsumption,
+    /// joules
+    Energy,
+}
+
+/// Converts `value` given in `unit` to the base unit of `quantity`. A unit that is unknown,
+/// or known but of another quantity, is refused: it is never guessed.
+pub fn convert(value: f64, unit: &str, quantity: Quantity) -> Result<f64, SkipReason> {
+    let (q, factor) = unit_factor(unit).ok_or(SkipReason::UnknownUnit)?;
+    if q != quantity {
+        return Err(SkipReason::UnknownUnit);
+    }
+    let v = value * factor;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(SkipReason::NotANumber)
+    }
+}
+
+/// Average Gregorian month, as used for `timeToService` in months.
+pub const SECONDS_PER_MONTH: f64 = 30.436875 * 86400.0;
+pub const METERS_PER_MILE: f64 = 1609.344;
+
+/// The quantity a unit measures and the factor to that quantity's base unit.
+pub fn unit_factor(unit: &str) -> Option<(Quantity, f64)> {
+    use Quantity::*;
+    let u = unit.trim().to_ascii_lowercase();
+    Some(match u.as_str() {
+        "m" | "meters" | "metres" => (Length, 1.0),
+        "km" | "kilometers" | "kilometres" => (Length, 1000.0),
+        "mi" | "miles" | "mile" => (Length, METERS_PER_MILE),
+        "l" | "liters" | "litres" => (Volume, 1.0),
+        "%" | "percent" | "percentage" => (Ratio, 0.01),
+        "s" | "seconds" => (Duration, 1.0),
+        "min" | "minutes" => (Duration, 60.0),
+        "h" | "hours" => (Duration, 3600.0),
+        "days" | "d" => (Duration, 86400.0),
+        "months" => (Duration, SECONDS_PER_MONTH),
+        "w" | "watts" | "watt" => (Power, 1.0),
+        "kw" | "kilowatts" => (Power, 1000.0),
+        "a" | "ampere" | "amperes" | "amps" => (Current, 1.0),
+        "km/h" | "kmh" | "kph" => (Speed, 1000.0 / 3600.0),
+        "mph" | "mi/h" => (Speed, METERS_PER_MILE / 3600.0),
+        "m/s" => (Speed, 1.0),
+        "l/100km" => (FuelConsumption, 1.0),
+        "kwh/100km" => (EnergyConsumption, 1.0),
+        "kwh" => (Energy, 3.6e6),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_and_numeric_strings() {
+        assert_eq!(number(&json!(47.3)), Ok(47.3));
+        assert_eq!(number(&json!("47.3")), Ok(47.3));
+        assert_eq!(number(&json!(" 12 ")), Ok(12.0));
+        assert_eq!(number(&json!("NaN")), Err(SkipReason::NotANumber));
+        assert_eq!(number(&json!("inf")), Err(SkipReason::NotANumber));
+        assert_eq!(number(&json!("1e999")), Err(SkipReason::NotANumber));
+        assert_eq!(number(&json!("abc")), Err(SkipReason::NotANumber));
+        assert_eq!(number(&json!(true)), Err(SkipReason::NotANumber));
+        assert_eq!(number(&json!(null)), Err(SkipReason::NotANumber));
+        assert_eq!(number(&json!(1e300)), Ok(1e300));
+    }
+
+    #[test]
+    fn timestamps_with_zero_to_seven_fraction_digits() {
+        assert_eq!(timestamp("2026-05-01T12:00:00Z"), Ok(1777636800.0));
+        assert_eq!(timestamp("2026-05-01T12:00:00.5Z"), Ok(1777636800.5));
+        assert_eq!(timestamp("2026-05-01T12:00:00.1234567+00:00"), Ok(1777636800.1234567));
+        assert_eq!(timestamp("2026-05-01T14:00:00+02:00"), Ok(1777636800.0));
+        assert_eq!(timestamp("yesterday"), Err(SkipReason::BadTimestamp));
+    }
+
+    #[test]
+    fn conversions_to_base_units() {
+        use Quantity::*;
+        assert_eq!(convert(12.5, "km", Length), Ok(12500.0));
+        assert_eq!(convert(12.5, "kilometers", Length), Ok(12500.0));
+        assert_eq!(convert(10.0, "mi", Length), Ok(16093.44));
+        assert_eq!(convert(10.0, "miles", Length), Ok(16093.44));
+        assert_eq!(convert(80.0, "percentage", Ratio), Ok(0.8));
+        assert_eq!(convert(80.0, "%", Ratio), Ok(0.8));
+        assert_eq!(convert(2.0, "h", Duration), Ok(7200.0));
+        assert_eq!(convert(3.0, "days", Duration), Ok(259200.0));
+        assert_eq!(convert(1.0, "months", Duration), Ok(2629746.0));
+        assert_eq!(convert(45.0, "minutes", Duration), Ok(2700.0));
+        assert_eq!(convert(7400.0, "watts", Power), Ok(7400.0));
+        assert_eq!(convert(16.0, "ampere", Current), Ok(16.0));
+        assert_eq!(convert(36.0, "km/h", Speed), Ok(10.0));
+        assert_eq!(convert(5.6, "l/100km", FuelConsumption), Ok(5.6));
+        assert_eq!(convert(17.1, "kWh/100km", EnergyConsumption), Ok(17.1));
+        assert_eq!(convert(78.0, "kWh", Energy), Ok(280_800_000.0));
+    }
+
+    #[test]
+    fn unknown_or_mismatched_units_are_refused() {
+        assert_eq!(convert(1.0, "gal", Quantity::Volume), Err(SkipReason::UnknownUnit));
+        assert_eq!(convert(1.0, "km", Quantity::Duration), Err(SkipReason::UnknownUnit));
+        assert_eq!(convert(1.0, "", Quantity::Length), Err(SkipReason::UnknownUnit));
+        assert_eq!(convert(1e308, "mi", Quantity::Length), Err(SkipReason::NotANumber));
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_shape_is_invalid_not_an_error() {
+        #[derive(Deserialize, Debug)]
+        struct S {
+            a: Option<Field<u32>>,
+            b: Option<Field<u32>>,
+        }
+        let s: S = serde_json::from_value(json!({"a": 1, "b": "x"})).unwrap();
+        assert_eq!(s.a, Some(Field::Ok(1)));
+        assert!(matches!(s.b, Some(Field::Invalid(_))));
+    }
+}

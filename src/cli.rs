@@ -41,6 +41,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Log in to Volvo ID (authorization code with PKCE) and write the token file.
+    Login {
+        /// Only print the URL to open; do not try to start a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Give up waiting for the redirect after this long.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+        timeout: Duration,
+    },
     /// The whole pipeline against the built-in simulator, printing the exposition.
     Demo {
         /// Latency the simulated cloud adds to every answer.

@@ -41,6 +41,11 @@ pub async fn main_with(cli: cli::Cli) -> ExitCode {
 async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
     match &cli.command {
         Some(cli::Command::Demo { latency }) => demo::run(*latency).await,
+        Some(cli::Command::Login { no_browser, timeout }) => {
+            let path = config::locate(cli.config.as_deref())?;
+            let settings = config::load(&path)?;
+            auth::login::run(&settings, *no_browser, *timeout).await
+        }
         Some(cli::Command::Simulate { listen, latency, extended, cars, write_token }) => {
             let opts = simulator::Options { latency: *latency, extended: *extended, cars: *cars };
             let sim = simulator::start(*listen, opts)

@@ -89,9 +89,9 @@ pub enum Quantity {
     Current,
     /// meters per second
     Speed,
-    /// liters per 100 kilometers
+    /// liters per meter (1 l/100km = 1e-5 l/m)
     FuelConsumption,
-    /// kilowatt hours per 100 kilometers
+    /// joules per meter (1 kWh/100km = 36 J/m)
     EnergyConsumption,
     /// joules
     Energy,
@@ -104,12 +104,18 @@ pub fn convert(value: f64, unit: &str, quantity: Quantity) -> Result<f64, SkipRe
     if q != quantity {
         return Err(SkipReason::UnknownUnit);
     }
-    let v = value * factor;
+    let v = tidy(value * factor);
     if v.is_finite() {
         Ok(v)
     } else {
         Err(SkipReason::NotANumber)
     }
+}
+
+/// Rounds away the noise of the conversion's float arithmetic (5.9 × 1e-5 is
+/// 5.900000000000001e-5): 12 significant digits are far more than any car reports.
+fn tidy(v: f64) -> f64 {
+    format!("{v:.11e}").parse().unwrap_or(v)
 }
 
 /// Average Gregorian month, as used for `timeToService` in months.
@@ -137,8 +143,8 @@ pub fn unit_factor(unit: &str) -> Option<(Quantity, f64)> {
         "km/h" | "kmh" | "kph" => (Speed, 1000.0 / 3600.0),
         "mph" | "mi/h" => (Speed, METERS_PER_MILE / 3600.0),
         "m/s" => (Speed, 1.0),
-        "l/100km" => (FuelConsumption, 1.0),
-        "kwh/100km" => (EnergyConsumption, 1.0),
+        "l/100km" => (FuelConsumption, 1e-5),
+        "kwh/100km" => (EnergyConsumption, 36.0),
         "kwh" => (Energy, 3.6e6),
         _ => return None,
     })
@@ -188,8 +194,8 @@ mod tests {
         assert_eq!(convert(7400.0, "watts", Power), Ok(7400.0));
         assert_eq!(convert(16.0, "ampere", Current), Ok(16.0));
         assert_eq!(convert(36.0, "km/h", Speed), Ok(10.0));
-        assert_eq!(convert(5.6, "l/100km", FuelConsumption), Ok(5.6));
-        assert_eq!(convert(17.1, "kWh/100km", EnergyConsumption), Ok(17.1));
+        assert!((convert(5.6, "l/100km", FuelConsumption).unwrap() - 5.6e-5).abs() < 1e-15);
+        assert!((convert(17.1, "kWh/100km", EnergyConsumption).unwrap() - 615.6).abs() < 1e-9);
         assert_eq!(convert(78.0, "kWh", Energy), Ok(280_800_000.0));
     }
 

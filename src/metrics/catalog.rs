@@ -106,16 +106,16 @@ family!(DISTANCE_TO_SERVICE, Gauge, ConnectedVehicle, "volvo_distance_to_service
     "Distance left until the next service, in meters.");
 family!(TIME_TO_SERVICE, Gauge, ConnectedVehicle, "volvo_time_to_service_seconds", ["vin"], Some("volvo_time_to_service"),
     "Time left until the next service, in seconds (months count as 30.44 days).");
-family!(ENGINE_HOURS_TO_SERVICE, Gauge, ConnectedVehicle, "volvo_engine_hours_to_service_seconds", ["vin"], Some("volvo_engine_hours_to_service"),
+family!(ENGINE_HOURS_TO_SERVICE, Gauge, ConnectedVehicle, "volvo_engine_running_time_to_service_seconds", ["vin"], Some("volvo_engine_running_time_to_service"),
     "Engine running time left until the next service, in seconds.");
 family!(TRIP_METER, Gauge, ConnectedVehicle, "volvo_trip_meter_meters", ["vin", "trip"], Some("volvo_trip_meter"),
     "Trip meter distance, in meters (trip: manual, automatic, trip1, trip2).");
 family!(AVERAGE_SPEED, Gauge, ConnectedVehicle, "volvo_average_speed_meters_per_second", ["vin", "trip"], Some("volvo_average_speed"),
     "Average speed of the trip, in meters per second.");
-family!(AVERAGE_FUEL, Gauge, ConnectedVehicle, "volvo_average_fuel_consumption_liters_per_100_kilometers", ["vin", "trip"], Some("volvo_average_fuel_consumption"),
-    "Average fuel consumption of the trip, in liters per 100 km.");
-family!(AVERAGE_ENERGY, Gauge, ConnectedVehicle, "volvo_average_energy_consumption_kilowatt_hours_per_100_kilometers", ["vin", "trip"], Some("volvo_average_energy_consumption"),
-    "Average energy consumption of the trip (or since the last charge), in kWh per 100 km.");
+family!(AVERAGE_FUEL, Gauge, ConnectedVehicle, "volvo_average_fuel_consumption_liters_per_meter", ["vin", "trip"], Some("volvo_average_fuel_consumption"),
+    "Average fuel consumption of the trip, in liters per meter (multiply by 100000 for l/100 km).");
+family!(AVERAGE_ENERGY, Gauge, ConnectedVehicle, "volvo_average_energy_consumption_joules_per_meter", ["vin", "trip"], Some("volvo_average_energy_consumption"),
+    "Average energy consumption of the trip (or since the last charge), in joules per meter (divide by 36 for kWh/100 km).");
 family!(DISTANCE_TO_EMPTY, Gauge, ConnectedVehicle, "volvo_distance_to_empty_meters", ["vin", "source"], Some("volvo_distance_to_empty"),
     "Estimated range, in meters (source: tank, battery, or total for cars that report one figure).");
 family!(COMMAND_AVAILABILITY, Gauge, ConnectedVehicle, "volvo_command_availability", ["vin", "state"], Some("volvo_command_availability"),

@@ -277,8 +277,8 @@ mod tests {
         let mut out = VehicleOut::new(&mut exp, "YV1XZK9V0R2000001", Origin::ConnectedVehicle);
         out.state_set(&catalog::CENTRAL_LOCK, &[], "centralLock", "HALF_LOCKED", &["LOCKED", "UNLOCKED"], None);
         let text = String::from_utf8(exp.encode()).unwrap();
-        assert!(text.contains("state=\"HALF_LOCKED\"} 1"), "{text}");
-        assert!(text.contains("state=\"LOCKED\"} 0"), "{text}");
+        assert!(text.contains("{state=\"HALF_LOCKED\",vin=\"YV1XZK9V0R2000001\"} 1"), "{text}");
+        assert!(text.contains("{state=\"LOCKED\",vin=\"YV1XZK9V0R2000001\"} 0"), "{text}");
     }
 
     #[test]
@@ -287,6 +287,6 @@ mod tests {
         let mut out = VehicleOut::new(&mut exp, "YV1XZK9V0R2000001", Origin::ConnectedVehicle);
         out.state_set(&catalog::SERVICE_TRIGGER, &[], "serviceTrigger", "a\"b\\c\nd é", &[], None);
         let text = String::from_utf8(exp.encode()).unwrap();
-        assert!(text.contains(r#"state="a\"b\\c_d é"} 1"#), "{text}");
+        assert!(text.contains(r#"{state="a\"b\\c_d é",vin="YV1XZK9V0R2000001"} 1"#), "{text}");
     }
 }

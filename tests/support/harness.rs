@@ -1,0 +1,312 @@
+//! Test harness: runs the real `volvo-collect` binary against the real built-in simulator
+//! (started as `volvo-collect simulate` on a free loopback port), in a private folder with
+//! its own config and token, and checks outputs with the real `promtool`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_volvo-collect");
+
+/// The four sample cars: BEV, PHEV, petrol, diesel.
+pub const BEV: &str = "YV1XZK9V0R2000001";
+pub const PHEV: &str = "YV1BZ8ZP0M1000002";
+pub const PETROL: &str = "YV1ZWA8U0P1000003";
+pub const DIESEL: &str = "YV1LFA2D0K1000004";
+
+/// A running `volvo-collect simulate`, killed when dropped.
+pub struct Sim {
+    child: Child,
+    pub url: String,
+}
+
+impl Sim {
+    pub fn start(args: &[&str]) -> Sim {
+        let mut child = Command::new(BIN)
+            .args(["simulate", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("LOG_LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the simulator");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .expect("simulator prints its address");
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .expect("address on the first line")
+            .to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "unexpected first line: {line}");
+        Sim { child, url }
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> String {
+        http("POST", &format!("{}{path}", self.url), Some(body))
+    }
+
+    pub fn stats(&self) -> Value {
+        serde_json::from_str(&http("GET", &format!("{}/_sim/stats", self.url), None)).unwrap()
+    }
+
+    /// A token pair this simulator accepts, as token-file JSON.
+    pub fn token(&self, expired: bool) -> Value {
+        serde_json::from_str(&self.post(&format!("/_sim/token?expired={expired}"), "")).unwrap()
+    }
+
+    /// Injects faults (see `simulator::Fault`).
+    pub fn faults(&self, faults: Value) {
+        self.post("/_sim/faults", &faults.to_string());
+    }
+
+    /// Requests the simulator has seen whose path contains `part`.
+    pub fn requests(&self, part: &str) -> Vec<Value> {
+        self.stats()["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["path"].as_str().unwrap().contains(part))
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tiny HTTP/1.1 client over a TCP socket, enough for the simulator's control endpoints
+/// and for scraping test servers without pulling an HTTP client into every test.
+pub fn http(method: &str, url: &str, body: Option<&str>) -> String {
+    let (status, text) = http_status(method, url, body, &[]);
+    assert!((200..300).contains(&status), "{method} {url}: HTTP {status}: {text}");
+    text
+}
+
+pub fn http_status(method: &str, url: &str, body: Option<&str>, headers: &[(&str, &str)]) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let mut s = std::net::TcpStream::connect(host).expect("connect");
+    let body = body.unwrap_or("");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if !body.is_empty() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut raw).unwrap();
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    (status, if chunked { dechunk(body) } else { body.to_string() })
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let Some((size, rest)) = body.split_once("\r\n") else { break };
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
+}
+
+/// A private folder with a config pointing at a simulator and a token file.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    /// Config for `sim` with `extra` TOML appended to `[volvo]` (e.g. `vins = [...]`), and a
+    /// token whose access token has expired (so the run refreshes first).
+    pub fn new(sim: &Sim, volvo_extra: &str, rest: &str) -> Workspace {
+        let ws = Workspace { dir: tempfile::tempdir().unwrap() };
+        let url = &sim.url;
+        ws.write(
+            "collector.toml",
+            &format!(
+                "[volvo]\nclient_id = \"demo-client\"\nclient_secret = \"demo-secret\"\napi_key = \"demo-api-key\"\ntoken_file = \"token.json\"\napi_url = \"{url}\"\nauth_url = \"{url}/as/authorization.oauth2\"\ntoken_url = \"{url}/as/token.oauth2\"\n{volvo_extra}\n{rest}\n"
+            ),
+        );
+        ws.write("token.json", &sim.token(true).to_string());
+        ws
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.path(name), text).unwrap();
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap()
+    }
+
+    pub fn token(&self) -> Value {
+        serde_json::from_str(&self.read("token.json")).unwrap()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--config").arg(self.path("collector.toml")).args(args);
+        c.env("LOG_LEVEL", "info");
+        c.env_remove("VOLVO_CLIENT_SECRET").env_remove("VOLVO_API_KEY").env_remove("CREDENTIALS_DIRECTORY");
+        c
+    }
+
+    /// Runs `volvo-collect --config <ws>/collector.toml <args>` and waits.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run volvo-collect")
+    }
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited, not killed")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+/// Runs the real `promtool check metrics` on `text`; panics with its findings.
+pub fn promtool_check(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is needed (Debian package `prometheus`; the README's test command installs it)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics found problems:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Checks what promtool does not: every series once, one HELP and TYPE per family, no
+/// timestamps on samples, and samples only under their own family's header.
+pub fn check_exposition(text: &str) {
+    let mut series = std::collections::HashSet::new();
+    let mut helps = std::collections::HashSet::new();
+    let mut types = std::collections::HashSet::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap();
+            assert!(helps.insert(name.to_string()), "HELP twice for {name}");
+            current = name.to_string();
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let name = rest.split(' ').next().unwrap();
+            assert!(types.insert(name.to_string()), "TYPE twice for {name}");
+        } else if !line.is_empty() {
+            let (key, value) = split_sample(line);
+            assert!(series.insert(key.to_string()), "duplicate series: {key}");
+            let name = key.split('{').next().unwrap();
+            assert_eq!(name, current, "sample outside its family: {line}");
+            assert!(!value.contains(' '), "sample with a timestamp: {line}");
+            let v: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line}"));
+            assert!(v.is_finite(), "non-finite value: {line}");
+        }
+    }
+}
+
+/// (series key, value) of a sample line; label values may contain spaces.
+pub fn split_sample(line: &str) -> (&str, &str) {
+    match line.rfind('}') {
+        Some(i) => (&line[..=i], line[i + 1..].trim()),
+        None => line.split_once(' ').map(|(k, v)| (k, v.trim())).unwrap(),
+    }
+}
+
+/// The value of the series `key` (exact, e.g. `volvo_odometer_meters{vin="..."}`) in `text`.
+pub fn value(text: &str, key: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(split_sample)
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.parse().unwrap())
+}
+
+/// Metric families whose values change from run to run (durations, wall-clock times); the
+/// golden files hold `<dynamic>` in their place.
+pub const DYNAMIC: &[&str] = &[
+    "volvo_collect_api_duration_seconds",
+    "volvo_collect_run_duration_seconds",
+    "volvo_collect_run_timestamp_seconds",
+    "volvo_collect_last_success_timestamp_seconds",
+    "volvo_collect_access_token_expiry_timestamp_seconds",
+    "volvo_collect_refresh_token_rotated_timestamp_seconds",
+    "volvo_collect_login_timestamp_seconds",
+    "volvo_collect_api_unavailable_until_timestamp_seconds",
+];
+
+pub fn normalize(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if !l.starts_with('#') && DYNAMIC.iter().any(|d| l.starts_with(&format!("{d}{{")) || l.starts_with(&format!("{d} "))) {
+                format!("{} <dynamic>", split_sample(l).0)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// Compares `actual` with the golden file `tests/golden/<name>`; `UPDATE_GOLDEN=1` rewrites it.
+pub fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("no golden file {}: run the tests once with UPDATE_GOLDEN=1", path.display()));
+    if expected != actual {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(actual.lines())
+            .filter(|(a, b)| a != b)
+            .take(10)
+            .map(|(a, b)| format!("- {a}\n+ {b}"))
+            .collect();
+        panic!(
+            "{} differs from this run ({} vs {} lines); first differences:\n{}\n(rewrite with UPDATE_GOLDEN=1 if the change is intended)",
+            path.display(),
+            expected.lines().count(),
+            actual.lines().count(),
+            diff.join("\n")
+        );
+    }
+}

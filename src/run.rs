@@ -30,7 +30,7 @@ pub struct RunOutcome {
 
 /// Everything one API answered for one vehicle.
 enum ApiData {
-    Connected(connected::Snapshot),
+    Connected(Box<connected::Snapshot>),
     Energy(energy::Snapshot),
     Location(Result<location::Feature, ApiError>),
     Extended(extended::Snapshot),
@@ -48,7 +48,11 @@ impl Fetched {
         match &self.data {
             ApiData::Connected(s) => s.errors(),
             ApiData::Energy(s) => s.errors(),
-            ApiData::Location(r) => r.as_ref().err().map(|e| vec![("location", e)]).unwrap_or_default(),
+            ApiData::Location(r) => r
+                .as_ref()
+                .err()
+                .map(|e| vec![("location", e)])
+                .unwrap_or_default(),
             ApiData::Extended(s) => s.errors(),
         }
     }
@@ -96,10 +100,31 @@ pub async fn run_once(settings: &Settings) -> Result<RunOutcome, Fatal> {
         Ok((t, _)) => t,
         Err(fatal) => {
             // No data, but the self-metrics still go out so an alert can say why.
-            exp.gauge(&c::LOGIN_NEEDED, &[], if fatal.code == ExitCode::LoginNeeded { 1.0 } else { 0.0 });
+            exp.gauge(
+                &c::LOGIN_NEEDED,
+                &[],
+                if fatal.code == ExitCode::LoginNeeded {
+                    1.0
+                } else {
+                    0.0
+                },
+            );
             problems.push(fatal.message.clone());
-            let exit = finish(settings, &mut exp, &mut state, started, None, fatal.code, &mut problems).await;
-            return Ok(RunOutcome { text: exp.encode(), exit, problems });
+            let exit = finish(
+                settings,
+                &mut exp,
+                &mut state,
+                started,
+                None,
+                fatal.code,
+                &mut problems,
+            )
+            .await;
+            return Ok(RunOutcome {
+                text: exp.encode(),
+                exit,
+                problems,
+            });
         }
     };
     exp.gauge(&c::LOGIN_NEEDED, &[], 0.0);
@@ -127,8 +152,21 @@ pub async fn run_once(settings: &Settings) -> Result<RunOutcome, Fatal> {
                 e if e.is_temporary() => ExitCode::Temporary,
                 _ => ExitCode::Partial,
             };
-            let exit = finish(settings, &mut exp, &mut state, started, Some(&client), exit, &mut problems).await;
-            return Ok(RunOutcome { text: exp.encode(), exit, problems });
+            let exit = finish(
+                settings,
+                &mut exp,
+                &mut state,
+                started,
+                Some(&client),
+                exit,
+                &mut problems,
+            )
+            .await;
+            return Ok(RunOutcome {
+                text: exp.encode(),
+                exit,
+                problems,
+            });
         }
     };
 
@@ -140,7 +178,10 @@ pub async fn run_once(settings: &Settings) -> Result<RunOutcome, Fatal> {
             (Origin::ConnectedVehicle, settings.sources.connected_vehicle),
             (Origin::Energy, settings.sources.energy),
             (Origin::Location, settings.sources.location),
-            (Origin::ExtendedVehicle, settings.sources.extended_vehicle && extended_until.is_none()),
+            (
+                Origin::ExtendedVehicle,
+                settings.sources.extended_vehicle && extended_until.is_none(),
+            ),
         ];
         for (api, on) in apis {
             if !on {
@@ -160,7 +201,7 @@ pub async fn run_once(settings: &Settings) -> Result<RunOutcome, Fatal> {
                 let data = match api {
                     Origin::ConnectedVehicle => {
                         let wanted = |name: &str| !unsupported.contains(name);
-                        ApiData::Connected(connected::fetch(&client, &vin, &wanted).await)
+                        ApiData::Connected(Box::new(connected::fetch(&client, &vin, &wanted).await))
                     }
                     Origin::Energy => ApiData::Energy(energy::fetch(&client, &vin).await),
                     Origin::Location => ApiData::Location(if unsupported.contains("location") {
@@ -168,10 +209,17 @@ pub async fn run_once(settings: &Settings) -> Result<RunOutcome, Fatal> {
                     } else {
                         location::fetch(&client, &vin).await
                     }),
-                    Origin::ExtendedVehicle => ApiData::Extended(extended::fetch(&client, &vin).await),
+                    Origin::ExtendedVehicle => {
+                        ApiData::Extended(extended::fetch(&client, &vin).await)
+                    }
                     Origin::Collector => unreachable!("not an API"),
                 };
-                Fetched { vin, api, seconds: t0.elapsed().as_secs_f64(), data }
+                Fetched {
+                    vin,
+                    api,
+                    seconds: t0.elapsed().as_secs_f64(),
+                    data,
+                }
             });
         }
     }
@@ -191,7 +239,9 @@ pub async fn run_once(settings: &Settings) -> Result<RunOutcome, Fatal> {
         match &f.data {
             ApiData::Connected(s) => metrics::connected::map(&mut exp, vin, s),
             ApiData::Energy(s) => metrics::energy::map(&mut exp, vin, s),
-            ApiData::Location(Ok(feature)) => metrics::location::map(&mut exp, vin, feature, &settings.location),
+            ApiData::Location(Ok(feature)) => {
+                metrics::location::map(&mut exp, vin, feature, &settings.location)
+            }
             ApiData::Location(Err(_)) => {}
             ApiData::Extended(s) => {
                 if s.api_gone() {
@@ -208,8 +258,14 @@ pub async fn run_once(settings: &Settings) -> Result<RunOutcome, Fatal> {
             match e {
                 ApiError::NotSupported(_) if !gone_api => {
                     exp.gauge(&c::NOT_SUPPORTED, &[vin, api, endpoint], 1.0);
-                    if *endpoint != "state" && *endpoint != "capabilities" && *endpoint != "resource" {
-                        let until = state.not_supported.entry(state::endpoint_key(vin, api, endpoint)).or_insert(now + state::BACKOFF_S);
+                    if *endpoint != "state"
+                        && *endpoint != "capabilities"
+                        && *endpoint != "resource"
+                    {
+                        let until = state
+                            .not_supported
+                            .entry(state::endpoint_key(vin, api, endpoint))
+                            .or_insert(now + state::BACKOFF_S);
                         let _ = until;
                     }
                 }
@@ -233,15 +289,24 @@ pub async fn run_once(settings: &Settings) -> Result<RunOutcome, Fatal> {
     }
     if extended_gone {
         let until = now + state::BACKOFF_S;
-        state.api_unavailable.insert(Origin::ExtendedVehicle.label().into(), until);
+        state
+            .api_unavailable
+            .insert(Origin::ExtendedVehicle.label().into(), until);
         tracing::warn!(
             "Volvo's Extended Vehicle API answers that it is shut down; it is skipped until {} and the other APIs go on",
             chrono::DateTime::from_timestamp(until, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
         );
     }
-    if let Some(until) = state.unavailable_until(Origin::ExtendedVehicle.label(), now).or(extended_gone.then_some(now + state::BACKOFF_S)) {
+    if let Some(until) = state
+        .unavailable_until(Origin::ExtendedVehicle.label(), now)
+        .or(extended_gone.then_some(now + state::BACKOFF_S))
+    {
         if settings.sources.extended_vehicle {
-            exp.gauge(&c::API_UNAVAILABLE, &[Origin::ExtendedVehicle.label()], until as f64);
+            exp.gauge(
+                &c::API_UNAVAILABLE,
+                &[Origin::ExtendedVehicle.label()],
+                until as f64,
+            );
         }
     }
     exp.gauge(&c::VEHICLES, &[], vins.len() as f64);
@@ -253,8 +318,21 @@ pub async fn run_once(settings: &Settings) -> Result<RunOutcome, Fatal> {
     } else {
         ExitCode::Partial
     };
-    let exit = finish(settings, &mut exp, &mut state, started, Some(&client), exit, &mut problems).await;
-    Ok(RunOutcome { text: exp.encode(), exit, problems })
+    let exit = finish(
+        settings,
+        &mut exp,
+        &mut state,
+        started,
+        Some(&client),
+        exit,
+        &mut problems,
+    )
+    .await;
+    Ok(RunOutcome {
+        text: exp.encode(),
+        exit,
+        problems,
+    })
 }
 
 /// How many endpoints an API answered for, to tell "nothing came back" from "some did".
@@ -269,7 +347,11 @@ fn endpoint_count(f: &Fetched) -> usize {
 
 /// The vehicles of this run: the configured VINs (each checked against the account), or every
 /// vehicle on the account.
-async fn vehicles(client: &Client, settings: &Settings, problems: &mut Vec<String>) -> Result<Vec<String>, ApiError> {
+async fn vehicles(
+    client: &Client,
+    settings: &Settings,
+    problems: &mut Vec<String>,
+) -> Result<Vec<String>, ApiError> {
     let listed = connected::vehicles(client).await;
     if settings.vins.is_empty() {
         return listed;
@@ -319,7 +401,10 @@ async fn finish(
     let end_s = end.timestamp_millis() as f64 / 1000.0;
     if let Some(client) = client {
         for ((api, endpoint, status), n) in client.request_counts() {
-            *state.requests.entry(format!("{api} {endpoint} {status}")).or_default() += n;
+            *state
+                .requests
+                .entry(format!("{api} {endpoint} {status}"))
+                .or_default() += n;
         }
         for (api, n) in client.retry_counts() {
             *state.retries.entry(api).or_default() += n;
@@ -327,7 +412,9 @@ async fn finish(
     }
     for (key, n) in &state.requests {
         let mut parts = key.splitn(3, ' ');
-        if let (Some(api), Some(endpoint), Some(status)) = (parts.next(), parts.next(), parts.next()) {
+        if let (Some(api), Some(endpoint), Some(status)) =
+            (parts.next(), parts.next(), parts.next())
+        {
             exp.counter(&c::REQUESTS, &[api, endpoint, status], *n as f64);
         }
     }
@@ -355,7 +442,11 @@ async fn finish(
 
     // RUN_SUCCESS must be known before encoding, and it depends on the outputs: encode once
     // with the collection's verdict, since a failed output cannot report itself anyway.
-    exp.gauge(&c::RUN_SUCCESS, &[], if exit == ExitCode::Ok { 1.0 } else { 0.0 });
+    exp.gauge(
+        &c::RUN_SUCCESS,
+        &[],
+        if exit == ExitCode::Ok { 1.0 } else { 0.0 },
+    );
     let text = exp.encode();
     let failures = sinks::deliver(&settings.output, exp, &text).await;
     let mut exit = exit;

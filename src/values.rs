@@ -56,7 +56,10 @@ impl SkipReason {
 pub fn number(v: &Value) -> Result<f64, SkipReason> {
     let n = match v {
         Value::Number(n) => n.as_f64().ok_or(SkipReason::NotANumber)?,
-        Value::String(s) => s.trim().parse::<f64>().map_err(|_| SkipReason::NotANumber)?,
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| SkipReason::NotANumber)?,
         _ => return Err(SkipReason::NotANumber),
     };
     if n.is_finite() {
@@ -68,7 +71,8 @@ pub fn number(v: &Value) -> Result<f64, SkipReason> {
 
 /// Parses an RFC 3339 timestamp (any number of fraction digits) into Unix seconds.
 pub fn timestamp(text: &str) -> Result<f64, SkipReason> {
-    let t = chrono::DateTime::parse_from_rfc3339(text.trim()).map_err(|_| SkipReason::BadTimestamp)?;
+    let t =
+        chrono::DateTime::parse_from_rfc3339(text.trim()).map_err(|_| SkipReason::BadTimestamp)?;
     Ok(t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) / 1e9)
 }
 
@@ -173,7 +177,10 @@ mod tests {
     fn timestamps_with_zero_to_seven_fraction_digits() {
         assert_eq!(timestamp("2026-05-01T12:00:00Z"), Ok(1777636800.0));
         assert_eq!(timestamp("2026-05-01T12:00:00.5Z"), Ok(1777636800.5));
-        assert_eq!(timestamp("2026-05-01T12:00:00.1234567+00:00"), Ok(1777636800.1234567));
+        assert_eq!(
+            timestamp("2026-05-01T12:00:00.1234567+00:00"),
+            Ok(1777636800.1234567)
+        );
         assert_eq!(timestamp("2026-05-01T14:00:00+02:00"), Ok(1777636800.0));
         assert_eq!(timestamp("yesterday"), Err(SkipReason::BadTimestamp));
     }
@@ -201,10 +208,22 @@ mod tests {
 
     #[test]
     fn unknown_or_mismatched_units_are_refused() {
-        assert_eq!(convert(1.0, "gal", Quantity::Volume), Err(SkipReason::UnknownUnit));
-        assert_eq!(convert(1.0, "km", Quantity::Duration), Err(SkipReason::UnknownUnit));
-        assert_eq!(convert(1.0, "", Quantity::Length), Err(SkipReason::UnknownUnit));
-        assert_eq!(convert(1e308, "mi", Quantity::Length), Err(SkipReason::NotANumber));
+        assert_eq!(
+            convert(1.0, "gal", Quantity::Volume),
+            Err(SkipReason::UnknownUnit)
+        );
+        assert_eq!(
+            convert(1.0, "km", Quantity::Duration),
+            Err(SkipReason::UnknownUnit)
+        );
+        assert_eq!(
+            convert(1.0, "", Quantity::Length),
+            Err(SkipReason::UnknownUnit)
+        );
+        assert_eq!(
+            convert(1e308, "mi", Quantity::Length),
+            Err(SkipReason::NotANumber)
+        );
     }
 
     #[test]

@@ -80,7 +80,11 @@ impl Client {
             .counts
             .lock()
             .expect("counts lock")
-            .entry((api.label().to_string(), template.to_string(), status.to_string()))
+            .entry((
+                api.label().to_string(),
+                template.to_string(),
+                status.to_string(),
+            ))
             .or_default() += 1;
     }
 
@@ -97,7 +101,12 @@ impl Client {
 
     /// GETs `path` and returns the body of a 200 answer; retries transport errors, 5xx and 429
     /// with exponential back-off and jitter, never past the deadline.
-    pub async fn get(&self, api: Origin, template: &'static str, path: &str) -> Result<Vec<u8>, ApiError> {
+    pub async fn get(
+        &self,
+        api: Origin,
+        template: &'static str,
+        path: &str,
+    ) -> Result<Vec<u8>, ApiError> {
         let url = self
             .base
             .join(path.trim_start_matches('/'))
@@ -105,13 +114,16 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = match tokio::time::timeout_at(self.deadline, self.attempt(api, template, &url)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    self.count(api, template, "timeout");
-                    Err(ApiError::Timeout)
-                }
-            };
+            let result =
+                match tokio::time::timeout_at(self.deadline, self.attempt(api, template, &url))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => {
+                        self.count(api, template, "timeout");
+                        Err(ApiError::Timeout)
+                    }
+                };
             let err = match result {
                 Ok(body) => return Ok(body),
                 Err(e) => e,
@@ -119,10 +131,12 @@ impl Client {
             let retry_after = match &err {
                 ApiError::RateLimited { retry_after } => Some(retry_after.unwrap_or_default()),
                 ApiError::Transport(_) | ApiError::RequestTimeout => Some(Duration::ZERO),
-                ApiError::ServerError(s) if matches!(s, 500 | 502 | 503 | 504) => Some(Duration::ZERO),
+                ApiError::ServerError(500 | 502 | 503 | 504) => Some(Duration::ZERO),
                 _ => None,
             };
-            let Some(floor) = retry_after else { return Err(err) };
+            let Some(floor) = retry_after else {
+                return Err(err);
+            };
             if attempt >= MAX_ATTEMPTS {
                 return Err(err);
             }
@@ -132,14 +146,28 @@ impl Client {
             if Instant::now() + wait >= self.deadline {
                 return Err(err);
             }
-            *self.retries.lock().expect("retries lock").entry(api.label().to_string()).or_default() += 1;
+            *self
+                .retries
+                .lock()
+                .expect("retries lock")
+                .entry(api.label().to_string())
+                .or_default() += 1;
             tracing::debug!(api = api.label(), endpoint = template, error = %err, wait_ms = wait.as_millis() as u64, "retrying");
             tokio::time::sleep(wait).await;
         }
     }
 
-    async fn attempt(&self, api: Origin, template: &'static str, url: &Url) -> Result<Vec<u8>, ApiError> {
-        let _permit = self.in_flight.acquire().await.expect("semaphore is never closed");
+    async fn attempt(
+        &self,
+        api: Origin,
+        template: &'static str,
+        url: &Url,
+    ) -> Result<Vec<u8>, ApiError> {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .expect("semaphore is never closed");
         let token = self.access_token.read().await.clone();
         let started = Instant::now();
         let response = self
@@ -187,7 +215,14 @@ impl Client {
                 Err(e) => return Err(ApiError::Transport(describe(&e))),
             }
         }
-        tracing::trace!(api = api.label(), endpoint = template, status = status.as_u16(), bytes = body.len(), elapsed_ms = started.elapsed().as_millis() as u64, "response");
+        tracing::trace!(
+            api = api.label(),
+            endpoint = template,
+            status = status.as_u16(),
+            bytes = body.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "response"
+        );
         if status == StatusCode::OK {
             return Ok(body);
         }

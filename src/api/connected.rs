@@ -122,7 +122,10 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("statistics", "/vehicles/{vin}/statistics"),
     ("tyres", "/vehicles/{vin}/tyres"),
     ("warnings", "/vehicles/{vin}/warnings"),
-    ("command_accessibility", "/vehicles/{vin}/command-accessibility"),
+    (
+        "command_accessibility",
+        "/vehicles/{vin}/command-accessibility",
+    ),
     ("commands", "/vehicles/{vin}/commands"),
 ];
 
@@ -137,7 +140,12 @@ fn template(name: &str) -> &'static str {
 /// Decides per endpoint name whether to ask (false for endpoints remembered as unsupported).
 pub type Wanted<'a> = &'a (dyn Fn(&str) -> bool + Sync);
 
-async fn get<T: serde::de::DeserializeOwned>(client: &Client, vin: &str, name: &str, wanted: Wanted<'_>) -> Result<T, ApiError> {
+async fn get<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    vin: &str,
+    name: &str,
+    wanted: Wanted<'_>,
+) -> Result<T, ApiError> {
     if !wanted(name) {
         return Err(ApiError::NotSupported(REMEMBERED.into()));
     }
@@ -152,7 +160,11 @@ async fn get<T: serde::de::DeserializeOwned>(client: &Client, vin: &str, name: &
 /// `GET /vehicles`: the VINs on the account.
 pub async fn vehicles(client: &Client) -> Result<Vec<String>, ApiError> {
     let list: Data<Vec<VehicleRef>> = client
-        .get_json(Origin::ConnectedVehicle, "/vehicles", &format!("{PREFIX}/vehicles"))
+        .get_json(
+            Origin::ConnectedVehicle,
+            "/vehicles",
+            &format!("{PREFIX}/vehicles"),
+        )
         .await?;
     Ok(list.data.into_iter().map(|v| v.vin).collect())
 }
@@ -214,10 +226,15 @@ impl Snapshot {
             ("statistics", self.statistics.as_ref().err()),
             ("tyres", self.tyres.as_ref().err()),
             ("warnings", self.warnings.as_ref().err()),
-            ("command_accessibility", self.command_accessibility.as_ref().err()),
+            (
+                "command_accessibility",
+                self.command_accessibility.as_ref().err(),
+            ),
             ("commands", self.commands.as_ref().err()),
         ];
-        all.into_iter().filter_map(|(n, e)| e.map(|e| (n, e))).collect()
+        all.into_iter()
+            .filter_map(|(n, e)| e.map(|e| (n, e)))
+            .collect()
     }
 }
 
@@ -235,7 +252,9 @@ mod tests {
             "tailgateLock": "weird"
         }}))
         .unwrap();
-        assert!(matches!(&v.data["fuelAmount"], Field::Ok(o) if o.value == json!("31.5") && o.timestamp.is_none()));
+        assert!(
+            matches!(&v.data["fuelAmount"], Field::Ok(o) if o.value == json!("31.5") && o.timestamp.is_none())
+        );
         assert!(matches!(&v.data["centralLock"], Field::Ok(o) if o.unit.is_none()));
         assert!(matches!(v.data["broken"], Field::Invalid(_)));
         assert!(matches!(v.data["tailgateLock"], Field::Invalid(_)));
@@ -243,7 +262,10 @@ mod tests {
 
     #[test]
     fn details_tolerate_missing_and_odd_fields() {
-        let d: Data<Details> = serde_json::from_value(json!({"data": {"vin": "X", "modelYear": "2021", "descriptions": 5}})).unwrap();
+        let d: Data<Details> = serde_json::from_value(
+            json!({"data": {"vin": "X", "modelYear": "2021", "descriptions": 5}}),
+        )
+        .unwrap();
         assert_eq!(d.data.model_year, Some(json!("2021")));
         assert!(matches!(d.data.descriptions, Some(Field::Invalid(_))));
         assert!(d.data.external_colour.is_none());

@@ -36,7 +36,11 @@ impl EnergyStateCapability {
             .iter()
             .filter_map(|(k, v)| {
                 let supported = v.get("isSupported")?.as_bool()?;
-                let name = if k == "chargingSystemStatus" { "chargingStatus" } else { k.as_str() };
+                let name = if k == "chargingSystemStatus" {
+                    "chargingStatus"
+                } else {
+                    k.as_str()
+                };
                 Some((name.to_string(), supported))
             })
             .collect()
@@ -75,7 +79,11 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
 /// Capabilities first; the state only for a car whose capabilities do not rule it out.
 pub async fn fetch(client: &Client, vin: &str) -> Snapshot {
     let capabilities: Result<Capabilities, ApiError> = client
-        .get_json(Origin::Energy, ENDPOINTS[0].1, &format!("{PREFIX}/vehicles/{vin}/capabilities"))
+        .get_json(
+            Origin::Energy,
+            ENDPOINTS[0].1,
+            &format!("{PREFIX}/vehicles/{vin}/capabilities"),
+        )
         .await;
     let unsupported = matches!(&capabilities, Ok(Capabilities { get_energy_state: Field::Ok(c) }) if c.is_supported == Some(false));
     let state = if unsupported {
@@ -83,11 +91,18 @@ pub async fn fetch(client: &Client, vin: &str) -> Snapshot {
     } else {
         Some(
             client
-                .get_json(Origin::Energy, ENDPOINTS[1].1, &format!("{PREFIX}/vehicles/{vin}/state"))
+                .get_json(
+                    Origin::Energy,
+                    ENDPOINTS[1].1,
+                    &format!("{PREFIX}/vehicles/{vin}/state"),
+                )
                 .await,
         )
     };
-    Snapshot { capabilities, state }
+    Snapshot {
+        capabilities,
+        state,
+    }
 }
 
 impl Snapshot {

@@ -83,12 +83,20 @@ pub fn is_shutdown(e: &ApiError) -> bool {
 
 /// Names are used in the request path: only plain identifiers are followed.
 fn safe_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 pub async fn fetch(client: &Client, vin: &str) -> Snapshot {
     let list: Result<ResourceList, ApiError> = client
-        .get_json(Origin::ExtendedVehicle, ENDPOINTS[0].1, &format!("{PREFIX}/vehicles/{vin}/resources"))
+        .get_json(
+            Origin::ExtendedVehicle,
+            ENDPOINTS[0].1,
+            &format!("{PREFIX}/vehicles/{vin}/resources"),
+        )
         .await;
     let names: Vec<String> = match &list {
         Ok(l) => l

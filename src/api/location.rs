@@ -40,7 +40,11 @@ pub struct Point {
 
 pub async fn fetch(client: &Client, vin: &str) -> Result<Feature, ApiError> {
     client
-        .get_json::<Envelope>(Origin::Location, ENDPOINTS[0].1, &format!("{PREFIX}/vehicles/{vin}/location"))
+        .get_json::<Envelope>(
+            Origin::Location,
+            ENDPOINTS[0].1,
+            &format!("{PREFIX}/vehicles/{vin}/location"),
+        )
         .await
         .map(|e| e.data)
 }

@@ -75,7 +75,12 @@ impl ApiError {
         let message = error_message(&text);
         let lower = text.to_ascii_lowercase();
         match status {
-            401 if lower.contains("api-key") || lower.contains("api key") || lower.contains("apikey") => ApiError::BadApiKey,
+            401 if lower.contains("api-key")
+                || lower.contains("api key")
+                || lower.contains("apikey") =>
+            {
+                ApiError::BadApiKey
+            }
             401 => ApiError::Unauthorized(401),
             // The daily quota answers 403, not 429: it is no login problem.
             403 if lower.contains("quota") => ApiError::Quota {
@@ -110,8 +115,14 @@ fn error_message(body: &str) -> String {
 pub fn parse_replenish(text: &str) -> Option<Duration> {
     let idx = text.find("replenished in")?;
     let rest = text[idx + "replenished in".len()..].trim_start();
-    let clock: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == ':').collect();
-    let parts: Vec<u64> = clock.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let clock: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ':')
+        .collect();
+    let parts: Vec<u64> = clock
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
     match parts.as_slice() {
         [h, m, s] if *m < 60 && *s < 60 => Some(Duration::from_secs(h * 3600 + m * 60 + s)),
         _ => None,
@@ -127,35 +138,60 @@ mod tests {
         let body = br#"{"statusCode":403,"message":"Out of call volume quota. Quota will be replenished in 06:40:24."}"#;
         assert_eq!(
             ApiError::from_status(403, body, None),
-            ApiError::Quota { reset_after: Some(Duration::from_secs(6 * 3600 + 40 * 60 + 24)) }
+            ApiError::Quota {
+                reset_after: Some(Duration::from_secs(6 * 3600 + 40 * 60 + 24))
+            }
         );
-        assert_eq!(ApiError::from_status(403, b"{}", None).reason(), "unauthorized");
+        assert_eq!(
+            ApiError::from_status(403, b"{}", None).reason(),
+            "unauthorized"
+        );
     }
 
     #[test]
     fn api_key_401_differs_from_token_401() {
         let body = br#"{"status":401,"error":{"message":"Access denied due to invalid VCC-API-KEY. Make sure to provide a valid key for an active application."}}"#;
         assert_eq!(ApiError::from_status(401, body, None), ApiError::BadApiKey);
-        assert_eq!(ApiError::from_status(401, b"{\"error\":{\"message\":\"Invalid token\"}}", None), ApiError::Unauthorized(401));
+        assert_eq!(
+            ApiError::from_status(401, b"{\"error\":{\"message\":\"Invalid token\"}}", None),
+            ApiError::Unauthorized(401)
+        );
     }
 
     #[test]
     fn messages_from_each_envelope() {
         assert_eq!(
-            ApiError::from_status(404, br#"{"error":{"message":"Car model is not supported","description":"x"}}"#, None),
+            ApiError::from_status(
+                404,
+                br#"{"error":{"message":"Car model is not supported","description":"x"}}"#,
+                None
+            ),
             ApiError::NotSupported("Car model is not supported".into())
         );
         assert_eq!(
-            ApiError::from_status(410, br#"{"exveErrorId":"410","exveErrorMsg":"API shut down"}"#, None),
+            ApiError::from_status(
+                410,
+                br#"{"exveErrorId":"410","exveErrorMsg":"API shut down"}"#,
+                None
+            ),
             ApiError::Gone("API shut down".into())
         );
-        assert_eq!(ApiError::from_status(503, b"<html>", None).reason(), "server_error");
-        assert_eq!(ApiError::from_status(422, b"x\ny", None), ApiError::ClientError(422, "x y".into()));
+        assert_eq!(
+            ApiError::from_status(503, b"<html>", None).reason(),
+            "server_error"
+        );
+        assert_eq!(
+            ApiError::from_status(422, b"x\ny", None),
+            ApiError::ClientError(422, "x y".into())
+        );
     }
 
     #[test]
     fn replenish_time_parsing() {
-        assert_eq!(parse_replenish("Quota will be replenished in 00:00:05."), Some(Duration::from_secs(5)));
+        assert_eq!(
+            parse_replenish("Quota will be replenished in 00:00:05."),
+            Some(Duration::from_secs(5))
+        );
         assert_eq!(parse_replenish("replenished in soon"), None);
         assert_eq!(parse_replenish("replenished in 1:99:00"), None);
     }

@@ -73,149 +73,563 @@ macro_rules! family {
 }
 
 // ---- Connected Vehicle v2 ----------------------------------------------------------------
-family!(VEHICLE_INFO, Gauge, ConnectedVehicle, "volvo_vehicle_info",
-    ["vin", "model", "model_year", "fuel_type", "gearbox", "external_colour", "upholstery", "steering"], None,
-    "Constant facts about the vehicle; always 1.");
-family!(BATTERY_CAPACITY, Gauge, ConnectedVehicle, "volvo_battery_capacity_joules", ["vin"], None,
-    "Usable capacity of the traction battery, in joules (1 kWh = 3.6e6 J).");
-family!(ODOMETER, Gauge, ConnectedVehicle, "volvo_odometer_meters", ["vin"], Some("volvo_odometer"),
-    "Total distance driven, in meters.");
-family!(FUEL_AMOUNT, Gauge, ConnectedVehicle, "volvo_fuel_amount_liters", ["vin"], Some("volvo_fuel_amount"),
-    "Fuel in the tank, in liters.");
-family!(BATTERY_LEVEL, Gauge, ConnectedVehicle, "volvo_battery_charge_level_ratio", ["vin"], Some("volvo_battery_charge_level"),
-    "Traction battery charge level from Connected Vehicle, 0 to 1.");
-family!(DOOR, Gauge, ConnectedVehicle, "volvo_door_state", ["vin", "door", "state"], Some("volvo_door"),
-    "Door, hood, tailgate and tank lid state: 1 for the current state, 0 for the others.");
-family!(WINDOW, Gauge, ConnectedVehicle, "volvo_window_state", ["vin", "window", "state"], Some("volvo_window"),
-    "Window and sunroof state: 1 for the current state, 0 for the others.");
-family!(CENTRAL_LOCK, Gauge, ConnectedVehicle, "volvo_central_lock_state", ["vin", "state"], Some("volvo_central_lock"),
-    "Central lock state: 1 for the current state, 0 for the others.");
-family!(ENGINE_RUNNING, Gauge, ConnectedVehicle, "volvo_engine_running", ["vin"], Some("volvo_engine_status"),
-    "1 when the engine is running, 0 when it is stopped.");
-family!(TYRE_WARNING, Gauge, ConnectedVehicle, "volvo_tyre_warning", ["vin", "tyre", "state"], Some("volvo_tyre_warning"),
-    "Tyre pressure warning state per tyre: 1 for the current state, 0 for the others.");
-family!(LAMP_WARNING, Gauge, ConnectedVehicle, "volvo_lamp_warning", ["vin", "lamp", "state"], Some("volvo_lamp_warning"),
-    "Exterior lamp warning state per lamp: 1 for the current state, 0 for the others.");
+family!(
+    VEHICLE_INFO,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_vehicle_info",
+    [
+        "vin",
+        "model",
+        "model_year",
+        "fuel_type",
+        "gearbox",
+        "external_colour",
+        "upholstery",
+        "steering"
+    ],
+    None,
+    "Constant facts about the vehicle; always 1."
+);
+family!(
+    BATTERY_CAPACITY,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_battery_capacity_joules",
+    ["vin"],
+    None,
+    "Usable capacity of the traction battery, in joules (1 kWh = 3.6e6 J)."
+);
+family!(
+    ODOMETER,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_odometer_meters",
+    ["vin"],
+    Some("volvo_odometer"),
+    "Total distance driven, in meters."
+);
+family!(
+    FUEL_AMOUNT,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_fuel_amount_liters",
+    ["vin"],
+    Some("volvo_fuel_amount"),
+    "Fuel in the tank, in liters."
+);
+family!(
+    BATTERY_LEVEL,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_battery_charge_level_ratio",
+    ["vin"],
+    Some("volvo_battery_charge_level"),
+    "Traction battery charge level from Connected Vehicle, 0 to 1."
+);
+family!(
+    DOOR,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_door_state",
+    ["vin", "door", "state"],
+    Some("volvo_door"),
+    "Door, hood, tailgate and tank lid state: 1 for the current state, 0 for the others."
+);
+family!(
+    WINDOW,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_window_state",
+    ["vin", "window", "state"],
+    Some("volvo_window"),
+    "Window and sunroof state: 1 for the current state, 0 for the others."
+);
+family!(
+    CENTRAL_LOCK,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_central_lock_state",
+    ["vin", "state"],
+    Some("volvo_central_lock"),
+    "Central lock state: 1 for the current state, 0 for the others."
+);
+family!(
+    ENGINE_RUNNING,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_engine_running",
+    ["vin"],
+    Some("volvo_engine_status"),
+    "1 when the engine is running, 0 when it is stopped."
+);
+family!(
+    TYRE_WARNING,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_tyre_warning",
+    ["vin", "tyre", "state"],
+    Some("volvo_tyre_warning"),
+    "Tyre pressure warning state per tyre: 1 for the current state, 0 for the others."
+);
+family!(
+    LAMP_WARNING,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_lamp_warning",
+    ["vin", "lamp", "state"],
+    Some("volvo_lamp_warning"),
+    "Exterior lamp warning state per lamp: 1 for the current state, 0 for the others."
+);
 family!(FLUID_WARNING, Gauge, ConnectedVehicle, "volvo_fluid_level_warning", ["vin", "fluid", "state"], Some("volvo_fluid_level_warning"),
     "Brake fluid, washer fluid, engine coolant and oil level warnings: 1 for the current state, 0 for the others.");
-family!(SERVICE_WARNING, Gauge, ConnectedVehicle, "volvo_service_warning", ["vin", "state"], Some("volvo_service_warning"),
-    "Service warning state: 1 for the current state, 0 for the others.");
-family!(SERVICE_TRIGGER, Gauge, ConnectedVehicle, "volvo_service_trigger", ["vin", "state"], Some("volvo_service_trigger"),
-    "What triggered the service warning, as reported by the car; always 1.");
-family!(DISTANCE_TO_SERVICE, Gauge, ConnectedVehicle, "volvo_distance_to_service_meters", ["vin"], Some("volvo_distance_to_service"),
-    "Distance left until the next service, in meters.");
-family!(TIME_TO_SERVICE, Gauge, ConnectedVehicle, "volvo_time_to_service_seconds", ["vin"], Some("volvo_time_to_service"),
-    "Time left until the next service, in seconds (months count as 30.44 days).");
-family!(ENGINE_HOURS_TO_SERVICE, Gauge, ConnectedVehicle, "volvo_engine_running_time_to_service_seconds", ["vin"], Some("volvo_engine_running_time_to_service"),
-    "Engine running time left until the next service, in seconds.");
-family!(TRIP_METER, Gauge, ConnectedVehicle, "volvo_trip_meter_meters", ["vin", "trip"], Some("volvo_trip_meter"),
-    "Trip meter distance, in meters (trip: manual, automatic, trip1, trip2).");
-family!(AVERAGE_SPEED, Gauge, ConnectedVehicle, "volvo_average_speed_meters_per_second", ["vin", "trip"], Some("volvo_average_speed"),
-    "Average speed of the trip, in meters per second.");
-family!(AVERAGE_FUEL, Gauge, ConnectedVehicle, "volvo_average_fuel_consumption_liters_per_meter", ["vin", "trip"], Some("volvo_average_fuel_consumption"),
-    "Average fuel consumption of the trip, in liters per meter (multiply by 100000 for l/100 km).");
+family!(
+    SERVICE_WARNING,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_service_warning",
+    ["vin", "state"],
+    Some("volvo_service_warning"),
+    "Service warning state: 1 for the current state, 0 for the others."
+);
+family!(
+    SERVICE_TRIGGER,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_service_trigger",
+    ["vin", "state"],
+    Some("volvo_service_trigger"),
+    "What triggered the service warning, as reported by the car; always 1."
+);
+family!(
+    DISTANCE_TO_SERVICE,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_distance_to_service_meters",
+    ["vin"],
+    Some("volvo_distance_to_service"),
+    "Distance left until the next service, in meters."
+);
+family!(
+    TIME_TO_SERVICE,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_time_to_service_seconds",
+    ["vin"],
+    Some("volvo_time_to_service"),
+    "Time left until the next service, in seconds (months count as 30.44 days)."
+);
+family!(
+    ENGINE_HOURS_TO_SERVICE,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_engine_running_time_to_service_seconds",
+    ["vin"],
+    Some("volvo_engine_running_time_to_service"),
+    "Engine running time left until the next service, in seconds."
+);
+family!(
+    TRIP_METER,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_trip_meter_meters",
+    ["vin", "trip"],
+    Some("volvo_trip_meter"),
+    "Trip meter distance, in meters (trip: manual, automatic, trip1, trip2)."
+);
+family!(
+    AVERAGE_SPEED,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_average_speed_meters_per_second",
+    ["vin", "trip"],
+    Some("volvo_average_speed"),
+    "Average speed of the trip, in meters per second."
+);
+family!(
+    AVERAGE_FUEL,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_average_fuel_consumption_liters_per_meter",
+    ["vin", "trip"],
+    Some("volvo_average_fuel_consumption"),
+    "Average fuel consumption of the trip, in liters per meter (multiply by 100000 for l/100 km)."
+);
 family!(AVERAGE_ENERGY, Gauge, ConnectedVehicle, "volvo_average_energy_consumption_joules_per_meter", ["vin", "trip"], Some("volvo_average_energy_consumption"),
     "Average energy consumption of the trip (or since the last charge), in joules per meter (divide by 36 for kWh/100 km).");
-family!(DISTANCE_TO_EMPTY, Gauge, ConnectedVehicle, "volvo_distance_to_empty_meters", ["vin", "source"], Some("volvo_distance_to_empty"),
-    "Estimated range, in meters (source: tank, battery, or total for cars that report one figure).");
-family!(COMMAND_AVAILABILITY, Gauge, ConnectedVehicle, "volvo_command_availability", ["vin", "state"], Some("volvo_command_availability"),
-    "Whether the car accepts remote commands now: 1 for the current state, 0 for the others.");
-family!(COMMAND_UNAVAILABLE_REASON, Gauge, ConnectedVehicle, "volvo_command_unavailable_reason", ["vin", "state"], None,
-    "Why the car does not accept remote commands now: 1 for the current reason, 0 for the others.");
-family!(COMMAND_SUPPORTED, Gauge, ConnectedVehicle, "volvo_command_supported", ["vin", "command"], None,
-    "Remote commands the car supports; 1 for each listed command.");
+family!(
+    DISTANCE_TO_EMPTY,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_distance_to_empty_meters",
+    ["vin", "source"],
+    Some("volvo_distance_to_empty"),
+    "Estimated range, in meters (source: tank, battery, or total for cars that report one figure)."
+);
+family!(
+    COMMAND_AVAILABILITY,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_command_availability",
+    ["vin", "state"],
+    Some("volvo_command_availability"),
+    "Whether the car accepts remote commands now: 1 for the current state, 0 for the others."
+);
+family!(
+    COMMAND_UNAVAILABLE_REASON,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_command_unavailable_reason",
+    ["vin", "state"],
+    None,
+    "Why the car does not accept remote commands now: 1 for the current reason, 0 for the others."
+);
+family!(
+    COMMAND_SUPPORTED,
+    Gauge,
+    ConnectedVehicle,
+    "volvo_command_supported",
+    ["vin", "command"],
+    None,
+    "Remote commands the car supports; 1 for each listed command."
+);
 
 // ---- Energy v2 -------------------------------------------------------------------------------
-family!(ENERGY_SUPPORTED, Gauge, Energy, "volvo_energy_supported", ["vin"], None,
-    "1 when the Energy API supports this car, 0 when its capabilities say it does not.");
-family!(ENERGY_FIELD_SUPPORTED, Gauge, Energy, "volvo_energy_field_supported", ["vin", "field"], None,
-    "1 when the car's energy capabilities list the field as supported, else 0.");
+family!(
+    ENERGY_SUPPORTED,
+    Gauge,
+    Energy,
+    "volvo_energy_supported",
+    ["vin"],
+    None,
+    "1 when the Energy API supports this car, 0 when its capabilities say it does not."
+);
+family!(
+    ENERGY_FIELD_SUPPORTED,
+    Gauge,
+    Energy,
+    "volvo_energy_field_supported",
+    ["vin", "field"],
+    None,
+    "1 when the car's energy capabilities list the field as supported, else 0."
+);
 family!(ENERGY_FIELD_ERROR, Gauge, Energy, "volvo_energy_field_error", ["vin", "field", "code"], None,
     "An energy field that answered status ERROR, with Volvo's error code; always 1. Such a field has no value.");
-family!(ENERGY_BATTERY_LEVEL, Gauge, Energy, "volvo_energy_battery_charge_level_ratio", ["vin"], Some("volvo_energy_battery_charge_level"),
-    "Traction battery charge level, 0 to 1.");
-family!(ENERGY_RANGE, Gauge, Energy, "volvo_energy_electric_range_meters", ["vin"], Some("volvo_energy_electric_range"),
-    "Electric range, in meters.");
-family!(ENERGY_CONNECTION, Gauge, Energy, "volvo_energy_charger_connection_state", ["vin", "state"], Some("volvo_energy_charger_connection"),
-    "Charger connection status: 1 for the current state, 0 for the others.");
-family!(ENERGY_CHARGING, Gauge, Energy, "volvo_energy_charging_state", ["vin", "state"], Some("volvo_energy_charging"),
-    "Charging status: 1 for the current state, 0 for the others.");
-family!(ENERGY_CHARGING_TYPE, Gauge, Energy, "volvo_energy_charging_type", ["vin", "state"], Some("volvo_energy_charging_type"),
-    "Charging type (AC, DC, NONE): 1 for the current type, 0 for the others.");
-family!(ENERGY_POWER_STATUS, Gauge, Energy, "volvo_energy_charger_power_state", ["vin", "state"], Some("volvo_energy_charger_power"),
-    "Charger power status: 1 for the current state, 0 for the others.");
-family!(ENERGY_TIME_TO_TARGET, Gauge, Energy, "volvo_energy_time_to_target_charge_seconds", ["vin"], Some("volvo_energy_time_to_target_charge"),
-    "Estimated time until the battery reaches the target charge level, in seconds.");
-family!(ENERGY_TARGET_LEVEL, Gauge, Energy, "volvo_energy_target_charge_level_ratio", ["vin"], Some("volvo_energy_target_charge_level"),
-    "Target battery charge level, 0 to 1.");
-family!(ENERGY_CURRENT_LIMIT, Gauge, Energy, "volvo_energy_charging_current_limit_amperes", ["vin"], Some("volvo_energy_charging_current_limit"),
-    "Charging current limit, in amperes.");
-family!(ENERGY_POWER, Gauge, Energy, "volvo_energy_charging_power_watts", ["vin"], Some("volvo_energy_charging_power"),
-    "Charging power, in watts.");
+family!(
+    ENERGY_BATTERY_LEVEL,
+    Gauge,
+    Energy,
+    "volvo_energy_battery_charge_level_ratio",
+    ["vin"],
+    Some("volvo_energy_battery_charge_level"),
+    "Traction battery charge level, 0 to 1."
+);
+family!(
+    ENERGY_RANGE,
+    Gauge,
+    Energy,
+    "volvo_energy_electric_range_meters",
+    ["vin"],
+    Some("volvo_energy_electric_range"),
+    "Electric range, in meters."
+);
+family!(
+    ENERGY_CONNECTION,
+    Gauge,
+    Energy,
+    "volvo_energy_charger_connection_state",
+    ["vin", "state"],
+    Some("volvo_energy_charger_connection"),
+    "Charger connection status: 1 for the current state, 0 for the others."
+);
+family!(
+    ENERGY_CHARGING,
+    Gauge,
+    Energy,
+    "volvo_energy_charging_state",
+    ["vin", "state"],
+    Some("volvo_energy_charging"),
+    "Charging status: 1 for the current state, 0 for the others."
+);
+family!(
+    ENERGY_CHARGING_TYPE,
+    Gauge,
+    Energy,
+    "volvo_energy_charging_type",
+    ["vin", "state"],
+    Some("volvo_energy_charging_type"),
+    "Charging type (AC, DC, NONE): 1 for the current type, 0 for the others."
+);
+family!(
+    ENERGY_POWER_STATUS,
+    Gauge,
+    Energy,
+    "volvo_energy_charger_power_state",
+    ["vin", "state"],
+    Some("volvo_energy_charger_power"),
+    "Charger power status: 1 for the current state, 0 for the others."
+);
+family!(
+    ENERGY_TIME_TO_TARGET,
+    Gauge,
+    Energy,
+    "volvo_energy_time_to_target_charge_seconds",
+    ["vin"],
+    Some("volvo_energy_time_to_target_charge"),
+    "Estimated time until the battery reaches the target charge level, in seconds."
+);
+family!(
+    ENERGY_TARGET_LEVEL,
+    Gauge,
+    Energy,
+    "volvo_energy_target_charge_level_ratio",
+    ["vin"],
+    Some("volvo_energy_target_charge_level"),
+    "Target battery charge level, 0 to 1."
+);
+family!(
+    ENERGY_CURRENT_LIMIT,
+    Gauge,
+    Energy,
+    "volvo_energy_charging_current_limit_amperes",
+    ["vin"],
+    Some("volvo_energy_charging_current_limit"),
+    "Charging current limit, in amperes."
+);
+family!(
+    ENERGY_POWER,
+    Gauge,
+    Energy,
+    "volvo_energy_charging_power_watts",
+    ["vin"],
+    Some("volvo_energy_charging_power"),
+    "Charging power, in watts."
+);
 
 // ---- Location v1 -----------------------------------------------------------------------------
-family!(LOCATION_LATITUDE, Gauge, Location, "volvo_location_latitude_degrees", ["vin"], Some("volvo_location"),
-    "Latitude of the car's last reported position (WGS 84), rounded to location.precision.");
-family!(LOCATION_LONGITUDE, Gauge, Location, "volvo_location_longitude_degrees", ["vin"], Some("volvo_location"),
-    "Longitude of the car's last reported position (WGS 84), rounded to location.precision.");
-family!(LOCATION_ALTITUDE, Gauge, Location, "volvo_location_altitude_meters", ["vin"], Some("volvo_location"),
-    "Altitude of the car's last reported position, in meters.");
-family!(LOCATION_HEADING, Gauge, Location, "volvo_location_heading_degrees", ["vin"], Some("volvo_location"),
-    "Heading at the last reported position, in degrees.");
+family!(
+    LOCATION_LATITUDE,
+    Gauge,
+    Location,
+    "volvo_location_latitude_degrees",
+    ["vin"],
+    Some("volvo_location"),
+    "Latitude of the car's last reported position (WGS 84), rounded to location.precision."
+);
+family!(
+    LOCATION_LONGITUDE,
+    Gauge,
+    Location,
+    "volvo_location_longitude_degrees",
+    ["vin"],
+    Some("volvo_location"),
+    "Longitude of the car's last reported position (WGS 84), rounded to location.precision."
+);
+family!(
+    LOCATION_ALTITUDE,
+    Gauge,
+    Location,
+    "volvo_location_altitude_meters",
+    ["vin"],
+    Some("volvo_location"),
+    "Altitude of the car's last reported position, in meters."
+);
+family!(
+    LOCATION_HEADING,
+    Gauge,
+    Location,
+    "volvo_location_heading_degrees",
+    ["vin"],
+    Some("volvo_location"),
+    "Heading at the last reported position, in degrees."
+);
 family!(LOCATION_HOME_DISTANCE, Gauge, Location, "volvo_location_home_distance_meters", ["vin"], Some("volvo_location"),
     "Great-circle distance from the configured home point to the car's last reported position, in meters.");
 
 // ---- Extended Vehicle v1 ---------------------------------------------------------------------
-family!(EXTENDED_METERS, Gauge, ExtendedVehicle, "volvo_extended_meters", ["vin", "resource"], Some("volvo_extended"),
-    "Extended Vehicle resources measured as a distance, in meters.");
-family!(EXTENDED_LITERS, Gauge, ExtendedVehicle, "volvo_extended_liters", ["vin", "resource"], Some("volvo_extended"),
-    "Extended Vehicle resources measured as a volume, in liters.");
-family!(EXTENDED_RATIO, Gauge, ExtendedVehicle, "volvo_extended_ratio", ["vin", "resource"], Some("volvo_extended"),
-    "Extended Vehicle resources given in percent, as 0 to 1.");
-family!(EXTENDED_SECONDS, Gauge, ExtendedVehicle, "volvo_extended_seconds", ["vin", "resource"], Some("volvo_extended"),
-    "Extended Vehicle resources measured as a duration, in seconds.");
-family!(EXTENDED_METERS_PER_SECOND, Gauge, ExtendedVehicle, "volvo_extended_meters_per_second", ["vin", "resource"], Some("volvo_extended"),
-    "Extended Vehicle resources measured as a speed, in meters per second.");
-family!(EXTENDED_WATTS, Gauge, ExtendedVehicle, "volvo_extended_watts", ["vin", "resource"], Some("volvo_extended"),
-    "Extended Vehicle resources measured as a power, in watts.");
-family!(EXTENDED_AMPERES, Gauge, ExtendedVehicle, "volvo_extended_amperes", ["vin", "resource"], Some("volvo_extended"),
-    "Extended Vehicle resources measured as a current, in amperes.");
-family!(EXTENDED_VALUE, Gauge, ExtendedVehicle, "volvo_extended_value", ["vin", "resource"], Some("volvo_extended"),
-    "Extended Vehicle numeric resources that have no unit.");
-family!(EXTENDED_STATE, Gauge, ExtendedVehicle, "volvo_extended_state", ["vin", "resource", "state"], Some("volvo_extended"),
-    "Extended Vehicle enumerated resources: the current value as the state label; always 1.");
+family!(
+    EXTENDED_METERS,
+    Gauge,
+    ExtendedVehicle,
+    "volvo_extended_meters",
+    ["vin", "resource"],
+    Some("volvo_extended"),
+    "Extended Vehicle resources measured as a distance, in meters."
+);
+family!(
+    EXTENDED_LITERS,
+    Gauge,
+    ExtendedVehicle,
+    "volvo_extended_liters",
+    ["vin", "resource"],
+    Some("volvo_extended"),
+    "Extended Vehicle resources measured as a volume, in liters."
+);
+family!(
+    EXTENDED_RATIO,
+    Gauge,
+    ExtendedVehicle,
+    "volvo_extended_ratio",
+    ["vin", "resource"],
+    Some("volvo_extended"),
+    "Extended Vehicle resources given in percent, as 0 to 1."
+);
+family!(
+    EXTENDED_SECONDS,
+    Gauge,
+    ExtendedVehicle,
+    "volvo_extended_seconds",
+    ["vin", "resource"],
+    Some("volvo_extended"),
+    "Extended Vehicle resources measured as a duration, in seconds."
+);
+family!(
+    EXTENDED_METERS_PER_SECOND,
+    Gauge,
+    ExtendedVehicle,
+    "volvo_extended_meters_per_second",
+    ["vin", "resource"],
+    Some("volvo_extended"),
+    "Extended Vehicle resources measured as a speed, in meters per second."
+);
+family!(
+    EXTENDED_WATTS,
+    Gauge,
+    ExtendedVehicle,
+    "volvo_extended_watts",
+    ["vin", "resource"],
+    Some("volvo_extended"),
+    "Extended Vehicle resources measured as a power, in watts."
+);
+family!(
+    EXTENDED_AMPERES,
+    Gauge,
+    ExtendedVehicle,
+    "volvo_extended_amperes",
+    ["vin", "resource"],
+    Some("volvo_extended"),
+    "Extended Vehicle resources measured as a current, in amperes."
+);
+family!(
+    EXTENDED_VALUE,
+    Gauge,
+    ExtendedVehicle,
+    "volvo_extended_value",
+    ["vin", "resource"],
+    Some("volvo_extended"),
+    "Extended Vehicle numeric resources that have no unit."
+);
+family!(
+    EXTENDED_STATE,
+    Gauge,
+    ExtendedVehicle,
+    "volvo_extended_state",
+    ["vin", "resource", "state"],
+    Some("volvo_extended"),
+    "Extended Vehicle enumerated resources: the current value as the state label; always 1."
+);
 
 // ---- the collector itself ----------------------------------------------------------------------
 family!(UP, Gauge, Collector, "volvo_collect_api_success", ["vin", "api"], None,
     "1 when every endpoint of this API answered usable data for the vehicle in the last run, else 0.");
-family!(API_DURATION, Gauge, Collector, "volvo_collect_api_duration_seconds", ["vin", "api"], None,
-    "Wall time spent fetching this API for the vehicle in the last run, in seconds.");
+family!(
+    API_DURATION,
+    Gauge,
+    Collector,
+    "volvo_collect_api_duration_seconds",
+    ["vin", "api"],
+    None,
+    "Wall time spent fetching this API for the vehicle in the last run, in seconds."
+);
 family!(ENDPOINT_ERROR, Gauge, Collector, "volvo_collect_endpoint_error", ["vin", "api", "endpoint", "reason"], None,
     "An endpoint that failed in the last run, with the reason (timeout, transport, rate_limited, quota, unauthorized, not_supported, gone, server_error, client_error, decode); always 1.");
 family!(NOT_SUPPORTED, Gauge, Collector, "volvo_collect_endpoint_not_supported", ["vin", "api", "endpoint"], None,
     "An endpoint the car does not support (HTTP 404); it is asked again only after a day; always 1.");
 family!(API_UNAVAILABLE, Gauge, Collector, "volvo_collect_api_unavailable_until_timestamp_seconds", ["api"], None,
     "An API that answered that it is gone (Extended Vehicle's shutdown), and until when it is not asked, in Unix seconds.");
-family!(RETRIES, Counter, Collector, "volvo_collect_retries_total", ["api"], None,
-    "Requests retried after a transport error, 5xx or 429, by API; kept across runs.");
-family!(FIELDS_SKIPPED, Gauge, Collector, "volvo_collect_fields_skipped", ["vin", "api", "reason"], None,
-    "Fields skipped in the last run because their value, unit or timestamp was unusable.");
-family!(RUN_SUCCESS, Gauge, Collector, "volvo_collect_run_success", [], None,
-    "1 when the last run collected and delivered everything, else 0.");
-family!(RUN_DURATION, Gauge, Collector, "volvo_collect_run_duration_seconds", [], None,
-    "Wall time of the last run up to delivery, in seconds.");
-family!(RUN_END, Gauge, Collector, "volvo_collect_run_timestamp_seconds", [], None,
-    "When the last run finished collecting, in Unix seconds.");
-family!(LAST_SUCCESS, Gauge, Collector, "volvo_collect_last_success_timestamp_seconds", [], None,
-    "When a run last collected everything without error, in Unix seconds (kept across runs).");
-family!(VEHICLES, Gauge, Collector, "volvo_collect_vehicles", [], None,
-    "Vehicles collected in the last run.");
+family!(
+    RETRIES,
+    Counter,
+    Collector,
+    "volvo_collect_retries_total",
+    ["api"],
+    None,
+    "Requests retried after a transport error, 5xx or 429, by API; kept across runs."
+);
+family!(
+    FIELDS_SKIPPED,
+    Gauge,
+    Collector,
+    "volvo_collect_fields_skipped",
+    ["vin", "api", "reason"],
+    None,
+    "Fields skipped in the last run because their value, unit or timestamp was unusable."
+);
+family!(
+    RUN_SUCCESS,
+    Gauge,
+    Collector,
+    "volvo_collect_run_success",
+    [],
+    None,
+    "1 when the last run collected and delivered everything, else 0."
+);
+family!(
+    RUN_DURATION,
+    Gauge,
+    Collector,
+    "volvo_collect_run_duration_seconds",
+    [],
+    None,
+    "Wall time of the last run up to delivery, in seconds."
+);
+family!(
+    RUN_END,
+    Gauge,
+    Collector,
+    "volvo_collect_run_timestamp_seconds",
+    [],
+    None,
+    "When the last run finished collecting, in Unix seconds."
+);
+family!(
+    LAST_SUCCESS,
+    Gauge,
+    Collector,
+    "volvo_collect_last_success_timestamp_seconds",
+    [],
+    None,
+    "When a run last collected everything without error, in Unix seconds (kept across runs)."
+);
+family!(
+    VEHICLES,
+    Gauge,
+    Collector,
+    "volvo_collect_vehicles",
+    [],
+    None,
+    "Vehicles collected in the last run."
+);
 family!(REQUESTS, Counter, Collector, "volvo_collect_requests_total", ["api", "endpoint", "status"], None,
     "API requests made, by API, endpoint template and HTTP status (or error kind); kept across runs.");
-family!(TOKEN_EXPIRY, Gauge, Collector, "volvo_collect_access_token_expiry_timestamp_seconds", [], None,
-    "When the current access token expires, in Unix seconds.");
-family!(TOKEN_ROTATED, Gauge, Collector, "volvo_collect_refresh_token_rotated_timestamp_seconds", [], None,
-    "When the refresh token was last rotated, in Unix seconds; it dies after 7 days unused.");
+family!(
+    TOKEN_EXPIRY,
+    Gauge,
+    Collector,
+    "volvo_collect_access_token_expiry_timestamp_seconds",
+    [],
+    None,
+    "When the current access token expires, in Unix seconds."
+);
+family!(
+    TOKEN_ROTATED,
+    Gauge,
+    Collector,
+    "volvo_collect_refresh_token_rotated_timestamp_seconds",
+    [],
+    None,
+    "When the refresh token was last rotated, in Unix seconds; it dies after 7 days unused."
+);
 family!(TOKEN_LOGIN, Gauge, Collector, "volvo_collect_login_timestamp_seconds", [], None,
     "When the user last logged in with `volvo-collect login`, in Unix seconds; the grant lasts about 6 months.");
 family!(LOGIN_NEEDED, Gauge, Collector, "volvo_collect_login_needed", [], None,
@@ -223,20 +637,75 @@ family!(LOGIN_NEEDED, Gauge, Collector, "volvo_collect_login_needed", [], None,
 
 /// Every family, for the docs and the tests that keep them in step.
 pub const ALL: &[&Family] = &[
-    &VEHICLE_INFO, &BATTERY_CAPACITY, &ODOMETER, &FUEL_AMOUNT, &BATTERY_LEVEL, &DOOR, &WINDOW,
-    &CENTRAL_LOCK, &ENGINE_RUNNING, &TYRE_WARNING, &LAMP_WARNING, &FLUID_WARNING,
-    &SERVICE_WARNING, &SERVICE_TRIGGER, &DISTANCE_TO_SERVICE, &TIME_TO_SERVICE,
-    &ENGINE_HOURS_TO_SERVICE, &TRIP_METER, &AVERAGE_SPEED, &AVERAGE_FUEL, &AVERAGE_ENERGY,
-    &DISTANCE_TO_EMPTY, &COMMAND_AVAILABILITY, &COMMAND_UNAVAILABLE_REASON, &COMMAND_SUPPORTED,
-    &ENERGY_SUPPORTED, &ENERGY_FIELD_SUPPORTED, &ENERGY_FIELD_ERROR, &ENERGY_BATTERY_LEVEL,
-    &ENERGY_RANGE, &ENERGY_CONNECTION, &ENERGY_CHARGING, &ENERGY_CHARGING_TYPE,
-    &ENERGY_POWER_STATUS, &ENERGY_TIME_TO_TARGET, &ENERGY_TARGET_LEVEL, &ENERGY_CURRENT_LIMIT,
-    &ENERGY_POWER, &LOCATION_LATITUDE, &LOCATION_LONGITUDE, &LOCATION_ALTITUDE, &LOCATION_HEADING,
-    &LOCATION_HOME_DISTANCE, &EXTENDED_METERS, &EXTENDED_LITERS, &EXTENDED_RATIO,
-    &EXTENDED_SECONDS, &EXTENDED_METERS_PER_SECOND, &EXTENDED_WATTS, &EXTENDED_AMPERES,
-    &EXTENDED_VALUE, &EXTENDED_STATE, &UP, &API_DURATION, &ENDPOINT_ERROR, &NOT_SUPPORTED, &API_UNAVAILABLE, &RETRIES, &FIELDS_SKIPPED,
-    &RUN_SUCCESS, &RUN_DURATION, &RUN_END, &LAST_SUCCESS, &VEHICLES, &REQUESTS, &TOKEN_EXPIRY,
-    &TOKEN_ROTATED, &TOKEN_LOGIN, &LOGIN_NEEDED,
+    &VEHICLE_INFO,
+    &BATTERY_CAPACITY,
+    &ODOMETER,
+    &FUEL_AMOUNT,
+    &BATTERY_LEVEL,
+    &DOOR,
+    &WINDOW,
+    &CENTRAL_LOCK,
+    &ENGINE_RUNNING,
+    &TYRE_WARNING,
+    &LAMP_WARNING,
+    &FLUID_WARNING,
+    &SERVICE_WARNING,
+    &SERVICE_TRIGGER,
+    &DISTANCE_TO_SERVICE,
+    &TIME_TO_SERVICE,
+    &ENGINE_HOURS_TO_SERVICE,
+    &TRIP_METER,
+    &AVERAGE_SPEED,
+    &AVERAGE_FUEL,
+    &AVERAGE_ENERGY,
+    &DISTANCE_TO_EMPTY,
+    &COMMAND_AVAILABILITY,
+    &COMMAND_UNAVAILABLE_REASON,
+    &COMMAND_SUPPORTED,
+    &ENERGY_SUPPORTED,
+    &ENERGY_FIELD_SUPPORTED,
+    &ENERGY_FIELD_ERROR,
+    &ENERGY_BATTERY_LEVEL,
+    &ENERGY_RANGE,
+    &ENERGY_CONNECTION,
+    &ENERGY_CHARGING,
+    &ENERGY_CHARGING_TYPE,
+    &ENERGY_POWER_STATUS,
+    &ENERGY_TIME_TO_TARGET,
+    &ENERGY_TARGET_LEVEL,
+    &ENERGY_CURRENT_LIMIT,
+    &ENERGY_POWER,
+    &LOCATION_LATITUDE,
+    &LOCATION_LONGITUDE,
+    &LOCATION_ALTITUDE,
+    &LOCATION_HEADING,
+    &LOCATION_HOME_DISTANCE,
+    &EXTENDED_METERS,
+    &EXTENDED_LITERS,
+    &EXTENDED_RATIO,
+    &EXTENDED_SECONDS,
+    &EXTENDED_METERS_PER_SECOND,
+    &EXTENDED_WATTS,
+    &EXTENDED_AMPERES,
+    &EXTENDED_VALUE,
+    &EXTENDED_STATE,
+    &UP,
+    &API_DURATION,
+    &ENDPOINT_ERROR,
+    &NOT_SUPPORTED,
+    &API_UNAVAILABLE,
+    &RETRIES,
+    &FIELDS_SKIPPED,
+    &RUN_SUCCESS,
+    &RUN_DURATION,
+    &RUN_END,
+    &LAST_SUCCESS,
+    &VEHICLES,
+    &REQUESTS,
+    &TOKEN_EXPIRY,
+    &TOKEN_ROTATED,
+    &TOKEN_LOGIN,
+    &LOGIN_NEEDED,
 ];
 
 /// Every metric name the tool can emit (families and their `_timestamp_seconds` companions),
@@ -257,7 +726,11 @@ pub fn names() -> Vec<(String, Kind, String)> {
 
 /// HELP of a `_timestamp_seconds` companion family.
 pub fn stamp_help(f: &Family) -> String {
-    let what = f.stamp.unwrap_or(f.name).trim_start_matches("volvo_").replace('_', " ");
+    let what = f
+        .stamp
+        .unwrap_or(f.name)
+        .trim_start_matches("volvo_")
+        .replace('_', " ");
     format!("Source time of the {what} value(s), as reported by the car, in Unix seconds.")
 }
 
@@ -277,7 +750,11 @@ mod tests {
             assert!(!n.contains("percent"), "{n}: use _ratio");
         }
         for f in ALL {
-            assert!(f.labels.is_empty() || f.origin == Origin::Collector || f.labels[0] == "vin", "{}", f.name);
+            assert!(
+                f.labels.is_empty() || f.origin == Origin::Collector || f.labels[0] == "vin",
+                "{}",
+                f.name
+            );
         }
     }
 
@@ -287,9 +764,54 @@ mod tests {
         for a in ALL {
             for b in ALL {
                 if a.stamp.is_some() && a.stamp == b.stamp {
-                    assert_eq!(a.stamp_labels(), b.stamp_labels(), "{} vs {}", a.name, b.name);
+                    assert_eq!(
+                        a.stamp_labels(),
+                        b.stamp_labels(),
+                        "{} vs {}",
+                        a.name,
+                        b.name
+                    );
                 }
             }
         }
     }
+}
+
+/// The README's metrics table, made from the catalog (a test keeps the README in step).
+pub fn markdown_table() -> String {
+    let mut out =
+        String::from("| metric | type | labels | source | meaning |\n|---|---|---|---|---|\n");
+    let mut rows: Vec<(String, &'static str, String, &'static str, String)> = Vec::new();
+    for f in ALL {
+        let kind = match f.kind {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+        };
+        rows.push((
+            f.name.to_string(),
+            kind,
+            f.labels.join(", "),
+            f.origin.label(),
+            f.help.to_string(),
+        ));
+        if let Some(stamp) = f.stamp_name() {
+            if !rows.iter().any(|r| r.0 == stamp) {
+                rows.push((
+                    stamp,
+                    "gauge",
+                    f.stamp_labels().join(", "),
+                    f.origin.label(),
+                    stamp_help(f),
+                ));
+            }
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, kind, labels, origin, help) in rows {
+        out.push_str(&format!(
+            "| `{name}` | {kind} | {labels} | {origin} | {} |\n",
+            help.replace('|', "\\|")
+        ));
+    }
+    out
 }

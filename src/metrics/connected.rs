@@ -9,7 +9,13 @@ use crate::values::{self, Field, Quantity};
 
 const OPEN_CLOSED: &[&str] = &["UNSPECIFIED", "OPEN", "CLOSED", "AJAR"];
 const LOCK: &[&str] = &["LOCKED", "UNLOCKED", "UNSPECIFIED"];
-const TYRE: &[&str] = &["UNSPECIFIED", "NO_WARNING", "VERY_LOW_PRESSURE", "LOW_PRESSURE", "HIGH_PRESSURE"];
+const TYRE: &[&str] = &[
+    "UNSPECIFIED",
+    "NO_WARNING",
+    "VERY_LOW_PRESSURE",
+    "LOW_PRESSURE",
+    "HIGH_PRESSURE",
+];
 const LAMP: &[&str] = &["NO_WARNING", "FAILURE", "UNSPECIFIED"];
 const FLUID: &[&str] = &["NO_WARNING", "TOO_LOW"];
 const OIL: &[&str] = &["NO_WARNING", "SERVICE_REQUIRED", "TOO_LOW", "TOO_HIGH"];
@@ -27,7 +33,12 @@ const SERVICE: &[&str] = &[
     "DISTANCE_DRIVEN_OVERDUE_FOR_SERVICE",
 ];
 const AVAILABILITY: &[&str] = &["AVAILABLE", "UNAVAILABLE", "UNSPECIFIED"];
-const UNAVAILABLE_REASON: &[&str] = &["CAR_IN_USE", "NO_INTERNET", "POWER_SAVING_MODE", "OTA_INSTALLATION_IN_PROGRESS"];
+const UNAVAILABLE_REASON: &[&str] = &[
+    "CAR_IN_USE",
+    "NO_INTERNET",
+    "POWER_SAVING_MODE",
+    "OTA_INSTALLATION_IN_PROGRESS",
+];
 
 const DOORS: &[(&str, &str)] = &[
     ("frontLeftDoor", "front_left"),
@@ -80,20 +91,75 @@ pub const LAMPS: &[&str] = &[
 
 /// Statistics fields: (API name, family, trip or source label, quantity).
 const STATISTICS: &[(&str, &Family, &str, Quantity)] = &[
-    ("tripMeterManual", &c::TRIP_METER, "manual", Quantity::Length),
-    ("tripMeterAutomatic", &c::TRIP_METER, "automatic", Quantity::Length),
+    (
+        "tripMeterManual",
+        &c::TRIP_METER,
+        "manual",
+        Quantity::Length,
+    ),
+    (
+        "tripMeterAutomatic",
+        &c::TRIP_METER,
+        "automatic",
+        Quantity::Length,
+    ),
     ("tripMeter1", &c::TRIP_METER, "trip1", Quantity::Length),
     ("tripMeter2", &c::TRIP_METER, "trip2", Quantity::Length),
     ("averageSpeed", &c::AVERAGE_SPEED, "manual", Quantity::Speed),
-    ("averageSpeedAutomatic", &c::AVERAGE_SPEED, "automatic", Quantity::Speed),
-    ("averageFuelConsumption", &c::AVERAGE_FUEL, "manual", Quantity::FuelConsumption),
-    ("averageFuelConsumptionAutomatic", &c::AVERAGE_FUEL, "automatic", Quantity::FuelConsumption),
-    ("averageEnergyConsumption", &c::AVERAGE_ENERGY, "manual", Quantity::EnergyConsumption),
-    ("averageEnergyConsumptionAutomatic", &c::AVERAGE_ENERGY, "automatic", Quantity::EnergyConsumption),
-    ("averageEnergyConsumptionSinceCharge", &c::AVERAGE_ENERGY, "since_charge", Quantity::EnergyConsumption),
-    ("distanceToEmptyTank", &c::DISTANCE_TO_EMPTY, "tank", Quantity::Length),
-    ("distanceToEmptyBattery", &c::DISTANCE_TO_EMPTY, "battery", Quantity::Length),
-    ("distanceToEmpty", &c::DISTANCE_TO_EMPTY, "total", Quantity::Length),
+    (
+        "averageSpeedAutomatic",
+        &c::AVERAGE_SPEED,
+        "automatic",
+        Quantity::Speed,
+    ),
+    (
+        "averageFuelConsumption",
+        &c::AVERAGE_FUEL,
+        "manual",
+        Quantity::FuelConsumption,
+    ),
+    (
+        "averageFuelConsumptionAutomatic",
+        &c::AVERAGE_FUEL,
+        "automatic",
+        Quantity::FuelConsumption,
+    ),
+    (
+        "averageEnergyConsumption",
+        &c::AVERAGE_ENERGY,
+        "manual",
+        Quantity::EnergyConsumption,
+    ),
+    (
+        "averageEnergyConsumptionAutomatic",
+        &c::AVERAGE_ENERGY,
+        "automatic",
+        Quantity::EnergyConsumption,
+    ),
+    (
+        "averageEnergyConsumptionSinceCharge",
+        &c::AVERAGE_ENERGY,
+        "since_charge",
+        Quantity::EnergyConsumption,
+    ),
+    (
+        "distanceToEmptyTank",
+        &c::DISTANCE_TO_EMPTY,
+        "tank",
+        Quantity::Length,
+    ),
+    (
+        "distanceToEmptyBattery",
+        &c::DISTANCE_TO_EMPTY,
+        "battery",
+        Quantity::Length,
+    ),
+    (
+        "distanceToEmpty",
+        &c::DISTANCE_TO_EMPTY,
+        "total",
+        Quantity::Length,
+    ),
 ];
 
 fn reading(v: &ValueObject) -> Reading<'_> {
@@ -120,7 +186,11 @@ pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
     if let Ok(d) = &s.details {
         let desc = out.field("descriptions", d.descriptions.as_ref());
         let (model, upholstery, steering) = match desc {
-            Some(desc) => (text(&desc.model), text(&desc.upholstery), text(&desc.steering)),
+            Some(desc) => (
+                text(&desc.model),
+                text(&desc.upholstery),
+                text(&desc.steering),
+            ),
             None => Default::default(),
         };
         let labels = [
@@ -160,7 +230,13 @@ pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
                 _ => None,
             };
             match running {
-                Some(r) => out.number(&c::ENGINE_RUNNING, &[], "engineStatus", r, source_time(v.timestamp.as_deref())),
+                Some(r) => out.number(
+                    &c::ENGINE_RUNNING,
+                    &[],
+                    "engineStatus",
+                    r,
+                    source_time(v.timestamp.as_deref()),
+                ),
                 None => out.skip("engineStatus", values::SkipReason::Malformed),
             }
         }
@@ -181,23 +257,71 @@ pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
     }
     if let Ok(e) = &s.engine {
         fluid(&mut out, e, "oilLevelWarning", "oil", OIL);
-        fluid(&mut out, e, "engineCoolantLevelWarning", "engine_coolant", FLUID);
+        fluid(
+            &mut out,
+            e,
+            "engineCoolantLevelWarning",
+            "engine_coolant",
+            FLUID,
+        );
     }
     if let Ok(d) = &s.diagnostics {
-        fluid(&mut out, d, "washerFluidLevelWarning", "washer_fluid", FLUID);
+        fluid(
+            &mut out,
+            d,
+            "washerFluidLevelWarning",
+            "washer_fluid",
+            FLUID,
+        );
         if let Some(v) = get(&mut out, d, "serviceWarning") {
-            out.state_from(&c::SERVICE_WARNING, &[], "serviceWarning", &reading(&v), SERVICE);
+            out.state_from(
+                &c::SERVICE_WARNING,
+                &[],
+                "serviceWarning",
+                &reading(&v),
+                SERVICE,
+            );
         }
         if let Some(v) = get(&mut out, d, "serviceTrigger") {
-            out.state_from(&c::SERVICE_TRIGGER, &[], "serviceTrigger", &reading(&v), &[]);
+            out.state_from(
+                &c::SERVICE_TRIGGER,
+                &[],
+                "serviceTrigger",
+                &reading(&v),
+                &[],
+            );
         }
-        quantity(&mut out, d, "distanceToService", &c::DISTANCE_TO_SERVICE, Quantity::Length);
-        quantity(&mut out, d, "timeToService", &c::TIME_TO_SERVICE, Quantity::Duration);
-        quantity(&mut out, d, "engineHoursToService", &c::ENGINE_HOURS_TO_SERVICE, Quantity::Duration);
+        quantity(
+            &mut out,
+            d,
+            "distanceToService",
+            &c::DISTANCE_TO_SERVICE,
+            Quantity::Length,
+        );
+        quantity(
+            &mut out,
+            d,
+            "timeToService",
+            &c::TIME_TO_SERVICE,
+            Quantity::Duration,
+        );
+        quantity(
+            &mut out,
+            d,
+            "engineHoursToService",
+            &c::ENGINE_HOURS_TO_SERVICE,
+            Quantity::Duration,
+        );
     }
     if let Ok(f) = &s.fuel {
         quantity(&mut out, f, "fuelAmount", &c::FUEL_AMOUNT, Quantity::Volume);
-        quantity(&mut out, f, "batteryChargeLevel", &c::BATTERY_LEVEL, Quantity::Ratio);
+        quantity(
+            &mut out,
+            f,
+            "batteryChargeLevel",
+            &c::BATTERY_LEVEL,
+            Quantity::Ratio,
+        );
     }
     if let Ok(o) = &s.odometer {
         quantity(&mut out, o, "odometer", &c::ODOMETER, Quantity::Length);
@@ -212,11 +336,31 @@ pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
     if let Ok(ca) = &s.command_accessibility {
         if let Some(a) = out.field("availabilityStatus", Some(&ca.availability_status)) {
             let time = source_time(a.timestamp.as_deref());
-            let r = Reading { value: &a.value, unit: None, time: time.clone() };
-            out.state_from(&c::COMMAND_AVAILABILITY, &[], "availabilityStatus", &r, AVAILABILITY);
+            let r = Reading {
+                value: &a.value,
+                unit: None,
+                time,
+            };
+            out.state_from(
+                &c::COMMAND_AVAILABILITY,
+                &[],
+                "availabilityStatus",
+                &r,
+                AVAILABILITY,
+            );
             if let Some(reason) = &a.unavailable_reason {
-                let r = Reading { value: reason, unit: None, time: None };
-                out.state_from(&c::COMMAND_UNAVAILABLE_REASON, &[], "unavailableReason", &r, UNAVAILABLE_REASON);
+                let r = Reading {
+                    value: reason,
+                    unit: None,
+                    time: None,
+                };
+                out.state_from(
+                    &c::COMMAND_UNAVAILABLE_REASON,
+                    &[],
+                    "unavailableReason",
+                    &r,
+                    UNAVAILABLE_REASON,
+                );
             }
         }
     }
@@ -227,7 +371,9 @@ pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
                     let name = super::sanitize_state(&cmd.command);
                     out.number(&c::COMMAND_SUPPORTED, &[&name], "commands", 1.0, None);
                 }
-                Field::Invalid(_) => out.skip(&format!("commands[{i}]"), values::SkipReason::Malformed),
+                Field::Invalid(_) => {
+                    out.skip(&format!("commands[{i}]"), values::SkipReason::Malformed)
+                }
             }
         }
     }
@@ -239,7 +385,13 @@ fn get(out: &mut VehicleOut, values: &Values, name: &str) -> Option<ValueObject>
 }
 
 /// A family with one part label per API field (doors, windows, tyres).
-fn parts(out: &mut VehicleOut, values: &Values, fields: &[(&str, &str)], fam: &Family, known: &[&str]) {
+fn parts(
+    out: &mut VehicleOut,
+    values: &Values,
+    fields: &[(&str, &str)],
+    fam: &Family,
+    known: &[&str],
+) {
     for (field, label) in fields {
         if let Some(v) = get(out, values, field) {
             out.state_from(fam, &[label], field, &reading(&v), known);

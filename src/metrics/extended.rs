@@ -24,7 +24,10 @@ pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
     let mut out = VehicleOut::new(exp, vin, Origin::ExtendedVehicle);
     for (name, r) in &s.resources {
         let Ok(v) = r else { continue };
-        let time = v.timestamp.as_ref().map(|t| values::number(t).map_err(|_| SkipReason::BadTimestamp));
+        let time = v
+            .timestamp
+            .as_ref()
+            .map(|t| values::number(t).map_err(|_| SkipReason::BadTimestamp));
         let numeric = values::number(&v.value);
         let unit = v.unit.as_deref().filter(|u| !u.trim().is_empty());
         match (numeric, unit) {
@@ -32,8 +35,14 @@ pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
                 let fam = values::unit_factor(u).and_then(|(q, _)| family_of(q));
                 match fam {
                     Some(fam) => {
-                        let reading = Reading { value: &v.value, unit: Some(u), time };
-                        let q = values::unit_factor(u).map(|(q, _)| q).expect("checked above");
+                        let reading = Reading {
+                            value: &v.value,
+                            unit: Some(u),
+                            time,
+                        };
+                        let q = values::unit_factor(u)
+                            .map(|(q, _)| q)
+                            .expect("checked above");
                         out.quantity(fam, &[name], name, &reading, q);
                     }
                     None => {
@@ -44,7 +53,9 @@ pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
             }
             (Ok(n), None) => out.number(&c::EXTENDED_VALUE, &[name], name, n, time),
             (Err(_), _) => match v.value.as_str() {
-                Some(s) if !s.trim().is_empty() => out.state_set(&c::EXTENDED_STATE, &[name], name, s, &[], time),
+                Some(s) if !s.trim().is_empty() => {
+                    out.state_set(&c::EXTENDED_STATE, &[name], name, s, &[], time)
+                }
                 _ => out.skip(name, SkipReason::Malformed),
             },
         }

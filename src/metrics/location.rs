@@ -14,7 +14,8 @@ const EARTH_RADIUS_M: f64 = 6_371_008.8;
 pub fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
     let (la1, lo1) = (a.0.to_radians(), a.1.to_radians());
     let (la2, lo2) = (b.0.to_radians(), b.1.to_radians());
-    let h = ((la2 - la1) / 2.0).sin().powi(2) + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
+    let h = ((la2 - la1) / 2.0).sin().powi(2)
+        + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
     2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
 }
 
@@ -34,29 +35,56 @@ pub fn map(exp: &mut Exposition, vin: &str, f: &Feature, privacy: &LocationPriva
     let timestamp = props.and_then(|p| p.timestamp.clone());
     let heading = props.and_then(|p| p.heading.clone());
     let time = source_time(timestamp.as_deref());
-    let Some(point) = out.field("geometry", Some(&f.geometry)).map(|p| p.coordinates.clone()) else { return };
+    let Some(point) = out
+        .field("geometry", Some(&f.geometry))
+        .map(|p| p.coordinates.clone())
+    else {
+        return;
+    };
     let coord = |i: usize| point.get(i).map(values::number);
     let (lon, lat) = match (coord(0), coord(1)) {
-        (Some(Ok(lon)), Some(Ok(lat))) if (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat) => (lon, lat),
+        (Some(Ok(lon)), Some(Ok(lat)))
+            if (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat) =>
+        {
+            (lon, lat)
+        }
         _ => return out.skip("coordinates", SkipReason::Malformed),
     };
     if privacy.export_coordinates {
-        out.number(&c::LOCATION_LATITUDE, &[], "latitude", round_to(lat, privacy.precision), time.clone());
-        out.number(&c::LOCATION_LONGITUDE, &[], "longitude", round_to(lon, privacy.precision), time.clone());
+        out.number(
+            &c::LOCATION_LATITUDE,
+            &[],
+            "latitude",
+            round_to(lat, privacy.precision),
+            time,
+        );
+        out.number(
+            &c::LOCATION_LONGITUDE,
+            &[],
+            "longitude",
+            round_to(lon, privacy.precision),
+            time,
+        );
         match coord(2) {
-            Some(Ok(alt)) => out.number(&c::LOCATION_ALTITUDE, &[], "altitude", alt, time.clone()),
+            Some(Ok(alt)) => out.number(&c::LOCATION_ALTITUDE, &[], "altitude", alt, time),
             Some(Err(r)) => out.skip("altitude", r),
             None => {}
         }
     }
     if let Some(h) = heading {
         match values::number(&h) {
-            Ok(h) => out.number(&c::LOCATION_HEADING, &[], "heading", h, time.clone()),
+            Ok(h) => out.number(&c::LOCATION_HEADING, &[], "heading", h, time),
             Err(r) => out.skip("heading", r),
         }
     }
     if let Some(home) = privacy.home {
-        out.number(&c::LOCATION_HOME_DISTANCE, &[], "home_distance", distance_m(home, (lat, lon)).round(), time);
+        out.number(
+            &c::LOCATION_HOME_DISTANCE,
+            &[],
+            "home_distance",
+            distance_m(home, (lat, lon)).round(),
+            time,
+        );
     }
 }
 

@@ -85,7 +85,13 @@ impl Exposition {
 
     /// Counts a field that was not exported.
     pub fn skip(&mut self, vin: &str, origin: Origin, field: &str, reason: SkipReason) {
-        tracing::warn!(vin, api = origin.label(), field, reason = reason.label(), "value skipped");
+        tracing::warn!(
+            vin,
+            api = origin.label(),
+            field,
+            reason = reason.label(),
+            "value skipped"
+        );
         *self
             .skipped
             .entry((vin.to_string(), origin.label(), reason.label()))
@@ -159,7 +165,13 @@ impl<'a> VehicleOut<'a> {
             .collect()
     }
 
-    fn stamp(&mut self, f: &Family, extra: &[&str], field: &str, time: Option<Result<f64, SkipReason>>) {
+    fn stamp(
+        &mut self,
+        f: &Family,
+        extra: &[&str],
+        field: &str,
+        time: Option<Result<f64, SkipReason>>,
+    ) {
         match time {
             Some(Ok(t)) => {
                 let owned = self.owned(extra);
@@ -173,7 +185,14 @@ impl<'a> VehicleOut<'a> {
 
     /// A number in `quantity`, converted by its unit; no unit means the value is already in
     /// the base unit only when `unitless_ok`.
-    pub fn quantity(&mut self, f: &Family, extra: &[&str], field: &str, r: &Reading, quantity: Quantity) {
+    pub fn quantity(
+        &mut self,
+        f: &Family,
+        extra: &[&str],
+        field: &str,
+        r: &Reading,
+        quantity: Quantity,
+    ) {
         let n = match values::number(r.value) {
             Ok(n) => n,
             Err(reason) => return self.skip(field, reason),
@@ -185,11 +204,18 @@ impl<'a> VehicleOut<'a> {
             },
             None => return self.skip(field, SkipReason::MissingUnit),
         };
-        self.number(f, extra, field, v, r.time.clone());
+        self.number(f, extra, field, v, r.time);
     }
 
     /// A number already in the family's unit.
-    pub fn number(&mut self, f: &Family, extra: &[&str], field: &str, value: f64, time: Option<Result<f64, SkipReason>>) {
+    pub fn number(
+        &mut self,
+        f: &Family,
+        extra: &[&str],
+        field: &str,
+        value: f64,
+        time: Option<Result<f64, SkipReason>>,
+    ) {
         let owned = self.owned(extra);
         let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
         self.exp.gauge(f, &refs, value);
@@ -198,7 +224,15 @@ impl<'a> VehicleOut<'a> {
 
     /// An enum as a state set: one 0/1 series per known state. A value outside the known set
     /// is kept as its own series (new values appear over time) rather than failing.
-    pub fn state_set(&mut self, f: &Family, extra: &[&str], field: &str, value: &str, known: &[&str], time: Option<Result<f64, SkipReason>>) {
+    pub fn state_set(
+        &mut self,
+        f: &Family,
+        extra: &[&str],
+        field: &str,
+        value: &str,
+        known: &[&str],
+        time: Option<Result<f64, SkipReason>>,
+    ) {
         let value = sanitize_state(value);
         let mut owned = self.owned(extra);
         owned.push(String::new());
@@ -206,7 +240,8 @@ impl<'a> VehicleOut<'a> {
         for k in known {
             owned[last] = (*k).to_string();
             let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
-            self.exp.gauge(f, &refs, if *k == value { 1.0 } else { 0.0 });
+            self.exp
+                .gauge(f, &refs, if *k == value { 1.0 } else { 0.0 });
         }
         if !known.contains(&value.as_str()) {
             if !known.is_empty() {
@@ -220,9 +255,16 @@ impl<'a> VehicleOut<'a> {
     }
 
     /// A state value read from a JSON value that should be a string.
-    pub fn state_from(&mut self, f: &Family, extra: &[&str], field: &str, r: &Reading, known: &[&str]) {
+    pub fn state_from(
+        &mut self,
+        f: &Family,
+        extra: &[&str],
+        field: &str,
+        r: &Reading,
+        known: &[&str],
+    ) {
         match r.value.as_str() {
-            Some(s) if !s.trim().is_empty() => self.state_set(f, extra, field, s, known, r.time.clone()),
+            Some(s) if !s.trim().is_empty() => self.state_set(f, extra, field, s, known, r.time),
             _ => self.skip(field, SkipReason::Malformed),
         }
     }
@@ -268,25 +310,51 @@ mod tests {
     fn snake_case_of_api_fields() {
         assert_eq!(snake("frontLeftDoor"), "front_left_door");
         assert_eq!(snake("hood"), "hood");
-        assert_eq!(snake("turnIndicationFrontLeft"), "turn_indication_front_left");
+        assert_eq!(
+            snake("turnIndicationFrontLeft"),
+            "turn_indication_front_left"
+        );
     }
 
     #[test]
     fn unknown_state_is_kept_and_known_ones_are_zero() {
         let mut exp = Exposition::new();
         let mut out = VehicleOut::new(&mut exp, "YV1XZK9V0R2000001", Origin::ConnectedVehicle);
-        out.state_set(&catalog::CENTRAL_LOCK, &[], "centralLock", "HALF_LOCKED", &["LOCKED", "UNLOCKED"], None);
+        out.state_set(
+            &catalog::CENTRAL_LOCK,
+            &[],
+            "centralLock",
+            "HALF_LOCKED",
+            &["LOCKED", "UNLOCKED"],
+            None,
+        );
         let text = String::from_utf8(exp.encode()).unwrap();
-        assert!(text.contains("{state=\"HALF_LOCKED\",vin=\"YV1XZK9V0R2000001\"} 1"), "{text}");
-        assert!(text.contains("{state=\"LOCKED\",vin=\"YV1XZK9V0R2000001\"} 0"), "{text}");
+        assert!(
+            text.contains("{state=\"HALF_LOCKED\",vin=\"YV1XZK9V0R2000001\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("{state=\"LOCKED\",vin=\"YV1XZK9V0R2000001\"} 0"),
+            "{text}"
+        );
     }
 
     #[test]
     fn hostile_label_values_are_escaped() {
         let mut exp = Exposition::new();
         let mut out = VehicleOut::new(&mut exp, "YV1XZK9V0R2000001", Origin::ConnectedVehicle);
-        out.state_set(&catalog::SERVICE_TRIGGER, &[], "serviceTrigger", "a\"b\\c\nd é", &[], None);
+        out.state_set(
+            &catalog::SERVICE_TRIGGER,
+            &[],
+            "serviceTrigger",
+            "a\"b\\c\nd é",
+            &[],
+            None,
+        );
         let text = String::from_utf8(exp.encode()).unwrap();
-        assert!(text.contains(r#"{state="a\"b\\c_d é",vin="YV1XZK9V0R2000001"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"{state="a\"b\\c_d é",vin="YV1XZK9V0R2000001"} 1"#),
+            "{text}"
+        );
     }
 }

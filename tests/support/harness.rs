@@ -43,7 +43,10 @@ impl Sim {
             .next()
             .expect("address on the first line")
             .to_string();
-        assert!(url.starts_with("http://127.0.0.1:"), "unexpected first line: {line}");
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "unexpected first line: {line}"
+        );
         Sim { child, url }
     }
 
@@ -88,16 +91,30 @@ impl Drop for Sim {
 /// and for scraping test servers without pulling an HTTP client into every test.
 pub fn http(method: &str, url: &str, body: Option<&str>) -> String {
     let (status, text) = http_status(method, url, body, &[]);
-    assert!((200..300).contains(&status), "{method} {url}: HTTP {status}: {text}");
+    assert!(
+        (200..300).contains(&status),
+        "{method} {url}: HTTP {status}: {text}"
+    );
     text
 }
 
-pub fn http_status(method: &str, url: &str, body: Option<&str>, headers: &[(&str, &str)]) -> (u16, String) {
+pub fn http_status(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
     let mut s = std::net::TcpStream::connect(host).expect("connect");
     let body = body.unwrap_or("");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     if !body.is_empty() {
         req.push_str("Content-Type: application/json\r\n");
     }
@@ -111,17 +128,29 @@ pub fn http_status(method: &str, url: &str, body: Option<&str>, headers: &[(&str
     std::io::Read::read_to_end(&mut s, &mut raw).unwrap();
     let raw = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    (status, if chunked { dechunk(body) } else { body.to_string() })
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    (
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    )
 }
 
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
-    loop {
-        let Some((size, rest)) = body.split_once("\r\n") else { break };
+    while let Some((size, rest)) = body.split_once("\r\n") {
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
+        if n == 0 || rest.len() < n + 2 {
             break;
         }
         out.push_str(&rest[..n]);
@@ -139,7 +168,9 @@ impl Workspace {
     /// Config for `sim` with `extra` TOML appended to `[volvo]` (e.g. `vins = [...]`), and a
     /// token whose access token has expired (so the run refreshes first).
     pub fn new(sim: &Sim, volvo_extra: &str, rest: &str) -> Workspace {
-        let ws = Workspace { dir: tempfile::tempdir().unwrap() };
+        let ws = Workspace {
+            dir: tempfile::tempdir().unwrap(),
+        };
         let url = &sim.url;
         ws.write(
             "collector.toml",
@@ -169,9 +200,13 @@ impl Workspace {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
-        c.arg("--config").arg(self.path("collector.toml")).args(args);
+        c.arg("--config")
+            .arg(self.path("collector.toml"))
+            .args(args);
         c.env("LOG_LEVEL", "info");
-        c.env_remove("VOLVO_CLIENT_SECRET").env_remove("VOLVO_API_KEY").env_remove("CREDENTIALS_DIRECTORY");
+        c.env_remove("VOLVO_CLIENT_SECRET")
+            .env_remove("VOLVO_API_KEY")
+            .env_remove("CREDENTIALS_DIRECTORY");
         c
     }
 
@@ -202,7 +237,12 @@ pub fn promtool_check(text: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("promtool is needed (Debian package `prometheus`; the README's test command installs it)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -233,7 +273,9 @@ pub fn check_exposition(text: &str) {
             let name = key.split('{').next().unwrap();
             assert_eq!(name, current, "sample outside its family: {line}");
             assert!(!value.contains(' '), "sample with a timestamp: {line}");
-            let v: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line}"));
+            let v: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line}"));
             assert!(v.is_finite(), "non-finite value: {line}");
         }
     }
@@ -272,7 +314,11 @@ pub const DYNAMIC: &[&str] = &[
 pub fn normalize(text: &str) -> String {
     text.lines()
         .map(|l| {
-            if !l.starts_with('#') && DYNAMIC.iter().any(|d| l.starts_with(&format!("{d}{{")) || l.starts_with(&format!("{d} "))) {
+            if !l.starts_with('#')
+                && DYNAMIC
+                    .iter()
+                    .any(|d| l.starts_with(&format!("{d}{{")) || l.starts_with(&format!("{d} ")))
+            {
                 format!("{} <dynamic>", split_sample(l).0)
             } else {
                 l.to_string()
@@ -285,14 +331,20 @@ pub fn normalize(text: &str) -> String {
 
 /// Compares `actual` with the golden file `tests/golden/<name>`; `UPDATE_GOLDEN=1` rewrites it.
 pub fn golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("no golden file {}: run the tests once with UPDATE_GOLDEN=1", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "no golden file {}: run the tests once with UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
     if expected != actual {
         let diff: Vec<String> = expected
             .lines()

@@ -12,7 +12,11 @@ use crate::config::{Outputs, Settings};
 use crate::simulator::ExtendedMode;
 
 #[derive(Debug, Parser)]
-#[command(name = "volvo-collect", version, about = "Reads a Volvo car's data from Volvo's APIs and hands it to Prometheus.")]
+#[command(
+    name = "volvo-collect",
+    version,
+    about = "Reads a Volvo car's data from Volvo's APIs and hands it to Prometheus."
+)]
 pub struct Cli {
     /// Configuration file (default: $VOLVO_COLLECT_CONFIG, ./collector.toml,
     /// $XDG_CONFIG_HOME/volvo-collect/collector.toml, /etc/volvo-collect/collector.toml).

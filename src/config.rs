@@ -339,15 +339,14 @@ pub fn parse(
     let bad = |key: &str, what: &str| Fatal::config(format!("{}: {key}: {what}", path.display()));
 
     let volvo = raw.volvo.unwrap_or_default();
-    let client_id = match volvo.client_id {
-        Some(id) if !id.trim().is_empty() => id,
-        _ => {
-            return Err(bad(
+    let client_id =
+        match volvo.client_id {
+            Some(id) if !id.trim().is_empty() => id,
+            _ => return Err(bad(
                 "volvo.client_id",
                 "missing: set it to the client ID of your application in Volvo's developer portal",
-            ))
-        }
-    };
+            )),
+        };
 
     let client_secret = secret(
         env,
@@ -372,7 +371,10 @@ pub fn parse(
         energy: raw.sources.energy,
         location: raw.sources.location,
     };
-    if !(sources.connected_vehicle || sources.extended_vehicle || sources.energy || sources.location)
+    if !(sources.connected_vehicle
+        || sources.extended_vehicle
+        || sources.energy
+        || sources.location)
     {
         return Err(bad(
             "sources",
@@ -438,10 +440,7 @@ pub fn parse(
     if collect.concurrency == 0 || collect.concurrency > 1024 {
         return Err(bad(
             "collect.concurrency",
-            &format!(
-                "{} is out of range: use 1 to 1024",
-                collect.concurrency
-            ),
+            &format!("{} is out of range: use 1 to 1024", collect.concurrency),
         ));
     }
 
@@ -545,8 +544,8 @@ fn secret(
         return Ok(Some(v));
     }
     let read = |p: &Path| -> Result<Secret, String> {
-        let text = std::fs::read_to_string(p)
-            .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+        let text =
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
         let text = text.trim();
         if text.is_empty() {
             return Err(format!("{} is empty", p.display()));
@@ -618,7 +617,10 @@ mod tests {
         assert_eq!(s.timeout, Duration::from_secs(60));
         assert!(s.sources.energy && s.sources.location);
         assert!(s.output.is_empty());
-        assert!(!s.scopes.iter().any(|s| COMMAND_SCOPES.contains(&s.as_str())));
+        assert!(!s
+            .scopes
+            .iter()
+            .any(|s| COMMAND_SCOPES.contains(&s.as_str())));
         assert!(s.scopes.contains(&"location:read".to_string()));
     }
 
@@ -639,7 +641,8 @@ mod tests {
 
     #[test]
     fn bad_duration_says_what_is_allowed() {
-        let e = parse_err("[volvo]\nclient_id = \"abc\"\n[collect]\ninterval = \"5 minutes please\"\n");
+        let e =
+            parse_err("[volvo]\nclient_id = \"abc\"\n[collect]\ninterval = \"5 minutes please\"\n");
         assert_eq!(e, "/etc/vc/collector.toml line 4: in [collect], `\"5 minutes please\"`: invalid duration \"5 minutes please\": expected a duration like \"90s\", \"5m\" or \"1h\"");
     }
 
@@ -669,7 +672,10 @@ mod tests {
         let e = parse_err("[volvo]\nclient_id = \"a\"\nvins = [\"YV1-bad\"]\n");
         assert!(e.contains("volvo.vins: \"YV1-bad\" is not a VIN"), "{e}");
         let e = parse_err("[volvo]\nclient_id = \"a\"\napi_url = \"ftp://x\"\n");
-        assert!(e.contains("volvo.api_url: scheme \"ftp\" is not allowed"), "{e}");
+        assert!(
+            e.contains("volvo.api_url: scheme \"ftp\" is not allowed"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -692,25 +698,40 @@ mod tests {
         let text = "[volvo]\nclient_id = \"a\"\napi_key_file = \"key.txt\"\n";
         let cfg = dir.path().join("collector.toml");
         let d = dir.path().to_string_lossy().into_owned();
-        let s = parse(&cfg, text, &|k| (k == "CREDENTIALS_DIRECTORY").then(|| d.clone())).unwrap();
+        let s = parse(&cfg, text, &|k| {
+            (k == "CREDENTIALS_DIRECTORY").then(|| d.clone())
+        })
+        .unwrap();
         assert_eq!(s.api_key.unwrap().expose(), "k3y");
         assert_eq!(s.client_secret.unwrap().expose(), "s3cret");
-        let e = parse(&cfg, "[volvo]\nclient_id = \"a\"\napi_key_file = \"nope\"\n", &|_| None)
-            .unwrap_err()
-            .message;
+        let e = parse(
+            &cfg,
+            "[volvo]\nclient_id = \"a\"\napi_key_file = \"nope\"\n",
+            &|_| None,
+        )
+        .unwrap_err()
+        .message;
         assert!(e.contains("volvo.api_key_file: cannot read"), "{e}");
     }
 
     #[test]
     fn location_home_needs_both_coordinates() {
         let e = parse_err("[volvo]\nclient_id = \"a\"\n[location]\nhome_latitude = 57.7\n");
-        assert!(e.contains("home_latitude and home_longitude go together"), "{e}");
+        assert!(
+            e.contains("home_latitude and home_longitude go together"),
+            "{e}"
+        );
     }
 
     #[test]
     fn example_config_is_valid() {
         let text = include_str!("../collector.toml.example");
-        let s = parse(Path::new("/etc/volvo-collect/collector.toml"), text, &|_| None).unwrap();
+        let s = parse(
+            Path::new("/etc/volvo-collect/collector.toml"),
+            text,
+            &|_| None,
+        )
+        .unwrap();
         assert_eq!(s.client_id, "your-client-id");
     }
 }

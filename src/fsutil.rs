@@ -20,7 +20,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, backup: bool) -> io::R
         .to_string_lossy()
         .into_owned();
     // The temp name must not end in `.prom`: node_exporter reads every `*.prom` it sees.
-    let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), fastrand::u32(..)));
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
@@ -69,8 +73,14 @@ mod tests {
         write_atomic(&p, b"two", 0o600, true).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read(dir.path().join("token.json.bak")).unwrap(), b"one");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "no temp files left: {names:?}");
     }
 
@@ -79,7 +89,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("volvo.prom");
         write_atomic(&p, b"x 1\n", 0o644, false).unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
         assert!(readable_by_others(&p));
     }
 }

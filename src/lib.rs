@@ -41,21 +41,41 @@ pub async fn main_with(cli: cli::Cli) -> ExitCode {
 async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
     match &cli.command {
         Some(cli::Command::Demo { latency }) => demo::run(*latency).await,
-        Some(cli::Command::Login { no_browser, timeout }) => {
+        Some(cli::Command::Login {
+            no_browser,
+            timeout,
+        }) => {
             let path = config::locate(cli.config.as_deref())?;
             let settings = config::load(&path)?;
             auth::login::run(&settings, *no_browser, *timeout).await
         }
-        Some(cli::Command::Simulate { listen, latency, extended, cars, write_token }) => {
-            let opts = simulator::Options { latency: *latency, extended: *extended, cars: *cars };
-            let sim = simulator::start(*listen, opts)
-                .await
-                .map_err(|e| Fatal::new(ExitCode::Usage, format!("cannot listen on {listen}: {e}")))?;
+        Some(cli::Command::Simulate {
+            listen,
+            latency,
+            extended,
+            cars,
+            write_token,
+        }) => {
+            let opts = simulator::Options {
+                latency: *latency,
+                extended: *extended,
+                cars: *cars,
+            };
+            let sim = simulator::start(*listen, opts).await.map_err(|e| {
+                Fatal::new(ExitCode::Usage, format!("cannot listen on {listen}: {e}"))
+            })?;
             if let Some(path) = write_token {
-                auth::token::save(path, &serde_json::from_value(sim.issue_token(true)).expect("token shape"))?;
+                auth::token::save(
+                    path,
+                    &serde_json::from_value(sim.issue_token(true)).expect("token shape"),
+                )?;
             }
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "volvo-collect simulator listening on {}", sim.base_url());
+            let _ = writeln!(
+                out,
+                "volvo-collect simulator listening on {}",
+                sim.base_url()
+            );
             let _ = writeln!(
                 out,
                 "client_id = {:?}, client_secret = {:?}, api_key = {:?}; cars: {}",
@@ -86,7 +106,11 @@ async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
             if outcome.exit != ExitCode::Ok {
                 if let Some(first) = outcome.problems.first() {
                     let more = outcome.problems.len() - 1;
-                    let tail = if more > 0 { format!(" (and {more} more; see the log)") } else { String::new() };
+                    let tail = if more > 0 {
+                        format!(" (and {more} more; see the log)")
+                    } else {
+                        String::new()
+                    };
                     eprintln!("volvo-collect: {first}{tail}");
                 }
             }

@@ -108,8 +108,10 @@ mod tests {
         let p = dir.path().join("token.state.json");
         assert_eq!(State::load(&p), State::default());
         let mut s = State::default();
-        s.requests.insert("energy /vehicles/{vin}/state 200".into(), 3);
-        s.not_supported.insert(endpoint_key("V", "connected_vehicle", "engine"), 100);
+        s.requests
+            .insert("energy /vehicles/{vin}/state 200".into(), 3);
+        s.not_supported
+            .insert(endpoint_key("V", "connected_vehicle", "engine"), 100);
         s.save(&p).unwrap();
         assert_eq!(State::load(&p), s);
         assert!(s.is_not_supported("V", "connected_vehicle", "engine", 99));

@@ -19,7 +19,12 @@ fn once_stdout(ws: &Workspace) -> (i32, String, String) {
 #[test]
 fn golden_exposition_per_sample_car() {
     let sim = Sim::start(&[]);
-    for (slug, vin) in [("bev", BEV), ("phev", PHEV), ("petrol", PETROL), ("diesel", DIESEL)] {
+    for (slug, vin) in [
+        ("bev", BEV),
+        ("phev", PHEV),
+        ("petrol", PETROL),
+        ("diesel", DIESEL),
+    ] {
         let ws = Workspace::new(&sim, &format!("vins = [\"{vin}\"]"), "");
         let (code, out, err) = once_stdout(&ws);
         assert_eq!(code, 0, "{slug}: {err}");
@@ -38,29 +43,66 @@ fn all_sample_cars_in_one_run_with_every_api() {
     promtool_check(&out);
     check_exposition(&out);
     for vin in [BEV, PHEV, PETROL, DIESEL] {
-        assert!(out.contains(&format!("volvo_vehicle_info{{")) && out.contains(vin), "{vin}");
-        for api in ["connected_vehicle", "energy", "location", "extended_vehicle"] {
+        assert!(
+            out.contains(&"volvo_vehicle_info{".to_string()) && out.contains(vin),
+            "{vin}"
+        );
+        for api in [
+            "connected_vehicle",
+            "energy",
+            "location",
+            "extended_vehicle",
+        ] {
             assert_eq!(
-                value(&out, &format!("volvo_collect_api_success{{api=\"{api}\",vin=\"{vin}\"}}")),
+                value(
+                    &out,
+                    &format!("volvo_collect_api_success{{api=\"{api}\",vin=\"{vin}\"}}")
+                ),
                 Some(1.0),
                 "{vin} {api}"
             );
         }
-        assert!(value(&out, &format!("volvo_location_latitude_degrees{{vin=\"{vin}\"}}")).is_some(), "{vin}");
+        assert!(
+            value(
+                &out,
+                &format!("volvo_location_latitude_degrees{{vin=\"{vin}\"}}")
+            )
+            .is_some(),
+            "{vin}"
+        );
     }
     // The four APIs were asked concurrently: their requests overlap in time.
     let reqs = sim.stats()["requests"].as_array().unwrap().clone();
     let span = |prefix: &str| -> (f64, f64) {
-        let r: Vec<_> = reqs.iter().filter(|r| r["path"].as_str().unwrap().starts_with(prefix)).collect();
+        let r: Vec<_> = reqs
+            .iter()
+            .filter(|r| r["path"].as_str().unwrap().starts_with(prefix))
+            .collect();
         assert!(!r.is_empty(), "{prefix}");
-        let start = r.iter().map(|r| r["start_ms"].as_f64().unwrap()).fold(f64::MAX, f64::min);
-        let end = r.iter().map(|r| r["end_ms"].as_f64().unwrap()).fold(0.0, f64::max);
+        let start = r
+            .iter()
+            .map(|r| r["start_ms"].as_f64().unwrap())
+            .fold(f64::MAX, f64::min);
+        let end = r
+            .iter()
+            .map(|r| r["end_ms"].as_f64().unwrap())
+            .fold(0.0, f64::max);
         (start, end)
     };
-    let spans: Vec<_> = ["/connected-vehicle/v2/vehicles/", "/energy/", "/location/", "/extended-vehicle/"].map(span).to_vec();
+    let spans: Vec<_> = [
+        "/connected-vehicle/v2/vehicles/",
+        "/energy/",
+        "/location/",
+        "/extended-vehicle/",
+    ]
+    .map(span)
+    .to_vec();
     let latest_start = spans.iter().map(|s| s.0).fold(0.0, f64::max);
     let earliest_end = spans.iter().map(|s| s.1).fold(f64::MAX, f64::min);
-    assert!(latest_start < earliest_end, "API requests did not overlap: {spans:?}");
+    assert!(
+        latest_start < earliest_end,
+        "API requests did not overlap: {spans:?}"
+    );
 }
 
 #[test]
@@ -71,16 +113,27 @@ fn quirks_become_the_right_values() {
     assert_eq!(code, 0, "{err}");
     let v = |k: &str| value(&out, k);
     // A numeric string: "31.5" liters.
-    assert_eq!(v(&format!("volvo_fuel_amount_liters{{vin=\"{PHEV}\"}}")), Some(31.5));
+    assert_eq!(
+        v(&format!("volvo_fuel_amount_liters{{vin=\"{PHEV}\"}}")),
+        Some(31.5)
+    );
     // Miles to meters, whatever the spelling ("mi" here).
     let odo = v(&format!("volvo_odometer_meters{{vin=\"{PHEV}\"}}")).unwrap();
     let miles: f64 = sample_value(PHEV, "/odometer", "odometer");
     assert!((odo - miles * 1609.344).abs() < 1e-6, "{odo} vs {miles} mi");
     // Energy: electricRange in "mi".
-    let range = v(&format!("volvo_energy_electric_range_meters{{vin=\"{PHEV}\"}}")).unwrap();
+    let range = v(&format!(
+        "volvo_energy_electric_range_meters{{vin=\"{PHEV}\"}}"
+    ))
+    .unwrap();
     assert!((range - 7.0 * 1609.344).abs() < 1e-6, "{range}");
     // ERROR fields: absent, never 0, and their code is data.
-    assert_eq!(v(&format!("volvo_energy_charging_power_watts{{vin=\"{PHEV}\"}}")), None);
+    assert_eq!(
+        v(&format!(
+            "volvo_energy_charging_power_watts{{vin=\"{PHEV}\"}}"
+        )),
+        None
+    );
     assert_eq!(
         v(&format!("volvo_energy_field_error{{code=\"NOT_SUPPORTED\",field=\"chargingPower\",vin=\"{PHEV}\"}}")),
         Some(1.0)
@@ -89,25 +142,80 @@ fn quirks_become_the_right_values() {
         v(&format!("volvo_energy_field_error{{code=\"PROPERTY_NOT_FOUND\",field=\"chargingCurrentLimit\",vin=\"{PHEV}\"}}")),
         Some(1.0)
     );
-    assert!(!out.contains(&format!("volvo_energy_charging_current_limit_amperes{{vin=\"{PHEV}\"}}")));
+    assert!(!out.contains(&format!(
+        "volvo_energy_charging_current_limit_amperes{{vin=\"{PHEV}\"}}"
+    )));
     // The capabilities variant key chargingStatus (PHEV) and the spec's chargingSystemStatus (BEV).
-    assert_eq!(v(&format!("volvo_energy_field_supported{{field=\"chargingStatus\",vin=\"{PHEV}\"}}")), Some(1.0));
-    assert_eq!(v(&format!("volvo_energy_field_supported{{field=\"chargingStatus\",vin=\"{BEV}\"}}")), Some(1.0));
+    assert_eq!(
+        v(&format!(
+            "volvo_energy_field_supported{{field=\"chargingStatus\",vin=\"{PHEV}\"}}"
+        )),
+        Some(1.0)
+    );
+    assert_eq!(
+        v(&format!(
+            "volvo_energy_field_supported{{field=\"chargingStatus\",vin=\"{BEV}\"}}"
+        )),
+        Some(1.0)
+    );
     // BEV energy: percentages as ratios, minutes as seconds.
-    assert_eq!(v(&format!("volvo_energy_battery_charge_level_ratio{{vin=\"{BEV}\"}}")), Some(0.67));
-    assert_eq!(v(&format!("volvo_energy_time_to_target_charge_seconds{{vin=\"{BEV}\"}}")), Some(6000.0));
-    assert_eq!(v(&format!("volvo_energy_charging_state{{state=\"CHARGING\",vin=\"{BEV}\"}}")), Some(1.0));
-    assert_eq!(v(&format!("volvo_energy_charging_state{{state=\"IDLE\",vin=\"{BEV}\"}}")), Some(0.0));
+    assert_eq!(
+        v(&format!(
+            "volvo_energy_battery_charge_level_ratio{{vin=\"{BEV}\"}}"
+        )),
+        Some(0.67)
+    );
+    assert_eq!(
+        v(&format!(
+            "volvo_energy_time_to_target_charge_seconds{{vin=\"{BEV}\"}}"
+        )),
+        Some(6000.0)
+    );
+    assert_eq!(
+        v(&format!(
+            "volvo_energy_charging_state{{state=\"CHARGING\",vin=\"{BEV}\"}}"
+        )),
+        Some(1.0)
+    );
+    assert_eq!(
+        v(&format!(
+            "volvo_energy_charging_state{{state=\"IDLE\",vin=\"{BEV}\"}}"
+        )),
+        Some(0.0)
+    );
     // A car whose capabilities say energy is unsupported is not asked for its state.
-    assert_eq!(v(&format!("volvo_energy_supported{{vin=\"{PETROL}\"}}")), Some(0.0));
-    assert!(sim.requests(&format!("/energy/v2/vehicles/{PETROL}/state")).is_empty());
+    assert_eq!(
+        v(&format!("volvo_energy_supported{{vin=\"{PETROL}\"}}")),
+        Some(0.0)
+    );
+    assert!(sim
+        .requests(&format!("/energy/v2/vehicles/{PETROL}/state"))
+        .is_empty());
     // Location without a timestamp: position and heading, no source time.
     assert!(v(&format!("volvo_location_heading_degrees{{vin=\"{PHEV}\"}}")).is_some());
-    assert_eq!(v(&format!("volvo_location_timestamp_seconds{{vin=\"{PHEV}\"}}")), None);
-    assert!(v(&format!("volvo_location_timestamp_seconds{{vin=\"{BEV}\"}}")).is_some());
+    assert_eq!(
+        v(&format!(
+            "volvo_location_timestamp_seconds{{vin=\"{PHEV}\"}}"
+        )),
+        None
+    );
+    assert!(v(&format!(
+        "volvo_location_timestamp_seconds{{vin=\"{BEV}\"}}"
+    ))
+    .is_some());
     // An unknown enum value is kept, the known ones are 0.
-    assert_eq!(v(&format!("volvo_window_state{{state=\"VENTILATION_OPEN\",vin=\"{PETROL}\",window=\"sunroof\"}}")), Some(1.0));
-    assert_eq!(v(&format!("volvo_window_state{{state=\"CLOSED\",vin=\"{PETROL}\",window=\"sunroof\"}}")), Some(0.0));
+    assert_eq!(
+        v(&format!(
+            "volvo_window_state{{state=\"VENTILATION_OPEN\",vin=\"{PETROL}\",window=\"sunroof\"}}"
+        )),
+        Some(1.0)
+    );
+    assert_eq!(
+        v(&format!(
+            "volvo_window_state{{state=\"CLOSED\",vin=\"{PETROL}\",window=\"sunroof\"}}"
+        )),
+        Some(0.0)
+    );
     // A unit nobody knows ("gal") is skipped and counted, not guessed.
     assert_eq!(
         v(&format!("volvo_collect_fields_skipped{{api=\"extended_vehicle\",reason=\"unknown_unit\",vin=\"{DIESEL}\"}}")),
@@ -115,15 +223,40 @@ fn quirks_become_the_right_values() {
     );
     assert!(!out.contains(&format!("resource=\"fuelAmount\",vin=\"{DIESEL}\"")));
     // Months to seconds; engine hours to seconds.
-    assert_eq!(v(&format!("volvo_time_to_service_seconds{{vin=\"{PHEV}\"}}")), Some(5.0 * 2629746.0));
-    assert_eq!(v(&format!("volvo_engine_running_time_to_service_seconds{{vin=\"{DIESEL}\"}}")), Some(38.0 * 3600.0));
+    assert_eq!(
+        v(&format!("volvo_time_to_service_seconds{{vin=\"{PHEV}\"}}")),
+        Some(5.0 * 2629746.0)
+    );
+    assert_eq!(
+        v(&format!(
+            "volvo_engine_running_time_to_service_seconds{{vin=\"{DIESEL}\"}}"
+        )),
+        Some(38.0 * 3600.0)
+    );
     // A field the model lacks: no fuel on the BEV, no battery capacity on the petrol car.
     assert!(!out.contains(&format!("volvo_fuel_amount_liters{{vin=\"{BEV}\"}}")));
-    assert!(!out.contains(&format!("volvo_battery_capacity_joules{{vin=\"{PETROL}\"}}")));
+    assert!(!out.contains(&format!(
+        "volvo_battery_capacity_joules{{vin=\"{PETROL}\"}}"
+    )));
     // The 23 lamp warnings, two of them failing on the diesel.
-    let lamps = out.lines().filter(|l| l.starts_with("volvo_lamp_warning{") && l.contains(DIESEL) && l.contains("state=\"FAILURE\"")).count();
+    let lamps = out
+        .lines()
+        .filter(|l| {
+            l.starts_with("volvo_lamp_warning{")
+                && l.contains(DIESEL)
+                && l.contains("state=\"FAILURE\"")
+        })
+        .count();
     assert_eq!(lamps, 23);
-    let failing = out.lines().filter(|l| l.starts_with("volvo_lamp_warning{") && l.contains(DIESEL) && l.contains("state=\"FAILURE\"") && l.ends_with(" 1")).count();
+    let failing = out
+        .lines()
+        .filter(|l| {
+            l.starts_with("volvo_lamp_warning{")
+                && l.contains(DIESEL)
+                && l.contains("state=\"FAILURE\"")
+                && l.ends_with(" 1")
+        })
+        .count();
     assert_eq!(failing, 2);
 }
 
@@ -131,11 +264,15 @@ fn quirks_become_the_right_values() {
 fn sample_value(vin: &str, suffix: &str, field: &str) -> f64 {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/simulator/cars");
     for f in std::fs::read_dir(dir).unwrap() {
-        let car: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.unwrap().path()).unwrap()).unwrap();
+        let car: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(f.unwrap().path()).unwrap()).unwrap();
         if car["vin"] == vin {
             let path = format!("/connected-vehicle/v2/vehicles/{vin}{suffix}");
             let v = &car["responses"][&path]["body"]["data"][field]["value"];
-            return v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap();
+            return v
+                .as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .unwrap();
         }
     }
     panic!("no sample car {vin}");
@@ -148,7 +285,11 @@ fn no_token_file_exits_77_and_says_to_log_in() {
     std::fs::remove_file(ws.path("token.json")).unwrap();
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 77);
-    assert!(stderr(&o).contains("run `volvo-collect login`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("run `volvo-collect login`"),
+        "{}",
+        stderr(&o)
+    );
     // The self-metrics still go out, so an alert can say "login needed".
     assert_eq!(value(&stdout(&o), "volvo_collect_login_needed"), Some(1.0));
     assert!(sim.requests("/connected-vehicle").is_empty());
@@ -164,7 +305,11 @@ fn dead_refresh_token_exits_77() {
     ws.write("token.json", &original);
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 77, "{}", stderr(&o));
-    assert!(stderr(&o).contains("invalid_grant") && stderr(&o).contains("volvo-collect login"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid_grant") && stderr(&o).contains("volvo-collect login"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -175,21 +320,40 @@ fn configuration_errors_exit_78_with_one_line() {
     assert_eq!(code(&o), 78);
     let err = stderr(&o);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("collector.toml line 9: in [volvo], `colour`: unknown field `colour`, expected one of"), "{err}");
+    assert!(
+        err.contains(
+            "collector.toml line 9: in [volvo], `colour`: unknown field `colour`, expected one of"
+        ),
+        "{err}"
+    );
 
     let ws = Workspace::new(&sim, "", "[collect]\ntimeout = \"soon\"\n");
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 78);
-    assert!(stderr(&o).contains("invalid duration \"soon\""), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid duration \"soon\""),
+        "{}",
+        stderr(&o)
+    );
 
-    let o = std::process::Command::new(BIN).args(["--config", "/nonexistent/collector.toml", "--once"]).output().unwrap();
+    let o = std::process::Command::new(BIN)
+        .args(["--config", "/nonexistent/collector.toml", "--once"])
+        .output()
+        .unwrap();
     assert_eq!(code(&o), 78);
-    assert!(stderr(&o).contains("cannot read configuration file /nonexistent/collector.toml"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot read configuration file /nonexistent/collector.toml"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn usage_errors_exit_2() {
-    let o = std::process::Command::new(BIN).arg("--no-such-flag").output().unwrap();
+    let o = std::process::Command::new(BIN)
+        .arg("--no-such-flag")
+        .output()
+        .unwrap();
     assert_eq!(code(&o), 2);
 }
 
@@ -201,7 +365,12 @@ fn rotated_token_is_saved_before_any_api_call() {
     let ws = Workspace::new(&sim, "", "");
     let before = ws.token()["refresh_token"].as_str().unwrap().to_string();
     sim.faults(serde_json::json!([{"path": "/connected-vehicle/v2/vehicles", "status": 200, "body": "{\"data\":[]}", "delay_ms": 20000, "times": 1}]));
-    let mut child = ws.command(&["--once", "--stdout"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = ws
+        .command(&["--once", "--stdout"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     // Wait until the refresh has happened, then give the first API request time to be sent.
     let t0 = std::time::Instant::now();
     while sim.stats()["refreshes"].as_u64() != Some(1) {
@@ -212,7 +381,11 @@ fn rotated_token_is_saved_before_any_api_call() {
     child.kill().unwrap();
     child.wait().unwrap();
     let after = ws.token();
-    assert_ne!(after["refresh_token"].as_str().unwrap(), before, "rotated token not saved");
+    assert_ne!(
+        after["refresh_token"].as_str().unwrap(),
+        before,
+        "rotated token not saved"
+    );
     assert!(after["expires_at"].as_i64().unwrap() > chrono_now() + 200);
     // The saved pair works: the next run needs no refresh and succeeds.
     let o = ws.run(&["--once", "--stdout"]);
@@ -220,12 +393,19 @@ fn rotated_token_is_saved_before_any_api_call() {
     assert_eq!(sim.stats()["invalid_grants"], 0);
     // And the previous file is kept as .bak, 0600 like the token.
     assert!(ws.read("token.json.bak").contains(&before));
-    let mode = std::fs::metadata(ws.path("token.json")).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(ws.path("token.json"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
 }
 
 fn chrono_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 #[test]
@@ -239,13 +419,28 @@ fn textfile_is_complete_public_and_alone() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let file = std::fs::read_to_string(&prom).unwrap();
     assert_eq!(file, stdout(&o));
-    assert_eq!(std::fs::metadata(&prom).unwrap().permissions().mode() & 0o777, 0o644);
-    let names: Vec<_> = std::fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(
+        std::fs::metadata(&prom).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    let names: Vec<_> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("volvo.prom")]);
     // An unwritable textfile is an output failure: exit 74, and stdout is still written.
-    let o = ws.run(&["--once", "--stdout", "--textfile", "/nonexistent-dir/volvo.prom"]);
+    let o = ws.run(&[
+        "--once",
+        "--stdout",
+        "--textfile",
+        "/nonexistent-dir/volvo.prom",
+    ]);
     assert_eq!(code(&o), 74);
-    assert!(stderr(&o).contains("output textfile failed"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("output textfile failed"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stdout(&o).contains("volvo_odometer_meters"));
 }
 
@@ -255,16 +450,39 @@ fn extended_vehicle_gone_is_said_once_and_skipped_for_a_day() {
     let ws = Workspace::new(&sim, "", "");
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(stderr(&o).matches("Extended Vehicle API answers that it is shut down").count(), 1, "{}", stderr(&o));
-    assert!(value(&stdout(&o), "volvo_collect_api_unavailable_until_timestamp_seconds{api=\"extended_vehicle\"}").is_some());
+    assert_eq!(
+        stderr(&o)
+            .matches("Extended Vehicle API answers that it is shut down")
+            .count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
+    assert!(value(
+        &stdout(&o),
+        "volvo_collect_api_unavailable_until_timestamp_seconds{api=\"extended_vehicle\"}"
+    )
+    .is_some());
     assert!(stdout(&o).contains("volvo_odometer_meters"));
     let asked = sim.requests("/extended-vehicle/").len();
     assert!(asked >= 1);
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(sim.requests("/extended-vehicle/").len(), asked, "asked again within the day");
-    assert!(!stderr(&o).contains("shut down"), "said twice: {}", stderr(&o));
-    assert!(value(&stdout(&o), "volvo_collect_api_unavailable_until_timestamp_seconds{api=\"extended_vehicle\"}").is_some());
+    assert_eq!(
+        sim.requests("/extended-vehicle/").len(),
+        asked,
+        "asked again within the day"
+    );
+    assert!(
+        !stderr(&o).contains("shut down"),
+        "said twice: {}",
+        stderr(&o)
+    );
+    assert!(value(
+        &stdout(&o),
+        "volvo_collect_api_unavailable_until_timestamp_seconds{api=\"extended_vehicle\"}"
+    )
+    .is_some());
 }
 
 #[test]
@@ -274,7 +492,13 @@ fn not_supported_endpoints_are_remembered() {
     assert_eq!(code(&ws.run(&["--once", "--stdout"])), 0);
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(sim.requests(&format!("{BEV}/engine")).iter().filter(|r| r["path"].as_str().unwrap().ends_with("/engine")).count(), 1);
+    assert_eq!(
+        sim.requests(&format!("{BEV}/engine"))
+            .iter()
+            .filter(|r| r["path"].as_str().unwrap().ends_with("/engine"))
+            .count(),
+        1
+    );
     assert_eq!(
         value(&stdout(&o), &format!("volvo_collect_endpoint_not_supported{{api=\"connected_vehicle\",endpoint=\"engine\",vin=\"{BEV}\"}}")),
         Some(1.0)
@@ -289,17 +513,29 @@ fn not_supported_endpoints_are_remembered() {
 #[test]
 fn a_vin_not_on_the_account_is_named() {
     let sim = Sim::start(&[]);
-    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\", \"YV1AAAAAAAA999999\"]"), "");
+    let ws = Workspace::new(
+        &sim,
+        &format!("vins = [\"{BEV}\", \"YV1AAAAAAAA999999\"]"),
+        "",
+    );
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 1);
-    assert!(stderr(&o).contains("YV1AAAAAAAA999999: this VIN (volvo.vins) is not on the account"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("YV1AAAAAAAA999999: this VIN (volvo.vins) is not on the account"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stdout(&o).contains(&format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")));
 }
 
 #[test]
 fn the_deadline_cuts_off_a_slow_endpoint_and_the_rest_is_delivered() {
     let sim = Sim::start(&[]);
-    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "[collect]\ntimeout = \"2s\"\n");
+    let ws = Workspace::new(
+        &sim,
+        &format!("vins = [\"{BEV}\"]"),
+        "[collect]\ntimeout = \"2s\"\n",
+    );
     sim.faults(serde_json::json!([{"path": "/statistics", "status": 200, "body": "{\"data\":{}}", "delay_ms": 60000}]));
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 1, "{}", stderr(&o));
@@ -309,17 +545,28 @@ fn the_deadline_cuts_off_a_slow_endpoint_and_the_rest_is_delivered() {
         Some(1.0)
     );
     assert!(value(&out, &format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")).is_some());
-    assert!(value(&out, &format!("volvo_energy_battery_charge_level_ratio{{vin=\"{BEV}\"}}")).is_some());
+    assert!(value(
+        &out,
+        &format!("volvo_energy_battery_charge_level_ratio{{vin=\"{BEV}\"}}")
+    )
+    .is_some());
     promtool_check(&out);
 }
 
 #[test]
 fn demo_prints_every_sample_car() {
-    let o = std::process::Command::new(BIN).arg("demo").env("LOG_LEVEL", "warn").output().unwrap();
+    let o = std::process::Command::new(BIN)
+        .arg("demo")
+        .env("LOG_LEVEL", "warn")
+        .output()
+        .unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let out = stdout(&o);
     for vin in [BEV, PHEV, PETROL, DIESEL] {
-        assert!(value(&out, &format!("volvo_odometer_meters{{vin=\"{vin}\"}}")).is_some(), "{vin}");
+        assert!(
+            value(&out, &format!("volvo_odometer_meters{{vin=\"{vin}\"}}")).is_some(),
+            "{vin}"
+        );
     }
     promtool_check(&out);
 }

@@ -21,7 +21,10 @@ fn doc_for(path: &str) -> (Value, String) {
     .into_iter()
     .find(|(_, p)| path.starts_with(p))
     .unwrap_or_else(|| panic!("no document for {path}"));
-    (openapi::load(&root.join(file)), path[prefix.len()..].to_string())
+    (
+        openapi::load(&root.join(file)),
+        path[prefix.len()..].to_string(),
+    )
 }
 
 #[test]
@@ -29,26 +32,41 @@ fn every_simulated_answer_matches_our_openapi_documents() {
     let sim = Sim::start(&[]);
     let token = sim.token(false);
     let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
-    let headers = [("vcc-api-key", "demo-api-key"), ("Authorization", bearer.as_str())];
+    let headers = [
+        ("vcc-api-key", "demo-api-key"),
+        ("Authorization", bearer.as_str()),
+    ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/simulator/cars");
-    let mut paths = vec!["/connected-vehicle/v2/vehicles".to_string(), "/extended-vehicle/v1/vehicles".to_string()];
+    let mut paths = vec![
+        "/connected-vehicle/v2/vehicles".to_string(),
+        "/extended-vehicle/v1/vehicles".to_string(),
+    ];
     for f in std::fs::read_dir(dir).unwrap() {
-        let car: Value = serde_json::from_str(&std::fs::read_to_string(f.unwrap().path()).unwrap()).unwrap();
+        let car: Value =
+            serde_json::from_str(&std::fs::read_to_string(f.unwrap().path()).unwrap()).unwrap();
         paths.extend(car["responses"].as_object().unwrap().keys().cloned());
         // Paths the car does not have: the simulator's own 404 bodies.
         let vin = car["vin"].as_str().unwrap();
-        paths.push(format!("/extended-vehicle/v1/vehicles/{vin}/resources/noSuchResource"));
+        paths.push(format!(
+            "/extended-vehicle/v1/vehicles/{vin}/resources/noSuchResource"
+        ));
     }
     let mut failures = Vec::new();
     for path in &paths {
         let (status, body) = http_status("GET", &format!("{}{path}", sim.url), None, &headers);
-        let body: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: not JSON: {e}"));
+        let body: Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: not JSON: {e}"));
         let (doc, rel) = doc_for(path);
         if let Err(e) = openapi::validate_response(&doc, &rel, status, &body) {
             failures.push(format!("{path} ({status}): {e}"));
         }
     }
-    assert!(failures.is_empty(), "{} answers do not match:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} answers do not match:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(paths.len() > 80, "{}", paths.len());
 }
 
@@ -56,12 +74,25 @@ fn every_simulated_answer_matches_our_openapi_documents() {
 fn simulated_auth_failures_match_our_openapi_documents() {
     let sim = Sim::start(&[]);
     let path = format!("/connected-vehicle/v2/vehicles/{BEV}/doors");
-    let (status, body) = http_status("GET", &format!("{}{path}", sim.url), None, &[("vcc-api-key", "wrong")]);
+    let (status, body) = http_status(
+        "GET",
+        &format!("{}{path}", sim.url),
+        None,
+        &[("vcc-api-key", "wrong")],
+    );
     assert_eq!(status, 401);
     assert!(body.contains("VCC-API-KEY"));
     let (doc, rel) = doc_for(&path);
     openapi::validate_response(&doc, &rel, status, &serde_json::from_str(&body).unwrap()).unwrap();
-    let (status, body) = http_status("GET", &format!("{}{path}", sim.url), None, &[("vcc-api-key", "demo-api-key"), ("Authorization", "Bearer nope")]);
+    let (status, body) = http_status(
+        "GET",
+        &format!("{}{path}", sim.url),
+        None,
+        &[
+            ("vcc-api-key", "demo-api-key"),
+            ("Authorization", "Bearer nope"),
+        ],
+    );
     assert_eq!(status, 401);
     openapi::validate_response(&doc, &rel, status, &serde_json::from_str(&body).unwrap()).unwrap();
 }

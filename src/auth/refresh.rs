@@ -59,7 +59,10 @@ async fn exchange(
         }
     };
     let rt = RefreshToken::new(refresh_token.expose().to_string());
-    let result = client.exchange_refresh_token(&rt).request_async(&recorder).await;
+    let result = client
+        .exchange_refresh_token(&rt)
+        .request_async(&recorder)
+        .await;
     result.map_err(|e| match e {
         RequestTokenError::ServerResponse(r) => match r.error() {
             BasicErrorResponseType::InvalidGrant => Fatal::login(
@@ -90,20 +93,33 @@ async fn exchange(
 
 /// Refreshes `old` and returns the rotated token. The refresh token is kept when Volvo ID does
 /// not send a new one.
-pub async fn refresh(http: &reqwest::Client, oauth: &OAuthClient<'_>, old: &Token) -> Result<Token, Fatal> {
+pub async fn refresh(
+    http: &reqwest::Client,
+    oauth: &OAuthClient<'_>,
+    old: &Token,
+) -> Result<Token, Fatal> {
     let r = exchange(http, oauth, &old.refresh_token).await?;
     let now = now();
     let rotated = r.refresh_token().map(|t| Secret::new(t.secret().clone()));
     let expires_in = r.expires_in().map(|d| d.as_secs() as i64).unwrap_or(300);
     Ok(Token {
         access_token: Secret::new(r.access_token().secret().clone()),
-        refreshed_at: if rotated.is_some() { Some(now) } else { old.refreshed_at },
+        refreshed_at: if rotated.is_some() {
+            Some(now)
+        } else {
+            old.refreshed_at
+        },
         refresh_token: rotated.unwrap_or_else(|| old.refresh_token.clone()),
         expires_at: now + expires_in,
         token_type: "Bearer".into(),
         scope: r
             .scopes()
-            .map(|s| s.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" "))
+            .map(|s| {
+                s.iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .or_else(|| old.scope.clone()),
         logged_in_at: old.logged_in_at,
         extra: old.extra.clone(),
@@ -119,7 +135,11 @@ pub enum Freshness {
 
 /// The run's token step. Holds the lock across read-refresh-save, so that concurrent runs
 /// never spend the same refresh token twice.
-pub async fn ensure_fresh(http: &reqwest::Client, oauth: &OAuthClient<'_>, token_file: &Path) -> Result<(Token, Freshness), Fatal> {
+pub async fn ensure_fresh(
+    http: &reqwest::Client,
+    oauth: &OAuthClient<'_>,
+    token_file: &Path,
+) -> Result<(Token, Freshness), Fatal> {
     let _lock = token::lock(token_file).await?;
     let current = token::read(token_file)?;
     if !current.expires_within(now(), REFRESH_MARGIN_S) {
@@ -128,6 +148,9 @@ pub async fn ensure_fresh(http: &reqwest::Client, oauth: &OAuthClient<'_>, token
     tracing::debug!("access token expires within a minute; refreshing");
     let fresh = refresh(http, oauth, &current).await?;
     token::save(token_file, &fresh)?;
-    tracing::info!(expires_at = fresh.expires_at, "access token refreshed; rotated refresh token saved");
+    tracing::info!(
+        expires_at = fresh.expires_at,
+        "access token refreshed; rotated refresh token saved"
+    );
     Ok((fresh, Freshness::Refreshed))
 }

@@ -167,10 +167,18 @@ mod tests {
         let p = dir.path().join("token.json");
         let e = read(&p).unwrap_err();
         assert_eq!(e.code, crate::error::ExitCode::LoginNeeded);
-        assert!(e.message.contains("run `volvo-collect login`"), "{}", e.message);
+        assert!(
+            e.message.contains("run `volvo-collect login`"),
+            "{}",
+            e.message
+        );
         std::fs::write(&p, "{\"access_token\": \"AT\", \"refre").unwrap();
         let e = read(&p).unwrap_err();
-        assert!(e.message.contains("is damaged") && e.message.contains(".bak"), "{}", e.message);
+        assert!(
+            e.message.contains("is damaged") && e.message.contains(".bak"),
+            "{}",
+            e.message
+        );
         assert!(!e.message.contains("AT"), "{}", e.message);
     }
 }

@@ -734,6 +734,45 @@ pub fn stamp_help(f: &Family) -> String {
     format!("Source time of the {what} value(s), as reported by the car, in Unix seconds.")
 }
 
+/// The README's metrics table, made from the catalog (a test keeps the README in step).
+pub fn markdown_table() -> String {
+    let mut out =
+        String::from("| metric | type | labels | source | meaning |\n|---|---|---|---|---|\n");
+    let mut rows: Vec<(String, &'static str, String, &'static str, String)> = Vec::new();
+    for f in ALL {
+        let kind = match f.kind {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+        };
+        rows.push((
+            f.name.to_string(),
+            kind,
+            f.labels.join(", "),
+            f.origin.label(),
+            f.help.to_string(),
+        ));
+        if let Some(stamp) = f.stamp_name() {
+            if !rows.iter().any(|r| r.0 == stamp) {
+                rows.push((
+                    stamp,
+                    "gauge",
+                    f.stamp_labels().join(", "),
+                    f.origin.label(),
+                    stamp_help(f),
+                ));
+            }
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, kind, labels, origin, help) in rows {
+        out.push_str(&format!(
+            "| `{name}` | {kind} | {labels} | {origin} | {} |\n",
+            help.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -775,43 +814,4 @@ mod tests {
             }
         }
     }
-}
-
-/// The README's metrics table, made from the catalog (a test keeps the README in step).
-pub fn markdown_table() -> String {
-    let mut out =
-        String::from("| metric | type | labels | source | meaning |\n|---|---|---|---|---|\n");
-    let mut rows: Vec<(String, &'static str, String, &'static str, String)> = Vec::new();
-    for f in ALL {
-        let kind = match f.kind {
-            Kind::Gauge => "gauge",
-            Kind::Counter => "counter",
-        };
-        rows.push((
-            f.name.to_string(),
-            kind,
-            f.labels.join(", "),
-            f.origin.label(),
-            f.help.to_string(),
-        ));
-        if let Some(stamp) = f.stamp_name() {
-            if !rows.iter().any(|r| r.0 == stamp) {
-                rows.push((
-                    stamp,
-                    "gauge",
-                    f.stamp_labels().join(", "),
-                    f.origin.label(),
-                    stamp_help(f),
-                ));
-            }
-        }
-    }
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, kind, labels, origin, help) in rows {
-        out.push_str(&format!(
-            "| `{name}` | {kind} | {labels} | {origin} | {} |\n",
-            help.replace('|', "\\|")
-        ));
-    }
-    out
 }

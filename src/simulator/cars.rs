@@ -54,12 +54,17 @@ pub fn build(opts: &Options) -> (Vec<String>, HashMap<String, (u16, Value)>) {
     let mut responses = HashMap::new();
     for i in 0..opts.cars.max(1) {
         let car = &samples[i % samples.len()];
-        let vin = if i < samples.len() { car.vin.clone() } else { copy_vin(&car.vin, i) };
+        let vin = if i < samples.len() {
+            car.vin.clone()
+        } else {
+            copy_vin(&car.vin, i)
+        };
         for (path, a) in &car.responses {
             let body = if vin == car.vin {
                 a.body.clone()
             } else {
-                serde_json::from_str(&a.body.to_string().replace(&car.vin, &vin)).expect("still JSON")
+                serde_json::from_str(&a.body.to_string().replace(&car.vin, &vin))
+                    .expect("still JSON")
             };
             responses.insert(path.replace(&car.vin, &vin), (a.status, body));
         }

@@ -143,7 +143,11 @@ fn issue(sim: &Sim, scope: &str, expired: bool) -> Value {
     let mut t = sim.tokens.lock().expect("tokens lock");
     let access = format!("sim-at-{}", random(32));
     let refresh = format!("sim-rt-{}", random(32));
-    let expires_at = if expired { now() - 10 } else { now() + ACCESS_TOKEN_LIFETIME_S };
+    let expires_at = if expired {
+        now() - 10
+    } else {
+        now() + ACCESS_TOKEN_LIFETIME_S
+    };
     t.access.insert(access.clone(), expires_at);
     t.refresh_valid.insert(refresh.clone());
     json!({
@@ -192,7 +196,14 @@ fn ms(sim: &Sim, t: Instant) -> f64 {
     (t - sim.started).as_secs_f64() * 1000.0
 }
 
-fn record(sim: &Sim, method: &str, path: &str, status: u16, start: Instant, refresh_token: Option<String>) {
+fn record(
+    sim: &Sim,
+    method: &str,
+    path: &str,
+    status: u16,
+    start: Instant,
+    refresh_token: Option<String>,
+) {
     let end = Instant::now();
     let seen = Seen {
         method: method.to_string(),
@@ -228,7 +239,12 @@ fn json_response(status: u16, body: &Value) -> Response {
         .into_response()
 }
 
-async fn api(State(sim): State<Arc<Sim>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn api(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let start = Instant::now();
     let path = uri.path().to_string();
     tokio::time::sleep(sim.opts.latency).await;
@@ -247,7 +263,13 @@ async fn answer(sim: &Sim, method: &Method, path: &str, headers: &HeaderMap) -> 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let valid = sim.tokens.lock().expect("tokens lock").access.get(bearer).is_some_and(|exp| *exp > now());
+    let valid = sim
+        .tokens
+        .lock()
+        .expect("tokens lock")
+        .access
+        .get(bearer)
+        .is_some_and(|exp| *exp > now());
     if !valid {
         let body = json!({"error": {"message": "Unauthorized", "description": "The access token is invalid or has expired"}});
         return (401, json_response(401, &body));
@@ -281,7 +303,11 @@ async fn answer(sim: &Sim, method: &Method, path: &str, headers: &HeaderMap) -> 
             return (200, json_response(200, &json!({"data": list})));
         }
         "/extended-vehicle/v1/vehicles" => {
-            let list: Vec<Value> = sim.vins.iter().map(|v| json!({"id": v, "timestamp": 1_767_225_600})).collect();
+            let list: Vec<Value> = sim
+                .vins
+                .iter()
+                .map(|v| json!({"id": v, "timestamp": 1_767_225_600}))
+                .collect();
             return (200, json_response(200, &json!({"vehicles": list})));
         }
         _ => {}
@@ -303,16 +329,27 @@ async fn answer(sim: &Sim, method: &Method, path: &str, headers: &HeaderMap) -> 
 
 /// HTTP Basic client credentials, URL-decoded as RFC 6749 §2.3.1 asks.
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Basic ")?;
+    let v = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?;
     let raw = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
     let raw = String::from_utf8(raw).ok()?;
     let (id, secret) = raw.split_once(':')?;
-    let dec = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+    let dec = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
     Some((dec(id)?, dec(secret)?))
 }
 
 fn oauth_error(status: u16, error: &str, description: &str) -> Response {
-    json_response(status, &json!({"error": error, "error_description": description}))
+    json_response(
+        status,
+        &json!({"error": error, "error_description": description}),
+    )
 }
 
 async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -327,11 +364,23 @@ async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> 
 
 fn token_answer(sim: &Sim, headers: &HeaderMap, form: &HashMap<String, String>) -> (u16, Response) {
     if let Some(f) = take_fault(sim, "/as/token.oauth2") {
-        return (f.status, (StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), f.body).into_response());
+        return (
+            f.status,
+            (
+                StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                f.body,
+            )
+                .into_response(),
+        );
     }
     match basic_credentials(headers) {
         Some((id, secret)) if id == CLIENT_ID && secret == CLIENT_SECRET => {}
-        _ => return (401, oauth_error(401, "invalid_client", "Client authentication failed")),
+        _ => {
+            return (
+                401,
+                oauth_error(401, "invalid_client", "Client authentication failed"),
+            )
+        }
     }
     match form.get("grant_type").map(String::as_str) {
         Some("refresh_token") => {
@@ -347,7 +396,14 @@ fn token_answer(sim: &Sim, headers: &HeaderMap, form: &HashMap<String, String>) 
             };
             if !ok {
                 *sim.invalid_grants.lock().expect("lock") += 1;
-                return (400, oauth_error(400, "invalid_grant", "The refresh token is invalid, expired or already used"));
+                return (
+                    400,
+                    oauth_error(
+                        400,
+                        "invalid_grant",
+                        "The refresh token is invalid, expired or already used",
+                    ),
+                );
             }
             *sim.refreshes.lock().expect("lock") += 1;
             (200, grant(sim, "openid"))
@@ -356,19 +412,40 @@ fn token_answer(sim: &Sim, headers: &HeaderMap, form: &HashMap<String, String>) 
             let code = form.get("code").cloned().unwrap_or_default();
             let entry = sim.tokens.lock().expect("tokens lock").codes.remove(&code);
             let Some((challenge, redirect, scope)) = entry else {
-                return (400, oauth_error(400, "invalid_grant", "Unknown or used authorization code"));
+                return (
+                    400,
+                    oauth_error(400, "invalid_grant", "Unknown or used authorization code"),
+                );
             };
             if form.get("redirect_uri") != Some(&redirect) {
-                return (400, oauth_error(400, "invalid_grant", "redirect_uri does not match the authorization request"));
+                return (
+                    400,
+                    oauth_error(
+                        400,
+                        "invalid_grant",
+                        "redirect_uri does not match the authorization request",
+                    ),
+                );
             }
             let verifier = form.get("code_verifier").cloned().unwrap_or_default();
-            let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+            let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(sha2::Sha256::digest(verifier.as_bytes()));
             if computed != challenge {
-                return (400, oauth_error(400, "invalid_grant", "PKCE verification failed"));
+                return (
+                    400,
+                    oauth_error(400, "invalid_grant", "PKCE verification failed"),
+                );
             }
             (200, grant(sim, &scope))
         }
-        _ => (400, oauth_error(400, "unsupported_grant_type", "grant_type must be refresh_token or authorization_code")),
+        _ => (
+            400,
+            oauth_error(
+                400,
+                "unsupported_grant_type",
+                "grant_type must be refresh_token or authorization_code",
+            ),
+        ),
     }
 }
 
@@ -386,10 +463,17 @@ fn grant(sim: &Sim, scope: &str) -> Response {
     )
 }
 
-async fn authorize(State(sim): State<Arc<Sim>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn authorize(
+    State(sim): State<Arc<Sim>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let redirect = q.get("redirect_uri").cloned().unwrap_or_default();
     let Ok(mut target) = url::Url::parse(&redirect) else {
-        return (StatusCode::BAD_REQUEST, "redirect_uri is missing or not a URL").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "redirect_uri is missing or not a URL",
+        )
+            .into_response();
     };
     {
         let mut pairs = target.query_pairs_mut();
@@ -402,7 +486,11 @@ async fn authorize(State(sim): State<Arc<Sim>>, Query(q): Query<HashMap<String, 
             let code = random(24);
             sim.tokens.lock().expect("tokens lock").codes.insert(
                 code.clone(),
-                (q["code_challenge"].clone(), redirect.clone(), q.get("scope").cloned().unwrap_or_default()),
+                (
+                    q["code_challenge"].clone(),
+                    redirect.clone(),
+                    q.get("scope").cloned().unwrap_or_default(),
+                ),
             );
             pairs.append_pair("code", &code);
         } else {

@@ -10,7 +10,11 @@ use crate::config::Outputs;
 use crate::metrics::Exposition;
 
 /// Delivers `text` to every configured output; returns the failures as (output, error).
-pub async fn deliver(outputs: &Outputs, _exp: &Exposition, text: &[u8]) -> Vec<(&'static str, String)> {
+pub async fn deliver(
+    outputs: &Outputs,
+    _exp: &Exposition,
+    text: &[u8],
+) -> Vec<(&'static str, String)> {
     let mut failures = Vec::new();
     if outputs.stdout {
         let mut out = std::io::stdout().lock();
@@ -29,7 +33,10 @@ pub async fn deliver(outputs: &Outputs, _exp: &Exposition, text: &[u8]) -> Vec<(
         }
     }
     if outputs.remote_write.is_some() {
-        failures.push(("remote_write", "remote write is not available in this version".to_string()));
+        failures.push((
+            "remote_write",
+            "remote write is not available in this version".to_string(),
+        ));
     }
     failures
 }

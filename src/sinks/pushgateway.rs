@@ -29,7 +29,12 @@ pub async fn push(base: &Url, text: &[u8]) -> Result<(), String> {
         .body(text.to_vec())
         .send()
         .await
-        .map_err(|e| format!("cannot reach the Pushgateway at {base}: {}", crate::api::client::describe(&e)))?;
+        .map_err(|e| {
+            format!(
+                "cannot reach the Pushgateway at {base}: {}",
+                crate::api::client::describe(&e)
+            )
+        })?;
     let status = resp.status();
     if status.is_success() {
         return Ok(());

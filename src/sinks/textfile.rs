@@ -7,5 +7,6 @@ use std::path::Path;
 use crate::fsutil;
 
 pub fn write(path: &Path, text: &[u8]) -> Result<(), String> {
-    fsutil::write_atomic(path, text, 0o644, false).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    fsutil::write_atomic(path, text, 0o644, false)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

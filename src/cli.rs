@@ -39,6 +39,15 @@ pub struct Cli {
     #[arg(long, value_name = "URL")]
     pub pushgateway: Option<Url>,
 
+    /// Send the exposition by Prometheus remote write to this URL.
+    #[arg(long, value_name = "URL")]
+    pub remote_write: Option<Url>,
+
+    /// Long-running mode: also serve the latest exposition at http://ADDR/metrics
+    /// (`:PORT` means loopback).
+    #[arg(long, value_name = "ADDR", value_parser = crate::config::parse_listen)]
+    pub listen: Option<SocketAddr>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -83,20 +92,27 @@ pub enum Command {
 impl Cli {
     /// Output flags replace the `[output]` table when any is given.
     pub fn outputs(&self) -> Option<Outputs> {
-        if !self.stdout && self.textfile.is_none() && self.pushgateway.is_none() {
+        if !self.stdout
+            && self.textfile.is_none()
+            && self.pushgateway.is_none()
+            && self.remote_write.is_none()
+        {
             return None;
         }
         Some(Outputs {
             stdout: self.stdout,
             textfile: self.textfile.clone(),
             pushgateway: self.pushgateway.clone(),
-            remote_write: None,
+            remote_write: self.remote_write.clone(),
         })
     }
 
     pub fn apply(&self, settings: &mut Settings) {
         if let Some(o) = self.outputs() {
             settings.output = o;
+        }
+        if let Some(l) = self.listen {
+            settings.web.listen = Some(l);
         }
     }
 }

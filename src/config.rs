@@ -60,6 +60,49 @@ struct RawConfig {
     collect: RawCollect,
     #[serde(default)]
     location: RawLocation,
+    #[serde(default)]
+    pushgateway: RawPushgateway,
+    #[serde(default)]
+    remote_write: RawRemoteWrite,
+    #[serde(default)]
+    web: RawWeb,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPushgateway {
+    job: Option<String>,
+    #[serde(default)]
+    grouping: std::collections::BTreeMap<String, String>,
+    username: Option<String>,
+    password: Option<Secret>,
+    password_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    timeout: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRemoteWrite {
+    username: Option<String>,
+    password: Option<Secret>,
+    password_file: Option<PathBuf>,
+    bearer_token: Option<Secret>,
+    bearer_token_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    timeout: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    listen: Option<String>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    #[serde(default)]
+    basic_auth_users: std::collections::BTreeMap<String, Secret>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -153,6 +196,10 @@ impl Default for RawLocation {
     }
 }
 
+fn de_opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d).map(Some)
+}
+
 fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text).map_err(|_| {
@@ -207,6 +254,45 @@ pub struct LocationPrivacy {
     pub home: Option<(f64, f64)>,
 }
 
+/// HTTP authentication for an output.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum HttpAuth {
+    #[default]
+    None,
+    Basic {
+        username: String,
+        password: Secret,
+    },
+    Bearer(Secret),
+}
+
+/// How to reach an HTTP output (Pushgateway, remote write).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpOutput {
+    pub auth: HttpAuth,
+    /// Extra CA certificate (PEM) to trust, for HTTPS with a private CA.
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+/// Pushgateway grouping key: job plus extra labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushgatewayOptions {
+    pub job: String,
+    pub grouping: Vec<(String, String)>,
+    pub http: HttpOutput,
+}
+
+/// The listener of the long-running mode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebOptions {
+    pub listen: Option<std::net::SocketAddr>,
+    /// (certificate chain, private key) PEM files.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// user → bcrypt hash, as in Prometheus exporters' web configuration.
+    pub basic_auth_users: Vec<(String, Secret)>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub config_path: PathBuf,
@@ -228,6 +314,9 @@ pub struct Settings {
     pub request_timeout: Duration,
     pub concurrency: usize,
     pub location: LocationPrivacy,
+    pub pushgateway: PushgatewayOptions,
+    pub remote_write: HttpOutput,
+    pub web: WebOptions,
 }
 
 impl Settings {
@@ -475,7 +564,116 @@ pub fn parse(
         }
     };
 
+    let read_secret =
+        |key: &str, inline: Option<Secret>, file: Option<&Path>| -> Result<Option<Secret>, Fatal> {
+            match (inline, file) {
+                (Some(_), Some(_)) => Err(bad(key, "set either the value or the _file, not both")),
+                (Some(v), None) => Ok(Some(v)),
+                (None, Some(f)) => {
+                    let f = resolve(f);
+                    let text = std::fs::read_to_string(&f).map_err(|e| {
+                        bad(
+                            &format!("{key}_file"),
+                            &format!("cannot read {}: {e}", f.display()),
+                        )
+                    })?;
+                    Ok(Some(Secret::new(text.trim())))
+                }
+                (None, None) => Ok(None),
+            }
+        };
+    let pg = raw.pushgateway;
+    let pg_password = read_secret(
+        "pushgateway.password",
+        pg.password,
+        pg.password_file.as_deref(),
+    )?;
+    let pg_auth = match (pg.username, pg_password) {
+        (Some(username), Some(password)) => HttpAuth::Basic { username, password },
+        (None, None) => HttpAuth::None,
+        _ => {
+            return Err(bad(
+                "pushgateway",
+                "username and password go together: set both or neither",
+            ))
+        }
+    };
+    let job = pg.job.unwrap_or_else(|| "volvo_collect".into());
+    if job.is_empty() {
+        return Err(bad("pushgateway.job", "must not be empty"));
+    }
+    for name in pg.grouping.keys() {
+        let valid = name
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+        if !valid || name.is_empty() || name == "job" || name.starts_with("__") {
+            return Err(bad("pushgateway.grouping", &format!("{name:?} is not a usable label name: use letters, digits and _ (not job, not __...)")));
+        }
+    }
+    let rw = raw.remote_write;
+    let rw_password = read_secret(
+        "remote_write.password",
+        rw.password,
+        rw.password_file.as_deref(),
+    )?;
+    let rw_bearer = read_secret(
+        "remote_write.bearer_token",
+        rw.bearer_token,
+        rw.bearer_token_file.as_deref(),
+    )?;
+    let rw_auth = match (rw.username, rw_password, rw_bearer) {
+        (Some(username), Some(password), None) => HttpAuth::Basic { username, password },
+        (None, None, Some(token)) => HttpAuth::Bearer(token),
+        (None, None, None) => HttpAuth::None,
+        _ => {
+            return Err(bad(
+                "remote_write",
+                "use either username and password, or bearer_token",
+            ))
+        }
+    };
+    let web = raw.web;
+    let listen = match web.listen.as_deref() {
+        None => None,
+        Some(l) => Some(parse_listen(l).map_err(|e| bad("web.listen", &e))?),
+    };
+    let tls = match (web.tls_cert_file, web.tls_key_file) {
+        (Some(c), Some(k)) => Some((resolve(&c), resolve(&k))),
+        (None, None) => None,
+        _ => {
+            return Err(bad(
+                "web",
+                "tls_cert_file and tls_key_file go together: set both or neither",
+            ))
+        }
+    };
+    for (user, hash) in &web.basic_auth_users {
+        if !hash.expose().starts_with("$2") {
+            return Err(bad("web.basic_auth_users", &format!("the password of {user:?} must be a bcrypt hash (htpasswd -nBC 10 \"\" | tr -d ':\\n')")));
+        }
+    }
+
     Ok(Settings {
+        pushgateway: PushgatewayOptions {
+            job,
+            grouping: pg.grouping.into_iter().collect(),
+            http: HttpOutput {
+                auth: pg_auth,
+                ca_file: pg.ca_file.as_deref().map(resolve),
+                timeout: pg.timeout.unwrap_or(Duration::from_secs(15)),
+            },
+        },
+        remote_write: HttpOutput {
+            auth: rw_auth,
+            ca_file: rw.ca_file.as_deref().map(resolve),
+            timeout: rw.timeout.unwrap_or(Duration::from_secs(15)),
+        },
+        web: WebOptions {
+            listen,
+            tls,
+            basic_auth_users: web.basic_auth_users.into_iter().collect(),
+        },
         config_path: path.to_path_buf(),
         client_id,
         client_secret,
@@ -509,6 +707,18 @@ pub fn parse(
             home,
         },
     })
+}
+
+/// A listen address: `HOST:PORT`, or just `:PORT` for loopback (the exposition holds the
+/// car's position, so nothing is exposed beyond this machine unless asked).
+pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    let text = text.trim();
+    let full = if let Some(port) = text.strip_prefix(':') {
+        format!("127.0.0.1:{port}")
+    } else {
+        text.to_string()
+    };
+    full.parse().map_err(|_| format!("{text:?} is not an address: use HOST:PORT such as 127.0.0.1:9811, or :9811 for loopback"))
 }
 
 /// `token.json` keeps its run-to-run state in `token.state.json` beside it.

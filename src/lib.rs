@@ -17,6 +17,7 @@ pub mod fsutil;
 pub mod metrics;
 pub mod run;
 pub mod secret;
+pub mod serve;
 pub mod simulator;
 pub mod sinks;
 pub mod state;
@@ -94,10 +95,7 @@ async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
             let mut settings = config::load(&path)?;
             cli.apply(&mut settings);
             if !cli.once {
-                return Err(Fatal::new(
-                    ExitCode::Usage,
-                    "the long-running mode is not available in this version: pass --once and run it from a systemd timer or cron",
-                ));
+                return serve::run_forever(settings).await;
             }
             let outcome = run::run_once(&settings).await?;
             for p in &outcome.problems {

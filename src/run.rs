@@ -69,18 +69,24 @@ pub fn http_client(request_timeout: Duration) -> reqwest::Client {
         .expect("the HTTP client builds with static settings")
 }
 
-/// Runs one collection and delivers it to the configured outputs.
+/// Runs one collection and delivers it to the configured outputs (`--once`).
 pub async fn run_once(settings: &Settings) -> Result<RunOutcome, Fatal> {
+    if settings.output.is_empty() {
+        return Err(Fatal::config(format!(
+            "{}: no output chosen: pass --stdout, --textfile PATH, --pushgateway URL or --remote-write URL, or set one in [output]",
+            settings.config_path.display()
+        )));
+    }
+    collect(settings).await
+}
+
+/// One collection, delivered to whatever outputs are configured (possibly none, when the
+/// long-running mode serves it itself).
+pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     let started = Instant::now();
     let deadline = started + settings.timeout;
     let api_key = settings.api_key()?.clone();
     let client_secret = settings.client_secret()?.clone();
-    if settings.output.is_empty() {
-        return Err(Fatal::config(format!(
-            "{}: no output chosen: pass --stdout, --textfile PATH or --pushgateway URL, or set one in [output]",
-            settings.config_path.display()
-        )));
-    }
     let http = http_client(settings.request_timeout);
     let mut state = State::load(&settings.state_file);
     let now = refresh::now();
@@ -448,7 +454,7 @@ async fn finish(
         if exit == ExitCode::Ok { 1.0 } else { 0.0 },
     );
     let text = exp.encode();
-    let failures = sinks::deliver(&settings.output, exp, &text).await;
+    let failures = sinks::deliver(settings, exp, &text).await;
     let mut exit = exit;
     for (output, err) in failures {
         problems.push(format!("output {output} failed: {err}"));

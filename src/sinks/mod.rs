@@ -1,20 +1,24 @@
 //! Outputs: where the encoded exposition goes. Encoding happens once, before; each output is
 //! small and independent, and a failing one never stops the others.
 
+mod http;
 pub mod pushgateway;
+pub mod remote_write;
 pub mod textfile;
 
 use std::io::Write;
 
-use crate::config::Outputs;
+use crate::config::Settings;
 use crate::metrics::Exposition;
 
-/// Delivers `text` to every configured output; returns the failures as (output, error).
+/// Delivers `text` (the encoded `exp`) to every configured output; returns the failures as
+/// (output, error).
 pub async fn deliver(
-    outputs: &Outputs,
-    _exp: &Exposition,
+    settings: &Settings,
+    exp: &Exposition,
     text: &[u8],
 ) -> Vec<(&'static str, String)> {
+    let outputs = &settings.output;
     let mut failures = Vec::new();
     if outputs.stdout {
         let mut out = std::io::stdout().lock();
@@ -27,16 +31,33 @@ pub async fn deliver(
             failures.push(("textfile", e));
         }
     }
-    if let Some(url) = &outputs.pushgateway {
-        if let Err(e) = pushgateway::push(url, text).await {
-            failures.push(("pushgateway", e));
+    // The two network outputs go out together; neither waits for the other.
+    let push = async {
+        match &outputs.pushgateway {
+            Some(url) => pushgateway::push(url, &settings.pushgateway, text)
+                .await
+                .err(),
+            None => None,
         }
+    };
+    let remote = async {
+        match &outputs.remote_write {
+            Some(url) => {
+                let now_ms = chrono::Utc::now().timestamp_millis();
+                let request = remote_write::write_request(&exp.registry().gather(), now_ms);
+                remote_write::send(url, &settings.remote_write, remote_write::encode(&request))
+                    .await
+                    .err()
+            }
+            None => None,
+        }
+    };
+    let (push, remote) = tokio::join!(push, remote);
+    if let Some(e) = push {
+        failures.push(("pushgateway", e));
     }
-    if outputs.remote_write.is_some() {
-        failures.push((
-            "remote_write",
-            "remote write is not available in this version".to_string(),
-        ));
+    if let Some(e) = remote {
+        failures.push(("remote_write", e));
     }
     failures
 }

@@ -1,0 +1,161 @@
+//! Prometheus remote write 1.0: the exposition as a snappy-compressed protobuf `WriteRequest`
+//! (labels sorted by name, one sample per series stamped with the run's time), POSTed with the
+//! protocol's headers. Only 5xx and 429 are retried; any other answer is final. Prometheus,
+//! Grafana Mimir, Thanos Receive, VictoriaMetrics and Cortex accept it.
+
+use std::time::Duration;
+
+use prometheus::proto::MetricType;
+use url::Url;
+
+use super::http;
+use crate::config::HttpOutput;
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WriteRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub timeseries: Vec<TimeSeries>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TimeSeries {
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<Label>,
+    #[prost(message, repeated, tag = "2")]
+    pub samples: Vec<Sample>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Label {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Sample {
+    #[prost(double, tag = "1")]
+    pub value: f64,
+    #[prost(int64, tag = "2")]
+    pub timestamp: i64,
+}
+
+/// Builds the request from gathered families, every sample at `timestamp_ms`.
+pub fn write_request(
+    families: &[prometheus::proto::MetricFamily],
+    timestamp_ms: i64,
+) -> WriteRequest {
+    let mut timeseries = Vec::new();
+    for f in families {
+        for m in f.get_metric() {
+            let value = match f.get_field_type() {
+                MetricType::GAUGE => m.get_gauge().get_value(),
+                MetricType::COUNTER => m.get_counter().get_value(),
+                // The collector emits no summaries or histograms.
+                _ => continue,
+            };
+            let mut labels: Vec<Label> = m
+                .get_label()
+                .iter()
+                .map(|l| Label {
+                    name: l.name().to_string(),
+                    value: l.value().to_string(),
+                })
+                .collect();
+            labels.push(Label {
+                name: "__name__".into(),
+                value: f.name().to_string(),
+            });
+            labels.sort_by(|a, b| a.name.cmp(&b.name));
+            timeseries.push(TimeSeries {
+                labels,
+                samples: vec![Sample {
+                    value,
+                    timestamp: timestamp_ms,
+                }],
+            });
+        }
+    }
+    WriteRequest { timeseries }
+}
+
+pub fn encode(req: &WriteRequest) -> Vec<u8> {
+    let raw = prost::Message::encode_to_vec(req);
+    snap::raw::Encoder::new()
+        .compress_vec(&raw)
+        .expect("snappy compression of memory cannot fail")
+}
+
+const ATTEMPTS: u32 = 3;
+
+pub async fn send(url: &Url, o: &HttpOutput, body: Vec<u8>) -> Result<(), String> {
+    let client = http::client(o)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let req = client
+            .post(url.clone())
+            .header("content-encoding", "snappy")
+            .header("content-type", "application/x-protobuf")
+            .header("x-prometheus-remote-write-version", "0.1.0")
+            .body(body.clone());
+        let result = http::authorize(req, &o.auth).send().await;
+        let (retry, err) = match result {
+            Ok(resp) if resp.status().is_success() => return Ok(()),
+            Ok(resp) => {
+                let status = resp.status();
+                let text = resp.text().await.unwrap_or_default();
+                let retry = status.is_server_error() || status.as_u16() == 429;
+                (
+                    retry,
+                    format!(
+                        "{url} answered HTTP {}: {}",
+                        status.as_u16(),
+                        text.trim().chars().take(200).collect::<String>()
+                    ),
+                )
+            }
+            // A transport error may have delivered nothing: sending again is safe, since the
+            // same samples with the same timestamps are idempotent.
+            Err(e) => (
+                true,
+                format!("cannot reach {url}: {}", crate::api::client::describe(&e)),
+            ),
+        };
+        if !retry || attempt >= ATTEMPTS {
+            return Err(err);
+        }
+        tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_become_sorted_series() {
+        let mut exp = crate::metrics::Exposition::new();
+        exp.gauge(&crate::metrics::catalog::ODOMETER, &["VIN1"], 12.5);
+        let req = write_request(&exp.registry().gather(), 1000);
+        assert_eq!(req.timeseries.len(), 1);
+        let names: Vec<_> = req.timeseries[0]
+            .labels
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect();
+        assert_eq!(names, ["__name__", "vin"]);
+        assert_eq!(
+            req.timeseries[0].samples[0],
+            Sample {
+                value: 12.5,
+                timestamp: 1000
+            }
+        );
+        let body = encode(&req);
+        let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+        let back: WriteRequest = prost::Message::decode(raw.as_slice()).unwrap();
+        assert_eq!(back, req);
+    }
+}

@@ -163,6 +163,7 @@ struct RawCollect {
     #[serde(deserialize_with = "de_duration")]
     request_timeout: Duration,
     concurrency: usize,
+    requests_per_minute: usize,
 }
 
 impl Default for RawCollect {
@@ -172,6 +173,7 @@ impl Default for RawCollect {
             timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(20),
             concurrency: 32,
+            requests_per_minute: 90,
         }
     }
 }
@@ -313,6 +315,8 @@ pub struct Settings {
     pub timeout: Duration,
     pub request_timeout: Duration,
     pub concurrency: usize,
+    /// Client-side pacing per account; 0 turns it off.
+    pub requests_per_minute: usize,
     pub location: LocationPrivacy,
     pub pushgateway: PushgatewayOptions,
     pub remote_write: HttpOutput,
@@ -701,6 +705,7 @@ pub fn parse(
         timeout: collect.timeout,
         request_timeout: collect.request_timeout,
         concurrency: collect.concurrency,
+        requests_per_minute: collect.requests_per_minute,
         location: LocationPrivacy {
             precision: loc.precision,
             export_coordinates: loc.export_coordinates,

@@ -8,7 +8,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::api::client::{Client, ClientOptions};
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::api::client::{Client, ClientOptions, TokenSource};
+use crate::secret::Secret;
 use crate::api::{connected, energy, extended, location, ApiError};
 use crate::auth::refresh::{self, OAuthClient};
 use crate::auth::token::Token;
@@ -136,8 +140,21 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     exp.gauge(&c::LOGIN_NEEDED, &[], 0.0);
     token_metrics(&mut exp, &token);
 
+    let (renew_tx, mut renew_rx) = tokio::sync::mpsc::channel::<RenewRequest>(8);
+    // The daily quota is used up: spend nothing until Volvo replenishes it.
+    if let Some(until) = state.quota_until {
+        exp.gauge(&c::QUOTA_EXHAUSTED, &[], 1.0);
+        exp.gauge(&c::QUOTA_RESET, &[], until as f64);
+        problems.push(format!(
+            "the API key's daily request quota is used up until {}; no requests made",
+            chrono::DateTime::from_timestamp(until, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
+        ));
+        let exit = finish(settings, &mut exp, &mut state, started, None, ExitCode::Temporary, &mut problems).await;
+        return Ok(RunOutcome { text: exp.encode(), exit, problems });
+    }
+
     let client = Arc::new(Client::new(
-        http,
+        http.clone(),
         ClientOptions {
             base: settings.api_url.clone(),
             api_key,
@@ -145,6 +162,8 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
             concurrency: settings.concurrency,
             deadline,
             request_timeout: settings.request_timeout,
+            requests_per_minute: settings.requests_per_minute,
+            token_source: Some(Box::new(RenewRequests(renew_tx))),
         },
     ));
 
@@ -229,9 +248,20 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
             });
         }
     }
+    // Collect the results; meanwhile serve token renewals asked for by requests that got 401
+    // (the refresh runs here, on the run's own task, one at a time).
     let mut fetched = Vec::new();
-    while let Some(r) = tasks.join_next().await {
-        fetched.push(r.expect("collection tasks do not panic"));
+    loop {
+        tokio::select! {
+            r = tasks.join_next() => match r {
+                Some(r) => fetched.push(r.expect("collection tasks do not panic")),
+                None => break,
+            },
+            Some((failed, reply)) = renew_rx.recv() => {
+                let fresh = refresh::renew(&http, &oauth, &settings.token_file, &failed).await;
+                let _ = reply.send(fresh);
+            }
+        }
     }
     fetched.sort_by(|a, b| (&a.vin, a.api.label()).cmp(&(&b.vin, b.api.label())));
 
@@ -317,13 +347,30 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     }
     exp.gauge(&c::VEHICLES, &[], vins.len() as f64);
 
-    let exit = if !failed && problems.is_empty() {
+    let mut exit = if !failed && problems.is_empty() {
         ExitCode::Ok
     } else if !any_data && all_temporary {
         ExitCode::Temporary
     } else {
         ExitCode::Partial
     };
+    if let Some(reset) = client.quota_exhausted() {
+        // Volvo does not always say when; an hour is a cautious guess that costs one request.
+        let until = now + reset.map(|d| d.as_secs() as i64).unwrap_or(3600);
+        state.quota_until = Some(until);
+        exp.gauge(&c::QUOTA_EXHAUSTED, &[], 1.0);
+        exp.gauge(&c::QUOTA_RESET, &[], until as f64);
+        exit = ExitCode::Temporary;
+    } else {
+        exp.gauge(&c::QUOTA_EXHAUSTED, &[], 0.0);
+    }
+    if let Some(fatal) = client.renewal_failure() {
+        problems.push(fatal.message.clone());
+        if fatal.code == ExitCode::LoginNeeded {
+            exp.gauge(&c::LOGIN_NEEDED, &[], 1.0);
+            exit = ExitCode::LoginNeeded;
+        }
+    }
     let exit = finish(
         settings,
         &mut exp,
@@ -339,6 +386,22 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
         exit,
         problems,
     })
+}
+
+type RenewRequest = (Secret, tokio::sync::oneshot::Sender<Result<Secret, Fatal>>);
+
+/// The API client's way to ask the run for a new access token after a 401.
+struct RenewRequests(tokio::sync::mpsc::Sender<RenewRequest>);
+
+impl TokenSource for RenewRequests {
+    fn renew<'a>(&'a self, failed: &'a Secret) -> Pin<Box<dyn Future<Output = Result<Secret, Fatal>> + Send + 'a>> {
+        Box::pin(async move {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let gone = || Fatal::new(ExitCode::Temporary, "the run ended before the token was renewed");
+            self.0.send((failed.clone(), tx)).await.map_err(|_| gone())?;
+            rx.await.map_err(|_| gone())?
+        })
+    }
 }
 
 /// How many endpoints an API answered for, to tell "nothing came back" from "some did".

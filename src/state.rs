@@ -32,6 +32,9 @@ pub struct State {
     /// api → Unix seconds until which the API is not asked (Extended Vehicle's shutdown).
     #[serde(default)]
     pub api_unavailable: BTreeMap<String, i64>,
+    /// Unix seconds until which the API key's daily quota is used up.
+    #[serde(default)]
+    pub quota_until: Option<i64>,
 }
 
 impl Default for State {
@@ -43,6 +46,7 @@ impl Default for State {
             last_success: None,
             not_supported: BTreeMap::new(),
             api_unavailable: BTreeMap::new(),
+            quota_until: None,
         }
     }
 }
@@ -85,6 +89,7 @@ impl State {
     pub fn expire(&mut self, now: i64) {
         self.not_supported.retain(|_, until| *until > now);
         self.api_unavailable.retain(|_, until| *until > now);
+        self.quota_until = self.quota_until.filter(|u| *u > now);
     }
 
     pub fn is_not_supported(&self, vin: &str, api: &str, endpoint: &str, now: i64) -> bool {

@@ -3,7 +3,10 @@
 //! response bodies, classifies failures into [`ApiError`], and counts every request by API,
 //! endpoint template and status for the self-metrics.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -24,16 +27,62 @@ const MAX_ATTEMPTS: u32 = 3;
 /// Requests made, by (api, endpoint template, status or error kind).
 pub type RequestCounts = BTreeMap<(String, String, String), u64>;
 
+/// Renews the access token after an API answered 401 for it: returns a token that was not
+/// the failed one (refreshed now, or by another run meanwhile).
+pub trait TokenSource: Send + Sync {
+    fn renew<'a>(&'a self, failed: &'a Secret) -> Pin<Box<dyn Future<Output = Result<Secret, crate::error::Fatal>> + Send + 'a>>;
+}
+
 pub struct Client {
     http: reqwest::Client,
     base: Url,
     api_key: Secret,
     access_token: RwLock<Secret>,
+    token_source: Option<Box<dyn TokenSource>>,
+    /// Serialises renewals: one 401 storm causes one refresh.
+    renewing: tokio::sync::Mutex<()>,
     in_flight: Semaphore,
+    pacer: Option<Pacer>,
     deadline: Instant,
     request_timeout: Duration,
     counts: Mutex<RequestCounts>,
     retries: Mutex<BTreeMap<String, u64>>,
+    /// Set by the first "out of call volume quota" answer: no more requests this run.
+    quota: AtomicBool,
+    quota_reset: Mutex<Option<Duration>>,
+    /// Set when the access token was renewed after a 401 (the run saves it to the metrics).
+    renewed: Mutex<Option<crate::error::Fatal>>,
+}
+
+/// A client-side limit of requests per sliding minute, below Volvo's 100 per user and
+/// application, so that many cars in one run queue instead of tripping 429.
+struct Pacer {
+    per_minute: usize,
+    sent: Mutex<VecDeque<Instant>>,
+}
+
+impl Pacer {
+    /// Waits for a free slot; `false` when none comes before the deadline.
+    async fn wait(&self, deadline: Instant) -> bool {
+        loop {
+            let until = {
+                let mut sent = self.sent.lock().expect("pacer lock");
+                let now = Instant::now();
+                while sent.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
+                    sent.pop_front();
+                }
+                if sent.len() < self.per_minute {
+                    sent.push_back(now);
+                    return true;
+                }
+                *sent.front().expect("non-empty") + Duration::from_secs(60)
+            };
+            if until >= deadline {
+                return false;
+            }
+            tokio::time::sleep_until(until).await;
+        }
+    }
 }
 
 /// Options for building a [`Client`].
@@ -44,6 +93,9 @@ pub struct ClientOptions {
     pub concurrency: usize,
     pub deadline: Instant,
     pub request_timeout: Duration,
+    /// Requests per sliding minute; 0 turns pacing off.
+    pub requests_per_minute: usize,
+    pub token_source: Option<Box<dyn TokenSource>>,
 }
 
 impl Client {
@@ -53,11 +105,47 @@ impl Client {
             base: o.base,
             api_key: o.api_key,
             access_token: RwLock::new(o.access_token),
+            token_source: o.token_source,
+            renewing: tokio::sync::Mutex::new(()),
             in_flight: Semaphore::new(o.concurrency.max(1)),
+            pacer: (o.requests_per_minute > 0).then(|| Pacer { per_minute: o.requests_per_minute, sent: Mutex::new(VecDeque::new()) }),
             deadline: o.deadline,
             request_timeout: o.request_timeout,
             counts: Mutex::new(BTreeMap::new()),
             retries: Mutex::new(BTreeMap::new()),
+            quota: AtomicBool::new(false),
+            quota_reset: Mutex::new(None),
+            renewed: Mutex::new(None),
+        }
+    }
+
+    /// When the daily quota ran out during this run: `Some(time until it is replenished)`.
+    pub fn quota_exhausted(&self) -> Option<Option<Duration>> {
+        self.quota.load(Ordering::Relaxed).then(|| *self.quota_reset.lock().expect("quota lock"))
+    }
+
+    /// A renewal after a 401 that failed, to report (e.g. login needed).
+    pub fn renewal_failure(&self) -> Option<crate::error::Fatal> {
+        self.renewed.lock().expect("renewed lock").take()
+    }
+
+    /// Asks the token source for a new access token after `failed` was refused. Returns
+    /// whether a retry makes sense.
+    async fn renew(&self, failed: &Secret) -> bool {
+        let Some(source) = &self.token_source else { return false };
+        let _one = self.renewing.lock().await;
+        if *self.access_token.read().await != *failed {
+            return true; // another request renewed it meanwhile
+        }
+        match source.renew(failed).await {
+            Ok(fresh) => {
+                *self.access_token.write().await = fresh;
+                true
+            }
+            Err(e) => {
+                *self.renewed.lock().expect("renewed lock") = Some(e);
+                false
+            }
         }
     }
 
@@ -100,34 +188,58 @@ impl Client {
     }
 
     /// GETs `path` and returns the body of a 200 answer; retries transport errors, 5xx and 429
-    /// with exponential back-off and jitter, never past the deadline.
-    pub async fn get(
-        &self,
-        api: Origin,
-        template: &'static str,
-        path: &str,
-    ) -> Result<Vec<u8>, ApiError> {
+    /// with exponential back-off and jitter, never past the deadline; after a 401 for the access
+    /// token, renews it once and retries once; after the daily quota's 403, asks nothing more.
+    pub async fn get(&self, api: Origin, template: &'static str, path: &str) -> Result<Vec<u8>, ApiError> {
         let url = self
             .base
             .join(path.trim_start_matches('/'))
             .map_err(|e| ApiError::Transport(format!("bad URL for {template}: {e}")))?;
         let mut attempt = 0;
+        let mut renewed = false;
         loop {
             attempt += 1;
-            let result =
-                match tokio::time::timeout_at(self.deadline, self.attempt(api, template, &url))
-                    .await
-                {
-                    Ok(r) => r,
-                    Err(_) => {
-                        self.count(api, template, "timeout");
-                        Err(ApiError::Timeout)
-                    }
-                };
+            if self.quota.load(Ordering::Relaxed) {
+                return Err(ApiError::Quota { reset_after: *self.quota_reset.lock().expect("quota lock") });
+            }
+            if let Some(p) = &self.pacer {
+                if !p.wait(self.deadline).await {
+                    self.count(api, template, "timeout");
+                    return Err(ApiError::Timeout);
+                }
+            }
+            let token = self.access_token.read().await.clone();
+            let result = match tokio::time::timeout_at(self.deadline, self.attempt(api, template, &url, &token)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.count(api, template, "timeout");
+                    Err(ApiError::Timeout)
+                }
+            };
             let err = match result {
                 Ok(body) => return Ok(body),
                 Err(e) => e,
             };
+            if let ApiError::Quota { reset_after } = &err {
+                // Every further request would be refused too, and each would still count.
+                if !self.quota.swap(true, Ordering::Relaxed) {
+                    *self.quota_reset.lock().expect("quota lock") = *reset_after;
+                    tracing::warn!(
+                        reset_after_s = reset_after.map(|d| d.as_secs()),
+                        "Volvo says the API key's daily quota is used up; no more requests until it is replenished"
+                    );
+                }
+                return Err(err);
+            }
+            // A refused access token: renew once and retry once (an API-key 401 is not this).
+            if err == ApiError::Unauthorized(401) && !renewed {
+                renewed = true;
+                if self.renew(&token).await {
+                    attempt -= 1;
+                    continue;
+                }
+                return Err(err);
+            }
             let retry_after = match &err {
                 ApiError::RateLimited { retry_after } => Some(retry_after.unwrap_or_default()),
                 ApiError::Transport(_) | ApiError::RequestTimeout => Some(Duration::ZERO),
@@ -146,34 +258,23 @@ impl Client {
             if Instant::now() + wait >= self.deadline {
                 return Err(err);
             }
-            *self
-                .retries
-                .lock()
-                .expect("retries lock")
-                .entry(api.label().to_string())
-                .or_default() += 1;
+            *self.retries.lock().expect("retries lock").entry(api.label().to_string()).or_default() += 1;
             tracing::debug!(api = api.label(), endpoint = template, error = %err, wait_ms = wait.as_millis() as u64, "retrying");
             tokio::time::sleep(wait).await;
         }
     }
 
-    async fn attempt(
-        &self,
-        api: Origin,
-        template: &'static str,
-        url: &Url,
-    ) -> Result<Vec<u8>, ApiError> {
-        let _permit = self
-            .in_flight
-            .acquire()
-            .await
-            .expect("semaphore is never closed");
-        let token = self.access_token.read().await.clone();
+    async fn attempt(&self, api: Origin, template: &'static str, url: &Url, token: &Secret) -> Result<Vec<u8>, ApiError> {
+        let _permit = self.in_flight.acquire().await.expect("semaphore is never closed");
         let started = Instant::now();
+        // Marked sensitive, so that no debug output of the request can show it.
+        let mut key = reqwest::header::HeaderValue::from_str(self.api_key.expose())
+            .map_err(|_| ApiError::Transport("volvo.api_key holds characters an HTTP header cannot carry".into()))?;
+        key.set_sensitive(true);
         let response = self
             .http
             .get(url.clone())
-            .header("vcc-api-key", self.api_key.expose())
+            .header("vcc-api-key", key)
             .bearer_auth(token.expose())
             .header("accept", "application/json")
             .timeout(self.request_timeout)

@@ -5,7 +5,6 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::Arc;
 
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
@@ -35,6 +34,26 @@ pub fn now() -> i64 {
 /// A reqwest-backed HTTP client for `oauth2` that remembers the last status code: `oauth2`
 /// reports a non-JSON 5xx as a parse error without it, and the status decides whether the
 /// failure is temporary.
+pub struct StatusRecorder<'h> {
+    pub http: &'h reqwest::Client,
+    pub status: AtomicU16,
+}
+
+impl<'c, 'h: 'c> AsyncHttpClient<'c> for StatusRecorder<'h> {
+    type Error = oauth2::HttpClientError<reqwest::Error>;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, Self::Error>> + Send + Sync + 'c>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let r = self.http.call(request).await;
+            if let Ok(resp) = &r {
+                self.status.store(resp.status().as_u16(), Ordering::Relaxed);
+            }
+            r
+        })
+    }
+}
+
 async fn exchange(
     http: &reqwest::Client,
     oauth: &OAuthClient<'_>,
@@ -44,25 +63,13 @@ async fn exchange(
         .set_client_secret(ClientSecret::new(oauth.client_secret.expose().to_string()))
         .set_auth_uri(AuthUrl::from_url(oauth.auth_url.clone()))
         .set_token_uri(TokenUrl::from_url(oauth.token_url.clone()));
-    let status = Arc::new(AtomicU16::new(0));
-    let recorder = {
-        let status = status.clone();
-        move |req: HttpRequest| {
-            let status = status.clone();
-            async move {
-                let r = http.call(req).await;
-                if let Ok(resp) = &r {
-                    status.store(resp.status().as_u16(), Ordering::Relaxed);
-                }
-                r
-            }
-        }
-    };
+    let recorder = StatusRecorder { http, status: AtomicU16::new(0) };
     let rt = RefreshToken::new(refresh_token.expose().to_string());
     let result = client
         .exchange_refresh_token(&rt)
         .request_async(&recorder)
         .await;
+    let status = &recorder.status;
     result.map_err(|e| match e {
         RequestTokenError::ServerResponse(r) => match r.error() {
             BasicErrorResponseType::InvalidGrant => Fatal::login(
@@ -153,4 +160,18 @@ pub async fn ensure_fresh(
         "access token refreshed; rotated refresh token saved"
     );
     Ok((fresh, Freshness::Refreshed))
+}
+
+/// After an API answered 401 for `failed`: refresh under the lock, unless another run already
+/// did (then its fresh token is used).
+pub async fn renew(http: &reqwest::Client, oauth: &OAuthClient<'_>, token_file: &Path, failed: &Secret) -> Result<Secret, Fatal> {
+    let _lock = token::lock(token_file).await?;
+    let current = token::read(token_file)?;
+    if current.access_token != *failed && !current.expires_within(now(), REFRESH_MARGIN_S) {
+        return Ok(current.access_token);
+    }
+    tracing::info!("an API refused the access token; refreshing it once");
+    let fresh = refresh(http, oauth, &current).await?;
+    token::save(token_file, &fresh)?;
+    Ok(fresh.access_token)
 }

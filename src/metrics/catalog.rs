@@ -556,6 +556,10 @@ family!(
     None,
     "Requests retried after a transport error, 5xx or 429, by API; kept across runs."
 );
+family!(QUOTA_EXHAUSTED, Gauge, Collector, "volvo_collect_quota_exhausted", [], None,
+    "1 while Volvo says the API key's daily request quota is used up (no requests are made until it is replenished), else 0.");
+family!(QUOTA_RESET, Gauge, Collector, "volvo_collect_quota_reset_timestamp_seconds", [], None,
+    "When the exhausted daily quota is replenished, in Unix seconds.");
 family!(
     FIELDS_SKIPPED,
     Gauge,
@@ -695,6 +699,8 @@ pub const ALL: &[&Family] = &[
     &NOT_SUPPORTED,
     &API_UNAVAILABLE,
     &RETRIES,
+    &QUOTA_EXHAUSTED,
+    &QUOTA_RESET,
     &FIELDS_SKIPPED,
     &RUN_SUCCESS,
     &RUN_DURATION,

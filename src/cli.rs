@@ -83,6 +83,9 @@ pub enum Command {
         /// How many cars the account has (the four samples, then copies).
         #[arg(long, default_value_t = 4)]
         cars: usize,
+        /// Answer 429 beyond this many API requests per sliding minute, like Volvo (100); 0 is off.
+        #[arg(long, default_value_t = 0)]
+        rate_limit: usize,
         /// Write a token file this simulator accepts (its access token already expired).
         #[arg(long, value_name = "PATH")]
         write_token: Option<PathBuf>,

@@ -55,12 +55,14 @@ async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
             latency,
             extended,
             cars,
+            rate_limit,
             write_token,
         }) => {
             let opts = simulator::Options {
                 latency: *latency,
                 extended: *extended,
                 cars: *cars,
+                rate_limit: *rate_limit,
             };
             let sim = simulator::start(*listen, opts).await.map_err(|e| {
                 Fatal::new(ExitCode::Usage, format!("cannot listen on {listen}: {e}"))

@@ -12,7 +12,6 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::api::client::{Client, ClientOptions, TokenSource};
-use crate::secret::Secret;
 use crate::api::{connected, energy, extended, location, ApiError};
 use crate::auth::refresh::{self, OAuthClient};
 use crate::auth::token::Token;
@@ -20,6 +19,7 @@ use crate::config::Settings;
 use crate::error::{ExitCode, Fatal};
 use crate::metrics::catalog::{self as c, Origin};
 use crate::metrics::{self, Exposition};
+use crate::secret::Secret;
 use crate::sinks;
 use crate::state::{self, State};
 
@@ -147,10 +147,25 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
         exp.gauge(&c::QUOTA_RESET, &[], until as f64);
         problems.push(format!(
             "the API key's daily request quota is used up until {}; no requests made",
-            chrono::DateTime::from_timestamp(until, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
+            chrono::DateTime::from_timestamp(until, 0)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default()
         ));
-        let exit = finish(settings, &mut exp, &mut state, started, None, ExitCode::Temporary, &mut problems).await;
-        return Ok(RunOutcome { text: exp.encode(), exit, problems });
+        let exit = finish(
+            settings,
+            &mut exp,
+            &mut state,
+            started,
+            None,
+            ExitCode::Temporary,
+            &mut problems,
+        )
+        .await;
+        return Ok(RunOutcome {
+            text: exp.encode(),
+            exit,
+            problems,
+        });
     }
 
     let client = Arc::new(Client::new(
@@ -347,30 +362,13 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     }
     exp.gauge(&c::VEHICLES, &[], vins.len() as f64);
 
-    let mut exit = if !failed && problems.is_empty() {
+    let exit = if !failed && problems.is_empty() {
         ExitCode::Ok
     } else if !any_data && all_temporary {
         ExitCode::Temporary
     } else {
         ExitCode::Partial
     };
-    if let Some(reset) = client.quota_exhausted() {
-        // Volvo does not always say when; an hour is a cautious guess that costs one request.
-        let until = now + reset.map(|d| d.as_secs() as i64).unwrap_or(3600);
-        state.quota_until = Some(until);
-        exp.gauge(&c::QUOTA_EXHAUSTED, &[], 1.0);
-        exp.gauge(&c::QUOTA_RESET, &[], until as f64);
-        exit = ExitCode::Temporary;
-    } else {
-        exp.gauge(&c::QUOTA_EXHAUSTED, &[], 0.0);
-    }
-    if let Some(fatal) = client.renewal_failure() {
-        problems.push(fatal.message.clone());
-        if fatal.code == ExitCode::LoginNeeded {
-            exp.gauge(&c::LOGIN_NEEDED, &[], 1.0);
-            exit = ExitCode::LoginNeeded;
-        }
-    }
     let exit = finish(
         settings,
         &mut exp,
@@ -394,11 +392,22 @@ type RenewRequest = (Secret, tokio::sync::oneshot::Sender<Result<Secret, Fatal>>
 struct RenewRequests(tokio::sync::mpsc::Sender<RenewRequest>);
 
 impl TokenSource for RenewRequests {
-    fn renew<'a>(&'a self, failed: &'a Secret) -> Pin<Box<dyn Future<Output = Result<Secret, Fatal>> + Send + 'a>> {
+    fn renew<'a>(
+        &'a self,
+        failed: &'a Secret,
+    ) -> Pin<Box<dyn Future<Output = Result<Secret, Fatal>> + Send + 'a>> {
         Box::pin(async move {
             let (tx, rx) = tokio::sync::oneshot::channel();
-            let gone = || Fatal::new(ExitCode::Temporary, "the run ended before the token was renewed");
-            self.0.send((failed.clone(), tx)).await.map_err(|_| gone())?;
+            let gone = || {
+                Fatal::new(
+                    ExitCode::Temporary,
+                    "the run ended before the token was renewed",
+                )
+            };
+            self.0
+                .send((failed.clone(), tx))
+                .await
+                .map_err(|_| gone())?;
             rx.await.map_err(|_| gone())?
         })
     }
@@ -468,6 +477,27 @@ async fn finish(
 ) -> ExitCode {
     let end = chrono::Utc::now();
     let end_s = end.timestamp_millis() as f64 / 1000.0;
+    let now = end.timestamp();
+    let mut exit = exit;
+    if let Some(client) = client {
+        if let Some(reset) = client.quota_exhausted() {
+            // Volvo does not always say when; an hour is a cautious guess that costs one request.
+            let until = now + reset.map(|d| d.as_secs() as i64).unwrap_or(3600);
+            state.quota_until = Some(until);
+            exp.gauge(&c::QUOTA_EXHAUSTED, &[], 1.0);
+            exp.gauge(&c::QUOTA_RESET, &[], until as f64);
+            exit = ExitCode::Temporary;
+        } else {
+            exp.gauge(&c::QUOTA_EXHAUSTED, &[], 0.0);
+        }
+        if let Some(fatal) = client.renewal_failure() {
+            problems.push(fatal.message.clone());
+            if fatal.code == ExitCode::LoginNeeded {
+                exp.gauge(&c::LOGIN_NEEDED, &[], 1.0);
+                exit = ExitCode::LoginNeeded;
+            }
+        }
+    }
     if let Some(client) = client {
         for ((api, endpoint, status), n) in client.request_counts() {
             *state
@@ -518,7 +548,6 @@ async fn finish(
     );
     let text = exp.encode();
     let failures = sinks::deliver(settings, exp, &text).await;
-    let mut exit = exit;
     for (output, err) in failures {
         problems.push(format!("output {output} failed: {err}"));
         if exit != ExitCode::LoginNeeded {

@@ -30,7 +30,10 @@ pub type RequestCounts = BTreeMap<(String, String, String), u64>;
 /// Renews the access token after an API answered 401 for it: returns a token that was not
 /// the failed one (refreshed now, or by another run meanwhile).
 pub trait TokenSource: Send + Sync {
-    fn renew<'a>(&'a self, failed: &'a Secret) -> Pin<Box<dyn Future<Output = Result<Secret, crate::error::Fatal>> + Send + 'a>>;
+    fn renew<'a>(
+        &'a self,
+        failed: &'a Secret,
+    ) -> Pin<Box<dyn Future<Output = Result<Secret, crate::error::Fatal>> + Send + 'a>>;
 }
 
 pub struct Client {
@@ -68,7 +71,10 @@ impl Pacer {
             let until = {
                 let mut sent = self.sent.lock().expect("pacer lock");
                 let now = Instant::now();
-                while sent.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
+                while sent
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+                {
                     sent.pop_front();
                 }
                 if sent.len() < self.per_minute {
@@ -108,7 +114,10 @@ impl Client {
             token_source: o.token_source,
             renewing: tokio::sync::Mutex::new(()),
             in_flight: Semaphore::new(o.concurrency.max(1)),
-            pacer: (o.requests_per_minute > 0).then(|| Pacer { per_minute: o.requests_per_minute, sent: Mutex::new(VecDeque::new()) }),
+            pacer: (o.requests_per_minute > 0).then(|| Pacer {
+                per_minute: o.requests_per_minute,
+                sent: Mutex::new(VecDeque::new()),
+            }),
             deadline: o.deadline,
             request_timeout: o.request_timeout,
             counts: Mutex::new(BTreeMap::new()),
@@ -121,7 +130,9 @@ impl Client {
 
     /// When the daily quota ran out during this run: `Some(time until it is replenished)`.
     pub fn quota_exhausted(&self) -> Option<Option<Duration>> {
-        self.quota.load(Ordering::Relaxed).then(|| *self.quota_reset.lock().expect("quota lock"))
+        self.quota
+            .load(Ordering::Relaxed)
+            .then(|| *self.quota_reset.lock().expect("quota lock"))
     }
 
     /// A renewal after a 401 that failed, to report (e.g. login needed).
@@ -132,7 +143,9 @@ impl Client {
     /// Asks the token source for a new access token after `failed` was refused. Returns
     /// whether a retry makes sense.
     async fn renew(&self, failed: &Secret) -> bool {
-        let Some(source) = &self.token_source else { return false };
+        let Some(source) = &self.token_source else {
+            return false;
+        };
         let _one = self.renewing.lock().await;
         if *self.access_token.read().await != *failed {
             return true; // another request renewed it meanwhile
@@ -190,7 +203,12 @@ impl Client {
     /// GETs `path` and returns the body of a 200 answer; retries transport errors, 5xx and 429
     /// with exponential back-off and jitter, never past the deadline; after a 401 for the access
     /// token, renews it once and retries once; after the daily quota's 403, asks nothing more.
-    pub async fn get(&self, api: Origin, template: &'static str, path: &str) -> Result<Vec<u8>, ApiError> {
+    pub async fn get(
+        &self,
+        api: Origin,
+        template: &'static str,
+        path: &str,
+    ) -> Result<Vec<u8>, ApiError> {
         let url = self
             .base
             .join(path.trim_start_matches('/'))
@@ -200,7 +218,9 @@ impl Client {
         loop {
             attempt += 1;
             if self.quota.load(Ordering::Relaxed) {
-                return Err(ApiError::Quota { reset_after: *self.quota_reset.lock().expect("quota lock") });
+                return Err(ApiError::Quota {
+                    reset_after: *self.quota_reset.lock().expect("quota lock"),
+                });
             }
             if let Some(p) = &self.pacer {
                 if !p.wait(self.deadline).await {
@@ -209,7 +229,12 @@ impl Client {
                 }
             }
             let token = self.access_token.read().await.clone();
-            let result = match tokio::time::timeout_at(self.deadline, self.attempt(api, template, &url, &token)).await {
+            let result = match tokio::time::timeout_at(
+                self.deadline,
+                self.attempt(api, template, &url, &token),
+            )
+            .await
+            {
                 Ok(r) => r,
                 Err(_) => {
                     self.count(api, template, "timeout");
@@ -258,18 +283,37 @@ impl Client {
             if Instant::now() + wait >= self.deadline {
                 return Err(err);
             }
-            *self.retries.lock().expect("retries lock").entry(api.label().to_string()).or_default() += 1;
+            *self
+                .retries
+                .lock()
+                .expect("retries lock")
+                .entry(api.label().to_string())
+                .or_default() += 1;
             tracing::debug!(api = api.label(), endpoint = template, error = %err, wait_ms = wait.as_millis() as u64, "retrying");
             tokio::time::sleep(wait).await;
         }
     }
 
-    async fn attempt(&self, api: Origin, template: &'static str, url: &Url, token: &Secret) -> Result<Vec<u8>, ApiError> {
-        let _permit = self.in_flight.acquire().await.expect("semaphore is never closed");
+    async fn attempt(
+        &self,
+        api: Origin,
+        template: &'static str,
+        url: &Url,
+        token: &Secret,
+    ) -> Result<Vec<u8>, ApiError> {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .expect("semaphore is never closed");
         let started = Instant::now();
         // Marked sensitive, so that no debug output of the request can show it.
-        let mut key = reqwest::header::HeaderValue::from_str(self.api_key.expose())
-            .map_err(|_| ApiError::Transport("volvo.api_key holds characters an HTTP header cannot carry".into()))?;
+        let mut key =
+            reqwest::header::HeaderValue::from_str(self.api_key.expose()).map_err(|_| {
+                ApiError::Transport(
+                    "volvo.api_key holds characters an HTTP header cannot carry".into(),
+                )
+            })?;
         key.set_sensitive(true);
         let response = self
             .http

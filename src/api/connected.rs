@@ -150,7 +150,7 @@ async fn get<T: serde::de::DeserializeOwned>(
         return Err(ApiError::NotSupported(REMEMBERED.into()));
     }
     let t = template(name);
-    let path = format!("{PREFIX}{}", t.replace("{vin}", vin));
+    let path = format!("{PREFIX}{}", t.replace("{vin}", &super::segment(vin)));
     client
         .get_json::<Data<T>>(Origin::ConnectedVehicle, t, &path)
         .await

@@ -82,7 +82,7 @@ pub async fn fetch(client: &Client, vin: &str) -> Snapshot {
         .get_json(
             Origin::Energy,
             ENDPOINTS[0].1,
-            &format!("{PREFIX}/vehicles/{vin}/capabilities"),
+            &format!("{PREFIX}/vehicles/{}/capabilities", super::segment(vin)),
         )
         .await;
     let unsupported = matches!(&capabilities, Ok(Capabilities { get_energy_state: Field::Ok(c) }) if c.is_supported == Some(false));
@@ -94,7 +94,7 @@ pub async fn fetch(client: &Client, vin: &str) -> Snapshot {
                 .get_json(
                     Origin::Energy,
                     ENDPOINTS[1].1,
-                    &format!("{PREFIX}/vehicles/{vin}/state"),
+                    &format!("{PREFIX}/vehicles/{}/state", super::segment(vin)),
                 )
                 .await,
         )

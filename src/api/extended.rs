@@ -95,7 +95,7 @@ pub async fn fetch(client: &Client, vin: &str) -> Snapshot {
         .get_json(
             Origin::ExtendedVehicle,
             ENDPOINTS[0].1,
-            &format!("{PREFIX}/vehicles/{vin}/resources"),
+            &format!("{PREFIX}/vehicles/{}/resources", super::segment(vin)),
         )
         .await;
     let names: Vec<String> = match &list {
@@ -114,7 +114,7 @@ pub async fn fetch(client: &Client, vin: &str) -> Snapshot {
             .get_json::<ResourceEnvelope>(
                 Origin::ExtendedVehicle,
                 ENDPOINTS[1].1,
-                &format!("{PREFIX}/vehicles/{vin}/resources/{name}"),
+                &format!("{PREFIX}/vehicles/{}/resources/{name}", super::segment(vin)),
             )
             .await
             .map(|e| e.resource_value);

@@ -43,7 +43,7 @@ pub async fn fetch(client: &Client, vin: &str) -> Result<Feature, ApiError> {
         .get_json::<Envelope>(
             Origin::Location,
             ENDPOINTS[0].1,
-            &format!("{PREFIX}/vehicles/{vin}/location"),
+            &format!("{PREFIX}/vehicles/{}/location", super::segment(vin)),
         )
         .await
         .map(|e| e.data)

@@ -9,6 +9,12 @@ pub mod location;
 
 use std::time::Duration;
 
+/// A value (a VIN from the vehicle list, a resource name) as one URL path segment: whatever
+/// the API answered, it cannot change the path of the next request.
+pub fn segment(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 /// Why a request did not give usable data. The variants map onto a bounded set of reasons
 /// that the self-metrics show.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -45,6 +45,9 @@ pub struct Options {
     pub extended: ExtendedMode,
     /// How many cars: the four samples, repeated with new VINs beyond four.
     pub cars: usize,
+    /// Volvo's limit of API requests per sliding minute (per user and application), answered
+    /// with 429 beyond it; 0 turns it off.
+    pub rate_limit: usize,
 }
 
 impl Default for Options {
@@ -53,6 +56,7 @@ impl Default for Options {
             latency: Duration::ZERO,
             extended: ExtendedMode::Served,
             cars: 4,
+            rate_limit: 0,
         }
     }
 }
@@ -111,6 +115,8 @@ struct Sim {
     seen: Mutex<Vec<Seen>>,
     refreshes: Mutex<u64>,
     invalid_grants: Mutex<u64>,
+    /// When recent API requests came, for the rate limit.
+    recent: Mutex<VecDeque<Instant>>,
 }
 
 /// A running simulator.
@@ -173,13 +179,17 @@ pub async fn start(listen: SocketAddr, opts: Options) -> std::io::Result<Running
         seen: Mutex::new(Vec::new()),
         refreshes: Mutex::new(0),
         invalid_grants: Mutex::new(0),
+        recent: Mutex::new(VecDeque::new()),
     });
     let app = Router::new()
         .route("/as/token.oauth2", post(token))
         .route("/as/authorization.oauth2", get(authorize))
         .route("/_sim/stats", get(stats))
         .route("/_sim/token", post(new_token))
-        .route("/_sim/faults", post(add_faults))
+        .route(
+            "/_sim/faults",
+            post(add_faults).layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024)),
+        )
         .fallback(api)
         .with_state(sim.clone());
     let listener = tokio::net::TcpListener::bind(listen).await?;
@@ -220,7 +230,12 @@ fn record(
 /// Takes the next fault whose path matches, if any.
 fn take_fault(sim: &Sim, path: &str) -> Option<Fault> {
     let mut faults = sim.faults.lock().expect("faults lock");
-    let i = faults.iter().position(|f| path.contains(&f.path))?;
+    // `=/path` matches that path only; otherwise any path containing the text matches.
+    let matches = |f: &Fault| match f.path.strip_prefix('=') {
+        Some(exact) => path == exact,
+        None => path.contains(&f.path),
+    };
+    let i = faults.iter().position(matches)?;
     let f = faults[i].clone();
     if f.times == 1 {
         faults.remove(i);
@@ -273,6 +288,21 @@ async fn answer(sim: &Sim, method: &Method, path: &str, headers: &HeaderMap) -> 
     if !valid {
         let body = json!({"error": {"message": "Unauthorized", "description": "The access token is invalid or has expired"}});
         return (401, json_response(401, &body));
+    }
+    if sim.opts.rate_limit > 0 {
+        let mut recent = sim.recent.lock().expect("recent lock");
+        let now = Instant::now();
+        while recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            recent.pop_front();
+        }
+        if recent.len() >= sim.opts.rate_limit {
+            let body = json!({"error": {"message": "Too many requests", "description": "Rate limit exceeded"}});
+            return (429, json_response(429, &body));
+        }
+        recent.push_back(now);
     }
     if let Some(f) = take_fault(sim, path) {
         tokio::time::sleep(Duration::from_millis(f.delay_ms)).await;
@@ -463,6 +493,9 @@ fn grant(sim: &Sim, scope: &str) -> Response {
     )
 }
 
+/// Auto-approves, as if the user logged in and consented. A fault on this path with a 3xx
+/// status sends the user back with `error=<body>` instead (default `access_denied`: the user
+/// declined); any other fault status is answered as it is.
 async fn authorize(
     State(sim): State<Arc<Sim>>,
     Query(q): Query<HashMap<String, String>>,
@@ -475,9 +508,26 @@ async fn authorize(
         )
             .into_response();
     };
+    let fault = take_fault(&sim, "/as/authorization.oauth2");
+    if let Some(f) = fault.as_ref().filter(|f| !(300..400).contains(&f.status)) {
+        let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (status, f.body.clone()).into_response();
+    }
     {
         let mut pairs = target.query_pairs_mut();
         let state = q.get("state").cloned().unwrap_or_default();
+        if let Some(f) = &fault {
+            let error = if f.body.is_empty() {
+                "access_denied"
+            } else {
+                f.body.as_str()
+            };
+            pairs.append_pair("error", error);
+            pairs.append_pair("error_description", "The resource owner denied the request");
+            pairs.append_pair("state", &state);
+            drop(pairs);
+            return Redirect::to(target.as_str()).into_response();
+        }
         let valid = q.get("client_id").map(String::as_str) == Some(CLIENT_ID)
             && q.get("response_type").map(String::as_str) == Some("code")
             && q.get("code_challenge_method").map(String::as_str) == Some("S256")

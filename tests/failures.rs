@@ -1,0 +1,420 @@
+//! Failures and hostile input through the real binary and simulator: retries and back-off,
+//! Retry-After, no retry of other 4xx, pacing below Volvo's rate limit, the daily quota,
+//! partial results with bounded reasons, the state file's recovery, hostile bodies and label
+//! values, and redaction of every secret at trace level.
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use harness::*;
+use serde_json::json;
+
+fn only_bev(sim: &Sim, rest: &str) -> Workspace {
+    Workspace::new(sim, &format!("vins = [\"{BEV}\"]"), rest)
+}
+
+fn count(sim: &Sim, suffix: &str) -> usize {
+    sim.requests(suffix)
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().ends_with(suffix))
+        .count()
+}
+
+/// 503 twice, then the answer: retried with back-off, delivered, and both retries counted.
+#[test]
+fn server_errors_are_retried_and_counted() {
+    let sim = Sim::start(&[]);
+    let ws = only_bev(&sim, "");
+    sim.faults(json!([{"path": format!("/v2/vehicles/{BEV}/odometer"), "status": 503, "body": "{}", "times": 2}]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(count(&sim, &format!("/v2/vehicles/{BEV}/odometer")), 3);
+    assert_eq!(
+        value(
+            &out,
+            "volvo_collect_retries_total{api=\"connected_vehicle\"}"
+        ),
+        Some(2.0)
+    );
+    assert_eq!(value(&out, "volvo_collect_requests_total{api=\"connected_vehicle\",endpoint=\"/vehicles/{vin}/odometer\",status=\"503\"}"), Some(2.0));
+    assert!(value(&out, &format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")).is_some());
+}
+
+/// A 500 that never ends: three attempts, then the endpoint is reported as server_error and
+/// the rest of the car is still delivered (exit 1).
+#[test]
+fn a_lasting_server_error_gives_a_partial_result() {
+    let sim = Sim::start(&[]);
+    let ws = only_bev(&sim, "");
+    sim.faults(json!([{"path": "/tyres", "status": 500, "body": "<html>oops</html>", "times": 0}]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert_eq!(count(&sim, "/tyres"), 3);
+    let out = stdout(&o);
+    assert_eq!(
+        value(&out, &format!("volvo_collect_endpoint_error{{api=\"connected_vehicle\",endpoint=\"tyres\",reason=\"server_error\",vin=\"{BEV}\"}}")),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &out,
+            &format!("volvo_collect_api_success{{api=\"connected_vehicle\",vin=\"{BEV}\"}}")
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &out,
+            &format!("volvo_collect_api_success{{api=\"energy\",vin=\"{BEV}\"}}")
+        ),
+        Some(1.0)
+    );
+    assert!(value(&out, &format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")).is_some());
+    assert!(!out.contains("volvo_tyre_warning{"));
+    promtool_check(&out);
+}
+
+/// Other 4xx answers are final: asked once.
+#[test]
+fn client_errors_are_not_retried() {
+    let sim = Sim::start(&[]);
+    let ws = only_bev(&sim, "");
+    sim.faults(json!([{"path": "/brakes", "status": 422, "body": "{\"error\":{\"message\":\"Unprocessable\"}}", "times": 0}]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(count(&sim, "/brakes"), 1);
+    assert!(stdout(&o).contains("endpoint=\"brakes\",reason=\"client_error\""));
+}
+
+/// 429 with Retry-After: the retry waits at least that long; without it, back-off.
+#[test]
+fn rate_limited_answers_are_retried_honouring_retry_after() {
+    let sim = Sim::start(&[]);
+    let ws = only_bev(&sim, "");
+    sim.faults(json!([
+        {"path": "/doors", "status": 429, "body": "{}", "retry_after": "1", "times": 1},
+        {"path": "/windows", "status": 429, "body": "{}", "times": 1}
+    ]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let doors = sim.requests("/doors");
+    assert_eq!(doors.len(), 2);
+    let gap = doors[1]["start_ms"].as_f64().unwrap() - doors[0]["end_ms"].as_f64().unwrap();
+    assert!(
+        gap >= 1000.0,
+        "retried after {gap} ms despite Retry-After: 1"
+    );
+    assert_eq!(count(&sim, "/windows"), 2);
+    assert_eq!(
+        value(
+            &stdout(&o),
+            "volvo_collect_retries_total{api=\"connected_vehicle\"}"
+        ),
+        Some(2.0)
+    );
+}
+
+/// Pacing keeps a run under Volvo's per-minute limit: requests queue (and, past the deadline,
+/// are reported as timed out) instead of drawing 429s. Without pacing the same run is refused.
+#[test]
+fn pacing_keeps_requests_under_the_rate_limit() {
+    let sim = Sim::start(&["--rate-limit", "30"]);
+    let ws = Workspace::new(
+        &sim,
+        "",
+        "[collect]\nrequests_per_minute = 25\ntimeout = \"3s\"\n",
+    );
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let api_requests: Vec<_> = sim.stats()["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "GET")
+        .cloned()
+        .collect();
+    assert_eq!(
+        api_requests.len(),
+        25,
+        "paced run sent {} requests",
+        api_requests.len()
+    );
+    assert!(api_requests.iter().all(|r| r["status"] != 429));
+    assert!(stdout(&o).contains("reason=\"timeout\""));
+
+    let sim = Sim::start(&["--rate-limit", "30"]);
+    let ws = Workspace::new(
+        &sim,
+        "",
+        "[collect]\nrequests_per_minute = 0\ntimeout = \"3s\"\n",
+    );
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_ne!(code(&o), 0);
+    assert!(sim.stats()["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["status"] == 429));
+}
+
+/// The daily quota's 403: no more requests this run, exit 75 (not 77), remembered with its end
+/// so the next run spends nothing, and visible in the self-metrics.
+#[test]
+fn the_daily_quota_stops_requests_until_it_is_replenished() {
+    let sim = Sim::start(&[]);
+    let ws = only_bev(&sim, "[collect]\nconcurrency = 1\n");
+    let body = r#"{"statusCode":403,"message":"Out of call volume quota. Quota will be replenished in 06:40:24."}"#;
+    sim.faults(json!([{"path": "/vehicles", "status": 403, "body": body, "times": 0}]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 75, "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("login"),
+        "a quota is not a login problem: {}",
+        stderr(&o)
+    );
+    let out = stdout(&o);
+    assert_eq!(value(&out, "volvo_collect_quota_exhausted"), Some(1.0));
+    let reset = value(&out, "volvo_collect_quota_reset_timestamp_seconds").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (reset - (now + 24024.0)).abs() < 120.0,
+        "reset {reset} vs now {now}"
+    );
+    // With one request in flight at a time, the first 403 stops the run's requests.
+    let api = sim.stats()["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "GET")
+        .count();
+    assert_eq!(api, 1, "requests after the quota's 403");
+    let state: serde_json::Value = serde_json::from_str(&ws.read("token.state.json")).unwrap();
+    assert!(state["quota_until"].as_i64().is_some());
+    // The next run asks nothing at all.
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 75);
+    assert_eq!(
+        sim.stats()["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["method"] == "GET")
+            .count(),
+        1
+    );
+    assert!(
+        stderr(&o).contains("quota is used up until"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        value(&stdout(&o), "volvo_collect_quota_exhausted"),
+        Some(1.0)
+    );
+}
+
+/// A refused access token: one refresh, one retry, success. A refused API key is not a login
+/// problem and says to check api_key.
+#[test]
+fn a_401_refreshes_once_and_an_api_key_401_names_the_key() {
+    let sim = Sim::start(&[]);
+    let ws = only_bev(&sim, "");
+    let body = r#"{"error":{"message":"Unauthorized","description":"The access token is invalid or has expired"}}"#;
+    sim.faults(json!([{"path": "/fuel", "status": 401, "body": body, "times": 1}]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        sim.stats()["refreshes"],
+        2,
+        "one at the start (expired token), one after the 401"
+    );
+    assert_eq!(count(&sim, "/fuel"), 2);
+
+    let ws = only_bev(&sim, "");
+    ws.write(
+        "collector.toml",
+        &ws.read("collector.toml")
+            .replace("demo-api-key", "wrong-key"),
+    );
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_ne!(code(&o), 77);
+    assert!(stderr(&o).contains("check volvo.api_key"), "{}", stderr(&o));
+}
+
+/// A damaged or foreign state file is rebuilt with one warning, and the run goes on.
+#[test]
+fn a_damaged_state_file_is_rebuilt() {
+    let sim = Sim::start(&[]);
+    for content in ["{not json", "{\"version\": 99}", ""] {
+        let ws = only_bev(&sim, "");
+        ws.write("token.state.json", content);
+        let o = ws.run(&["--once", "--stdout"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert!(
+            stderr(&o).matches("state file").count() <= 1,
+            "{}",
+            stderr(&o)
+        );
+        let state: serde_json::Value = serde_json::from_str(&ws.read("token.state.json")).unwrap();
+        assert_eq!(state["version"], 1);
+    }
+}
+
+/// Hostile bodies through the whole pipeline: each endpoint fails or is skipped on its own,
+/// nothing becomes 0, the output stays valid exposition.
+#[test]
+fn hostile_bodies_never_break_the_output() {
+    let sim = Sim::start(&[]);
+    let ws = only_bev(&sim, "");
+    let big = format!("{{\"data\":{{\"x\":\"{}\"}}}}", "a".repeat(3 * 1024 * 1024));
+    sim.faults(json!([
+        {"path": "/doors", "status": 200, "body": "{\"data\": {\"frontLeftDoor\": ", "times": 0},
+        {"path": "/windows", "status": 200, "body": "not json at all", "times": 0},
+        {"path": "/tyres", "status": 200, "body": "[1, 2, 3]", "times": 0},
+        {"path": "/warnings", "status": 200, "body": big, "times": 0},
+        {"path": "/odometer", "status": 200, "body": "{\"data\": {\"odometer\": {\"value\": \"NaN\", \"unit\": \"km\"}}}", "times": 0},
+        {"path": "/fuel", "status": 200, "body": "{\"data\": {\"batteryChargeLevel\": {\"value\": true, \"unit\": \"percentage\"}, \"fuelAmount\": {\"value\": \"Infinity\", \"unit\": \"l\"}}}", "times": 0},
+        {"path": "/statistics", "status": 200, "body": "{\"data\": {\"averageSpeed\": {\"value\": 1e308, \"unit\": \"mph\"}, \"tripMeterManual\": {\"value\": {}, \"unit\": \"km\"}}}", "times": 0},
+        {"path": "/engine-status", "status": 200, "body": "{\"data\": {\"engineStatus\": {\"value\": \"WARP_DRIVE\"}}}", "times": 0},
+        {"path": "/diagnostics", "status": 200, "body": "{\"data\": {\"serviceTrigger\": {\"value\": \"q\\\"uo\\\\te\\nnew line ü\"}, \"distanceToService\": {\"value\": 100, \"unit\": \"furlongs\"}}}", "times": 0},
+        {"path": "=/connected-vehicle/v2/vehicles/YV1XZK9V0R2000001", "status": 200, "body": "{\"data\": {\"vin\": 5, \"modelYear\": [], \"descriptions\": {\"model\": \"XC40 \\\"Recharge\\\" \\\\ \\n ü\"}}}", "times": 0}
+    ]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let out = stdout(&o);
+    promtool_check(&out);
+    check_exposition(&out);
+    let v = |k: &str| value(&out, k);
+    for (endpoint, reason) in [
+        ("doors", "decode"),
+        ("windows", "decode"),
+        ("tyres", "decode"),
+        ("warnings", "decode"),
+    ] {
+        assert_eq!(
+            v(&format!("volvo_collect_endpoint_error{{api=\"connected_vehicle\",endpoint=\"{endpoint}\",reason=\"{reason}\",vin=\"{BEV}\"}}")),
+            Some(1.0),
+            "{endpoint}"
+        );
+    }
+    // Bad values are absent, not 0, and counted.
+    assert!(!out.contains("volvo_odometer_meters{"));
+    assert!(!out.contains("volvo_fuel_amount_liters{"));
+    assert!(!out.contains("volvo_battery_charge_level_ratio{"));
+    assert!(!out.contains("volvo_trip_meter_meters{"));
+    assert!(!out.contains("volvo_engine_running{"));
+    assert!(!out.contains("volvo_distance_to_service_meters{"));
+    let skipped: f64 = out
+        .lines()
+        .filter(|l| {
+            l.starts_with("volvo_collect_fields_skipped{") && l.contains("connected_vehicle")
+        })
+        .map(|l| split_sample(l).1.parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(skipped, 6.0, "skipped fields");
+    // A huge but finite number is a number: it is exported, converted.
+    assert!(
+        v(&format!(
+            "volvo_average_speed_meters_per_second{{trip=\"manual\",vin=\"{BEV}\"}}"
+        ))
+        .unwrap()
+            > 1e307
+    );
+    // Hostile label values arrive escaped.
+    assert!(
+        out.contains(
+            r#"volvo_service_trigger{state="q\"uo\\te_new line ü",vin="YV1XZK9V0R2000001"} 1"#
+        ),
+        "{out}"
+    );
+    assert!(out.contains(r#"model="XC40 \"Recharge\" \\ _ ü""#), "{out}");
+    // The other APIs are untouched.
+    assert!(v(&format!(
+        "volvo_energy_battery_charge_level_ratio{{vin=\"{BEV}\"}}"
+    ))
+    .is_some());
+}
+
+/// A vehicle list with odd VINs: each is asked for with its VIN escaped in the path, shows up
+/// as a label escaped by the encoder, and the exposition stays valid.
+#[test]
+fn odd_vins_from_the_vehicle_list_stay_harmless() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "[sources]\nextended_vehicle = false\n");
+    let list = json!({"data": [{"vin": BEV}, {"vin": "../../as/token.oauth2"}, {"vin": "YV1\"odd\\vin\nÅ"}]}).to_string();
+    sim.faults(json!([{"path": "=/connected-vehicle/v2/vehicles", "status": 200, "body": list, "times": 0}]));
+    let o = ws.run(&["--once", "--stdout"]);
+    let out = stdout(&o);
+    promtool_check(&out);
+    check_exposition(&out);
+    assert!(out.contains(r#"vin="YV1\"odd\\vin\nÅ""#), "{out}");
+    assert!(value(&out, &format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")).is_some());
+    // No request left the API paths.
+    let reqs = sim.stats()["requests"].as_array().unwrap().clone();
+    assert!(reqs.iter().filter(|r| r["method"] == "GET").all(|r| {
+        let p = r["path"].as_str().unwrap();
+        p.starts_with("/connected-vehicle/")
+            || p.starts_with("/energy/")
+            || p.starts_with("/location/")
+    }));
+    assert_eq!(sim.stats()["refreshes"], 1);
+}
+
+/// No secret appears anywhere in the output of runs at trace level, across a refresh, a 401
+/// renewal and an error; nor the car's coordinates in the log.
+#[test]
+fn secrets_never_reach_the_log_even_at_trace_level() {
+    let sim = Sim::start(&[]);
+    let ws = only_bev(&sim, "");
+    let first = ws.token();
+    sim.faults(json!([{"path": "/fuel", "status": 401, "body": "{}", "times": 1}, {"path": "/brakes", "status": 500, "body": "{}", "times": 0}]));
+    let mut cmd = ws.command(&["--once", "--stdout"]);
+    cmd.env("LOG_LEVEL", "trace");
+    let o = cmd.output().unwrap();
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let after = ws.token();
+    let log = stderr(&o);
+    assert!(log.lines().count() > 50, "trace logging is on");
+    let mut secrets = vec!["demo-secret".to_string(), "demo-api-key".to_string()];
+    for t in [&first, &after] {
+        secrets.push(t["access_token"].as_str().unwrap().to_string());
+        secrets.push(t["refresh_token"].as_str().unwrap().to_string());
+    }
+    for s in &secrets {
+        assert!(!log.contains(s.as_str()), "a secret is in the log");
+        assert!(
+            !stdout(&o).contains(s.as_str()),
+            "a secret is in the output"
+        );
+    }
+    // A dead refresh token's error message names no token either.
+    ws.write("token.json", &first.to_string());
+    let mut cmd = ws.command(&["--once", "--stdout"]);
+    cmd.env("LOG_LEVEL", "trace");
+    let o = cmd.output().unwrap();
+    assert_eq!(code(&o), 77);
+    for s in &secrets {
+        assert!(
+            !stderr(&o).contains(s.as_str()),
+            "a secret is in the log of a failed refresh"
+        );
+    }
+    // Coordinates are data, not log lines.
+    ws.write("token.json", &sim.token(true).to_string());
+    let mut cmd = ws.command(&["--once", "--stdout"]);
+    cmd.env("LOG_LEVEL", "trace");
+    let o = cmd.output().unwrap();
+    let lat = value(
+        &stdout(&o),
+        &format!("volvo_location_latitude_degrees{{vin=\"{BEV}\"}}"),
+    )
+    .unwrap();
+    assert!(
+        !stderr(&o).contains(&format!("{lat}")),
+        "the latitude is in the log"
+    );
+}

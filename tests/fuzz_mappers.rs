@@ -1,0 +1,211 @@
+//! Property test: arbitrary JSON, alone and inside the real envelopes with the real field
+//! names, through every decoder and every mapper. Nothing may panic, and the exposition must
+//! stay valid: unique series, escaped labels, finite values, one HELP/TYPE per family.
+
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
+use volvo_collect::api::{connected, energy, extended, location, ApiError};
+use volvo_collect::config::LocationPrivacy;
+use volvo_collect::metrics::{self, Exposition};
+use volvo_collect::values::Field;
+
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<f64>()
+            .prop_filter("JSON numbers are finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
+        any::<i64>().prop_map(|i| json!(i)),
+        prop_oneof![
+            ".{0,12}".prop_map(Value::String),
+            Just(json!("NaN")),
+            Just(json!("-Infinity")),
+            Just(json!("1e999")),
+            Just(json!("12.5")),
+            Just(json!("km")),
+            Just(json!("mi")),
+            Just(json!("2026-05-01T12:00:00.1234567Z")),
+            Just(json!("OPEN")),
+            Just(json!("a\"b\\c\nd")),
+        ],
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![
+                    ".{0,8}",
+                    Just("value".to_string()),
+                    Just("unit".to_string()),
+                    Just("timestamp".to_string()),
+                    Just("status".to_string())
+                ],
+                inner,
+                0..5
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+/// A value object made of arbitrary parts, as Volvo's value objects are shaped.
+fn value_object() -> impl Strategy<Value = Value> {
+    (
+        any_json(),
+        prop::option::of(any_json()),
+        prop::option::of(any_json()),
+    )
+        .prop_map(|(v, u, t)| {
+            let mut m = Map::new();
+            m.insert("value".into(), v);
+            if let Some(u) = u {
+                m.insert("unit".into(), u);
+            }
+            if let Some(t) = t {
+                m.insert("timestamp".into(), t);
+            }
+            Value::Object(m)
+        })
+}
+
+const FIELDS: &[&str] = &[
+    "frontLeftDoor",
+    "centralLock",
+    "sunroof",
+    "engineStatus",
+    "frontLeft",
+    "lowBeamLeftWarning",
+    "brakeFluidLevelWarning",
+    "oilLevelWarning",
+    "serviceWarning",
+    "serviceTrigger",
+    "timeToService",
+    "distanceToService",
+    "engineHoursToService",
+    "fuelAmount",
+    "batteryChargeLevel",
+    "odometer",
+    "averageSpeed",
+    "tripMeterManual",
+    "averageEnergyConsumption",
+    "distanceToEmptyTank",
+];
+
+fn values_map() -> impl Strategy<Value = Value> {
+    prop::collection::vec(
+        (
+            prop::sample::select(FIELDS),
+            prop_oneof![value_object(), any_json()],
+        ),
+        0..8,
+    )
+    .prop_map(|pairs| Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, ApiError> {
+    serde_json::from_value(v.clone()).map_err(|e| ApiError::Decode(e.to_string()))
+}
+
+/// The checks promtool makes that matter here, without running it per case.
+fn assert_valid(text: &str) {
+    let mut series = std::collections::HashSet::new();
+    let mut families = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            assert!(
+                families.insert(rest.split(' ').next().unwrap().to_string()),
+                "TYPE twice: {line}"
+            );
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.rfind('}') {
+            Some(i) => (&line[..=i], line[i + 1..].trim()),
+            None => line.split_once(' ').unwrap(),
+        };
+        assert!(series.insert(key.to_string()), "duplicate series {key}");
+        let v: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
+        assert!(v.is_finite(), "non-finite: {line}");
+        assert!(
+            !line.contains('\n') && !line.contains('\r'),
+            "raw newline in {line}"
+        );
+        let name = key.split('{').next().unwrap();
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "bad name {name}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn connected_vehicle_decoders_and_mapper(vals in values_map(), raw in any_json(), details in any_json()) {
+        let wrapped = json!({"data": vals});
+        let s = connected::Snapshot {
+            details: decode::<connected::Data<connected::Details>>(&json!({"data": details})).map(|d| d.data),
+            doors: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
+            windows: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
+            engine_status: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
+            engine: decode::<connected::Data<connected::Values>>(&raw).map(|d| d.data),
+            diagnostics: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
+            brakes: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
+            fuel: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
+            odometer: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
+            statistics: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
+            tyres: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
+            warnings: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
+            command_accessibility: decode::<connected::Data<connected::CommandAccessibility>>(&json!({"data": {"availabilityStatus": raw.clone()}})).map(|d| d.data),
+            commands: decode::<connected::Data<Vec<Field<connected::Command>>>>(&json!({"data": [raw.clone(), {"command": "LOCK"}]})).map(|d| d.data),
+        };
+        let mut exp = Exposition::new();
+        metrics::connected::map(&mut exp, "YV1XZK9V0R2000001", &s);
+        exp.finish_skips();
+        assert_valid(&String::from_utf8(exp.encode()).unwrap());
+    }
+
+    #[test]
+    fn energy_decoders_and_mapper(state in prop::collection::vec((prop::sample::select(&["batteryChargeLevel", "electricRange", "chargingStatus", "chargingPower", "targetBatteryChargeLevel", "x"][..]), prop_oneof![any_json(), (any_json(), any_json(), any_json()).prop_map(|(v, u, t)| json!({"status": "OK", "value": v, "unit": u, "updatedAt": t})), any_json().prop_map(|c| json!({"status": "ERROR", "code": c}))]), 0..6), caps in any_json()) {
+        let state = Value::Object(state.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        let s = energy::Snapshot {
+            capabilities: decode(&json!({"getEnergyState": caps})),
+            state: Some(decode(&state)),
+        };
+        let mut exp = Exposition::new();
+        metrics::energy::map(&mut exp, "YV1XZK9V0R2000001", &s);
+        exp.finish_skips();
+        assert_valid(&String::from_utf8(exp.encode()).unwrap());
+    }
+
+    #[test]
+    fn location_decoder_and_mapper(coords in prop::collection::vec(any_json(), 0..5), props in any_json(), precision in prop::option::of(0u8..10), export in any::<bool>()) {
+        let body = json!({"status": 200, "operationId": "x", "data": {"type": "Feature", "properties": props, "geometry": {"type": "Point", "coordinates": coords}}});
+        if let Ok(env) = decode::<location::Envelope>(&body) {
+            let mut exp = Exposition::new();
+            let privacy = LocationPrivacy { precision, export_coordinates: export, home: Some((57.7, 11.9)) };
+            metrics::location::map(&mut exp, "YV1XZK9V0R2000001", &env.data, &privacy);
+            exp.finish_skips();
+            assert_valid(&String::from_utf8(exp.encode()).unwrap());
+        }
+    }
+
+    #[test]
+    fn extended_decoder_and_mapper(values in prop::collection::vec((".{0,10}", any_json(), any_json(), any_json()), 0..5)) {
+        let resources = values
+            .into_iter()
+            .map(|(name, v, u, t)| (name, decode::<extended::ResourceEnvelope>(&json!({"resourceValue": {"value": v, "unit": u, "timestamp": t}})).map(|e| e.resource_value)))
+            .collect();
+        let s = extended::Snapshot { list: Ok(vec![]), resources };
+        let mut exp = Exposition::new();
+        metrics::extended::map(&mut exp, "YV1XZK9V0R2000001", &s);
+        exp.finish_skips();
+        assert_valid(&String::from_utf8(exp.encode()).unwrap());
+    }
+}

@@ -41,7 +41,14 @@ pub struct StatusRecorder<'h> {
 
 impl<'c, 'h: 'c> AsyncHttpClient<'c> for StatusRecorder<'h> {
     type Error = oauth2::HttpClientError<reqwest::Error>;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, Self::Error>> + Send + Sync + 'c>>;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<oauth2::HttpResponse, Self::Error>>
+                + Send
+                + Sync
+                + 'c,
+        >,
+    >;
 
     fn call(&'c self, request: HttpRequest) -> Self::Future {
         Box::pin(async move {
@@ -63,7 +70,10 @@ async fn exchange(
         .set_client_secret(ClientSecret::new(oauth.client_secret.expose().to_string()))
         .set_auth_uri(AuthUrl::from_url(oauth.auth_url.clone()))
         .set_token_uri(TokenUrl::from_url(oauth.token_url.clone()));
-    let recorder = StatusRecorder { http, status: AtomicU16::new(0) };
+    let recorder = StatusRecorder {
+        http,
+        status: AtomicU16::new(0),
+    };
     let rt = RefreshToken::new(refresh_token.expose().to_string());
     let result = client
         .exchange_refresh_token(&rt)
@@ -164,7 +174,12 @@ pub async fn ensure_fresh(
 
 /// After an API answered 401 for `failed`: refresh under the lock, unless another run already
 /// did (then its fresh token is used).
-pub async fn renew(http: &reqwest::Client, oauth: &OAuthClient<'_>, token_file: &Path, failed: &Secret) -> Result<Secret, Fatal> {
+pub async fn renew(
+    http: &reqwest::Client,
+    oauth: &OAuthClient<'_>,
+    token_file: &Path,
+    failed: &Secret,
+) -> Result<Secret, Fatal> {
     let _lock = token::lock(token_file).await?;
     let current = token::read(token_file)?;
     if current.access_token != *failed && !current.expires_within(now(), REFRESH_MARGIN_S) {

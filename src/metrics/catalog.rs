@@ -558,8 +558,15 @@ family!(
 );
 family!(QUOTA_EXHAUSTED, Gauge, Collector, "volvo_collect_quota_exhausted", [], None,
     "1 while Volvo says the API key's daily request quota is used up (no requests are made until it is replenished), else 0.");
-family!(QUOTA_RESET, Gauge, Collector, "volvo_collect_quota_reset_timestamp_seconds", [], None,
-    "When the exhausted daily quota is replenished, in Unix seconds.");
+family!(
+    QUOTA_RESET,
+    Gauge,
+    Collector,
+    "volvo_collect_quota_reset_timestamp_seconds",
+    [],
+    None,
+    "When the exhausted daily quota is replenished, in Unix seconds."
+);
 family!(
     FIELDS_SKIPPED,
     Gauge,

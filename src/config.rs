@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use url::Url;
 
@@ -66,6 +68,18 @@ struct RawConfig {
     remote_write: RawRemoteWrite,
     #[serde(default)]
     web: RawWeb,
+    #[serde(default)]
+    schedule: BTreeMap<String, ScheduleAge>,
+}
+
+/// A minimum age in `[schedule]`.
+#[derive(Debug)]
+struct ScheduleAge(Duration);
+
+impl<'de> Deserialize<'de> for ScheduleAge {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de_duration(d).map(ScheduleAge)
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -321,6 +335,7 @@ pub struct Settings {
     pub pushgateway: PushgatewayOptions,
     pub remote_write: HttpOutput,
     pub web: WebOptions,
+    pub schedule: crate::schedule::Schedule,
 }
 
 impl Settings {
@@ -658,7 +673,13 @@ pub fn parse(
         }
     }
 
+    let overrides: BTreeMap<String, Duration> =
+        raw.schedule.into_iter().map(|(k, v)| (k, v.0)).collect();
+    let schedule =
+        crate::schedule::Schedule::with_overrides(&overrides).map_err(|e| bad("schedule", &e))?;
+
     Ok(Settings {
+        schedule,
         pushgateway: PushgatewayOptions {
             job,
             grouping: pg.grouping.into_iter().collect(),

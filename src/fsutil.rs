@@ -37,11 +37,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, backup: bool) -> io::R
         f.sync_all()?;
         drop(f);
         if backup && path.exists() {
+            // A hard link keeps the previous file as it is: no copy, nothing more to sync.
             let bak = dir.join(format!("{name}.bak"));
             let bak_tmp = dir.join(format!(".{name}.bak.{}.tmp", std::process::id()));
-            fs::copy(path, &bak_tmp)?;
-            fs::set_permissions(&bak_tmp, fs::Permissions::from_mode(mode))?;
-            File::open(&bak_tmp)?.sync_all()?;
+            let _ = fs::remove_file(&bak_tmp);
+            fs::hard_link(path, &bak_tmp)?;
             fs::rename(&bak_tmp, &bak)?;
         }
         fs::rename(&tmp, path)?;
@@ -51,6 +51,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, backup: bool) -> io::R
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Removes temp files of `path` that an earlier, killed writer left behind. Only for callers
+/// that hold the file's lock, so no live writer owns them.
+pub fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with(&prefix) && n.ends_with(".tmp") {
+            let _ = fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Whether a file can be read by users other than its owner (group or other read bits).

@@ -16,6 +16,7 @@ pub mod error;
 pub mod fsutil;
 pub mod metrics;
 pub mod run;
+pub mod schedule;
 pub mod secret;
 pub mod serve;
 pub mod simulator;

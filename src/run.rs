@@ -69,6 +69,8 @@ pub fn http_client(request_timeout: Duration) -> reqwest::Client {
         .connect_timeout(request_timeout.min(Duration::from_secs(10)))
         .timeout(request_timeout)
         .pool_idle_timeout(Duration::from_secs(30))
+        // Never resend a token request's body (refresh token, code) or a bearer token elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("the HTTP client builds with static settings")
 }
@@ -179,6 +181,9 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
             request_timeout: settings.request_timeout,
             requests_per_minute: settings.requests_per_minute,
             token_source: Some(Box::new(RenewRequests(renew_tx))),
+            schedule: settings.schedule.clone(),
+            now,
+            cache: std::mem::take(&mut state.cache),
         },
     ));
 
@@ -480,6 +485,13 @@ async fn finish(
     let now = end.timestamp();
     let mut exit = exit;
     if let Some(client) = client {
+        state.cache = client.take_cache();
+        if client.replayed() > 0 {
+            tracing::debug!(
+                replayed = client.replayed(),
+                "answers replayed from earlier runs (schedule)"
+            );
+        }
         if let Some(reset) = client.quota_exhausted() {
             // Volvo does not always say when; an hour is a cautious guess that costs one request.
             let until = now + reset.map(|d| d.as_secs() as i64).unwrap_or(3600);
@@ -498,17 +510,15 @@ async fn finish(
             }
         }
     }
-    if let Some(client) = client {
-        for ((api, endpoint, status), n) in client.request_counts() {
-            *state
-                .requests
-                .entry(format!("{api} {endpoint} {status}"))
-                .or_default() += n;
-        }
-        for (api, n) in client.retry_counts() {
-            *state.retries.entry(api).or_default() += n;
-        }
+    if exit == ExitCode::Ok {
+        state.last_success = Some(end_s);
     }
+    // Runs may overlap (a timer run and a manual one): merge into what is on disk, under a
+    // lock, so that no run's counts are lost.
+    let (requests, retries) = client
+        .map(|c| (c.request_counts(), c.retry_counts()))
+        .unwrap_or_default();
+    *state = state::save_merged(&settings.state_file, state, &requests, &retries, now);
     for (key, n) in &state.requests {
         let mut parts = key.splitn(3, ' ');
         if let (Some(api), Some(endpoint), Some(status)) =
@@ -526,18 +536,13 @@ async fn finish(
             exp.gauge(&c::NOT_SUPPORTED, &[vin, api, endpoint], 1.0);
         }
     }
-    if exit == ExitCode::Ok {
-        state.last_success = Some(end_s);
-    }
+
     if let Some(t) = state.last_success {
         exp.gauge(&c::LAST_SUCCESS, &[], t);
     }
     exp.gauge(&c::RUN_END, &[], end_s);
     exp.gauge(&c::RUN_DURATION, &[], started.elapsed().as_secs_f64());
     exp.finish_skips();
-    if let Err(e) = state.save(&settings.state_file) {
-        tracing::warn!(file = %settings.state_file.display(), error = %e, "cannot save the state file; counters will restart");
-    }
 
     // RUN_SUCCESS must be known before encoding, and it depends on the outputs: encode once
     // with the collection's verdict, since a failed output cannot report itself anyway.

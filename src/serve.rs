@@ -212,13 +212,23 @@ impl Web {
             return *ok;
         }
         let ok = bcrypt::verify(&password, hash).unwrap_or(false);
-        self.verified.lock().expect("cache lock").insert(key, ok);
+        // Only what passed is remembered: caching failures would let anyone grow the cache
+        // without bound by trying new passwords.
+        if ok {
+            self.verified.lock().expect("cache lock").insert(key, ok);
+        }
         ok
     }
 }
 
 async fn metrics(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
-    if !web.authorized(&headers) {
+    // bcrypt is slow on purpose: check off the runtime's two worker threads, so that a flood of
+    // wrong passwords cannot stall the collection.
+    let check = web.clone();
+    let ok = tokio::task::spawn_blocking(move || check.authorized(&headers))
+        .await
+        .unwrap_or(false);
+    if !ok {
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Basic realm=\"volvo-collect\"")],

@@ -35,6 +35,17 @@ pub struct State {
     /// Unix seconds until which the API key's daily quota is used up.
     #[serde(default)]
     pub quota_until: Option<i64>,
+    /// "vin endpoint" → the last answer of an endpoint on a slower tier, replayed between
+    /// fetches (see `schedule`).
+    #[serde(default)]
+    pub cache: BTreeMap<String, CacheEntry>,
+}
+
+/// One cached answer: when it was fetched (Unix seconds) and its body.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CacheEntry {
+    pub fetched_at: i64,
+    pub body: serde_json::Value,
 }
 
 impl Default for State {
@@ -47,6 +58,7 @@ impl Default for State {
             not_supported: BTreeMap::new(),
             api_unavailable: BTreeMap::new(),
             quota_until: None,
+            cache: BTreeMap::new(),
         }
     }
 }
@@ -79,6 +91,15 @@ impl State {
         }
     }
 
+    /// Reads the state without a word when it is missing or unusable.
+    fn read_quietly(path: &Path) -> State {
+        std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<State>(&b).ok())
+            .filter(|s| s.version == VERSION)
+            .unwrap_or_default()
+    }
+
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let mut bytes = serde_json::to_vec_pretty(self).expect("state serializes");
         bytes.push(b'\n');
@@ -90,6 +111,8 @@ impl State {
         self.not_supported.retain(|_, until| *until > now);
         self.api_unavailable.retain(|_, until| *until > now);
         self.quota_until = self.quota_until.filter(|u| *u > now);
+        // Answers of cars that left the account, or older than any tier, go.
+        self.cache.retain(|_, e| now - e.fetched_at < 2 * 86_400);
     }
 
     pub fn is_not_supported(&self, vin: &str, api: &str, endpoint: &str, now: i64) -> bool {
@@ -101,6 +124,57 @@ impl State {
     pub fn unavailable_until(&self, api: &str, now: i64) -> Option<i64> {
         self.api_unavailable.get(api).copied().filter(|u| *u > now)
     }
+}
+
+/// Saves this run's state merged into the one on disk, under an exclusive lock on
+/// `<state_file>.lock`: counters add this run's `requests` and `retries`; back-offs, the quota
+/// and cached answers take this run's news; the last success is the latest. Returns the merged
+/// state (whose counters the run exports). A failed save is a warning, never a failed run.
+pub fn save_merged(
+    path: &Path,
+    ours: &State,
+    requests: &crate::api::client::RequestCounts,
+    retries: &BTreeMap<String, u64>,
+    now: i64,
+) -> State {
+    let lock_path = {
+        let mut p = path.as_os_str().to_owned();
+        p.push(".lock");
+        std::path::PathBuf::from(p)
+    };
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .and_then(|f| f.lock().map(|_| f));
+    if let Err(e) = &lock {
+        tracing::warn!(file = %lock_path.display(), error = %e, "cannot lock the state file; saving without the lock");
+    }
+    let mut merged = State::read_quietly(path);
+    for ((api, endpoint, status), n) in requests {
+        *merged
+            .requests
+            .entry(format!("{api} {endpoint} {status}"))
+            .or_default() += n;
+    }
+    for (api, n) in retries {
+        *merged.retries.entry(api.clone()).or_default() += n;
+    }
+    merged.last_success = match (merged.last_success, ours.last_success) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    merged.not_supported.extend(ours.not_supported.clone());
+    merged.api_unavailable.extend(ours.api_unavailable.clone());
+    merged.quota_until = merged.quota_until.max(ours.quota_until);
+    merged.cache.extend(ours.cache.clone());
+    merged.expire(now);
+    if let Err(e) = merged.save(path) {
+        tracing::warn!(file = %path.display(), error = %e, "cannot save the state file; counters will restart");
+    }
+    drop(lock);
+    merged
 }
 
 #[cfg(test)]
@@ -125,5 +199,19 @@ mod tests {
         assert_eq!(State::load(&p), State::default());
         std::fs::write(&p, r#"{"version": 99}"#).unwrap();
         assert_eq!(State::load(&p), State::default());
+    }
+
+    #[test]
+    fn overlapping_runs_add_their_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.json");
+        let mut counts = crate::api::client::RequestCounts::new();
+        counts.insert(("energy".into(), "/x".into(), "200".into()), 2);
+        // Two runs that both started from an empty state.
+        let a = save_merged(&p, &State::default(), &counts, &BTreeMap::new(), 0);
+        assert_eq!(a.requests["energy /x 200"], 2);
+        let b = save_merged(&p, &State::default(), &counts, &BTreeMap::new(), 0);
+        assert_eq!(b.requests["energy /x 200"], 4);
+        assert_eq!(State::load(&p).requests["energy /x 200"], 4);
     }
 }

@@ -503,9 +503,12 @@ fn not_supported_endpoints_are_remembered() {
         value(&stdout(&o), &format!("volvo_collect_endpoint_not_supported{{api=\"connected_vehicle\",endpoint=\"engine\",vin=\"{BEV}\"}}")),
         Some(1.0)
     );
-    // Counters survive runs: two runs, two vehicle-list requests.
+    // Counters survive runs: two runs, two requests of an every-run endpoint.
     assert_eq!(
-        value(&stdout(&o), "volvo_collect_requests_total{api=\"connected_vehicle\",endpoint=\"/vehicles\",status=\"200\"}"),
+        value(
+            &stdout(&o),
+            "volvo_collect_requests_total{api=\"connected_vehicle\",endpoint=\"/vehicles/{vin}/doors\",status=\"200\"}"
+        ),
         Some(2.0)
     );
 }

@@ -55,6 +55,12 @@ pub struct Client {
     quota_reset: Mutex<Option<Duration>>,
     /// Set when the access token was renewed after a 401 (the run saves it to the metrics).
     renewed: Mutex<Option<crate::error::Fatal>>,
+    schedule: crate::schedule::Schedule,
+    /// The run's clock (Unix seconds) for the schedule.
+    now: i64,
+    /// Answers of slower tiers, by "vin endpoint": read from the state file, updated here.
+    cache: Mutex<BTreeMap<String, crate::state::CacheEntry>>,
+    replayed: std::sync::atomic::AtomicU64,
 }
 
 /// A client-side limit of requests per sliding minute, below Volvo's 100 per user and
@@ -102,6 +108,9 @@ pub struct ClientOptions {
     /// Requests per sliding minute; 0 turns pacing off.
     pub requests_per_minute: usize,
     pub token_source: Option<Box<dyn TokenSource>>,
+    pub schedule: crate::schedule::Schedule,
+    pub now: i64,
+    pub cache: BTreeMap<String, crate::state::CacheEntry>,
 }
 
 impl Client {
@@ -125,6 +134,10 @@ impl Client {
             quota: AtomicBool::new(false),
             quota_reset: Mutex::new(None),
             renewed: Mutex::new(None),
+            schedule: o.schedule,
+            now: o.now,
+            cache: Mutex::new(o.cache),
+            replayed: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -189,15 +202,68 @@ impl Client {
             .or_default() += 1;
     }
 
-    /// GETs `path` (relative to the API host) and decodes the JSON body.
+    /// The cache after the run, for the state file.
+    pub fn take_cache(&self) -> BTreeMap<String, crate::state::CacheEntry> {
+        std::mem::take(&mut *self.cache.lock().expect("cache lock"))
+    }
+
+    /// Endpoint answers replayed from the cache instead of asked.
+    pub fn replayed(&self) -> u64 {
+        self.replayed.load(Ordering::Relaxed)
+    }
+
+    /// GETs `path` (relative to the API host) and decodes the JSON body. `key` is the
+    /// endpoint's schedule key: while the cached answer for (`vin`, `key`) is younger than
+    /// the key's minimum age, it is replayed without a request; an answer that no longer
+    /// decodes is dropped and fetched again.
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         api: Origin,
         template: &'static str,
         path: &str,
+        vin: &str,
+        key: &str,
     ) -> Result<T, ApiError> {
+        let cache_key = format!("{vin} {key}");
+        // "extended_values/<resource>" follows the "extended_values" tier.
+        let key = key.split('/').next().unwrap_or(key);
+        let tiered = self.schedule.min_age(key) > 0;
+        if tiered {
+            let cached = self
+                .cache
+                .lock()
+                .expect("cache lock")
+                .get(&cache_key)
+                .cloned();
+            if let Some(entry) = cached {
+                if !self.schedule.due(key, entry.fetched_at, self.now) {
+                    match serde_json::from_value::<T>(entry.body) {
+                        Ok(v) => {
+                            self.replayed.fetch_add(1, Ordering::Relaxed);
+                            return Ok(v);
+                        }
+                        Err(e) => {
+                            tracing::warn!(key, error = %e, "cached answer no longer decodes; fetching it again");
+                            self.cache.lock().expect("cache lock").remove(&cache_key);
+                        }
+                    }
+                }
+            }
+        }
         let body = self.get(api, template, path).await?;
-        serde_json::from_slice(&body).map_err(|e| ApiError::Decode(e.to_string()))
+        let value: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| ApiError::Decode(e.to_string()))?;
+        let decoded = T::deserialize(&value).map_err(|e| ApiError::Decode(e.to_string()))?;
+        if tiered {
+            self.cache.lock().expect("cache lock").insert(
+                cache_key,
+                crate::state::CacheEntry {
+                    fetched_at: self.now,
+                    body: value,
+                },
+            );
+        }
+        Ok(decoded)
     }
 
     /// GETs `path` and returns the body of a 200 answer; retries transport errors, 5xx and 429

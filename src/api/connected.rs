@@ -152,7 +152,7 @@ async fn get<T: serde::de::DeserializeOwned>(
     let t = template(name);
     let path = format!("{PREFIX}{}", t.replace("{vin}", &super::segment(vin)));
     client
-        .get_json::<Data<T>>(Origin::ConnectedVehicle, t, &path)
+        .get_json::<Data<T>>(Origin::ConnectedVehicle, t, &path, vin, name)
         .await
         .map(|d| d.data)
 }
@@ -164,6 +164,8 @@ pub async fn vehicles(client: &Client) -> Result<Vec<String>, ApiError> {
             Origin::ConnectedVehicle,
             "/vehicles",
             &format!("{PREFIX}/vehicles"),
+            "",
+            "vehicles",
         )
         .await?;
     Ok(list.data.into_iter().map(|v| v.vin).collect())

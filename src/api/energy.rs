@@ -83,6 +83,8 @@ pub async fn fetch(client: &Client, vin: &str) -> Snapshot {
             Origin::Energy,
             ENDPOINTS[0].1,
             &format!("{PREFIX}/vehicles/{}/capabilities", super::segment(vin)),
+            vin,
+            "energy_capabilities",
         )
         .await;
     let unsupported = matches!(&capabilities, Ok(Capabilities { get_energy_state: Field::Ok(c) }) if c.is_supported == Some(false));
@@ -95,6 +97,8 @@ pub async fn fetch(client: &Client, vin: &str) -> Snapshot {
                     Origin::Energy,
                     ENDPOINTS[1].1,
                     &format!("{PREFIX}/vehicles/{}/state", super::segment(vin)),
+                    vin,
+                    "energy_state",
                 )
                 .await,
         )

@@ -96,6 +96,8 @@ pub async fn fetch(client: &Client, vin: &str) -> Snapshot {
             Origin::ExtendedVehicle,
             ENDPOINTS[0].1,
             &format!("{PREFIX}/vehicles/{}/resources", super::segment(vin)),
+            vin,
+            "extended_resources",
         )
         .await;
     let names: Vec<String> = match &list {
@@ -115,6 +117,8 @@ pub async fn fetch(client: &Client, vin: &str) -> Snapshot {
                 Origin::ExtendedVehicle,
                 ENDPOINTS[1].1,
                 &format!("{PREFIX}/vehicles/{}/resources/{name}", super::segment(vin)),
+                vin,
+                &format!("extended_values/{name}"),
             )
             .await
             .map(|e| e.resource_value);

@@ -44,6 +44,8 @@ pub async fn fetch(client: &Client, vin: &str) -> Result<Feature, ApiError> {
             Origin::Location,
             ENDPOINTS[0].1,
             &format!("{PREFIX}/vehicles/{}/location", super::segment(vin)),
+            vin,
+            "location",
         )
         .await
         .map(|e| e.data)

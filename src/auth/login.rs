@@ -1,17 +1,961 @@
-//! `volvo-collect login`: the authorization-code flow with PKCE against Volvo ID.
+//! `volvo-collect login`: the authorization-code flow with PKCE (S256) and a random `state`
+//! against Volvo ID. It prints (and may open) the authorize URL, then receives the redirect on
+//! a loopback listener when `volvo.redirect_uri` is a loopback URL, or else reads the redirected
+//! URL (or just the code) from standard input; it exchanges the code for a token pair and saves
+//! it under the token lock, so a run that is refreshing at the same moment cannot interleave.
+//!
+//! Exit codes: 77 when the login was refused (access denied, state mismatch, code or client
+//! rejected), 75 when nothing arrived in time or Volvo ID could not be reached, 78 for a
+//! configuration problem (no client secret, the redirect port cannot be listened on).
+//! The client secret, the code and the tokens never appear in a message.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
+use oauth2::basic::{BasicClient, BasicErrorResponseType};
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, TokenResponse,
+    TokenUrl,
+};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use url::Url;
+
+use super::refresh::{now, StatusRecorder};
+use super::token::{self, Token};
 use crate::config::Settings;
 use crate::error::{ExitCode, Fatal};
+use crate::secret::Secret;
 
+/// Where the user registers the redirect URI and scopes of their application.
+const DEVELOPER_PORTAL: &str = "https://developer.volvocars.com";
+
+/// A browser sends its request at once; a connection silent for longer is a preconnect or a
+/// stray client, and must not hold up the redirect that matters.
+const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Request heads beyond this are not a browser coming back from Volvo ID.
+const MAX_REQUEST_HEAD: usize = 16 * 1024;
+
+/// Runs the whole login; `timeout` bounds the wait for the redirect (or the paste).
 pub async fn run(
-    _settings: &Settings,
-    _no_browser: bool,
-    _timeout: Duration,
+    settings: &Settings,
+    no_browser: bool,
+    timeout: Duration,
 ) -> Result<ExitCode, Fatal> {
-    Err(Fatal::new(
-        ExitCode::Usage,
-        "login is not available in this build",
-    ))
+    let secret = settings.client_secret()?;
+    let redirect = settings.redirect_uri.clone();
+    // Listen before showing the URL: a port that is taken is reported before the user logs in.
+    let listeners = match loopback_addrs(&redirect) {
+        Some(addrs) => Some(listen(&addrs, &redirect).await?),
+        None => None,
+    };
+
+    let client = BasicClient::new(ClientId::new(settings.client_id.clone()))
+        .set_client_secret(ClientSecret::new(secret.expose().to_string()))
+        .set_auth_uri(AuthUrl::from_url(settings.auth_url.clone()))
+        .set_token_uri(TokenUrl::from_url(settings.token_url.clone()))
+        .set_redirect_uri(RedirectUrl::from_url(redirect.clone()));
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (authorize_url, state) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scopes(settings.scopes.iter().cloned().map(Scope::new))
+        .set_pkce_challenge(challenge)
+        .url();
+
+    eprintln!("Open this URL in your browser and log in to Volvo ID:\n\n{authorize_url}\n");
+    if !no_browser && open_browser(authorize_url.as_str()) {
+        eprintln!("(Trying to open it in your browser; if nothing opens, open it yourself.)");
+    }
+
+    let deadline = Instant::now() + timeout;
+    let http = crate::run::http_client(settings.request_timeout);
+    let token = match listeners {
+        Some(listeners) => {
+            eprintln!(
+                "Waiting up to {} for Volvo ID to send your browser back to {redirect} ...",
+                humantime::format_duration(timeout)
+            );
+            let (callback, mut stream) =
+                wait_for_redirect(listeners, redirect.path(), deadline, timeout).await?;
+            let outcome = match check_redirect(&callback, state.secret(), settings) {
+                Ok(code) => exchange(&client, &http, code, verifier, settings).await,
+                Err(f) => Err(f),
+            };
+            let outcome = match outcome {
+                Ok(t) => save(settings, &t).await.map(|()| t),
+                Err(f) => Err(f),
+            };
+            let page = match &outcome {
+                Ok(_) => Page::ok(),
+                Err(f) => Page::failed(&f.message),
+            };
+            page.send(&mut stream).await;
+            outcome?
+        }
+        None => {
+            eprintln!(
+                "After you log in, Volvo ID sends your browser to {redirect}?code=... (that page may show an error; that is expected).\n\
+                 Copy the whole address from the browser's address bar, paste it here and press Enter (waiting up to {}):",
+                humantime::format_duration(timeout)
+            );
+            let code = match read_pasted(deadline, timeout).await? {
+                Pasted::Redirect(callback) => check_redirect(&callback, state.secret(), settings)?,
+                Pasted::BareCode(code) => {
+                    eprintln!(
+                        "note: only the code was pasted, so the state of this login cannot be checked; paste the whole address to have it checked"
+                    );
+                    code
+                }
+            };
+            let token = exchange(&client, &http, code, verifier, settings).await?;
+            save(settings, &token).await?;
+            token
+        }
+    };
+
+    warn_missing_scopes(settings, &token);
+    print_next_steps(settings);
+    Ok(ExitCode::Ok)
+}
+
+// ---- the redirect ---------------------------------------------------------------------------
+
+/// The parameters Volvo ID sends back on the redirect.
+#[derive(Debug, Default)]
+struct Callback {
+    code: Option<Secret>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+impl Callback {
+    fn from_query(query: &str) -> Callback {
+        let mut cb = Callback::default();
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            match &*k {
+                "code" => cb.code = Some(Secret::new(v.into_owned())),
+                "state" => cb.state = Some(v.into_owned()),
+                "error" => cb.error = Some(v.into_owned()),
+                "error_description" => cb.error_description = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        cb
+    }
+
+    /// Whether this is Volvo ID's answer at all, rather than some other request to the path.
+    fn is_answer(&self) -> bool {
+        self.code.is_some() || self.error.is_some() || self.state.is_some()
+    }
+}
+
+/// What the user pasted: the redirected URL (or its query), or only the code.
+#[derive(Debug)]
+enum Pasted {
+    Redirect(Callback),
+    BareCode(Secret),
+}
+
+/// Reads a pasted redirect URL, a pasted query string (`code=...&state=...`), or a bare code.
+fn parse_pasted(input: &str) -> Result<Pasted, String> {
+    let text = input
+        .trim()
+        .trim_matches(|c: char| c == '"' || c == '\'' || c == '<' || c == '>')
+        .trim();
+    if text.is_empty() {
+        return Err("nothing was pasted".into());
+    }
+    let query = if text.contains("://") {
+        let url = Url::parse(text).map_err(|e| format!("the pasted address is not a URL ({e})"))?;
+        url.query().unwrap_or_default().to_string()
+    } else if text.contains('=') {
+        text.trim_start_matches('?').to_string()
+    } else {
+        let ok = text
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '&' | '?' | '#' | '/'));
+        if !ok {
+            return Err("that is neither the address the browser went to nor a code".into());
+        }
+        return Ok(Pasted::BareCode(Secret::new(text)));
+    };
+    let callback = Callback::from_query(&query);
+    if callback.code.is_none() && callback.error.is_none() {
+        return Err("the pasted address has no code= (nor error=) in it: paste the whole address the browser went to after you logged in".into());
+    }
+    Ok(Pasted::Redirect(callback))
+}
+
+/// Checks the redirect against this login: the state first (an answer meant for another
+/// login, or forged, is not read further), then an error Volvo ID reports, then the code.
+fn check_redirect(
+    cb: &Callback,
+    expected_state: &str,
+    settings: &Settings,
+) -> Result<Secret, Fatal> {
+    match cb.state.as_deref() {
+        Some(s) if s == expected_state => {}
+        // Volvo ID may leave out the state on an error; the error is what the user needs.
+        None if cb.error.is_some() => {}
+        _ => {
+            return Err(Fatal::login(
+                "the redirect's state does not match this login (state mismatch): it belongs to an older login attempt or was forged; run `volvo-collect login` again and use the newest URL",
+            ))
+        }
+    }
+    if let Some(error) = &cb.error {
+        let error = one_line(error);
+        let description = cb.error_description.as_deref().map(one_line);
+        let detail = match &description {
+            Some(d) if !d.is_empty() => format!("{error}: {d}"),
+            _ => error.clone(),
+        };
+        if error == "access_denied" {
+            return Err(Fatal::login(format!(
+                "Volvo ID did not grant access ({detail}): the login was declined; run `volvo-collect login` again and accept the requested access"
+            )));
+        }
+        if is_temporary(&error) {
+            return Err(Fatal::new(
+                ExitCode::Temporary,
+                format!("Volvo ID could not complete the login ({detail}); run `volvo-collect login` again later"),
+            ));
+        }
+        let register = if is_registration_problem(&error, description.as_deref()) {
+            print_registration_hint(settings);
+            "; what your application must have registered is printed above"
+        } else {
+            ""
+        };
+        return Err(Fatal::login(format!(
+            "Volvo ID refused the login ({detail}){register}; then run `volvo-collect login` again"
+        )));
+    }
+    cb.code.clone().ok_or_else(|| {
+        Fatal::login(
+            "the redirect carries neither a code nor an error; run `volvo-collect login` again",
+        )
+    })
+}
+
+/// Errors that mean the application's registration does not fit this login.
+fn is_registration_problem(error: &str, description: Option<&str>) -> bool {
+    matches!(
+        error,
+        "invalid_grant" | "invalid_client" | "unauthorized_client" | "invalid_scope"
+    ) || description.is_some_and(|d| d.to_ascii_lowercase().contains("redirect"))
+}
+
+/// Errors that say "not now" rather than "not like this".
+fn is_temporary(error: &str) -> bool {
+    matches!(error, "server_error" | "temporarily_unavailable")
+}
+
+fn print_registration_hint(settings: &Settings) {
+    eprintln!(
+        "In Volvo's developer portal ({DEVELOPER_PORTAL}), your application (client ID {}) must have\n  this redirect URI: {}\n  these scopes:      {}",
+        settings.client_id,
+        settings.redirect_uri,
+        settings.scopes.join(" ")
+    );
+}
+
+/// Text from the network, made safe for a one-line message.
+fn one_line(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    clean.trim().to_string()
+}
+
+// ---- loopback listener ----------------------------------------------------------------------
+
+/// The addresses to listen on when `uri` is a plain-HTTP loopback URL (127.0.0.0/8, `[::1]`,
+/// `localhost`); `None` for anything else, which is then pasted by the user.
+fn loopback_addrs(uri: &Url) -> Option<Vec<SocketAddr>> {
+    if uri.scheme() != "http" {
+        return None;
+    }
+    let port = uri.port_or_known_default()?;
+    let ips: Vec<IpAddr> = match uri.host()? {
+        url::Host::Ipv4(ip) if ip.is_loopback() => vec![ip.into()],
+        url::Host::Ipv6(ip) if ip.is_loopback() => vec![ip.into()],
+        // The browser may resolve `localhost` to either family.
+        url::Host::Domain(d) if d.eq_ignore_ascii_case("localhost") => {
+            vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()]
+        }
+        _ => return None,
+    };
+    Some(
+        ips.into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect(),
+    )
+}
+
+async fn listen(addrs: &[SocketAddr], redirect: &Url) -> Result<Vec<TcpListener>, Fatal> {
+    let mut listeners = Vec::new();
+    let mut last_error = None;
+    for addr in addrs {
+        match TcpListener::bind(addr).await {
+            Ok(l) => listeners.push(l),
+            Err(e) => last_error = Some((*addr, e)),
+        }
+    }
+    match (listeners.is_empty(), last_error) {
+        (true, Some((addr, e))) => Err(Fatal::config(format!(
+            "cannot listen on {addr} for Volvo ID's redirect to {redirect} (volvo.redirect_uri): {e}; stop what uses that port, or choose another port in volvo.redirect_uri and register that URI in Volvo's developer portal"
+        ))),
+        _ => Ok(listeners),
+    }
+}
+
+/// Accepts connections until one brings Volvo ID's answer to `path`, and returns it with the
+/// open connection, which gets the result page once the login is done. Other requests (a
+/// favicon, a stray path) are answered at once and do not end the wait.
+async fn wait_for_redirect(
+    listeners: Vec<TcpListener>,
+    path: &str,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<(Callback, TcpStream), Fatal> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let mut accepting = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let tx = tx.clone();
+        let path = path.to_string();
+        accepting.spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let tx = tx.clone();
+                let path = path.clone();
+                tokio::spawn(async move {
+                    if let Some(found) = serve(stream, &path).await {
+                        let _ = tx.send(found).await;
+                    }
+                });
+            }
+        });
+    }
+    drop(tx);
+    let waited = tokio::time::timeout_at(deadline, rx.recv()).await;
+    // Dropping the set stops listening: the login takes one answer only.
+    drop(accepting);
+    match waited {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(Fatal::new(
+            ExitCode::Temporary,
+            "the redirect listener stopped before Volvo ID's answer arrived; run `volvo-collect login` again",
+        )),
+        Err(_) => Err(Fatal::new(
+            ExitCode::Temporary,
+            format!(
+                "timed out after {}: no redirect from Volvo ID arrived; run `volvo-collect login` again (with a longer --timeout if you need more time)",
+                humantime::format_duration(timeout)
+            ),
+        )),
+    }
+}
+
+/// Reads one request. Volvo ID's answer to `path` is handed back with the connection; anything
+/// else is answered here.
+async fn serve(mut stream: TcpStream, path: &str) -> Option<(Callback, TcpStream)> {
+    let head = tokio::time::timeout(REQUEST_READ_TIMEOUT, read_head(&mut stream))
+        .await
+        .ok()??;
+    let Some((method, target)) = request_target(&head) else {
+        Page::error("400 Bad Request", "This is not an HTTP request.")
+            .send(&mut stream)
+            .await;
+        return None;
+    };
+    let (req_path, query) = target.split_once('?').unwrap_or((target, ""));
+    if req_path != path {
+        Page::error(
+            "404 Not Found",
+            "This is volvo-collect's login listener; it waits for Volvo ID's redirect only.",
+        )
+        .send(&mut stream)
+        .await;
+        return None;
+    }
+    if method != "GET" {
+        Page::error("405 Method Not Allowed", "Only GET is served here.")
+            .send(&mut stream)
+            .await;
+        return None;
+    }
+    let callback = Callback::from_query(query);
+    if !callback.is_answer() {
+        Page::error(
+            "400 Bad Request",
+            "This address carries no answer from Volvo ID (no code, error or state).",
+        )
+        .send(&mut stream)
+        .await;
+        return None;
+    }
+    Some((callback, stream))
+}
+
+async fn read_head(stream: &mut TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 2048];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        if buf.len() > MAX_REQUEST_HEAD {
+            return None;
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            // Tolerate a client that closes after a bare request line.
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8(buf).ok()
+}
+
+/// Method and target of an HTTP/1.x request line.
+fn request_target(head: &str) -> Option<(&str, &str)> {
+    let line = head.lines().next()?;
+    let mut parts = line.split(' ');
+    let method = parts.next()?;
+    let target = parts.next()?;
+    let version = parts.next()?;
+    (version.starts_with("HTTP/1.") && target.starts_with('/')).then_some((method, target))
+}
+
+/// The small HTML page the browser shows.
+struct Page {
+    status: &'static str,
+    title: &'static str,
+    text: String,
+}
+
+impl Page {
+    fn ok() -> Page {
+        Page {
+            status: "200 OK",
+            title: "Logged in to volvo-collect; you may close this tab",
+            text: "The token is saved. The terminal says what to do next.".into(),
+        }
+    }
+
+    fn failed(message: &str) -> Page {
+        Page {
+            status: "400 Bad Request",
+            title: "volvo-collect login failed",
+            text: format!("{message}. The terminal says more."),
+        }
+    }
+
+    fn error(status: &'static str, text: &str) -> Page {
+        Page {
+            status,
+            title: "volvo-collect login",
+            text: text.into(),
+        }
+    }
+
+    async fn send(&self, stream: &mut TcpStream) {
+        let body = format!(
+            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>volvo-collect</title></head>\n<body><h1>{}</h1>\n<p>{}</p></body></html>\n",
+            html_escape(self.title),
+            html_escape(&self.text)
+        );
+        // no-store and no-referrer: the address that led here carries the code.
+        let response = format!(
+            "HTTP/1.1 {}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\nConnection: close\r\n\r\n{body}",
+            self.status,
+            body.len()
+        );
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    }
+}
+
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+// ---- pasting --------------------------------------------------------------------------------
+
+/// Reads lines until one parses; a line that does not parse is explained and asked again, so
+/// a slip at the terminal does not cost a new login.
+async fn read_pasted(deadline: Instant, timeout: Duration) -> Result<Pasted, Fatal> {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut last_problem = None;
+    loop {
+        let line = match tokio::time::timeout_at(deadline, lines.next_line()).await {
+            Err(_) => {
+                return Err(Fatal::new(
+                    ExitCode::Temporary,
+                    format!(
+                        "timed out after {}: nothing usable was pasted; run `volvo-collect login` again (with a longer --timeout if you need more time)",
+                        humantime::format_duration(timeout)
+                    ),
+                ))
+            }
+            Ok(Err(e)) => {
+                return Err(Fatal::login(format!(
+                    "cannot read standard input: {e}; run `volvo-collect login` again"
+                )))
+            }
+            Ok(Ok(None)) => {
+                let why = last_problem.map(|p| format!(" ({p})")).unwrap_or_default();
+                return Err(Fatal::login(format!(
+                    "standard input ended without the redirected address or code{why}; run `volvo-collect login` again"
+                )));
+            }
+            Ok(Ok(Some(line))) => line,
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_pasted(&line) {
+            Ok(p) => return Ok(p),
+            Err(problem) => {
+                eprintln!("{problem}; paste the whole address again:");
+                last_problem = Some(problem);
+            }
+        }
+    }
+}
+
+// ---- the token --------------------------------------------------------------------------------
+
+/// The client as configured for this login: authorize and token endpoints set.
+type LoginClient =
+    BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+/// Exchanges the code (with the PKCE verifier; HTTP Basic client authentication). The status
+/// code is kept because `oauth2` reports a non-JSON answer as a parse error without it.
+async fn exchange(
+    client: &LoginClient,
+    http: &reqwest::Client,
+    code: Secret,
+    verifier: PkceCodeVerifier,
+    settings: &Settings,
+) -> Result<Token, Fatal> {
+    let recorder = StatusRecorder {
+        http,
+        status: AtomicU16::new(0),
+    };
+    let result = client
+        .exchange_code(AuthorizationCode::new(code.expose().to_string()))
+        .set_pkce_verifier(verifier)
+        .request_async(&recorder)
+        .await;
+    match result {
+        Ok(r) => token_from(&r, settings),
+        Err(e) => Err(exchange_error(
+            e,
+            recorder.status.load(Ordering::Relaxed),
+            settings,
+        )),
+    }
+}
+
+fn token_from(r: &oauth2::basic::BasicTokenResponse, settings: &Settings) -> Result<Token, Fatal> {
+    let refresh_token = r.refresh_token().ok_or_else(|| {
+        Fatal::login(
+            "Volvo ID answered the login without a refresh token, so every run would need a new login; check your application in Volvo's developer portal",
+        )
+    })?;
+    let now = now();
+    let expires_in = r.expires_in().map(|d| d.as_secs() as i64).unwrap_or(300);
+    let scope = r
+        .scopes()
+        .map(|s| s.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .unwrap_or_else(|| settings.scopes.clone())
+        .join(" ");
+    Ok(Token {
+        access_token: Secret::new(r.access_token().secret().clone()),
+        refresh_token: Secret::new(refresh_token.secret().clone()),
+        expires_at: now + expires_in,
+        token_type: "Bearer".into(),
+        scope: Some(scope),
+        refreshed_at: Some(now),
+        logged_in_at: Some(now),
+        extra: serde_json::Map::new(),
+    })
+}
+
+fn exchange_error(
+    e: RequestTokenError<
+        oauth2::HttpClientError<reqwest::Error>,
+        oauth2::basic::BasicErrorResponse,
+    >,
+    status: u16,
+    settings: &Settings,
+) -> Fatal {
+    match e {
+        RequestTokenError::ServerResponse(r) => {
+            let error = r.error().to_string();
+            let description = r.error_description().map(|d| one_line(d));
+            let detail = match &description {
+                Some(d) if !d.is_empty() => format!("{error}: {d}"),
+                _ => error.clone(),
+            };
+            if is_temporary(&error) {
+                return Fatal::new(
+                    ExitCode::Temporary,
+                    format!("Volvo ID could not complete the login ({detail}); run `volvo-collect login` again later"),
+                );
+            }
+            let register = if is_registration_problem(&error, description.as_deref()) {
+                print_registration_hint(settings);
+                " (what your application must have registered is printed above)"
+            } else {
+                ""
+            };
+            let what = match r.error() {
+                BasicErrorResponseType::InvalidGrant => {
+                    "the code expired, was used already, or the redirect URI does not match the registered one"
+                }
+                BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient => {
+                    "check volvo.client_id and the client secret against Volvo's developer portal"
+                }
+                BasicErrorResponseType::InvalidScope => {
+                    "the application may not ask for all of these scopes; check them in Volvo's developer portal"
+                }
+                _ => "check volvo.token_url and your application in Volvo's developer portal",
+            };
+            Fatal::login(format!(
+                "Volvo ID refused the code ({detail}): {what}{register}; then run `volvo-collect login` again"
+            ))
+        }
+        RequestTokenError::Request(_) => Fatal::new(
+            ExitCode::Temporary,
+            format!(
+                "cannot reach Volvo ID at {}; check the network and run `volvo-collect login` again",
+                settings.token_url
+            ),
+        ),
+        // The body is not quoted: a half-readable answer may still hold tokens.
+        RequestTokenError::Parse(..) | RequestTokenError::Other(_) => Fatal::new(
+            ExitCode::Temporary,
+            format!(
+                "Volvo ID answered the login with an unreadable response (HTTP {status}); run `volvo-collect login` again"
+            ),
+        ),
+    }
+}
+
+/// Saves the token under the token lock, creating its folder (0700) when needed.
+async fn save(settings: &Settings, token: &Token) -> Result<(), Fatal> {
+    let path = &settings.token_file;
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                Fatal::login(format!(
+                    "cannot create the token folder {}: {e}",
+                    dir.display()
+                ))
+            })?;
+    }
+    let _lock = token::lock(path).await?;
+    token::save(path, token)
+}
+
+fn warn_missing_scopes(settings: &Settings, token: &Token) {
+    let granted: Vec<&str> = token
+        .scope
+        .as_deref()
+        .unwrap_or_default()
+        .split(' ')
+        .collect();
+    let missing: Vec<&str> = settings
+        .scopes
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !granted.contains(s))
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "note: Volvo ID granted fewer scopes than asked; missing: {}. The data that needs them will be missing; add them to your application in Volvo's developer portal and log in again.",
+            missing.join(" ")
+        );
+    }
+}
+
+fn print_next_steps(settings: &Settings) {
+    let config = std::fs::canonicalize(&settings.config_path)
+        .unwrap_or_else(|_| settings.config_path.clone());
+    let config = shell_word(&config);
+    // Beside the token, not in /tmp where another user could take it first; and not the
+    // token's own lock, which the run takes itself and would then wait for forever.
+    let dir = settings
+        .token_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let cron_lock = shell_word(&dir.join("volvo-collect.cron.lock"));
+    let minutes = (settings.interval.as_secs() / 60).clamp(1, 59);
+    let output = if settings.output.is_empty() {
+        " --textfile /var/lib/prometheus/node-exporter/volvo.prom"
+    } else {
+        ""
+    };
+    eprintln!(
+        "Logged in; the token is saved in {}.\n\
+         Next steps:\n\
+         \x20 1. Test it:  volvo-collect --config {config} --once --stdout\n\
+         \x20 2. Collect every {} with the systemd timer:  systemctl enable --now volvo-collect.timer\n\
+         \x20    or with cron (flock keeps runs from piling up):\n\
+         \x20    */{minutes} * * * * flock -n {cron_lock} volvo-collect --config {config} --once{output}",
+        dir.join(settings.token_file.file_name().unwrap_or_default()).display(),
+        humantime::format_duration(settings.interval),
+    );
+}
+
+/// A path as one shell word, quoted when it needs to be.
+fn shell_word(path: &Path) -> String {
+    let s = path.display().to_string();
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:@".contains(c))
+    {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Starts the desktop's browser on `url`, without waiting for it. Returns whether a starter
+/// could be launched; whether a browser really opened is unknown.
+fn open_browser(url: &str) -> bool {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        // Without a display, xdg-open may start a text browser on this very terminal.
+        if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+            return false;
+        }
+        "xdg-open"
+    };
+    match std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(mut child) => {
+            // Reaped in the background, so it does not linger as a zombie while we wait.
+            std::thread::spawn(move || child.wait());
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        crate::config::parse(
+            Path::new("/etc/vc/collector.toml"),
+            "[volvo]\nclient_id = \"abc\"\nclient_secret = \"s3cret\"\n",
+            &|_| None,
+        )
+        .unwrap()
+    }
+
+    fn redirect(pasted: &str) -> Callback {
+        match parse_pasted(pasted).unwrap() {
+            Pasted::Redirect(cb) => cb,
+            Pasted::BareCode(_) => panic!("{pasted} read as a bare code"),
+        }
+    }
+
+    #[test]
+    fn pasted_redirect_url_gives_code_and_state() {
+        let cb = redirect("  https://example.com/callback?code=Ab-12_x&state=st4te\n");
+        assert_eq!(cb.code.unwrap().expose(), "Ab-12_x");
+        assert_eq!(cb.state.as_deref(), Some("st4te"));
+        // Quoted, or only the query part.
+        let cb = redirect("\"https://example.com/callback?state=s&code=c%2Bd\"");
+        assert_eq!(cb.code.unwrap().expose(), "c+d");
+        let cb = redirect("?code=c&state=s");
+        assert_eq!(cb.code.unwrap().expose(), "c");
+    }
+
+    #[test]
+    fn pasted_bare_code() {
+        match parse_pasted("  Zx9-abc_DEF.1~ \n").unwrap() {
+            Pasted::BareCode(c) => assert_eq!(c.expose(), "Zx9-abc_DEF.1~"),
+            Pasted::Redirect(_) => panic!("read as a redirect"),
+        }
+    }
+
+    #[test]
+    fn pasted_nonsense_is_refused() {
+        assert!(parse_pasted("   ").is_err());
+        assert!(parse_pasted("two words").is_err());
+        let e = parse_pasted("https://example.com/callback").unwrap_err();
+        assert!(e.contains("no code="), "{e}");
+        assert!(parse_pasted("https://exa mple.com/?code=1").is_err());
+    }
+
+    #[test]
+    fn matching_state_gives_the_code() {
+        let cb = redirect("https://example.com/callback?code=c0de&state=good");
+        assert_eq!(
+            check_redirect(&cb, "good", &settings()).unwrap().expose(),
+            "c0de"
+        );
+    }
+
+    #[test]
+    fn state_mismatch_is_refused_without_quoting_the_code() {
+        for pasted in [
+            "https://example.com/callback?code=c0de&state=evil",
+            "https://example.com/callback?code=c0de",
+        ] {
+            let e = check_redirect(&redirect(pasted), "good", &settings()).unwrap_err();
+            assert_eq!(e.code, ExitCode::LoginNeeded);
+            assert!(e.message.contains("state mismatch"), "{}", e.message);
+            assert!(
+                !e.message.contains("c0de") && !e.message.contains('\n'),
+                "{}",
+                e.message
+            );
+        }
+        // A forged error with the wrong state is a mismatch too, not taken at its word.
+        let cb = redirect("https://example.com/cb?error=access_denied&state=evil");
+        let e = check_redirect(&cb, "good", &settings()).unwrap_err();
+        assert!(e.message.contains("state mismatch"), "{}", e.message);
+    }
+
+    #[test]
+    fn error_in_redirect_is_reported_on_one_line() {
+        let cb = redirect(
+            "https://example.com/cb?error=access_denied&error_description=User%20said%0Ano&state=good",
+        );
+        let e = check_redirect(&cb, "good", &settings()).unwrap_err();
+        assert_eq!(e.code, ExitCode::LoginNeeded);
+        assert!(
+            e.message.contains("access_denied: User said no"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains("declined") && !e.message.contains('\n'),
+            "{}",
+            e.message
+        );
+        // Without a state, the error still says what happened.
+        let cb = redirect("https://example.com/cb?error=invalid_scope");
+        let e = check_redirect(&cb, "good", &settings()).unwrap_err();
+        assert!(
+            e.message.contains("refused the login (invalid_scope)"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("printed above"), "{}", e.message);
+        // An outage at Volvo ID is worth a retry later, not a fix.
+        let cb = redirect("https://example.com/cb?error=temporarily_unavailable&state=good");
+        let e = check_redirect(&cb, "good", &settings()).unwrap_err();
+        assert_eq!(e.code, ExitCode::Temporary);
+        assert!(!e.message.contains("printed above"), "{}", e.message);
+    }
+
+    #[test]
+    fn loopback_detection() {
+        let addrs = |u: &str| loopback_addrs(&Url::parse(u).unwrap());
+        assert_eq!(
+            addrs("http://127.0.0.1:8765/callback"),
+            Some(vec!["127.0.0.1:8765".parse().unwrap()])
+        );
+        assert_eq!(
+            addrs("http://[::1]:9000/cb"),
+            Some(vec!["[::1]:9000".parse().unwrap()])
+        );
+        assert_eq!(
+            addrs("http://LOCALHOST:8765/cb"),
+            Some(vec![
+                "127.0.0.1:8765".parse().unwrap(),
+                "[::1]:8765".parse().unwrap()
+            ])
+        );
+        assert_eq!(
+            addrs("http://127.0.0.1/cb"),
+            Some(vec!["127.0.0.1:80".parse().unwrap()])
+        );
+        assert_eq!(addrs("https://127.0.0.1:8765/cb"), None);
+        assert_eq!(addrs("https://example.com/callback"), None);
+        assert_eq!(addrs("http://192.168.1.2:8765/cb"), None);
+        assert_eq!(addrs("http://localhost.example.com:8765/cb"), None);
+    }
+
+    #[test]
+    fn request_line_and_page_escaping() {
+        assert_eq!(
+            request_target("GET /callback?code=a&state=b HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some(("GET", "/callback?code=a&state=b"))
+        );
+        assert_eq!(request_target("hello\r\n\r\n"), None);
+        assert_eq!(
+            html_escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_the_code() {
+        let cb = Callback::from_query("code=hidden-c0de&state=s");
+        assert!(!format!("{cb:?}").contains("hidden-c0de"));
+        let p = parse_pasted("hidden-c0de").unwrap();
+        assert!(!format!("{p:?}").contains("hidden-c0de"));
+    }
+
+    #[test]
+    fn registration_problems() {
+        assert!(is_registration_problem("invalid_grant", None));
+        assert!(is_registration_problem(
+            "invalid_request",
+            Some("Redirect URI mismatch")
+        ));
+        assert!(!is_registration_problem("access_denied", None));
+        assert!(!is_registration_problem("server_error", Some("try later")));
+    }
+
+    #[test]
+    fn shell_words() {
+        assert_eq!(
+            shell_word(Path::new("/etc/volvo-collect/collector.toml")),
+            "/etc/volvo-collect/collector.toml"
+        );
+        assert_eq!(
+            shell_word(Path::new("/home/me/my cars/c.toml")),
+            "'/home/me/my cars/c.toml'"
+        );
+    }
 }

@@ -106,6 +106,7 @@ pub fn read(path: &Path) -> Result<Token, Fatal> {
 pub fn save(path: &Path, token: &Token) -> Result<(), Fatal> {
     let mut bytes = serde_json::to_vec_pretty(token).expect("a token serializes");
     bytes.push(b'\n');
+    fsutil::remove_stale_temps(path);
     fsutil::write_atomic(path, &bytes, 0o600, true).map_err(|e| {
         Fatal::new(
             crate::error::ExitCode::LoginNeeded,

@@ -173,6 +173,8 @@ fn reading(v: &ValueObject) -> Reading<'_> {
 /// Label text of a details field: strings as they are, numbers printed, anything else empty.
 fn text(v: &Option<Value>) -> String {
     match v {
+        // Some cars send the text "null" for a missing description.
+        Some(Value::String(s)) if s == "null" => String::new(),
         Some(Value::String(s)) => super::sanitize_state(s),
         Some(Value::Number(n)) => n.to_string(),
         _ => String::new(),

@@ -24,6 +24,8 @@ pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
     let mut out = VehicleOut::new(exp, vin, Origin::ExtendedVehicle);
     for (name, r) in &s.resources {
         let Ok(v) = r else { continue };
+        // Names come from Volvo's list; as label values they are bounded and control-free.
+        let name = &super::sanitize_state(name);
         let time = v
             .timestamp
             .as_ref()

@@ -55,9 +55,12 @@ pub fn write_request(
                 // The collector emits no summaries or histograms.
                 _ => continue,
             };
+            // An empty label value means "no such label" to Prometheus; some receivers
+            // (Thanos Receive) reject a series that carries one.
             let mut labels: Vec<Label> = m
                 .get_label()
                 .iter()
+                .filter(|l| !l.value().is_empty())
                 .map(|l| Label {
                     name: l.name().to_string(),
                     value: l.value().to_string(),
@@ -152,6 +155,18 @@ mod tests {
                 value: 12.5,
                 timestamp: 1000
             }
+        );
+        let mut info = crate::metrics::Exposition::new();
+        let labels = ["VIN1", "XC40", "2023", "PETROL", "MANUAL", "", "x", "LEFT"];
+        info.gauge(&crate::metrics::catalog::VEHICLE_INFO, &labels, 1.0);
+        let info = write_request(&info.registry().gather(), 1000);
+        assert!(
+            info.timeseries[0]
+                .labels
+                .iter()
+                .all(|l| !l.value.is_empty()),
+            "{:?}",
+            info.timeseries[0].labels
         );
         let body = encode(&req);
         let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();

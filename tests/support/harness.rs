@@ -179,6 +179,12 @@ impl Workspace {
             ),
         );
         ws.write("token.json", &sim.token(true).to_string());
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            ws.path("token.json"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         ws
     }
 

@@ -1,0 +1,1525 @@
+//! Delivery end to end: the real `volvo-collect` binary, collecting from the real simulator,
+//! hands its exposition to the real Prometheus programs (Debian's `prometheus-pushgateway`,
+//! `prometheus-node-exporter` and `prometheus`), and each test reads back what those programs
+//! hold. Covered: the Pushgateway (group replacement, grouping labels, basic auth and HTTPS
+//! with a private CA, an unreachable gateway), node_exporter's textfile collector (every
+//! sample, atomic replacement under concurrent readers), remote write into Prometheus (and
+//! which answers are retried), all outputs at once, the long-running mode's listener
+//! (basic auth, TLS, scraped by Prometheus, SIGTERM) and the last good run staying visible.
+//!
+//! Every server runs on a free loopback port in a temporary folder and is killed on drop. A
+//! missing program fails the test with the Debian package to install.
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use harness::*;
+use serde_json::{json, Value};
+
+const ALL_VINS: [&str; 4] = [BEV, PHEV, PETROL, DIESEL];
+
+// ---- programs and servers ------------------------------------------------------------------
+
+/// Fails the test (never skips it) when `program` is not on the PATH, naming its package.
+fn require(program: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| {
+            std::env::split_paths(&paths).any(|dir| {
+                std::fs::metadata(dir.join(program))
+                    .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                    .unwrap_or(false)
+            })
+        })
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{program}` is needed by this test and is not on the PATH: install the Debian package \
+         `{package}` (apt-get install --no-install-recommends {package}); scripts/test installs \
+         it when run as root"
+    );
+}
+
+/// A free TCP port on loopback (bound, then released for the program to take).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// Polls `f` every 25 ms until it gives a value; fails with `what` after `timeout`.
+fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A server process on a loopback port, with its output in a log file; killed when dropped.
+struct Server {
+    name: String,
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `make(port)` on a free port and waits (at most 15 s) until `ready(port)`. A
+    /// program that exits at once (the port was taken meanwhile) is tried again on another.
+    /// `dir` (removed with the server) holds its log and whatever else it needs.
+    fn start(
+        name: &str,
+        dir: tempfile::TempDir,
+        make: impl Fn(u16) -> Command,
+        ready: impl Fn(u16) -> bool,
+    ) -> Server {
+        let log = dir.path().join("log");
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let file = File::create(&log).unwrap();
+            let mut child = make(port)
+                .stdin(Stdio::null())
+                .stdout(file.try_clone().unwrap())
+                .stderr(file)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+            let start = Instant::now();
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    last = std::fs::read_to_string(&log).unwrap_or_default();
+                    assert!(
+                        last.to_ascii_lowercase().contains("address already in use"),
+                        "{name} exited with {status} before it was ready:\n{last}"
+                    );
+                    break;
+                }
+                if ready(port) {
+                    return Server {
+                        name: name.to_string(),
+                        child,
+                        port,
+                        log,
+                        _dir: dir,
+                    };
+                }
+                if start.elapsed() > Duration::from_secs(15) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "{name} was not ready within 15 s:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+        }
+        panic!("{name} found no free port in 5 attempts:\n{last}");
+    }
+
+    fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits at most `within` for the exit.
+    fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        require("kill", "procps");
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < within,
+                "{} still running {within:?} after SIGTERM:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small HTTP(S) client for reading back from the servers (basic auth, a private CA).
+struct Http {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl Http {
+    fn new(ca: Option<&Path>) -> Http {
+        let mut b = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .no_proxy();
+        if let Some(ca) = ca {
+            let pem = std::fs::read(ca).unwrap();
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
+        Http {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            client: b.build().unwrap(),
+        }
+    }
+
+    fn plain() -> Http {
+        Http::new(None)
+    }
+
+    /// (status, body), or the transport error.
+    fn get(&self, url: &str, auth: Option<(&str, &str)>) -> Result<(u16, String), String> {
+        self.rt.block_on(async {
+            let mut req = self.client.get(url);
+            if let Some((user, password)) = auth {
+                req = req.basic_auth(user, Some(password));
+            }
+            let resp = req.send().await.map_err(|e| format!("{e:?}"))?;
+            let status = resp.status().as_u16();
+            let body = resp.text().await.map_err(|e| format!("{e:?}"))?;
+            Ok((status, body))
+        })
+    }
+
+    /// The body of a GET that must answer 200.
+    fn ok(&self, url: &str, auth: Option<(&str, &str)>) -> String {
+        match self.get(url, auth) {
+            Ok((200, body)) => body,
+            Ok((status, body)) => panic!("GET {url}: HTTP {status}: {body}"),
+            Err(e) => panic!("GET {url}: {e}"),
+        }
+    }
+
+    fn answers_200(&self, url: &str, auth: Option<(&str, &str)>) -> bool {
+        matches!(self.get(url, auth), Ok((200, _)))
+    }
+}
+
+fn pushgateway() -> Server {
+    require("prometheus-pushgateway", "prometheus-pushgateway");
+    let http = Http::plain();
+    Server::start(
+        "prometheus-pushgateway",
+        tempfile::tempdir().unwrap(),
+        |port| {
+            let mut c = Command::new("prometheus-pushgateway");
+            c.arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--persistence.file=");
+            c
+        },
+        |port| http.answers_200(&format!("http://127.0.0.1:{port}/-/ready"), None),
+    )
+}
+
+/// A Prometheus with `config` (YAML), accepting remote write.
+fn prometheus(config: &str) -> Server {
+    require("prometheus", "prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(&cfg, config).unwrap();
+    let http = Http::plain();
+    let root = dir.path().to_path_buf();
+    Server::start(
+        "prometheus",
+        dir,
+        |port| {
+            let data = root.join(format!("data-{port}"));
+            let mut c = Command::new("prometheus");
+            c.arg(format!("--config.file={}", cfg.display()))
+                .arg(format!("--storage.tsdb.path={}", data.display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--web.enable-remote-write-receiver");
+            c
+        },
+        |port| http.answers_200(&format!("http://127.0.0.1:{port}/-/ready"), None),
+    )
+}
+
+/// A Prometheus that only receives remote write: no scrape jobs.
+fn prometheus_receiver() -> Server {
+    prometheus("global:\n  scrape_interval: 15s\n")
+}
+
+/// `/api/v1/query?query=q` on a Prometheus: (labels, value) per series.
+fn query(prom: &Server, q: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+    let q: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
+    let body = Http::plain().ok(
+        &format!("{}/api/v1/query?query={q}", prom.url("http")),
+        None,
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "success", "{body}");
+    v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let labels = r["metric"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect();
+            (labels, parse_value(r["value"][1].as_str().unwrap()))
+        })
+        .collect()
+}
+
+/// A Prometheus query polled until it gives `n` series (at most 15 s).
+fn query_until(prom: &Server, q: &str, n: usize) -> Vec<(BTreeMap<String, String>, f64)> {
+    let start = Instant::now();
+    loop {
+        let found = query(prom, q);
+        if found.len() == n {
+            return found;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{q}: expected {n} series, Prometheus has {}: {found:?}\n{}",
+            found.len(),
+            prom.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An HTTP request as read: head, body.
+type Request = (String, Vec<u8>);
+
+/// An HTTP server that answers every request with `status`, and keeps the requests it read.
+struct Canned {
+    port: u16,
+    requests: Arc<Mutex<Vec<Request>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Canned {
+    fn start(status: u16) -> Canned {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, s) = (requests.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                // Read the whole request, so that closing never resets the connection.
+                let Some(request) = read_request(&mut conn) else {
+                    continue;
+                };
+                r.lock().unwrap().push(request);
+                let _ = if status == 204 {
+                    write!(conn, "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                } else {
+                    let body = format!("canned answer {status}\n");
+                    write!(
+                        conn,
+                        "HTTP/1.1 {status} Canned\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = conn.flush();
+            }
+        });
+        Canned {
+            port,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn hits(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Canned {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Reads one HTTP/1.1 request: its head, and its `Content-Length` body.
+fn read_request(conn: &mut TcpStream) -> Option<Request> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = conn.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let length: usize = head
+        .to_ascii_lowercase()
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = conn.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some((head, buf[head_end..head_end + length].to_vec()))
+}
+
+/// A private CA and a server certificate for IP 127.0.0.1, made with the `openssl` CLI.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        require("openssl", "openssl");
+        let pki = Pki {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::write(
+            pki.path("openssl.cnf"),
+            "[req]\ndistinguished_name = dn\nprompt = no\n\
+             [dn]\nCN = volvo-collect test CA\n\
+             [ca_ext]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n\
+             [server_ext]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\nextendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n",
+        )
+        .unwrap();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        pki.openssl(
+            &[
+                "req",
+                "-x509",
+                "-config",
+                "openssl.cnf",
+                "-extensions",
+                "ca_ext",
+            ],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"],
+        );
+        pki.openssl(
+            &[
+                "req",
+                "-new",
+                "-config",
+                "openssl.cnf",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+            &ec,
+            &["-keyout", "server.key", "-out", "server.csr"],
+        );
+        pki.openssl(
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+            ],
+            &["-CAcreateserial", "-days", "2", "-extfile", "openssl.cnf"],
+            &["-extensions", "server_ext", "-out", "server.pem"],
+        );
+        pki
+    }
+
+    fn openssl(&self, a: &[&str], b: &[&str], c: &[&str]) {
+        let out = Command::new("openssl")
+            .args(a)
+            .args(b)
+            .args(c)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {a:?} {b:?} {c:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.path("ca.pem")
+    }
+
+    fn cert(&self) -> PathBuf {
+        self.path("server.pem")
+    }
+
+    fn key(&self) -> PathBuf {
+        self.path("server.key")
+    }
+}
+
+fn bcrypt_hash(password: &str) -> String {
+    bcrypt::hash(password, 4).unwrap()
+}
+
+// ---- the binary ----------------------------------------------------------------------------
+
+/// `ws.command(args)`, kept on loopback whatever proxy the environment names.
+fn collector(ws: &Workspace, args: &[&str]) -> Command {
+    let mut c = ws.command(args);
+    for var in [
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+fn run(ws: &Workspace, args: &[&str]) -> Output {
+    collector(ws, args).output().expect("run volvo-collect")
+}
+
+/// Runs and expects exit 0; returns stdout.
+fn run_ok(ws: &Workspace, args: &[&str]) -> String {
+    let o = run(ws, args);
+    assert_eq!(code(&o), 0, "volvo-collect {args:?}:\n{}", stderr(&o));
+    stdout(&o)
+}
+
+/// A double-quoted string literal, valid in TOML and YAML alike.
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+fn quoted_path(p: &Path) -> String {
+    quoted(&p.display().to_string())
+}
+
+// ---- expositions ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+fn parse_value(v: &str) -> f64 {
+    match v {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        _ => v
+            .parse()
+            .unwrap_or_else(|_| panic!("not a sample value: {v:?}")),
+    }
+}
+
+/// Every sample of a text-format exposition, labels unescaped.
+fn samples(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|line| {
+            let (key, value) = split_sample(line);
+            let (name, labels) = match key.split_once('{') {
+                Some((name, rest)) => (name, parse_labels(rest, line)),
+                None => (key, BTreeMap::new()),
+            };
+            Sample {
+                name: name.to_string(),
+                labels,
+                value: parse_value(value),
+            }
+        })
+        .collect()
+}
+
+/// `a="x",b="y\"z"}` into a map.
+fn parse_labels(text: &str, line: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        match chars.peek() {
+            Some('}') | None => break,
+            Some(',') | Some(' ') => {
+                chars.next();
+                continue;
+            }
+            _ => {}
+        }
+        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        assert_eq!(chars.next(), Some('"'), "bad labels in {line}");
+        let mut value = String::new();
+        loop {
+            match chars.next() {
+                Some('\\') => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(c) => value.push(c),
+                    None => panic!("bad escape in {line}"),
+                },
+                Some('"') => break,
+                Some(c) => value.push(c),
+                None => panic!("unterminated label value in {line}"),
+            }
+        }
+        labels.insert(name.trim().to_string(), value);
+    }
+    labels
+}
+
+type SeriesMap = BTreeMap<(String, BTreeMap<String, String>), f64>;
+
+fn series_map(samples: &[Sample]) -> SeriesMap {
+    samples
+        .iter()
+        .map(|s| ((s.name.clone(), s.labels.clone()), s.value))
+        .collect()
+}
+
+fn same_value(a: f64, b: f64) -> bool {
+    a == b || (a.is_nan() && b.is_nan())
+}
+
+/// Every sample of `expected` is in `found` with the labels `added` on top and the same
+/// value; lists what is missing or different.
+fn assert_all_present(expected: &[Sample], found: &[Sample], added: &[(&str, &str)], what: &str) {
+    assert!(!expected.is_empty(), "{what}: nothing expected");
+    let found = series_map(found);
+    let mut problems = Vec::new();
+    for s in expected {
+        let mut labels = s.labels.clone();
+        for (k, v) in added {
+            labels.insert(k.to_string(), v.to_string());
+        }
+        match found.get(&(s.name.clone(), labels)) {
+            None => problems.push(format!("missing: {s:?}")),
+            Some(v) if !same_value(*v, s.value) => {
+                problems.push(format!("value {v} instead of {}: {s:?}", s.value))
+            }
+            Some(_) => {}
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{what}: {} of {} samples missing or different; first ones:\n{}",
+        problems.len(),
+        expected.len(),
+        problems[..problems.len().min(10)].join("\n")
+    );
+}
+
+/// The samples of one Pushgateway group (those carrying every label of `grouping`), without
+/// the Pushgateway's own push_time_seconds / push_failure_time_seconds, and with the
+/// grouping labels taken off again.
+fn group_samples(scraped: &[Sample], grouping: &[(&str, &str)]) -> Vec<Sample> {
+    scraped
+        .iter()
+        .filter(|s| s.name != "push_time_seconds" && s.name != "push_failure_time_seconds")
+        .filter(|s| {
+            grouping
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| {
+            let mut s = s.clone();
+            for (k, _) in grouping {
+                s.labels.remove(*k);
+            }
+            s
+        })
+        .collect()
+}
+
+/// The Pushgateway's group `grouping` holds exactly the samples of `stdout`, same values.
+fn assert_group_is(pg_metrics: &str, grouping: &[(&str, &str)], stdout: &str) {
+    let scraped = samples(pg_metrics);
+    let expected = samples(stdout);
+    assert_all_present(&expected, &scraped, grouping, "Pushgateway");
+    let group = group_samples(&scraped, grouping);
+    let expected = series_map(&expected);
+    let stale: Vec<_> = group
+        .iter()
+        .filter(|s| !expected.contains_key(&(s.name.clone(), s.labels.clone())))
+        .take(10)
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "the Pushgateway group {grouping:?} holds series the run did not push: {stale:?}"
+    );
+    assert!(
+        scraped.iter().any(|s| s.name == "push_time_seconds"
+            && s.labels.len() == grouping.len()
+            && grouping
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))),
+        "no push_time_seconds with exactly the grouping key {grouping:?}"
+    );
+}
+
+/// Samples as Prometheus stores them: a label with an empty value is no label at all.
+fn without_empty_labels(samples: Vec<Sample>) -> Vec<Sample> {
+    samples
+        .into_iter()
+        .map(|mut s| {
+            s.labels.retain(|_, v| !v.is_empty());
+            s
+        })
+        .collect()
+}
+
+fn odometers(text: &str) -> BTreeMap<String, f64> {
+    samples(text)
+        .into_iter()
+        .filter(|s| s.name == "volvo_odometer_meters")
+        .map(|s| (s.labels["vin"].clone(), s.value))
+        .collect()
+}
+
+fn now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+// ---- 1. Pushgateway ------------------------------------------------------------------------
+
+/// Guards the Pushgateway output: every sample of the run reaches the gateway with its value,
+/// and a later push replaces the whole group, so the series of cars no longer collected do not
+/// linger there.
+#[test]
+fn pushgateway_holds_every_sample_and_a_push_replaces_the_group() {
+    let sim = Sim::start(&[]);
+    let pg = pushgateway();
+    let url = pg.url("http");
+    let metrics = format!("{url}/metrics");
+    let http = Http::plain();
+    let grouping = [("job", "volvo_collect"), ("instance", "")];
+
+    let ws = Workspace::new(&sim, "", "");
+    let out = run_ok(&ws, &["--once", "--stdout", "--pushgateway", &url]);
+    assert_eq!(odometers(&out).len(), 4, "{out}");
+    assert_group_is(&http.ok(&metrics, None), &grouping, &out);
+
+    let one = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let out = run_ok(&one, &["--once", "--stdout", "--pushgateway", &url]);
+    let scraped = http.ok(&metrics, None);
+    assert_group_is(&scraped, &grouping, &out);
+    for vin in [PHEV, PETROL, DIESEL] {
+        assert!(
+            !scraped.contains(vin),
+            "a series of {vin} survived the push that replaced the group"
+        );
+    }
+    assert!(scraped.contains(BEV));
+}
+
+/// Guards the grouping key: `[pushgateway] job` and `grouping` (including a value with `/`,
+/// which needs the gateway's base64 path form) become the group's labels.
+#[test]
+fn pushgateway_grouping_labels_come_from_the_configuration() {
+    let sim = Sim::start(&[]);
+    let pg = pushgateway();
+    let url = pg.url("http");
+    let ws = Workspace::new(
+        &sim,
+        &format!("vins = [\"{PETROL}\"]"),
+        "[pushgateway]\njob = \"cars\"\ngrouping = { instance = \"home\", site = \"a/b\" }\n",
+    );
+    let out = run_ok(&ws, &["--once", "--stdout", "--pushgateway", &url]);
+    let scraped = Http::plain().ok(&format!("{url}/metrics"), None);
+    assert_group_is(
+        &scraped,
+        &[("job", "cars"), ("instance", "home"), ("site", "a/b")],
+        &out,
+    );
+    assert!(
+        !scraped.contains("job=\"volvo_collect\""),
+        "the default job was used as well"
+    );
+}
+
+/// Guards the failure of one output: an unreachable Pushgateway is exit 74 naming it, and the
+/// textfile of the same run is still written.
+#[test]
+fn pushgateway_down_exits_74_and_the_textfile_is_still_written() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let prom = ws.path("volvo.prom");
+    let o = run(
+        &ws,
+        &[
+            "--once",
+            "--textfile",
+            prom.to_str().unwrap(),
+            "--pushgateway",
+            &closed,
+        ],
+    );
+    assert_eq!(code(&o), 74, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("output pushgateway failed"),
+        "{}",
+        stderr(&o)
+    );
+    let file = std::fs::read_to_string(&prom).expect("the textfile was not written");
+    assert_eq!(odometers(&file).len(), 4, "{file}");
+    promtool_check(&file);
+}
+
+// ---- 2. Pushgateway with basic auth over HTTPS --------------------------------------------
+
+/// Guards `[pushgateway] username/password/ca_file`: a push over HTTPS to a gateway whose
+/// certificate comes from a private CA, behind basic auth, succeeds and the data is there; a
+/// wrong password, or no CA, is exit 74.
+#[test]
+fn pushgateway_with_basic_auth_over_https_with_a_private_ca() {
+    require("prometheus-pushgateway", "prometheus-pushgateway");
+    let pki = Pki::new();
+    let web = pki.path("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  pusher: '{}'\n",
+            quoted_path(&pki.cert()),
+            quoted_path(&pki.key()),
+            bcrypt_hash("pw")
+        ),
+    )
+    .unwrap();
+    let https = Http::new(Some(&pki.ca()));
+    let auth = Some(("pusher", "pw"));
+    let pg = Server::start(
+        "prometheus-pushgateway (TLS, basic auth)",
+        tempfile::tempdir().unwrap(),
+        |port| {
+            let mut c = Command::new("prometheus-pushgateway");
+            c.arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--persistence.file=")
+                .arg(format!("--web.config.file={}", web.display()));
+            c
+        },
+        |port| https.answers_200(&format!("https://127.0.0.1:{port}/-/ready"), auth),
+    );
+    let url = pg.url("https");
+    // The gateway really demands the password.
+    assert!(matches!(
+        https.get(&format!("{url}/metrics"), None),
+        Ok((401, _))
+    ));
+
+    let sim = Sim::start(&[]);
+    let section = |password: &str, ca: bool| {
+        let mut s = format!(
+            "[pushgateway]\nusername = \"pusher\"\npassword = {}\n",
+            quoted(password)
+        );
+        if ca {
+            s.push_str(&format!("ca_file = {}\n", quoted_path(&pki.ca())));
+        }
+        s
+    };
+    let ws = Workspace::new(&sim, "", &section("pw", true));
+    let out = run_ok(&ws, &["--once", "--stdout", "--pushgateway", &url]);
+    let scraped = https.ok(&format!("{url}/metrics"), auth);
+    assert_group_is(
+        &scraped,
+        &[("job", "volvo_collect"), ("instance", "")],
+        &out,
+    );
+
+    let wrong = Workspace::new(&sim, "", &section("not-pw", true));
+    let o = run(&wrong, &["--once", "--pushgateway", &url]);
+    assert_eq!(code(&o), 74, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("output pushgateway failed") && stderr(&o).contains("401"),
+        "{}",
+        stderr(&o)
+    );
+
+    let untrusted = Workspace::new(&sim, "", &section("pw", false));
+    let o = run(&untrusted, &["--once", "--pushgateway", &url]);
+    assert_eq!(code(&o), 74, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("output pushgateway failed"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+// ---- 3. node_exporter's textfile collector -------------------------------------------------
+
+fn node_exporter(dir: &Path) -> Server {
+    require("prometheus-node-exporter", "prometheus-node-exporter");
+    let http = Http::plain();
+    Server::start(
+        "prometheus-node-exporter",
+        tempfile::tempdir().unwrap(),
+        |port| {
+            let mut c = Command::new("prometheus-node-exporter");
+            c.arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--collector.disable-defaults")
+                .arg("--collector.textfile")
+                .arg(format!("--collector.textfile.directory={}", dir.display()));
+            c
+        },
+        |port| http.answers_200(&format!("http://127.0.0.1:{port}/metrics"), None),
+    )
+}
+
+fn scrape_error(node_metrics: &str) -> Option<f64> {
+    value(node_metrics, "node_textfile_scrape_error")
+}
+
+/// Guards the textfile output as node_exporter reads it: every sample arrives with its value,
+/// no scrape error, and the file is readable by another user (0644).
+#[test]
+fn node_exporter_reads_every_sample_of_the_textfile() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_exporter(dir.path());
+    let prom = dir.path().join("volvo.prom");
+    run_ok(&ws, &["--once", "--textfile", prom.to_str().unwrap()]);
+    let file = std::fs::read_to_string(&prom).unwrap();
+    let scraped = Http::plain().ok(&format!("{}/metrics", node.url("http")), None);
+    assert_eq!(
+        scrape_error(&scraped),
+        Some(0.0),
+        "node_exporter could not read the file:\n{}",
+        node.log()
+    );
+    assert_all_present(&samples(&file), &samples(&scraped), &[], "node_exporter");
+    let mode = std::fs::metadata(&prom).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "textfile mode {mode:o}");
+}
+
+/// What a complete textfile looks like: its `# TYPE` count, and its last family with the
+/// number of samples in it.
+#[derive(Debug, PartialEq)]
+struct Shape {
+    types: usize,
+    last_family: String,
+    last_family_samples: usize,
+}
+
+fn shape(text: &str) -> Result<Shape, String> {
+    if !text.ends_with('\n') {
+        return Err(format!(
+            "does not end with a newline (last bytes: {:?})",
+            String::from_utf8_lossy(&text.as_bytes()[text.len().saturating_sub(40)..])
+        ));
+    }
+    let types = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
+    let last_family = text
+        .lines()
+        .rfind(|l| l.starts_with("# TYPE "))
+        .and_then(|l| l.split(' ').nth(2))
+        .ok_or("no # TYPE line")?
+        .to_string();
+    let tail: Vec<&str> = text
+        .lines()
+        .rev()
+        .take_while(|l| !l.starts_with('#'))
+        .collect();
+    for line in &tail {
+        let name = split_sample(line).0.split('{').next().unwrap_or("");
+        if name != last_family {
+            return Err(format!("stray line after {last_family}: {line:?}"));
+        }
+        let v = split_sample(line).1;
+        if v.parse::<f64>().is_err() {
+            return Err(format!("cut sample line {line:?}"));
+        }
+    }
+    Ok(Shape {
+        types,
+        last_family,
+        last_family_samples: tail.len(),
+    })
+}
+
+/// Problems found by busy threads: how many, and the first 100.
+#[derive(Default)]
+struct Problems {
+    count: usize,
+    first: Vec<String>,
+}
+
+fn push_capped(problems: &Mutex<Problems>, p: String) {
+    let mut problems = problems.lock().unwrap();
+    problems.count += 1;
+    if problems.first.len() < 100 {
+        problems.first.push(p);
+    }
+}
+
+/// Guards the atomic replacement of the textfile: while 15 runs in a row rewrite it, a reader
+/// reading as fast as it can never sees a partial file, and node_exporter scraping meanwhile
+/// never reports a scrape error. Nothing but the `.prom` file is left in the folder.
+#[test]
+fn a_reader_never_sees_a_partial_textfile() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_exporter(dir.path());
+    let prom = dir.path().join("volvo.prom");
+    let prom_arg = prom.to_str().unwrap().to_string();
+    run_ok(&ws, &["--once", "--textfile", &prom_arg]);
+    let full = shape(&std::fs::read_to_string(&prom).unwrap()).unwrap();
+    assert!(full.types > 50, "{full:?}");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let read_problems = Arc::new(Mutex::new(Problems::default()));
+    let scrape_problems = Arc::new(Mutex::new(Problems::default()));
+    let reader = {
+        let (stop, problems, prom) = (stop.clone(), read_problems.clone(), prom.clone());
+        let want = (
+            full.types,
+            full.last_family.clone(),
+            full.last_family_samples,
+        );
+        std::thread::spawn(move || {
+            let mut reads = 0usize;
+            while !stop.load(Ordering::SeqCst) {
+                reads += 1;
+                let problem = match std::fs::read_to_string(&prom) {
+                    Err(e) => Some(format!("read failed: {e}")),
+                    Ok(text) => match shape(&text) {
+                        Err(e) => Some(e),
+                        Ok(s)
+                            if (s.types, s.last_family.clone(), s.last_family_samples) != want =>
+                        {
+                            Some(format!("incomplete file: {s:?}, a full one is {want:?}"))
+                        }
+                        Ok(_) => None,
+                    },
+                };
+                if let Some(p) = problem {
+                    push_capped(&problems, p);
+                }
+            }
+            reads
+        })
+    };
+    let scraper = {
+        let (stop, problems) = (stop.clone(), scrape_problems.clone());
+        let url = format!("{}/metrics", node.url("http"));
+        std::thread::spawn(move || {
+            let http = Http::plain();
+            let mut scrapes = 0usize;
+            while !stop.load(Ordering::SeqCst) {
+                scrapes += 1;
+                match http.get(&url, None) {
+                    Ok((200, body)) if scrape_error(&body) == Some(0.0) => {}
+                    Ok((status, body)) => push_capped(
+                        &problems,
+                        format!(
+                            "node_exporter scrape: HTTP {status}, node_textfile_scrape_error {:?}",
+                            scrape_error(&body)
+                        ),
+                    ),
+                    Err(e) => push_capped(&problems, format!("scrape failed: {e}")),
+                }
+            }
+            scrapes
+        })
+    };
+    for i in 0..15 {
+        let o = run(&ws, &["--once", "--textfile", &prom_arg]);
+        if code(&o) != 0 {
+            stop.store(true, Ordering::SeqCst);
+            panic!("run {i}: exit {}: {}", code(&o), stderr(&o));
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let reads = reader.join().unwrap();
+    let scrapes = scraper.join().unwrap();
+    for (what, total, problems) in [
+        ("reads", reads, read_problems),
+        ("node_exporter scrapes", scrapes, scrape_problems),
+    ] {
+        let problems = problems.lock().unwrap();
+        assert!(
+            problems.count == 0,
+            "{} of {total} {what} went wrong; first ones:\n{}",
+            problems.count,
+            problems.first[..problems.first.len().min(10)].join("\n")
+        );
+    }
+    assert!(
+        reads > 15 && scrapes > 1,
+        "too little overlap: {reads} reads, {scrapes} scrapes"
+    );
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["volvo.prom"], "left behind in the textfile folder");
+}
+
+// ---- 4. remote write into Prometheus -------------------------------------------------------
+
+/// Guards remote write into a real Prometheus: exit 0, and every sample of the run, notably
+/// the four cars' odometers and `volvo_vehicle_info`, is queryable with its value and labels.
+#[test]
+fn remote_write_lands_in_prometheus() {
+    let sim = Sim::start(&[]);
+    let prom = prometheus_receiver();
+    let ws = Workspace::new(&sim, "", "");
+    let write = format!("{}/api/v1/write", prom.url("http"));
+    let out = run_ok(&ws, &["--once", "--stdout", "--remote-write", &write]);
+
+    let odo = query_until(&prom, "volvo_odometer_meters", 4);
+    let expected = odometers(&out);
+    let got: BTreeMap<String, f64> = odo.iter().map(|(l, v)| (l["vin"].clone(), *v)).collect();
+    assert_eq!(got, expected);
+    let mut vins = ALL_VINS.to_vec();
+    vins.sort();
+    assert_eq!(
+        expected.keys().map(String::as_str).collect::<Vec<_>>(),
+        vins
+    );
+
+    let info = query(&prom, "volvo_vehicle_info");
+    let want: Vec<_> = without_empty_labels(samples(&out))
+        .into_iter()
+        .filter(|s| s.name == "volvo_vehicle_info")
+        .map(|s| {
+            let mut l = s.labels;
+            l.insert("__name__".into(), s.name);
+            (l, s.value)
+        })
+        .collect();
+    assert_eq!(want.len(), 4);
+    for w in &want {
+        assert!(info.contains(w), "{w:?} not in Prometheus: {info:?}");
+    }
+
+    // Every other sample too, with its value.
+    let all: Vec<Sample> = query(&prom, "{__name__=~\"volvo_.+\"}")
+        .into_iter()
+        .map(|(mut labels, value)| Sample {
+            name: labels.remove("__name__").unwrap(),
+            labels,
+            value,
+        })
+        .collect();
+    assert_all_present(
+        &without_empty_labels(samples(&out)),
+        &all,
+        &[],
+        "Prometheus (remote write)",
+    );
+}
+
+/// Remote write 1.0 messages, declared here from the protocol's own `.proto`, to read what
+/// the binary sends without its own decoder.
+mod wire {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct WriteRequest {
+        #[prost(message, repeated, tag = "1")]
+        pub timeseries: Vec<TimeSeries>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TimeSeries {
+        #[prost(message, repeated, tag = "1")]
+        pub labels: Vec<Label>,
+        #[prost(message, repeated, tag = "2")]
+        pub samples: Vec<Sample>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Label {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub value: String,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Sample {
+        #[prost(double, tag = "1")]
+        pub value: f64,
+        #[prost(int64, tag = "2")]
+        pub timestamp: i64,
+    }
+}
+
+/// Guards the remote-write wire format as the 1.0 protocol states it: one POST with its three
+/// headers, a snappy block-compressed `WriteRequest`, labels sorted by name with none empty,
+/// one sample per series stamped with the run's time, and every sample of the run in it.
+#[test]
+fn remote_write_sends_protocol_1_0() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let server = Canned::start(204);
+    let url = format!("http://127.0.0.1:{}/api/v1/write", server.port);
+    let before = (now_s() * 1000.0) as i64;
+    let out = run_ok(&ws, &["--once", "--stdout", "--remote-write", &url]);
+    let after = (now_s() * 1000.0) as i64 + 1;
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1, "one request for one run");
+    let (head, body) = &requests[0];
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.starts_with("post /api/v1/write "), "{head}");
+    for header in [
+        "content-encoding: snappy",
+        "content-type: application/x-protobuf",
+        "x-prometheus-remote-write-version: 0.1.0",
+    ] {
+        assert!(lower.contains(header), "no `{header}` in:\n{head}");
+    }
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .expect("a snappy block-format body");
+    let request: wire::WriteRequest =
+        prost::Message::decode(raw.as_slice()).expect("a protobuf WriteRequest");
+    let mut sent = Vec::new();
+    for ts in &request.timeseries {
+        let names: Vec<&str> = ts.labels.iter().map(|l| l.name.as_str()).collect();
+        assert!(
+            names.windows(2).all(|w| w[0] < w[1]),
+            "labels not sorted by name, or repeated: {names:?}"
+        );
+        assert!(
+            ts.labels.iter().all(|l| !l.value.is_empty()),
+            "a label with an empty value: {:?}",
+            ts.labels
+        );
+        assert_eq!(ts.samples.len(), 1, "{:?}", ts.labels);
+        let stamp = ts.samples[0].timestamp;
+        assert!(
+            (before..=after).contains(&stamp),
+            "sample time {stamp} outside the run ({before}..{after})"
+        );
+        let mut labels: BTreeMap<String, String> = ts
+            .labels
+            .iter()
+            .map(|l| (l.name.clone(), l.value.clone()))
+            .collect();
+        sent.push(Sample {
+            name: labels.remove("__name__").expect("a __name__ label"),
+            labels,
+            value: ts.samples[0].value,
+        });
+    }
+    let expected = without_empty_labels(samples(&out));
+    assert_eq!(sent.len(), expected.len(), "series sent vs samples printed");
+    assert_all_present(&expected, &sent, &[], "remote write request");
+}
+
+/// Guards the retry policy of remote write: a 400 is final (one request, exit 74), a 503 is
+/// tried three times before exit 74.
+#[test]
+fn remote_write_retries_503_but_not_400() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    for (status, attempts) in [(400, 1), (503, 3)] {
+        let server = Canned::start(status);
+        let url = format!("http://127.0.0.1:{}/api/v1/write", server.port);
+        let o = run(&ws, &["--once", "--stdout", "--remote-write", &url]);
+        assert_eq!(code(&o), 74, "{status}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("output remote_write failed") && err.contains(&format!("HTTP {status}")),
+            "{status}: {err}"
+        );
+        assert_eq!(server.hits(), attempts, "requests after HTTP {status}");
+        // The other output still got the run.
+        assert!(stdout(&o).contains("volvo_odometer_meters"));
+    }
+}
+
+// ---- 5. all outputs at once ----------------------------------------------------------------
+
+/// Guards outputs delivered together: stdout, textfile, Pushgateway and remote write in one
+/// run all get the same data; with the Pushgateway down, the others are still delivered and
+/// the exit is 74 naming the Pushgateway only.
+#[test]
+fn every_output_in_one_run_and_one_failing_does_not_stop_the_others() {
+    let sim = Sim::start(&[]);
+    let pg = pushgateway();
+    let prom = prometheus_receiver();
+    let ws = Workspace::new(&sim, "", "");
+    let textfile = ws.path("volvo.prom");
+    let textfile_arg = textfile.to_str().unwrap().to_string();
+    let write = format!("{}/api/v1/write", prom.url("http"));
+    let all = |pg_url: &str| -> Output {
+        run(
+            &ws,
+            &[
+                "--once",
+                "--stdout",
+                "--textfile",
+                &textfile_arg,
+                "--pushgateway",
+                pg_url,
+                "--remote-write",
+                &write,
+            ],
+        )
+    };
+
+    let o = all(&pg.url("http"));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(std::fs::read_to_string(&textfile).unwrap(), out);
+    assert_group_is(
+        &Http::plain().ok(&format!("{}/metrics", pg.url("http")), None),
+        &[("job", "volvo_collect"), ("instance", "")],
+        &out,
+    );
+    let got: BTreeMap<String, f64> = query_until(&prom, "volvo_odometer_meters", 4)
+        .into_iter()
+        .map(|(l, v)| (l["vin"].clone(), v))
+        .collect();
+    assert_eq!(got, odometers(&out));
+
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let o = all(&closed);
+    assert_eq!(code(&o), 74, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("output pushgateway failed"), "{err}");
+    assert!(
+        !err.contains("output textfile failed") && !err.contains("output remote_write failed"),
+        "{err}"
+    );
+    let out = stdout(&o);
+    assert!(out.contains("volvo_odometer_meters"), "{out}");
+    assert_eq!(std::fs::read_to_string(&textfile).unwrap(), out);
+    // Prometheus holds this second run: its run timestamp is the one remote-written.
+    let run_ts = value(&out, "volvo_collect_run_timestamp_seconds").unwrap();
+    let in_prom = poll(
+        "the second run in Prometheus",
+        Duration::from_secs(10),
+        || {
+            query(&prom, "volvo_collect_run_timestamp_seconds")
+                .first()
+                .map(|(_, v)| *v)
+                .filter(|v| *v == run_ts)
+        },
+    );
+    assert_eq!(in_prom, run_ts);
+}
+
+// ---- 6. the long-running mode --------------------------------------------------------------
+
+/// `volvo-collect --listen` on a free port, ready when `/-/healthy` answers.
+fn listener(ws: &Workspace, scheme: &str, ca: Option<&Path>) -> Server {
+    let http = Http::new(ca);
+    Server::start(
+        "volvo-collect --listen",
+        tempfile::tempdir().unwrap(),
+        |port| collector(ws, &["--listen", &format!("127.0.0.1:{port}")]),
+        |port| http.answers_200(&format!("{scheme}://127.0.0.1:{port}/-/healthy"), None),
+    )
+}
+
+/// Guards the long-running mode's listener: basic auth (401 without or with wrong
+/// credentials), the data after the first run, the health check, a real Prometheus scraping it
+/// with basic auth, and a clean exit 0 within a second of SIGTERM.
+#[test]
+fn long_running_mode_serves_prometheus_with_basic_auth_and_stops_on_sigterm() {
+    require("prometheus", "prometheus");
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(
+        &sim,
+        "",
+        &format!(
+            "[collect]\ninterval = \"10s\"\n[web]\nbasic_auth_users = {{ prom = {} }}\n",
+            quoted(&bcrypt_hash("pw"))
+        ),
+    );
+    let mut collector = listener(&ws, "http", None);
+    let base = collector.url("http");
+    let http = Http::plain();
+    let metrics = format!("{base}/metrics");
+    assert!(
+        matches!(http.get(&metrics, None), Ok((401, _))),
+        "no credentials"
+    );
+    assert!(
+        matches!(http.get(&metrics, Some(("prom", "wrong"))), Ok((401, _))),
+        "wrong password"
+    );
+    assert!(
+        matches!(http.get(&metrics, Some(("nobody", "pw"))), Ok((401, _))),
+        "unknown user"
+    );
+    let body = poll(
+        "the first run on /metrics",
+        Duration::from_secs(15),
+        || match http.get(&metrics, Some(("prom", "pw"))) {
+            Ok((200, body)) => Some(body),
+            _ => None,
+        },
+    );
+    let served = odometers(&body);
+    assert_eq!(served.len(), 4, "{body}");
+    promtool_check(&body);
+    assert!(
+        matches!(http.get(&metrics, Some(("prom", "wrong"))), Ok((401, _))),
+        "wrong password after a right one"
+    );
+    assert!(http.answers_200(&format!("{base}/-/healthy"), None));
+
+    let prom = prometheus(&format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: volvo\n    basic_auth:\n      username: prom\n      password: pw\n    static_configs:\n      - targets: [\"127.0.0.1:{}\"]\n",
+        collector.port
+    ));
+    let odo = query_until(&prom, "volvo_odometer_meters", 4);
+    for (labels, v) in &odo {
+        assert_eq!(labels["job"], "volvo");
+        assert_eq!(served.get(&labels["vin"]), Some(v), "{labels:?}");
+    }
+
+    let status = collector.terminate(Duration::from_secs(1));
+    assert_eq!(status.code(), Some(0), "{}", collector.log());
+}
+
+/// Guards TLS on the listener: with `[web] tls_cert_file/tls_key_file` from a private CA, a
+/// real Prometheus scraping with `scheme: https` and that CA gets the data.
+#[test]
+fn long_running_mode_serves_https_to_prometheus() {
+    require("prometheus", "prometheus");
+    let pki = Pki::new();
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(
+        &sim,
+        "",
+        &format!(
+            "[collect]\ninterval = \"10s\"\n[web]\ntls_cert_file = {}\ntls_key_file = {}\n",
+            quoted_path(&pki.cert()),
+            quoted_path(&pki.key())
+        ),
+    );
+    let mut collector = listener(&ws, "https", Some(&pki.ca()));
+    let https = Http::new(Some(&pki.ca()));
+    let body = poll(
+        "the first run on https /metrics",
+        Duration::from_secs(15),
+        || match https.get(&format!("{}/metrics", collector.url("https")), None) {
+            Ok((200, body)) => Some(body),
+            _ => None,
+        },
+    );
+    let served = odometers(&body);
+    assert_eq!(served.len(), 4, "{body}");
+
+    let prom = prometheus(&format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: volvo_tls\n    scheme: https\n    tls_config:\n      ca_file: {}\n    static_configs:\n      - targets: [\"127.0.0.1:{}\"]\n",
+        quoted_path(&pki.ca()),
+        collector.port
+    ));
+    let odo = query_until(&prom, "volvo_odometer_meters", 4);
+    for (labels, v) in &odo {
+        assert_eq!(labels["job"], "volvo_tls");
+        assert_eq!(served.get(&labels["vin"]), Some(v), "{labels:?}");
+    }
+    let status = collector.terminate(Duration::from_secs(1));
+    assert_eq!(status.code(), Some(0), "{}", collector.log());
+}
+
+// ---- 7. the last good run ------------------------------------------------------------------
+
+/// Guards the self-metrics of a failed run: after a good run, a run against a broken Volvo
+/// cloud exits non-zero, says `volvo_collect_run_success 0`, and still carries the time of the
+/// last good run.
+#[test]
+fn the_last_good_run_stays_visible_after_a_failure() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "[collect]\ntimeout = \"10s\"\n");
+    let before = now_s();
+    let out = run_ok(&ws, &["--once", "--stdout"]);
+    let after = now_s();
+    assert_eq!(value(&out, "volvo_collect_run_success"), Some(1.0));
+    let good = value(&out, "volvo_collect_last_success_timestamp_seconds").unwrap();
+    assert!(
+        good >= before - 1.0 && good <= after + 1.0,
+        "last success {good} outside the first run ({before}..{after})"
+    );
+
+    sim.faults(json!([{"path": "/", "status": 503, "body": "{}", "times": 0}]));
+    let o = run(&ws, &["--once", "--stdout"]);
+    assert_ne!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(value(&out, "volvo_collect_run_success"), Some(0.0), "{out}");
+    let last = value(&out, "volvo_collect_last_success_timestamp_seconds")
+        .unwrap_or_else(|| panic!("no last success after a failed run:\n{out}"));
+    assert!(
+        (last - good).abs() < 0.01,
+        "last success {last}, the good run was at {good}"
+    );
+    assert!(now_s() - last < 30.0);
+    promtool_check(&out);
+}

@@ -1,0 +1,203 @@
+//! The rotating refresh token through the real binary: runs started together refresh once and
+//! share the result (the token lock), and a run killed at any moment leaves a token file that
+//! parses and holds a whole pair, old or new (the atomic save), so the next run goes on.
+//! Volvo ID kills a refresh token once it is used, so a second use would log the user out.
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::collections::HashSet;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use harness::*;
+use serde_json::Value;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn run_in_background(ws: &Workspace) -> Child {
+    ws.command(&["--once", "--stdout"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start volvo-collect")
+}
+
+/// The token file, which must parse, with a refresh token the simulator's shape.
+fn token_on_disk(ws: &Workspace) -> Value {
+    let text = ws.read("token.json");
+    let t: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("token file is not JSON ({e}):\n{text}"));
+    let rt = t["refresh_token"].as_str().unwrap_or_default();
+    assert!(
+        rt.starts_with("sim-rt-") && rt.len() == 39,
+        "not a refresh token the simulator issues: {t}"
+    );
+    let at = t["access_token"].as_str().unwrap_or_default();
+    assert!(
+        at.starts_with("sim-at-") && at.len() == 39,
+        "not an access token the simulator issues: {t}"
+    );
+    t
+}
+
+/// Every token request the simulator saw: (refresh token presented, status).
+fn token_requests(sim: &Sim) -> Vec<(String, u64)> {
+    sim.requests("/as/token.oauth2")
+        .iter()
+        .map(|r| {
+            (
+                r["refresh_token"].as_str().unwrap_or_default().to_string(),
+                r["status"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// No refresh token was presented twice: a reused one is dead at Volvo ID.
+fn assert_no_reuse(sim: &Sim) {
+    let mut seen = HashSet::new();
+    for (rt, _) in token_requests(sim) {
+        assert!(
+            seen.insert(rt.clone()),
+            "refresh token presented twice: {rt}"
+        );
+    }
+    assert_eq!(sim.stats()["invalid_grants"], 0);
+}
+
+#[test]
+fn eight_runs_started_together_refresh_once() {
+    for round in 1..=3 {
+        // Latency keeps the refresh in flight while the other runs start and wait on the lock.
+        let sim = Sim::start(&["--latency", "100ms"]);
+        let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+        let before = ws.token();
+        let runs: Vec<Child> = (0..8).map(|_| run_in_background(&ws)).collect();
+        for (i, run) in runs.into_iter().enumerate() {
+            let o = run.wait_with_output().unwrap();
+            assert_eq!(code(&o), 0, "round {round}, run {i}: {}", stderr(&o));
+        }
+        let stats = sim.stats();
+        assert_eq!(
+            stats["refreshes"],
+            1,
+            "round {round}: {:?}",
+            token_requests(&sim)
+        );
+        assert_eq!(stats["invalid_grants"], 0, "round {round}");
+        assert_no_reuse(&sim);
+        let after = token_on_disk(&ws);
+        assert_ne!(
+            after["refresh_token"], before["refresh_token"],
+            "round {round}"
+        );
+        assert!(
+            after["expires_at"].as_i64().unwrap() > now() + 200,
+            "round {round}: {after}"
+        );
+        // Every run's API calls carried an access token the simulator accepted.
+        assert!(
+            sim.requests("/connected-vehicle/")
+                .iter()
+                .all(|r| r["status"] != 401),
+            "round {round}"
+        );
+    }
+}
+
+/// Where a killed run left the token.
+#[derive(Debug, Default)]
+struct Outcomes {
+    /// Killed before its refresh reached the simulator: the old pair, still valid.
+    before_refresh: u32,
+    /// Killed after the rotated pair was saved: the new pair.
+    after_save: u32,
+    /// Killed after the simulator rotated the token but before the new one was on disk: the
+    /// protocol's unavoidable window (the new token exists only in the dead process).
+    in_flight: u32,
+}
+
+#[test]
+fn a_killed_run_leaves_a_whole_token_pair() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let mut outcomes = Outcomes::default();
+    for i in 0..30 {
+        // Expire the access token (keeping the pair), so the run must refresh first.
+        let mut t = ws.token();
+        t["expires_at"] = (now() - 10).into();
+        ws.write("token.json", &t.to_string());
+        let before = ws.token();
+        let old_rt = before["refresh_token"].as_str().unwrap().to_string();
+
+        let mut run = run_in_background(&ws);
+        std::thread::sleep(Duration::from_millis(fastrand::u64(0..=40)));
+        run.kill().unwrap(); // SIGKILL
+        run.wait().unwrap();
+
+        let after = token_on_disk(&ws);
+        if ws.path("token.json.bak").exists() {
+            let bak: Value = serde_json::from_str(&ws.read("token.json.bak"))
+                .unwrap_or_else(|e| panic!("iteration {i}: the .bak is not JSON: {e}"));
+            assert!(bak["refresh_token"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("sim-rt-")));
+        }
+        let rotated_old = token_requests(&sim)
+            .iter()
+            .any(|(rt, status)| *rt == old_rt && *status == 200);
+        if after["refresh_token"] == before["refresh_token"] {
+            assert_eq!(after, before, "iteration {i}: a mixed pair");
+            if rotated_old {
+                outcomes.in_flight += 1;
+                // That refresh token is spent: start again from a new login's pair.
+                ws.write("token.json", &sim.token(true).to_string());
+                continue;
+            }
+            outcomes.before_refresh += 1;
+        } else {
+            assert!(
+                rotated_old,
+                "iteration {i}: a new pair without a refresh at the simulator"
+            );
+            assert_ne!(
+                after["access_token"], before["access_token"],
+                "iteration {i}: a mixed pair"
+            );
+            assert!(
+                after["expires_at"].as_i64().unwrap() > now() + 200,
+                "iteration {i}: {after}"
+            );
+            outcomes.after_save += 1;
+        }
+
+        // A later run goes on from what is on disk.
+        let o = ws.run(&["--once", "--stdout"]);
+        assert_eq!(code(&o), 0, "iteration {i} ({outcomes:?}): {}", stderr(&o));
+        assert_eq!(sim.stats()["invalid_grants"], 0, "iteration {i}");
+    }
+    // The last pair refreshes once more, so every saved refresh token was usable.
+    let mut t = ws.token();
+    t["expires_at"] = (now() - 10).into();
+    ws.write("token.json", &t.to_string());
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_no_reuse(&sim);
+    eprintln!("killed runs: {outcomes:?}");
+    assert_eq!(
+        outcomes.before_refresh + outcomes.after_save + outcomes.in_flight,
+        30
+    );
+    // How many kills land in the window depends on the disk's fsync time, so it is reported
+    // rather than bounded; the kills around it must have been tried too.
+    assert!(
+        outcomes.before_refresh + outcomes.after_save > 0,
+        "{outcomes:?}"
+    );
+}

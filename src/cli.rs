@@ -62,6 +62,9 @@ pub enum Command {
         /// Give up waiting for the redirect after this long.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
         timeout: Duration,
+        /// Which `[[account]]` to log in (needed when the config has several).
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
     },
     /// The whole pipeline against the built-in simulator, printing the exposition.
     Demo {

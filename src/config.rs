@@ -55,6 +55,8 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, Fatal> {
 struct RawConfig {
     volvo: Option<RawVolvo>,
     #[serde(default)]
+    account: Vec<RawVolvo>,
+    #[serde(default)]
     sources: RawSources,
     #[serde(default)]
     output: RawOutput,
@@ -122,6 +124,8 @@ struct RawWeb {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawVolvo {
+    /// Only in `[[account]]` tables: the value of the `account` label.
+    name: Option<String>,
     client_id: Option<String>,
     client_secret: Option<Secret>,
     client_secret_file: Option<PathBuf>,
@@ -309,9 +313,36 @@ pub struct WebOptions {
     pub basic_auth_users: Vec<(String, Secret)>,
 }
 
+/// One Volvo ID account (an application's credentials and its token). A plain `[volvo]`
+/// table is one account named `default`; `[[account]]` tables give several.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub name: String,
+    /// Where its keys are written, for messages: `volvo` or `account "home"`.
+    pub table: String,
+    /// Environment variables of its secrets.
+    pub env_client_secret: String,
+    pub env_api_key: String,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub api_key: Option<Secret>,
+    pub redirect_uri: Url,
+    pub token_file: PathBuf,
+    pub state_file: PathBuf,
+    pub vins: Vec<String>,
+    pub scopes: Vec<String>,
+}
+
+/// Validated settings. The account fields (`client_id` .. `scopes`) are those of the account
+/// at hand: the first one as parsed, another one through [`Settings::for_account`].
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub config_path: PathBuf,
+    pub accounts: Vec<Account>,
+    pub account: String,
+    pub account_table: String,
+    pub env_client_secret: String,
+    pub env_api_key: String,
     pub client_id: String,
     pub client_secret: Option<Secret>,
     pub api_key: Option<Secret>,
@@ -342,8 +373,10 @@ impl Settings {
     pub fn client_secret(&self) -> Result<&Secret, Fatal> {
         self.client_secret.as_ref().ok_or_else(|| {
             Fatal::config(format!(
-                "{}: volvo.client_secret is not set: set it, or client_secret_file, or the environment variable VOLVO_CLIENT_SECRET",
-                self.config_path.display()
+                "{}: {}.client_secret is not set: set it, or client_secret_file, or the environment variable {}",
+                self.config_path.display(),
+                self.account_table,
+                self.env_client_secret
             ))
         })
     }
@@ -351,10 +384,64 @@ impl Settings {
     pub fn api_key(&self) -> Result<&Secret, Fatal> {
         self.api_key.as_ref().ok_or_else(|| {
             Fatal::config(format!(
-                "{}: volvo.api_key is not set: set it, or api_key_file, or the environment variable VOLVO_API_KEY",
-                self.config_path.display()
+                "{}: {}.api_key is not set: set it, or api_key_file, or the environment variable {}",
+                self.config_path.display(),
+                self.account_table,
+                self.env_api_key
             ))
         })
+    }
+
+    /// These settings with `account`'s credentials, token and cars.
+    pub fn for_account(&self, a: &Account) -> Settings {
+        let mut s = self.clone();
+        s.account = a.name.clone();
+        s.account_table = a.table.clone();
+        s.env_client_secret = a.env_client_secret.clone();
+        s.env_api_key = a.env_api_key.clone();
+        s.client_id = a.client_id.clone();
+        s.client_secret = a.client_secret.clone();
+        s.api_key = a.api_key.clone();
+        s.redirect_uri = a.redirect_uri.clone();
+        s.token_file = a.token_file.clone();
+        s.state_file = a.state_file.clone();
+        s.vins = a.vins.clone();
+        s.scopes = a.scopes.clone();
+        s
+    }
+
+    /// The account named `name`, or the only one when `None`.
+    pub fn select_account(&self, name: Option<&str>) -> Result<Settings, Fatal> {
+        let names = || {
+            self.accounts
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match name {
+            Some(n) => self
+                .accounts
+                .iter()
+                .find(|a| a.name == n)
+                .map(|a| self.for_account(a))
+                .ok_or_else(|| {
+                    Fatal::config(format!(
+                        "{}: no account named {n:?}; the accounts are: {}",
+                        self.config_path.display(),
+                        names()
+                    ))
+                }),
+            None if self.accounts.len() == 1 => Ok(self.for_account(&self.accounts[0])),
+            None => Err(Fatal::new(
+                crate::error::ExitCode::Usage,
+                format!(
+                    "{} has several accounts ({}): say which with --account NAME",
+                    self.config_path.display(),
+                    names()
+                ),
+            )),
+        }
     }
 }
 
@@ -446,33 +533,6 @@ pub fn parse(
     };
     let bad = |key: &str, what: &str| Fatal::config(format!("{}: {key}: {what}", path.display()));
 
-    let volvo = raw.volvo.unwrap_or_default();
-    let client_id =
-        match volvo.client_id {
-            Some(id) if !id.trim().is_empty() => id,
-            _ => return Err(bad(
-                "volvo.client_id",
-                "missing: set it to the client ID of your application in Volvo's developer portal",
-            )),
-        };
-
-    let client_secret = secret(
-        env,
-        "VOLVO_CLIENT_SECRET",
-        volvo.client_secret,
-        volvo.client_secret_file.as_deref().map(resolve),
-        "client_secret",
-    )
-    .map_err(|e| bad("volvo.client_secret_file", &e))?;
-    let api_key = secret(
-        env,
-        "VOLVO_API_KEY",
-        volvo.api_key,
-        volvo.api_key_file.as_deref().map(resolve),
-        "api_key",
-    )
-    .map_err(|e| bad("volvo.api_key_file", &e))?;
-
     let sources = Sources {
         connected_vehicle: raw.sources.connected_vehicle,
         extended_vehicle: raw.sources.extended_vehicle,
@@ -489,30 +549,6 @@ pub fn parse(
             "every source is off: turn on at least one of connected_vehicle, extended_vehicle, energy, location",
         ));
     }
-
-    let vins = volvo.vins.unwrap_or_default();
-    for vin in &vins {
-        if !valid_vin(vin) {
-            return Err(bad(
-                "volvo.vins",
-                &format!("{vin:?} is not a VIN: expected 17 letters and digits (no I, O or Q)"),
-            ));
-        }
-    }
-
-    let scopes = match volvo.scopes {
-        Some(s) => {
-            if let Some(cmd) = s.iter().find(|s| COMMAND_SCOPES.contains(&s.as_str())) {
-                return Err(bad(
-                    "volvo.scopes",
-                    &format!("{cmd:?} is a command scope; this tool only reads: remove it"),
-                ));
-            }
-            s
-        }
-        None => default_scopes(&sources),
-    };
-
     let url_key = |key: &str, u: Option<Url>, default: &str| -> Result<Url, Fatal> {
         let u = u.unwrap_or_else(|| Url::parse(default).expect("default URL is valid"));
         match u.scheme() {
@@ -524,16 +560,145 @@ pub fn parse(
         }
     };
 
-    let token_file = resolve(
-        volvo
-            .token_file
-            .as_deref()
-            .unwrap_or(Path::new("token.json")),
-    );
-    let state_file = match volvo.state_file.as_deref() {
-        Some(p) => resolve(p),
-        None => default_state_file(&token_file),
+    let mut volvo = raw.volvo.unwrap_or_default();
+    let api_url = url_key("volvo.api_url", volvo.api_url.take(), VOLVO_API_URL)?;
+    let auth_url = url_key("volvo.auth_url", volvo.auth_url.take(), VOLVO_AUTH_URL)?;
+    let token_url = url_key("volvo.token_url", volvo.token_url.take(), VOLVO_TOKEN_URL)?;
+
+    // One account's keys, from `[volvo]` or one `[[account]]` table.
+    let account_of = |table: &str,
+                      v: RawVolvo,
+                      name: String,
+                      env_suffix: &str,
+                      default_token: &str|
+     -> Result<Account, Fatal> {
+        let key = |k: &str| format!("{table}.{k}");
+        if v.api_url.is_some() || v.auth_url.is_some() || v.token_url.is_some() {
+            return Err(bad(
+                &key("api_url"),
+                "Volvo's URLs are shared: set api_url, auth_url and token_url in [volvo]",
+            ));
+        }
+        let client_id = match v.client_id {
+            Some(id) if !id.trim().is_empty() => id,
+            _ => return Err(bad(
+                &key("client_id"),
+                "missing: set it to the client ID of your application in Volvo's developer portal",
+            )),
+        };
+        let env_client_secret = format!("VOLVO_CLIENT_SECRET{env_suffix}");
+        let env_api_key = format!("VOLVO_API_KEY{env_suffix}");
+        let credential_suffix = env_suffix.to_ascii_lowercase();
+        let client_secret = secret(
+            env,
+            &env_client_secret,
+            v.client_secret,
+            v.client_secret_file.as_deref().map(resolve),
+            &format!("client_secret{credential_suffix}"),
+        )
+        .map_err(|e| bad(&key("client_secret_file"), &e))?;
+        let api_key = secret(
+            env,
+            &env_api_key,
+            v.api_key,
+            v.api_key_file.as_deref().map(resolve),
+            &format!("api_key{credential_suffix}"),
+        )
+        .map_err(|e| bad(&key("api_key_file"), &e))?;
+        let vins = v.vins.unwrap_or_default();
+        if let Some(vin) = vins.iter().find(|v| !valid_vin(v)) {
+            return Err(bad(
+                &key("vins"),
+                &format!("{vin:?} is not a VIN: expected 17 letters and digits (no I, O or Q)"),
+            ));
+        }
+        let scopes = match v.scopes {
+            Some(s) => {
+                if let Some(cmd) = s.iter().find(|s| COMMAND_SCOPES.contains(&s.as_str())) {
+                    return Err(bad(
+                        &key("scopes"),
+                        &format!("{cmd:?} is a command scope; this tool only reads: remove it"),
+                    ));
+                }
+                s
+            }
+            None => default_scopes(&sources),
+        };
+        let token_file = resolve(v.token_file.as_deref().unwrap_or(Path::new(default_token)));
+        let state_file = match v.state_file.as_deref() {
+            Some(p) => resolve(p),
+            None => default_state_file(&token_file),
+        };
+        Ok(Account {
+            name,
+            table: table.to_string(),
+            env_client_secret,
+            env_api_key,
+            client_id,
+            client_secret,
+            api_key,
+            redirect_uri: url_key(&key("redirect_uri"), v.redirect_uri, DEFAULT_REDIRECT_URI)?,
+            token_file,
+            state_file,
+            vins,
+            scopes,
+        })
     };
+
+    let accounts = if raw.account.is_empty() {
+        if volvo.name.is_some() {
+            return Err(bad(
+                "volvo.name",
+                "names are for [[account]] tables; a single [volvo] account is named \"default\"",
+            ));
+        }
+        vec![account_of(
+            "volvo",
+            volvo,
+            "default".into(),
+            "",
+            "token.json",
+        )?]
+    } else {
+        if volvo.client_id.is_some()
+            || volvo.client_secret.is_some()
+            || volvo.api_key.is_some()
+            || volvo.token_file.is_some()
+            || volvo.vins.is_some()
+        {
+            return Err(bad("volvo", "with [[account]] tables, each account has its own client_id, secrets, token_file and vins: move them from [volvo] into an [[account]]"));
+        }
+        let mut accounts: Vec<Account> = Vec::new();
+        for (i, v) in raw.account.into_iter().enumerate() {
+            let name = match v.name.clone() {
+                Some(n) if !n.is_empty() && n.len() <= 32 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') => n,
+                _ => return Err(bad(&format!("account[{i}].name"), "missing or unusable: give each [[account]] a name of letters, digits, _ or - (it becomes the account label)")),
+            };
+            if accounts.iter().any(|a| a.name == name) {
+                return Err(bad(
+                    &format!("account {name:?}"),
+                    "two accounts have this name: names must differ",
+                ));
+            }
+            let suffix = format!("_{}", name.to_ascii_uppercase().replace('-', "_"));
+            let a = account_of(
+                &format!("account {name:?}"),
+                v,
+                name.clone(),
+                &suffix,
+                &format!("token-{name}.json"),
+            )?;
+            if let Some(other) = accounts
+                .iter()
+                .find(|o| o.token_file == a.token_file || o.state_file == a.state_file)
+            {
+                return Err(bad(&format!("account {name:?}"), &format!("shares its token or state file with account {:?}: each account needs its own", other.name)));
+            }
+            accounts.push(a);
+        }
+        accounts
+    };
+    let first = accounts[0].clone();
 
     let collect = raw.collect;
     if collect.interval < Duration::from_secs(10) {
@@ -700,21 +865,22 @@ pub fn parse(
             basic_auth_users: web.basic_auth_users.into_iter().collect(),
         },
         config_path: path.to_path_buf(),
-        client_id,
-        client_secret,
-        api_key,
-        redirect_uri: url_key(
-            "volvo.redirect_uri",
-            volvo.redirect_uri,
-            DEFAULT_REDIRECT_URI,
-        )?,
-        token_file,
-        state_file,
-        vins,
-        scopes,
-        api_url: url_key("volvo.api_url", volvo.api_url, VOLVO_API_URL)?,
-        auth_url: url_key("volvo.auth_url", volvo.auth_url, VOLVO_AUTH_URL)?,
-        token_url: url_key("volvo.token_url", volvo.token_url, VOLVO_TOKEN_URL)?,
+        account: first.name.clone(),
+        account_table: first.table.clone(),
+        env_client_secret: first.env_client_secret.clone(),
+        env_api_key: first.env_api_key.clone(),
+        client_id: first.client_id.clone(),
+        client_secret: first.client_secret.clone(),
+        api_key: first.api_key.clone(),
+        redirect_uri: first.redirect_uri.clone(),
+        token_file: first.token_file.clone(),
+        state_file: first.state_file.clone(),
+        vins: first.vins.clone(),
+        scopes: first.scopes.clone(),
+        accounts,
+        api_url,
+        auth_url,
+        token_url,
         sources,
         output: Outputs {
             stdout: raw.output.stdout,

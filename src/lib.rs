@@ -46,9 +46,10 @@ async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
         Some(cli::Command::Login {
             no_browser,
             timeout,
+            account,
         }) => {
             let path = config::locate(cli.config.as_deref())?;
-            let settings = config::load(&path)?;
+            let settings = config::load(&path)?.select_account(account.as_deref())?;
             auth::login::run(&settings, *no_browser, *timeout).await
         }
         Some(cli::Command::Simulate {

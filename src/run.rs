@@ -1,15 +1,15 @@
-//! One collection, start to finish: token, state, vehicle list, every enabled API for every
-//! vehicle concurrently under one deadline, one exposition with self-metrics, every output,
-//! and the exit code. Failures of parts change the exit code; they never hide the rest.
+//! One collection, start to finish: for every account concurrently, the token, the state, the
+//! vehicle list, and every enabled API for every vehicle under one deadline; then one
+//! exposition with self-metrics, every output, and the exit code. Failures of parts change the
+//! exit code; they never hide the rest.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
-
-use std::future::Future;
-use std::pin::Pin;
 
 use crate::api::client::{Client, ClientOptions, TokenSource};
 use crate::api::{connected, energy, extended, location, ApiError};
@@ -60,6 +60,16 @@ impl Fetched {
             ApiData::Extended(s) => s.errors(),
         }
     }
+
+    /// How many endpoints were asked, to tell "nothing came back" from "some did".
+    fn endpoint_count(&self) -> usize {
+        match &self.data {
+            ApiData::Connected(_) => connected::ENDPOINTS.len(),
+            ApiData::Energy(s) => 1 + usize::from(s.state.is_some()),
+            ApiData::Location(_) => 1,
+            ApiData::Extended(s) => 1 + s.resources.len(),
+        }
+    }
 }
 
 /// The shared HTTP client of a run: connection reuse across all APIs and vehicles.
@@ -86,19 +96,99 @@ pub async fn run_once(settings: &Settings) -> Result<RunOutcome, Fatal> {
     collect(settings).await
 }
 
-/// One collection, delivered to whatever outputs are configured (possibly none, when the
-/// long-running mode serves it itself).
+/// One collection of every account, delivered to whatever outputs are configured (possibly
+/// none, when the long-running mode serves it itself).
 pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     let started = Instant::now();
     let deadline = started + settings.timeout;
-    let api_key = settings.api_key()?.clone();
-    let client_secret = settings.client_secret()?.clone();
+    // A missing secret is a configuration error before anything is asked.
+    for a in &settings.accounts {
+        settings.for_account(a).api_key()?;
+        settings.for_account(a).client_secret()?;
+    }
     let http = http_client(settings.request_timeout);
-    let mut state = State::load(&settings.state_file);
-    let now = refresh::now();
-    state.expire(now);
+    let exp = Mutex::new(Exposition::new());
+    let runs = futures_util::future::join_all(
+        settings
+            .accounts
+            .iter()
+            .map(|a| collect_account(settings.for_account(a), &http, deadline, &exp)),
+    )
+    .await;
 
-    let mut exp = Exposition::new();
+    let mut exp = exp.into_inner().expect("exposition lock");
+    let mut problems: Vec<String> = Vec::new();
+    let multi = settings.accounts.len() > 1;
+    for (a, r) in settings.accounts.iter().zip(&runs) {
+        for p in &r.problems {
+            problems.push(if multi {
+                format!("account {}: {p}", a.name)
+            } else {
+                p.clone()
+            });
+        }
+    }
+    let exits: Vec<ExitCode> = runs.iter().map(|r| r.exit).collect();
+    let exit = if exits.contains(&ExitCode::LoginNeeded) {
+        ExitCode::LoginNeeded
+    } else if exits.iter().all(|e| *e == ExitCode::Ok) {
+        ExitCode::Ok
+    } else if exits.iter().all(|e| *e == ExitCode::Temporary) {
+        ExitCode::Temporary
+    } else {
+        ExitCode::Partial
+    };
+
+    let end_s = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    exp.gauge(&c::RUN_END, &[], end_s);
+    exp.gauge(&c::RUN_DURATION, &[], started.elapsed().as_secs_f64());
+    // The collection's verdict: a failed output cannot report itself anyway.
+    exp.gauge(
+        &c::RUN_SUCCESS,
+        &[],
+        if exit == ExitCode::Ok { 1.0 } else { 0.0 },
+    );
+    exp.finish_skips();
+    let text = exp.encode();
+    let mut exit = exit;
+    for (output, err) in sinks::deliver(settings, &exp, &text).await {
+        problems.push(format!("output {output} failed: {err}"));
+        if exit != ExitCode::LoginNeeded {
+            exit = ExitCode::Output;
+        }
+    }
+    Ok(RunOutcome {
+        text,
+        exit,
+        problems,
+    })
+}
+
+fn lock(exp: &Mutex<Exposition>) -> std::sync::MutexGuard<'_, Exposition> {
+    exp.lock().expect("exposition lock")
+}
+
+/// What one account's collection came to.
+struct AccountRun {
+    exit: ExitCode,
+    problems: Vec<String>,
+}
+
+/// One account: token, state, vehicles, every API; maps into the shared exposition and saves
+/// the account's state.
+async fn collect_account(
+    settings: Settings,
+    http: &reqwest::Client,
+    deadline: Instant,
+    exp: &Mutex<Exposition>,
+) -> AccountRun {
+    let settings = &settings;
+    let account = settings.account.as_str();
+    let client_secret = settings.client_secret().expect("checked before").clone();
+    let api_key = settings.api_key().expect("checked before").clone();
+    let now = refresh::now();
+    let mut state = State::load(&settings.state_file);
+    state.expire(now);
     let mut problems = Vec::new();
 
     // 1. The token, before any API call.
@@ -108,45 +198,37 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
         auth_url: &settings.auth_url,
         token_url: &settings.token_url,
     };
-    let token = match refresh::ensure_fresh(&http, &oauth, &settings.token_file).await {
+    let token = match refresh::ensure_fresh(http, &oauth, &settings.token_file).await {
         Ok((t, _)) => t,
         Err(fatal) => {
             // No data, but the self-metrics still go out so an alert can say why.
-            exp.gauge(
-                &c::LOGIN_NEEDED,
-                &[],
-                if fatal.code == ExitCode::LoginNeeded {
-                    1.0
-                } else {
-                    0.0
-                },
-            );
+            let needed = if fatal.code == ExitCode::LoginNeeded {
+                1.0
+            } else {
+                0.0
+            };
+            lock(exp).gauge(&c::LOGIN_NEEDED, &[account], needed);
             problems.push(fatal.message.clone());
             let exit = finish(
                 settings,
-                &mut exp,
+                &mut lock(exp),
                 &mut state,
-                started,
                 None,
                 fatal.code,
                 &mut problems,
-            )
-            .await;
-            return Ok(RunOutcome {
-                text: exp.encode(),
-                exit,
-                problems,
-            });
+                now,
+            );
+            return AccountRun { exit, problems };
         }
     };
-    exp.gauge(&c::LOGIN_NEEDED, &[], 0.0);
-    token_metrics(&mut exp, &token);
+    {
+        let mut exp = lock(exp);
+        exp.gauge(&c::LOGIN_NEEDED, &[account], 0.0);
+        token_metrics(&mut exp, account, &token);
+    }
 
-    let (renew_tx, mut renew_rx) = tokio::sync::mpsc::channel::<RenewRequest>(8);
     // The daily quota is used up: spend nothing until Volvo replenishes it.
     if let Some(until) = state.quota_until {
-        exp.gauge(&c::QUOTA_EXHAUSTED, &[], 1.0);
-        exp.gauge(&c::QUOTA_RESET, &[], until as f64);
         problems.push(format!(
             "the API key's daily request quota is used up until {}; no requests made",
             chrono::DateTime::from_timestamp(until, 0)
@@ -155,21 +237,17 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
         ));
         let exit = finish(
             settings,
-            &mut exp,
+            &mut lock(exp),
             &mut state,
-            started,
             None,
             ExitCode::Temporary,
             &mut problems,
-        )
-        .await;
-        return Ok(RunOutcome {
-            text: exp.encode(),
-            exit,
-            problems,
-        });
+            now,
+        );
+        return AccountRun { exit, problems };
     }
 
+    let (renew_tx, mut renew_rx) = tokio::sync::mpsc::channel::<RenewRequest>(8);
     let client = Arc::new(Client::new(
         http.clone(),
         ClientOptions {
@@ -192,26 +270,21 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
         Ok(v) => v,
         Err(e) => {
             problems.push(format!("cannot list the vehicles on the account: {e}"));
-            let exit = match &e {
-                ApiError::BadApiKey | ApiError::Unauthorized(_) => ExitCode::Partial,
-                e if e.is_temporary() => ExitCode::Temporary,
-                _ => ExitCode::Partial,
+            let exit = if e.is_temporary() {
+                ExitCode::Temporary
+            } else {
+                ExitCode::Partial
             };
             let exit = finish(
                 settings,
-                &mut exp,
+                &mut lock(exp),
                 &mut state,
-                started,
                 Some(&client),
                 exit,
                 &mut problems,
-            )
-            .await;
-            return Ok(RunOutcome {
-                text: exp.encode(),
-                exit,
-                problems,
-            });
+                now,
+            );
+            return AccountRun { exit, problems };
         }
     };
 
@@ -269,7 +342,7 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
         }
     }
     // Collect the results; meanwhile serve token renewals asked for by requests that got 401
-    // (the refresh runs here, on the run's own task, one at a time).
+    // (the refresh runs here, on the account's own task, one at a time).
     let mut fetched = Vec::new();
     loop {
         tokio::select! {
@@ -278,14 +351,16 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
                 None => break,
             },
             Some((failed, reply)) = renew_rx.recv() => {
-                let fresh = refresh::renew(&http, &oauth, &settings.token_file, &failed).await;
+                let fresh = refresh::renew(http, &oauth, &settings.token_file, &failed).await;
                 let _ = reply.send(fresh);
             }
         }
     }
     fetched.sort_by(|a, b| (&a.vin, a.api.label()).cmp(&(&b.vin, b.api.label())));
 
-    // 4. Map into one exposition.
+    // 4. Map into the exposition.
+    let mut exp = lock(exp);
+    let exp = &mut *exp;
     let mut any_data = false;
     let mut all_temporary = true;
     let mut failed = false;
@@ -293,17 +368,15 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     for f in &fetched {
         let vin = f.vin.as_str();
         match &f.data {
-            ApiData::Connected(s) => metrics::connected::map(&mut exp, vin, s),
-            ApiData::Energy(s) => metrics::energy::map(&mut exp, vin, s),
+            ApiData::Connected(s) => metrics::connected::map(exp, vin, account, s),
+            ApiData::Energy(s) => metrics::energy::map(exp, vin, s),
             ApiData::Location(Ok(feature)) => {
-                metrics::location::map(&mut exp, vin, feature, &settings.location)
+                metrics::location::map(exp, vin, feature, &settings.location)
             }
             ApiData::Location(Err(_)) => {}
             ApiData::Extended(s) => {
-                if s.api_gone() {
-                    extended_gone = true;
-                }
-                metrics::extended::map(&mut exp, vin, s)
+                extended_gone |= s.api_gone();
+                metrics::extended::map(exp, vin, s)
             }
         }
         let api = f.api.label();
@@ -312,33 +385,27 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
         let gone_api = matches!(&f.data, ApiData::Extended(s) if s.api_gone());
         for (endpoint, e) in &errors {
             match e {
-                ApiError::NotSupported(_) if !gone_api => {
+                _ if gone_api => {}
+                ApiError::NotSupported(_) => {
                     exp.gauge(&c::NOT_SUPPORTED, &[vin, api, endpoint], 1.0);
-                    if *endpoint != "state"
-                        && *endpoint != "capabilities"
-                        && *endpoint != "resource"
-                    {
-                        let until = state
+                    // Remembered per endpoint; Energy's and Extended Vehicle's own answers
+                    // already say what a car lacks.
+                    if !matches!(*endpoint, "state" | "capabilities" | "resource") {
+                        state
                             .not_supported
                             .entry(state::endpoint_key(vin, api, endpoint))
                             .or_insert(now + state::BACKOFF_S);
-                        let _ = until;
                     }
                 }
-                _ if gone_api => {}
                 _ => {
                     ok = false;
-                    if !e.is_temporary() {
-                        all_temporary = false;
-                    }
+                    all_temporary &= e.is_temporary();
                     exp.gauge(&c::ENDPOINT_ERROR, &[vin, api, endpoint, e.reason()], 1.0);
                     problems.push(format!("{vin}: {api} {endpoint}: {e}"));
                 }
             }
         }
-        if errors.len() < endpoint_count(f) {
-            any_data = true;
-        }
+        any_data |= errors.len() < f.endpoint_count();
         failed |= !ok;
         exp.gauge(&c::UP, &[vin, api], if ok { 1.0 } else { 0.0 });
         exp.gauge(&c::API_DURATION, &[vin, api], f.seconds);
@@ -353,19 +420,7 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
             chrono::DateTime::from_timestamp(until, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
         );
     }
-    if let Some(until) = state
-        .unavailable_until(Origin::ExtendedVehicle.label(), now)
-        .or(extended_gone.then_some(now + state::BACKOFF_S))
-    {
-        if settings.sources.extended_vehicle {
-            exp.gauge(
-                &c::API_UNAVAILABLE,
-                &[Origin::ExtendedVehicle.label()],
-                until as f64,
-            );
-        }
-    }
-    exp.gauge(&c::VEHICLES, &[], vins.len() as f64);
+    exp.gauge(&c::VEHICLES, &[account], vins.len() as f64);
 
     let exit = if !failed && problems.is_empty() {
         ExitCode::Ok
@@ -376,19 +431,14 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     };
     let exit = finish(
         settings,
-        &mut exp,
+        exp,
         &mut state,
-        started,
         Some(&client),
         exit,
         &mut problems,
-    )
-    .await;
-    Ok(RunOutcome {
-        text: exp.encode(),
-        exit,
-        problems,
-    })
+        now,
+    );
+    AccountRun { exit, problems }
 }
 
 type RenewRequest = (Secret, tokio::sync::oneshot::Sender<Result<Secret, Fatal>>);
@@ -418,16 +468,6 @@ impl TokenSource for RenewRequests {
     }
 }
 
-/// How many endpoints an API answered for, to tell "nothing came back" from "some did".
-fn endpoint_count(f: &Fetched) -> usize {
-    match &f.data {
-        ApiData::Connected(_) => connected::ENDPOINTS.len(),
-        ApiData::Energy(s) => 1 + usize::from(s.state.is_some()),
-        ApiData::Location(_) => 1,
-        ApiData::Extended(s) => 1 + s.resources.len(),
-    }
-}
-
 /// The vehicles of this run: the configured VINs (each checked against the account), or every
 /// vehicle on the account.
 async fn vehicles(
@@ -446,7 +486,9 @@ async fn vehicles(
             .filter(|v| {
                 let there = on_account.contains(v);
                 if !there {
-                    problems.push(format!("{v}: this VIN (volvo.vins) is not on the account; remove it or log in with the account that owns it"));
+                    problems.push(format!(
+                        "{v}: this VIN (volvo.vins) is not on the account; remove it or log in with the account that owns it"
+                    ));
                 }
                 there
             })
@@ -459,59 +501,53 @@ async fn vehicles(
     }
 }
 
-fn token_metrics(exp: &mut Exposition, token: &Token) {
-    exp.gauge(&c::TOKEN_EXPIRY, &[], token.expires_at as f64);
+fn token_metrics(exp: &mut Exposition, account: &str, token: &Token) {
+    exp.gauge(&c::TOKEN_EXPIRY, &[account], token.expires_at as f64);
     if let Some(t) = token.refreshed_at {
-        exp.gauge(&c::TOKEN_ROTATED, &[], t as f64);
+        exp.gauge(&c::TOKEN_ROTATED, &[account], t as f64);
     }
     if let Some(t) = token.logged_in_at {
-        exp.gauge(&c::TOKEN_LOGIN, &[], t as f64);
+        exp.gauge(&c::TOKEN_LOGIN, &[account], t as f64);
     }
 }
 
-/// Self-metrics, state, outputs. Returns the final exit code (an output failure wins over a
-/// partial or temporary collection, a login problem over everything).
-async fn finish(
+/// The account's part of the self-metrics, and its state saved. Returns the account's exit
+/// code (the quota and a failed renewal change it).
+fn finish(
     settings: &Settings,
     exp: &mut Exposition,
     state: &mut State,
-    started: Instant,
     client: Option<&Client>,
     exit: ExitCode,
     problems: &mut Vec<String>,
+    now: i64,
 ) -> ExitCode {
-    let end = chrono::Utc::now();
-    let end_s = end.timestamp_millis() as f64 / 1000.0;
-    let now = end.timestamp();
+    let account = settings.account.as_str();
     let mut exit = exit;
     if let Some(client) = client {
         state.cache = client.take_cache();
         if client.replayed() > 0 {
             tracing::debug!(
+                account,
                 replayed = client.replayed(),
                 "answers replayed from earlier runs (schedule)"
             );
         }
         if let Some(reset) = client.quota_exhausted() {
             // Volvo does not always say when; an hour is a cautious guess that costs one request.
-            let until = now + reset.map(|d| d.as_secs() as i64).unwrap_or(3600);
-            state.quota_until = Some(until);
-            exp.gauge(&c::QUOTA_EXHAUSTED, &[], 1.0);
-            exp.gauge(&c::QUOTA_RESET, &[], until as f64);
+            state.quota_until = Some(now + reset.map(|d| d.as_secs() as i64).unwrap_or(3600));
             exit = ExitCode::Temporary;
-        } else {
-            exp.gauge(&c::QUOTA_EXHAUSTED, &[], 0.0);
         }
         if let Some(fatal) = client.renewal_failure() {
             problems.push(fatal.message.clone());
             if fatal.code == ExitCode::LoginNeeded {
-                exp.gauge(&c::LOGIN_NEEDED, &[], 1.0);
+                exp.gauge(&c::LOGIN_NEEDED, &[account], 1.0);
                 exit = ExitCode::LoginNeeded;
             }
         }
     }
     if exit == ExitCode::Ok {
-        state.last_success = Some(end_s);
+        state.last_success = Some(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
     }
     // Runs may overlap (a timer run and a manual one): merge into what is on disk, under a
     // lock, so that no run's counts are lost.
@@ -519,16 +555,24 @@ async fn finish(
         .map(|c| (c.request_counts(), c.retry_counts()))
         .unwrap_or_default();
     *state = state::save_merged(&settings.state_file, state, &requests, &retries, now);
+
+    match state.quota_until {
+        Some(until) => {
+            exp.gauge(&c::QUOTA_EXHAUSTED, &[account], 1.0);
+            exp.gauge(&c::QUOTA_RESET, &[account], until as f64);
+        }
+        None => exp.gauge(&c::QUOTA_EXHAUSTED, &[account], 0.0),
+    }
     for (key, n) in &state.requests {
         let mut parts = key.splitn(3, ' ');
         if let (Some(api), Some(endpoint), Some(status)) =
             (parts.next(), parts.next(), parts.next())
         {
-            exp.counter(&c::REQUESTS, &[api, endpoint, status], *n as f64);
+            exp.counter(&c::REQUESTS, &[account, api, endpoint, status], *n as f64);
         }
     }
     for (api, n) in &state.retries {
-        exp.counter(&c::RETRIES, &[api], *n as f64);
+        exp.counter(&c::RETRIES, &[account, api], *n as f64);
     }
     for key in state.not_supported.keys() {
         let mut parts = key.splitn(3, ' ');
@@ -536,28 +580,17 @@ async fn finish(
             exp.gauge(&c::NOT_SUPPORTED, &[vin, api, endpoint], 1.0);
         }
     }
-
-    if let Some(t) = state.last_success {
-        exp.gauge(&c::LAST_SUCCESS, &[], t);
-    }
-    exp.gauge(&c::RUN_END, &[], end_s);
-    exp.gauge(&c::RUN_DURATION, &[], started.elapsed().as_secs_f64());
-    exp.finish_skips();
-
-    // RUN_SUCCESS must be known before encoding, and it depends on the outputs: encode once
-    // with the collection's verdict, since a failed output cannot report itself anyway.
-    exp.gauge(
-        &c::RUN_SUCCESS,
-        &[],
-        if exit == ExitCode::Ok { 1.0 } else { 0.0 },
-    );
-    let text = exp.encode();
-    let failures = sinks::deliver(settings, exp, &text).await;
-    for (output, err) in failures {
-        problems.push(format!("output {output} failed: {err}"));
-        if exit != ExitCode::LoginNeeded {
-            exit = ExitCode::Output;
+    if let Some(until) = state.unavailable_until(Origin::ExtendedVehicle.label(), now) {
+        if settings.sources.extended_vehicle {
+            exp.gauge(
+                &c::API_UNAVAILABLE,
+                &[account, Origin::ExtendedVehicle.label()],
+                until as f64,
+            );
         }
+    }
+    if let Some(t) = state.last_success {
+        exp.gauge(&c::LAST_SUCCESS, &[account], t);
     }
     exit
 }

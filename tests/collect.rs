@@ -291,7 +291,13 @@ fn no_token_file_exits_77_and_says_to_log_in() {
         stderr(&o)
     );
     // The self-metrics still go out, so an alert can say "login needed".
-    assert_eq!(value(&stdout(&o), "volvo_collect_login_needed"), Some(1.0));
+    assert_eq!(
+        value(
+            &stdout(&o),
+            "volvo_collect_login_needed{account=\"default\"}"
+        ),
+        Some(1.0)
+    );
     assert!(sim.requests("/connected-vehicle").is_empty());
 }
 
@@ -460,7 +466,7 @@ fn extended_vehicle_gone_is_said_once_and_skipped_for_a_day() {
     );
     assert!(value(
         &stdout(&o),
-        "volvo_collect_api_unavailable_until_timestamp_seconds{api=\"extended_vehicle\"}"
+        "volvo_collect_api_unavailable_until_timestamp_seconds{account=\"default\",api=\"extended_vehicle\"}"
     )
     .is_some());
     assert!(stdout(&o).contains("volvo_odometer_meters"));
@@ -480,7 +486,7 @@ fn extended_vehicle_gone_is_said_once_and_skipped_for_a_day() {
     );
     assert!(value(
         &stdout(&o),
-        "volvo_collect_api_unavailable_until_timestamp_seconds{api=\"extended_vehicle\"}"
+        "volvo_collect_api_unavailable_until_timestamp_seconds{account=\"default\",api=\"extended_vehicle\"}"
     )
     .is_some());
 }
@@ -507,7 +513,7 @@ fn not_supported_endpoints_are_remembered() {
     assert_eq!(
         value(
             &stdout(&o),
-            "volvo_collect_requests_total{api=\"connected_vehicle\",endpoint=\"/vehicles/{vin}/doors\",status=\"200\"}"
+            "volvo_collect_requests_total{account=\"default\",api=\"connected_vehicle\",endpoint=\"/vehicles/{vin}/doors\",status=\"200\"}"
         ),
         Some(2.0)
     );

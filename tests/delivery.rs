@@ -1503,7 +1503,11 @@ fn the_last_good_run_stays_visible_after_a_failure() {
     let out = run_ok(&ws, &["--once", "--stdout"]);
     let after = now_s();
     assert_eq!(value(&out, "volvo_collect_run_success"), Some(1.0));
-    let good = value(&out, "volvo_collect_last_success_timestamp_seconds").unwrap();
+    let good = value(
+        &out,
+        "volvo_collect_last_success_timestamp_seconds{account=\"default\"}",
+    )
+    .unwrap();
     assert!(
         good >= before - 1.0 && good <= after + 1.0,
         "last success {good} outside the first run ({before}..{after})"
@@ -1514,8 +1518,11 @@ fn the_last_good_run_stays_visible_after_a_failure() {
     assert_ne!(code(&o), 0, "{}", stderr(&o));
     let out = stdout(&o);
     assert_eq!(value(&out, "volvo_collect_run_success"), Some(0.0), "{out}");
-    let last = value(&out, "volvo_collect_last_success_timestamp_seconds")
-        .unwrap_or_else(|| panic!("no last success after a failed run:\n{out}"));
+    let last = value(
+        &out,
+        "volvo_collect_last_success_timestamp_seconds{account=\"default\"}",
+    )
+    .unwrap_or_else(|| panic!("no last success after a failed run:\n{out}"));
     assert!(
         (last - good).abs() < 0.01,
         "last success {last}, the good run was at {good}"

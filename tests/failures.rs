@@ -33,11 +33,11 @@ fn server_errors_are_retried_and_counted() {
     assert_eq!(
         value(
             &out,
-            "volvo_collect_retries_total{api=\"connected_vehicle\"}"
+            "volvo_collect_retries_total{account=\"default\",api=\"connected_vehicle\"}"
         ),
         Some(2.0)
     );
-    assert_eq!(value(&out, "volvo_collect_requests_total{api=\"connected_vehicle\",endpoint=\"/vehicles/{vin}/odometer\",status=\"503\"}"), Some(2.0));
+    assert_eq!(value(&out, "volvo_collect_requests_total{account=\"default\",api=\"connected_vehicle\",endpoint=\"/vehicles/{vin}/odometer\",status=\"503\"}"), Some(2.0));
     assert!(value(&out, &format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")).is_some());
 }
 
@@ -109,7 +109,7 @@ fn rate_limited_answers_are_retried_honouring_retry_after() {
     assert_eq!(
         value(
             &stdout(&o),
-            "volvo_collect_retries_total{api=\"connected_vehicle\"}"
+            "volvo_collect_retries_total{account=\"default\",api=\"connected_vehicle\"}"
         ),
         Some(2.0)
     );
@@ -174,8 +174,15 @@ fn the_daily_quota_stops_requests_until_it_is_replenished() {
         stderr(&o)
     );
     let out = stdout(&o);
-    assert_eq!(value(&out, "volvo_collect_quota_exhausted"), Some(1.0));
-    let reset = value(&out, "volvo_collect_quota_reset_timestamp_seconds").unwrap();
+    assert_eq!(
+        value(&out, "volvo_collect_quota_exhausted{account=\"default\"}"),
+        Some(1.0)
+    );
+    let reset = value(
+        &out,
+        "volvo_collect_quota_reset_timestamp_seconds{account=\"default\"}",
+    )
+    .unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -212,7 +219,10 @@ fn the_daily_quota_stops_requests_until_it_is_replenished() {
         stderr(&o)
     );
     assert_eq!(
-        value(&stdout(&o), "volvo_collect_quota_exhausted"),
+        value(
+            &stdout(&o),
+            "volvo_collect_quota_exhausted{account=\"default\"}"
+        ),
         Some(1.0)
     );
 }

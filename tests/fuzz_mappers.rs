@@ -166,7 +166,7 @@ proptest! {
             commands: decode::<connected::Data<Vec<Field<connected::Command>>>>(&json!({"data": [raw.clone(), {"command": "LOCK"}]})).map(|d| d.data),
         };
         let mut exp = Exposition::new();
-        metrics::connected::map(&mut exp, "YV1XZK9V0R2000001", &s);
+        metrics::connected::map(&mut exp, "YV1XZK9V0R2000001", "default", &s);
         exp.finish_skips();
         assert_valid(&String::from_utf8(exp.encode()).unwrap());
     }

@@ -80,6 +80,7 @@ family!(
     "volvo_vehicle_info",
     [
         "vin",
+        "account",
         "model",
         "model_year",
         "fuel_type",
@@ -89,7 +90,7 @@ family!(
         "steering"
     ],
     None,
-    "Constant facts about the vehicle; always 1."
+    "Constant facts about the vehicle, and the account (config) it was collected with; always 1."
 );
 family!(
     BATTERY_CAPACITY,
@@ -545,25 +546,35 @@ family!(ENDPOINT_ERROR, Gauge, Collector, "volvo_collect_endpoint_error", ["vin"
     "An endpoint that failed in the last run, with the reason (timeout, transport, rate_limited, quota, unauthorized, not_supported, gone, server_error, client_error, decode); always 1.");
 family!(NOT_SUPPORTED, Gauge, Collector, "volvo_collect_endpoint_not_supported", ["vin", "api", "endpoint"], None,
     "An endpoint the car does not support (HTTP 404); it is asked again only after a day; always 1.");
-family!(API_UNAVAILABLE, Gauge, Collector, "volvo_collect_api_unavailable_until_timestamp_seconds", ["api"], None,
+family!(
+    API_UNAVAILABLE,
+    Gauge,
+    Collector,
+    "volvo_collect_api_unavailable_until_timestamp_seconds",
+    ["account", "api"], None,
     "An API that answered that it is gone (Extended Vehicle's shutdown), and until when it is not asked, in Unix seconds.");
 family!(
     RETRIES,
     Counter,
     Collector,
     "volvo_collect_retries_total",
-    ["api"],
+    ["account", "api"],
     None,
     "Requests retried after a transport error, 5xx or 429, by API; kept across runs."
 );
-family!(QUOTA_EXHAUSTED, Gauge, Collector, "volvo_collect_quota_exhausted", [], None,
+family!(
+    QUOTA_EXHAUSTED,
+    Gauge,
+    Collector,
+    "volvo_collect_quota_exhausted",
+    ["account"], None,
     "1 while Volvo says the API key's daily request quota is used up (no requests are made until it is replenished), else 0.");
 family!(
     QUOTA_RESET,
     Gauge,
     Collector,
     "volvo_collect_quota_reset_timestamp_seconds",
-    [],
+    ["account"],
     None,
     "When the exhausted daily quota is replenished, in Unix seconds."
 );
@@ -608,7 +619,7 @@ family!(
     Gauge,
     Collector,
     "volvo_collect_last_success_timestamp_seconds",
-    [],
+    ["account"],
     None,
     "When a run last collected everything without error, in Unix seconds (kept across runs)."
 );
@@ -617,18 +628,23 @@ family!(
     Gauge,
     Collector,
     "volvo_collect_vehicles",
-    [],
+    ["account"],
     None,
     "Vehicles collected in the last run."
 );
-family!(REQUESTS, Counter, Collector, "volvo_collect_requests_total", ["api", "endpoint", "status"], None,
+family!(
+    REQUESTS,
+    Counter,
+    Collector,
+    "volvo_collect_requests_total",
+    ["account", "api", "endpoint", "status"], None,
     "API requests made, by API, endpoint template and HTTP status (or error kind); kept across runs.");
 family!(
     TOKEN_EXPIRY,
     Gauge,
     Collector,
     "volvo_collect_access_token_expiry_timestamp_seconds",
-    [],
+    ["account"],
     None,
     "When the current access token expires, in Unix seconds."
 );
@@ -637,13 +653,23 @@ family!(
     Gauge,
     Collector,
     "volvo_collect_refresh_token_rotated_timestamp_seconds",
-    [],
+    ["account"],
     None,
     "When the refresh token was last rotated, in Unix seconds; it dies after 7 days unused."
 );
-family!(TOKEN_LOGIN, Gauge, Collector, "volvo_collect_login_timestamp_seconds", [], None,
+family!(
+    TOKEN_LOGIN,
+    Gauge,
+    Collector,
+    "volvo_collect_login_timestamp_seconds",
+    ["account"], None,
     "When the user last logged in with `volvo-collect login`, in Unix seconds; the grant lasts about 6 months.");
-family!(LOGIN_NEEDED, Gauge, Collector, "volvo_collect_login_needed", [], None,
+family!(
+    LOGIN_NEEDED,
+    Gauge,
+    Collector,
+    "volvo_collect_login_needed",
+    ["account"], None,
     "1 when the last run could not get an access token and a new `volvo-collect login` is needed, else 0.");
 
 /// Every family, for the docs and the tests that keep them in step.

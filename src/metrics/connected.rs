@@ -182,7 +182,7 @@ fn text(v: &Option<Value>) -> String {
 }
 
 /// Adds the samples of one car's Connected Vehicle snapshot.
-pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
+pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
     let mut out = VehicleOut::new(exp, vin, Origin::ConnectedVehicle);
 
     if let Ok(d) = &s.details {
@@ -197,6 +197,7 @@ pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
         };
         let labels = [
             vin.to_string(),
+            account.to_string(),
             model,
             text(&d.model_year),
             text(&d.fuel_type),

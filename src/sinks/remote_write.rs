@@ -157,7 +157,9 @@ mod tests {
             }
         );
         let mut info = crate::metrics::Exposition::new();
-        let labels = ["VIN1", "XC40", "2023", "PETROL", "MANUAL", "", "x", "LEFT"];
+        let labels = [
+            "VIN1", "default", "XC40", "2023", "PETROL", "MANUAL", "", "x", "LEFT",
+        ];
         info.gauge(&crate::metrics::catalog::VEHICLE_INFO, &labels, 1.0);
         let info = write_request(&info.registry().gather(), 1000);
         assert!(

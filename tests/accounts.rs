@@ -1,0 +1,174 @@
+//! Several accounts in one config: a household with two Volvo IDs collected in one run,
+//! told apart by the `account` label, each with its own token, state and cars; one account's
+//! trouble never hides the other's data.
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use harness::*;
+use std::os::unix::fs::PermissionsExt;
+
+fn two_accounts(sim: &Sim) -> Workspace {
+    let ws = Workspace::new(sim, "", "");
+    let url = &sim.url;
+    ws.write(
+        "collector.toml",
+        &format!(
+            "[volvo]\napi_url = \"{url}\"\nauth_url = \"{url}/as/authorization.oauth2\"\ntoken_url = \"{url}/as/token.oauth2\"\n\n\
+             [[account]]\nname = \"home\"\nclient_id = \"demo-client\"\nclient_secret = \"demo-secret\"\napi_key = \"demo-api-key\"\nvins = [\"{BEV}\", \"{PHEV}\"]\n\n\
+             [[account]]\nname = \"fleet\"\nclient_id = \"demo-client\"\napi_key = \"demo-api-key\"\ntoken_file = \"fleet/token.json\"\nvins = [\"{PETROL}\"]\n"
+        ),
+    );
+    std::fs::create_dir(ws.path("fleet")).unwrap();
+    for f in ["token-home.json", "fleet/token.json"] {
+        ws.write(f, &sim.token(true).to_string());
+        std::fs::set_permissions(ws.path(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    ws
+}
+
+#[test]
+fn two_accounts_are_collected_in_one_run() {
+    let sim = Sim::start(&[]);
+    let ws = two_accounts(&sim);
+    let mut cmd = ws.command(&["--once", "--stdout"]);
+    // The second account's secret from its own environment variable.
+    cmd.env("VOLVO_CLIENT_SECRET_FLEET", "demo-secret");
+    let o = cmd.output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    promtool_check(&out);
+    check_exposition(&out);
+    for (vin, account) in [(BEV, "home"), (PHEV, "home"), (PETROL, "fleet")] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("volvo_vehicle_info{") && l.contains(vin))
+            .unwrap();
+        assert!(line.contains(&format!("account=\"{account}\"")), "{line}");
+    }
+    assert!(!out.contains(DIESEL));
+    for account in ["home", "fleet"] {
+        assert_eq!(
+            value(
+                &out,
+                &format!("volvo_collect_login_needed{{account=\"{account}\"}}")
+            ),
+            Some(0.0)
+        );
+        assert!(value(
+            &out,
+            &format!(
+                "volvo_collect_access_token_expiry_timestamp_seconds{{account=\"{account}\"}}"
+            )
+        )
+        .is_some());
+    }
+    assert_eq!(
+        value(&out, "volvo_collect_vehicles{account=\"home\"}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&out, "volvo_collect_vehicles{account=\"fleet\"}"),
+        Some(1.0)
+    );
+    // Each account refreshed its own token and keeps its own state.
+    assert_eq!(sim.stats()["refreshes"], 2);
+    assert!(ws.path("token-home.state.json").exists());
+    assert!(ws.path("fleet/token.state.json").exists());
+}
+
+#[test]
+fn one_account_needing_a_login_does_not_hide_the_other() {
+    let sim = Sim::start(&[]);
+    let ws = two_accounts(&sim);
+    std::fs::remove_file(ws.path("fleet/token.json")).unwrap();
+    let mut cmd = ws.command(&["--once", "--stdout"]);
+    cmd.env("VOLVO_CLIENT_SECRET_FLEET", "demo-secret");
+    let o = cmd.output().unwrap();
+    assert_eq!(code(&o), 77, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("account fleet: no token file"),
+        "{}",
+        stderr(&o)
+    );
+    let out = stdout(&o);
+    assert_eq!(
+        value(&out, "volvo_collect_login_needed{account=\"fleet\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&out, "volvo_collect_login_needed{account=\"home\"}"),
+        Some(0.0)
+    );
+    assert!(value(&out, &format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")).is_some());
+}
+
+#[test]
+fn account_configuration_errors() {
+    let sim = Sim::start(&[]);
+    let ws = two_accounts(&sim);
+    let base = ws.read("collector.toml");
+    let cases = [
+        (
+            base.replace("name = \"fleet\"", "name = \"home\""),
+            "account \"home\": two accounts have this name",
+        ),
+        (
+            base.replace(
+                "token_file = \"fleet/token.json\"\n",
+                "token_file = \"token-home.json\"\n",
+            ),
+            "shares its token or state file with account \"home\"",
+        ),
+        (
+            base.replace("[volvo]\n", "[volvo]\nclient_id = \"x\"\n"),
+            "volvo: with [[account]] tables, each account has its own client_id",
+        ),
+        (
+            base.replace("name = \"fleet\"", "name = \"fl eet\""),
+            "account[1].name: missing or unusable",
+        ),
+    ];
+    for (text, expected) in cases {
+        ws.write("collector.toml", &text);
+        let o = ws.run(&["--once", "--stdout"]);
+        assert_eq!(code(&o), 78, "{expected}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(expected),
+            "expected {expected:?} in {}",
+            stderr(&o)
+        );
+    }
+    // Without its secret, the account is named in the error.
+    ws.write("collector.toml", &base);
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 78);
+    assert!(
+        stderr(&o).contains("account \"fleet\".client_secret is not set")
+            && stderr(&o).contains("VOLVO_CLIENT_SECRET_FLEET"),
+        "{}",
+        stderr(&o)
+    );
+    // login must be told which account.
+    let o = ws.run(&["login", "--no-browser", "--timeout", "1s"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("say which with --account NAME"),
+        "{}",
+        stderr(&o)
+    );
+    let o = ws.run(&[
+        "login",
+        "--account",
+        "nobody",
+        "--no-browser",
+        "--timeout",
+        "1s",
+    ]);
+    assert_eq!(code(&o), 78);
+    assert!(
+        stderr(&o).contains("no account named \"nobody\"; the accounts are: home, fleet"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -66,6 +66,13 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         account: Option<String>,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `volvo-collect man > volvo-collect.1`.
+    Man,
     /// The whole pipeline against the built-in simulator, printing the exposition.
     Demo {
         /// Latency the simulated cloud adds to every answer.

@@ -72,6 +72,18 @@ struct RawConfig {
     web: RawWeb,
     #[serde(default)]
     schedule: BTreeMap<String, ScheduleAge>,
+    #[serde(default)]
+    weather: RawWeather,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWeather {
+    api_key: Option<Secret>,
+    api_key_file: Option<PathBuf>,
+    url: Option<Url>,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    min_age: Option<Duration>,
 }
 
 /// A minimum age in `[schedule]`.
@@ -367,6 +379,8 @@ pub struct Settings {
     pub remote_write: HttpOutput,
     pub web: WebOptions,
     pub schedule: crate::schedule::Schedule,
+    /// Weather at the car; `None` unless an OpenWeatherMap API key is configured.
+    pub weather: Option<crate::weather::WeatherOptions>,
 }
 
 impl Settings {
@@ -843,7 +857,26 @@ pub fn parse(
     let schedule =
         crate::schedule::Schedule::with_overrides(&overrides).map_err(|e| bad("schedule", &e))?;
 
+    let w = raw.weather;
+    let weather_key = secret(
+        env,
+        "OPENWEATHERMAP_API_KEY",
+        w.api_key,
+        w.api_key_file.as_deref().map(resolve),
+        "openweathermap_api_key",
+    )
+    .map_err(|e| bad("weather.api_key_file", &e))?;
+    let weather = match weather_key {
+        Some(api_key) => Some(crate::weather::WeatherOptions {
+            api_key,
+            url: url_key("weather.url", w.url, crate::weather::DEFAULT_URL)?,
+            min_age: w.min_age.unwrap_or(Duration::from_secs(600)),
+        }),
+        None => None,
+    };
+
     Ok(Settings {
+        weather,
         schedule,
         pushgateway: PushgatewayOptions {
             job,

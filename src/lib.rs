@@ -23,6 +23,7 @@ pub mod simulator;
 pub mod sinks;
 pub mod state;
 pub mod values;
+pub mod weather;
 
 use std::io::Write;
 
@@ -43,6 +44,26 @@ pub async fn main_with(cli: cli::Cli) -> ExitCode {
 async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
     match &cli.command {
         Some(cli::Command::Demo { latency }) => demo::run(*latency).await,
+        Some(cli::Command::Completions { shell }) => {
+            let mut cmd = <cli::Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "volvo-collect", &mut script);
+            // A closed pipe (`| head`) is the reader's choice, not an error.
+            let _ = std::io::stdout().write_all(&script);
+            Ok(ExitCode::Ok)
+        }
+        Some(cli::Command::Man) => {
+            let cmd = <cli::Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut page).map_err(|e| {
+                Fatal::new(
+                    ExitCode::Output,
+                    format!("cannot render the manual page: {e}"),
+                )
+            })?;
+            let _ = std::io::stdout().write_all(&page);
+            Ok(ExitCode::Ok)
+        }
         Some(cli::Command::Login {
             no_browser,
             timeout,

@@ -330,7 +330,7 @@ async fn collect_account(
                     Origin::ExtendedVehicle => {
                         ApiData::Extended(extended::fetch(&client, &vin).await)
                     }
-                    Origin::Collector => unreachable!("not an API"),
+                    Origin::Weather | Origin::Collector => unreachable!("not a Volvo API"),
                 };
                 Fetched {
                     vin,
@@ -357,6 +357,37 @@ async fn collect_account(
         }
     }
     fetched.sort_by(|a, b| (&a.vin, a.api.label()).cmp(&(&b.vin, b.api.label())));
+
+    // Weather at each car's last position (optional; its failure never fails the car's data).
+    let mut weather = Vec::new();
+    if let Some(w) = &settings.weather {
+        let positions: Vec<(String, (f64, f64))> = fetched
+            .iter()
+            .filter_map(|f| match &f.data {
+                ApiData::Location(Ok(feature)) => {
+                    metrics::location::position(feature).map(|p| (f.vin.clone(), p))
+                }
+                _ => None,
+            })
+            .collect();
+        let answers = futures_util::future::join_all(positions.iter().map(|(vin, pos)| {
+            let cached = client.cache_entry(&format!("{vin} weather"));
+            crate::weather::fetch(http, w, *pos, cached, now)
+        }))
+        .await;
+        for ((vin, _), answer) in positions.into_iter().zip(answers) {
+            match answer {
+                Ok((current, entry)) => {
+                    client.put_cache(format!("{vin} weather"), entry);
+                    weather.push((vin, Ok(current)));
+                }
+                Err((reason, message)) => {
+                    tracing::warn!(vin, "weather: {message}");
+                    weather.push((vin, Err(reason)));
+                }
+            }
+        }
+    }
 
     // 4. Map into the exposition.
     let mut exp = lock(exp);
@@ -409,6 +440,16 @@ async fn collect_account(
         failed |= !ok;
         exp.gauge(&c::UP, &[vin, api], if ok { 1.0 } else { 0.0 });
         exp.gauge(&c::API_DURATION, &[vin, api], f.seconds);
+    }
+    for (vin, w) in &weather {
+        match w {
+            Ok(current) => crate::weather::map(exp, vin, current),
+            Err(reason) => exp.gauge(
+                &c::ENDPOINT_ERROR,
+                &[vin, Origin::Weather.label(), "weather", reason],
+                1.0,
+            ),
+        }
     }
     if extended_gone {
         let until = now + state::BACKOFF_S;

@@ -207,6 +207,15 @@ impl Client {
         std::mem::take(&mut *self.cache.lock().expect("cache lock"))
     }
 
+    /// A cached answer kept for another source (the weather), by key.
+    pub fn cache_entry(&self, key: &str) -> Option<crate::state::CacheEntry> {
+        self.cache.lock().expect("cache lock").get(key).cloned()
+    }
+
+    pub fn put_cache(&self, key: String, entry: crate::state::CacheEntry) {
+        self.cache.lock().expect("cache lock").insert(key, entry);
+    }
+
     /// Endpoint answers replayed from the cache instead of asked.
     pub fn replayed(&self) -> u64 {
         self.replayed.load(Ordering::Relaxed)

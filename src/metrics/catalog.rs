@@ -16,6 +16,8 @@ pub enum Origin {
     Energy,
     Location,
     ExtendedVehicle,
+    /// OpenWeatherMap, at the car's last position (optional).
+    Weather,
     Collector,
 }
 
@@ -26,6 +28,7 @@ impl Origin {
             Origin::Energy => "energy",
             Origin::Location => "location",
             Origin::ExtendedVehicle => "extended_vehicle",
+            Origin::Weather => "weather",
             Origin::Collector => "collector",
         }
     }
@@ -531,6 +534,44 @@ family!(
 );
 
 // ---- the collector itself ----------------------------------------------------------------------
+// ---- weather at the car (optional) -------------------------------------------------------------
+family!(
+    WEATHER_TEMPERATURE,
+    Gauge,
+    Weather,
+    "volvo_weather_temperature_celsius",
+    ["vin"],
+    Some("volvo_weather"),
+    "Air temperature at the car's last reported position, from OpenWeatherMap, in degrees Celsius."
+);
+family!(
+    WEATHER_FEELS_LIKE,
+    Gauge,
+    Weather,
+    "volvo_weather_feels_like_celsius",
+    ["vin"],
+    Some("volvo_weather"),
+    "Perceived temperature at the car's last reported position, in degrees Celsius."
+);
+family!(
+    WEATHER_HUMIDITY,
+    Gauge,
+    Weather,
+    "volvo_weather_humidity_ratio",
+    ["vin"],
+    Some("volvo_weather"),
+    "Relative humidity at the car's last reported position, 0 to 1."
+);
+family!(
+    WEATHER_PRESSURE,
+    Gauge,
+    Weather,
+    "volvo_weather_pressure_pascals",
+    ["vin"],
+    Some("volvo_weather"),
+    "Atmospheric pressure at sea level at the car's last reported position, in pascals."
+);
+
 family!(UP, Gauge, Collector, "volvo_collect_api_success", ["vin", "api"], None,
     "1 when every endpoint of this API answered usable data for the vehicle in the last run, else 0.");
 family!(
@@ -726,6 +767,10 @@ pub const ALL: &[&Family] = &[
     &EXTENDED_AMPERES,
     &EXTENDED_VALUE,
     &EXTENDED_STATE,
+    &WEATHER_TEMPERATURE,
+    &WEATHER_FEELS_LIKE,
+    &WEATHER_HUMIDITY,
+    &WEATHER_PRESSURE,
     &UP,
     &API_DURATION,
     &ENDPOINT_ERROR,

@@ -29,6 +29,16 @@ fn round_to(v: f64, places: Option<u8>) -> f64 {
     }
 }
 
+/// (latitude, longitude) of a usable position, at full precision.
+pub fn position(f: &Feature) -> Option<(f64, f64)> {
+    let crate::values::Field::Ok(p) = &f.geometry else {
+        return None;
+    };
+    let lon = values::number(p.coordinates.first()?).ok()?;
+    let lat = values::number(p.coordinates.get(1)?).ok()?;
+    ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)).then_some((lat, lon))
+}
+
 pub fn map(exp: &mut Exposition, vin: &str, f: &Feature, privacy: &LocationPrivacy) {
     let mut out = VehicleOut::new(exp, vin, Origin::Location);
     let props = out.field("properties", f.properties.as_ref());

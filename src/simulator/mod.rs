@@ -28,6 +28,8 @@ pub use cars::{sample_vins, SampleCar};
 pub const CLIENT_ID: &str = "demo-client";
 pub const CLIENT_SECRET: &str = "demo-secret";
 pub const API_KEY: &str = "demo-api-key";
+/// The fake OpenWeatherMap endpoint's API key.
+pub const WEATHER_API_KEY: &str = "demo-weather-key";
 /// Access tokens live as long as Volvo's.
 pub const ACCESS_TOKEN_LIFETIME_S: i64 = 299;
 
@@ -184,6 +186,7 @@ pub async fn start(listen: SocketAddr, opts: Options) -> std::io::Result<Running
     let app = Router::new()
         .route("/as/token.oauth2", post(token))
         .route("/as/authorization.oauth2", get(authorize))
+        .route("/data/2.5/weather", get(weather))
         .route("/_sim/stats", get(stats))
         .route("/_sim/token", post(new_token))
         .route(
@@ -549,6 +552,50 @@ async fn authorize(
         pairs.append_pair("state", &state);
     }
     Redirect::to(target.as_str()).into_response()
+}
+
+/// A stand-in for OpenWeatherMap's current weather: deterministic values from the position,
+/// so tests can check them.
+async fn weather(
+    State(sim): State<Arc<Sim>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let start = Instant::now();
+    let path = "/data/2.5/weather";
+    let (status, body) = if let Some(f) = take_fault(&sim, path) {
+        (
+            f.status,
+            serde_json::from_str(&f.body).unwrap_or(Value::Null),
+        )
+    } else if q.get("appid").map(String::as_str) != Some(WEATHER_API_KEY) {
+        (
+            401,
+            json!({"cod": 401, "message": "Invalid API key. Please see https://openweathermap.org/faq#error401 for more info."}),
+        )
+    } else {
+        let coord = |k: &str| q.get(k).and_then(|v| v.parse::<f64>().ok());
+        match (coord("lat"), coord("lon")) {
+            (Some(lat), Some(lon)) => {
+                let temp = ((20.0 - lat / 5.0) * 10.0).round() / 10.0;
+                (
+                    200,
+                    json!({
+                        "coord": {"lat": lat, "lon": lon},
+                        "weather": [{"id": 803, "main": "Clouds", "description": "broken clouds"}],
+                        "main": {"temp": temp, "feels_like": temp - 2.5, "humidity": 76, "pressure": 1012},
+                        "dt": 1_795_000_000,
+                        "name": "Simulated"
+                    }),
+                )
+            }
+            _ => (
+                400,
+                json!({"cod": "400", "message": "wrong latitude or longitude"}),
+            ),
+        }
+    };
+    record(&sim, "GET", path, status, start, None);
+    json_response(status, &body)
 }
 
 async fn stats(State(sim): State<Arc<Sim>>) -> Json<Value> {

@@ -1,0 +1,177 @@
+//! Weather at the car (optional, off unless an OpenWeatherMap API key is configured): the
+//! current temperature, feels-like, humidity and pressure at each car's last reported position,
+//! with the observation time. The position is rounded to two decimals (about 1 km) before it
+//! leaves for OpenWeatherMap, and answers are reused for `weather.min_age` so that a 5-minute
+//! timer stays within OpenWeatherMap's free tier. A weather failure never fails the car's data.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::metrics::catalog::{self as c, Origin};
+use crate::metrics::{Exposition, VehicleOut};
+use crate::secret::Secret;
+use crate::state::CacheEntry;
+
+pub const DEFAULT_URL: &str = "https://api.openweathermap.org/data/2.5/weather";
+
+/// The `[weather]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeatherOptions {
+    pub api_key: Secret,
+    pub url: Url,
+    pub min_age: Duration,
+}
+
+/// The part of OpenWeatherMap's current-weather answer this tool reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Current {
+    pub main: Main,
+    /// Observation time, Unix seconds.
+    #[serde(default)]
+    pub dt: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Main {
+    pub temp: Option<f64>,
+    pub feels_like: Option<f64>,
+    /// Percent.
+    pub humidity: Option<f64>,
+    /// Hectopascals at sea level.
+    pub pressure: Option<f64>,
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// The current weather at (latitude, longitude), reusing `cached` while it is younger than
+/// the minimum age. Returns the answer and the cache entry to keep.
+pub async fn fetch(
+    http: &reqwest::Client,
+    o: &WeatherOptions,
+    (lat, lon): (f64, f64),
+    cached: Option<CacheEntry>,
+    now: i64,
+) -> Result<(Current, CacheEntry), (&'static str, String)> {
+    if let Some(entry) = cached.filter(|e| now - e.fetched_at < o.min_age.as_secs() as i64) {
+        if let Ok(current) = serde_json::from_value::<Current>(entry.body.clone()) {
+            return Ok((current, entry));
+        }
+    }
+    let mut url = o.url.clone();
+    url.query_pairs_mut()
+        .append_pair("lat", &round2(lat).to_string())
+        .append_pair("lon", &round2(lon).to_string())
+        .append_pair("units", "metric")
+        .append_pair("appid", o.api_key.expose());
+    let resp = http
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| {
+            (
+                "transport",
+                format!(
+                    "cannot reach OpenWeatherMap: {}",
+                    crate::api::client::describe(&e)
+                ),
+            )
+        })?;
+    let status = resp.status();
+    if !status.is_success() {
+        let reason = match status.as_u16() {
+            401 => "unauthorized",
+            429 => "rate_limited",
+            500..=599 => "server_error",
+            _ => "client_error",
+        };
+        return Err((
+            reason,
+            format!(
+                "OpenWeatherMap answered HTTP {}{}",
+                status.as_u16(),
+                if reason == "unauthorized" {
+                    ": check weather.api_key"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    let body: serde_json::Value = resp.json().await.map_err(|e| {
+        (
+            "decode",
+            format!(
+                "unreadable answer from OpenWeatherMap: {}",
+                crate::api::client::describe(&e)
+            ),
+        )
+    })?;
+    let current: Current = serde_json::from_value(body.clone()).map_err(|e| {
+        (
+            "decode",
+            format!("unexpected answer from OpenWeatherMap: {e}"),
+        )
+    })?;
+    Ok((
+        current,
+        CacheEntry {
+            fetched_at: now,
+            body,
+        },
+    ))
+}
+
+/// Adds the weather samples of one car.
+pub fn map(exp: &mut Exposition, vin: &str, w: &Current) {
+    let mut out = VehicleOut::new(exp, vin, Origin::Weather);
+    let time = w.dt.filter(|t| t.is_finite() && *t > 0.0).map(Ok);
+    let finite = |v: Option<f64>| v.filter(|v| v.is_finite());
+    if let Some(t) = finite(w.main.temp) {
+        out.number(&c::WEATHER_TEMPERATURE, &[], "temp", t, time);
+    }
+    if let Some(t) = finite(w.main.feels_like) {
+        out.number(&c::WEATHER_FEELS_LIKE, &[], "feels_like", t, time);
+    }
+    if let Some(h) = finite(w.main.humidity) {
+        out.number(&c::WEATHER_HUMIDITY, &[], "humidity", h / 100.0, time);
+    }
+    if let Some(p) = finite(w.main.pressure) {
+        out.number(&c::WEATHER_PRESSURE, &[], "pressure", p * 100.0, time);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_become_base_units() {
+        let w: Current = serde_json::from_str(r#"{"main":{"temp":4.5,"feels_like":1.2,"humidity":81,"pressure":1013},"dt":1795000000}"#).unwrap();
+        let mut exp = Exposition::new();
+        map(&mut exp, "V", &w);
+        let text = String::from_utf8(exp.encode()).unwrap();
+        assert!(
+            text.contains("volvo_weather_humidity_ratio{vin=\"V\"} 0.81"),
+            "{text}"
+        );
+        assert!(
+            text.contains("volvo_weather_pressure_pascals{vin=\"V\"} 101300"),
+            "{text}"
+        );
+        assert!(
+            text.contains("volvo_weather_timestamp_seconds{vin=\"V\"} 1795000000"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn positions_are_rounded_before_they_leave() {
+        assert_eq!(round2(57.708912), 57.71);
+        assert_eq!(round2(-11.974649), -11.97);
+    }
+}

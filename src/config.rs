@@ -524,7 +524,21 @@ pub fn load(path: &Path) -> Result<Settings, Fatal> {
             path.display()
         ))
     })?;
-    parse(path, &text, &|name| std::env::var(name).ok())
+    let settings = parse(path, &text, &|name| std::env::var(name).ok())?;
+    // Secrets written in the file itself (not in _file keys, the environment or credentials).
+    let holds_secrets = text.lines().any(|l| {
+        let l = l.trim_start();
+        ["client_secret", "api_key", "password", "bearer_token"]
+            .iter()
+            .any(|k| {
+                l.strip_prefix(k)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            })
+    });
+    if holds_secrets && crate::fsutil::readable_by_others(path) {
+        tracing::warn!(file = %path.display(), "the configuration file holds secrets and other users can read it: chmod 600 it, or move the secrets to _file keys or the environment");
+    }
+    Ok(settings)
 }
 
 /// Parses configuration text; `env` looks up environment variables (injected for tests).

@@ -265,27 +265,36 @@ async fn collect_account(
         },
     ));
 
-    // 2. Which vehicles.
-    let vins = match vehicles(&client, settings, &mut problems).await {
-        Ok(v) => v,
-        Err(e) => {
-            problems.push(format!("cannot list the vehicles on the account: {e}"));
-            let exit = if e.is_temporary() {
-                ExitCode::Temporary
-            } else {
-                ExitCode::Partial
-            };
-            let exit = finish(
-                settings,
-                &mut lock(exp),
-                &mut state,
-                Some(&client),
-                exit,
-                &mut problems,
-                now,
-            );
-            return AccountRun { exit, problems };
+    // 2. Which vehicles. Configured VINs do not wait for the list, which only checks them:
+    // one round trip less on the chain of requests that wait for one another.
+    let (vins, listing) = if settings.vins.is_empty() {
+        match connected::vehicles(&client).await {
+            Ok(v) => (v, None),
+            Err(e) => {
+                problems.push(format!("cannot list the vehicles on the account: {e}"));
+                let exit = if e.is_temporary() {
+                    ExitCode::Temporary
+                } else {
+                    ExitCode::Partial
+                };
+                let exit = finish(
+                    settings,
+                    &mut lock(exp),
+                    &mut state,
+                    Some(&client),
+                    exit,
+                    &mut problems,
+                    now,
+                );
+                return AccountRun { exit, problems };
+            }
         }
+    } else {
+        let c = client.clone();
+        (
+            settings.vins.clone(),
+            Some(tokio::spawn(async move { connected::vehicles(&c).await })),
+        )
     };
 
     // 3. Every vehicle × every enabled API, concurrently.
@@ -353,6 +362,23 @@ async fn collect_account(
             Some((failed, reply)) = renew_rx.recv() => {
                 let fresh = refresh::renew(http, &oauth, &settings.token_file, &failed).await;
                 let _ = reply.send(fresh);
+            }
+        }
+    }
+    let mut vins = vins;
+    if let Some(listing) = listing {
+        match listing.await.expect("the vehicle list task does not panic") {
+            Ok(on_account) => {
+                for v in vins.iter().filter(|v| !on_account.contains(v)) {
+                    problems.push(format!(
+                        "{v}: this VIN (volvo.vins) is not on the account; remove it or log in with the account that owns it"
+                    ));
+                }
+                vins.retain(|v| on_account.contains(v));
+                fetched.retain(|f| on_account.contains(&f.vin));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the vehicles; using the configured VINs as they are")
             }
         }
     }
@@ -506,39 +532,6 @@ impl TokenSource for RenewRequests {
                 .map_err(|_| gone())?;
             rx.await.map_err(|_| gone())?
         })
-    }
-}
-
-/// The vehicles of this run: the configured VINs (each checked against the account), or every
-/// vehicle on the account.
-async fn vehicles(
-    client: &Client,
-    settings: &Settings,
-    problems: &mut Vec<String>,
-) -> Result<Vec<String>, ApiError> {
-    let listed = connected::vehicles(client).await;
-    if settings.vins.is_empty() {
-        return listed;
-    }
-    match listed {
-        Ok(on_account) => Ok(settings
-            .vins
-            .iter()
-            .filter(|v| {
-                let there = on_account.contains(v);
-                if !there {
-                    problems.push(format!(
-                        "{v}: this VIN (volvo.vins) is not on the account; remove it or log in with the account that owns it"
-                    ));
-                }
-                there
-            })
-            .cloned()
-            .collect()),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot list the vehicles; using the configured VINs as they are");
-            Ok(settings.vins.clone())
-        }
     }
 }
 

@@ -579,3 +579,97 @@ fn demo_prints_every_sample_car() {
     }
     promtool_check(&out);
 }
+
+/// Location privacy: coordinates rounded to `precision`, or not exported at all while the
+/// distance from home still is.
+#[test]
+fn location_privacy_settings() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let full = stdout(&ws.run(&["--once", "--stdout"]));
+    let lat = value(
+        &full,
+        &format!("volvo_location_latitude_degrees{{vin=\"{BEV}\"}}"),
+    )
+    .unwrap();
+    let lon = value(
+        &full,
+        &format!("volvo_location_longitude_degrees{{vin=\"{BEV}\"}}"),
+    )
+    .unwrap();
+
+    let ws = Workspace::new(
+        &sim,
+        &format!("vins = [\"{BEV}\"]"),
+        "[location]\nprecision = 2\n",
+    );
+    let out = stdout(&ws.run(&["--once", "--stdout"]));
+    assert_eq!(
+        value(
+            &out,
+            &format!("volvo_location_latitude_degrees{{vin=\"{BEV}\"}}")
+        ),
+        Some((lat * 100.0).round() / 100.0)
+    );
+    assert_eq!(
+        value(
+            &out,
+            &format!("volvo_location_longitude_degrees{{vin=\"{BEV}\"}}")
+        ),
+        Some((lon * 100.0).round() / 100.0)
+    );
+
+    // Home 0.01° of latitude north of the car: about 1.1 km away, and no coordinates at all.
+    let ws = Workspace::new(
+        &sim,
+        &format!("vins = [\"{BEV}\"]"),
+        &format!(
+            "[location]\nexport_coordinates = false\nhome_latitude = {}\nhome_longitude = {lon}\n",
+            lat + 0.01
+        ),
+    );
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(!out.contains("volvo_location_latitude_degrees{"));
+    assert!(!out.contains("volvo_location_longitude_degrees{"));
+    assert!(!out.contains("volvo_location_altitude_meters{"));
+    let d = value(
+        &out,
+        &format!("volvo_location_home_distance_meters{{vin=\"{BEV}\"}}"),
+    )
+    .unwrap();
+    assert!((d - 1112.0).abs() < 5.0, "{d}");
+    assert!(!out.contains(&format!("{lat}")), "the latitude leaked");
+    promtool_check(&out);
+}
+
+/// A configuration file holding secrets that others can read gets a warning.
+#[test]
+fn a_world_readable_config_with_secrets_is_warned_about() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        ws.path("collector.toml"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let o = ws.run(&["--once", "--stdout"]);
+    assert!(
+        stderr(&o).contains("holds secrets and other users can read it"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::set_permissions(
+        ws.path("collector.toml"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let o = ws.run(&["--once", "--stdout"]);
+    assert!(
+        !stderr(&o).contains("other users can read"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -73,6 +73,26 @@ pub enum Command {
     },
     /// Print the manual page (roff), e.g. `volvo-collect man > volvo-collect.1`.
     Man,
+    /// Check the config, secrets, token, API key and outputs (at most two requests per
+    /// account), one ok/warn/FAIL line each; exit 1 when a FAIL would stop a run.
+    Check {
+        /// Also print the request budget per API key: requests a day per endpoint, against
+        /// Volvo's 10,000 a day and 100 a minute.
+        #[arg(long)]
+        plan: bool,
+        /// Make no network requests (no refresh, no vehicle list, no output probes).
+        #[arg(long)]
+        offline: bool,
+        /// Only this `[[account]]` (default: every account).
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
+        /// Cars to plan for when volvo.vins is empty and the vehicle list is not asked (default 1).
+        #[arg(long, value_name = "N", requires = "plan", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        cars: Option<u32>,
+        /// Timer interval to plan for (default: collect.interval).
+        #[arg(long, value_name = "DURATION", requires = "plan", value_parser = humantime::parse_duration)]
+        interval: Option<Duration>,
+    },
     /// The whole pipeline against the built-in simulator, printing the exposition.
     Demo {
         /// Latency the simulated cloud adds to every answer.

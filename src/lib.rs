@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -44,6 +45,25 @@ pub async fn main_with(cli: cli::Cli) -> ExitCode {
 async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
     match &cli.command {
         Some(cli::Command::Demo { latency }) => demo::run(*latency).await,
+        Some(cli::Command::Check {
+            plan,
+            offline,
+            account,
+            cars,
+            interval,
+        }) => {
+            let path = config::locate(cli.config.as_deref())?;
+            let mut settings = config::load(&path)?;
+            cli.apply(&mut settings);
+            let opts = check::Options {
+                plan: *plan,
+                offline: *offline,
+                account: account.clone(),
+                cars: cars.map(|c| c as usize),
+                interval: *interval,
+            };
+            check::run(&settings, &opts).await
+        }
         Some(cli::Command::Completions { shell }) => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

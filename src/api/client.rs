@@ -381,6 +381,12 @@ impl Client {
             .acquire()
             .await
             .expect("semaphore is never closed");
+        // The quota may have run out while this request waited for its turn.
+        if self.quota.load(Ordering::Relaxed) {
+            return Err(ApiError::Quota {
+                reset_after: *self.quota_reset.lock().expect("quota lock"),
+            });
+        }
         let started = Instant::now();
         // Marked sensitive, so that no debug output of the request can show it.
         let mut key =

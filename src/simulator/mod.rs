@@ -101,7 +101,8 @@ pub struct Seen {
 #[derive(Default)]
 struct Tokens {
     access: HashMap<String, i64>,
-    refresh_valid: HashSet<String>,
+    /// Valid refresh tokens and the scope their grant has.
+    refresh_valid: HashMap<String, String>,
     refresh_used: HashSet<String>,
     /// code → (PKCE challenge, redirect URI, scope)
     codes: HashMap<String, (String, String, String)>,
@@ -135,7 +136,7 @@ impl Running {
     /// A token pair the simulator accepts, as a token file's JSON. With `expired`, the access
     /// token is already past its expiry, so the next run must refresh.
     pub fn issue_token(&self, expired: bool) -> Value {
-        issue(&self.sim, "openid", expired)
+        issue(&self.sim, &full_scope(), expired)
     }
 }
 
@@ -145,6 +146,17 @@ fn random(n: usize) -> String {
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// Every read scope, as a user who consented to all of them has.
+fn full_scope() -> String {
+    let all = crate::config::Sources {
+        connected_vehicle: true,
+        extended_vehicle: true,
+        energy: true,
+        location: true,
+    };
+    crate::config::default_scopes(&all).join(" ")
 }
 
 fn issue(sim: &Sim, scope: &str, expired: bool) -> Value {
@@ -157,7 +169,7 @@ fn issue(sim: &Sim, scope: &str, expired: bool) -> Value {
         now() + ACCESS_TOKEN_LIFETIME_S
     };
     t.access.insert(access.clone(), expires_at);
-    t.refresh_valid.insert(refresh.clone());
+    t.refresh_valid.insert(refresh.clone(), scope.to_string());
     json!({
         "access_token": access,
         "refresh_token": refresh,
@@ -418,16 +430,16 @@ fn token_answer(sim: &Sim, headers: &HeaderMap, form: &HashMap<String, String>) 
     match form.get("grant_type").map(String::as_str) {
         Some("refresh_token") => {
             let rt = form.get("refresh_token").cloned().unwrap_or_default();
-            let ok = {
+            // Rotation: the presented token dies; the grant's scope carries over.
+            let granted = {
                 let mut t = sim.tokens.lock().expect("tokens lock");
-                if t.refresh_valid.remove(&rt) {
+                let granted = t.refresh_valid.remove(&rt);
+                if granted.is_some() {
                     t.refresh_used.insert(rt.clone());
-                    true
-                } else {
-                    false
                 }
+                granted
             };
-            if !ok {
+            let Some(scope) = granted else {
                 *sim.invalid_grants.lock().expect("lock") += 1;
                 return (
                     400,
@@ -437,9 +449,9 @@ fn token_answer(sim: &Sim, headers: &HeaderMap, form: &HashMap<String, String>) 
                         "The refresh token is invalid, expired or already used",
                     ),
                 );
-            }
+            };
             *sim.refreshes.lock().expect("lock") += 1;
-            (200, grant(sim, "openid"))
+            (200, grant(sim, &scope))
         }
         Some("authorization_code") => {
             let code = form.get("code").cloned().unwrap_or_default();
@@ -614,7 +626,7 @@ struct NewToken {
 }
 
 async fn new_token(State(sim): State<Arc<Sim>>, Query(q): Query<NewToken>) -> Json<Value> {
-    Json(issue(&sim, "openid", q.expired))
+    Json(issue(&sim, &full_scope(), q.expired))
 }
 
 async fn add_faults(State(sim): State<Arc<Sim>>, Json(faults): Json<Vec<Fault>>) -> StatusCode {

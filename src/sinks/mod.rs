@@ -1,7 +1,7 @@
 //! Outputs: where the encoded exposition goes. Encoding happens once, before; each output is
 //! small and independent, and a failing one never stops the others.
 
-mod http;
+pub(crate) mod http;
 pub mod pushgateway;
 pub mod remote_write;
 pub mod textfile;

@@ -1,0 +1,1298 @@
+//! `volvo-collect check`: a preflight of what a run depends on, in seconds and with at most two
+//! requests per account (a refresh when the access token is about to expire, the vehicle list),
+//! one `ok`/`warn`/`FAIL` line per finding; a `FAIL` is something a run would fail on (exit 1).
+//! `--plan` adds the request budget per API key, so a fleet or an interval that would exhaust
+//! Volvo's daily quota is caught before it does.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+use crate::api::client::{describe, MAX_BODY_BYTES};
+use crate::api::{connected, ApiError};
+use crate::auth::refresh::{self, Freshness, OAuthClient, REFRESH_MARGIN_S};
+use crate::auth::token::{self, Token};
+use crate::config::{HttpOutput, PushgatewayOptions, Settings};
+use crate::error::{ExitCode, Fatal};
+use crate::secret::Secret;
+use crate::sinks::http as sink_http;
+use crate::state::State;
+
+/// No single probe may hold the check up for longer than this, whatever the configured
+/// timeouts: the check is meant to answer in seconds.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Volvo's limits: requests per day per API key, and per minute per user and application.
+pub const DAILY_QUOTA: u64 = 10_000;
+pub const PER_MINUTE_LIMIT: u64 = 100;
+/// The budget the default schedule is held to: one car on a 5-minute timer.
+pub const TARGET_ONE_CAR_5M: u64 = 1_700;
+/// Extended Vehicle answers one request per resource, and how many a car lists is only known
+/// by asking; the sample cars list three, which the schedule's own budget test assumes too.
+pub const EXTENDED_RESOURCES_PER_CAR: usize = 3;
+/// A suggested interval leaves this share of the quota for retries, re-asked 404s and manual
+/// runs.
+const QUOTA_HEADROOM: f64 = 0.9;
+/// The refresh token dies after 7 days unused; warn with two days to spare.
+const ROTATION_WARN_S: i64 = 5 * 86_400;
+/// The grant lasts about 6 months; warn a month ahead.
+const LOGIN_WARN_S: i64 = 150 * 86_400;
+const DEVELOPER_PORTAL: &str = "https://developer.volvocars.com";
+
+/// What the command line asked of the check.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub plan: bool,
+    pub offline: bool,
+    pub account: Option<String>,
+    pub cars: Option<usize>,
+    pub interval: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Level {
+    fn label(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Warn => "warn",
+            Level::Fail => "FAIL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub level: Level,
+    pub text: String,
+}
+
+impl Finding {
+    fn line(&self, prefix: &str) -> String {
+        format!("{:<4} {prefix}{}", self.level.label(), self.text)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn push(&mut self, level: Level, text: impl Into<String>) {
+        self.0.push(Finding {
+            level,
+            text: text.into(),
+        });
+    }
+    fn ok(&mut self, text: impl Into<String>) {
+        self.push(Level::Ok, text);
+    }
+    fn warn(&mut self, text: impl Into<String>) {
+        self.push(Level::Warn, text);
+    }
+    fn fail(&mut self, text: impl Into<String>) {
+        self.push(Level::Fail, text);
+    }
+}
+
+/// One account's findings, and the size of its fleet when the vehicle list answered.
+struct AccountCheck {
+    findings: Vec<Finding>,
+    listed: Option<usize>,
+}
+
+/// Runs the check and prints its findings (and the plan) on standard output.
+pub async fn run(settings: &Settings, opts: &Options) -> Result<ExitCode, Fatal> {
+    if opts.interval.is_some_and(|i| i < Duration::from_secs(10)) {
+        return Err(Fatal::new(
+            ExitCode::Usage,
+            "--interval is too short: use at least 10s, like collect.interval",
+        ));
+    }
+    let accounts: Vec<Settings> = match &opts.account {
+        Some(name) => vec![settings.select_account(Some(name))?],
+        None => settings
+            .accounts
+            .iter()
+            .map(|a| settings.for_account(a))
+            .collect(),
+    };
+    let multi = settings.accounts.len() > 1;
+    let config_flag = config_flag(&settings.config_path);
+
+    let mut head = Findings::default();
+    let shown_path = std::fs::canonicalize(&settings.config_path)
+        .unwrap_or_else(|_| settings.config_path.clone());
+    let names: Vec<&str> = settings.accounts.iter().map(|a| a.name.as_str()).collect();
+    head.ok(format!(
+        "config: {} parsed ({} {}: {})",
+        shown_path.display(),
+        names.len(),
+        if names.len() == 1 {
+            "account"
+        } else {
+            "accounts"
+        },
+        names.join(", ")
+    ));
+    if opts.offline {
+        head.warn("offline: no requests made, so the access token, the API key, the vehicle list, the Pushgateway and remote write are not checked");
+    }
+
+    let http = crate::run::http_client(settings.request_timeout.min(PROBE_TIMEOUT));
+    let (checked, outputs) = tokio::join!(
+        futures_util::future::join_all(accounts.iter().map(|s| {
+            let login = login_command(&config_flag, multi.then_some(s.account.as_str()));
+            check_account(s, &http, opts.offline, login)
+        })),
+        check_outputs(settings, opts.offline),
+    );
+
+    let mut lines: Vec<String> = head.0.iter().map(|f| f.line("")).collect();
+    for (s, c) in accounts.iter().zip(&checked) {
+        let prefix = if multi {
+            format!("account {}: ", s.account)
+        } else {
+            String::new()
+        };
+        lines.extend(c.findings.iter().map(|f| f.line(&prefix)));
+    }
+    lines.extend(outputs.iter().map(|f| f.line("")));
+    let fails = checked
+        .iter()
+        .flat_map(|c| &c.findings)
+        .chain(&outputs)
+        .chain(&head.0)
+        .filter(|f| f.level == Level::Fail)
+        .count();
+
+    if opts.plan {
+        let interval = opts.interval.unwrap_or(settings.interval);
+        let fleet: Vec<PlannedAccount> = accounts
+            .iter()
+            .zip(&checked)
+            .map(|(s, c)| PlannedAccount::new(s, c.listed, opts.cars))
+            .collect();
+        lines.push(String::new());
+        lines.extend(plan_lines(settings, &fleet, interval));
+    }
+
+    let mut out = std::io::stdout().lock();
+    for l in &lines {
+        let _ = writeln!(out, "{l}");
+    }
+    let _ = out.flush();
+    drop(out);
+    if fails > 0 {
+        eprintln!(
+            "volvo-collect: check: {fails} {} a run would fail on; fix the FAIL lines above",
+            if fails == 1 { "problem" } else { "problems" }
+        );
+        return Ok(ExitCode::Partial);
+    }
+    Ok(ExitCode::Ok)
+}
+
+// ---- one account ----------------------------------------------------------------------------
+
+async fn check_account(
+    s: &Settings,
+    http: &reqwest::Client,
+    offline: bool,
+    login: String,
+) -> AccountCheck {
+    let mut f = Findings::default();
+    let now = refresh::now();
+    let table = if s.account_table == "volvo" {
+        "[volvo]".to_string()
+    } else {
+        format!("the [[account]] named {:?}", s.account)
+    };
+    let key_name = |k: &str| {
+        if s.account_table == "volvo" {
+            format!("volvo.{k}")
+        } else {
+            format!("{k} in {table}")
+        }
+    };
+
+    // Secrets: only whether they are there; their values are never shown.
+    for (what, present, key, env) in [
+        (
+            "client secret",
+            s.client_secret.is_some(),
+            "client_secret",
+            &s.env_client_secret,
+        ),
+        ("API key", s.api_key.is_some(), "api_key", &s.env_api_key),
+    ] {
+        if present {
+            f.ok(format!("{what}: present"));
+        } else {
+            f.fail(format!(
+                "{what}: missing: set {key} (or {key}_file) in {table}, or the environment variable {env}"
+            ));
+        }
+    }
+
+    // The token file, as it is on disk; shown absolute, since relative paths resolve against
+    // the config file's folder rather than the current one.
+    let path = &std::path::absolute(&s.token_file).unwrap_or_else(|_| s.token_file.clone());
+    let original = match token::read(path) {
+        Ok(t) => t,
+        Err(e) => {
+            f.fail(format!(
+                "token file: {}",
+                e.message.replace("`volvo-collect login`", &login)
+            ));
+            f.warn("access token and API key: not checked (no usable token file)");
+            state_findings(s, &mut f, now);
+            return AccountCheck {
+                findings: f.0,
+                listed: None,
+            };
+        }
+    };
+    let meta = std::fs::metadata(path).ok();
+    let mode = meta.as_ref().map(|m| m.permissions().mode() & 0o777);
+    match mode {
+        Some(m) if m & 0o077 != 0 => f.warn(format!(
+            "token file {}: mode {m:04o} lets other users read your tokens: chmod 600 {}",
+            path.display(),
+            path.display()
+        )),
+        _ => f.ok(format!(
+            "token file {}: readable, mode {:04o}",
+            path.display(),
+            mode.unwrap_or(0o600)
+        )),
+    }
+    // A refresh that cannot save the rotated refresh token logs the user out: find out before.
+    let folder = parent_folder(path);
+    let folder_ok = match probe_folder(&folder) {
+        Ok(()) => true,
+        Err(e) => {
+            f.fail(format!(
+                "token folder {}: {e}: every refresh saves the rotated refresh token (and takes the lock {}) there; give the collector's user write access to it",
+                folder.display(),
+                token::lock_path(path).display()
+            ));
+            false
+        }
+    };
+    // Run as another user (sudo), a refresh would leave the new token file owned by that user
+    // and unreadable to the collector, which would then need a new login.
+    let foreign_owner = match (meta.as_ref().map(|m| m.uid()), effective_uid()) {
+        (Some(owner), Some(me)) if owner != me => Some((owner, me)),
+        _ => None,
+    };
+
+    // The access token: refreshed here when a run would refresh it, with the run's own locked,
+    // rotation-safe step.
+    let needs_refresh = original.expires_within(now, REFRESH_MARGIN_S);
+    let mut refreshed = false;
+    let current: Option<Token> = if !needs_refresh {
+        f.ok(format!(
+            "access token: valid for another {}",
+            human(original.expires_at - now)
+        ));
+        Some(original.clone())
+    } else if offline {
+        f.ok(format!(
+            "access token: {}; a run refreshes it first (--offline: not refreshed now)",
+            expiry_text(original.expires_at, now)
+        ));
+        None
+    } else if let Some((owner, me)) = foreign_owner {
+        f.warn(format!(
+            "access token: {}, and not refreshed: the token file belongs to uid {owner} but this check runs as uid {me}, and a refresh would leave the rotated token unreadable to the collector; run the check as the collector's user (sudo -u <user> volvo-collect check)",
+            expiry_text(original.expires_at, now)
+        ));
+        None
+    } else if !folder_ok || s.client_secret.is_none() {
+        f.warn(format!(
+            "access token: {}; not refreshed (see above)",
+            expiry_text(original.expires_at, now)
+        ));
+        None
+    } else {
+        let secret = s.client_secret.clone().unwrap_or_default();
+        let oauth = OAuthClient {
+            client_id: &s.client_id,
+            client_secret: &secret,
+            auth_url: &s.auth_url,
+            token_url: &s.token_url,
+        };
+        match refresh::ensure_fresh(http, &oauth, path).await {
+            Ok((t, Freshness::Refreshed)) => {
+                refreshed = true;
+                f.ok(format!(
+                    "access token: refreshed at Volvo ID, rotated refresh token saved; the new access token expires in {}",
+                    human(t.expires_at - refresh::now())
+                ));
+                Some(t)
+            }
+            // Another run refreshed it while this check waited for the lock.
+            Ok((t, Freshness::Fresh)) => {
+                f.ok(format!(
+                    "access token: valid for another {}",
+                    human(t.expires_at - refresh::now())
+                ));
+                Some(t)
+            }
+            Err(e) if e.code == ExitCode::LoginNeeded => {
+                f.fail(format!(
+                    "access token refresh: {}",
+                    e.message.replace("`volvo-collect login`", &login)
+                ));
+                None
+            }
+            Err(e) => {
+                f.warn(format!("access token refresh: {}", e.message));
+                None
+            }
+        }
+    };
+    let latest = current.as_ref().unwrap_or(&original);
+
+    rotation_finding(&mut f, &original, refreshed, now, &login);
+    match original.logged_in_at {
+        Some(t) if now - t > LOGIN_WARN_S => f.warn(format!(
+            "login: {} ago; Volvo's grant lasts about 6 months from login: run {login} soon, before runs start failing",
+            human(now - t)
+        )),
+        Some(t) => f.ok(format!(
+            "login: {} ago (the grant lasts about 6 months)",
+            human(now - t)
+        )),
+        None => f.ok("login: time not recorded in the token file (the grant lasts about 6 months from login)"),
+    }
+    scope_finding(&mut f, s, latest, &login);
+
+    // One request proves the API key, the token and its vehicle scope together.
+    let mut listed = None;
+    match (&current, &s.api_key) {
+        _ if offline => {}
+        (Some(t), Some(key)) => match vehicle_list(http, s, key, &t.access_token).await {
+            Ok(vins) => {
+                f.ok(format!(
+                    "API key and token: GET {}/vehicles answered 200 with {} {}",
+                    connected::PREFIX,
+                    vins.len(),
+                    if vins.len() == 1 { "vehicle" } else { "vehicles" }
+                ));
+                listed = Some(vins);
+            }
+            Err(ApiError::BadApiKey) => f.fail(format!(
+                "API key: Volvo refused it (HTTP 401, invalid VCC API key): check {} (or the environment variable {}): it must be the VCC API key of your application in Volvo's developer portal",
+                key_name("api_key"),
+                s.env_api_key
+            )),
+            Err(ApiError::Unauthorized(status)) => f.fail(format!(
+                "access token: Volvo refused it (HTTP {status}): run {login}"
+            )),
+            Err(ApiError::Quota { reset_after }) => f.warn(format!(
+                "API key: its daily quota of {} requests is used up{}; runs collect nothing until then",
+                thousands(DAILY_QUOTA),
+                match reset_after {
+                    Some(d) => format!(
+                        "; Volvo replenishes it in {} (at {})",
+                        human(d.as_secs() as i64),
+                        at(now + d.as_secs() as i64)
+                    ),
+                    None => String::new(),
+                }
+            )),
+            Err(e) => f.warn(format!(
+                "API key and token: not proven: the vehicle list answered: {e}; try again later"
+            )),
+        },
+        _ => f.warn("API key and token: not checked (see above)"),
+    }
+
+    // The configured cars against the account.
+    match &listed {
+        Some(on_account) if s.vins.is_empty() => {
+            if on_account.is_empty() {
+                f.warn("cars: none on this account: add the car to your Volvo ID in the Volvo Cars app");
+            } else {
+                f.ok(format!(
+                    "cars: every car on the account is collected: {}",
+                    on_account.join(", ")
+                ));
+            }
+        }
+        Some(on_account) => {
+            for vin in &s.vins {
+                if on_account.contains(vin) {
+                    f.ok(format!("car {vin}: on the account"));
+                } else {
+                    f.fail(format!(
+                        "car {vin} ({}): not on this account: remove it, or log in with the account that owns it",
+                        key_name("vins")
+                    ));
+                }
+            }
+        }
+        None if !s.vins.is_empty() && !offline => f.warn(format!(
+            "cars: {} not compared with the account (no vehicle list)",
+            key_name("vins")
+        )),
+        None => {}
+    }
+
+    state_findings(s, &mut f, now);
+    AccountCheck {
+        findings: f.0,
+        listed: listed.map(|l| l.len()),
+    }
+}
+
+/// How long the refresh token has lived unused. A check that refreshes resets that clock, but
+/// an old rotation before it still means no run has refreshed for days: is the timer running?
+fn rotation_finding(f: &mut Findings, original: &Token, refreshed: bool, now: i64, login: &str) {
+    let (since, what) = match (original.refreshed_at, original.logged_in_at) {
+        (Some(t), _) => (t, "rotated"),
+        (None, Some(t)) => (t, "issued at login"),
+        (None, None) if refreshed => {
+            f.ok("refresh token: rotated now by this check, new one saved");
+            return;
+        }
+        (None, None) => {
+            f.ok("refresh token: rotation time not recorded yet (the next refresh records it)");
+            return;
+        }
+    };
+    let age = now - since;
+    match (refreshed, age > ROTATION_WARN_S) {
+        (false, false) => f.ok(format!(
+            "refresh token: {what} {} ago (it dies after 7 days unused)",
+            human(age)
+        )),
+        (false, true) => f.warn(format!(
+            "refresh token: {what} {} ago and it dies after 7 days unused: make sure the timer runs (any run rotates it), or it will need {login}",
+            human(age)
+        )),
+        (true, false) => f.ok(format!(
+            "refresh token: rotated now by this check (before: {what} {} ago), new one saved",
+            human(age)
+        )),
+        (true, true) => f.warn(format!(
+            "refresh token: rotated now by this check, but before that it was {what} {} ago: no run refreshed it for days; make sure the timer runs (it dies after 7 days unused)",
+            human(age)
+        )),
+    }
+}
+
+fn scope_finding(f: &mut Findings, s: &Settings, t: &Token, login: &str) {
+    let Some(granted) = &t.scope else {
+        f.warn(format!(
+            "scopes: the token file does not list the granted scopes, so the {} needed ones cannot be compared: run {login} to record them",
+            s.scopes.len()
+        ));
+        return;
+    };
+    let granted: Vec<&str> = granted.split_whitespace().collect();
+    let missing: Vec<&str> = s
+        .scopes
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !granted.contains(n))
+        .collect();
+    if missing.is_empty() {
+        f.ok(format!(
+            "scopes: all {} needed scopes granted",
+            s.scopes.len()
+        ));
+    } else {
+        f.fail(format!(
+            "scopes: {} of {} needed scopes not granted: {}: register them for your application (client ID {}) in Volvo's developer portal ({DEVELOPER_PORTAL}), then run {login}",
+            missing.len(),
+            s.scopes.len(),
+            missing.join(" "),
+            s.client_id
+        ));
+    }
+}
+
+/// What the state file says: APIs that answered they are gone, and an exhausted quota.
+fn state_findings(s: &Settings, f: &mut Findings, now: i64) {
+    let src = &s.sources;
+    let onoff = |on: bool| if on { "on" } else { "off" };
+    f.ok(format!(
+        "sources: connected_vehicle {}, energy {}, location {}, extended_vehicle {}",
+        onoff(src.connected_vehicle),
+        onoff(src.energy),
+        onoff(src.location),
+        onoff(src.extended_vehicle)
+    ));
+    let state = State::load(&s.state_file);
+    let state_path = std::path::absolute(&s.state_file).unwrap_or_else(|_| s.state_file.clone());
+    for (api, until) in &state.api_unavailable {
+        let on = match api.as_str() {
+            "connected_vehicle" => src.connected_vehicle,
+            "energy" => src.energy,
+            "location" => src.location,
+            "extended_vehicle" => src.extended_vehicle,
+            _ => false,
+        };
+        if on && *until > now {
+            f.warn(format!(
+                "source {api}: Volvo answered that this API is shut down; runs skip it until {} (state file {}); set sources.{api} = false to stop asking",
+                at(*until),
+                state_path.display()
+            ));
+        }
+    }
+    match state.quota_until.filter(|u| *u > now) {
+        Some(until) => f.warn(format!(
+            "daily quota: used up until {} (in {}, state file {}); runs make no requests until then",
+            at(until),
+            human(until - now),
+            state_path.display()
+        )),
+        None => f.ok("daily quota: not used up (state file)"),
+    }
+}
+
+/// `GET /connected-vehicle/v2/vehicles`, exactly once: the run's client retries, and the check
+/// promises a bounded number of requests.
+async fn vehicle_list(
+    http: &reqwest::Client,
+    s: &Settings,
+    api_key: &Secret,
+    access_token: &Secret,
+) -> Result<Vec<String>, ApiError> {
+    let path = format!("{}/vehicles", connected::PREFIX);
+    let url = s
+        .api_url
+        .join(path.trim_start_matches('/'))
+        .map_err(|e| ApiError::Transport(format!("bad URL for the vehicle list: {e}")))?;
+    let mut key = reqwest::header::HeaderValue::from_str(api_key.expose()).map_err(|_| {
+        ApiError::Transport("the API key holds characters an HTTP header cannot carry".into())
+    })?;
+    key.set_sensitive(true);
+    let mut response = http
+        .get(url)
+        .header("vcc-api-key", key)
+        .bearer_auth(access_token.expose())
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                ApiError::RequestTimeout
+            } else {
+                ApiError::Transport(describe(&e))
+            }
+        })?;
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| ApiError::Transport(describe(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ApiError::Decode(format!(
+                "response body larger than {MAX_BODY_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if status != 200 {
+        return Err(ApiError::from_status(status, &body, None));
+    }
+    let list: connected::Data<Vec<connected::VehicleRef>> =
+        serde_json::from_slice(&body).map_err(|e| ApiError::Decode(e.to_string()))?;
+    Ok(list.data.into_iter().map(|v| v.vin).collect())
+}
+
+// ---- outputs --------------------------------------------------------------------------------
+
+async fn check_outputs(settings: &Settings, offline: bool) -> Vec<Finding> {
+    let mut f = Findings::default();
+    let o = &settings.output;
+    if o.is_empty() {
+        if settings.web.listen.is_none() {
+            f.warn("outputs: none in [output]: a `--once` run needs --stdout, --textfile, --pushgateway or --remote-write on its command line");
+        } else {
+            f.ok("outputs: none in [output]; the listener serves the metrics");
+        }
+    }
+    if o.stdout {
+        f.ok("output stdout: on");
+    }
+    if let Some(path) = &o.textfile {
+        textfile_finding(&mut f, path);
+    }
+    let push = async {
+        match &o.pushgateway {
+            Some(url) if !offline => Some(pushgateway_finding(url, &settings.pushgateway).await),
+            _ => None,
+        }
+    };
+    let remote = async {
+        match &o.remote_write {
+            Some(url) if !offline => Some(remote_write_finding(url, &settings.remote_write).await),
+            _ => None,
+        }
+    };
+    let (push, remote) = tokio::join!(push, remote);
+    f.0.extend(push);
+    f.0.extend(remote);
+    if let Some(addr) = settings.web.listen {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                drop(l);
+                f.ok(format!("listener {addr}: free to bind"));
+            }
+            // It may be this collector's own long-running mode, which the check cannot tell.
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => f.warn(format!(
+                "listener {addr}: in use: fine if volvo-collect's long-running mode runs there; otherwise stop what uses it or change web.listen"
+            )),
+            Err(e) => f.fail(format!(
+                "listener {addr}: cannot bind ({e}): change web.listen (ports below 1024 need privileges)"
+            )),
+        }
+    }
+    f.0
+}
+
+fn textfile_finding(f: &mut Findings, path: &Path) {
+    let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let folder = parent_folder(path);
+    let name = path.display();
+    if path.is_dir() {
+        f.fail(format!(
+            "output textfile {name}: is a folder: name a file in it, such as {}",
+            path.join("volvo.prom").display()
+        ));
+        return;
+    }
+    if let Err(e) = probe_folder(&folder) {
+        f.fail(format!(
+            "output textfile {name}: {e}: {}",
+            if folder.exists() {
+                "give the collector's user write access to it"
+            } else {
+                "create it (node_exporter's --collector.textfile.directory) with write access for the collector's user"
+            }
+        ));
+        return;
+    }
+    if path.extension().and_then(|e| e.to_str()) != Some("prom") {
+        f.warn(format!(
+            "output textfile {name}: node_exporter reads only files ending in .prom: rename it, such as {}",
+            path.with_extension("prom").display()
+        ));
+    } else {
+        f.ok(format!(
+            "output textfile {name}: folder {} writable",
+            folder.display()
+        ));
+    }
+}
+
+async fn pushgateway_finding(url: &Url, o: &PushgatewayOptions) -> Finding {
+    let mut f = Findings::default();
+    let shown = shown_url(url);
+    let ready = ready_url(url);
+    let client = match sink_http::client(&o.http) {
+        Ok(c) => c,
+        Err(e) => {
+            f.fail(format!("output pushgateway {shown}: {e}"));
+            return f.0.remove(0);
+        }
+    };
+    let req = client.get(ready).timeout(o.http.timeout.min(PROBE_TIMEOUT));
+    match sink_http::authorize(req, &o.http.auth).send().await {
+        Ok(r) if r.status().is_success() => {
+            f.ok(format!("output pushgateway {shown}: ready (GET /-/ready answered {})", r.status().as_u16()))
+        }
+        Ok(r) if matches!(r.status().as_u16(), 401 | 403) => f.fail(format!(
+            "output pushgateway {shown}: refused the credentials (HTTP {}): check pushgateway.username and password",
+            r.status().as_u16()
+        )),
+        Ok(r) if r.status().as_u16() == 404 => f.warn(format!(
+            "output pushgateway {shown}: GET /-/ready answered 404: is this the Pushgateway's base URL (without /metrics/...)?"
+        )),
+        Ok(r) => f.fail(format!(
+            "output pushgateway {shown}: not ready (GET /-/ready answered HTTP {})",
+            r.status().as_u16()
+        )),
+        Err(e) => f.fail(format!(
+            "output pushgateway {shown}: cannot reach it: {}: start the Pushgateway, or fix output.pushgateway",
+            describe(&e)
+        )),
+    }
+    f.0.remove(0)
+}
+
+/// Remote-write receivers differ in every path but the write itself, and a write would store
+/// a sample; any HTTP answer from the origin proves the network, TLS and the receiver's port.
+async fn remote_write_finding(url: &Url, o: &HttpOutput) -> Finding {
+    let mut f = Findings::default();
+    let shown = shown_url(url);
+    let origin = url.origin().ascii_serialization();
+    let client = match sink_http::client(o) {
+        Ok(c) => c,
+        Err(e) => {
+            f.fail(format!("output remote_write {shown}: {e}"));
+            return f.0.remove(0);
+        }
+    };
+    match client
+        .get(format!("{origin}/"))
+        .timeout(o.timeout.min(PROBE_TIMEOUT))
+        .send()
+        .await
+    {
+        Ok(r) => f.ok(format!(
+            "output remote_write {shown}: {origin} answers (HTTP {}); the write itself is not tried",
+            r.status().as_u16()
+        )),
+        Err(e) => f.fail(format!(
+            "output remote_write {shown}: cannot reach {origin}: {}: start the receiver, or fix output.remote_write",
+            describe(&e)
+        )),
+    }
+    f.0.remove(0)
+}
+
+/// `<base>/-/ready`, keeping a base path (a Pushgateway behind a reverse proxy).
+fn ready_url(base: &Url) -> Url {
+    let mut url = base.clone();
+    if let Ok(mut segs) = url.path_segments_mut() {
+        segs.pop_if_empty().extend(["-", "ready"]);
+    }
+    url
+}
+
+/// A URL as printed: without user info or query, where credentials may hide.
+fn shown_url(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_query(None);
+    u.to_string()
+}
+
+// ---- the plan -------------------------------------------------------------------------------
+
+/// One account in the plan: its settings and how many cars it collects.
+struct PlannedAccount<'a> {
+    settings: &'a Settings,
+    cars: usize,
+    /// Where the number of cars came from, for the reader.
+    from: String,
+}
+
+impl<'a> PlannedAccount<'a> {
+    fn new(s: &'a Settings, listed: Option<usize>, flag: Option<usize>) -> Self {
+        // An explicit --cars that loses to what the config or the account says is named, so
+        // that a "what if" plan is not silently about another fleet.
+        let unused = |n: usize| match flag {
+            Some(c) if c != n => format!("; --cars {c} not used"),
+            _ => String::new(),
+        };
+        let (cars, from) = if !s.vins.is_empty() {
+            let n = s.vins.len();
+            (n, format!("volvo.vins{}", unused(n)))
+        } else if let Some(n) = listed {
+            (n, format!("the account's vehicle list{}", unused(n)))
+        } else if let Some(n) = flag {
+            (n, "--cars".to_string())
+        } else {
+            (1, "assumed; pass --cars N".to_string())
+        };
+        PlannedAccount {
+            settings: s,
+            cars,
+            from,
+        }
+    }
+}
+
+/// The request budget of one account: requests a day per schedule key, and the most requests
+/// one minute can see.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    /// (schedule key, minimum age in seconds, requests a day).
+    pub rows: Vec<(&'static str, u64, u64)>,
+    pub per_day: u64,
+    pub peak_per_minute: u64,
+}
+
+pub fn budget(
+    schedule: &crate::schedule::Schedule,
+    sources: &crate::config::Sources,
+    interval: Duration,
+    cars: usize,
+) -> Budget {
+    let rows = schedule.plan(interval, cars, EXTENDED_RESOURCES_PER_CAR, sources);
+    let per_day = rows.iter().map(|r| r.2).sum();
+    // A run where every tier falls due asks every endpoint once (the first run of a day does);
+    // with runs less than a minute apart, the every-run endpoints come again within the minute.
+    let once = schedule.plan(
+        Duration::from_secs(86_400),
+        cars,
+        EXTENDED_RESOURCES_PER_CAR,
+        sources,
+    );
+    let full_run: u64 = once.iter().map(|r| r.2).sum();
+    let secs = interval.as_secs().max(1);
+    let every_run: u64 = once.iter().filter(|r| r.1 <= secs).map(|r| r.2).sum();
+    let runs_in_a_minute = 60u64.div_ceil(secs);
+    Budget {
+        rows,
+        per_day,
+        peak_per_minute: full_run + (runs_in_a_minute - 1) * every_run,
+    }
+}
+
+/// The smallest whole-minute interval at which `accounts` (their cars) fit in the quota with
+/// headroom, if any up to a day does.
+fn fitting_interval(settings: &Settings, cars: &[usize]) -> Option<(Duration, u64)> {
+    let limit = (DAILY_QUOTA as f64 * QUOTA_HEADROOM) as u64;
+    (1..=1440u64)
+        .map(|m| Duration::from_secs(m * 60))
+        .find_map(|i| {
+            let total: u64 = cars
+                .iter()
+                .map(|c| budget(&settings.schedule, &settings.sources, i, *c).per_day)
+                .sum();
+            (total <= limit).then_some((i, total))
+        })
+}
+
+/// The plan as printed: per API key a table (endpoint, minimum age, requests a day), its total
+/// against the daily quota, and each account's busiest minute against the per-minute limit.
+fn plan_lines(settings: &Settings, fleet: &[PlannedAccount], interval: Duration) -> Vec<String> {
+    let mut lines = Vec::new();
+    let runs_a_day = 86_400u64.div_ceil(interval.as_secs().max(1));
+    // Accounts of one application share its API key, and with it the daily quota.
+    let mut groups: Vec<Vec<&PlannedAccount>> = Vec::new();
+    for a in fleet {
+        let same_key = groups.iter_mut().find(|g| {
+            let k = &g[0].settings.api_key;
+            k.is_some() && *k == a.settings.api_key
+        });
+        match same_key {
+            Some(g) => g.push(a),
+            None => groups.push(vec![a]),
+        }
+    }
+    let reference = budget(
+        &crate::schedule::Schedule::default(),
+        &settings.sources,
+        Duration::from_secs(300),
+        1,
+    )
+    .per_day;
+    for group in groups {
+        let names: Vec<String> = group
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} ({} {}: {})",
+                    a.settings.account,
+                    a.cars,
+                    if a.cars == 1 { "car" } else { "cars" },
+                    a.from
+                )
+            })
+            .collect();
+        lines.push(format!(
+            "Request budget of the API key of account {}, a run every {} ({} a day):",
+            names.join(" and account "),
+            human(interval.as_secs() as i64),
+            thousands(runs_a_day)
+        ));
+        let budgets: Vec<(&PlannedAccount, Budget)> = group
+            .iter()
+            .map(|a| {
+                (
+                    *a,
+                    budget(&settings.schedule, &settings.sources, interval, a.cars),
+                )
+            })
+            .collect();
+        let mut per_key: BTreeMap<&str, (usize, u64, u64)> = BTreeMap::new();
+        for (i, (key, age, n)) in budgets.iter().flat_map(|(_, b)| b.rows.clone()).enumerate() {
+            let e = per_key.entry(key).or_insert((i, age, 0));
+            e.2 += n;
+        }
+        let mut rows: Vec<(&str, (usize, u64, u64))> = per_key.into_iter().collect();
+        rows.sort_by_key(|(_, (order, _, _))| *order);
+        lines.push(format!(
+            "  {:<24} {:>10} {:>13}",
+            "endpoint", "min age", "requests/day"
+        ));
+        for (key, (_, age, n)) in &rows {
+            let age = if *age == 0 {
+                "every run".to_string()
+            } else {
+                human(*age as i64)
+            };
+            let note = if *key == "extended_values" {
+                format!("  ({EXTENDED_RESOURCES_PER_CAR} values a car, estimated)")
+            } else {
+                String::new()
+            };
+            lines.push(format!("  {key:<24} {age:>10} {:>13}{note}", thousands(*n)));
+        }
+        let total: u64 = budgets.iter().map(|(_, b)| b.per_day).sum();
+        lines.push(format!(
+            "  {:<24} {:>10} {:>13}",
+            "total",
+            "",
+            thousands(total)
+        ));
+        if total > DAILY_QUOTA {
+            let lasts = 86_400 * DAILY_QUOTA / total;
+            let cars: Vec<usize> = group.iter().map(|a| a.cars).collect();
+            let fix = match fitting_interval(settings, &cars) {
+                Some((i, n)) if i > interval => format!(
+                    "a run every {} fits ({} a day, a tenth left for retries)",
+                    human(i.as_secs() as i64),
+                    thousands(n)
+                ),
+                _ => "no interval fits".to_string(),
+            };
+            lines.push(Finding {
+                level: Level::Warn,
+                text: format!(
+                    "budget: {} requests a day, above Volvo's {} per API key: the quota runs out after about {} each day and runs collect nothing until it is replenished; {fix}, or collect fewer cars, or raise minimum ages in [schedule]",
+                    thousands(total),
+                    thousands(DAILY_QUOTA),
+                    human(lasts as i64)
+                ),
+            }.line(""));
+        } else {
+            lines.push(
+                Finding {
+                    level: Level::Ok,
+                    text: format!(
+                        "budget: {} requests a day, {}% of Volvo's {} per API key",
+                        thousands(total),
+                        (total * 100).div_ceil(DAILY_QUOTA),
+                        thousands(DAILY_QUOTA)
+                    ),
+                }
+                .line(""),
+            );
+        }
+        let multi = budgets.len() > 1;
+        for (a, b) in &budgets {
+            let who = if multi {
+                format!("account {}: ", a.settings.account)
+            } else {
+                String::new()
+            };
+            lines.push(rate_finding(a.settings, b.peak_per_minute).line(&who));
+        }
+    }
+    lines.push(format!(
+        "  target: one car on a 5-minute timer with the default schedule spends at most {} requests a day ({} with these sources); token refreshes go to Volvo ID and do not count",
+        thousands(TARGET_ONE_CAR_5M),
+        thousands(reference)
+    ));
+    lines
+}
+
+/// The busiest minute against Volvo's 100 a minute, and what `requests_per_minute` pacing
+/// makes of it: a paced run queues instead of being refused, but must end within the timeout.
+fn rate_finding(s: &Settings, peak: u64) -> Finding {
+    let rpm = s.requests_per_minute as u64;
+    let (level, text) = if rpm == 0 {
+        if peak > PER_MINUTE_LIMIT {
+            (Level::Warn, format!(
+                "rate: up to {peak} requests in a minute, above Volvo's {PER_MINUTE_LIMIT}, and pacing is off (collect.requests_per_minute = 0): expect HTTP 429; set collect.requests_per_minute = 90"
+            ))
+        } else {
+            (Level::Ok, format!(
+                "rate: up to {peak} requests in a minute, below Volvo's {PER_MINUTE_LIMIT} (pacing off: collect.requests_per_minute = 0)"
+            ))
+        }
+    } else if rpm > PER_MINUTE_LIMIT {
+        (Level::Warn, format!(
+            "rate: collect.requests_per_minute = {rpm} paces above Volvo's {PER_MINUTE_LIMIT} a minute: set it to 90"
+        ))
+    } else if peak <= rpm {
+        (Level::Ok, format!(
+            "rate: up to {peak} requests in a minute, below Volvo's {PER_MINUTE_LIMIT}; collect.requests_per_minute = {rpm} paces anything more"
+        ))
+    } else {
+        // The pacer lets `rpm` go at once, then one more for each that leaves the minute.
+        let needs = Duration::from_secs(peak.div_ceil(rpm).saturating_sub(1) * 60);
+        if needs >= s.timeout {
+            (Level::Warn, format!(
+                "rate: a full run makes {peak} requests; paced at {rpm} a minute (collect.requests_per_minute) it needs about {}, but collect.timeout is {}: the rest times out; raise collect.timeout above {} or collect fewer cars",
+                human(needs.as_secs() as i64),
+                human(s.timeout.as_secs() as i64),
+                human(needs.as_secs() as i64)
+            ))
+        } else {
+            (Level::Ok, format!(
+                "rate: a full run makes {peak} requests, paced at {rpm} a minute (collect.requests_per_minute) below Volvo's {PER_MINUTE_LIMIT}; it needs about {} of collect.timeout {}",
+                human(needs.as_secs() as i64),
+                human(s.timeout.as_secs() as i64)
+            ))
+        }
+    };
+    Finding { level, text }
+}
+
+// ---- small helpers --------------------------------------------------------------------------
+
+/// Creates and removes a file in `dir`: the only sure test that this user can write there.
+fn probe_folder(dir: &Path) -> Result<(), String> {
+    if !dir.is_dir() {
+        return Err(if dir.exists() {
+            format!("{} is not a folder", dir.display())
+        } else {
+            format!("the folder {} does not exist", dir.display())
+        });
+    }
+    // Hidden, and not ending in `.prom`, so that node_exporter never reads it.
+    let probe = dir.join(format!(
+        ".volvo-collect-check.{}.{}.tmp",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&probe)
+        .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+fn parent_folder(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The effective user ID, from `/proc/self/status` (`Uid: real effective saved fs`).
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_effective_uid(&status)
+}
+
+fn parse_effective_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|u| u.parse().ok())
+}
+
+/// `--config PATH` when the file would not be found without it, so that the commands this
+/// check suggests work as printed.
+fn config_flag(path: &Path) -> String {
+    let found = crate::config::locate(None).ok();
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    match found {
+        Some(f) if same(&f, path) => String::new(),
+        _ => format!(" --config {}", shell_word(path)),
+    }
+}
+
+fn login_command(config_flag: &str, account: Option<&str>) -> String {
+    let account = account
+        .map(|a| format!(" --account {a}"))
+        .unwrap_or_default();
+    format!("`volvo-collect login{config_flag}{account}`")
+}
+
+fn shell_word(path: &Path) -> String {
+    let s = path.display().to_string();
+    if s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-+:,=@".contains(&b))
+    {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// A span of seconds for people: "4m 59s", "3h 12m", "6 days 2h".
+fn human(secs: i64) -> String {
+    let secs = secs.max(0) as u64;
+    let (d, h, m, s) = (
+        secs / 86_400,
+        secs % 86_400 / 3_600,
+        secs % 3_600 / 60,
+        secs % 60,
+    );
+    let days = |d: u64| {
+        if d == 1 {
+            "1 day".to_string()
+        } else {
+            format!("{d} days")
+        }
+    };
+    match () {
+        _ if d >= 10 || (d >= 1 && h == 0) => days(d),
+        _ if d >= 1 => format!("{} {h}h", days(d)),
+        _ if h >= 1 && m == 0 => format!("{h}h"),
+        _ if h >= 1 => format!("{h}h {m}m"),
+        _ if m >= 1 && s == 0 => format!("{m}m"),
+        _ if m >= 1 => format!("{m}m {s}s"),
+        _ => format!("{s}s"),
+    }
+}
+
+fn expiry_text(expires_at: i64, now: i64) -> String {
+    if expires_at > now {
+        format!("expires in {}", human(expires_at - now))
+    } else {
+        format!("expired {} ago", human(now - expires_at))
+    }
+}
+
+/// A Unix time as "2026-11-27 01:20 UTC".
+fn at(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// 12345 → "12,345".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Sources;
+    use crate::schedule::Schedule;
+
+    const ALL: Sources = Sources {
+        connected_vehicle: true,
+        extended_vehicle: true,
+        energy: true,
+        location: true,
+    };
+
+    #[test]
+    fn check_human_spans_and_numbers() {
+        assert_eq!(human(0), "0s");
+        assert_eq!(human(299), "4m 59s");
+        assert_eq!(human(300), "5m");
+        assert_eq!(human(3 * 3600 + 12 * 60 + 5), "3h 12m");
+        assert_eq!(human(86_400), "1 day");
+        assert_eq!(human(6 * 86_400 + 2 * 3600), "6 days 2h");
+        assert_eq!(human(160 * 86_400 + 5), "160 days");
+        assert_eq!(human(-5), "0s");
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_685), "1,685");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    /// Guards the stated target: one car on a 5-minute timer, default schedule, ≤ 1,700 a day.
+    #[test]
+    fn check_budget_of_one_car_every_five_minutes_meets_the_target() {
+        let b = budget(&Schedule::default(), &ALL, Duration::from_secs(300), 1);
+        assert!(b.per_day <= TARGET_ONE_CAR_5M, "{b:?}");
+        // A full run: the vehicle list, 14 + 2 + 1 + 1 endpoints and three Extended values.
+        assert_eq!(b.peak_per_minute, 1 + 14 + 2 + 1 + 1 + 3);
+    }
+
+    #[test]
+    fn check_budget_counts_runs_within_a_minute() {
+        let s = Schedule::default();
+        let slow = budget(&s, &ALL, Duration::from_secs(60), 1);
+        let fast = budget(&s, &ALL, Duration::from_secs(20), 1);
+        // Three runs a minute: two more rounds of doors, windows, engine status, energy state.
+        assert_eq!(fast.peak_per_minute, slow.peak_per_minute + 2 * 4);
+    }
+
+    #[test]
+    fn check_budget_follows_the_sources() {
+        let only_location = Sources {
+            connected_vehicle: false,
+            extended_vehicle: false,
+            energy: false,
+            location: true,
+        };
+        let b = budget(
+            &Schedule::default(),
+            &only_location,
+            Duration::from_secs(300),
+            2,
+        );
+        let keys: Vec<&str> = b.rows.iter().map(|r| r.0).collect();
+        assert_eq!(keys, ["vehicles", "location"]);
+        assert_eq!(b.per_day, 1 + 2 * 96);
+    }
+
+    #[test]
+    fn check_ready_url_keeps_a_base_path_and_urls_are_shown_without_credentials() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert_eq!(
+            ready_url(&u("http://h:9091")).as_str(),
+            "http://h:9091/-/ready"
+        );
+        assert_eq!(
+            ready_url(&u("https://h/pg/")).as_str(),
+            "https://h/pg/-/ready"
+        );
+        let shown = shown_url(&u("https://user:s3cret@h:9091/pg?token=s3cret"));
+        assert_eq!(shown, "https://h:9091/pg");
+    }
+
+    #[test]
+    fn check_effective_uid_from_proc_status() {
+        let status = "Name:\tx\nUid:\t1000\t0\t0\t0\nGid:\t1\t1\t1\t1\n";
+        assert_eq!(parse_effective_uid(status), Some(0));
+        assert_eq!(parse_effective_uid("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn check_folder_probe_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        probe_folder(dir.path()).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let missing = dir.path().join("nope");
+        assert!(probe_folder(&missing)
+            .unwrap_err()
+            .contains("does not exist"));
+    }
+
+    #[test]
+    fn check_login_command_names_config_and_account() {
+        assert_eq!(login_command("", None), "`volvo-collect login`");
+        assert_eq!(
+            login_command(" --config /etc/v c.toml", Some("home")),
+            "`volvo-collect login --config /etc/v c.toml --account home`"
+        );
+        assert_eq!(shell_word(Path::new("/a b/c")), "'/a b/c'");
+        assert_eq!(shell_word(Path::new("/etc/c.toml")), "/etc/c.toml");
+    }
+}

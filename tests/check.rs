@@ -1,0 +1,405 @@
+//! `volvo-collect check` through the real binary against the real simulator: a healthy setup
+//! passes with `ok` lines, each broken part is one `FAIL` (or `warn`) line saying what to do,
+//! the check stays within two requests per account, and `--plan` holds the request budget.
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use harness::*;
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+
+/// Every read scope the default sources need, as a token's `scope`.
+fn all_scopes() -> String {
+    volvo_collect::config::default_scopes(&volvo_collect::config::Sources {
+        connected_vehicle: true,
+        extended_vehicle: true,
+        energy: true,
+        location: true,
+    })
+    .join(" ")
+}
+
+/// A workspace whose token is valid for another five minutes and grants every needed scope.
+/// (The simulator's own tokens grant only `openid`, and a refresh keeps it that way.)
+fn healthy(sim: &Sim, rest: &str) -> Workspace {
+    let ws = Workspace::new(sim, "", &format!("[output]\nstdout = true\n{rest}"));
+    edit_token(&ws, |t| {
+        *t = sim.token(false);
+        t["scope"] = all_scopes().into();
+    });
+    ws
+}
+
+fn edit_token(ws: &Workspace, edit: impl FnOnce(&mut Value)) {
+    let mut t = ws.token();
+    edit(&mut t);
+    ws.write("token.json", &t.to_string());
+}
+
+fn lines_with<'a>(out: &'a str, level: &str, part: &str) -> Vec<&'a str> {
+    out.lines()
+        .filter(|l| l.split(' ').next() == Some(level) && l.contains(part))
+        .collect()
+}
+
+fn assert_line(out: &str, level: &str, part: &str) {
+    assert!(
+        !lines_with(out, level, part).is_empty(),
+        "no `{level}` line with {part:?} in:\n{out}"
+    );
+}
+
+/// Requests the simulator served, except its own control endpoints.
+fn served(sim: &Sim) -> Vec<String> {
+    sim.stats()["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap(),
+                r["path"].as_str().unwrap()
+            )
+        })
+        .filter(|r| !r.contains("/_sim/"))
+        .collect()
+}
+
+/// Guards the happy path: every part is reported `ok`, the exit code is 0, and no secret
+/// (client secret, API key, tokens) reaches the output.
+#[test]
+fn healthy_config_passes_with_ok_lines() {
+    let sim = Sim::start(&[]);
+    let ws = healthy(&sim, "");
+    let o = ws.run(&["check"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{out}{}", stderr(&o));
+    for part in [
+        "config: ",
+        "client secret: present",
+        "API key: present",
+        "token file ",
+        "access token: valid for another",
+        "scopes: all",
+        "API key and token: GET /connected-vehicle/v2/vehicles answered 200 with 4 vehicles",
+        "cars: every car on the account",
+        "output stdout",
+    ] {
+        assert_line(&out, "ok", part);
+    }
+    assert!(
+        out.lines()
+            .all(|l| l.starts_with("ok ") || l.starts_with("warn ")),
+        "{out}"
+    );
+    let token = ws.token();
+    let all = format!("{out}{}", stderr(&o));
+    for secret in [
+        "demo-secret",
+        "demo-api-key",
+        token["access_token"].as_str().unwrap(),
+        token["refresh_token"].as_str().unwrap(),
+    ] {
+        assert!(!all.contains(secret), "a secret was printed:\n{all}");
+    }
+}
+
+/// Guards the most common first-run mistake: no token file is a FAIL that names the command
+/// that fixes it, and the check exits 1.
+#[test]
+fn missing_token_file_fails_naming_login() {
+    let sim = Sim::start(&[]);
+    let ws = healthy(&sim, "");
+    std::fs::remove_file(ws.path("token.json")).unwrap();
+    let o = ws.run(&["check"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{out}");
+    assert_line(&out, "FAIL", "volvo-collect login");
+    // Nothing was asked of Volvo without a token.
+    assert!(served(&sim).is_empty(), "{:?}", served(&sim));
+}
+
+/// Guards scope checking: a token granted fewer scopes than the sources need is a FAIL that
+/// names the missing ones and says where to register them.
+#[test]
+fn missing_scopes_fail_naming_them() {
+    let sim = Sim::start(&[]);
+    let ws = healthy(&sim, "");
+    edit_token(&ws, |t| t["scope"] = "openid".into());
+    let o = ws.run(&["check"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{out}");
+    let fail = lines_with(&out, "FAIL", "scopes:");
+    assert_eq!(fail.len(), 1, "{out}");
+    for scope in [
+        "conve:vehicle_relation",
+        "conve:doors_status",
+        "energy:state:read",
+        "location:read",
+        "exve:odometer_status",
+    ] {
+        assert!(fail[0].contains(scope), "{scope} not named: {}", fail[0]);
+    }
+    assert!(!fail[0].contains(" openid "), "{}", fail[0]);
+    assert!(fail[0].contains("developer portal"), "{}", fail[0]);
+}
+
+/// Guards the 7-day death of an unused refresh token: rotated 6 days ago is a warning (the
+/// run still works, so the exit code stays 0).
+#[test]
+fn refresh_token_rotated_six_days_ago_warns() {
+    let sim = Sim::start(&[]);
+    let ws = healthy(&sim, "");
+    let six_days_ago = chrono::Utc::now().timestamp() - 6 * 86_400;
+    edit_token(&ws, |t| t["refreshed_at"] = six_days_ago.into());
+    let o = ws.run(&["check"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{out}");
+    assert_line(&out, "warn", "refresh token: rotated 6 days");
+}
+
+/// Guards the mode check: a token file other users can read is a warning with the fix.
+#[test]
+fn token_file_readable_by_others_warns() {
+    let sim = Sim::start(&[]);
+    let ws = healthy(&sim, "");
+    std::fs::set_permissions(
+        ws.path("token.json"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let o = ws.run(&["check"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{out}");
+    assert_line(&out, "warn", "chmod 600");
+}
+
+/// Guards telling a bad API key from a bad login: Volvo's API-key 401 is a FAIL pointing at
+/// volvo.api_key, not at `login`, and the wrong key itself is not printed.
+#[test]
+fn wrong_api_key_fails_pointing_at_the_key() {
+    let sim = Sim::start(&[]);
+    let ws = healthy(&sim, "");
+    let mut cmd = ws.command(&["check"]);
+    cmd.env("VOLVO_API_KEY", "wrong-key-123");
+    let o = cmd.output().unwrap();
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{out}");
+    assert_line(&out, "FAIL", "check volvo.api_key");
+    assert!(
+        lines_with(&out, "FAIL", "volvo-collect login").is_empty(),
+        "{out}"
+    );
+    assert!(!out.contains("wrong-key-123") && !stderr(&o).contains("wrong-key-123"));
+}
+
+/// Guards the textfile output: a folder the collector cannot write to is a FAIL (the check
+/// writes a probe file, since permission bits do not stop root).
+#[test]
+fn unwritable_textfile_folder_fails() {
+    let sim = Sim::start(&[]);
+    let ws = healthy(&sim, "");
+    let locked = ws.path("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let writable = std::fs::write(locked.join("probe"), "").is_ok();
+    // As root, /sys is a folder nobody can create files in.
+    let folder = if writable {
+        std::path::PathBuf::from("/sys")
+    } else {
+        locked
+    };
+    let target = folder.join("volvo.prom");
+    let o = ws.run(&["--textfile", target.to_str().unwrap(), "check"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{out}");
+    assert_line(&out, "FAIL", "output textfile");
+}
+
+/// Guards the Pushgateway probe: nothing listening on its port is a FAIL.
+#[test]
+fn pushgateway_on_a_closed_port_fails() {
+    let sim = Sim::start(&[]);
+    let ws = healthy(&sim, "");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let o = ws.run(&["--pushgateway", &url, "check"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{out}");
+    assert_line(&out, "FAIL", "output pushgateway");
+}
+
+/// Guards that the Pushgateway probe goes to `/-/ready` with the output's own credentials,
+/// and that the password shows nowhere.
+#[test]
+fn pushgateway_ready_with_credentials_is_ok() {
+    let sim = Sim::start(&[]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Write};
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            head.push(line.trim().to_string());
+        }
+        // "push:s3cret-pw" in base64.
+        let authorized = head
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case("authorization: Basic cHVzaDpzM2NyZXQtcHc="));
+        let status = if authorized {
+            "200 OK"
+        } else {
+            "401 Unauthorized"
+        };
+        let _ = stream.write_all(
+            format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        head
+    });
+    let ws = healthy(
+        &sim,
+        &format!("pushgateway = \"http://127.0.0.1:{port}\"\n[pushgateway]\nusername = \"push\"\npassword = \"s3cret-pw\"\n"),
+    );
+    let o = ws.run(&["check"]);
+    let out = stdout(&o);
+    let head = server.join().unwrap();
+    assert_eq!(head[0], "GET /-/ready HTTP/1.1");
+    assert_eq!(code(&o), 0, "{out}");
+    assert_line(&out, "ok", "output pushgateway");
+    assert!(!out.contains("s3cret-pw") && !stderr(&o).contains("s3cret-pw"));
+}
+
+/// Guards the request bound: with an expired access token, each account costs one refresh
+/// and one vehicle list, and no data endpoint is asked.
+#[test]
+fn check_makes_at_most_two_requests_per_account() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let url = &sim.url;
+    ws.write(
+        "collector.toml",
+        &format!(
+            "[volvo]\napi_url = \"{url}\"\nauth_url = \"{url}/as/authorization.oauth2\"\ntoken_url = \"{url}/as/token.oauth2\"\n\n\
+             [[account]]\nname = \"home\"\nclient_id = \"demo-client\"\nclient_secret = \"demo-secret\"\napi_key = \"demo-api-key\"\n\n\
+             [[account]]\nname = \"fleet\"\nclient_id = \"demo-client\"\nclient_secret = \"demo-secret\"\napi_key = \"demo-api-key\"\nvins = [\"{PETROL}\"]\n\n\
+             [output]\nstdout = true\n"
+        ),
+    );
+    for f in ["token-home.json", "token-fleet.json"] {
+        ws.write(f, &sim.token(true).to_string());
+        std::fs::set_permissions(ws.path(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let o = ws.run(&["check"]);
+    let out = stdout(&o);
+    let mut seen = served(&sim);
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "GET /connected-vehicle/v2/vehicles",
+            "GET /connected-vehicle/v2/vehicles",
+            "POST /as/token.oauth2",
+            "POST /as/token.oauth2",
+        ],
+        "{out}"
+    );
+    for account in ["home", "fleet"] {
+        assert_line(
+            &out,
+            "ok",
+            &format!("account {account}: API key and token: GET /connected-vehicle/v2/vehicles answered 200"),
+        );
+        assert_line(
+            &out,
+            "ok",
+            &format!("account {account}: access token: refreshed"),
+        );
+    }
+    assert_line(
+        &out,
+        "ok",
+        &format!("account fleet: car {PETROL}: on the account"),
+    );
+    // The rotated refresh tokens were saved: the next run refreshes without a new login.
+    let again = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&again), 0, "{}", stderr(&again));
+
+    // --account checks one account only: one refresh, one vehicle list more.
+    let before = served(&sim).len();
+    let o = ws.run(&["check", "--account", "fleet"]);
+    assert!(!stdout(&o).contains("account home"), "{}", stdout(&o));
+    assert!(served(&sim).len() - before <= 2);
+}
+
+fn plan_total(out: &str) -> u64 {
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("total "))
+        .unwrap_or_else(|| panic!("no total line in:\n{out}"));
+    line.split_whitespace()
+        .last()
+        .unwrap()
+        .replace(',', "")
+        .parse()
+        .unwrap()
+}
+
+/// Guards the request economy: one car on a 5-minute timer with the default schedule stays
+/// within 1,700 requests a day, and the offline plan asks nothing of Volvo.
+#[test]
+fn plan_offline_one_car_every_five_minutes_fits_the_target() {
+    let sim = Sim::start(&[]);
+    let ws = healthy(&sim, "");
+    let o = ws.run(&[
+        "check",
+        "--plan",
+        "--offline",
+        "--cars",
+        "1",
+        "--interval",
+        "5m",
+    ]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{out}{}", stderr(&o));
+    assert!(plan_total(&out) <= 1_700, "{out}");
+    assert!(out.contains("doors"), "{out}");
+    assert!(out.contains("at most 1,700 requests a day"), "{out}");
+    assert_line(&out, "ok", "budget:");
+    assert!(served(&sim).is_empty(), "{:?}", served(&sim));
+}
+
+/// Guards the quota warning: ten cars every minute would spend far more than Volvo's 10,000
+/// requests a day per API key, and the plan says so (as a warning, not a failure).
+#[test]
+fn plan_offline_ten_cars_every_minute_warns_above_the_quota() {
+    let sim = Sim::start(&[]);
+    let ws = healthy(&sim, "");
+    let o = ws.run(&[
+        "check",
+        "--plan",
+        "--offline",
+        "--cars",
+        "10",
+        "--interval",
+        "1m",
+    ]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{out}{}", stderr(&o));
+    assert!(plan_total(&out) > 10_000, "{out}");
+    assert_line(&out, "warn", "above Volvo's 10,000 per API key");
+    assert!(served(&sim).is_empty());
+}

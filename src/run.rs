@@ -588,7 +588,13 @@ fn finish(
     let (requests, retries) = client
         .map(|c| (c.request_counts(), c.retry_counts()))
         .unwrap_or_default();
-    *state = state::save_merged(&settings.state_file, state, &requests, &retries, now);
+    *state = state::save_merged(
+        &settings.state_file,
+        std::mem::take(state),
+        &requests,
+        &retries,
+        now,
+    );
 
     match state.quota_until {
         Some(until) => {

@@ -41,11 +41,28 @@ pub struct State {
     pub cache: BTreeMap<String, CacheEntry>,
 }
 
-/// One cached answer: when it was fetched (Unix seconds) and its body.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// One cached answer: when it was fetched (Unix seconds) and its body, kept as the raw JSON
+/// text it came as (no parsed tree in memory for every car).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CacheEntry {
     pub fetched_at: i64,
-    pub body: serde_json::Value,
+    pub body: Box<serde_json::value::RawValue>,
+}
+
+impl PartialEq for CacheEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.fetched_at == other.fetched_at && self.body.get() == other.body.get()
+    }
+}
+
+impl CacheEntry {
+    /// An answer's body as a cache entry; `None` when it is not JSON.
+    pub fn new(fetched_at: i64, body: Vec<u8>) -> Option<CacheEntry> {
+        let text = String::from_utf8(body).ok()?;
+        serde_json::value::RawValue::from_string(text)
+            .ok()
+            .map(|body| CacheEntry { fetched_at, body })
+    }
 }
 
 impl Default for State {
@@ -101,7 +118,8 @@ impl State {
     }
 
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(self).expect("state serializes");
+        // Compact: with many cars the cached answers make it large.
+        let mut bytes = serde_json::to_vec(self).expect("state serializes");
         bytes.push(b'\n');
         fsutil::write_atomic(path, &bytes, 0o600, false)
     }
@@ -132,7 +150,7 @@ impl State {
 /// state (whose counters the run exports). A failed save is a warning, never a failed run.
 pub fn save_merged(
     path: &Path,
-    ours: &State,
+    ours: State,
     requests: &crate::api::client::RequestCounts,
     retries: &BTreeMap<String, u64>,
     now: i64,
@@ -165,10 +183,10 @@ pub fn save_merged(
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
-    merged.not_supported.extend(ours.not_supported.clone());
-    merged.api_unavailable.extend(ours.api_unavailable.clone());
+    merged.not_supported.extend(ours.not_supported);
+    merged.api_unavailable.extend(ours.api_unavailable);
     merged.quota_until = merged.quota_until.max(ours.quota_until);
-    merged.cache.extend(ours.cache.clone());
+    merged.cache.extend(ours.cache);
     merged.expire(now);
     if let Err(e) = merged.save(path) {
         tracing::warn!(file = %path.display(), error = %e, "cannot save the state file; counters will restart");
@@ -208,9 +226,9 @@ mod tests {
         let mut counts = crate::api::client::RequestCounts::new();
         counts.insert(("energy".into(), "/x".into(), "200".into()), 2);
         // Two runs that both started from an empty state.
-        let a = save_merged(&p, &State::default(), &counts, &BTreeMap::new(), 0);
+        let a = save_merged(&p, State::default(), &counts, &BTreeMap::new(), 0);
         assert_eq!(a.requests["energy /x 200"], 2);
-        let b = save_merged(&p, &State::default(), &counts, &BTreeMap::new(), 0);
+        let b = save_merged(&p, State::default(), &counts, &BTreeMap::new(), 0);
         assert_eq!(b.requests["energy /x 200"], 4);
         assert_eq!(State::load(&p).requests["energy /x 200"], 4);
     }

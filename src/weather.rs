@@ -57,7 +57,7 @@ pub async fn fetch(
     now: i64,
 ) -> Result<(Current, CacheEntry), (&'static str, String)> {
     if let Some(entry) = cached.filter(|e| now - e.fetched_at < o.min_age.as_secs() as i64) {
-        if let Ok(current) = serde_json::from_value::<Current>(entry.body.clone()) {
+        if let Ok(current) = serde_json::from_str::<Current>(entry.body.get()) {
             return Ok((current, entry));
         }
     }
@@ -102,7 +102,7 @@ pub async fn fetch(
             ),
         ));
     }
-    let body: serde_json::Value = resp.json().await.map_err(|e| {
+    let body = resp.bytes().await.map_err(|e| {
         (
             "decode",
             format!(
@@ -111,19 +111,19 @@ pub async fn fetch(
             ),
         )
     })?;
-    let current: Current = serde_json::from_value(body.clone()).map_err(|e| {
+    let current: Current = serde_json::from_slice(&body).map_err(|e| {
         (
             "decode",
             format!("unexpected answer from OpenWeatherMap: {e}"),
         )
     })?;
-    Ok((
-        current,
-        CacheEntry {
-            fetched_at: now,
-            body,
-        },
-    ))
+    let entry = CacheEntry::new(now, body.to_vec()).ok_or_else(|| {
+        (
+            "decode",
+            "unexpected answer from OpenWeatherMap: not UTF-8 JSON".to_string(),
+        )
+    })?;
+    Ok((current, entry))
 }
 
 /// Adds the weather samples of one car.

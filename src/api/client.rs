@@ -238,39 +238,35 @@ impl Client {
         let key = key.split('/').next().unwrap_or(key);
         let tiered = self.schedule.min_age(key) > 0;
         if tiered {
-            let cached = self
-                .cache
-                .lock()
-                .expect("cache lock")
-                .get(&cache_key)
-                .cloned();
-            if let Some(entry) = cached {
-                if !self.schedule.due(key, entry.fetched_at, self.now) {
-                    match serde_json::from_value::<T>(entry.body) {
-                        Ok(v) => {
-                            self.replayed.fetch_add(1, Ordering::Relaxed);
-                            return Ok(v);
-                        }
-                        Err(e) => {
-                            tracing::warn!(key, error = %e, "cached answer no longer decodes; fetching it again");
-                            self.cache.lock().expect("cache lock").remove(&cache_key);
-                        }
-                    }
+            let replay = {
+                let cache = self.cache.lock().expect("cache lock");
+                cache
+                    .get(&cache_key)
+                    .filter(|e| !self.schedule.due(key, e.fetched_at, self.now))
+                    .map(|e| serde_json::from_str::<T>(e.body.get()))
+            };
+            match replay {
+                Some(Ok(v)) => {
+                    self.replayed.fetch_add(1, Ordering::Relaxed);
+                    return Ok(v);
                 }
+                Some(Err(e)) => {
+                    tracing::warn!(key, error = %e, "cached answer no longer decodes; fetching it again");
+                    self.cache.lock().expect("cache lock").remove(&cache_key);
+                }
+                None => {}
             }
         }
         let body = self.get(api, template, path).await?;
-        let value: serde_json::Value =
+        let decoded: T =
             serde_json::from_slice(&body).map_err(|e| ApiError::Decode(e.to_string()))?;
-        let decoded = T::deserialize(&value).map_err(|e| ApiError::Decode(e.to_string()))?;
         if tiered {
-            self.cache.lock().expect("cache lock").insert(
-                cache_key,
-                crate::state::CacheEntry {
-                    fetched_at: self.now,
-                    body: value,
-                },
-            );
+            if let Some(entry) = crate::state::CacheEntry::new(self.now, body) {
+                self.cache
+                    .lock()
+                    .expect("cache lock")
+                    .insert(cache_key, entry);
+            }
         }
         Ok(decoded)
     }

@@ -176,7 +176,23 @@ pub const REMEMBERED: &str = "not supported by this car (remembered from an earl
 
 /// Fetches every read endpoint of one car concurrently.
 pub async fn fetch(client: &Client, vin: &str, wanted: Wanted<'_>) -> Snapshot {
-    let (details, doors, windows, engine_status, engine, diagnostics, brakes) = tokio::join!(
+    // One join: all fourteen in flight together, none waiting for another.
+    let (
+        details,
+        doors,
+        windows,
+        engine_status,
+        engine,
+        diagnostics,
+        brakes,
+        fuel,
+        odometer,
+        statistics,
+        tyres,
+        warnings,
+        command_accessibility,
+        commands,
+    ) = tokio::join!(
         get(client, vin, "details", wanted),
         get(client, vin, "doors", wanted),
         get(client, vin, "windows", wanted),
@@ -184,8 +200,6 @@ pub async fn fetch(client: &Client, vin: &str, wanted: Wanted<'_>) -> Snapshot {
         get(client, vin, "engine", wanted),
         get(client, vin, "diagnostics", wanted),
         get(client, vin, "brakes", wanted),
-    );
-    let (fuel, odometer, statistics, tyres, warnings, command_accessibility, commands) = tokio::join!(
         get(client, vin, "fuel", wanted),
         get(client, vin, "odometer", wanted),
         get(client, vin, "statistics", wanted),

@@ -1,6 +1,9 @@
-//! The exposition of one run: a fresh `prometheus` registry filled family by family from the
-//! catalog, plus the helpers the per-API mappers share (state sets, unit conversion, source
-//! times, and the count of fields skipped as unusable).
+//! The exposition of one run: the samples of every family from the catalog, held as plain
+//! sorted maps and encoded family by family with the `prometheus` crate's text encoder (text
+//! format 0.0.4), plus the helpers the per-API mappers share (state sets, unit conversion,
+//! source times, and the count of fields skipped as unusable). Holding samples this way, rather
+//! than in a registry of metric vectors that is gathered into a second copy, keeps a run over
+//! many cars small.
 
 pub mod catalog;
 pub mod connected;
@@ -8,19 +11,26 @@ pub mod energy;
 pub mod extended;
 pub mod location;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use prometheus::{CounterVec, Encoder, GaugeVec, Opts, Registry, TextEncoder};
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder, TextEncoder};
 
 use crate::values::{self, Field, Quantity, SkipReason};
 use catalog::{Family, Kind, Origin};
 
+/// One family's samples, keyed by label values in the family's label order.
+struct Samples {
+    help: String,
+    kind: Kind,
+    labels: Vec<&'static str>,
+    values: BTreeMap<Vec<String>, f64>,
+}
+
 /// A run's metrics, built once and then encoded for every output.
 #[derive(Default)]
 pub struct Exposition {
-    registry: Registry,
-    gauges: HashMap<String, GaugeVec>,
-    counters: HashMap<String, CounterVec>,
+    families: BTreeMap<String, Samples>,
     /// Fields skipped as unusable, by (vin, api, reason).
     skipped: BTreeMap<(String, &'static str, &'static str), u64>,
 }
@@ -30,45 +40,40 @@ impl Exposition {
         Self::default()
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
-    fn gauge_vec(&mut self, name: &str, help: &str, labels: &[&str]) -> &GaugeVec {
-        if !self.gauges.contains_key(name) {
-            let vec = GaugeVec::new(Opts::new(name, help), labels)
-                .unwrap_or_else(|e| panic!("metric family {name} is malformed: {e}"));
-            self.registry
-                .register(Box::new(vec.clone()))
-                .unwrap_or_else(|e| panic!("metric family {name} registered twice: {e}"));
-            self.gauges.insert(name.to_string(), vec);
-        }
-        &self.gauges[name]
+    fn set(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: Kind,
+        labels: &[&'static str],
+        values: &[&str],
+        value: f64,
+    ) {
+        assert_eq!(values.len(), labels.len(), "labels of {name}");
+        let fam = self
+            .families
+            .entry(name.to_string())
+            .or_insert_with(|| Samples {
+                help: help.to_string(),
+                kind,
+                labels: labels.to_vec(),
+                values: BTreeMap::new(),
+            });
+        assert_eq!(fam.labels, labels, "{name} used with two label sets");
+        fam.values
+            .insert(values.iter().map(|v| v.to_string()).collect(), value);
     }
 
     /// Sets one gauge sample. `labels` are the family's label values in catalog order.
     pub fn gauge(&mut self, f: &Family, labels: &[&str], value: f64) {
         debug_assert_eq!(f.kind, Kind::Gauge, "{}", f.name);
-        assert_eq!(labels.len(), f.labels.len(), "labels of {}", f.name);
-        self.gauge_vec(f.name, f.help, f.labels)
-            .with_label_values(labels)
-            .set(value);
+        self.set(f.name, f.help, Kind::Gauge, f.labels, labels, value);
     }
 
     /// Sets the counter sample to `value` (the total kept across runs).
     pub fn counter(&mut self, f: &Family, labels: &[&str], value: f64) {
         debug_assert_eq!(f.kind, Kind::Counter, "{}", f.name);
-        if !self.counters.contains_key(f.name) {
-            let vec = CounterVec::new(Opts::new(f.name, f.help), f.labels)
-                .unwrap_or_else(|e| panic!("metric family {} is malformed: {e}", f.name));
-            self.registry
-                .register(Box::new(vec.clone()))
-                .unwrap_or_else(|e| panic!("metric family {} registered twice: {e}", f.name));
-            self.counters.insert(f.name.to_string(), vec);
-        }
-        let c = self.counters[f.name].with_label_values(labels);
-        c.reset();
-        c.inc_by(value);
+        self.set(f.name, f.help, Kind::Counter, f.labels, labels, value);
     }
 
     /// Sets the source-time companion of `f` for the series with these labels (given without
@@ -76,11 +81,76 @@ impl Exposition {
     pub fn stamp(&mut self, f: &Family, labels: &[&str], seconds: f64) {
         let Some(name) = f.stamp_name() else { return };
         let help = catalog::stamp_help(f);
-        let names = f.stamp_labels();
-        assert_eq!(labels.len(), names.len(), "stamp labels of {}", f.name);
-        self.gauge_vec(&name, &help, &names)
-            .with_label_values(labels)
-            .set(seconds);
+        self.set(
+            &name,
+            &help,
+            Kind::Gauge,
+            &f.stamp_labels(),
+            labels,
+            seconds,
+        );
+    }
+
+    /// Every sample as (metric name, label pairs sorted by name, value), in name order.
+    pub fn samples(&self) -> impl Iterator<Item = (&str, Vec<(&str, &str)>, f64)> {
+        self.families.iter().flat_map(|(name, fam)| {
+            fam.values.iter().map(move |(values, v)| {
+                let mut pairs: Vec<(&str, &str)> = fam
+                    .labels
+                    .iter()
+                    .copied()
+                    .zip(values.iter().map(String::as_str))
+                    .collect();
+                pairs.sort_by(|a, b| a.0.cmp(b.0));
+                (name.as_str(), pairs, *v)
+            })
+        })
+    }
+
+    /// One family as the encoder's model, its series sorted by their label values (label
+    /// pairs sorted by name), as a registry would gather them.
+    fn family_proto(name: &str, fam: &Samples) -> MetricFamily {
+        let mut order: Vec<usize> = (0..fam.labels.len()).collect();
+        order.sort_by(|a, b| fam.labels[*a].cmp(fam.labels[*b]));
+        let mut metrics: Vec<(Vec<&str>, Metric)> = fam
+            .values
+            .iter()
+            .map(|(values, v)| {
+                let pairs: Vec<LabelPair> = order
+                    .iter()
+                    .map(|i| {
+                        let mut p = LabelPair::default();
+                        p.set_name(fam.labels[*i].to_string());
+                        p.set_value(values[*i].clone());
+                        p
+                    })
+                    .collect();
+                let mut m = Metric::from_label(pairs);
+                match fam.kind {
+                    Kind::Gauge => {
+                        let mut g = Gauge::default();
+                        g.set_value(*v);
+                        m.set_gauge(g);
+                    }
+                    Kind::Counter => {
+                        let mut c = Counter::default();
+                        c.set_value(*v);
+                        m.set_counter(c);
+                    }
+                }
+                (order.iter().map(|i| values[*i].as_str()).collect(), m)
+            })
+            .collect();
+        metrics.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut mf = MetricFamily::default();
+        mf.set_name(name.to_string());
+        mf.set_help(fam.help.clone());
+        mf.set_field_type(match fam.kind {
+            Kind::Gauge => MetricType::GAUGE,
+            Kind::Counter => MetricType::COUNTER,
+        });
+        mf.set_metric(metrics.into_iter().map(|(_, m)| m).collect());
+        mf
     }
 
     /// Counts a field that was not exported.
@@ -112,12 +182,19 @@ impl Exposition {
         self.skipped = skipped;
     }
 
-    /// The Prometheus text format 0.0.4, without sample timestamps.
+    /// The Prometheus text format 0.0.4, without sample timestamps. Families are encoded one
+    /// at a time, so the encoder's model never holds more than one.
     pub fn encode(&self) -> Vec<u8> {
         let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("text encoding into memory cannot fail");
+        let encoder = TextEncoder::new();
+        for (name, fam) in &self.families {
+            if fam.values.is_empty() {
+                continue;
+            }
+            encoder
+                .encode(&[Self::family_proto(name, fam)], &mut buf)
+                .expect("text encoding into memory cannot fail");
+        }
         buf
     }
 }

@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use prometheus::proto::MetricType;
 use url::Url;
 
 use super::http;
 use crate::config::HttpOutput;
+use crate::metrics::Exposition;
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct WriteRequest {
@@ -41,45 +41,35 @@ pub struct Sample {
     pub timestamp: i64,
 }
 
-/// Builds the request from gathered families, every sample at `timestamp_ms`.
-pub fn write_request(
-    families: &[prometheus::proto::MetricFamily],
-    timestamp_ms: i64,
-) -> WriteRequest {
-    let mut timeseries = Vec::new();
-    for f in families {
-        for m in f.get_metric() {
-            let value = match f.get_field_type() {
-                MetricType::GAUGE => m.get_gauge().get_value(),
-                MetricType::COUNTER => m.get_counter().get_value(),
-                // The collector emits no summaries or histograms.
-                _ => continue,
-            };
-            // An empty label value means "no such label" to Prometheus; some receivers
-            // (Thanos Receive) reject a series that carries one.
-            let mut labels: Vec<Label> = m
-                .get_label()
-                .iter()
-                .filter(|l| !l.value().is_empty())
-                .map(|l| Label {
-                    name: l.name().to_string(),
-                    value: l.value().to_string(),
+/// Builds the request from the run's exposition, every sample at `timestamp_ms`. Labels are
+/// sorted by name, `__name__` included; an empty label value means "no such label" to
+/// Prometheus, and some receivers (Thanos Receive) reject a series that carries one.
+pub fn write_request(exp: &Exposition, timestamp_ms: i64) -> WriteRequest {
+    let timeseries = exp
+        .samples()
+        .map(|(name, pairs, value)| {
+            let mut labels: Vec<Label> = pairs
+                .into_iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(n, v)| Label {
+                    name: n.to_string(),
+                    value: v.to_string(),
                 })
                 .collect();
             labels.push(Label {
                 name: "__name__".into(),
-                value: f.name().to_string(),
+                value: name.to_string(),
             });
             labels.sort_by(|a, b| a.name.cmp(&b.name));
-            timeseries.push(TimeSeries {
+            TimeSeries {
                 labels,
                 samples: vec![Sample {
                     value,
                     timestamp: timestamp_ms,
                 }],
-            });
-        }
-    }
+            }
+        })
+        .collect();
     WriteRequest { timeseries }
 }
 
@@ -141,7 +131,7 @@ mod tests {
     fn families_become_sorted_series() {
         let mut exp = crate::metrics::Exposition::new();
         exp.gauge(&crate::metrics::catalog::ODOMETER, &["VIN1"], 12.5);
-        let req = write_request(&exp.registry().gather(), 1000);
+        let req = write_request(&exp, 1000);
         assert_eq!(req.timeseries.len(), 1);
         let names: Vec<_> = req.timeseries[0]
             .labels
@@ -161,7 +151,7 @@ mod tests {
             "VIN1", "default", "XC40", "2023", "PETROL", "MANUAL", "", "x", "LEFT",
         ];
         info.gauge(&crate::metrics::catalog::VEHICLE_INFO, &labels, 1.0);
-        let info = write_request(&info.registry().gather(), 1000);
+        let info = write_request(&info, 1000);
         assert!(
             info.timeseries[0]
                 .labels

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::api::client::{describe, MAX_BODY_BYTES};
+use crate::api::client::{describe, Client};
 use crate::api::{connected, ApiError};
 use crate::auth::refresh::{self, Freshness, OAuthClient, REFRESH_MARGIN_S};
 use crate::auth::token::{self, Token};
@@ -149,7 +149,7 @@ pub async fn run(settings: &Settings, opts: &Options) -> Result<ExitCode, Fatal>
     let http = crate::run::http_client(settings.request_timeout.min(PROBE_TIMEOUT));
     let (checked, outputs) = tokio::join!(
         futures_util::future::join_all(accounts.iter().map(|s| {
-            let login = login_command(&config_flag, multi.then_some(s.account.as_str()));
+            let login = login_command(&config_flag, multi.then_some(s.account.name.as_str()));
             check_account(s, &http, opts.offline, login)
         })),
         check_outputs(settings, opts.offline),
@@ -158,7 +158,7 @@ pub async fn run(settings: &Settings, opts: &Options) -> Result<ExitCode, Fatal>
     let mut lines: Vec<String> = head.0.iter().map(|f| f.line("")).collect();
     for (s, c) in accounts.iter().zip(&checked) {
         let prefix = if multi {
-            format!("account {}: ", s.account)
+            format!("account {}: ", s.account.name)
         } else {
             String::new()
         };
@@ -210,13 +210,13 @@ async fn check_account(
 ) -> AccountCheck {
     let mut f = Findings::default();
     let now = refresh::now();
-    let table = if s.account_table == "volvo" {
+    let table = if s.account.table == "volvo" {
         "[volvo]".to_string()
     } else {
-        format!("the [[account]] named {:?}", s.account)
+        format!("the [[account]] named {:?}", s.account.name)
     };
     let key_name = |k: &str| {
-        if s.account_table == "volvo" {
+        if s.account.table == "volvo" {
             format!("volvo.{k}")
         } else {
             format!("{k} in {table}")
@@ -227,11 +227,16 @@ async fn check_account(
     for (what, present, key, env) in [
         (
             "client secret",
-            s.client_secret.is_some(),
+            s.account.client_secret.is_some(),
             "client_secret",
-            &s.env_client_secret,
+            &s.account.env_client_secret,
         ),
-        ("API key", s.api_key.is_some(), "api_key", &s.env_api_key),
+        (
+            "API key",
+            s.account.api_key.is_some(),
+            "api_key",
+            &s.account.env_api_key,
+        ),
     ] {
         if present {
             f.ok(format!("{what}: present"));
@@ -244,7 +249,8 @@ async fn check_account(
 
     // The token file, as it is on disk; shown absolute, since relative paths resolve against
     // the config file's folder rather than the current one.
-    let path = &std::path::absolute(&s.token_file).unwrap_or_else(|_| s.token_file.clone());
+    let path = &std::path::absolute(&s.account.token_file)
+        .unwrap_or_else(|_| s.account.token_file.clone());
     let original = match token::read(path) {
         Ok(t) => t,
         Err(e) => {
@@ -316,16 +322,16 @@ async fn check_account(
             expiry_text(original.expires_at, now)
         ));
         None
-    } else if !folder_ok || s.client_secret.is_none() {
+    } else if !folder_ok || s.account.client_secret.is_none() {
         f.warn(format!(
             "access token: {}; not refreshed (see above)",
             expiry_text(original.expires_at, now)
         ));
         None
     } else {
-        let secret = s.client_secret.clone().unwrap_or_default();
+        let secret = s.account.client_secret.clone().unwrap_or_default();
         let oauth = OAuthClient {
-            client_id: &s.client_id,
+            client_id: &s.account.client_id,
             client_secret: &secret,
             auth_url: &s.auth_url,
             token_url: &s.token_url,
@@ -378,7 +384,7 @@ async fn check_account(
 
     // One request proves the API key, the token and its vehicle scope together.
     let mut listed = None;
-    match (&current, &s.api_key) {
+    match (&current, &s.account.api_key) {
         _ if offline => {}
         (Some(t), Some(key)) => match vehicle_list(http, s, key, &t.access_token).await {
             Ok(vins) => {
@@ -393,7 +399,7 @@ async fn check_account(
             Err(ApiError::BadApiKey) => f.fail(format!(
                 "API key: Volvo refused it (HTTP 401, invalid VCC API key): check {} (or the environment variable {}): it must be the VCC API key of your application in Volvo's developer portal",
                 key_name("api_key"),
-                s.env_api_key
+                s.account.env_api_key
             )),
             Err(ApiError::Unauthorized(status)) => f.fail(format!(
                 "access token: Volvo refused it (HTTP {status}): run {login}"
@@ -419,7 +425,7 @@ async fn check_account(
 
     // The configured cars against the account.
     match &listed {
-        Some(on_account) if s.vins.is_empty() => {
+        Some(on_account) if s.account.vins.is_empty() => {
             if on_account.is_empty() {
                 f.warn("cars: none on this account: add the car to your Volvo ID in the Volvo Cars app");
             } else {
@@ -430,7 +436,7 @@ async fn check_account(
             }
         }
         Some(on_account) => {
-            for vin in &s.vins {
+            for vin in &s.account.vins {
                 if on_account.contains(vin) {
                     f.ok(format!("car {vin}: on the account"));
                 } else {
@@ -441,7 +447,7 @@ async fn check_account(
                 }
             }
         }
-        None if !s.vins.is_empty() && !offline => f.warn(format!(
+        None if !s.account.vins.is_empty() && !offline => f.warn(format!(
             "cars: {} not compared with the account (no vehicle list)",
             key_name("vins")
         )),
@@ -495,12 +501,13 @@ fn scope_finding(f: &mut Findings, s: &Settings, t: &Token, login: &str) {
     let Some(granted) = &t.scope else {
         f.warn(format!(
             "scopes: the token file does not list the granted scopes, so the {} needed ones cannot be compared: run {login} to record them",
-            s.scopes.len()
+            s.account.scopes.len()
         ));
         return;
     };
     let granted: Vec<&str> = granted.split_whitespace().collect();
     let missing: Vec<&str> = s
+        .account
         .scopes
         .iter()
         .map(String::as_str)
@@ -509,15 +516,15 @@ fn scope_finding(f: &mut Findings, s: &Settings, t: &Token, login: &str) {
     if missing.is_empty() {
         f.ok(format!(
             "scopes: all {} needed scopes granted",
-            s.scopes.len()
+            s.account.scopes.len()
         ));
     } else {
         f.fail(format!(
             "scopes: {} of {} needed scopes not granted: {}: register them for your application (client ID {}) in Volvo's developer portal ({DEVELOPER_PORTAL}), then run {login}",
             missing.len(),
-            s.scopes.len(),
+            s.account.scopes.len(),
             missing.join(" "),
-            s.client_id
+            s.account.client_id
         ));
     }
 }
@@ -533,8 +540,9 @@ fn state_findings(s: &Settings, f: &mut Findings, now: i64) {
         onoff(src.location),
         onoff(src.extended_vehicle)
     ));
-    let state = State::load(&s.state_file);
-    let state_path = std::path::absolute(&s.state_file).unwrap_or_else(|_| s.state_file.clone());
+    let state = State::load(&s.account.state_file);
+    let state_path =
+        std::path::absolute(&s.account.state_file).unwrap_or_else(|_| s.account.state_file.clone());
     for (api, until) in &state.api_unavailable {
         let on = match api.as_str() {
             "connected_vehicle" => src.connected_vehicle,
@@ -570,49 +578,14 @@ async fn vehicle_list(
     api_key: &Secret,
     access_token: &Secret,
 ) -> Result<Vec<String>, ApiError> {
-    let path = format!("{}/vehicles", connected::PREFIX);
-    let url = s
-        .api_url
-        .join(path.trim_start_matches('/'))
-        .map_err(|e| ApiError::Transport(format!("bad URL for the vehicle list: {e}")))?;
-    let mut key = reqwest::header::HeaderValue::from_str(api_key.expose()).map_err(|_| {
-        ApiError::Transport("the API key holds characters an HTTP header cannot carry".into())
-    })?;
-    key.set_sensitive(true);
-    let mut response = http
-        .get(url)
-        .header("vcc-api-key", key)
-        .bearer_auth(access_token.expose())
-        .header("accept", "application/json")
-        .send()
-        .await
-        .map_err(|e| {
-            if e.is_timeout() {
-                ApiError::RequestTimeout
-            } else {
-                ApiError::Transport(describe(&e))
-            }
-        })?;
-    let status = response.status().as_u16();
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| ApiError::Transport(describe(&e)))?
-    {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ApiError::Decode(format!(
-                "response body larger than {MAX_BODY_BYTES} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    if status != 200 {
-        return Err(ApiError::from_status(status, &body, None));
-    }
-    let list: connected::Data<Vec<connected::VehicleRef>> =
-        serde_json::from_slice(&body).map_err(|e| ApiError::Decode(e.to_string()))?;
-    Ok(list.data.into_iter().map(|v| v.vin).collect())
+    let client = Client::single(
+        http.clone(),
+        s.api_url.clone(),
+        api_key.clone(),
+        access_token.clone(),
+        s.request_timeout,
+    );
+    connected::vehicles_once(&client).await
 }
 
 // ---- outputs --------------------------------------------------------------------------------
@@ -803,8 +776,8 @@ impl<'a> PlannedAccount<'a> {
             Some(c) if c != n => format!("; --cars {c} not used"),
             _ => String::new(),
         };
-        let (cars, from) = if !s.vins.is_empty() {
-            let n = s.vins.len();
+        let (cars, from) = if !s.account.vins.is_empty() {
+            let n = s.account.vins.len();
             (n, format!("volvo.vins{}", unused(n)))
         } else if let Some(n) = listed {
             (n, format!("the account's vehicle list{}", unused(n)))
@@ -882,8 +855,8 @@ fn plan_lines(settings: &Settings, fleet: &[PlannedAccount], interval: Duration)
     let mut groups: Vec<Vec<&PlannedAccount>> = Vec::new();
     for a in fleet {
         let same_key = groups.iter_mut().find(|g| {
-            let k = &g[0].settings.api_key;
-            k.is_some() && *k == a.settings.api_key
+            let k = &g[0].settings.account.api_key;
+            k.is_some() && *k == a.settings.account.api_key
         });
         match same_key {
             Some(g) => g.push(a),
@@ -903,7 +876,7 @@ fn plan_lines(settings: &Settings, fleet: &[PlannedAccount], interval: Duration)
             .map(|a| {
                 format!(
                     "{} ({} {}: {})",
-                    a.settings.account,
+                    a.settings.account.name,
                     a.cars,
                     if a.cars == 1 { "car" } else { "cars" },
                     a.from
@@ -993,7 +966,7 @@ fn plan_lines(settings: &Settings, fleet: &[PlannedAccount], interval: Duration)
         let multi = budgets.len() > 1;
         for (a, b) in &budgets {
             let who = if multi {
-                format!("account {}: ", a.settings.account)
+                format!("account {}: ", a.settings.account.name)
             } else {
                 String::new()
             };

@@ -345,24 +345,13 @@ pub struct Account {
     pub scopes: Vec<String>,
 }
 
-/// Validated settings. The account fields (`client_id` .. `scopes`) are those of the account
-/// at hand: the first one as parsed, another one through [`Settings::for_account`].
+/// Validated settings, with the account at hand in `account`: the first one as parsed, another
+/// one through [`Settings::for_account`].
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub config_path: PathBuf,
     pub accounts: Vec<Account>,
-    pub account: String,
-    pub account_table: String,
-    pub env_client_secret: String,
-    pub env_api_key: String,
-    pub client_id: String,
-    pub client_secret: Option<Secret>,
-    pub api_key: Option<Secret>,
-    pub redirect_uri: Url,
-    pub token_file: PathBuf,
-    pub state_file: PathBuf,
-    pub vins: Vec<String>,
-    pub scopes: Vec<String>,
+    pub account: Account,
     pub api_url: Url,
     pub auth_url: Url,
     pub token_url: Url,
@@ -385,43 +374,33 @@ pub struct Settings {
 
 impl Settings {
     pub fn client_secret(&self) -> Result<&Secret, Fatal> {
-        self.client_secret.as_ref().ok_or_else(|| {
+        self.account.client_secret.as_ref().ok_or_else(|| {
             Fatal::config(format!(
                 "{}: {}.client_secret is not set: set it, or client_secret_file, or the environment variable {}",
                 self.config_path.display(),
-                self.account_table,
-                self.env_client_secret
+                self.account.table,
+                self.account.env_client_secret
             ))
         })
     }
 
     pub fn api_key(&self) -> Result<&Secret, Fatal> {
-        self.api_key.as_ref().ok_or_else(|| {
+        self.account.api_key.as_ref().ok_or_else(|| {
             Fatal::config(format!(
                 "{}: {}.api_key is not set: set it, or api_key_file, or the environment variable {}",
                 self.config_path.display(),
-                self.account_table,
-                self.env_api_key
+                self.account.table,
+                self.account.env_api_key
             ))
         })
     }
 
     /// These settings with `account`'s credentials, token and cars.
     pub fn for_account(&self, a: &Account) -> Settings {
-        let mut s = self.clone();
-        s.account = a.name.clone();
-        s.account_table = a.table.clone();
-        s.env_client_secret = a.env_client_secret.clone();
-        s.env_api_key = a.env_api_key.clone();
-        s.client_id = a.client_id.clone();
-        s.client_secret = a.client_secret.clone();
-        s.api_key = a.api_key.clone();
-        s.redirect_uri = a.redirect_uri.clone();
-        s.token_file = a.token_file.clone();
-        s.state_file = a.state_file.clone();
-        s.vins = a.vins.clone();
-        s.scopes = a.scopes.clone();
-        s
+        Settings {
+            account: a.clone(),
+            ..self.clone()
+        }
     }
 
     /// The account named `name`, or the only one when `None`.
@@ -912,18 +891,7 @@ pub fn parse(
             basic_auth_users: web.basic_auth_users.into_iter().collect(),
         },
         config_path: path.to_path_buf(),
-        account: first.name.clone(),
-        account_table: first.table.clone(),
-        env_client_secret: first.env_client_secret.clone(),
-        env_api_key: first.env_api_key.clone(),
-        client_id: first.client_id.clone(),
-        client_secret: first.client_secret.clone(),
-        api_key: first.api_key.clone(),
-        redirect_uri: first.redirect_uri.clone(),
-        token_file: first.token_file.clone(),
-        state_file: first.state_file.clone(),
-        vins: first.vins.clone(),
-        scopes: first.scopes.clone(),
+        account: first,
         accounts,
         api_url,
         auth_url,
@@ -1060,17 +1028,21 @@ mod tests {
     #[test]
     fn minimal_config_gets_safe_defaults() {
         let s = parse_ok(MINIMAL);
-        assert_eq!(s.token_file, PathBuf::from("/etc/vc/token.json"));
-        assert_eq!(s.state_file, PathBuf::from("/etc/vc/token.state.json"));
+        assert_eq!(s.account.token_file, PathBuf::from("/etc/vc/token.json"));
+        assert_eq!(
+            s.account.state_file,
+            PathBuf::from("/etc/vc/token.state.json")
+        );
         assert_eq!(s.interval, Duration::from_secs(300));
         assert_eq!(s.timeout, Duration::from_secs(60));
         assert!(s.sources.energy && s.sources.location);
         assert!(s.output.is_empty());
         assert!(!s
+            .account
             .scopes
             .iter()
             .any(|s| COMMAND_SCOPES.contains(&s.as_str())));
-        assert!(s.scopes.contains(&"location:read".to_string()));
+        assert!(s.account.scopes.contains(&"location:read".to_string()));
     }
 
     #[test]
@@ -1134,9 +1106,9 @@ mod tests {
             (k == "VOLVO_CLIENT_SECRET").then(|| "from-env".to_string())
         })
         .unwrap();
-        assert_eq!(s.client_secret.unwrap().expose(), "from-env");
+        assert_eq!(s.account.client_secret.unwrap().expose(), "from-env");
         let s = parse(Path::new("c.toml"), text, &|_| None).unwrap();
-        assert_eq!(s.client_secret.unwrap().expose(), "from-file");
+        assert_eq!(s.account.client_secret.unwrap().expose(), "from-file");
     }
 
     #[test]
@@ -1151,8 +1123,8 @@ mod tests {
             (k == "CREDENTIALS_DIRECTORY").then(|| d.clone())
         })
         .unwrap();
-        assert_eq!(s.api_key.unwrap().expose(), "k3y");
-        assert_eq!(s.client_secret.unwrap().expose(), "s3cret");
+        assert_eq!(s.account.api_key.unwrap().expose(), "k3y");
+        assert_eq!(s.account.client_secret.unwrap().expose(), "s3cret");
         let e = parse(
             &cfg,
             "[volvo]\nclient_id = \"a\"\napi_key_file = \"nope\"\n",
@@ -1181,6 +1153,6 @@ mod tests {
             &|_| None,
         )
         .unwrap();
-        assert_eq!(s.client_id, "your-client-id");
+        assert_eq!(s.account.client_id, "your-client-id");
     }
 }

@@ -183,22 +183,22 @@ async fn collect_account(
     exp: &Mutex<Exposition>,
 ) -> AccountRun {
     let settings = &settings;
-    let account = settings.account.as_str();
+    let account = settings.account.name.as_str();
     let client_secret = settings.client_secret().expect("checked before").clone();
     let api_key = settings.api_key().expect("checked before").clone();
     let now = refresh::now();
-    let mut state = State::load(&settings.state_file);
+    let mut state = State::load(&settings.account.state_file);
     state.expire(now);
     let mut problems = Vec::new();
 
     // 1. The token, before any API call.
     let oauth = OAuthClient {
-        client_id: &settings.client_id,
+        client_id: &settings.account.client_id,
         client_secret: &client_secret,
         auth_url: &settings.auth_url,
         token_url: &settings.token_url,
     };
-    let token = match refresh::ensure_fresh(http, &oauth, &settings.token_file).await {
+    let token = match refresh::ensure_fresh(http, &oauth, &settings.account.token_file).await {
         Ok((t, _)) => t,
         Err(fatal) => {
             // No data, but the self-metrics still go out so an alert can say why.
@@ -267,7 +267,7 @@ async fn collect_account(
 
     // 2. Which vehicles. Configured VINs do not wait for the list, which only checks them:
     // one round trip less on the chain of requests that wait for one another.
-    let (vins, listing) = if settings.vins.is_empty() {
+    let (vins, listing) = if settings.account.vins.is_empty() {
         match connected::vehicles(&client).await {
             Ok(v) => (v, None),
             Err(e) => {
@@ -292,7 +292,7 @@ async fn collect_account(
     } else {
         let c = client.clone();
         (
-            settings.vins.clone(),
+            settings.account.vins.clone(),
             Some(tokio::spawn(async move { connected::vehicles(&c).await })),
         )
     };
@@ -360,7 +360,7 @@ async fn collect_account(
                 None => break,
             },
             Some((failed, reply)) = renew_rx.recv() => {
-                let fresh = refresh::renew(http, &oauth, &settings.token_file, &failed).await;
+                let fresh = refresh::renew(http, &oauth, &settings.account.token_file, &failed).await;
                 let _ = reply.send(fresh);
             }
         }
@@ -556,7 +556,7 @@ fn finish(
     problems: &mut Vec<String>,
     now: i64,
 ) -> ExitCode {
-    let account = settings.account.as_str();
+    let account = settings.account.name.as_str();
     let mut exit = exit;
     if let Some(client) = client {
         state.cache = client.take_cache();
@@ -589,7 +589,7 @@ fn finish(
         .map(|c| (c.request_counts(), c.retry_counts()))
         .unwrap_or_default();
     *state = state::save_merged(
-        &settings.state_file,
+        &settings.account.state_file,
         std::mem::take(state),
         &requests,
         &retries,

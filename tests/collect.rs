@@ -7,7 +7,6 @@
 mod harness;
 
 use harness::*;
-use std::os::unix::fs::PermissionsExt;
 
 fn once_stdout(ws: &Workspace) -> (i32, String, String) {
     let o = ws.run(&["--once", "--stdout"]);
@@ -392,26 +391,15 @@ fn rotated_token_is_saved_before_any_api_call() {
         before,
         "rotated token not saved"
     );
-    assert!(after["expires_at"].as_i64().unwrap() > chrono_now() + 200);
+    assert!(after["expires_at"].as_i64().unwrap() > unix_now() + 200);
     // The saved pair works: the next run needs no refresh and succeeds.
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(sim.stats()["invalid_grants"], 0);
     // And the previous file is kept as .bak, 0600 like the token.
     assert!(ws.read("token.json.bak").contains(&before));
-    let mode = std::fs::metadata(ws.path("token.json"))
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o777;
+    let mode = mode(&ws.path("token.json"));
     assert_eq!(mode, 0o600);
-}
-
-fn chrono_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 #[test]
@@ -425,10 +413,7 @@ fn textfile_is_complete_public_and_alone() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let file = std::fs::read_to_string(&prom).unwrap();
     assert_eq!(file, stdout(&o));
-    assert_eq!(
-        std::fs::metadata(&prom).unwrap().permissions().mode() & 0o777,
-        0o644
-    );
+    assert_eq!(mode(&prom), 0o644);
     let names: Vec<_> = std::fs::read_dir(&out_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())

@@ -958,7 +958,7 @@ fn node_exporter_reads_every_sample_of_the_textfile() {
         node.log()
     );
     assert_all_present(&samples(&file), &samples(&scraped), &[], "node_exporter");
-    let mode = std::fs::metadata(&prom).unwrap().permissions().mode() & 0o777;
+    let mode = mode(&prom);
     assert_eq!(mode, 0o644, "textfile mode {mode:o}");
 }
 

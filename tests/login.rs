@@ -7,7 +7,6 @@
 mod harness;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -215,11 +214,7 @@ fn assert_no_secrets(printed: &str, secrets: &[&str]) {
 
 /// The saved token: mode 0600, a refresh token, the login time, and the granted scopes.
 fn assert_fresh_token(ws: &Workspace) -> serde_json::Value {
-    let mode = std::fs::metadata(ws.path("token.json"))
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o777;
+    let mode = mode(&ws.path("token.json"));
     assert_eq!(mode, 0o600);
     let t = ws.token();
     assert!(

@@ -13,13 +13,6 @@ use std::time::Duration;
 use harness::*;
 use serde_json::Value;
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 fn run_in_background(ws: &Workspace) -> Child {
     ws.command(&["--once", "--stdout"])
         .stdout(Stdio::null())
@@ -98,7 +91,7 @@ fn eight_runs_started_together_refresh_once() {
             "round {round}"
         );
         assert!(
-            after["expires_at"].as_i64().unwrap() > now() + 200,
+            after["expires_at"].as_i64().unwrap() > unix_now() + 200,
             "round {round}: {after}"
         );
         // Every run's API calls carried an access token the simulator accepted.
@@ -131,7 +124,7 @@ fn a_killed_run_leaves_a_whole_token_pair() {
     for i in 0..30 {
         // Expire the access token (keeping the pair), so the run must refresh first.
         let mut t = ws.token();
-        t["expires_at"] = (now() - 10).into();
+        t["expires_at"] = (unix_now() - 10).into();
         ws.write("token.json", &t.to_string());
         let before = ws.token();
         let old_rt = before["refresh_token"].as_str().unwrap().to_string();
@@ -171,7 +164,7 @@ fn a_killed_run_leaves_a_whole_token_pair() {
                 "iteration {i}: a mixed pair"
             );
             assert!(
-                after["expires_at"].as_i64().unwrap() > now() + 200,
+                after["expires_at"].as_i64().unwrap() > unix_now() + 200,
                 "iteration {i}: {after}"
             );
             outcomes.after_save += 1;
@@ -184,7 +177,7 @@ fn a_killed_run_leaves_a_whole_token_pair() {
     }
     // The last pair refreshes once more, so every saved refresh token was usable.
     let mut t = ws.token();
-    t["expires_at"] = (now() - 10).into();
+    t["expires_at"] = (unix_now() - 10).into();
     ws.write("token.json", &t.to_string());
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));

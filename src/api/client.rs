@@ -141,6 +141,50 @@ impl Client {
         }
     }
 
+    /// A client for a few single requests (`volvo-collect check`): no pacing, no cache, no
+    /// renewal, a deadline of one request timeout.
+    pub fn single(
+        http: reqwest::Client,
+        base: Url,
+        api_key: Secret,
+        access_token: Secret,
+        request_timeout: Duration,
+    ) -> Self {
+        Client::new(
+            http,
+            ClientOptions {
+                base,
+                api_key,
+                access_token,
+                concurrency: 1,
+                deadline: Instant::now() + request_timeout,
+                request_timeout,
+                requests_per_minute: 0,
+                token_source: None,
+                schedule: crate::schedule::Schedule::default(),
+                now: 0,
+                cache: BTreeMap::new(),
+            },
+        )
+    }
+
+    /// GETs `path` exactly once (no retry, no renewal, no cache) and decodes the body: for
+    /// `check`, which promises a bounded number of requests.
+    pub async fn get_json_once<T: DeserializeOwned>(
+        &self,
+        api: Origin,
+        template: &'static str,
+        path: &str,
+    ) -> Result<T, ApiError> {
+        let url = self
+            .base
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| ApiError::Transport(format!("bad URL for {template}: {e}")))?;
+        let token = self.access_token.read().await.clone();
+        let body = self.attempt(api, template, &url, &token).await?;
+        serde_json::from_slice(&body).map_err(|e| ApiError::Decode(e.to_string()))
+    }
+
     /// When the daily quota ran out during this run: `Some(time until it is replenished)`.
     pub fn quota_exhausted(&self) -> Option<Option<Duration>> {
         self.quota

@@ -157,6 +157,18 @@ async fn get<T: serde::de::DeserializeOwned>(
         .map(|d| d.data)
 }
 
+/// `GET /vehicles` exactly once, without retries (see [`Client::get_json_once`]).
+pub async fn vehicles_once(client: &Client) -> Result<Vec<String>, ApiError> {
+    let list: Data<Vec<VehicleRef>> = client
+        .get_json_once(
+            Origin::ConnectedVehicle,
+            "/vehicles",
+            &format!("{PREFIX}/vehicles"),
+        )
+        .await?;
+    Ok(list.data.into_iter().map(|v| v.vin).collect())
+}
+
 /// `GET /vehicles`: the VINs on the account.
 pub async fn vehicles(client: &Client) -> Result<Vec<String>, ApiError> {
     let list: Data<Vec<VehicleRef>> = client

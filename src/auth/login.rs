@@ -48,14 +48,14 @@ pub async fn run(
     timeout: Duration,
 ) -> Result<ExitCode, Fatal> {
     let secret = settings.client_secret()?;
-    let redirect = settings.redirect_uri.clone();
+    let redirect = settings.account.redirect_uri.clone();
     // Listen before showing the URL: a port that is taken is reported before the user logs in.
     let listeners = match loopback_addrs(&redirect) {
         Some(addrs) => Some(listen(&addrs, &redirect).await?),
         None => None,
     };
 
-    let client = BasicClient::new(ClientId::new(settings.client_id.clone()))
+    let client = BasicClient::new(ClientId::new(settings.account.client_id.clone()))
         .set_client_secret(ClientSecret::new(secret.expose().to_string()))
         .set_auth_uri(AuthUrl::from_url(settings.auth_url.clone()))
         .set_token_uri(TokenUrl::from_url(settings.token_url.clone()))
@@ -63,7 +63,7 @@ pub async fn run(
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (authorize_url, state) = client
         .authorize_url(CsrfToken::new_random)
-        .add_scopes(settings.scopes.iter().cloned().map(Scope::new))
+        .add_scopes(settings.account.scopes.iter().cloned().map(Scope::new))
         .set_pkce_challenge(challenge)
         .url();
 
@@ -260,9 +260,9 @@ fn is_temporary(error: &str) -> bool {
 fn print_registration_hint(settings: &Settings) {
     eprintln!(
         "In Volvo's developer portal ({DEVELOPER_PORTAL}), your application (client ID {}) must have\n  this redirect URI: {}\n  these scopes:      {}",
-        settings.client_id,
-        settings.redirect_uri,
-        settings.scopes.join(" ")
+        settings.account.client_id,
+        settings.account.redirect_uri,
+        settings.account.scopes.join(" ")
     );
 }
 
@@ -585,7 +585,7 @@ fn token_from(r: &oauth2::basic::BasicTokenResponse, settings: &Settings) -> Res
     let scope = r
         .scopes()
         .map(|s| s.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .unwrap_or_else(|| settings.scopes.clone())
+        .unwrap_or_else(|| settings.account.scopes.clone())
         .join(" ");
     Ok(Token {
         access_token: Secret::new(r.access_token().secret().clone()),
@@ -662,7 +662,7 @@ fn exchange_error(
 
 /// Saves the token under the token lock, creating its folder (0700) when needed.
 async fn save(settings: &Settings, token: &Token) -> Result<(), Fatal> {
-    let path = &settings.token_file;
+    let path = &settings.account.token_file;
     if let Some(dir) = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty() && !d.exists())
@@ -691,6 +691,7 @@ fn warn_missing_scopes(settings: &Settings, token: &Token) {
         .split(' ')
         .collect();
     let missing: Vec<&str> = settings
+        .account
         .scopes
         .iter()
         .map(String::as_str)
@@ -711,6 +712,7 @@ fn print_next_steps(settings: &Settings) {
     // Beside the token, not in /tmp where another user could take it first; and not the
     // token's own lock, which the run takes itself and would then wait for forever.
     let dir = settings
+        .account
         .token_file
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -730,7 +732,7 @@ fn print_next_steps(settings: &Settings) {
          \x20 2. Collect every {} with the systemd timer:  systemctl enable --now volvo-collect.timer\n\
          \x20    or with cron (flock keeps runs from piling up):\n\
          \x20    */{minutes} * * * * flock -n {cron_lock} volvo-collect --config {config} --once{output}",
-        dir.join(settings.token_file.file_name().unwrap_or_default()).display(),
+        dir.join(settings.account.token_file.file_name().unwrap_or_default()).display(),
         humantime::format_duration(settings.interval),
     );
 }

@@ -1,11 +1,11 @@
 //! The outcome of a command as a documented exit code, decided in one place.
 //!
-//! Errors that end a command carry the exit code the operator needs (see the README's table);
-//! everything else is an `anyhow` error with context, which exits 1.
+//! Errors that end a command carry the exit code the operator needs (see the README's table)
+//! and a one-line message that says what to do.
 
 use std::fmt;
 
-/// Exit codes, as documented in the README and PRODUCT contract.
+/// Exit codes, as documented in the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ExitCode {
     Ok = 0,
@@ -55,12 +55,3 @@ impl fmt::Display for Fatal {
 }
 
 impl std::error::Error for Fatal {}
-
-/// The exit code for an error that ended a command: a `Fatal` anywhere in the chain decides,
-/// anything else is a plain failure (1).
-pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
-    err.chain()
-        .find_map(|e| e.downcast_ref::<Fatal>())
-        .map(|f| f.code)
-        .unwrap_or(ExitCode::Partial)
-}

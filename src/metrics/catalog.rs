@@ -792,19 +792,39 @@ pub const ALL: &[&Family] = &[
     &LOGIN_NEEDED,
 ];
 
-/// Every metric name the tool can emit (families and their `_timestamp_seconds` companions),
-/// with type and help, sorted by name.
-pub fn names() -> Vec<(String, Kind, String)> {
-    let mut out: Vec<(String, Kind, String)> = Vec::new();
+/// One emitted metric name: a family or a `_timestamp_seconds` companion.
+pub struct Row {
+    pub name: String,
+    pub kind: Kind,
+    pub labels: Vec<&'static str>,
+    pub origin: Origin,
+    pub help: String,
+}
+
+/// Every metric name the tool can emit (families and their companions), sorted by name.
+pub fn rows() -> Vec<Row> {
+    let mut out: Vec<Row> = Vec::new();
     for f in ALL {
-        out.push((f.name.to_string(), f.kind, f.help.to_string()));
+        out.push(Row {
+            name: f.name.to_string(),
+            kind: f.kind,
+            labels: f.labels.to_vec(),
+            origin: f.origin,
+            help: f.help.to_string(),
+        });
         if let Some(stamp) = f.stamp_name() {
-            if !out.iter().any(|(n, _, _)| *n == stamp) {
-                out.push((stamp, Kind::Gauge, stamp_help(f)));
+            if !out.iter().any(|r| r.name == stamp) {
+                out.push(Row {
+                    name: stamp,
+                    kind: Kind::Gauge,
+                    labels: f.stamp_labels(),
+                    origin: f.origin,
+                    help: stamp_help(f),
+                });
             }
         }
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
 
@@ -822,36 +842,17 @@ pub fn stamp_help(f: &Family) -> String {
 pub fn markdown_table() -> String {
     let mut out =
         String::from("| metric | type | labels | source | meaning |\n|---|---|---|---|---|\n");
-    let mut rows: Vec<(String, &'static str, String, &'static str, String)> = Vec::new();
-    for f in ALL {
-        let kind = match f.kind {
+    for r in rows() {
+        let kind = match r.kind {
             Kind::Gauge => "gauge",
             Kind::Counter => "counter",
         };
-        rows.push((
-            f.name.to_string(),
-            kind,
-            f.labels.join(", "),
-            f.origin.label(),
-            f.help.to_string(),
-        ));
-        if let Some(stamp) = f.stamp_name() {
-            if !rows.iter().any(|r| r.0 == stamp) {
-                rows.push((
-                    stamp,
-                    "gauge",
-                    f.stamp_labels().join(", "),
-                    f.origin.label(),
-                    stamp_help(f),
-                ));
-            }
-        }
-    }
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, kind, labels, origin, help) in rows {
         out.push_str(&format!(
-            "| `{name}` | {kind} | {labels} | {origin} | {} |\n",
-            help.replace('|', "\\|")
+            "| `{}` | {kind} | {} | {} | {} |\n",
+            r.name,
+            r.labels.join(", "),
+            r.origin.label(),
+            r.help.replace('|', "\\|")
         ));
     }
     out
@@ -863,13 +864,14 @@ mod tests {
 
     #[test]
     fn names_are_unique_prefixed_and_follow_conventions() {
-        let names = names();
-        for w in names.windows(2) {
-            assert_ne!(w[0].0, w[1].0, "duplicate family name");
+        let rows = rows();
+        for w in rows.windows(2) {
+            assert_ne!(w[0].name, w[1].name, "duplicate family name");
         }
-        for (n, kind, _) in &names {
+        for r in &rows {
+            let n = &r.name;
             assert!(n.starts_with("volvo_"), "{n}");
-            assert_eq!(n.ends_with("_total"), *kind == Kind::Counter, "{n}");
+            assert_eq!(n.ends_with("_total"), r.kind == Kind::Counter, "{n}");
             assert!(!n.contains("percent"), "{n}: use _ratio");
         }
         for f in ALL {

@@ -168,11 +168,6 @@ impl Exposition {
             .or_default() += 1;
     }
 
-    /// Total of skipped fields, for tests and the run summary.
-    pub fn skipped_total(&self) -> u64 {
-        self.skipped.values().sum()
-    }
-
     /// Writes the skip counts into their family. Called once, before encoding.
     pub fn finish_skips(&mut self) {
         let skipped = std::mem::take(&mut self.skipped);

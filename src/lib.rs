@@ -11,6 +11,7 @@ pub mod api;
 pub mod auth;
 pub mod check;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;

@@ -139,7 +139,7 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
         ExitCode::Partial
     };
 
-    let end_s = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    let end_s = crate::clock::now_f64();
     exp.gauge(&c::RUN_END, &[], end_s);
     exp.gauge(&c::RUN_DURATION, &[], started.elapsed().as_secs_f64());
     // The collection's verdict: a failed output cannot report itself anyway.
@@ -581,7 +581,7 @@ fn finish(
         }
     }
     if exit == ExitCode::Ok {
-        state.last_success = Some(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+        state.last_success = Some(crate::clock::now_f64());
     }
     // Runs may overlap (a timer run and a manual one): merge into what is on disk, under a
     // lock, so that no run's counts are lost.

@@ -28,7 +28,7 @@ pub struct OAuthClient<'a> {
 }
 
 pub fn now() -> i64 {
-    chrono::Utc::now().timestamp()
+    crate::clock::now()
 }
 
 /// A reqwest-backed HTTP client for `oauth2` that remembers the last status code: `oauth2`

@@ -145,7 +145,7 @@ fn random(n: usize) -> String {
 }
 
 fn now() -> i64 {
-    chrono::Utc::now().timestamp()
+    crate::clock::now()
 }
 
 /// Every read scope, as a user who consented to all of them has.

@@ -43,7 +43,7 @@ pub async fn deliver(
     let remote = async {
         match &outputs.remote_write {
             Some(url) => {
-                let now_ms = chrono::Utc::now().timestamp_millis();
+                let now_ms = crate::clock::now_ms();
                 let request = remote_write::write_request(exp, now_ms);
                 remote_write::send(url, &settings.remote_write, remote_write::encode(&request))
                     .await

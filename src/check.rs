@@ -4,7 +4,6 @@
 //! `--plan` adds the request budget per API key, so a fleet or an interval that would exhaust
 //! Volvo's daily quota is caught before it does.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -20,22 +19,12 @@ use crate::config::{HttpOutput, PushgatewayOptions, Settings};
 use crate::error::{ExitCode, Fatal};
 use crate::secret::Secret;
 use crate::sinks::http as sink_http;
+use crate::schedule;
 use crate::state::State;
 
 /// No single probe may hold the check up for longer than this, whatever the configured
 /// timeouts: the check is meant to answer in seconds.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Volvo's limits: requests per day per API key, and per minute per user and application.
-pub const DAILY_QUOTA: u64 = 10_000;
-pub const PER_MINUTE_LIMIT: u64 = 100;
-/// The budget the default schedule is held to: one car on a 5-minute timer.
-pub const TARGET_ONE_CAR_5M: u64 = 1_700;
-/// Extended Vehicle answers one request per resource, and how many a car lists is only known
-/// by asking; the sample cars list three, which the schedule's own budget test assumes too.
-pub const EXTENDED_RESOURCES_PER_CAR: usize = 3;
-/// A suggested interval leaves this share of the quota for retries, re-asked 404s and manual
-/// runs.
-const QUOTA_HEADROOM: f64 = 0.9;
 /// The refresh token dies after 7 days unused; warn with two days to spare.
 const ROTATION_WARN_S: i64 = 5 * 86_400;
 /// The grant lasts about 6 months; warn a month ahead.
@@ -406,7 +395,7 @@ async fn check_account(
             )),
             Err(ApiError::Quota { reset_after }) => f.warn(format!(
                 "API key: its daily quota of {} requests is used up{}; runs collect nothing until then",
-                thousands(DAILY_QUOTA),
+                thousands(schedule::DAILY_QUOTA),
                 match reset_after {
                     Some(d) => format!(
                         "; Volvo replenishes it in {} (at {})",
@@ -794,60 +783,9 @@ impl<'a> PlannedAccount<'a> {
     }
 }
 
-/// The request budget of one account: requests a day per schedule key, and the most requests
-/// one minute can see.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Budget {
-    /// (schedule key, minimum age in seconds, requests a day).
-    pub rows: Vec<(&'static str, u64, u64)>,
-    pub per_day: u64,
-    pub peak_per_minute: u64,
-}
-
-pub fn budget(
-    schedule: &crate::schedule::Schedule,
-    sources: &crate::config::Sources,
-    interval: Duration,
-    cars: usize,
-) -> Budget {
-    let rows = schedule.plan(interval, cars, EXTENDED_RESOURCES_PER_CAR, sources);
-    let per_day = rows.iter().map(|r| r.2).sum();
-    // A run where every tier falls due asks every endpoint once (the first run of a day does);
-    // with runs less than a minute apart, the every-run endpoints come again within the minute.
-    let once = schedule.plan(
-        Duration::from_secs(86_400),
-        cars,
-        EXTENDED_RESOURCES_PER_CAR,
-        sources,
-    );
-    let full_run: u64 = once.iter().map(|r| r.2).sum();
-    let secs = interval.as_secs().max(1);
-    let every_run: u64 = once.iter().filter(|r| r.1 <= secs).map(|r| r.2).sum();
-    let runs_in_a_minute = 60u64.div_ceil(secs);
-    Budget {
-        rows,
-        per_day,
-        peak_per_minute: full_run + (runs_in_a_minute - 1) * every_run,
-    }
-}
-
-/// The smallest whole-minute interval at which `accounts` (their cars) fit in the quota with
-/// headroom, if any up to a day does.
-fn fitting_interval(settings: &Settings, cars: &[usize]) -> Option<(Duration, u64)> {
-    let limit = (DAILY_QUOTA as f64 * QUOTA_HEADROOM) as u64;
-    (1..=1440u64)
-        .map(|m| Duration::from_secs(m * 60))
-        .find_map(|i| {
-            let total: u64 = cars
-                .iter()
-                .map(|c| budget(&settings.schedule, &settings.sources, i, *c).per_day)
-                .sum();
-            (total <= limit).then_some((i, total))
-        })
-}
-
-/// The plan as printed: per API key a table (endpoint, minimum age, requests a day), its total
-/// against the daily quota, and each account's busiest minute against the per-minute limit.
+/// The plan as printed: per API key a table (endpoint, how often in the worst case, requests a
+/// day), the worst case against the key's budget, the typical day beside it, the stretch when
+/// the cars need more than the quota allows, and the minute window.
 fn plan_lines(settings: &Settings, fleet: &[PlannedAccount], interval: Duration) -> Vec<String> {
     let mut lines = Vec::new();
     let runs_a_day = 86_400u64.div_ceil(interval.as_secs().max(1));
@@ -863,13 +801,6 @@ fn plan_lines(settings: &Settings, fleet: &[PlannedAccount], interval: Duration)
             None => groups.push(vec![a]),
         }
     }
-    let reference = budget(
-        &crate::schedule::Schedule::default(),
-        &settings.sources,
-        Duration::from_secs(300),
-        1,
-    )
-    .per_day;
     for group in groups {
         let names: Vec<String> = group
             .iter()
@@ -884,142 +815,122 @@ fn plan_lines(settings: &Settings, fleet: &[PlannedAccount], interval: Duration)
             })
             .collect();
         lines.push(format!(
-            "Request budget of the API key of account {}, a run every {} ({} a day):",
+            "Request plan of the API key of account {}, a run every {} ({} a day):",
             names.join(" and account "),
             human(interval.as_secs() as i64),
             thousands(runs_a_day)
         ));
-        let budgets: Vec<(&PlannedAccount, Budget)> = group
-            .iter()
-            .map(|a| {
-                (
-                    *a,
-                    budget(&settings.schedule, &settings.sources, interval, a.cars),
-                )
-            })
-            .collect();
-        let mut per_key: BTreeMap<&str, (usize, u64, u64)> = BTreeMap::new();
-        for (i, (key, age, n)) in budgets.iter().flat_map(|(_, b)| b.rows.clone()).enumerate() {
-            let e = per_key.entry(key).or_insert((i, age, 0));
-            e.2 += n;
+        let plan = schedule::Fleet {
+            schedule: &settings.schedule,
+            sources: &settings.sources,
+            interval,
+            cars: group.iter().map(|a| a.cars).sum(),
+            accounts: group.len(),
         }
-        let mut rows: Vec<(&str, (usize, u64, u64))> = per_key.into_iter().collect();
-        rows.sort_by_key(|(_, (order, _, _))| *order);
-        lines.push(format!(
-            "  {:<24} {:>10} {:>13}",
-            "endpoint", "min age", "requests/day"
-        ));
-        for (key, (_, age, n)) in &rows {
-            let age = if *age == 0 {
-                "every run".to_string()
-            } else {
-                human(*age as i64)
-            };
-            let note = if *key == "extended_values" {
-                format!("  ({EXTENDED_RESOURCES_PER_CAR} values a car, estimated)")
-            } else {
-                String::new()
-            };
-            lines.push(format!("  {key:<24} {age:>10} {:>13}{note}", thousands(*n)));
-        }
-        let total: u64 = budgets.iter().map(|(_, b)| b.per_day).sum();
-        lines.push(format!(
-            "  {:<24} {:>10} {:>13}",
-            "total",
-            "",
-            thousands(total)
-        ));
-        if total > DAILY_QUOTA {
-            let lasts = 86_400 * DAILY_QUOTA / total;
-            let cars: Vec<usize> = group.iter().map(|a| a.cars).collect();
-            let fix = match fitting_interval(settings, &cars) {
-                Some((i, n)) if i > interval => format!(
-                    "a run every {} fits ({} a day, a tenth left for retries)",
-                    human(i.as_secs() as i64),
-                    thousands(n)
-                ),
-                _ => "no interval fits".to_string(),
-            };
-            lines.push(Finding {
-                level: Level::Warn,
-                text: format!(
-                    "budget: {} requests a day, above Volvo's {} per API key: the quota runs out after about {} each day and runs collect nothing until it is replenished; {fix}, or collect fewer cars, or raise minimum ages in [schedule]",
-                    thousands(total),
-                    thousands(DAILY_QUOTA),
-                    human(lasts as i64)
-                ),
-            }.line(""));
-        } else {
-            lines.push(
-                Finding {
-                    level: Level::Ok,
-                    text: format!(
-                        "budget: {} requests a day, {}% of Volvo's {} per API key",
-                        thousands(total),
-                        (total * 100).div_ceil(DAILY_QUOTA),
-                        thousands(DAILY_QUOTA)
-                    ),
-                }
-                .line(""),
-            );
-        }
-        let multi = budgets.len() > 1;
-        for (a, b) in &budgets {
+        .plan(schedule::DAILY_BUDGET);
+        lines.extend(plan_table(&plan));
+        lines.push(budget_finding(&plan).line(""));
+        let multi = group.len() > 1;
+        for a in &group {
             let who = if multi {
                 format!("account {}: ", a.settings.account.name)
             } else {
                 String::new()
             };
-            lines.push(rate_finding(a.settings, b.peak_per_minute).line(&who));
+            lines.push(rate_finding(a.settings).line(&who));
         }
     }
+    lines
+}
+
+/// The plan's rows and totals.
+fn plan_table(plan: &schedule::DayPlan) -> Vec<String> {
+    let mut lines = vec![format!(
+        "  {:<24} {:>10} {:>13}",
+        "endpoint", "every", "requests/day"
+    )];
+    for r in &plan.rows {
+        let every = if r.period == 0 {
+            "every run".to_string()
+        } else {
+            human(r.period as i64)
+        };
+        let note = if r.endpoint.key == "extended_values" {
+            format!(
+                "  ({} values a car, estimated)",
+                schedule::EXTENDED_RESOURCES_PER_CAR
+            )
+        } else {
+            String::new()
+        };
+        lines.push(format!(
+            "  {:<24} {every:>10} {:>13}{note}",
+            r.endpoint.key,
+            thousands(r.per_day)
+        ));
+    }
     lines.push(format!(
-        "  target: one car on a 5-minute timer with the default schedule spends at most {} requests a day ({} with these sources); token refreshes go to Volvo ID and do not count",
-        thousands(TARGET_ONE_CAR_5M),
-        thousands(reference)
+        "  {:<24} {:>10} {:>13}  (worst case: every car awake all day)",
+        "total",
+        "",
+        thousands(plan.total)
+    ));
+    lines.push(format!(
+        "  {:<24} {:>10} {:>13}  (a typical day: asleep but for two 40-minute trips and a charge)",
+        "estimate",
+        "",
+        thousands(plan.estimate)
     ));
     lines
 }
 
-/// The busiest minute against Volvo's 100 a minute, and what `requests_per_minute` pacing
-/// makes of it: a paced run queues instead of being refused, but must end within the timeout.
-fn rate_finding(s: &Settings, peak: u64) -> Finding {
+/// The worst case against the key's budget, and what was stretched to fit it.
+fn budget_finding(plan: &schedule::DayPlan) -> Finding {
+    let quota = thousands(schedule::DAILY_QUOTA);
+    let budget = thousands(schedule::DAILY_BUDGET);
+    let total = thousands(plan.total);
+    if plan.total > schedule::DAILY_BUDGET {
+        return Finding {
+            level: Level::Warn,
+            text: format!(
+                "budget: {total} requests a day even with every interval stretched, above the {budget} planned of Volvo's {quota} per API key: collect fewer cars per key, or give some of them an API key of their own ([[account]] with another application)"
+            ),
+        };
+    }
+    let text = if plan.stretch.is_stretched() {
+        let [daily, hourly, quarter] = plan.stretch.tiers;
+        format!(
+            "budget: {total} requests a day, within {budget} of Volvo's {quota} per API key because the intervals are stretched: daily tier ×{daily}, hourly ×{hourly}, quarter-hour ×{quarter}, every-run endpoints every {} runs; an API key of its own for some cars ([[account]]) keeps them every run",
+            plan.stretch.every_runs
+        )
+    } else {
+        format!(
+            "budget: {total} requests a day at most, {}% of Volvo's {quota} per API key (planned within {budget})",
+            (plan.total * 100).div_ceil(schedule::DAILY_QUOTA)
+        )
+    };
+    Finding {
+        level: Level::Ok,
+        text,
+    }
+}
+
+/// The minute window: what pacing does with a run that needs more than a minute allows.
+fn rate_finding(s: &Settings) -> Finding {
     let rpm = s.requests_per_minute as u64;
+    let limit = schedule::PER_MINUTE_LIMIT;
     let (level, text) = if rpm == 0 {
-        if peak > PER_MINUTE_LIMIT {
-            (Level::Warn, format!(
-                "rate: up to {peak} requests in a minute, above Volvo's {PER_MINUTE_LIMIT}, and pacing is off (collect.requests_per_minute = 0): expect HTTP 429; set collect.requests_per_minute = 90"
-            ))
-        } else {
-            (Level::Ok, format!(
-                "rate: up to {peak} requests in a minute, below Volvo's {PER_MINUTE_LIMIT} (pacing off: collect.requests_per_minute = 0)"
-            ))
-        }
-    } else if rpm > PER_MINUTE_LIMIT {
         (Level::Warn, format!(
-            "rate: collect.requests_per_minute = {rpm} paces above Volvo's {PER_MINUTE_LIMIT} a minute: set it to 90"
+            "rate: the minute window is off (collect.requests_per_minute = 0): a large run can exceed Volvo's {limit} a minute and get HTTP 429; set collect.requests_per_minute = 90"
         ))
-    } else if peak <= rpm {
-        (Level::Ok, format!(
-            "rate: up to {peak} requests in a minute, below Volvo's {PER_MINUTE_LIMIT}; collect.requests_per_minute = {rpm} paces anything more"
+    } else if rpm > limit {
+        (Level::Warn, format!(
+            "rate: collect.requests_per_minute = {rpm} is above Volvo's {limit} a minute: set it to 90"
         ))
     } else {
-        // The pacer lets `rpm` go at once, then one more for each that leaves the minute.
-        let needs = Duration::from_secs(peak.div_ceil(rpm).saturating_sub(1) * 60);
-        if needs >= s.timeout {
-            (Level::Warn, format!(
-                "rate: a full run makes {peak} requests; paced at {rpm} a minute (collect.requests_per_minute) it needs about {}, but collect.timeout is {}: the rest times out; raise collect.timeout above {} or collect fewer cars",
-                human(needs.as_secs() as i64),
-                human(s.timeout.as_secs() as i64),
-                human(needs.as_secs() as i64)
-            ))
-        } else {
-            (Level::Ok, format!(
-                "rate: a full run makes {peak} requests, paced at {rpm} a minute (collect.requests_per_minute) below Volvo's {PER_MINUTE_LIMIT}; it needs about {} of collect.timeout {}",
-                human(needs.as_secs() as i64),
-                human(s.timeout.as_secs() as i64)
-            ))
-        }
+        (Level::Ok, format!(
+            "rate: every run of this account (timer, hand runs, check) shares a window of {rpm} requests a minute (collect.requests_per_minute) below Volvo's {limit}; what does not fit is deferred to the next run, never refused"
+        ))
     };
     Finding { level, text }
 }
@@ -1162,15 +1073,6 @@ fn thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Sources;
-    use crate::schedule::Schedule;
-
-    const ALL: Sources = Sources {
-        connected_vehicle: true,
-        extended_vehicle: true,
-        energy: true,
-        location: true,
-    };
 
     #[test]
     fn check_human_spans_and_numbers() {
@@ -1186,43 +1088,6 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1_685), "1,685");
         assert_eq!(thousands(1_234_567), "1,234,567");
-    }
-
-    /// Guards the stated target: one car on a 5-minute timer, default schedule, ≤ 1,700 a day.
-    #[test]
-    fn check_budget_of_one_car_every_five_minutes_meets_the_target() {
-        let b = budget(&Schedule::default(), &ALL, Duration::from_secs(300), 1);
-        assert!(b.per_day <= TARGET_ONE_CAR_5M, "{b:?}");
-        // A full run: the vehicle list, 14 + 2 + 1 + 1 endpoints and three Extended values.
-        assert_eq!(b.peak_per_minute, 1 + 14 + 2 + 1 + 1 + 3);
-    }
-
-    #[test]
-    fn check_budget_counts_runs_within_a_minute() {
-        let s = Schedule::default();
-        let slow = budget(&s, &ALL, Duration::from_secs(60), 1);
-        let fast = budget(&s, &ALL, Duration::from_secs(20), 1);
-        // Three runs a minute: two more rounds of doors, windows, engine status, energy state.
-        assert_eq!(fast.peak_per_minute, slow.peak_per_minute + 2 * 4);
-    }
-
-    #[test]
-    fn check_budget_follows_the_sources() {
-        let only_location = Sources {
-            connected_vehicle: false,
-            extended_vehicle: false,
-            energy: false,
-            location: true,
-        };
-        let b = budget(
-            &Schedule::default(),
-            &only_location,
-            Duration::from_secs(300),
-            2,
-        );
-        let keys: Vec<&str> = b.rows.iter().map(|r| r.0).collect();
-        assert_eq!(keys, ["vehicles", "location"]);
-        assert_eq!(b.per_day, 1 + 2 * 96);
     }
 
     #[test]

@@ -55,3 +55,94 @@ impl fmt::Display for Fatal {
 }
 
 impl std::error::Error for Fatal {}
+
+/// What one account's collection came to; [`Tally::exit`] is the one rule that turns it into
+/// an exit code.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Something was collected this run (any answer came).
+    pub collected: bool,
+    /// Something failed: the vehicle list, an API or an endpoint of a car. Deferred and
+    /// unsupported endpoints are not failures.
+    pub failed: bool,
+    /// The refresh token is dead or the client was refused: only a new login helps.
+    pub login_needed: bool,
+    /// The configuration is wrong (Volvo refused the API key, say).
+    pub config: bool,
+}
+
+impl Tally {
+    /// Login before configuration before the rest; nothing collected is temporary (the next
+    /// run retries), some collected is partial.
+    pub fn exit(self) -> ExitCode {
+        if self.login_needed {
+            ExitCode::LoginNeeded
+        } else if self.config {
+            ExitCode::Config
+        } else if !self.failed {
+            ExitCode::Ok
+        } else if !self.collected {
+            ExitCode::Temporary
+        } else {
+            ExitCode::Partial
+        }
+    }
+}
+
+/// A run's exit code from its accounts' codes and whether an output failed. What only the
+/// operator can fix (login, configuration, an output) comes first; then the accounts agree
+/// (all fine, all temporary) or the run is partial.
+pub fn merge(accounts: &[ExitCode], output_failed: bool) -> ExitCode {
+    for code in [ExitCode::LoginNeeded, ExitCode::Config] {
+        if accounts.contains(&code) {
+            return code;
+        }
+    }
+    if output_failed {
+        ExitCode::Output
+    } else if accounts.iter().all(|c| *c == ExitCode::Ok) {
+        ExitCode::Ok
+    } else if accounts.iter().all(|c| *c == ExitCode::Temporary) {
+        ExitCode::Temporary
+    } else {
+        ExitCode::Partial
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExitCode::*;
+    use super::*;
+
+    #[test]
+    fn one_rule_for_an_account() {
+        let t = |collected, failed, login_needed, config| {
+            Tally {
+                collected,
+                failed,
+                login_needed,
+                config,
+            }
+            .exit()
+        };
+        assert_eq!(t(true, false, false, false), Ok);
+        assert_eq!(t(false, false, false, false), Ok, "everything replayed or deferred");
+        assert_eq!(t(true, true, false, false), Partial);
+        assert_eq!(t(false, true, false, false), Temporary, "nothing collected");
+        assert_eq!(t(true, true, true, false), LoginNeeded);
+        assert_eq!(t(false, true, false, true), Config);
+        assert_eq!(t(false, true, true, true), LoginNeeded);
+    }
+
+    #[test]
+    fn one_rule_for_a_run() {
+        assert_eq!(merge(&[Ok, Ok], false), Ok);
+        assert_eq!(merge(&[Ok, Ok], true), Output);
+        assert_eq!(merge(&[Temporary, Temporary], false), Temporary);
+        assert_eq!(merge(&[Temporary, Ok], false), Partial);
+        assert_eq!(merge(&[Partial, Ok], true), Output);
+        assert_eq!(merge(&[Ok, Config], true), Config);
+        assert_eq!(merge(&[Config, LoginNeeded], true), LoginNeeded);
+        assert_eq!(merge(&[], false), Ok);
+    }
+}

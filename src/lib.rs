@@ -14,9 +14,11 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod endpoints;
 pub mod error;
 pub mod fsutil;
 pub mod metrics;
+pub mod planner;
 pub mod run;
 pub mod schedule;
 pub mod secret;
@@ -26,6 +28,7 @@ pub mod sinks;
 pub mod state;
 pub mod values;
 pub mod weather;
+pub mod window;
 
 use std::io::Write;
 

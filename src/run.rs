@@ -1,12 +1,16 @@
-//! One collection, start to finish: for every account concurrently, the token, the state, the
-//! vehicle list, and every enabled API for every vehicle under one deadline; then one
-//! exposition with self-metrics, every output, and the exit code. Failures of parts change the
+//! One collection, start to finish, for every account concurrently. Each account's run reads
+//! as its phases: the token; the **plan** (what to ask of each car, from its state, the tiers,
+//! what the car is doing and the budgets; see `planner`); the **fetch**, round by round within
+//! Volvo's minute window and the run's deadline; the **map** of every answer, asked or
+//! replayed, into the exposition; and the **report**: self-metrics, the new state and the
+//! account's exit code. Then one exposition goes to every output. Failures of parts change the
 //! exit code; they never hide the rest.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -16,12 +20,15 @@ use crate::api::{connected, energy, extended, location, ApiError};
 use crate::auth::refresh::{self, OAuthClient};
 use crate::auth::token::Token;
 use crate::config::Settings;
-use crate::error::{ExitCode, Fatal};
+use crate::endpoints::{self, Endpoint};
+use crate::error::{ExitCode, Fatal, Tally};
 use crate::metrics::catalog::{self as c, Origin};
 use crate::metrics::{self, Exposition};
+use crate::planner::{Planner, Request, Setup};
 use crate::secret::Secret;
 use crate::sinks;
-use crate::state::{self, State};
+use crate::state::{self, Mode, State};
+use crate::window::Window;
 
 /// What one run produced.
 pub struct RunOutcome {
@@ -30,46 +37,6 @@ pub struct RunOutcome {
     pub exit: ExitCode,
     /// One line per problem, for the log and the final message.
     pub problems: Vec<String>,
-}
-
-/// Everything one API answered for one vehicle.
-enum ApiData {
-    Connected(Box<connected::Snapshot>),
-    Energy(energy::Snapshot),
-    Location(Result<location::Feature, ApiError>),
-    Extended(extended::Snapshot),
-}
-
-struct Fetched {
-    vin: String,
-    api: Origin,
-    seconds: f64,
-    data: ApiData,
-}
-
-impl Fetched {
-    fn errors(&self) -> Vec<(&'static str, &ApiError)> {
-        match &self.data {
-            ApiData::Connected(s) => s.errors(),
-            ApiData::Energy(s) => s.errors(),
-            ApiData::Location(r) => r
-                .as_ref()
-                .err()
-                .map(|e| vec![("location", e)])
-                .unwrap_or_default(),
-            ApiData::Extended(s) => s.errors(),
-        }
-    }
-
-    /// How many endpoints were asked, to tell "nothing came back" from "some did".
-    fn endpoint_count(&self) -> usize {
-        match &self.data {
-            ApiData::Connected(_) => connected::ENDPOINTS.len(),
-            ApiData::Energy(s) => 1 + usize::from(s.state.is_some()),
-            ApiData::Location(_) => 1,
-            ApiData::Extended(s) => 1 + s.resources.len(),
-        }
-    }
 }
 
 /// The shared HTTP client of a run: connection reuse across all APIs and vehicles.
@@ -128,44 +95,26 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
             });
         }
     }
-    let exits: Vec<ExitCode> = runs.iter().map(|r| r.exit).collect();
-    let exit = if exits.contains(&ExitCode::LoginNeeded) {
-        ExitCode::LoginNeeded
-    } else if exits.iter().all(|e| *e == ExitCode::Ok) {
-        ExitCode::Ok
-    } else if exits.iter().all(|e| *e == ExitCode::Temporary) {
-        ExitCode::Temporary
-    } else {
-        ExitCode::Partial
-    };
-
-    let end_s = crate::clock::now_f64();
-    exp.gauge(&c::RUN_END, &[], end_s);
+    let codes: Vec<ExitCode> = runs.iter().map(|r| r.exit).collect();
+    let collected = crate::error::merge(&codes, false);
+    exp.gauge(&c::RUN_END, &[], crate::clock::now_f64());
     exp.gauge(&c::RUN_DURATION, &[], started.elapsed().as_secs_f64());
-    // The collection's verdict: a failed output cannot report itself anyway.
     exp.gauge(
         &c::RUN_SUCCESS,
         &[],
-        if exit == ExitCode::Ok { 1.0 } else { 0.0 },
+        if collected == ExitCode::Ok { 1.0 } else { 0.0 },
     );
     exp.finish_skips();
     let text = exp.encode();
-    let mut exit = exit;
-    for (output, err) in sinks::deliver(settings, &exp, &text).await {
+    let failures = sinks::deliver(settings, &exp, &text).await;
+    for (output, err) in &failures {
         problems.push(format!("output {output} failed: {err}"));
-        if exit != ExitCode::LoginNeeded {
-            exit = ExitCode::Output;
-        }
     }
     Ok(RunOutcome {
         text,
-        exit,
+        exit: crate::error::merge(&codes, !failures.is_empty()),
         problems,
     })
-}
-
-fn lock(exp: &Mutex<Exposition>) -> std::sync::MutexGuard<'_, Exposition> {
-    exp.lock().expect("exposition lock")
 }
 
 /// What one account's collection came to.
@@ -174,8 +123,7 @@ struct AccountRun {
     problems: Vec<String>,
 }
 
-/// One account: token, state, vehicles, every API; maps into the shared exposition and saves
-/// the account's state.
+/// One account, phase by phase; maps into the shared exposition and saves the account's state.
 async fn collect_account(
     settings: Settings,
     http: &reqwest::Client,
@@ -183,419 +131,479 @@ async fn collect_account(
     exp: &Mutex<Exposition>,
 ) -> AccountRun {
     let settings = &settings;
-    let account = settings.account.name.as_str();
-    let client_secret = settings.client_secret().expect("checked before").clone();
-    let api_key = settings.api_key().expect("checked before").clone();
-    let now = refresh::now();
+    let now = crate::clock::now();
     let mut state = State::load(&settings.account.state_file);
     state.expire(now);
-    let mut problems = Vec::new();
+    let mut report = Report::new(settings, now);
 
-    // 1. The token, before any API call.
-    let oauth = OAuthClient {
-        client_id: &settings.account.client_id,
-        client_secret: &client_secret,
-        auth_url: &settings.auth_url,
-        token_url: &settings.token_url,
-    };
-    let token = match refresh::ensure_fresh(http, &oauth, &settings.account.token_file).await {
-        Ok((t, _)) => t,
+    let token = match token_step(settings, http, deadline).await {
+        Ok(t) => t,
         Err(fatal) => {
-            // No data, but the self-metrics still go out so an alert can say why.
-            let needed = if fatal.code == ExitCode::LoginNeeded {
-                1.0
-            } else {
-                0.0
-            };
-            lock(exp).gauge(&c::LOGIN_NEEDED, &[account], needed);
-            problems.push(fatal.message.clone());
-            let exit = finish(
-                settings,
-                &mut lock(exp),
-                &mut state,
-                None,
-                fatal.code,
-                &mut problems,
-                now,
-            );
-            return AccountRun { exit, problems };
+            report.login_failed(&fatal);
+            return report.finish(&mut lock(exp), &mut state, None, None);
         }
     };
-    {
-        let mut exp = lock(exp);
-        exp.gauge(&c::LOGIN_NEEDED, &[account], 0.0);
-        token_metrics(&mut exp, account, &token);
-    }
+    token_metrics(&mut lock(exp), &settings.account.name, &token);
 
-    // The daily quota is used up: spend nothing until Volvo replenishes it.
-    if let Some(until) = state.quota_until {
-        problems.push(format!(
-            "the API key's daily request quota is used up until {}; no requests made",
-            chrono::DateTime::from_timestamp(until, 0)
-                .map(|t| t.to_rfc3339())
-                .unwrap_or_default()
-        ));
-        let exit = finish(
-            settings,
-            &mut lock(exp),
-            &mut state,
-            None,
-            ExitCode::Temporary,
-            &mut problems,
+    let window = Window::new(&settings.account.state_file, settings.requests_per_minute);
+    let extended_until = state.unavailable_until(Origin::ExtendedVehicle.label(), now);
+    let quota_paused = state.quota_until.is_some();
+    let mut planner = Planner::new(
+        Setup {
+            schedule: &settings.schedule,
+            sources: &settings.sources,
+            extended: settings.sources.extended_vehicle && extended_until.is_none(),
+            interval_s: settings.interval.as_secs().max(1) as i64,
             now,
-        );
-        return AccountRun { exit, problems };
-    }
-
-    let (renew_tx, mut renew_rx) = tokio::sync::mpsc::channel::<RenewRequest>(8);
-    let client = Arc::new(Client::new(
+            vins: &settings.account.vins,
+            quota_paused,
+            other_cars_on_key: other_cars_on_key(settings),
+            accounts_on_key: accounts_on_key(settings),
+        },
+        &mut state,
+    );
+    let client = Client::new(
         http.clone(),
         ClientOptions {
             base: settings.api_url.clone(),
-            api_key,
+            api_key: settings.api_key().expect("checked before").clone(),
             access_token: token.access_token.clone(),
             concurrency: settings.concurrency,
             deadline,
             request_timeout: settings.request_timeout,
-            requests_per_minute: settings.requests_per_minute,
-            token_source: Some(Box::new(RenewRequests(renew_tx))),
-            schedule: settings.schedule.clone(),
-            now,
-            cache: std::mem::take(&mut state.cache),
+            window: Some(window.clone()),
+            token_source: Some(Box::new(Renewer::new(settings))),
         },
-    ));
-
-    // 2. Which vehicles. Configured VINs do not wait for the list, which only checks them:
-    // one round trip less on the chain of requests that wait for one another.
-    let (vins, listing) = if settings.account.vins.is_empty() {
-        match connected::vehicles(&client).await {
-            Ok(v) => (v, None),
-            Err(e) => {
-                problems.push(format!("cannot list the vehicles on the account: {e}"));
-                let exit = if e.is_temporary() {
-                    ExitCode::Temporary
-                } else {
-                    ExitCode::Partial
-                };
-                let exit = finish(
-                    settings,
-                    &mut lock(exp),
-                    &mut state,
-                    Some(&client),
-                    exit,
-                    &mut problems,
-                    now,
-                );
-                return AccountRun { exit, problems };
-            }
-        }
-    } else {
-        let c = client.clone();
-        (
-            settings.account.vins.clone(),
-            Some(tokio::spawn(async move { connected::vehicles(&c).await })),
-        )
-    };
-
-    // 3. Every vehicle × every enabled API, concurrently.
-    let extended_until = state.unavailable_until(Origin::ExtendedVehicle.label(), now);
-    let mut tasks = tokio::task::JoinSet::new();
-    for vin in &vins {
-        let apis = [
-            (Origin::ConnectedVehicle, settings.sources.connected_vehicle),
-            (Origin::Energy, settings.sources.energy),
-            (Origin::Location, settings.sources.location),
-            (
-                Origin::ExtendedVehicle,
-                settings.sources.extended_vehicle && extended_until.is_none(),
-            ),
-        ];
-        for (api, on) in apis {
-            if !on {
-                continue;
-            }
-            let client = client.clone();
-            let vin = vin.clone();
-            let unsupported: BTreeSet<String> = connected::ENDPOINTS
-                .iter()
-                .map(|(n, _)| *n)
-                .chain(["location"])
-                .filter(|n| state.is_not_supported(&vin, api.label(), n, now))
-                .map(String::from)
-                .collect();
-            tasks.spawn(async move {
-                let t0 = Instant::now();
-                let data = match api {
-                    Origin::ConnectedVehicle => {
-                        let wanted = |name: &str| !unsupported.contains(name);
-                        ApiData::Connected(Box::new(connected::fetch(&client, &vin, &wanted).await))
-                    }
-                    Origin::Energy => ApiData::Energy(energy::fetch(&client, &vin).await),
-                    Origin::Location => ApiData::Location(if unsupported.contains("location") {
-                        Err(ApiError::NotSupported(connected::REMEMBERED.into()))
-                    } else {
-                        location::fetch(&client, &vin).await
-                    }),
-                    Origin::ExtendedVehicle => {
-                        ApiData::Extended(extended::fetch(&client, &vin).await)
-                    }
-                    Origin::Weather | Origin::Collector => unreachable!("not a Volvo API"),
-                };
-                Fetched {
-                    vin,
-                    api,
-                    seconds: t0.elapsed().as_secs_f64(),
-                    data,
-                }
-            });
-        }
-    }
-    // Collect the results; meanwhile serve token renewals asked for by requests that got 401
-    // (the refresh runs here, on the account's own task, one at a time).
-    let mut fetched = Vec::new();
-    loop {
-        tokio::select! {
-            r = tasks.join_next() => match r {
-                Some(r) => fetched.push(r.expect("collection tasks do not panic")),
-                None => break,
-            },
-            Some((failed, reply)) = renew_rx.recv() => {
-                let fresh = refresh::renew(http, &oauth, &settings.account.token_file, &failed).await;
-                let _ = reply.send(fresh);
-            }
-        }
-    }
-    let mut vins = vins;
-    if let Some(listing) = listing {
-        match listing.await.expect("the vehicle list task does not panic") {
-            Ok(on_account) => {
-                for v in vins.iter().filter(|v| !on_account.contains(v)) {
-                    problems.push(format!(
-                        "{v}: this VIN (volvo.vins) is not on the account; remove it or log in with the account that owns it"
-                    ));
-                }
-                vins.retain(|v| on_account.contains(v));
-                fetched.retain(|f| on_account.contains(&f.vin));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot list the vehicles; using the configured VINs as they are")
-            }
-        }
-    }
-    fetched.sort_by(|a, b| (&a.vin, a.api.label()).cmp(&(&b.vin, b.api.label())));
-
-    // Weather at each car's last position (optional; its failure never fails the car's data).
-    let mut weather = Vec::new();
-    if let Some(w) = &settings.weather {
-        let positions: Vec<(String, (f64, f64))> = fetched
-            .iter()
-            .filter_map(|f| match &f.data {
-                ApiData::Location(Ok(feature)) => {
-                    metrics::location::position(feature).map(|p| (f.vin.clone(), p))
-                }
-                _ => None,
-            })
-            .collect();
-        let answers = futures_util::future::join_all(positions.iter().map(|(vin, pos)| {
-            let cached = client.cache_entry(&format!("{vin} weather"));
-            crate::weather::fetch(http, w, *pos, cached, now)
-        }))
-        .await;
-        for ((vin, _), answer) in positions.into_iter().zip(answers) {
-            match answer {
-                Ok((current, entry)) => {
-                    client.put_cache(format!("{vin} weather"), entry);
-                    weather.push((vin, Ok(current)));
-                }
-                Err((reason, message)) => {
-                    tracing::warn!(vin, "weather: {message}");
-                    weather.push((vin, Err(reason)));
-                }
-            }
-        }
-    }
-
-    // 4. Map into the exposition.
-    let mut exp = lock(exp);
-    let exp = &mut *exp;
-    let mut any_data = false;
-    let mut all_temporary = true;
-    let mut failed = false;
-    let mut extended_gone = false;
-    for f in &fetched {
-        let vin = f.vin.as_str();
-        match &f.data {
-            ApiData::Connected(s) => metrics::connected::map(exp, vin, account, s),
-            ApiData::Energy(s) => metrics::energy::map(exp, vin, s),
-            ApiData::Location(Ok(feature)) => {
-                metrics::location::map(exp, vin, feature, &settings.location)
-            }
-            ApiData::Location(Err(_)) => {}
-            ApiData::Extended(s) => {
-                extended_gone |= s.api_gone();
-                metrics::extended::map(exp, vin, s)
-            }
-        }
-        let api = f.api.label();
-        let mut ok = true;
-        let errors = f.errors();
-        let gone_api = matches!(&f.data, ApiData::Extended(s) if s.api_gone());
-        for (endpoint, e) in &errors {
-            match e {
-                _ if gone_api => {}
-                ApiError::NotSupported(_) => {
-                    exp.gauge(&c::NOT_SUPPORTED, &[vin, api, endpoint], 1.0);
-                    // Remembered per endpoint; Energy's and Extended Vehicle's own answers
-                    // already say what a car lacks.
-                    if !matches!(*endpoint, "state" | "capabilities" | "resource") {
-                        state
-                            .not_supported
-                            .entry(state::endpoint_key(vin, api, endpoint))
-                            .or_insert(now + state::BACKOFF_S);
-                    }
-                }
-                _ => {
-                    ok = false;
-                    all_temporary &= e.is_temporary();
-                    exp.gauge(&c::ENDPOINT_ERROR, &[vin, api, endpoint, e.reason()], 1.0);
-                    problems.push(format!("{vin}: {api} {endpoint}: {e}"));
-                }
-            }
-        }
-        any_data |= errors.len() < f.endpoint_count();
-        failed |= !ok;
-        exp.gauge(&c::UP, &[vin, api], if ok { 1.0 } else { 0.0 });
-        exp.gauge(&c::API_DURATION, &[vin, api], f.seconds);
-    }
-    for (vin, w) in &weather {
-        match w {
-            Ok(current) => crate::weather::map(exp, vin, current),
-            Err(reason) => exp.gauge(
-                &c::ENDPOINT_ERROR,
-                &[vin, Origin::Weather.label(), "weather", reason],
-                1.0,
-            ),
-        }
-    }
-    if extended_gone {
-        let until = now + state::BACKOFF_S;
-        state
-            .api_unavailable
-            .insert(Origin::ExtendedVehicle.label().into(), until);
-        tracing::warn!(
-            "Volvo's Extended Vehicle API answers that it is shut down; it is skipped until {} and the other APIs go on",
-            chrono::DateTime::from_timestamp(until, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
-        );
-    }
-    exp.gauge(&c::VEHICLES, &[account], vins.len() as f64);
-
-    let exit = if !failed && problems.is_empty() {
-        ExitCode::Ok
-    } else if !any_data && all_temporary {
-        ExitCode::Temporary
-    } else {
-        ExitCode::Partial
-    };
-    let exit = finish(
-        settings,
-        exp,
-        &mut state,
-        Some(&client),
-        exit,
-        &mut problems,
-        now,
     );
-    AccountRun { exit, problems }
+    if quota_paused {
+        tracing::info!("the API key's daily quota is used up; replaying the last answers until it is replenished");
+    }
+    let durations = fetch(&mut planner, &client, &window, deadline).await;
+    let weather = weather(settings, http, &mut planner, now).await;
+    {
+        let mut exp = lock(exp);
+        map(settings, &mut exp, &planner, &durations, &mut report);
+        for (vin, w) in &weather {
+            match w {
+                Ok(current) => crate::weather::map(&mut exp, vin, current),
+                Err(reason) => exp.gauge(
+                    &c::ENDPOINT_ERROR,
+                    &[vin, Origin::Weather.label(), "weather", reason],
+                    1.0,
+                ),
+            }
+        }
+    }
+    report.tally.failed |= quota_paused;
+    report.finish(&mut lock(exp), &mut state, Some(&client), Some(planner))
 }
 
-type RenewRequest = (Secret, tokio::sync::oneshot::Sender<Result<Secret, Fatal>>);
-
-/// The API client's way to ask the run for a new access token after a 401.
-struct RenewRequests(tokio::sync::mpsc::Sender<RenewRequest>);
-
-impl TokenSource for RenewRequests {
-    fn renew<'a>(
-        &'a self,
-        failed: &'a Secret,
-    ) -> Pin<Box<dyn Future<Output = Result<Secret, Fatal>> + Send + 'a>> {
-        Box::pin(async move {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let gone = || {
-                Fatal::new(
-                    ExitCode::Temporary,
-                    "the run ended before the token was renewed",
-                )
-            };
-            self.0
-                .send((failed.clone(), tx))
-                .await
-                .map_err(|_| gone())?;
-            rx.await.map_err(|_| gone())?
-        })
-    }
+fn lock(exp: &Mutex<Exposition>) -> std::sync::MutexGuard<'_, Exposition> {
+    exp.lock().expect("exposition lock")
 }
 
-fn token_metrics(exp: &mut Exposition, account: &str, token: &Token) {
-    exp.gauge(&c::TOKEN_EXPIRY, &[account], token.expires_at as f64);
-    if let Some(t) = token.refreshed_at {
-        exp.gauge(&c::TOKEN_ROTATED, &[account], t as f64);
-    }
-    if let Some(t) = token.logged_in_at {
-        exp.gauge(&c::TOKEN_LOGIN, &[account], t as f64);
-    }
-}
-
-/// The account's part of the self-metrics, and its state saved. Returns the account's exit
-/// code (the quota and a failed renewal change it).
-fn finish(
+/// The token before any API call: refreshed and saved when it expires within a minute.
+async fn token_step(
     settings: &Settings,
-    exp: &mut Exposition,
-    state: &mut State,
-    client: Option<&Client>,
-    exit: ExitCode,
-    problems: &mut Vec<String>,
-    now: i64,
-) -> ExitCode {
-    let account = settings.account.name.as_str();
-    let mut exit = exit;
-    if let Some(client) = client {
-        state.cache = client.take_cache();
-        if client.replayed() > 0 {
-            tracing::debug!(
-                account,
-                replayed = client.replayed(),
-                "answers replayed from earlier runs (schedule)"
+    http: &reqwest::Client,
+    deadline: Instant,
+) -> Result<Token, Fatal> {
+    let secret = settings.client_secret().expect("checked before");
+    let oauth = OAuthClient {
+        client_id: &settings.account.client_id,
+        client_secret: secret,
+        auth_url: &settings.auth_url,
+        token_url: &settings.token_url,
+    };
+    let fresh = refresh::ensure_fresh(http, &oauth, &settings.account.token_file);
+    match tokio::time::timeout_at(deadline, fresh).await {
+        Ok(r) => r.map(|(t, _)| t),
+        Err(_) => Err(Fatal::new(
+            ExitCode::Temporary,
+            "the run's deadline passed while the access token was being refreshed",
+        )),
+    }
+}
+
+/// Cars of the other accounts that share this account's API key (they share its quota).
+fn other_cars_on_key(settings: &Settings) -> usize {
+    settings
+        .accounts
+        .iter()
+        .filter(|a| a.name != settings.account.name && a.api_key == settings.account.api_key)
+        .map(|a| known_cars(a))
+        .sum()
+}
+
+fn accounts_on_key(settings: &Settings) -> usize {
+    settings
+        .accounts
+        .iter()
+        .filter(|a| a.api_key == settings.account.api_key)
+        .count()
+        .max(1)
+}
+
+/// How many cars an account collects, as far as known without asking: its configured VINs,
+/// else its last vehicle list, else one.
+pub fn known_cars(a: &crate::config::Account) -> usize {
+    if !a.vins.is_empty() {
+        return a.vins.len();
+    }
+    let state = State::load(&a.state_file);
+    let list = endpoints::get(Origin::ConnectedVehicle, "vehicles");
+    state
+        .cache
+        .get(&format!(" {}", list.key))
+        .and_then(|c| connected::vehicles(Ok(c.body.get())).ok())
+        .map_or(1, |v| v.len().max(1))
+}
+
+// ---- fetch ------------------------------------------------------------------------------
+
+/// Seconds each (vin, API) spent on requests this run.
+type Durations = BTreeMap<(String, Origin), f64>;
+
+/// Asks the planner's rounds until it needs nothing more: each round takes what Volvo's
+/// minute window has room for, most important first, and defers the rest to the next run.
+async fn fetch(
+    planner: &mut Planner<'_>,
+    client: &Client,
+    window: &Window,
+    deadline: Instant,
+) -> Durations {
+    let mut durations = Durations::new();
+    loop {
+        let round = planner.next_round();
+        if round.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        let granted = window.reserve(round.len());
+        let (ask, later) = round.split_at(granted.min(round.len()));
+        if !later.is_empty() {
+            tracing::info!(
+                asked = ask.len(),
+                deferred = later.len(),
+                "Volvo's per-minute limit is reached; deferring the rest to the next run"
             );
         }
-        if let Some(reset) = client.quota_exhausted() {
-            // Volvo does not always say when; an hour is a cautious guess that costs one request.
-            state.quota_until = Some(now + reset.map(|d| d.as_secs() as i64).unwrap_or(3600));
-            exit = ExitCode::Temporary;
+        for r in later {
+            planner.defer(r);
         }
-        if let Some(fatal) = client.renewal_failure() {
-            problems.push(fatal.message.clone());
-            if fatal.code == ExitCode::LoginNeeded {
-                exp.gauge(&c::LOGIN_NEEDED, &[account], 1.0);
-                exit = ExitCode::LoginNeeded;
+        let answers = futures_util::future::join_all(ask.iter().map(|r| one(client, r))).await;
+        for (r, (result, seconds)) in ask.iter().zip(answers) {
+            let d = durations.entry((r.vin.clone(), r.endpoint.api)).or_default();
+            *d = d.max(seconds);
+            planner.record(r, result);
+        }
+        if ask.is_empty() {
+            break;
+        }
+    }
+    durations
+}
+
+/// One request, bounded by the run's deadline, and how long it took.
+async fn one(client: &Client, r: &Request) -> (Result<Vec<u8>, ApiError>, f64) {
+    let t0 = Instant::now();
+    let path = r.path();
+    let result = tokio::time::timeout_at(
+        client.deadline(),
+        client.get(r.endpoint.api, r.endpoint.template, &path),
+    )
+    .await
+    .unwrap_or(Err(ApiError::Timeout));
+    (result, t0.elapsed().as_secs_f64())
+}
+
+/// Weather at each car's last position (optional; its failure never fails the car's data).
+async fn weather(
+    settings: &Settings,
+    http: &reqwest::Client,
+    planner: &mut Planner<'_>,
+    now: i64,
+) -> Vec<(String, Result<crate::weather::Current, &'static str>)> {
+    let Some(w) = &settings.weather else {
+        return Vec::new();
+    };
+    let loc = endpoints::get(Origin::Location, "location");
+    let positions: Vec<(String, (f64, f64))> = planner
+        .vins()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|vin| {
+            let feature = location::decode(planner.answer(vin, loc, None)).ok()?;
+            metrics::location::position(&feature).map(|p| (vin.clone(), p))
+        })
+        .collect();
+    let answers = futures_util::future::join_all(positions.iter().map(|(vin, pos)| {
+        let cached = planner.cached(&format!("{vin} weather"));
+        crate::weather::fetch(http, w, *pos, cached, now)
+    }))
+    .await;
+    let mut out = Vec::new();
+    for ((vin, _), answer) in positions.into_iter().zip(answers) {
+        match answer {
+            Ok((current, entry)) => {
+                planner.cache(format!("{vin} weather"), entry);
+                out.push((vin, Ok(current)));
+            }
+            Err((reason, message)) => {
+                tracing::warn!(vin, "weather: {message}");
+                out.push((vin, Err(reason)));
             }
         }
     }
-    if exit == ExitCode::Ok {
-        state.last_success = Some(crate::clock::now_f64());
-    }
-    // Runs may overlap (a timer run and a manual one): merge into what is on disk, under a
-    // lock, so that no run's counts are lost.
-    let (requests, retries) = client
-        .map(|c| (c.request_counts(), c.retry_counts()))
-        .unwrap_or_default();
-    *state = state::save_merged(
-        &settings.account.state_file,
-        std::mem::take(state),
-        &requests,
-        &retries,
-        now,
-    );
+    out
+}
 
+// ---- map --------------------------------------------------------------------------------
+
+/// Every car's answers, asked or replayed, into the exposition; each API's outcome into the
+/// report.
+fn map(
+    settings: &Settings,
+    exp: &mut Exposition,
+    planner: &Planner<'_>,
+    durations: &Durations,
+    report: &mut Report,
+) {
+    let list = endpoints::get(Origin::ConnectedVehicle, "vehicles");
+    let Some(vins) = planner.vins() else {
+        let e = connected::vehicles(planner.answer("", list, None))
+            .expect_err("no vehicles without an error");
+        report.list_failed(exp, &e);
+        return;
+    };
+    report.vehicles = vins.len();
+    if settings.account.vins.is_empty() {
+        report.endpoint(exp, "", list, planner.answer("", list, None).err().as_ref());
+    }
+    let account = settings.account.name.as_str();
+    for vin in vins {
+        let answer = |api: Origin, name: &str| planner.answer(vin, endpoints::get(api, name), None);
+        let seconds = |api: Origin| durations.get(&(vin.clone(), api)).copied().unwrap_or(0.0);
+        if settings.sources.connected_vehicle {
+            let s = connected::Snapshot::decode(&|n| answer(Origin::ConnectedVehicle, n));
+            metrics::connected::map(exp, vin, account, &s);
+            report.api(exp, vin, Origin::ConnectedVehicle, &s.errors(), seconds(Origin::ConnectedVehicle));
+        }
+        if settings.sources.energy {
+            let s = energy::Snapshot::decode(
+                answer(Origin::Energy, "capabilities"),
+                answer(Origin::Energy, "state"),
+            );
+            metrics::energy::map(exp, vin, &s);
+            report.api(exp, vin, Origin::Energy, &s.errors(), seconds(Origin::Energy));
+        }
+        if settings.sources.location {
+            let f = location::decode(answer(Origin::Location, "location"));
+            if let Ok(feature) = &f {
+                metrics::location::map(exp, vin, feature, &settings.location);
+            }
+            let errors: Vec<(&'static str, &ApiError)> =
+                f.as_ref().err().map(|e| vec![("location", e)]).unwrap_or_default();
+            report.api(exp, vin, Origin::Location, &errors, seconds(Origin::Location));
+        }
+        if planner.collects_extended() {
+            let value = endpoints::get(Origin::ExtendedVehicle, "resource");
+            let s = extended::Snapshot::decode(answer(Origin::ExtendedVehicle, "resources"), &|r| {
+                planner.answer(vin, value, Some(r))
+            });
+            report.extended_gone |= s.api_gone();
+            metrics::extended::map(exp, vin, &s);
+            let errors = if s.api_gone() { Vec::new() } else { s.errors() };
+            report.api(exp, vin, Origin::ExtendedVehicle, &errors, seconds(Origin::ExtendedVehicle));
+        }
+    }
+    for (vin, e, err) in planner.replayed_failures() {
+        report.endpoint(exp, &vin, e, Some(&err));
+    }
+    for (vin, e) in planner.deferred() {
+        exp.gauge(&c::ENDPOINT_DEFERRED, &[&vin, e.api.label(), e.name], 1.0);
+    }
+    for (vin, mode) in planner.modes() {
+        for m in Mode::ALL {
+            let v = if m == mode { 1.0 } else { 0.0 };
+            exp.gauge(&c::VEHICLE_MODE, &[&vin, m.label()], v);
+        }
+    }
+    if let Some(plan) = planner.day_plan() {
+        exp.gauge(&c::PLANNED_REQUESTS, &[account], plan.total as f64);
+        exp.gauge(&c::PLANNED_ESTIMATE, &[account], plan.estimate as f64);
+        exp.gauge(&c::PLAN_EVERY_RUNS, &[account], plan.stretch.every_runs as f64);
+    }
+}
+
+// ---- report -----------------------------------------------------------------------------
+
+/// The account's outcome as it builds up: problems for the log, the tally for the exit code,
+/// back-offs for the state.
+struct Report<'s> {
+    settings: &'s Settings,
+    now: i64,
+    tally: Tally,
+    problems: Vec<String>,
+    /// "vin api endpoint" keys newly found unsupported.
+    unsupported: Vec<String>,
+    extended_gone: bool,
+    vehicles: usize,
+}
+
+impl<'s> Report<'s> {
+    fn new(settings: &'s Settings, now: i64) -> Self {
+        Report {
+            settings,
+            now,
+            tally: Tally::default(),
+            problems: Vec::new(),
+            unsupported: Vec::new(),
+            extended_gone: false,
+            vehicles: 0,
+        }
+    }
+
+    fn login_failed(&mut self, fatal: &Fatal) {
+        self.problems.push(fatal.message.clone());
+        self.tally.failed = true;
+        self.tally.login_needed = fatal.code == ExitCode::LoginNeeded;
+        self.tally.config = fatal.code == ExitCode::Config;
+    }
+
+    fn list_failed(&mut self, exp: &mut Exposition, e: &ApiError) {
+        self.problems
+            .push(format!("cannot list the vehicles on the account: {e}"));
+        let list = endpoints::get(Origin::ConnectedVehicle, "vehicles");
+        self.endpoint(exp, "", list, Some(e));
+    }
+
+    /// One endpoint's failure, if any, into the self-metrics and the tally.
+    fn endpoint(&mut self, exp: &mut Exposition, vin: &str, e: &Endpoint, err: Option<&ApiError>) {
+        let Some(err) = err else {
+            return;
+        };
+        self.error(exp, vin, e.api, e.name, err);
+    }
+
+    /// Returns whether the error is a failure (deferred and unsupported are not).
+    fn error(&mut self, exp: &mut Exposition, vin: &str, api: Origin, name: &str, e: &ApiError) -> bool {
+        match e {
+            ApiError::Deferred => false,
+            ApiError::NotSupported(_) => {
+                exp.gauge(&c::NOT_SUPPORTED, &[vin, api.label(), name], 1.0);
+                // Remembered per endpoint; Energy's and Extended Vehicle's own answers already
+                // say what a car lacks.
+                if !matches!(name, "state" | "capabilities" | "resource") {
+                    self.unsupported
+                        .push(state::endpoint_key(vin, api.label(), name));
+                }
+                false
+            }
+            _ => {
+                self.tally.failed = true;
+                self.tally.config |= *e == ApiError::BadApiKey;
+                exp.gauge(&c::ENDPOINT_ERROR, &[vin, api.label(), name, e.reason()], 1.0);
+                let who = if vin.is_empty() { String::new() } else { format!("{vin}: ") };
+                self.problems.push(format!("{who}{} {name}: {e}", api.label()));
+                true
+            }
+        }
+    }
+
+    /// One API of one car: its endpoints' errors, its success and its duration.
+    fn api(
+        &mut self,
+        exp: &mut Exposition,
+        vin: &str,
+        api: Origin,
+        errors: &[(&'static str, &ApiError)],
+        seconds: f64,
+    ) {
+        let mut ok = true;
+        for (name, e) in errors {
+            ok &= !self.error(exp, vin, api, name, e);
+        }
+        exp.gauge(&c::UP, &[vin, api.label()], if ok { 1.0 } else { 0.0 });
+        exp.gauge(&c::API_DURATION, &[vin, api.label()], seconds);
+    }
+
+    /// The account's self-metrics, its state saved, and its exit code.
+    fn finish(
+        mut self,
+        exp: &mut Exposition,
+        state: &mut State,
+        client: Option<&Client>,
+        planner: Option<Planner<'_>>,
+    ) -> AccountRun {
+        let settings = self.settings;
+        let account = settings.account.name.as_str();
+        let now = self.now;
+        if let Some(planner) = planner {
+            self.tally.collected = planner.fresh() > 0;
+            planner.finish(state);
+        }
+        if let Some(client) = client {
+            if let Some(reset) = client.quota_exhausted() {
+                // Volvo does not always say when; an hour is a cautious guess that costs one
+                // request.
+                state.quota_until = Some(now + reset.map(|d| d.as_secs() as i64).unwrap_or(3600));
+            }
+            if let Some(fatal) = client.renewal_failure() {
+                self.problems.push(fatal.message.clone());
+                self.tally.failed = true;
+                self.tally.login_needed |= fatal.code == ExitCode::LoginNeeded;
+            }
+        }
+        let login_needed = if self.tally.login_needed { 1.0 } else { 0.0 };
+        exp.gauge(&c::LOGIN_NEEDED, &[account], login_needed);
+        for key in self.unsupported.drain(..) {
+            state.not_supported.entry(key).or_insert(now + state::BACKOFF_S);
+        }
+        if self.extended_gone {
+            let until = now + state::BACKOFF_S;
+            state
+                .api_unavailable
+                .insert(Origin::ExtendedVehicle.label().into(), until);
+            tracing::warn!(
+                "Volvo's Extended Vehicle API answers that it is shut down; it is skipped until {} and the other APIs go on",
+                chrono::DateTime::from_timestamp(until, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
+            );
+        }
+        if state.quota_until.is_some() && client.is_some() {
+            self.problems.push(
+                "the API key's daily request quota is used up: the last answers are replayed until it is replenished".into(),
+            );
+        }
+        let exit = self.tally.exit();
+        if exit == ExitCode::Ok {
+            state.last_success = Some(crate::clock::now_f64());
+        }
+        if client.is_some() {
+            exp.gauge(&c::VEHICLES, &[account], self.vehicles as f64);
+        }
+        let (requests, retries) = client
+            .map(|c| (c.request_counts(), c.retry_counts()))
+            .unwrap_or_default();
+        // Runs may overlap (a timer run and a manual one): merge into what is on disk, under
+        // a lock, so that no run's counts are lost.
+        *state = state::save_merged(
+            &settings.account.state_file,
+            std::mem::take(state),
+            &requests,
+            &retries,
+            now,
+        );
+        state_metrics(exp, settings, state, now);
+        AccountRun {
+            exit,
+            problems: self.problems,
+        }
+    }
+}
+
+/// The self-metrics kept in the state file: counters, the quota, back-offs, the last success.
+fn state_metrics(exp: &mut Exposition, settings: &Settings, state: &State, now: i64) {
+    let account = settings.account.name.as_str();
     match state.quota_until {
         Some(until) => {
             exp.gauge(&c::QUOTA_EXHAUSTED, &[account], 1.0);
@@ -605,9 +613,7 @@ fn finish(
     }
     for (key, n) in &state.requests {
         let mut parts = key.splitn(3, ' ');
-        if let (Some(api), Some(endpoint), Some(status)) =
-            (parts.next(), parts.next(), parts.next())
-        {
+        if let (Some(api), Some(endpoint), Some(status)) = (parts.next(), parts.next(), parts.next()) {
             exp.counter(&c::REQUESTS, &[account, api, endpoint, status], *n as f64);
         }
     }
@@ -632,5 +638,81 @@ fn finish(
     if let Some(t) = state.last_success {
         exp.gauge(&c::LAST_SUCCESS, &[account], t);
     }
-    exit
+}
+
+fn token_metrics(exp: &mut Exposition, account: &str, token: &Token) {
+    exp.gauge(&c::TOKEN_EXPIRY, &[account], token.expires_at as f64);
+    if let Some(t) = token.refreshed_at {
+        exp.gauge(&c::TOKEN_ROTATED, &[account], t as f64);
+    }
+    if let Some(t) = token.logged_in_at {
+        exp.gauge(&c::TOKEN_LOGIN, &[account], t as f64);
+    }
+}
+
+/// Renews the access token for the API client after a 401: the refresh itself, under the
+/// token file's lock, so that one 401 storm makes one refresh whoever asks. `oauth2`'s
+/// futures are not `Send` for every lifetime, so the refresh runs on a thread of its own with
+/// its own small runtime and HTTP client; the caller still waits no longer than its deadline.
+struct Renewer {
+    client_id: String,
+    client_secret: Secret,
+    auth_url: url::Url,
+    token_url: url::Url,
+    token_file: PathBuf,
+    request_timeout: Duration,
+}
+
+impl Renewer {
+    fn new(settings: &Settings) -> Self {
+        Renewer {
+            client_id: settings.account.client_id.clone(),
+            client_secret: settings.client_secret().expect("checked before").clone(),
+            auth_url: settings.auth_url.clone(),
+            token_url: settings.token_url.clone(),
+            token_file: settings.account.token_file.clone(),
+            request_timeout: settings.request_timeout,
+        }
+    }
+
+    fn renew_blocking(&self, failed: &Secret) -> Result<Secret, Fatal> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Fatal::new(ExitCode::Temporary, format!("cannot renew the token: {e}")))?;
+        let http = http_client(self.request_timeout);
+        let oauth = OAuthClient {
+            client_id: &self.client_id,
+            client_secret: &self.client_secret,
+            auth_url: &self.auth_url,
+            token_url: &self.token_url,
+        };
+        runtime.block_on(refresh::renew(&http, &oauth, &self.token_file, failed))
+    }
+}
+
+impl TokenSource for Renewer {
+    fn renew<'a>(
+        &'a self,
+        failed: &'a Secret,
+    ) -> Pin<Box<dyn Future<Output = Result<Secret, Fatal>> + Send + 'a>> {
+        let this = Renewer {
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            auth_url: self.auth_url.clone(),
+            token_url: self.token_url.clone(),
+            token_file: self.token_file.clone(),
+            request_timeout: self.request_timeout,
+        };
+        let failed = failed.clone();
+        Box::pin(async move {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(this.renew_blocking(&failed));
+            });
+            rx.await.unwrap_or_else(|_| {
+                Err(Fatal::new(ExitCode::Temporary, "the token renewal stopped unexpectedly"))
+            })
+        })
+    }
 }

@@ -39,6 +39,49 @@ pub struct State {
     /// fetches (see `schedule`).
     #[serde(default)]
     pub cache: BTreeMap<String, CacheEntry>,
+    /// vin → what the planner learnt of the car by the last run.
+    #[serde(default)]
+    pub cars: BTreeMap<String, CarMemory>,
+}
+
+/// What a car was doing at the end of the last run, from what it uploaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Nothing new since the run before: only the answers that show a wake are asked.
+    #[default]
+    Asleep,
+    /// Awake but not driving or charging (unlocked, a door opened): its state every run.
+    ParkedAwake,
+    /// The engine runs: its trip facts every run.
+    Driving,
+    /// Charging: its energy state every run.
+    Charging,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [Mode::Asleep, Mode::ParkedAwake, Mode::Driving, Mode::Charging];
+
+    /// The `mode` label of the self-metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Asleep => "asleep",
+            Mode::ParkedAwake => "parked_awake",
+            Mode::Driving => "driving",
+            Mode::Charging => "charging",
+        }
+    }
+}
+
+/// One car's memory between runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct CarMemory {
+    pub mode: Mode,
+    /// The newest upload time (Unix seconds) seen in any of the car's answers.
+    pub last_upload: i64,
+    /// A trip ended but its trip-end answers could not all be asked: the next run asks them.
+    #[serde(default)]
+    pub trip_end_pending: bool,
 }
 
 /// One cached answer: when it was fetched (Unix seconds) and its body, kept as the raw JSON
@@ -76,9 +119,13 @@ impl Default for State {
             api_unavailable: BTreeMap::new(),
             quota_until: None,
             cache: BTreeMap::new(),
+            cars: BTreeMap::new(),
         }
     }
 }
+
+/// How long an answer is kept for replay: longer than the slowest tier stretched for a fleet.
+pub const CACHE_KEPT_S: i64 = 8 * 86_400;
 
 pub fn endpoint_key(vin: &str, api: &str, endpoint: &str) -> String {
     format!("{vin} {api} {endpoint}")
@@ -130,7 +177,7 @@ impl State {
         self.api_unavailable.retain(|_, until| *until > now);
         self.quota_until = self.quota_until.filter(|u| *u > now);
         // Answers of cars that left the account, or older than any tier, go.
-        self.cache.retain(|_, e| now - e.fetched_at < 2 * 86_400);
+        self.cache.retain(|_, e| now - e.fetched_at < CACHE_KEPT_S);
     }
 
     pub fn is_not_supported(&self, vin: &str, api: &str, endpoint: &str, now: i64) -> bool {
@@ -141,6 +188,24 @@ impl State {
 
     pub fn unavailable_until(&self, api: &str, now: i64) -> Option<i64> {
         self.api_unavailable.get(api).copied().filter(|u| *u > now)
+    }
+}
+
+/// Takes the exclusive lock `lock_path` (created when missing) until the file is dropped. A
+/// lock that cannot be taken is a warning: the caller goes on without it.
+pub fn lock(lock_path: &Path) -> Option<std::fs::File> {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path)
+        .and_then(|f| f.lock().map(|_| f));
+    match lock {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(file = %lock_path.display(), error = %e, "cannot lock the state file; going on without the lock");
+            None
+        }
     }
 }
 
@@ -160,15 +225,7 @@ pub fn save_merged(
         p.push(".lock");
         std::path::PathBuf::from(p)
     };
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .and_then(|f| f.lock().map(|_| f));
-    if let Err(e) = &lock {
-        tracing::warn!(file = %lock_path.display(), error = %e, "cannot lock the state file; saving without the lock");
-    }
+    let lock = lock(&lock_path);
     let mut merged = State::read_quietly(path);
     for ((api, endpoint, status), n) in requests {
         *merged
@@ -187,6 +244,7 @@ pub fn save_merged(
     merged.api_unavailable.extend(ours.api_unavailable);
     merged.quota_until = merged.quota_until.max(ours.quota_until);
     merged.cache.extend(ours.cache);
+    merged.cars.extend(ours.cars);
     merged.expire(now);
     if let Err(e) = merged.save(path) {
         tracing::warn!(file = %path.display(), error = %e, "cannot save the state file; counters will restart");

@@ -3,7 +3,7 @@
 //! response bodies, classifies failures into [`ApiError`], and counts every request by API,
 //! endpoint template and status for the self-metrics.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,7 +45,8 @@ pub struct Client {
     /// Serialises renewals: one 401 storm causes one refresh.
     renewing: tokio::sync::Mutex<()>,
     in_flight: Semaphore,
-    pacer: Option<Pacer>,
+    /// Volvo's minute window of the account, which a retry must fit in too.
+    window: Option<crate::window::Window>,
     deadline: Instant,
     request_timeout: Duration,
     counts: Mutex<RequestCounts>,
@@ -55,46 +56,6 @@ pub struct Client {
     quota_reset: Mutex<Option<Duration>>,
     /// Set when the access token was renewed after a 401 (the run saves it to the metrics).
     renewed: Mutex<Option<crate::error::Fatal>>,
-    schedule: crate::schedule::Schedule,
-    /// The run's clock (Unix seconds) for the schedule.
-    now: i64,
-    /// Answers of slower tiers, by "vin endpoint": read from the state file, updated here.
-    cache: Mutex<BTreeMap<String, crate::state::CacheEntry>>,
-    replayed: std::sync::atomic::AtomicU64,
-}
-
-/// A client-side limit of requests per sliding minute, below Volvo's 100 per user and
-/// application, so that many cars in one run queue instead of tripping 429.
-struct Pacer {
-    per_minute: usize,
-    sent: Mutex<VecDeque<Instant>>,
-}
-
-impl Pacer {
-    /// Waits for a free slot; `false` when none comes before the deadline.
-    async fn wait(&self, deadline: Instant) -> bool {
-        loop {
-            let until = {
-                let mut sent = self.sent.lock().expect("pacer lock");
-                let now = Instant::now();
-                while sent
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-                {
-                    sent.pop_front();
-                }
-                if sent.len() < self.per_minute {
-                    sent.push_back(now);
-                    return true;
-                }
-                *sent.front().expect("non-empty") + Duration::from_secs(60)
-            };
-            if until >= deadline {
-                return false;
-            }
-            tokio::time::sleep_until(until).await;
-        }
-    }
 }
 
 /// Options for building a [`Client`].
@@ -105,12 +66,9 @@ pub struct ClientOptions {
     pub concurrency: usize,
     pub deadline: Instant,
     pub request_timeout: Duration,
-    /// Requests per sliding minute; 0 turns pacing off.
-    pub requests_per_minute: usize,
+    /// The account's minute window, for retries; `None` asks without it.
+    pub window: Option<crate::window::Window>,
     pub token_source: Option<Box<dyn TokenSource>>,
-    pub schedule: crate::schedule::Schedule,
-    pub now: i64,
-    pub cache: BTreeMap<String, crate::state::CacheEntry>,
 }
 
 impl Client {
@@ -123,10 +81,7 @@ impl Client {
             token_source: o.token_source,
             renewing: tokio::sync::Mutex::new(()),
             in_flight: Semaphore::new(o.concurrency.max(1)),
-            pacer: (o.requests_per_minute > 0).then(|| Pacer {
-                per_minute: o.requests_per_minute,
-                sent: Mutex::new(VecDeque::new()),
-            }),
+            window: o.window,
             deadline: o.deadline,
             request_timeout: o.request_timeout,
             counts: Mutex::new(BTreeMap::new()),
@@ -134,15 +89,11 @@ impl Client {
             quota: AtomicBool::new(false),
             quota_reset: Mutex::new(None),
             renewed: Mutex::new(None),
-            schedule: o.schedule,
-            now: o.now,
-            cache: Mutex::new(o.cache),
-            replayed: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
-    /// A client for a few single requests (`volvo-collect check`): no pacing, no cache, no
-    /// renewal, a deadline of one request timeout.
+    /// A client for a few single requests (`volvo-collect check`): no window, no renewal, a
+    /// deadline of one request timeout.
     pub fn single(
         http: reqwest::Client,
         base: Url,
@@ -159,11 +110,8 @@ impl Client {
                 concurrency: 1,
                 deadline: Instant::now() + request_timeout,
                 request_timeout,
-                requests_per_minute: 0,
+                window: None,
                 token_source: None,
-                schedule: crate::schedule::Schedule::default(),
-                now: 0,
-                cache: BTreeMap::new(),
             },
         )
     }
@@ -207,7 +155,15 @@ impl Client {
         if *self.access_token.read().await != *failed {
             return true; // another request renewed it meanwhile
         }
-        match source.renew(failed).await {
+        // Bounded by the run's deadline like every other wait.
+        let renewed = match tokio::time::timeout_at(self.deadline, source.renew(failed)).await {
+            Ok(r) => r,
+            Err(_) => Err(crate::error::Fatal::new(
+                crate::error::ExitCode::Temporary,
+                "the run's deadline passed while the access token was being renewed",
+            )),
+        };
+        match renewed {
             Ok(fresh) => {
                 *self.access_token.write().await = fresh;
                 true
@@ -246,75 +202,6 @@ impl Client {
             .or_default() += 1;
     }
 
-    /// The cache after the run, for the state file.
-    pub fn take_cache(&self) -> BTreeMap<String, crate::state::CacheEntry> {
-        std::mem::take(&mut *self.cache.lock().expect("cache lock"))
-    }
-
-    /// A cached answer kept for another source (the weather), by key.
-    pub fn cache_entry(&self, key: &str) -> Option<crate::state::CacheEntry> {
-        self.cache.lock().expect("cache lock").get(key).cloned()
-    }
-
-    pub fn put_cache(&self, key: String, entry: crate::state::CacheEntry) {
-        self.cache.lock().expect("cache lock").insert(key, entry);
-    }
-
-    /// Endpoint answers replayed from the cache instead of asked.
-    pub fn replayed(&self) -> u64 {
-        self.replayed.load(Ordering::Relaxed)
-    }
-
-    /// GETs `path` (relative to the API host) and decodes the JSON body. `key` is the
-    /// endpoint's schedule key: while the cached answer for (`vin`, `key`) is younger than
-    /// the key's minimum age, it is replayed without a request; an answer that no longer
-    /// decodes is dropped and fetched again.
-    pub async fn get_json<T: DeserializeOwned>(
-        &self,
-        api: Origin,
-        template: &'static str,
-        path: &str,
-        vin: &str,
-        key: &str,
-    ) -> Result<T, ApiError> {
-        let cache_key = format!("{vin} {key}");
-        // "extended_values/<resource>" follows the "extended_values" tier.
-        let key = key.split('/').next().unwrap_or(key);
-        let tiered = self.schedule.min_age(key) > 0;
-        if tiered {
-            let replay = {
-                let cache = self.cache.lock().expect("cache lock");
-                cache
-                    .get(&cache_key)
-                    .filter(|e| !self.schedule.due(key, e.fetched_at, self.now))
-                    .map(|e| serde_json::from_str::<T>(e.body.get()))
-            };
-            match replay {
-                Some(Ok(v)) => {
-                    self.replayed.fetch_add(1, Ordering::Relaxed);
-                    return Ok(v);
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(key, error = %e, "cached answer no longer decodes; fetching it again");
-                    self.cache.lock().expect("cache lock").remove(&cache_key);
-                }
-                None => {}
-            }
-        }
-        let body = self.get(api, template, path).await?;
-        let decoded: T =
-            serde_json::from_slice(&body).map_err(|e| ApiError::Decode(e.to_string()))?;
-        if tiered {
-            if let Some(entry) = crate::state::CacheEntry::new(self.now, body) {
-                self.cache
-                    .lock()
-                    .expect("cache lock")
-                    .insert(cache_key, entry);
-            }
-        }
-        Ok(decoded)
-    }
-
     /// GETs `path` and returns the body of a 200 answer; retries transport errors, 5xx and 429
     /// with exponential back-off and jitter, never past the deadline; after a 401 for the access
     /// token, renews it once and retries once; after the daily quota's 403, asks nothing more.
@@ -330,6 +217,7 @@ impl Client {
             .map_err(|e| ApiError::Transport(format!("bad URL for {template}: {e}")))?;
         let mut attempt = 0;
         let mut renewed = false;
+        let mut last_err: Option<ApiError> = None;
         loop {
             attempt += 1;
             if self.quota.load(Ordering::Relaxed) {
@@ -337,10 +225,12 @@ impl Client {
                     reset_after: *self.quota_reset.lock().expect("quota lock"),
                 });
             }
-            if let Some(p) = &self.pacer {
-                if !p.wait(self.deadline).await {
-                    self.count(api, template, "timeout");
-                    return Err(ApiError::Timeout);
+            // The planned first attempt has its place in the window already; a retry needs one.
+            if attempt > 1 || renewed {
+                if let Some(w) = &self.window {
+                    if w.reserve(1) == 0 {
+                        return Err(err_after_window(last_err.take()));
+                    }
                 }
             }
             let token = self.access_token.read().await.clone();
@@ -376,6 +266,7 @@ impl Client {
                 renewed = true;
                 if self.renew(&token).await {
                     attempt -= 1;
+                    last_err = Some(err);
                     continue;
                 }
                 return Err(err);
@@ -405,6 +296,7 @@ impl Client {
                 .entry(api.label().to_string())
                 .or_default() += 1;
             tracing::debug!(api = api.label(), endpoint = template, error = %err, wait_ms = wait.as_millis() as u64, "retrying");
+            last_err = Some(err);
             tokio::time::sleep(wait).await;
         }
     }
@@ -494,6 +386,11 @@ impl Client {
         }
         Err(ApiError::from_status(status.as_u16(), &body, retry_after))
     }
+}
+
+/// What a retry that found Volvo's minute window full reports: the failure it meant to retry.
+fn err_after_window(last: Option<ApiError>) -> ApiError {
+    last.unwrap_or(ApiError::Deferred)
 }
 
 /// A transport error as one line without the URL (which holds the VIN): the kind of failure

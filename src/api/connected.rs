@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::client::Client;
-use super::ApiError;
+use super::{decode, ApiError};
 use crate::metrics::catalog::Origin;
 use crate::values::Field;
 
@@ -108,133 +108,46 @@ pub struct Snapshot {
     pub commands: Result<Vec<Field<Command>>, ApiError>,
 }
 
-/// The read endpoints of one car, as (name used in labels and the schedule, path template).
-pub const ENDPOINTS: &[(&str, &str)] = &[
-    ("details", "/vehicles/{vin}"),
-    ("doors", "/vehicles/{vin}/doors"),
-    ("windows", "/vehicles/{vin}/windows"),
-    ("engine_status", "/vehicles/{vin}/engine-status"),
-    ("engine", "/vehicles/{vin}/engine"),
-    ("diagnostics", "/vehicles/{vin}/diagnostics"),
-    ("brakes", "/vehicles/{vin}/brakes"),
-    ("fuel", "/vehicles/{vin}/fuel"),
-    ("odometer", "/vehicles/{vin}/odometer"),
-    ("statistics", "/vehicles/{vin}/statistics"),
-    ("tyres", "/vehicles/{vin}/tyres"),
-    ("warnings", "/vehicles/{vin}/warnings"),
-    (
-        "command_accessibility",
-        "/vehicles/{vin}/command-accessibility",
-    ),
-    ("commands", "/vehicles/{vin}/commands"),
-];
-
-fn template(name: &str) -> &'static str {
-    ENDPOINTS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, t)| *t)
-        .expect("known endpoint")
-}
-
-/// Decides per endpoint name whether to ask (false for endpoints remembered as unsupported).
-pub type Wanted<'a> = &'a (dyn Fn(&str) -> bool + Sync);
-
-async fn get<T: serde::de::DeserializeOwned>(
-    client: &Client,
-    vin: &str,
-    name: &str,
-    wanted: Wanted<'_>,
-) -> Result<T, ApiError> {
-    if !wanted(name) {
-        return Err(ApiError::NotSupported(REMEMBERED.into()));
-    }
-    let t = template(name);
-    let path = format!("{PREFIX}{}", t.replace("{vin}", &super::segment(vin)));
-    client
-        .get_json::<Data<T>>(Origin::ConnectedVehicle, t, &path, vin, name)
-        .await
-        .map(|d| d.data)
-}
-
 /// `GET /vehicles` exactly once, without retries (see [`Client::get_json_once`]).
 pub async fn vehicles_once(client: &Client) -> Result<Vec<String>, ApiError> {
+    let e = crate::endpoints::get(Origin::ConnectedVehicle, "vehicles");
     let list: Data<Vec<VehicleRef>> = client
-        .get_json_once(
-            Origin::ConnectedVehicle,
-            "/vehicles",
-            &format!("{PREFIX}/vehicles"),
-        )
+        .get_json_once(e.api, e.template, &e.path("", None))
         .await?;
     Ok(list.data.into_iter().map(|v| v.vin).collect())
 }
 
-/// `GET /vehicles`: the VINs on the account.
-pub async fn vehicles(client: &Client) -> Result<Vec<String>, ApiError> {
-    let list: Data<Vec<VehicleRef>> = client
-        .get_json(
-            Origin::ConnectedVehicle,
-            "/vehicles",
-            &format!("{PREFIX}/vehicles"),
-            "",
-            "vehicles",
-        )
-        .await?;
-    Ok(list.data.into_iter().map(|v| v.vin).collect())
+/// The VINs of a vehicle list answer.
+pub fn vehicles(body: Result<&str, ApiError>) -> Result<Vec<String>, ApiError> {
+    decode::<Data<Vec<VehicleRef>>>(body).map(|l| l.data.into_iter().map(|v| v.vin).collect())
 }
 
 /// The message of an endpoint skipped because an earlier run found it unsupported.
 pub const REMEMBERED: &str = "not supported by this car (remembered from an earlier run)";
 
-/// Fetches every read endpoint of one car concurrently.
-pub async fn fetch(client: &Client, vin: &str, wanted: Wanted<'_>) -> Snapshot {
-    // One join: all fourteen in flight together, none waiting for another.
-    let (
-        details,
-        doors,
-        windows,
-        engine_status,
-        engine,
-        diagnostics,
-        brakes,
-        fuel,
-        odometer,
-        statistics,
-        tyres,
-        warnings,
-        command_accessibility,
-        commands,
-    ) = tokio::join!(
-        get(client, vin, "details", wanted),
-        get(client, vin, "doors", wanted),
-        get(client, vin, "windows", wanted),
-        get(client, vin, "engine_status", wanted),
-        get(client, vin, "engine", wanted),
-        get(client, vin, "diagnostics", wanted),
-        get(client, vin, "brakes", wanted),
-        get(client, vin, "fuel", wanted),
-        get(client, vin, "odometer", wanted),
-        get(client, vin, "statistics", wanted),
-        get(client, vin, "tyres", wanted),
-        get(client, vin, "warnings", wanted),
-        get(client, vin, "command_accessibility", wanted),
-        get(client, vin, "commands", wanted),
-    );
-    Snapshot {
-        details,
-        doors,
-        windows,
-        engine_status,
-        engine,
-        diagnostics,
-        brakes,
-        fuel,
-        odometer,
-        statistics,
-        tyres,
-        warnings,
-        command_accessibility,
-        commands,
+fn data<T: serde::de::DeserializeOwned>(body: Result<&str, ApiError>) -> Result<T, ApiError> {
+    decode::<Data<T>>(body).map(|d| d.data)
+}
+
+impl Snapshot {
+    /// One car's answers, by endpoint name; each endpoint decodes on its own.
+    pub fn decode<'a>(answer: &dyn Fn(&'static str) -> Result<&'a str, ApiError>) -> Snapshot {
+        Snapshot {
+            details: data(answer("details")),
+            doors: data(answer("doors")),
+            windows: data(answer("windows")),
+            engine_status: data(answer("engine_status")),
+            engine: data(answer("engine")),
+            diagnostics: data(answer("diagnostics")),
+            brakes: data(answer("brakes")),
+            fuel: data(answer("fuel")),
+            odometer: data(answer("odometer")),
+            statistics: data(answer("statistics")),
+            tyres: data(answer("tyres")),
+            warnings: data(answer("warnings")),
+            command_accessibility: data(answer("command_accessibility")),
+            commands: data(answer("commands")),
+        }
     }
 }
 

@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::client::Client;
-use super::ApiError;
-use crate::metrics::catalog::Origin;
+use super::{decode, ApiError};
 use crate::values::Field;
 
 pub const PREFIX: &str = "/energy/v2";
@@ -71,41 +69,22 @@ pub struct Snapshot {
     pub state: Option<Result<State, ApiError>>,
 }
 
-pub const ENDPOINTS: &[(&str, &str)] = &[
-    ("capabilities", "/vehicles/{vin}/capabilities"),
-    ("state", "/vehicles/{vin}/state"),
-];
+impl Capabilities {
+    /// Whether the car says it has no energy state at all (then the state is not asked).
+    pub fn rules_out_state(&self) -> bool {
+        matches!(&self.get_energy_state, Field::Ok(c) if c.is_supported == Some(false))
+    }
+}
 
-/// Capabilities first; the state only for a car whose capabilities do not rule it out.
-pub async fn fetch(client: &Client, vin: &str) -> Snapshot {
-    let capabilities: Result<Capabilities, ApiError> = client
-        .get_json(
-            Origin::Energy,
-            ENDPOINTS[0].1,
-            &format!("{PREFIX}/vehicles/{}/capabilities", super::segment(vin)),
-            vin,
-            "energy_capabilities",
-        )
-        .await;
-    let unsupported = matches!(&capabilities, Ok(Capabilities { get_energy_state: Field::Ok(c) }) if c.is_supported == Some(false));
-    let state = if unsupported {
-        None
-    } else {
-        Some(
-            client
-                .get_json(
-                    Origin::Energy,
-                    ENDPOINTS[1].1,
-                    &format!("{PREFIX}/vehicles/{}/state", super::segment(vin)),
-                    vin,
-                    "energy_state",
-                )
-                .await,
-        )
-    };
-    Snapshot {
-        capabilities,
-        state,
+impl Snapshot {
+    /// One car's answers: the capabilities, and the state unless they rule it out.
+    pub fn decode(capabilities: Result<&str, ApiError>, state: Result<&str, ApiError>) -> Snapshot {
+        let capabilities: Result<Capabilities, ApiError> = decode(capabilities);
+        let ruled_out = capabilities.as_ref().is_ok_and(Capabilities::rules_out_state);
+        Snapshot {
+            capabilities,
+            state: (!ruled_out).then(|| decode(state)),
+        }
     }
 }
 

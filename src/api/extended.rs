@@ -6,16 +6,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::client::Client;
-use super::ApiError;
-use crate::metrics::catalog::Origin;
+use super::{decode, ApiError};
 use crate::values::Field;
 
 pub const PREFIX: &str = "/extended-vehicle/v1";
-pub const ENDPOINTS: &[(&str, &str)] = &[
-    ("resources", "/vehicles/{vin}/resources"),
-    ("resource", "/vehicles/{vin}/resources/{resource}"),
-];
 
 #[derive(Debug, Deserialize)]
 pub struct ResourceList {
@@ -90,43 +84,39 @@ fn safe_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-pub async fn fetch(client: &Client, vin: &str) -> Snapshot {
-    let list: Result<ResourceList, ApiError> = client
-        .get_json(
-            Origin::ExtendedVehicle,
-            ENDPOINTS[0].1,
-            &format!("{PREFIX}/vehicles/{}/resources", super::segment(vin)),
-            vin,
-            "extended_resources",
-        )
-        .await;
-    let names: Vec<String> = match &list {
-        Ok(l) => l
-            .resources
-            .iter()
-            .filter_map(|r| match r {
-                Field::Ok(p) if safe_name(&p.name) => Some(p.name.clone()),
-                _ => None,
+/// The resource names of a resource list answer that are safe to put in a path.
+pub fn resource_names(list: &ResourceList) -> Vec<String> {
+    list.resources
+        .iter()
+        .filter_map(|r| match r {
+            Field::Ok(p) if safe_name(&p.name) => Some(p.name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Snapshot {
+    /// One car's answers: the resource list, then each listed resource's value by name.
+    pub fn decode<'a>(
+        list: Result<&'a str, ApiError>,
+        value: &dyn Fn(&str) -> Result<&'a str, ApiError>,
+    ) -> Snapshot {
+        let names = decode::<ResourceList>(list).map(|l| resource_names(&l));
+        let resources = names
+            .as_ref()
+            .map(|names| {
+                names
+                    .iter()
+                    .map(|n| {
+                        let v = decode::<ResourceEnvelope>(value(n)).map(|e| e.resource_value);
+                        (n.clone(), v)
+                    })
+                    .collect()
             })
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    let requests = names.iter().map(|name| async move {
-        let r = client
-            .get_json::<ResourceEnvelope>(
-                Origin::ExtendedVehicle,
-                ENDPOINTS[1].1,
-                &format!("{PREFIX}/vehicles/{}/resources/{name}", super::segment(vin)),
-                vin,
-                &format!("extended_values/{name}"),
-            )
-            .await
-            .map(|e| e.resource_value);
-        (name.clone(), r)
-    });
-    let resources = futures_util::future::join_all(requests).await;
-    Snapshot {
-        list: list.map(|_| names),
-        resources,
+            .unwrap_or_default();
+        Snapshot {
+            list: names,
+            resources,
+        }
     }
 }

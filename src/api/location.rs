@@ -5,13 +5,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::client::Client;
 use super::ApiError;
-use crate::metrics::catalog::Origin;
 use crate::values::Field;
 
 pub const PREFIX: &str = "/location/v1";
-pub const ENDPOINTS: &[(&str, &str)] = &[("location", "/vehicles/{vin}/location")];
 
 #[derive(Debug, Deserialize)]
 pub struct Envelope {
@@ -38,15 +35,7 @@ pub struct Point {
     pub coordinates: Vec<Value>,
 }
 
-pub async fn fetch(client: &Client, vin: &str) -> Result<Feature, ApiError> {
-    client
-        .get_json::<Envelope>(
-            Origin::Location,
-            ENDPOINTS[0].1,
-            &format!("{PREFIX}/vehicles/{}/location", super::segment(vin)),
-            vin,
-            "location",
-        )
-        .await
-        .map(|e| e.data)
+/// The position answer's GeoJSON feature.
+pub fn decode(body: Result<&str, ApiError>) -> Result<Feature, ApiError> {
+    super::decode::<Envelope>(body).map(|e| e.data)
 }

@@ -15,12 +15,21 @@ pub fn segment(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
+/// Decodes an answer's body; a failed or missing answer stays what it was.
+pub fn decode<T: serde::de::DeserializeOwned>(body: Result<&str, ApiError>) -> Result<T, ApiError> {
+    serde_json::from_str(body?).map_err(|e| ApiError::Decode(e.to_string()))
+}
+
 /// Why a request did not give usable data. The variants map onto a bounded set of reasons
 /// that the self-metrics show.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
     #[error("the run's deadline passed before the answer came")]
     Timeout,
+    /// Not asked this run because Volvo's minute window was full, and no earlier answer to
+    /// replay: the next run asks it. Not a failure.
+    #[error("deferred to the next run (Volvo's per-minute limit was reached)")]
+    Deferred,
     #[error("the request timed out")]
     RequestTimeout,
     #[error("network error: {0}")]
@@ -50,6 +59,7 @@ impl ApiError {
     pub fn reason(&self) -> &'static str {
         match self {
             ApiError::Timeout | ApiError::RequestTimeout => "timeout",
+            ApiError::Deferred => "deferred",
             ApiError::Transport(_) => "transport",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Quota { .. } => "quota",
@@ -67,6 +77,7 @@ impl ApiError {
         matches!(
             self,
             ApiError::Timeout
+                | ApiError::Deferred
                 | ApiError::RequestTimeout
                 | ApiError::Transport(_)
                 | ApiError::RateLimited { .. }

@@ -10,7 +10,7 @@ pub enum Kind {
 }
 
 /// The source a family's data comes from (the API name used everywhere), or the collector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Origin {
     ConnectedVehicle,
     Energy,
@@ -635,7 +635,7 @@ family!(
     "volvo_collect_run_success",
     [],
     None,
-    "1 when the last run collected and delivered everything, else 0."
+    "1 when the last run collected everything, else 0. An output's own failure (exit 74) does not change it: that output could not carry it anyway."
 );
 family!(
     RUN_DURATION,
@@ -673,6 +673,41 @@ family!(
     None,
     "Vehicles collected in the last run."
 );
+family!(
+    VEHICLE_MODE,
+    Gauge,
+    Collector,
+    "volvo_collect_vehicle_mode",
+    ["vin", "mode"], None,
+    "What the car was doing by its uploads, which decides what the next run asks: asleep (only what shows a wake), parked_awake, driving (trip facts every run) or charging (energy every run); 1 for the current mode.");
+family!(
+    ENDPOINT_DEFERRED,
+    Gauge,
+    Collector,
+    "volvo_collect_endpoint_deferred",
+    ["vin", "api", "endpoint"], None,
+    "1 for an endpoint deferred to the next run because Volvo's per-minute limit was reached; its last answer, if any, is replayed. Not a failure.");
+family!(
+    PLANNED_REQUESTS,
+    Gauge,
+    Collector,
+    "volvo_collect_planned_requests_per_day",
+    ["account"], None,
+    "Requests a day the account's API key is planned for in the worst case (every car awake all day), at most 9,000 of Volvo's 10,000.");
+family!(
+    PLANNED_ESTIMATE,
+    Gauge,
+    Collector,
+    "volvo_collect_estimated_requests_per_day",
+    ["account"], None,
+    "Requests a day the account's API key is estimated to use on a typical day (cars asleep but for two trips and a charge).");
+family!(
+    PLAN_EVERY_RUNS,
+    Gauge,
+    Collector,
+    "volvo_collect_plan_every_runs",
+    ["account"], None,
+    "Every how many runs a driving or awake car's every-run endpoints are asked: 1 unless the API key's cars need more than its daily quota allows.");
 family!(
     REQUESTS,
     Counter,
@@ -775,6 +810,11 @@ pub const ALL: &[&Family] = &[
     &API_DURATION,
     &ENDPOINT_ERROR,
     &NOT_SUPPORTED,
+    &ENDPOINT_DEFERRED,
+    &VEHICLE_MODE,
+    &PLANNED_REQUESTS,
+    &PLANNED_ESTIMATE,
+    &PLAN_EVERY_RUNS,
     &API_UNAVAILABLE,
     &RETRIES,
     &QUOTA_EXHAUSTED,

@@ -197,9 +197,20 @@ impl<'a> Planner<'a> {
         self.vins.as_deref()
     }
 
-    /// The next round's requests, the most important first; empty when the run has asked
-    /// everything it needs.
-    pub fn next_round(&mut self) -> Vec<Request> {
+    /// The next round's requests, the most important first, and how many places in the minute
+    /// window to keep for the round after it (the energy states that wait for capabilities
+    /// asked now); empty when the run has asked everything it needs.
+    pub fn next_round(&mut self) -> (Vec<Request>, usize) {
+        let round = self.round();
+        let caps = endpoints::get(Origin::Energy, "capabilities");
+        let held = round
+            .iter()
+            .filter(|r| std::ptr::eq(r.endpoint, caps) && !self.cache.contains_key(&r.key()))
+            .count();
+        (round, held)
+    }
+
+    fn round(&mut self) -> Vec<Request> {
         self.rounds += 1;
         let paused = self.setup.quota_paused || self.rounds > MAX_ROUNDS;
         if self.vins.is_none() {
@@ -225,6 +236,19 @@ impl<'a> Planner<'a> {
             return Vec::new();
         }
         let mut round: Vec<Request> = Vec::new();
+        // Configured VINs do not wait for the vehicle list, which only checks them.
+        let list = endpoints::get(Origin::ConnectedVehicle, "vehicles");
+        if !self.setup.vins.is_empty()
+            && !self.outcomes.contains_key(&cache_key("", list, None))
+            && self.net_due("", list, Mode::ParkedAwake)
+        {
+            round.push(Request {
+                vin: String::new(),
+                endpoint: list,
+                resource: None,
+                priority: Fact::Static,
+            });
+        }
         for vin in self.vins.clone().unwrap_or_default() {
             round.extend(self.wants(&vin));
         }
@@ -353,11 +377,18 @@ impl<'a> Planner<'a> {
                 if asked || !due || !self.floor_passed(&key, e) || !self.ready(vin, e) {
                     continue;
                 }
+                // Capabilities never seen gate the energy state, a wake fact: they go with it.
+                let gates = e.api == Origin::Energy && e.name == "capabilities";
+                let priority = if gates && self.age(&key).is_none() {
+                    Fact::Wake
+                } else {
+                    e.fact
+                };
                 out.push(Request {
                     vin: vin.to_string(),
                     endpoint: e,
                     resource,
-                    priority: e.fact,
+                    priority,
                 });
             }
         }
@@ -384,17 +415,18 @@ impl<'a> Planner<'a> {
             .unwrap_or_default()
     }
 
-    /// Whether what the endpoint depends on allows asking it. The energy state waits for
-    /// capabilities that rule it out, but not for capabilities never seen (a first run asks
-    /// both at once rather than spend a round).
+    /// Whether what the endpoint depends on allows asking it. The energy state waits for the
+    /// car's capabilities (a car without energy is never asked it); when they cannot be had
+    /// this run, it is asked anyway.
     fn ready(&self, vin: &str, e: &Endpoint) -> bool {
         if e.api != Origin::Energy || e.name != "state" {
             return true;
         }
         let caps = endpoints::get(Origin::Energy, "capabilities");
+        let key = cache_key(vin, caps, None);
         match crate::api::decode::<energy::Capabilities>(self.answer(vin, caps, None)) {
             Ok(c) => !c.rules_out_state(),
-            Err(_) => true,
+            Err(_) => self.outcomes.contains_key(&key),
         }
     }
 

@@ -273,13 +273,18 @@ async fn fetch(
     deadline: Instant,
 ) -> Durations {
     let mut durations = Durations::new();
+    // Places reserved in the window by the last round for this one.
+    let mut carried = 0;
     loop {
-        let round = planner.next_round();
+        let (round, held) = planner.next_round();
         if round.is_empty() || Instant::now() >= deadline {
             break;
         }
-        let granted = window.reserve(round.len());
-        let (ask, later) = round.split_at(granted.min(round.len()));
+        let need = round.len() + held;
+        let usable = (carried + window.reserve(need.saturating_sub(carried))).min(need);
+        let asked = usable.saturating_sub(held).min(round.len());
+        carried = usable - asked;
+        let (ask, later) = round.split_at(asked);
         if !later.is_empty() {
             tracing::info!(
                 asked = ask.len(),
@@ -375,12 +380,22 @@ fn map(
         report.list_failed(exp, &e);
         return;
     };
-    report.vehicles = vins.len();
+    let listed = connected::vehicles(planner.answer("", list, None));
+    let mut vins = vins.to_vec();
     if settings.account.vins.is_empty() {
-        report.endpoint(exp, "", list, planner.answer("", list, None).err().as_ref());
+        report.endpoint(exp, "", list, listed.as_ref().err());
+    } else if let Ok(on_account) = &listed {
+        for v in vins.iter().filter(|v| !on_account.contains(v)) {
+            report.tally.failed = true;
+            report.problems.push(format!(
+                "{v}: this VIN (volvo.vins) is not on the account; remove it or log in with the account that owns it"
+            ));
+        }
+        vins.retain(|v| on_account.contains(v));
     }
+    report.vehicles = vins.len();
     let account = settings.account.name.as_str();
-    for vin in vins {
+    for vin in &vins {
         let answer = |api: Origin, name: &str| planner.answer(vin, endpoints::get(api, name), None);
         let seconds = |api: Origin| durations.get(&(vin.clone(), api)).copied().unwrap_or(0.0);
         if settings.sources.connected_vehicle {

@@ -26,8 +26,6 @@ use crate::values::Field;
 /// A car whose newest upload is older than this is not driving or charging, whatever its
 /// last engine or charging state says (a car that lost its connection mid-trip).
 const ACTIVE_WITHIN_S: i64 = 3_600;
-/// More rounds than any chain of requests needs (list → car → wake → trip end).
-const MAX_ROUNDS: u32 = 5;
 
 /// One request of a round.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +66,8 @@ enum Outcome {
     Failed(ApiError),
     /// No place in Volvo's minute window: asked next run.
     Deferred,
+    /// Asked; the answer has not come yet.
+    InFlight,
 }
 
 /// What the planner is told at the start of a run.
@@ -99,7 +99,6 @@ pub struct Planner<'a> {
     unsupported: BTreeSet<String>,
     outcomes: BTreeMap<String, Outcome>,
     vins: Option<Vec<String>>,
-    rounds: u32,
 }
 
 impl<'a> Planner<'a> {
@@ -121,7 +120,6 @@ impl<'a> Planner<'a> {
             unsupported,
             outcomes: BTreeMap::new(),
             vins,
-            rounds: 0,
         }
     }
 
@@ -211,8 +209,8 @@ impl<'a> Planner<'a> {
     }
 
     fn round(&mut self) -> Vec<Request> {
-        self.rounds += 1;
-        let paused = self.setup.quota_paused || self.rounds > MAX_ROUNDS;
+        // Each request goes out at most once a run, so the rounds end.
+        let paused = self.setup.quota_paused;
         if self.vins.is_none() {
             let list = endpoints::get(Origin::ConnectedVehicle, "vehicles");
             let asked = self.outcomes.contains_key(&cache_key("", list, None));
@@ -280,6 +278,11 @@ impl<'a> Planner<'a> {
         self.outcomes.insert(key, outcome);
     }
 
+    /// Marks a request as sent.
+    pub fn dispatch(&mut self, req: &Request) {
+        self.outcomes.insert(req.key(), Outcome::InFlight);
+    }
+
     /// Marks a request that found no place in the minute window.
     pub fn defer(&mut self, req: &Request) {
         self.outcomes.insert(req.key(), Outcome::Deferred);
@@ -295,6 +298,7 @@ impl<'a> Planner<'a> {
             Some(Outcome::Failed(e @ ApiError::Quota { .. })) => cached().ok_or_else(|| e.clone()),
             Some(Outcome::Failed(e)) => Err(e.clone()),
             Some(Outcome::Deferred) => cached().ok_or(ApiError::Deferred),
+            Some(Outcome::InFlight) => Err(ApiError::Timeout),
             None if self.is_unsupported(vin, e) => Err(ApiError::NotSupported(
                 crate::api::connected::REMEMBERED.into(),
             )),
@@ -426,7 +430,10 @@ impl<'a> Planner<'a> {
         let key = cache_key(vin, caps, None);
         match crate::api::decode::<energy::Capabilities>(self.answer(vin, caps, None)) {
             Ok(c) => !c.rules_out_state(),
-            Err(_) => self.outcomes.contains_key(&key),
+            Err(_) => matches!(
+                self.outcomes.get(&key),
+                Some(Outcome::Failed(_) | Outcome::Deferred)
+            ),
         }
     }
 

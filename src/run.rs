@@ -264,46 +264,55 @@ pub fn known_cars(a: &crate::config::Account) -> usize {
 /// Seconds each (vin, API) spent on requests this run.
 type Durations = BTreeMap<(String, Origin), f64>;
 
-/// Asks the planner's rounds until it needs nothing more: each round takes what Volvo's
-/// minute window has room for, most important first, and defers the rest to the next run.
+/// Asks what the planner wants until it wants nothing more. There are no round barriers:
+/// each answer that comes in may make the planner want more (a car that woke, a trip that
+/// ended), and what it wants goes out at once, so a slow endpoint holds up nothing else. Each
+/// batch takes what Volvo's minute window has room for, most important first, and defers the
+/// rest to the next run.
 async fn fetch(
     planner: &mut Planner<'_>,
     client: &Client,
     window: &Window,
     deadline: Instant,
 ) -> Durations {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
     let mut durations = Durations::new();
-    // Places reserved in the window by the last round for this one.
+    let mut in_flight = FuturesUnordered::new();
+    // Places reserved in the window for requests that wait for an answer in flight.
     let mut carried = 0;
     loop {
-        let (round, held) = planner.next_round();
-        if round.is_empty() || Instant::now() >= deadline {
+        let (batch, held) = planner.next_round();
+        if !batch.is_empty() && Instant::now() < deadline {
+            let need = batch.len() + held;
+            let usable = (carried + window.reserve(need.saturating_sub(carried))).min(need);
+            let asked = usable.saturating_sub(held).min(batch.len());
+            carried = usable - asked;
+            let (ask, later) = batch.split_at(asked);
+            if !later.is_empty() {
+                tracing::info!(
+                    asked = ask.len(),
+                    deferred = later.len(),
+                    "Volvo's per-minute limit is reached; deferring the rest to the next run"
+                );
+            }
+            for r in later {
+                planner.defer(r);
+            }
+            for r in ask {
+                planner.dispatch(r);
+                let r = r.clone();
+                in_flight.push(async move {
+                    let answer = one(client, &r).await;
+                    (r, answer)
+                });
+            }
+        }
+        let Some((r, (result, seconds))) = in_flight.next().await else {
             break;
-        }
-        let need = round.len() + held;
-        let usable = (carried + window.reserve(need.saturating_sub(carried))).min(need);
-        let asked = usable.saturating_sub(held).min(round.len());
-        carried = usable - asked;
-        let (ask, later) = round.split_at(asked);
-        if !later.is_empty() {
-            tracing::info!(
-                asked = ask.len(),
-                deferred = later.len(),
-                "Volvo's per-minute limit is reached; deferring the rest to the next run"
-            );
-        }
-        for r in later {
-            planner.defer(r);
-        }
-        let answers = futures_util::future::join_all(ask.iter().map(|r| one(client, r))).await;
-        for (r, (result, seconds)) in ask.iter().zip(answers) {
-            let d = durations.entry((r.vin.clone(), r.endpoint.api)).or_default();
-            *d = d.max(seconds);
-            planner.record(r, result);
-        }
-        if ask.is_empty() {
-            break;
-        }
+        };
+        let d = durations.entry((r.vin.clone(), r.endpoint.api)).or_default();
+        *d = d.max(seconds);
+        planner.record(&r, result);
     }
     durations
 }
@@ -518,8 +527,11 @@ impl<'s> Report<'s> {
                 self.tally.failed = true;
                 self.tally.config |= *e == ApiError::BadApiKey;
                 exp.gauge(&c::ENDPOINT_ERROR, &[vin, api.label(), name, e.reason()], 1.0);
-                let who = if vin.is_empty() { String::new() } else { format!("{vin}: ") };
-                self.problems.push(format!("{who}{} {name}: {e}", api.label()));
+                // The quota is said once for the account, not once per endpoint.
+                if !matches!(e, ApiError::Quota { .. }) {
+                    let who = if vin.is_empty() { String::new() } else { format!("{vin}: ") };
+                    self.problems.push(format!("{who}{} {name}: {e}", api.label()));
+                }
                 true
             }
         }
@@ -584,10 +596,13 @@ impl<'s> Report<'s> {
                 chrono::DateTime::from_timestamp(until, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
             );
         }
-        if state.quota_until.is_some() && client.is_some() {
-            self.problems.push(
-                "the API key's daily request quota is used up: the last answers are replayed until it is replenished".into(),
-            );
+        if let (Some(until), Some(_)) = (state.quota_until, client) {
+            self.problems.push(format!(
+                "the API key's daily request quota is used up until {}; the last answers are replayed meanwhile",
+                chrono::DateTime::from_timestamp(until, 0)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default()
+            ));
         }
         let exit = self.tally.exit();
         if exit == ExitCode::Ok {

@@ -1028,7 +1028,9 @@ fn push_capped(problems: &Mutex<Problems>, p: String) {
 #[test]
 fn a_reader_never_sees_a_partial_textfile() {
     let sim = Sim::start(&[]);
-    let ws = Workspace::new(&sim, "", "");
+    // Fifteen runs in a row would fill Volvo's minute and defer endpoints, which changes the
+    // file's shape; this test is about the file, not the window.
+    let ws = Workspace::new(&sim, "", "[collect]\nrequests_per_minute = 0\n");
     let dir = tempfile::tempdir().unwrap();
     let node = node_exporter(dir.path());
     let prom = dir.path().join("volvo.prom");

@@ -125,7 +125,7 @@ const CARS: &[Profile] = &[
     },
 ];
 
-/// The electric car's charge target (%) and current limit (A), and its km per battery %.
+/// The electric car's charge target (%) and its km per battery %.
 const TARGET: f64 = 80.0;
 const KM_PER_PERCENT: f64 = 3.8;
 /// The petrol car's km per litre left (for distance to empty).
@@ -258,8 +258,7 @@ struct Car<'a> {
     odometer: f64,
     energy: f64,
     trip: f64,
-    /// The battery's gain per minute while charging.
-    charge_rate: f64,
+    /// When the charge reaches its target.
     charge_end: i64,
     uploads: Vec<Upload>,
 }
@@ -505,7 +504,7 @@ impl Car<'_> {
     /// charge-done event's.
     fn charge(&mut self, start: i64, minutes: i64) {
         self.charge_end = start + 60 * minutes;
-        self.charge_rate = (TARGET - self.energy) / minutes as f64;
+        let rate = (TARGET - self.energy) / minutes as f64;
         self.charging(
             start,
             "CONNECTED",
@@ -516,7 +515,7 @@ impl Car<'_> {
         );
         self.energy_level(start, true);
         for k in 1..minutes {
-            self.energy += self.charge_rate;
+            self.energy += rate;
             self.energy_level(start + 60 * k, true);
         }
     }
@@ -543,7 +542,6 @@ impl Day {
                 odometer: p.odometer,
                 energy: p.energy,
                 trip: 0.0,
-                charge_rate: 0.0,
                 charge_end: 0,
                 uploads: Vec::new(),
             };

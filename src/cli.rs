@@ -116,6 +116,16 @@ pub enum Command {
         /// Answer 429 beyond this many API requests per sliding minute, like Volvo (100); 0 is off.
         #[arg(long, default_value_t = 0)]
         rate_limit: usize,
+        /// Answer 403 beyond this many API requests per UTC day, like Volvo's daily quota per
+        /// API key (10000); 0 is off.
+        #[arg(long, default_value_t = 0)]
+        quota: u64,
+        /// Play a scripted scenario under the simulator's clock (`day`: an electric car's
+        /// commutes and evening charge and a petrol car's trip on 2026-12-01, UTC; its cars
+        /// replace --cars, and Extended Vehicle answers as shut down). Set the clock with
+        /// POST /_sim/clock {"now": <unix s>}; GET /_sim/scenario lists the day's uploads.
+        #[arg(long, value_enum, value_name = "NAME")]
+        scenario: Option<crate::simulator::Scenario>,
         /// Write a token file this simulator accepts (its access token already expired).
         #[arg(long, value_name = "PATH")]
         write_token: Option<PathBuf>,

@@ -103,6 +103,8 @@ async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
             extended,
             cars,
             rate_limit,
+            quota,
+            scenario,
             write_token,
         }) => {
             let opts = simulator::Options {
@@ -110,6 +112,8 @@ async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
                 extended: *extended,
                 cars: *cars,
                 rate_limit: *rate_limit,
+                quota: *quota,
+                scenario: *scenario,
             };
             let sim = simulator::start(*listen, opts).await.map_err(|e| {
                 Fatal::new(ExitCode::Usage, format!("cannot listen on {listen}: {e}"))
@@ -132,7 +136,7 @@ async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
                 simulator::CLIENT_ID,
                 simulator::CLIENT_SECRET,
                 simulator::API_KEY,
-                simulator::sample_vins().join(", ")
+                sim.vins()[..sim.vins().len().min(4)].join(", ")
             );
             let _ = out.flush();
             drop(out);

@@ -96,3 +96,94 @@ fn simulated_auth_failures_match_our_openapi_documents() {
     assert_eq!(status, 401);
     openapi::validate_response(&doc, &rel, status, &serde_json::from_str(&body).unwrap()).unwrap();
 }
+
+/// The scripted day changes answers by the clock: they must match at any time of the day.
+#[test]
+fn the_scripted_days_answers_match_our_openapi_documents() {
+    let sim = Sim::start(&["--scenario", "day"]);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/simulator/cars");
+    let mut paths = vec![
+        "/connected-vehicle/v2/vehicles".to_string(),
+        "/extended-vehicle/v1/vehicles".to_string(),
+    ];
+    for file in ["bev.json", "petrol.json"] {
+        let car: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        paths.extend(car["responses"].as_object().unwrap().keys().cloned());
+    }
+    let day_start: i64 = 1_796_083_200;
+    let mut failures = Vec::new();
+    // Asleep, driving, just after a trip, charging with the tyre warning, charged.
+    for at in [
+        "00:00", "07:45", "08:12", "12:30", "18:30", "20:30", "22:30",
+    ] {
+        let (h, m) = at.split_once(':').unwrap();
+        let now = day_start + h.parse::<i64>().unwrap() * 3600 + m.parse::<i64>().unwrap() * 60;
+        sim.post("/_sim/clock", &format!("{{\"now\": {now}}}"));
+        // Tokens live five minutes on the simulator's clock: one per time of day.
+        let token = sim.token(false);
+        let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
+        let headers = [
+            ("vcc-api-key", "demo-api-key"),
+            ("Authorization", bearer.as_str()),
+        ];
+        for path in &paths {
+            let (status, body) = http_status("GET", &format!("{}{path}", sim.url), None, &headers);
+            let body: Value = serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("{at} {path}: not JSON: {e}"));
+            let (doc, rel) = doc_for(path);
+            if let Err(e) = openapi::validate_response(&doc, &rel, status, &body) {
+                failures.push(format!("{at} {path} ({status}): {e}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} answers do not match:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// The daily quota answers as Volvo does, with the time left until the next UTC midnight of
+/// the simulator's clock, and a new day starts afresh.
+#[test]
+fn the_daily_quota_answers_403_until_midnight() {
+    let sim = Sim::start(&["--quota", "2"]);
+    let evening: i64 = 1_796_083_200 + 18 * 3600;
+    sim.post("/_sim/clock", &format!("{{\"now\": {evening}}}"));
+    let path = format!("/connected-vehicle/v2/vehicles/{BEV}/doors");
+    let get = |sim: &Sim| {
+        let token = sim.token(false);
+        let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
+        let headers = [
+            ("vcc-api-key", "demo-api-key"),
+            ("Authorization", bearer.as_str()),
+        ];
+        http_status("GET", &format!("{}{path}", sim.url), None, &headers)
+    };
+    assert_eq!(get(&sim).0, 200);
+    assert_eq!(get(&sim).0, 200);
+    let (status, body) = get(&sim);
+    assert_eq!(status, 403);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Out of call volume quota. Quota will be replenished in 0"),
+        "{message}"
+    );
+    // 06:00:00 left, or a second less if the clock ticked past the second since it was set.
+    assert!(
+        message.contains("06:00:00") || message.contains("05:59:59"),
+        "{message}"
+    );
+    let (doc, rel) = doc_for(&path);
+    openapi::validate_response(&doc, &rel, status, &body).unwrap();
+    assert_eq!(sim.stats()["quota"]["used"], 2);
+    sim.post(
+        "/_sim/clock",
+        &format!("{{\"now\": {}}}", evening + 6 * 3600),
+    );
+    assert_eq!(get(&sim).0, 200);
+    assert_eq!(sim.stats()["quota"]["used"], 1);
+}

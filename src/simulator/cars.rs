@@ -49,10 +49,17 @@ fn copy_vin(vin: &str, n: usize) -> String {
 }
 
 pub fn build(opts: &Options) -> (Vec<String>, HashMap<String, (u16, Value)>) {
-    let samples = samples();
+    let mut samples = samples();
+    let mut cars = opts.cars;
+    if opts.scenario.is_some() {
+        // The scripted day has its own cars, whatever --cars says.
+        let vins = super::scenario::Day::vins();
+        samples.retain(|c| vins.contains(&c.vin));
+        cars = samples.len();
+    }
     let mut vins = Vec::new();
     let mut responses = HashMap::new();
-    for i in 0..opts.cars.max(1) {
+    for i in 0..cars.max(1) {
         let car = &samples[i % samples.len()];
         let vin = if i < samples.len() {
             car.vin.clone()

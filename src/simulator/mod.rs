@@ -4,6 +4,7 @@
 //! It demands `vcc-api-key` and a valid bearer token as the real API does.
 
 mod cars;
+mod scenario;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ use sha2::Digest;
 use tokio::time::Instant;
 
 pub use cars::{sample_vins, SampleCar};
+pub use scenario::{Scenario, DAY_START};
 
 /// The simulator's own application credentials.
 pub const CLIENT_ID: &str = "demo-client";
@@ -50,6 +52,11 @@ pub struct Options {
     /// Volvo's limit of API requests per sliding minute (per user and application), answered
     /// with 429 beyond it; 0 turns it off.
     pub rate_limit: usize,
+    /// Volvo's daily call volume quota per API key (UTC days of the simulator's clock),
+    /// answered with 403 beyond it; 0 turns it off.
+    pub quota: u64,
+    /// A scripted scenario: its own cars, whose answers change under the simulator's clock.
+    pub scenario: Option<Scenario>,
 }
 
 impl Default for Options {
@@ -59,6 +66,8 @@ impl Default for Options {
             extended: ExtendedMode::Served,
             cars: 4,
             rate_limit: 0,
+            quota: 0,
+            scenario: None,
         }
     }
 }
@@ -118,8 +127,11 @@ struct Sim {
     seen: Mutex<Vec<Seen>>,
     refreshes: Mutex<u64>,
     invalid_grants: Mutex<u64>,
-    /// When recent API requests came, for the rate limit.
-    recent: Mutex<VecDeque<Instant>>,
+    /// When recent API requests came (clock milliseconds), for the rate limit.
+    recent: Mutex<VecDeque<i64>>,
+    /// The daily quota's UTC day (days since the epoch) and requests counted in it.
+    quota_day: Mutex<(i64, u64)>,
+    day: Option<scenario::Day>,
 }
 
 /// A running simulator.
@@ -129,6 +141,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// The VINs of the account's cars.
+    pub fn vins(&self) -> &[String] {
+        &self.sim.vins
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -181,8 +198,17 @@ fn issue(sim: &Sim, scope: &str, expired: bool) -> Value {
 }
 
 /// Starts the simulator on `listen` (port 0 picks a free one).
-pub async fn start(listen: SocketAddr, opts: Options) -> std::io::Result<Running> {
+pub async fn start(listen: SocketAddr, mut opts: Options) -> std::io::Result<Running> {
     let (vins, responses) = cars::build(&opts);
+    let day = opts.scenario.map(|_| scenario::Day::new(&responses));
+    if day.is_some() {
+        // The scripted day is set after Volvo's shutdown of Extended Vehicle.
+        opts.extended = ExtendedMode::Gone;
+        if !crate::clock::is_set() {
+            // Without a clock given, the day plays from its start in real time.
+            crate::clock::set_ms(DAY_START * 1000);
+        }
+    }
     let sim = Arc::new(Sim {
         opts,
         started: Instant::now(),
@@ -194,6 +220,8 @@ pub async fn start(listen: SocketAddr, opts: Options) -> std::io::Result<Running
         refreshes: Mutex::new(0),
         invalid_grants: Mutex::new(0),
         recent: Mutex::new(VecDeque::new()),
+        quota_day: Mutex::new((0, 0)),
+        day,
     });
     let app = Router::new()
         .route("/as/token.oauth2", post(token))
@@ -201,6 +229,8 @@ pub async fn start(listen: SocketAddr, opts: Options) -> std::io::Result<Running
         .route("/data/2.5/weather", get(weather))
         .route("/_sim/stats", get(stats))
         .route("/_sim/token", post(new_token))
+        .route("/_sim/clock", get(get_clock).post(set_clock))
+        .route("/_sim/scenario", get(scenario_log))
         .route(
             "/_sim/faults",
             post(add_faults).layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024)),
@@ -304,20 +334,8 @@ async fn answer(sim: &Sim, method: &Method, path: &str, headers: &HeaderMap) -> 
         let body = json!({"error": {"message": "Unauthorized", "description": "The access token is invalid or has expired"}});
         return (401, json_response(401, &body));
     }
-    if sim.opts.rate_limit > 0 {
-        let mut recent = sim.recent.lock().expect("recent lock");
-        let now = Instant::now();
-        while recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-        {
-            recent.pop_front();
-        }
-        if recent.len() >= sim.opts.rate_limit {
-            let body = json!({"error": {"message": "Too many requests", "description": "Rate limit exceeded"}});
-            return (429, json_response(429, &body));
-        }
-        recent.push_back(now);
+    if let Some(refused) = rate_limited(sim).or_else(|| over_quota(sim)) {
+        return refused;
     }
     if let Some(f) = take_fault(sim, path) {
         tokio::time::sleep(Duration::from_millis(f.delay_ms)).await;
@@ -357,6 +375,13 @@ async fn answer(sim: &Sim, method: &Method, path: &str, headers: &HeaderMap) -> 
         }
         _ => {}
     }
+    let scripted = sim
+        .day
+        .as_ref()
+        .and_then(|d| d.body(path, crate::clock::now_f64()));
+    if let Some(body) = scripted {
+        return (200, json_response(200, &body));
+    }
     match sim.responses.get(path) {
         Some((status, body)) => (*status, json_response(*status, body)),
         None => {
@@ -370,6 +395,56 @@ async fn answer(sim: &Sim, method: &Method, path: &str, headers: &HeaderMap) -> 
             (404, json_response(404, &body))
         }
     }
+}
+
+/// Volvo's sliding minute per user and application, on the simulator's clock: 429 beyond
+/// `rate_limit` requests in the last 60 s. A refused request does not take a place in the window.
+fn rate_limited(sim: &Sim) -> Option<(u16, Response)> {
+    if sim.opts.rate_limit == 0 {
+        return None;
+    }
+    let mut recent = sim.recent.lock().expect("recent lock");
+    let now = crate::clock::now_ms();
+    while recent.front().is_some_and(|t| now - *t >= 60_000) {
+        recent.pop_front();
+    }
+    if recent.len() >= sim.opts.rate_limit {
+        let body = json!({"error": {"message": "Too many requests", "description": "Rate limit exceeded"}});
+        return Some((429, json_response(429, &body)));
+    }
+    recent.push_back(now);
+    None
+}
+
+const DAY_S: i64 = 86_400;
+
+/// Volvo's daily call volume per API key (the simulator has one key), per UTC day of the
+/// simulator's clock: the request after `quota` answers 403 with the time left until midnight.
+fn over_quota(sim: &Sim) -> Option<(u16, Response)> {
+    if sim.opts.quota == 0 {
+        return None;
+    }
+    let now = crate::clock::now();
+    let today = now.div_euclid(DAY_S);
+    let mut q = sim.quota_day.lock().expect("quota lock");
+    if q.0 != today {
+        *q = (today, 0);
+    }
+    if q.1 >= sim.opts.quota {
+        let left = (today + 1) * DAY_S - now;
+        let message = format!(
+            "Out of call volume quota. Quota will be replenished in {:02}:{:02}:{:02}.",
+            left / 3600,
+            left % 3600 / 60,
+            left % 60
+        );
+        return Some((
+            403,
+            json_response(403, &json!({"statusCode": 403, "message": message})),
+        ));
+    }
+    q.1 += 1;
+    None
 }
 
 /// HTTP Basic client credentials, URL-decoded as RFC 6749 §2.3.1 asks.
@@ -612,11 +687,46 @@ async fn weather(
 
 async fn stats(State(sim): State<Arc<Sim>>) -> Json<Value> {
     let seen = sim.seen.lock().expect("seen lock").clone();
+    let (day, used) = *sim.quota_day.lock().expect("quota lock");
+    let today = crate::clock::now().div_euclid(DAY_S);
     Json(json!({
         "refreshes": *sim.refreshes.lock().expect("lock"),
         "invalid_grants": *sim.invalid_grants.lock().expect("lock"),
+        "quota": {
+            "limit": sim.opts.quota,
+            "day_start": today * DAY_S,
+            "used": if day == today { used } else { 0 },
+        },
         "requests": seen,
     }))
+}
+
+#[derive(Deserialize)]
+struct SetClock {
+    /// Unix seconds, fractions allowed.
+    now: f64,
+}
+
+/// Sets the one clock of this process: token expiry, the rate window, the quota's day and the
+/// scripted day all follow it.
+async fn set_clock(Json(c): Json<SetClock>) -> Response {
+    if !(c.now.is_finite() && c.now > 0.0) {
+        return json_response(400, &json!({"error": "now must be Unix seconds"}));
+    }
+    crate::clock::set_ms((c.now * 1000.0).round() as i64);
+    json_response(200, &json!({"now": crate::clock::now_f64()}))
+}
+
+async fn get_clock() -> Json<Value> {
+    Json(json!({"now": crate::clock::now_f64()}))
+}
+
+/// The scripted day's upload log, for drivers that measure how late changes reach the output.
+async fn scenario_log(State(sim): State<Arc<Sim>>) -> Response {
+    match &sim.day {
+        Some(day) => json_response(200, &day.log()),
+        None => json_response(404, &json!({"error": "no scenario: start with --scenario"})),
+    }
 }
 
 #[derive(Deserialize)]

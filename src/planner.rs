@@ -460,6 +460,8 @@ impl<'a> Planner<'a> {
         let tier = match mode {
             Mode::Asleep => tier.max(schedule::ASLEEP_NET_S),
             Mode::Charging => tier.max(schedule::CHARGING_NET_S),
+            // What a trip's end uploads cannot change before the trip ends.
+            Mode::Driving if e.fact == Fact::TripEnd => tier.max(schedule::CHARGING_NET_S),
             Mode::Driving | Mode::ParkedAwake => tier,
         } as i64;
         let key = cache_key(vin, e, None);
@@ -488,10 +490,15 @@ impl<'a> Planner<'a> {
 
     /// The newest upload in this run's answers for the car.
     fn newest_now(&self, vin: &str) -> Option<i64> {
+        self.newest_now_except(vin, None)
+    }
+
+    fn newest_now_except(&self, vin: &str, except: Option<&str>) -> Option<i64> {
         let prefix = format!("{vin} ");
         self.outcomes
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| Some(k.as_str()) != except)
             .filter_map(|(_, o)| match o {
                 Outcome::Fresh(t) => *t,
                 _ => None,
@@ -500,9 +507,12 @@ impl<'a> Planner<'a> {
     }
 
     /// Whether the car uploaded something since the last run (on a first run: within the
-    /// last two intervals).
+    /// last two intervals). A charging car's energy uploads are what charging does, not a wake.
     fn woke(&self, vin: &str) -> bool {
-        let Some(newest) = self.newest_now(vin) else {
+        let charging = self.memory.get(vin).is_some_and(|m| m.mode == Mode::Charging);
+        let state = endpoints::get(Origin::Energy, "state");
+        let skip = charging.then(|| cache_key(vin, state, None));
+        let Some(newest) = self.newest_now_except(vin, skip.as_deref()) else {
             return false;
         };
         match self.memory.get(vin) {

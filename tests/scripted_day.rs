@@ -78,6 +78,56 @@ fn the_scripted_day_is_played_and_measured() {
         assert!(keys.contains(&key), "no measure {key} in {keys:?}");
     }
     assert_eq!(fig["runs"], 288);
+
+    // The targets of the request economy, on the scripted day.
+    let measured = |key: &str| -> &Value {
+        fig["measures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["measure"] == key)
+            .unwrap_or_else(|| panic!("no measure {key}"))
+    };
+    for key in [
+        "requests_electric",
+        "requests_petrol",
+        "late_state",
+        "late_trip",
+        "late_location",
+        "late_tyres_warnings",
+        "status_429",
+    ] {
+        assert_eq!(measured(key)["ok"], true, "{key} missed: {}", measured(key));
+    }
+    // Every run delivered everything: deferring and replaying are not failures.
+    assert_eq!(fig["exit_codes"], serde_json::json!({"0": 288}));
+    // Each car goes through its modes, in the order of its day.
+    let modes = |vin: &str| -> Vec<String> {
+        let mut seen: Vec<String> = Vec::new();
+        for m in fig["modes"][vin].as_array().unwrap() {
+            let m = m.as_str().unwrap().to_string();
+            if seen.last() != Some(&m) {
+                seen.push(m);
+            }
+        }
+        seen
+    };
+    let ev = modes(ELECTRIC);
+    let order = ["asleep", "driving", "asleep", "driving", "charging", "asleep"];
+    let mut at = 0;
+    for m in &ev {
+        if at < order.len() && *m == order[at] {
+            at += 1;
+        }
+    }
+    assert_eq!(at, order.len(), "electric car's modes: {ev:?}");
+    assert!(ev.contains(&"parked_awake".to_string()), "{ev:?}");
+    let petrol = modes(PETROL);
+    assert!(
+        petrol.windows(2).any(|w| w == ["driving", "asleep"] || w == ["driving", "parked_awake"]),
+        "petrol car's modes: {petrol:?}"
+    );
+    assert!(!petrol.contains(&"charging".to_string()), "{petrol:?}");
     assert_eq!(fig["status"].get("429"), None, "{}", fig["status"]);
     assert!(fig["requests"]["electric"].as_u64().unwrap() > 0);
     assert!(fig["requests"]["petrol"].as_u64().unwrap() > 0);

@@ -1,8 +1,9 @@
 //! The files that run and watch the collector in production: the systemd units (checked by
 //! the real `systemd-analyze`), the service's secrets path through systemd credentials (the
-//! real binary against the simulator), the Grafana dashboard, and the Prometheus alert rules
-//! (checked and unit-tested by the real `promtool`). Every query in the dashboard and the
-//! rules may only use metric names the collector emits.
+//! real binary against the simulator), the Grafana dashboard, and the Prometheus alert and
+//! recording rules (checked and unit-tested by the real `promtool`). Every query in the
+//! dashboard and the rules may only use metric names the collector emits and the names the
+//! recording rules define.
 //!
 //! Needs Debian's `systemd` (systemd-analyze) and `prometheus` (promtool) packages; a missing
 //! tool fails the test with the package to install, it never skips.
@@ -311,7 +312,8 @@ fn emitted_names() -> BTreeSet<String> {
     names
 }
 
-/// Identifiers starting with `volvo_` in `text`: the metric names a query refers to.
+/// The metric names a query refers to: identifiers starting with `volvo_`, and recording-rule
+/// names (`level:volvo_...:operations`).
 fn metric_names(text: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let mut word = String::new();
@@ -319,7 +321,7 @@ fn metric_names(text: &str) -> BTreeSet<String> {
         if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
             word.push(c);
         } else {
-            if word.starts_with("volvo_") {
+            if word.starts_with("volvo_") || word.contains(":volvo_") {
                 names.insert(std::mem::take(&mut word));
             }
             word.clear();
@@ -328,9 +330,20 @@ fn metric_names(text: &str) -> BTreeSet<String> {
     names
 }
 
-/// Fails for any name the collector does not emit (see [`NOT_IN_SAMPLES`]).
+/// The names recorded by prometheus/rules.yml, in file order.
+fn recorded_names() -> Vec<String> {
+    read("prometheus/rules.yml")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- record: "))
+        .map(|n| n.trim().to_string())
+        .collect()
+}
+
+/// Fails for any name the collector does not emit (see [`NOT_IN_SAMPLES`]) and rules.yml
+/// does not record.
 fn assert_known(what: &str, used: &BTreeSet<String>) {
-    let emitted = emitted_names();
+    let mut emitted = emitted_names();
+    emitted.extend(recorded_names());
     let catalog = read("src/metrics/catalog.rs");
     for n in NOT_IN_SAMPLES {
         assert!(
@@ -361,6 +374,21 @@ fn metric_name_check_catches_unknown_names() {
     assert!(emitted.contains("volvo_odometer_timestamp_seconds"));
     assert!(emitted.contains("volvo_collect_requests_total"));
     assert!(!emitted.contains("volvo_x"));
+
+    // Recording-rule names count as names, and only those rules.yml records are known.
+    let names =
+        metric_names("sum(vin:volvo_trips:count1d{vin=~\"$vin\"}) / vin:volvo_x:rate5m + foo:bar");
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        ["vin:volvo_trips:count1d", "vin:volvo_x:rate5m"]
+    );
+    let recorded = recorded_names();
+    assert!(recorded.iter().any(|n| n == "vin:volvo_trips:count1d"));
+    assert!(!recorded.iter().any(|n| n == "vin:volvo_x:rate5m"));
+    let unknown =
+        std::panic::catch_unwind(|| assert_known("a query", &metric_names("vin:volvo_x:rate5m")));
+    assert!(unknown.is_err(), "an unknown recording-rule name passed");
+    assert_known("a query", &metric_names("vin:volvo_trips:count1d"));
 }
 
 // ---- Grafana -----------------------------------------------------------------------------------
@@ -515,6 +543,16 @@ fn dashboard_is_importable_and_queries_only_emitted_metrics() {
         "volvo_collect_last_success_timestamp_seconds",
         "volvo_collect_endpoint_error",
         "volvo_collect_requests_total",
+        "volvo_energy_estimated_charge_end_timestamp_seconds",
+        "vin:volvo_odometer_meters:increase1d",
+        "vin:volvo_energy_charged_joules:sum1d",
+        "vin:volvo_energy_driving_joules:sum1d",
+        "vin:volvo_energy_consumption_joules_per_meter:ratio1d",
+        "vin:volvo_fuel_consumption_liters_per_meter:ratio1d",
+        "vin:volvo_energy_parked_drain_joules:sum1d",
+        "vin:volvo_energy_charging_sessions:count1d",
+        "vin:volvo_trips:count1d",
+        "vin:volvo_energy_charging_seconds:sum1d",
     ] {
         assert!(
             used.contains(family),
@@ -573,8 +611,9 @@ fn alert_rules_are_complete_and_use_only_emitted_metrics() {
     }
     assert!(alerts.len() >= 15, "only {} alerts", alerts.len());
 
-    // Each rule has a firing and a not-firing case in the unit tests.
-    let tests = read("prometheus/alerts.test.yml");
+    // Each rule has a firing and a not-firing case in the unit tests (those built on recorded
+    // series are tested with the recording rules).
+    let tests = read("prometheus/alerts.test.yml") + &read("prometheus/rules.test.yml");
     let lines: Vec<&str> = tests.lines().map(str::trim).collect();
     for name in &alerts {
         let cases: Vec<&str> = lines
@@ -589,6 +628,91 @@ fn alert_rules_are_complete_and_use_only_emitted_metrics() {
         assert!(
             cases.contains(&"exp_alerts:"),
             "{name}: no case where it fires"
+        );
+    }
+}
+
+// ---- Prometheus recording rules --------------------------------------------------------------
+
+#[test]
+fn recording_rules_pass_promtool_check_and_unit_tests() {
+    let out = run_tool(
+        Command::new("promtool")
+            .args(["check", "rules"])
+            .arg(repo("prometheus/rules.yml")),
+        "prometheus",
+    );
+    assert!(
+        out.status.success(),
+        "promtool check rules:\n{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("SUCCESS: 13 rules found"),
+        "{}",
+        text(&out)
+    );
+
+    // The synthetic day, the failed run and the alerts built on the recorded series.
+    let out = run_tool(
+        Command::new("promtool")
+            .args(["test", "rules", "rules.test.yml"])
+            .current_dir(repo("prometheus")),
+        "prometheus",
+    );
+    assert!(out.status.success(), "promtool test rules:\n{}", text(&out));
+}
+
+#[test]
+fn recording_rules_are_named_by_convention_tested_and_use_only_emitted_metrics() {
+    let rules = read("prometheus/rules.yml");
+    assert!(rules.contains("  - name: volvo-collect-insight\n"));
+    let recorded = recorded_names();
+    assert_eq!(
+        recorded,
+        [
+            "vin:volvo_odometer_meters:increase1h",
+            "vin:volvo_odometer_meters:increase1d",
+            "vin:volvo_energy_charged_joules:sum1d",
+            "vin:volvo_energy_driving_joules:sum1d",
+            "vin:volvo_energy_consumption_joules_per_meter:ratio1d",
+            "vin:volvo_fuel_used_liters:sum1d",
+            "vin:volvo_fuel_consumption_liters_per_meter:ratio1d",
+            "vin:volvo_energy_parked_drain_ratio:sum1d",
+            "vin:volvo_energy_parked_drain_joules:sum1d",
+            "vin:volvo_energy_charging_sessions:count1d",
+            "vin:volvo_trips:count1d",
+            "vin:volvo_energy_charging_seconds:sum1d",
+            "vin_api:volvo_data_age_seconds:min",
+        ]
+    );
+    // level:metric:operations, the level naming the labels the rule keeps.
+    for name in &recorded {
+        let parts: Vec<&str> = name.split(':').collect();
+        assert_eq!(parts.len(), 3, "{name}");
+        assert!(["vin", "vin_api"].contains(&parts[0]), "{name}");
+        assert!(parts[1].starts_with("volvo_"), "{name}");
+        assert!(!parts[2].is_empty(), "{name}");
+    }
+
+    // Each rule uses only emitted names and the rules recorded before it.
+    let mut known = emitted_names();
+    for block in rules.split("- record: ").skip(1) {
+        let name = block.lines().next().unwrap().trim().to_string();
+        let unknown: Vec<String> = metric_names(block)
+            .into_iter()
+            .filter(|n| *n != name && !known.contains(n))
+            .collect();
+        assert!(unknown.is_empty(), "{name} uses unknown names: {unknown:?}");
+        known.insert(name);
+    }
+
+    // Each rule's result is asserted in the unit tests.
+    let tests = read("prometheus/rules.test.yml");
+    for name in &recorded {
+        assert!(
+            tests.contains(&format!("- expr: {name}\n")),
+            "{name} has no promql_expr_test"
         );
     }
 }

@@ -383,6 +383,15 @@ family!(
     "Estimated time until the battery reaches the target charge level, in seconds."
 );
 family!(
+    ENERGY_CHARGE_END,
+    Gauge,
+    Energy,
+    "volvo_energy_estimated_charge_end_timestamp_seconds",
+    ["vin"],
+    None,
+    "Estimated end of the current charge, in Unix seconds: the source time of the time to target plus that time. Only while the car is charging."
+);
+family!(
     ENERGY_TARGET_LEVEL,
     Gauge,
     Energy,
@@ -785,6 +794,7 @@ pub const ALL: &[&Family] = &[
     &ENERGY_CHARGING_TYPE,
     &ENERGY_POWER_STATUS,
     &ENERGY_TIME_TO_TARGET,
+    &ENERGY_CHARGE_END,
     &ENERGY_TARGET_LEVEL,
     &ENERGY_CURRENT_LIMIT,
     &ENERGY_POWER,

@@ -2,8 +2,8 @@
 
 use super::catalog::{self as c, Family, Origin};
 use super::{source_time, Exposition, Reading, VehicleOut};
-use crate::api::energy::Snapshot;
-use crate::values::Quantity;
+use crate::api::energy::{Snapshot, State, StateField};
+use crate::values::{self, Field, Quantity};
 
 const CONNECTION: &[&str] = &["CONNECTED", "DISCONNECTED", "FAULT", "UNSPECIFIED"];
 const CHARGING: &[&str] = &[
@@ -141,6 +141,112 @@ pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
         match kind {
             Kind::Quantity(q) => out.quantity(fam, &[], field, &r, *q),
             Kind::States(known) => out.state_from(fam, &[], field, &r, known),
+        }
+    }
+    charge_end(&mut out, state);
+}
+
+/// The estimated end of the current charge as a Unix time. Volvo gives the minutes left as of
+/// the value's `updatedAt`, which may be well before this run, so the end is counted from
+/// there, not from now. Only while charging: a car that is not charging makes no promise,
+/// and a missing part gives no value rather than a 0 that would read as 1970. A malformed
+/// part was already counted as skipped by the loop above, so it is not counted again.
+fn charge_end(out: &mut VehicleOut, state: &State) {
+    const FIELD: &str = "estimatedChargingTimeToTargetBatteryChargeLevel";
+    let ok = |name: &str| -> Option<&StateField> {
+        match state.get(name) {
+            Some(Field::Ok(f)) if f.status == "OK" => Some(f),
+            _ => None,
+        }
+    };
+    let charging = ok("chargingStatus")
+        .and_then(|f| f.value.as_ref()?.as_str())
+        .is_some_and(|s| s.trim() == "CHARGING");
+    if !charging {
+        return;
+    }
+    let Some(f) = ok(FIELD) else { return };
+    let (Some(value), Some(unit), Some(at)) = (&f.value, &f.unit, &f.updated_at) else {
+        return;
+    };
+    let left = values::number(value).and_then(|n| values::convert(n, unit, Quantity::Duration));
+    match (left, values::timestamp(at)) {
+        (Ok(left), Ok(at)) if left >= 0.0 => {
+            out.number(&c::ENERGY_CHARGE_END, &[], FIELD, at + left, None)
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::energy::Capabilities;
+
+    const VIN: &str = "YV1XZK9V0R2000001";
+
+    /// The exposition of an Energy state made of `fields` (JSON object members).
+    fn exposition(fields: &str) -> String {
+        let capabilities: Capabilities =
+            serde_json::from_str(r#"{"getEnergyState":{"isSupported":true}}"#).unwrap();
+        let state: State = serde_json::from_str(&format!("{{{fields}}}")).unwrap();
+        let s = Snapshot {
+            capabilities: Ok(capabilities),
+            state: Some(Ok(state)),
+        };
+        let mut exp = Exposition::new();
+        map(&mut exp, VIN, &s);
+        String::from_utf8(exp.encode()).unwrap()
+    }
+
+    /// The estimated-end sample line, if any.
+    fn charge_end_line(text: &str) -> Option<&str> {
+        text.lines()
+            .find(|l| l.starts_with("volvo_energy_estimated_charge_end_timestamp_seconds{"))
+    }
+
+    const CHARGING: &str =
+        r#""chargingStatus":{"status":"OK","value":"CHARGING","updatedAt":"2026-11-29T17:00:00Z"}"#;
+    const TIME_TO_TARGET: &str = r#""estimatedChargingTimeToTargetBatteryChargeLevel":{"status":"OK","value":95,"unit":"minutes","updatedAt":"2026-11-29T17:00:30.5Z"}"#;
+
+    #[test]
+    fn charge_end_is_the_source_time_plus_the_time_to_target() {
+        let text = exposition(&format!("{CHARGING},{TIME_TO_TARGET}"));
+        // 2026-11-29T17:00:30.5Z is 1795971630.5; 95 minutes later is 1795977330.5.
+        assert_eq!(
+            charge_end_line(&text),
+            Some(
+                r#"volvo_energy_estimated_charge_end_timestamp_seconds{vin="YV1XZK9V0R2000001"} 1795977330.5"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE volvo_energy_estimated_charge_end_timestamp_seconds gauge\n"));
+    }
+
+    #[test]
+    fn no_charge_end_unless_charging_with_both_values() {
+        let done = CHARGING.replace("\"CHARGING\"", "\"DONE\"");
+        let no_time = TIME_TO_TARGET.replace(r#","updatedAt":"2026-11-29T17:00:30.5Z""#, "");
+        let error = r#""estimatedChargingTimeToTargetBatteryChargeLevel":{"status":"ERROR","code":"NOT_SUPPORTED"}"#;
+        let no_status = r#""chargingStatus":{"status":"ERROR","code":"ERROR_READING_PROPERTY"}"#;
+        let bad_unit = TIME_TO_TARGET.replace("minutes", "furlongs");
+        let negative = TIME_TO_TARGET.replace(":95,", ":-1,");
+        for fields in [
+            format!("{done},{TIME_TO_TARGET}"),
+            format!("{no_status},{TIME_TO_TARGET}"),
+            TIME_TO_TARGET.to_string(),
+            CHARGING.to_string(),
+            format!("{CHARGING},{error}"),
+            format!("{CHARGING},{no_time}"),
+            format!("{CHARGING},{bad_unit}"),
+            format!("{CHARGING},{negative}"),
+        ] {
+            let text = exposition(&fields);
+            assert_eq!(charge_end_line(&text), None, "{fields}:\n{text}");
+            assert!(
+                !text.contains("volvo_energy_estimated_charge_end"),
+                "{fields}: no HELP/TYPE for an empty family"
+            );
         }
     }
 }

@@ -69,7 +69,7 @@ use Fact::*;
 use Origin::{ConnectedVehicle as CV, Energy as EN, ExtendedVehicle as EX, Location as LO};
 
 /// Every endpoint, account-wide first.
-pub const ALL: &[Endpoint] = &[
+pub static ALL: &[Endpoint] = &[
     ep(CV, "vehicles", "vehicles", "/vehicles", Static, DAY, DAY),
     ep(CV, "details", "details", "/vehicles/{vin}", Static, DAY, DAY),
     ep(CV, "doors", "doors", "/vehicles/{vin}/doors", Wake, 0, 0),

@@ -111,11 +111,21 @@ impl<'a> Planner<'a> {
             .map(|(k, _)| k.clone())
             .collect();
         let vins = (!setup.vins.is_empty()).then(|| setup.vins.to_vec());
+        let mut cache = std::mem::take(&mut state.cache);
+        // An answer that no longer has its endpoint's shape is dropped, so that it is asked
+        // again instead of failing every run until its tier comes round.
+        cache.retain(|key, entry| {
+            let ok = usable(key, entry.body.get());
+            if !ok {
+                tracing::warn!(key, "cached answer no longer decodes; asking it again");
+            }
+            ok
+        });
         Planner {
             setup,
             stretch: Stretch::default(),
             plan: None,
-            cache: std::mem::take(&mut state.cache),
+            cache,
             memory: std::mem::take(&mut state.cars),
             unsupported,
             outcomes: BTreeMap::new(),
@@ -186,7 +196,7 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        out.dedup_by(|a, b| a.0 == b.0 && std::ptr::eq(a.1, b.1));
+        out.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
         out
     }
 
@@ -200,10 +210,13 @@ impl<'a> Planner<'a> {
     /// asked now); empty when the run has asked everything it needs.
     pub fn next_round(&mut self) -> (Vec<Request>, usize) {
         let round = self.round();
-        let caps = endpoints::get(Origin::Energy, "capabilities");
         let held = round
             .iter()
-            .filter(|r| std::ptr::eq(r.endpoint, caps) && !self.cache.contains_key(&r.key()))
+            .filter(|r| {
+                r.endpoint.api == Origin::Energy
+                    && r.endpoint.name == "capabilities"
+                    && !self.cache.contains_key(&r.key())
+            })
             .count();
         (round, held)
     }
@@ -573,6 +586,31 @@ impl<'a> Planner<'a> {
             last_upload,
             trip_end_pending,
         }
+    }
+}
+
+/// Whether a cached answer still has the shape of its endpoint's answers (keys of other
+/// sources, like the weather, are kept as they are).
+fn usable(key: &str, body: &str) -> bool {
+    use serde::de::IgnoredAny;
+    let k = key.split_once(' ').map_or(key, |(_, k)| k);
+    let k = k.split('/').next().unwrap_or(k);
+    let Some(e) = endpoints::by_key(k) else {
+        return true;
+    };
+    let body = Ok(body);
+    match (e.api, e.name) {
+        (Origin::ConnectedVehicle, _) => crate::api::decode::<Data<IgnoredAny>>(body).is_ok(),
+        (Origin::Energy, "capabilities") => crate::api::decode::<energy::Capabilities>(body).is_ok(),
+        (Origin::Energy, _) => crate::api::decode::<energy::State>(body).is_ok(),
+        (Origin::Location, _) => crate::api::location::decode(body).is_ok(),
+        (Origin::ExtendedVehicle, "resources") => {
+            crate::api::decode::<extended::ResourceList>(body).is_ok()
+        }
+        (Origin::ExtendedVehicle, _) => {
+            crate::api::decode::<extended::ResourceEnvelope>(body).is_ok()
+        }
+        _ => true,
     }
 }
 

@@ -284,9 +284,11 @@ async fn fetch(
         let (batch, held) = planner.next_round();
         if !batch.is_empty() && Instant::now() < deadline {
             let need = batch.len() + held;
-            let usable = (carried + window.reserve(need.saturating_sub(carried))).min(need);
+            let from_carried = carried.min(need);
+            carried -= from_carried;
+            let usable = from_carried + window.reserve(need - from_carried);
             let asked = usable.saturating_sub(held).min(batch.len());
-            carried = usable - asked;
+            carried += usable - asked;
             let (ask, later) = batch.split_at(asked);
             if !later.is_empty() {
                 tracing::info!(

@@ -36,64 +36,61 @@ fn data(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Guards adaptive polling: a sleeping car (nothing new since the last run) costs only what
+/// shows that it woke, its doors and lock and its energy state; the output stays complete with
+/// the original source times; the safety nets come after hours, and daily facts after a day.
 #[test]
-fn the_schedule_skips_fresh_answers_and_fetches_due_ones() {
+fn a_sleeping_car_costs_its_wake_facts_and_the_tiers_are_safety_nets() {
     let sim = Sim::start(&[]);
     let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let first = stdout(&o);
+    assert!(first.contains(&format!("volvo_collect_vehicle_mode{{mode=\"asleep\",vin=\"{BEV}\"}} 1")));
     let n1 = asked(&sim).len();
 
-    // Immediately again: only the every-run tier is asked; the output is the same, with the
-    // original source times.
+    let wake_facts = |from: usize| {
+        let mut got: Vec<String> = asked(&sim)[from..].to_vec();
+        got.sort();
+        got
+    };
+    let expect = vec![
+        "/connected-vehicle/v2/vehicles/doors".to_string(),
+        "/energy/v2/vehicles/state".to_string(),
+    ];
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let second_asked: Vec<String> = asked(&sim)[n1..].to_vec();
-    let mut expect = vec![
-        "/connected-vehicle/v2/vehicles/doors",
-        "/connected-vehicle/v2/vehicles/windows",
-        "/connected-vehicle/v2/vehicles/engine-status",
-        "/energy/v2/vehicles/state",
-    ];
-    let mut got: Vec<&str> = second_asked.iter().map(String::as_str).collect();
-    expect.sort();
-    got.sort();
-    assert_eq!(got, expect);
+    assert_eq!(wake_facts(n1), expect);
     assert_eq!(data(&stdout(&o)), data(&first));
 
-    // 16 minutes later: the 15-minute tier is due too, the hourly one is not.
+    // 16 minutes later the car still sleeps: a 15-minute tier waits for the car.
     age_cache(&ws, 16 * 60);
     let n2 = asked(&sim).len();
+    assert_eq!(code(&ws.run(&["--once", "--stdout"])), 0);
+    assert_eq!(wake_facts(n2), expect);
+
+    // Seven hours later the safety nets are due, the daily facts are not.
+    age_cache(&ws, 7 * 3600);
+    let n3 = asked(&sim).len();
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let third: Vec<String> = asked(&sim)[n2..].to_vec();
-    for p in [
-        "/connected-vehicle/v2/vehicles/fuel",
-        "/connected-vehicle/v2/vehicles/command-accessibility",
-        "/location/v1/vehicles/location",
-    ] {
-        assert!(third.iter().any(|x| x == p), "{p} not fetched: {third:?}");
+    let third = wake_facts(n3);
+    for p in ["/fuel", "/command-accessibility", "/odometer", "/statistics", "/tyres", "/windows", "/engine-status"] {
+        let p = format!("/connected-vehicle/v2/vehicles{p}");
+        assert!(third.contains(&p), "{p} not fetched: {third:?}");
     }
-    for p in [
-        "/connected-vehicle/v2/vehicles/odometer",
-        "/connected-vehicle/v2/vehicles/statistics",
-        "/connected-vehicle/v2/vehicles",
-        "/energy/v2/vehicles/capabilities",
-    ] {
-        assert!(
-            !third.iter().any(|x| x == p),
-            "{p} fetched too early: {third:?}"
-        );
+    assert!(third.contains(&"/location/v1/vehicles/location".to_string()), "{third:?}");
+    for p in ["/connected-vehicle/v2/vehicles", "/energy/v2/vehicles/capabilities"] {
+        assert!(!third.iter().any(|x| x == p), "{p} fetched too early: {third:?}");
     }
     assert_eq!(data(&stdout(&o)), data(&first));
 
     // A day later everything is due again, but for the engine endpoint, which this car does
     // not support (remembered for a day from its own clock, which was not moved).
     age_cache(&ws, 86_400);
-    let n3 = asked(&sim).len();
+    let n4 = asked(&sim).len();
     assert_eq!(code(&ws.run(&["--once", "--stdout"])), 0);
-    assert_eq!(asked(&sim).len() - n3, n1 - 1);
+    assert_eq!(asked(&sim).len() - n4, n1 - 1);
 }
 
 #[test]
@@ -112,30 +109,28 @@ fn a_damaged_cached_answer_is_dropped_and_fetched_again() {
     assert_eq!(data(&stdout(&o)), data(&first));
 }
 
+/// `[schedule]` values are minimum ages the planner never goes below: a car's doors and
+/// energy state, asked every run by default, wait an hour when the file says so.
 #[test]
 fn schedule_overrides_come_from_the_config() {
     let sim = Sim::start(&[]);
     let ws = Workspace::new(
         &sim,
         &format!("vins = [\"{BEV}\"]"),
-        "[schedule]\nodometer = \"0s\"\ndoors = \"1h\"\n",
+        "[schedule]\nenergy_state = \"1h\"\ndoors = \"1h\"\n",
     );
     assert_eq!(code(&ws.run(&["--once", "--stdout"])), 0);
     let n = asked(&sim).len();
     assert_eq!(code(&ws.run(&["--once", "--stdout"])), 0);
     let again: Vec<String> = asked(&sim)[n..].to_vec();
-    assert!(
-        again
-            .iter()
-            .any(|p| p == "/connected-vehicle/v2/vehicles/odometer"),
-        "{again:?}"
-    );
-    assert!(
-        !again
-            .iter()
-            .any(|p| p == "/connected-vehicle/v2/vehicles/doors"),
-        "{again:?}"
-    );
+    assert!(again.is_empty(), "{again:?}");
+    age_cache(&ws, 3600);
+    let n = asked(&sim).len();
+    assert_eq!(code(&ws.run(&["--once", "--stdout"])), 0);
+    let later: Vec<String> = asked(&sim)[n..].to_vec();
+    for p in ["/connected-vehicle/v2/vehicles/doors", "/energy/v2/vehicles/state"] {
+        assert!(later.iter().any(|x| x == p), "{p}: {later:?}");
+    }
     let ws = Workspace::new(&sim, "", "[schedule]\ndoorz = \"1h\"\n");
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 78);

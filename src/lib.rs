@@ -60,6 +60,7 @@ async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
             let path = config::locate(cli.config.as_deref())?;
             let mut settings = config::load(&path)?;
             cli.apply(&mut settings);
+            settings.check_outputs()?;
             let opts = check::Options {
                 plan: *plan,
                 offline: *offline,
@@ -152,6 +153,7 @@ async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
             let path = config::locate(cli.config.as_deref())?;
             let mut settings = config::load(&path)?;
             cli.apply(&mut settings);
+            settings.check_outputs()?;
             if !cli.once {
                 return serve::run_forever(settings, stop).await;
             }

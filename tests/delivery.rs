@@ -1560,7 +1560,8 @@ fn idle_connections_do_not_block_https_scrapes() {
         .collect();
     std::thread::sleep(Duration::from_millis(200));
     for i in 0..3 {
-        let got = https.get(&metrics, None);
+        // A new client each time: a pooled connection would skip the accept under test.
+        let got = Http::new(Some(&pki.ca())).get(&metrics, None);
         assert!(
             matches!(got, Ok((200, _))),
             "scrape {i} with {} idle connections open: {got:?}\n{}",

@@ -1612,3 +1612,51 @@ fn unknown_users_take_as_long_as_wrong_passwords() {
     let status = collector.terminate(Duration::from_secs(2));
     assert_eq!(status.code(), Some(0), "{}", collector.log());
 }
+
+/// Guards the listener's bound on bcrypt work: a flood of 40 concurrent wrong passwords runs
+/// at most two bcrypt checks at a time (the rest wait, or get 503), instead of a blocking
+/// thread per request taking every core. Counted as the process's threads during the flood.
+#[test]
+fn a_flood_of_wrong_passwords_runs_few_bcrypt_checks_at_once() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(
+        &sim,
+        "",
+        &format!(
+            "[collect]\ninterval = \"10s\"\n[web]\nbasic_auth_users = {{ prom = {} }}\n",
+            quoted(&bcrypt::hash("pw", 8).unwrap())
+        ),
+    );
+    let mut collector = listener(&ws, "http", None);
+    let metrics = format!("{}/metrics", collector.url("http"));
+    let threads = || {
+        std::fs::read_to_string(format!("/proc/{}/status", collector.child.id()))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .map(|n| n.trim().parse::<usize>().unwrap())
+            .unwrap()
+    };
+    let flood: Vec<_> = (0..40)
+        .map(|i| {
+            let url = metrics.clone();
+            std::thread::spawn(move || {
+                Http::plain()
+                    .get(&url, Some(("prom", &format!("wrong{i}"))))
+                    .map(|(status, _)| status)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let during = threads();
+    for h in flood {
+        let got = h.join().unwrap();
+        assert!(matches!(got, Ok(401 | 503) | Err(_)), "{got:?}");
+    }
+    assert!(
+        during <= 8,
+        "{during} threads during the flood: bcrypt checks are not bounded"
+    );
+    let status = collector.terminate(Duration::from_secs(2));
+    assert_eq!(status.code(), Some(0), "{}", collector.log());
+}

@@ -591,7 +591,10 @@ pub fn parse(
             "http" | "https" => Ok(u),
             other => Err(bad(
                 key,
-                &format!("scheme {other:?} is not allowed: use an http:// or https:// URL"),
+                &format!(
+                    "scheme {} is not allowed: use an http:// or https:// URL",
+                    shown_value(other)
+                ),
             )),
         }
     };
@@ -1084,7 +1087,7 @@ const SECRET_KEYS: &[&str] = &["client_secret", "api_key", "password", "bearer_t
 /// value is shown only for keys that are not secrets, and cut short; toml's own message, which
 /// may quote the value, is used only where it names keys (unknown or missing fields).
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Fatal {
-    let msg = e.message().replace('\n', " ");
+    let msg = without_userinfo(&e.message().replace('\n', " "));
     let Some(span) = e.span() else {
         return Fatal::config(format!("{}: {}", path.display(), shorten_quoted(&msg)));
     };
@@ -1164,10 +1167,28 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Fatal {
     }
 }
 
-/// `text` cut to 60 characters, on one line.
+/// `text` without the `user:password@` of any URL in it.
+fn without_userinfo(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i + 3..];
+        let end = rest
+            .find(|c: char| c == '/' || c == '"' || c == '`' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        if let Some(at) = rest[..end].rfind('@') {
+            rest = &rest[at + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `text` cut to 60 characters, on one line, without URL credentials.
 fn shorten(text: &str) -> String {
     const MAX: usize = 60;
-    let one_line = text.replace(['\n', '\r'], " ");
+    let one_line = without_userinfo(text).replace(['\n', '\r'], " ");
     let mut cut: String = one_line.chars().take(MAX).collect();
     if cut.len() < one_line.len() {
         cut.push('…');
@@ -1317,6 +1338,19 @@ mod tests {
         }
         let e = parse_err("[volvo]\nclient_id = \"abc\"\n[web]\nbasic_auth_users = { prom = [\"SuperSecret\"] }\n");
         assert!(!e.contains("SuperSecret") && e.contains("`prom`"), "{e}");
+    }
+
+    #[test]
+    fn urls_in_errors_lose_their_credentials() {
+        let e = parse_err("[volvo]\nclient_id = \"abc\"\n[output]\npushgateway = \"http://user:SuperSecretPw@host:port/\"\n");
+        assert!(
+            !e.contains("SuperSecretPw") && e.contains("`pushgateway` = "),
+            "{e}"
+        );
+        assert_eq!(
+            without_userinfo("a \"https://u:p@h/x\" b"),
+            "a \"https://h/x\" b"
+        );
     }
 
     #[test]

@@ -282,6 +282,13 @@ async fn check_account(
             false
         }
     };
+    if let Some(open) = token::open_folder(path) {
+        f.warn(format!(
+            "token folder {}: any user can write to it and replace your token file: chmod o-w {} (or chmod +t)",
+            open.display(),
+            open.display()
+        ));
+    }
     // Run as another user (sudo), a refresh would leave the new token file owned by that user
     // and unreadable to the collector, which would then need a new login.
     let foreign_owner = match (meta.as_ref().map(|m| m.uid()), effective_uid()) {

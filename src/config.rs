@@ -13,7 +13,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::error::Fatal;
-use crate::secret::Secret;
+use crate::secret::{shown_value, Secret};
 
 /// Where the file was looked for, in order, when `--config` is not given.
 pub fn candidate_paths() -> Vec<PathBuf> {
@@ -234,10 +234,11 @@ fn de_opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Dura
 
 fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
+    // The value itself is shown (cut short) by `toml_error`, which knows the key.
     humantime::parse_duration(&text).map_err(|_| {
-        serde::de::Error::custom(format!(
-            "invalid duration {text:?}: expected a duration like \"90s\", \"5m\" or \"1h\""
-        ))
+        serde::de::Error::custom(
+            "invalid duration: expected a duration like \"90s\", \"5m\" or \"1h\"",
+        )
     })
 }
 
@@ -395,6 +396,20 @@ impl Settings {
         })
     }
 
+    /// Checks the outputs once the command line has been applied over the file: a textfile
+    /// path that is empty or a folder is a configuration error, not a failed write.
+    pub fn check_outputs(&self) -> Result<(), Fatal> {
+        if let Some(p) = &self.output.textfile {
+            if let Some(what) = not_a_file_path(Some(p), p) {
+                return Err(Fatal::config(format!(
+                    "{}: output.textfile (or --textfile) {what}: set it to a file, such as \"/var/lib/prometheus/node-exporter/volvo.prom\"",
+                    self.config_path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// These settings with `account`'s credentials, token and cars.
     pub fn for_account(&self, a: &Account) -> Settings {
         Settings {
@@ -420,8 +435,9 @@ impl Settings {
                 .map(|a| self.for_account(a))
                 .ok_or_else(|| {
                     Fatal::config(format!(
-                        "{}: no account named {n:?}; the accounts are: {}",
+                        "{}: no account named {}; the accounts are: {}",
                         self.config_path.display(),
+                        shown_value(n),
                         names()
                     ))
                 }),
@@ -504,6 +520,19 @@ pub fn load(path: &Path) -> Result<Settings, Fatal> {
         ))
     })?;
     let settings = parse(path, &text, &|name| std::env::var(name).ok())?;
+    // Every refresh locks and saves the token in its folder; a login cannot create it.
+    for a in &settings.accounts {
+        if let Some(folder) = a.token_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !folder.is_dir() {
+                return Err(Fatal::config(format!(
+                    "{}: {}.token_file: is in a folder that does not exist ({}): create it, or set token_file to a file in an existing folder",
+                    path.display(),
+                    a.table,
+                    folder.display()
+                )));
+            }
+        }
+    }
     // Secrets written in the file itself (not in _file keys, the environment or credentials).
     let holds_secrets = text.lines().any(|l| {
         let l = l.trim_start();
@@ -562,7 +591,10 @@ pub fn parse(
             "http" | "https" => Ok(u),
             other => Err(bad(
                 key,
-                &format!("scheme {other:?} is not allowed: use an http:// or https:// URL"),
+                &format!(
+                    "scheme {} is not allowed: use an http:// or https:// URL",
+                    shown_value(other)
+                ),
             )),
         }
     };
@@ -612,11 +644,24 @@ pub fn parse(
             &format!("api_key{credential_suffix}"),
         )
         .map_err(|e| bad(&key("api_key_file"), &e))?;
+        // Sent as an HTTP header: a stray newline or space would only show later, as a
+        // network error.
+        if let Some(k) = &api_key {
+            header_safe(k).map_err(|what| {
+                bad(
+                    &key("api_key"),
+                    &format!("{what}: an API key is one line of visible characters; check the value (in the file, api_key_file or {env_api_key})"),
+                )
+            })?;
+        }
         let vins = v.vins.unwrap_or_default();
         if let Some(vin) = vins.iter().find(|v| !valid_vin(v)) {
             return Err(bad(
                 &key("vins"),
-                &format!("{vin:?} is not a VIN: expected 17 letters and digits (no I, O or Q)"),
+                &format!(
+                    "{} is not a VIN: expected 17 letters and digits (no I, O or Q)",
+                    shown_value(vin)
+                ),
             ));
         }
         let scopes = match v.scopes {
@@ -632,6 +677,12 @@ pub fn parse(
             None => default_scopes(&sources),
         };
         let token_file = resolve(v.token_file.as_deref().unwrap_or(Path::new(default_token)));
+        if let Some(what) = not_a_file_path(v.token_file.as_deref(), &token_file) {
+            return Err(bad(
+                &key("token_file"),
+                &format!("{what}: set it to a file, such as \"token.json\" (relative paths are in the configuration file's folder)"),
+            ));
+        }
         let state_file = match v.state_file.as_deref() {
             Some(p) => resolve(p),
             None => default_state_file(&token_file),
@@ -799,7 +850,13 @@ pub fn parse(
             .enumerate()
             .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
         if !valid || name.is_empty() || name == "job" || name.starts_with("__") {
-            return Err(bad("pushgateway.grouping", &format!("{name:?} is not a usable label name: use letters, digits and _ (not job, not __...)")));
+            return Err(bad(
+                "pushgateway.grouping",
+                &format!(
+                    "{} is not a usable label name: use letters, digits and _ (not job, not __...)",
+                    shown_value(name)
+                ),
+            ));
         }
     }
     let rw = raw.remote_write;
@@ -813,6 +870,16 @@ pub fn parse(
         rw.bearer_token,
         rw.bearer_token_file.as_deref(),
     )?;
+    if let Some(t) = &rw_bearer {
+        header_safe(t).map_err(|what| {
+            bad(
+                "remote_write.bearer_token",
+                &format!(
+                    "{what}: a bearer token is one line of visible characters; check the value"
+                ),
+            )
+        })?;
+    }
     let rw_auth = match (rw.username, rw_password, rw_bearer) {
         (Some(username), Some(password), None) => HttpAuth::Basic { username, password },
         (None, None, Some(token)) => HttpAuth::Bearer(token),
@@ -841,7 +908,7 @@ pub fn parse(
     };
     for (user, hash) in &web.basic_auth_users {
         if !hash.expose().starts_with("$2") {
-            return Err(bad("web.basic_auth_users", &format!("the password of {user:?} must be a bcrypt hash (htpasswd -nBC 10 \"\" | tr -d ':\\n')")));
+            return Err(bad("web.basic_auth_users", &format!("the password of {} must be a bcrypt hash (htpasswd -nBC 10 \"\" | tr -d ':\\n')", shown_value(user))));
         }
     }
 
@@ -868,7 +935,7 @@ pub fn parse(
         None => None,
     };
 
-    Ok(Settings {
+    let settings = Settings {
         weather,
         schedule,
         pushgateway: PushgatewayOptions {
@@ -913,7 +980,34 @@ pub fn parse(
             export_coordinates: loc.export_coordinates,
             home,
         },
-    })
+    };
+    settings.check_outputs()?;
+    Ok(settings)
+}
+
+/// Why a configured path cannot be a file to write, if it cannot: empty, or a folder.
+fn not_a_file_path(written: Option<&Path>, resolved: &Path) -> Option<&'static str> {
+    match written {
+        Some(p) if p.as_os_str().is_empty() => Some("is empty"),
+        Some(p) if p.as_os_str().to_string_lossy().ends_with('/') => Some("names a folder"),
+        _ if resolved.is_dir() => Some("names a folder"),
+        _ => None,
+    }
+}
+
+/// Whether a secret can be sent as an HTTP header value: printable ASCII without spaces. Says
+/// what is wrong without showing the secret.
+fn header_safe(secret: &Secret) -> Result<(), &'static str> {
+    let v = secret.expose();
+    if v.bytes().any(|b| b == b'\n' || b == b'\r') {
+        Err("contains a line break")
+    } else if v.bytes().any(|b| b.is_ascii_whitespace()) {
+        Err("contains a space or tab")
+    } else if v.bytes().any(|b| !b.is_ascii_graphic()) {
+        Err("contains a control or non-ASCII character")
+    } else {
+        Ok(())
+    }
 }
 
 /// A listen address: `HOST:PORT`, or just `:PORT` for loopback (the exposition holds the
@@ -925,7 +1019,12 @@ pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
     } else {
         text.to_string()
     };
-    full.parse().map_err(|_| format!("{text:?} is not an address: use HOST:PORT such as 127.0.0.1:9811, or :9811 for loopback"))
+    full.parse().map_err(|_| {
+        format!(
+            "{} is not an address: use HOST:PORT such as 127.0.0.1:9811, or :9811 for loopback",
+            shown_value(text)
+        )
+    })
 }
 
 /// `token.json` keeps its run-to-run state in `token.state.json` beside it.
@@ -981,32 +1080,144 @@ fn secret(
     Ok(None)
 }
 
-/// One line from a TOML error: file, line, the table the key is in, and toml's own message
-/// (which names the key and, for unknown keys, lists the allowed ones).
+/// Keys whose values are secrets: an error about one never shows its value.
+const SECRET_KEYS: &[&str] = &["client_secret", "api_key", "password", "bearer_token"];
+
+/// One line from a TOML error: file, line, the table and the key, and what is allowed. The
+/// value is shown only for keys that are not secrets, and cut short; toml's own message, which
+/// may quote the value, is used only where it names keys (unknown or missing fields).
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Fatal {
-    let msg = e.message().replace('\n', " ");
-    match e.span() {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            let table = text[..span.start.min(text.len())]
-                .lines()
-                .rev()
-                .find_map(|l| {
-                    let l = l.trim();
-                    (l.starts_with('[') && l.ends_with(']')).then(|| l.to_string())
-                });
-            let key = text[span.clone()].trim();
-            let place = match table {
-                Some(t) => format!("in {t}"),
-                None => "at the top level".to_string(),
-            };
-            Fatal::config(format!(
-                "{} line {line}: {place}, `{key}`: {msg}",
-                path.display()
-            ))
-        }
-        None => Fatal::config(format!("{}: {msg}", path.display())),
+    let msg = without_userinfo(&e.message().replace('\n', " "));
+    let Some(span) = e.span() else {
+        return Fatal::config(format!("{}: {}", path.display(), shorten_quoted(&msg)));
+    };
+    let start = span.start.min(text.len());
+    let line = text[..start].matches('\n').count() + 1;
+    let table = text[..start].lines().rev().find_map(|l| {
+        let l = l.trim();
+        (l.starts_with('[') && l.ends_with(']')).then(|| l.to_string())
+    });
+    let place = match &table {
+        Some(t) => format!("in {}", shorten(t)),
+        None => "at the top level".to_string(),
+    };
+    let spanned = text.get(span.clone()).unwrap_or("").trim();
+    // The key the error is about: the spanned text itself for unknown and duplicate keys; none
+    // for a missing one (the span is the table); otherwise the key written before the `=` that
+    // precedes the spanned value, within the same table.
+    let key_is_span = msg.starts_with("unknown field") || msg.starts_with("duplicate key");
+    let since_table = match text[..start].rfind("\n[") {
+        Some(i) => &text[i + 1..start],
+        None => &text[..start],
+    };
+    let key = if key_is_span {
+        Some(spanned.trim_matches('"').to_string())
+    } else if msg.starts_with("missing field") {
+        None
+    } else {
+        since_table.rsplit_once('=').map(|(before, _)| {
+            before
+                .trim_end()
+                .rsplit(|c: char| c.is_whitespace() || c == '{' || c == ',')
+                .next()
+                .unwrap_or("")
+                .trim_matches('"')
+                .to_string()
+        })
     }
+    .filter(|k| !k.is_empty());
+    let last = key.as_deref().map(|k| k.rsplit('.').next().unwrap_or(k));
+    let line_text = since_table.rsplit('\n').next().unwrap_or("");
+    let secret = last.is_some_and(|k| SECRET_KEYS.contains(&k))
+        || table.as_deref() == Some("[web.basic_auth_users]")
+        || line_text.contains("basic_auth_users");
+    let what = if let Some(kinds) = msg.strip_prefix("invalid type: ") {
+        // "invalid type: integer `5`, expected a string": keep the kinds, never the value.
+        let found = kinds.split([' ', ',']).next().unwrap_or("value");
+        let expected = msg
+            .split_once("expected ")
+            .map(|(_, e)| e)
+            .unwrap_or("another type");
+        format!("found {found}, expected {}", shorten_quoted(expected))
+    } else if msg.starts_with("invalid duration") {
+        msg.clone()
+    } else if secret && !key_is_span && msg.contains(['"', '`', '\'']) {
+        "not a usable value".to_string()
+    } else {
+        shorten_quoted(&msg)
+    };
+    let shown_key = key.as_deref().map(shorten).unwrap_or_default();
+    let value = if !secret && !key_is_span && key.is_some() && !spanned.is_empty() {
+        format!(" = {}", shorten(spanned))
+    } else {
+        String::new()
+    };
+    let hint = if secret && msg.starts_with("invalid type") {
+        "; a secret is a quoted string (or put it in the _file key or the environment)"
+    } else {
+        ""
+    };
+    if shown_key.is_empty() {
+        Fatal::config(format!("{} line {line}: {place}: {what}", path.display()))
+    } else {
+        Fatal::config(format!(
+            "{} line {line}: {place}, `{shown_key}`{value}: {what}{hint}",
+            path.display()
+        ))
+    }
+}
+
+/// `text` without the `user:password@` of any URL in it.
+fn without_userinfo(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i + 3..];
+        let end = rest
+            .find(|c: char| c == '/' || c == '"' || c == '`' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        if let Some(at) = rest[..end].rfind('@') {
+            rest = &rest[at + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `text` cut to 60 characters, on one line, without URL credentials.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 60;
+    let one_line = without_userinfo(text).replace(['\n', '\r'], " ");
+    let mut cut: String = one_line.chars().take(MAX).collect();
+    if cut.len() < one_line.len() {
+        cut.push('…');
+    }
+    cut
+}
+
+/// `msg` with every quoted or backticked part longer than 60 characters cut short.
+fn shorten_quoted(msg: &str) -> String {
+    let mut out = String::new();
+    let mut rest = msg;
+    while let Some(i) = rest.find(['"', '`']) {
+        let quote = rest[i..].chars().next().expect("found");
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        match rest.find(quote) {
+            Some(j) => {
+                out.push_str(&shorten(&rest[..j]));
+                out.push(quote);
+                rest = &rest[j + 1..];
+            }
+            None => {
+                out.push_str(&shorten(rest));
+                return out;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -1064,7 +1275,94 @@ mod tests {
     fn bad_duration_says_what_is_allowed() {
         let e =
             parse_err("[volvo]\nclient_id = \"abc\"\n[collect]\ninterval = \"5 minutes please\"\n");
-        assert_eq!(e, "/etc/vc/collector.toml line 4: in [collect], `\"5 minutes please\"`: invalid duration \"5 minutes please\": expected a duration like \"90s\", \"5m\" or \"1h\"");
+        assert_eq!(e, "/etc/vc/collector.toml line 4: in [collect], `interval` = \"5 minutes please\": invalid duration: expected a duration like \"90s\", \"5m\" or \"1h\"");
+    }
+
+    /// Guards issue 12: an error about a secret key never shows its value, whatever the wrong
+    /// type; it names the file, line, table and key, and what is allowed.
+    #[test]
+    fn errors_about_secret_keys_never_show_the_value() {
+        let wrong = [
+            "[\"SuperSecretValue42\"]",
+            "4242424242",
+            "{ SuperSecretValue42 = \"SuperSecretValue42\" }",
+            "true",
+            "4242.5",
+        ];
+        let places = [
+            ("[volvo]\nclient_id = \"abc\"\n", "client_secret", "[volvo]"),
+            ("[volvo]\nclient_id = \"abc\"\n", "api_key", "[volvo]"),
+            (
+                "[volvo]\nclient_id = \"abc\"\n[pushgateway]\n",
+                "password",
+                "[pushgateway]",
+            ),
+            (
+                "[volvo]\nclient_id = \"abc\"\n[remote_write]\n",
+                "password",
+                "[remote_write]",
+            ),
+            (
+                "[volvo]\nclient_id = \"abc\"\n[remote_write]\n",
+                "bearer_token",
+                "[remote_write]",
+            ),
+            (
+                "[volvo]\nclient_id = \"abc\"\n[weather]\n",
+                "api_key",
+                "[weather]",
+            ),
+            (
+                "[[account]]\nname = \"home\"\nclient_id = \"abc\"\n",
+                "client_secret",
+                "[[account]]",
+            ),
+        ];
+        for (head, key, table) in places {
+            for value in wrong {
+                let text = format!("{head}{key} = {value}\n");
+                let e = parse_err(&text);
+                let line = head.matches('\n').count() + 1;
+                assert!(
+                    !e.contains("SuperSecret") && !e.contains("4242"),
+                    "{text}\n→ {e}"
+                );
+                assert!(
+                    e.starts_with(&format!(
+                        "/etc/vc/collector.toml line {line}: in {table}, `{key}`: found "
+                    )),
+                    "{text}\n→ {e}"
+                );
+                assert!(e.contains("expected a string"), "{e}");
+            }
+        }
+        let e = parse_err("[volvo]\nclient_id = \"abc\"\n[web]\nbasic_auth_users = { prom = [\"SuperSecret\"] }\n");
+        assert!(!e.contains("SuperSecret") && e.contains("`prom`"), "{e}");
+    }
+
+    #[test]
+    fn urls_in_errors_lose_their_credentials() {
+        let e = parse_err("[volvo]\nclient_id = \"abc\"\n[output]\npushgateway = \"http://user:SuperSecretPw@host:port/\"\n");
+        assert!(
+            !e.contains("SuperSecretPw") && e.contains("`pushgateway` = "),
+            "{e}"
+        );
+        assert_eq!(
+            without_userinfo("a \"https://u:p@h/x\" b"),
+            "a \"https://h/x\" b"
+        );
+    }
+
+    #[test]
+    fn huge_values_are_cut_short() {
+        let big = "9".repeat(1_000_000);
+        let e = parse_err(&format!(
+            "[volvo]\nclient_id = \"abc\"\n[collect]\ninterval = \"{big}\"\n"
+        ));
+        assert!(e.len() < 300, "{} bytes: {}", e.len(), &e[..300]);
+        assert!(e.contains("`interval`") && e.contains('…'), "{e}");
+        let e = parse_err(&format!("[volvo]\nclient_id = \"abc\"\n{big} = 1\n"));
+        assert!(e.len() < 600, "{} bytes", e.len());
     }
 
     #[test]

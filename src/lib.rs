@@ -37,13 +37,17 @@ use error::{ExitCode, Fatal};
 /// Runs the command the user asked for and returns its exit code. Errors are printed here,
 /// one line each, on standard error.
 pub async fn main_with(cli: cli::Cli) -> ExitCode {
-    match dispatch(cli).await {
+    let code = match dispatch(cli).await {
         Ok(code) => code,
         Err(f) => {
             eprintln!("volvo-collect: {}", f.message);
             f.code
         }
-    }
+    };
+    // A refresh cut loose by the run's deadline still owns the token lock and saves on its own
+    // task; the process must not end before it has.
+    drop(auth::refresh::quiesce().await);
+    code
 }
 
 async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
@@ -59,6 +63,7 @@ async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
             let path = config::locate(cli.config.as_deref())?;
             let mut settings = config::load(&path)?;
             cli.apply(&mut settings);
+            settings.check_outputs()?;
             let opts = check::Options {
                 plan: *plan,
                 offline: *offline,
@@ -66,7 +71,12 @@ async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
                 cars: cars.map(|c| c as usize),
                 interval: *interval,
             };
-            check::run(&settings, &opts).await
+            // `check` may refresh the token: a stop waits for the save, like a run's.
+            let mut stop = Stop::install();
+            tokio::select! {
+                r = check::run(&settings, &opts) => r,
+                _guard = stop.requested() => Err(stopped()),
+            }
         }
         Some(cli::Command::Completions { shell }) => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();
@@ -144,13 +154,20 @@ async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
             Ok(ExitCode::Ok)
         }
         None => {
+            // From here on a SIGTERM or SIGINT no longer kills the process outright: it waits
+            // for a token refresh in flight to be saved (see `auth::refresh`).
+            let mut stop = Stop::install();
             let path = config::locate(cli.config.as_deref())?;
             let mut settings = config::load(&path)?;
             cli.apply(&mut settings);
+            settings.check_outputs()?;
             if !cli.once {
-                return serve::run_forever(settings).await;
+                return serve::run_forever(settings, stop).await;
             }
-            let outcome = run::run_once(&settings).await?;
+            let outcome = tokio::select! {
+                outcome = run::run_once(&settings) => outcome?,
+                _guard = stop.requested() => return Err(stopped()),
+            };
             for p in &outcome.problems {
                 tracing::warn!("{p}");
             }
@@ -172,10 +189,46 @@ async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    Stop::install().signal().await
+}
+
+/// SIGTERM and SIGINT, caught from the moment of [`Stop::install`] (until then they end the
+/// process at once, which is harmless before any token refresh).
+pub struct Stop {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    pub fn install() -> Stop {
+        use tokio::signal::unix::{signal, SignalKind};
+        Stop {
+            term: signal(SignalKind::terminate()).expect("SIGTERM handler"),
+            int: signal(SignalKind::interrupt()).expect("SIGINT handler"),
+        }
     }
+
+    async fn signal(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
+
+    /// Resolves after a stop signal once no token refresh is between its request and its
+    /// save; the guard keeps new ones from starting. The work raced against this future keeps
+    /// running meanwhile, so a refresh in flight can finish and save.
+    pub async fn requested(&mut self) -> tokio::sync::RwLockWriteGuard<'static, ()> {
+        self.signal().await;
+        tracing::info!("stop signal received");
+        auth::refresh::quiesce().await
+    }
+}
+
+/// A `--once` run or `check` stopped by a signal before it finished.
+fn stopped() -> Fatal {
+    Fatal::new(
+        ExitCode::Temporary,
+        "stopped by a signal before the run finished; the token file is saved and the next run collects",
+    )
 }

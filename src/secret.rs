@@ -46,6 +46,27 @@ impl<'de> serde::Deserialize<'de> for Secret {
     }
 }
 
+/// A URL as it may be shown: without user name, password or query (where tokens hide).
+pub fn shown_url(url: &url::Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+/// A configuration value as it may be shown in an error: quoted, one line, and cut short, so a
+/// mistaken huge value does not flood the log. Only for values that are not secrets.
+pub fn shown_value(value: &str) -> String {
+    const MAX: usize = 60;
+    let mut cut: String = value.chars().take(MAX).collect();
+    if cut.len() < value.len() {
+        cut.push('…');
+    }
+    format!("{cut:?}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +77,14 @@ mod tests {
         assert_eq!(format!("{s:?}"), "(redacted)");
         assert_eq!(format!("{s}"), "(redacted)");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn urls_lose_credentials_and_values_are_cut_short() {
+        let u = url::Url::parse("https://user:s3cret@h:9091/pg?token=s3cret").unwrap();
+        assert_eq!(shown_url(&u), "https://h:9091/pg");
+        let long = "x".repeat(10_000);
+        assert!(shown_value(&long).len() < 80);
+        assert_eq!(shown_value("5 minutes"), "\"5 minutes\"");
     }
 }

@@ -37,19 +37,49 @@ struct Web {
     /// (user, SHA-256 of the password) already checked against the bcrypt hash: bcrypt is slow
     /// on purpose, and a scrape every 15 s must not pay for it each time.
     verified: Mutex<HashMap<(String, [u8; 32]), bool>>,
+    /// A hash of the users' cost that no password matches: an unknown user is checked against
+    /// it, so the answer takes as long as for a known user and does not tell which names exist.
+    dummy: String,
+    /// bcrypt checks at once: a flood of wrong passwords waits here instead of taking every core.
+    bcrypt_slots: tokio::sync::Semaphore,
 }
 
-/// Runs collections until a shutdown signal. Returns the exit code of a clean stop (0).
-pub async fn run_forever(settings: Settings) -> Result<ExitCode, Fatal> {
+/// Concurrent bcrypt checks, and how long a request waits for one before it gets 503.
+const BCRYPT_SLOTS: usize = 2;
+const BCRYPT_WAIT: Duration = Duration::from_secs(5);
+
+/// A bcrypt hash with the cost of `like` (a `$2b$NN$...` hash), of a random password.
+fn dummy_hash(like: Option<&str>) -> String {
+    let cost = like
+        .and_then(|h| h.split('$').nth(2))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(bcrypt::DEFAULT_COST);
+    let password: String = std::iter::repeat_with(fastrand::alphanumeric)
+        .take(24)
+        .collect();
+    bcrypt::hash(password, cost).unwrap_or_default()
+}
+
+/// Runs collections until a stop signal. Returns the exit code of a clean stop (0), after any
+/// token refresh in flight has been saved.
+pub async fn run_forever(settings: Settings, mut stop: crate::Stop) -> Result<ExitCode, Fatal> {
+    let users: Vec<(String, String)> = settings
+        .web
+        .basic_auth_users
+        .iter()
+        .map(|(u, h)| (u.clone(), h.expose().to_string()))
+        .collect();
+    let dummy = if users.is_empty() {
+        String::new()
+    } else {
+        dummy_hash(users.first().map(|(_, h)| h.as_str()))
+    };
     let web = Arc::new(Web {
         latest: RwLock::new(Latest::default()),
-        users: settings
-            .web
-            .basic_auth_users
-            .iter()
-            .map(|(u, h)| (u.clone(), h.expose().to_string()))
-            .collect(),
+        users,
         verified: Mutex::new(HashMap::new()),
+        dummy,
+        bcrypt_slots: tokio::sync::Semaphore::new(BCRYPT_SLOTS),
     });
     if settings.output.is_empty() && settings.web.listen.is_none() {
         return Err(Fatal::config(format!(
@@ -60,7 +90,9 @@ pub async fn run_forever(settings: Settings) -> Result<ExitCode, Fatal> {
     if let Some(addr) = settings.web.listen {
         start_listener(addr, &settings.web, web.clone()).await?;
     }
-    let shutdown = crate::shutdown_signal();
+    // A stop waits for a token refresh in flight to be saved; the collection it interrupts is
+    // dropped only then (its refresh saves on a task of its own either way).
+    let shutdown = stop.requested();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -113,16 +145,9 @@ async fn start_listener(addr: SocketAddr, opts: &WebOptions, web: Arc<Web>) -> R
         Some((cert, key)) => {
             let acceptor = tls_acceptor(cert, key)?;
             tracing::info!("serving metrics at https://{local}/metrics");
-            tokio::spawn(async move {
-                axum::serve(
-                    TlsListener {
-                        tcp: listener,
-                        acceptor,
-                    },
-                    app,
-                )
-                .await
-            });
+            let (tx, rx) = tokio::sync::mpsc::channel(HANDSHAKES);
+            tokio::spawn(accept_tls(listener, acceptor, tx));
+            tokio::spawn(async move { axum::serve(TlsListener { rx, local }, app).await });
         }
     }
     Ok(())
@@ -148,44 +173,86 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcce
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// TLS on top of a TCP listener, for `axum::serve`. A failed handshake is logged and skipped.
-struct TlsListener {
+/// Handshakes in progress at most; connections beyond are closed at once, so idle sockets
+/// cannot pile up without bound.
+const HANDSHAKES: usize = 256;
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts TCP connections and does each TLS handshake on a task of its own, so that a client
+/// that connects and says nothing holds up only itself, never the scrapes behind it.
+async fn accept_tls(
     tcp: TcpListener,
     acceptor: TlsAcceptor,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let (stream, addr) = match self.tcp.accept().await {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+    ready: tokio::sync::mpsc::Sender<(TlsStream, SocketAddr)>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
+    loop {
+        let (stream, addr) = match tcp.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Usually out of file descriptors: wait for some to be freed.
+                tracing::debug!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%addr, "too many TLS handshakes in progress; connection closed");
+            continue;
+        };
+        let (acceptor, ready) = (acceptor.clone(), ready.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => {
+                    let _ = ready.send((tls, addr)).await;
                 }
-            };
-            match tokio::time::timeout(Duration::from_secs(10), self.acceptor.accept(stream)).await
-            {
-                Ok(Ok(tls)) => return (tls, addr),
                 Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
             }
+        });
+    }
+}
+
+type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// The connections whose handshake is done, for `axum::serve`.
+struct TlsListener {
+    rx: tokio::sync::mpsc::Receiver<(TlsStream, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(x) => x,
+            // The accept task never ends while the listener lives.
+            None => std::future::pending().await,
         }
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
+        Ok(self.local)
     }
 }
 
+/// What a request's credentials come to.
+enum Check {
+    Allowed,
+    Denied,
+    /// Needs a bcrypt check: (password, hash, cache key, known user).
+    Bcrypt(String, String, (String, [u8; 32]), bool),
+}
+
 impl Web {
-    fn authorized(&self, headers: &HeaderMap) -> bool {
+    /// Everything but bcrypt: no users, bad header, or a password already verified.
+    fn precheck(&self, headers: &HeaderMap) -> Check {
         if self.users.is_empty() {
-            return true;
+            return Check::Allowed;
         }
         let Some((user, password)) = headers
             .get(header::AUTHORIZATION)
@@ -202,16 +269,22 @@ impl Web {
                     .map(|(u, p)| (u.to_string(), p.to_string()))
             })
         else {
-            return false;
+            return Check::Denied;
         };
-        let Some((_, hash)) = self.users.iter().find(|(u, _)| *u == user) else {
-            return false;
+        let (hash, known) = match self.users.iter().find(|(u, _)| *u == user) {
+            Some((_, hash)) => (hash.clone(), true),
+            None => (self.dummy.clone(), false),
         };
         let key = (user, sha2::Sha256::digest(password.as_bytes()).into());
-        if let Some(ok) = self.verified.lock().expect("cache lock").get(&key) {
-            return *ok;
+        if known && self.verified.lock().expect("cache lock").contains_key(&key) {
+            return Check::Allowed;
         }
-        let ok = bcrypt::verify(&password, hash).unwrap_or(false);
+        Check::Bcrypt(password, hash, key, known)
+    }
+
+    /// Runs bcrypt (slow on purpose) and remembers a success.
+    fn verify(&self, password: &str, hash: &str, key: (String, [u8; 32]), known: bool) -> bool {
+        let ok = bcrypt::verify(password, hash).unwrap_or(false) && known;
         // Only what passed is remembered: caching failures would let anyone grow the cache
         // without bound by trying new passwords.
         if ok {
@@ -222,12 +295,26 @@ impl Web {
 }
 
 async fn metrics(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
-    // bcrypt is slow on purpose: check off the runtime's two worker threads, so that a flood of
-    // wrong passwords cannot stall the collection.
-    let check = web.clone();
-    let ok = tokio::task::spawn_blocking(move || check.authorized(&headers))
-        .await
-        .unwrap_or(false);
+    let ok = match web.precheck(&headers) {
+        Check::Allowed => true,
+        Check::Denied => false,
+        Check::Bcrypt(password, hash, key, known) => {
+            let Ok(Ok(_slot)) = tokio::time::timeout(BCRYPT_WAIT, web.bcrypt_slots.acquire()).await
+            else {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, "5")],
+                    "too many authentication attempts at once; try again\n",
+                )
+                    .into_response();
+            };
+            // Off the runtime's thread, so that bcrypt never stalls the collection.
+            let check = web.clone();
+            tokio::task::spawn_blocking(move || check.verify(&password, &hash, key, known))
+                .await
+                .unwrap_or(false)
+        }
+    };
     if !ok {
         return (
             StatusCode::UNAUTHORIZED,

@@ -336,7 +336,7 @@ fn configuration_errors_exit_78_with_one_line() {
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 78);
     assert!(
-        stderr(&o).contains("invalid duration \"soon\""),
+        stderr(&o).contains("line 11: in [collect], `timeout` = \"soon\": invalid duration"),
         "{}",
         stderr(&o)
     );

@@ -1532,3 +1532,133 @@ fn the_last_good_run_stays_visible_after_a_failure() {
     assert!(now_s() - last < 30.0);
     promtool_check(&out);
 }
+
+/// Guards the HTTPS listener against idle connections: the TLS handshake runs per connection,
+/// so clients that connect and say nothing (here 20 of them, each of which used to hold the
+/// accept loop for 10 s) do not keep a scrape from being answered.
+#[test]
+fn idle_connections_do_not_block_https_scrapes() {
+    let pki = Pki::new();
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(
+        &sim,
+        "",
+        &format!(
+            "[collect]\ninterval = \"10s\"\n[web]\ntls_cert_file = {}\ntls_key_file = {}\n",
+            quoted_path(&pki.cert()),
+            quoted_path(&pki.key())
+        ),
+    );
+    let mut collector = listener(&ws, "https", Some(&pki.ca()));
+    let https = Http::new(Some(&pki.ca()));
+    let metrics = format!("{}/metrics", collector.url("https"));
+    poll(
+        "the first run on https /metrics",
+        Duration::from_secs(15),
+        || matches!(https.get(&metrics, None), Ok((200, _))).then_some(()),
+    );
+    let idle: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(("127.0.0.1", collector.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    for i in 0..3 {
+        // A new client each time: a pooled connection would skip the accept under test.
+        let got = Http::new(Some(&pki.ca())).get(&metrics, None);
+        assert!(
+            matches!(got, Ok((200, _))),
+            "scrape {i} with {} idle connections open: {got:?}\n{}",
+            idle.len(),
+            collector.log()
+        );
+    }
+    drop(idle);
+    let status = collector.terminate(Duration::from_secs(2));
+    assert_eq!(status.code(), Some(0), "{}", collector.log());
+}
+
+/// Guards basic auth against telling which user names exist: a wrong password takes about as
+/// long for an unknown user as for a known one (both pay one bcrypt check). Before, an
+/// unknown user was answered at once.
+#[test]
+fn unknown_users_take_as_long_as_wrong_passwords() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(
+        &sim,
+        "",
+        &format!(
+            "[collect]\ninterval = \"10s\"\n[web]\nbasic_auth_users = {{ prom = {} }}\n",
+            quoted(&bcrypt::hash("pw", 8).unwrap())
+        ),
+    );
+    let mut collector = listener(&ws, "http", None);
+    let http = Http::plain();
+    let metrics = format!("{}/metrics", collector.url("http"));
+    let median = |user: &str| {
+        let mut times: Vec<Duration> = (0..7)
+            .map(|_| {
+                let start = Instant::now();
+                let got = http.get(&metrics, Some((user, "wrong")));
+                assert!(matches!(got, Ok((401, _))), "{user}: {got:?}");
+                start.elapsed()
+            })
+            .collect();
+        times.sort();
+        times[3]
+    };
+    let known = median("prom");
+    let unknown = median("nobody");
+    assert!(
+        unknown * 3 >= known,
+        "unknown user answered in {unknown:?}, a known one with a wrong password in {known:?}"
+    );
+    let status = collector.terminate(Duration::from_secs(2));
+    assert_eq!(status.code(), Some(0), "{}", collector.log());
+}
+
+/// Guards the listener's bound on bcrypt work: a flood of 40 concurrent wrong passwords runs
+/// at most two bcrypt checks at a time (the rest wait, or get 503), instead of a blocking
+/// thread per request taking every core. Counted as the process's threads during the flood.
+#[test]
+fn a_flood_of_wrong_passwords_runs_few_bcrypt_checks_at_once() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(
+        &sim,
+        "",
+        &format!(
+            "[collect]\ninterval = \"10s\"\n[web]\nbasic_auth_users = {{ prom = {} }}\n",
+            quoted(&bcrypt::hash("pw", 8).unwrap())
+        ),
+    );
+    let mut collector = listener(&ws, "http", None);
+    let metrics = format!("{}/metrics", collector.url("http"));
+    let threads = || {
+        std::fs::read_to_string(format!("/proc/{}/status", collector.child.id()))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .map(|n| n.trim().parse::<usize>().unwrap())
+            .unwrap()
+    };
+    let flood: Vec<_> = (0..40)
+        .map(|i| {
+            let url = metrics.clone();
+            std::thread::spawn(move || {
+                Http::plain()
+                    .get(&url, Some(("prom", &format!("wrong{i}"))))
+                    .map(|(status, _)| status)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let during = threads();
+    for h in flood {
+        let got = h.join().unwrap();
+        assert!(matches!(got, Ok(401 | 503) | Err(_)), "{got:?}");
+    }
+    assert!(
+        during <= 8,
+        "{during} threads during the flood: bcrypt checks are not bounded"
+    );
+    let status = collector.terminate(Duration::from_secs(2));
+    assert_eq!(status.code(), Some(0), "{}", collector.log());
+}

@@ -11,7 +11,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
@@ -555,10 +555,7 @@ async fn exchange(
     verifier: PkceCodeVerifier,
     settings: &Settings,
 ) -> Result<Token, Fatal> {
-    let recorder = StatusRecorder {
-        http,
-        status: AtomicU16::new(0),
-    };
+    let recorder = StatusRecorder::new(http);
     let result = client
         .exchange_code(AuthorizationCode::new(code.expose().to_string()))
         .set_pkce_verifier(verifier)

@@ -2,9 +2,18 @@
 //! Basic client authentication), and the run's token step: lock, read, refresh when the
 //! access token expires within a minute, save the rotated pair, unlock — all before any API
 //! call, so a crash can never lose the new refresh token.
+//!
+//! Volvo ID spends the old refresh token the moment it answers, so the stretch from sending a
+//! refresh to saving its answer must not be cut short: not by the run's deadline (the request
+//! and the save run in their own task, which owns the token lock until the save is done) and not
+//! by a stop (a process-wide guard that [`quiesce`] waits for). Only SIGKILL can still cut it.
 
-use std::path::Path;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{RwLock, RwLockWriteGuard};
 
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
@@ -18,6 +27,24 @@ use crate::secret::Secret;
 
 /// Refresh when the access token expires within this many seconds.
 pub const REFRESH_MARGIN_S: i64 = 60;
+
+/// Held (shared) by every refresh from sending its request until its answer is saved; a stop
+/// takes it exclusively, which waits for those in flight and keeps new ones from starting.
+static IN_FLIGHT: RwLock<()> = RwLock::const_new(());
+
+/// How many times a refresh that Volvo ID rate-limits (HTTP 429) is tried in all, and the
+/// longest `Retry-After` honoured: the run's deadline is about a minute.
+const RATE_LIMIT_TRIES: u32 = 3;
+const RATE_LIMIT_MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until no refresh is between its request and its save, and keeps new ones from
+/// starting while the guard lives: what a stop holds before the process exits.
+pub async fn quiesce() -> RwLockWriteGuard<'static, ()> {
+    if IN_FLIGHT.try_write().is_err() {
+        tracing::info!("waiting for the token refresh in flight to be saved");
+    }
+    IN_FLIGHT.write().await
+}
 
 /// What the refresh needs from the configuration.
 pub struct OAuthClient<'a> {
@@ -34,12 +61,24 @@ pub fn now() -> i64 {
 /// A reqwest-backed HTTP client for `oauth2` that remembers the last status code: `oauth2`
 /// reports a non-JSON 5xx as a parse error without it, and the status decides whether the
 /// failure is temporary.
-pub struct StatusRecorder<'h> {
-    pub http: &'h reqwest::Client,
+pub struct StatusRecorder {
+    pub http: reqwest::Client,
     pub status: AtomicU16,
+    /// The last `Retry-After` in seconds (`u64::MAX`: none).
+    pub retry_after_s: AtomicU64,
 }
 
-impl<'c, 'h: 'c> AsyncHttpClient<'c> for StatusRecorder<'h> {
+impl StatusRecorder {
+    pub fn new(http: &reqwest::Client) -> Self {
+        StatusRecorder {
+            http: http.clone(),
+            status: AtomicU16::new(0),
+            retry_after_s: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl<'c> AsyncHttpClient<'c> for StatusRecorder {
     type Error = oauth2::HttpClientError<reqwest::Error>;
     type Future = std::pin::Pin<
         Box<
@@ -55,32 +94,48 @@ impl<'c, 'h: 'c> AsyncHttpClient<'c> for StatusRecorder<'h> {
             let r = self.http.call(request).await;
             if let Ok(resp) = &r {
                 self.status.store(resp.status().as_u16(), Ordering::Relaxed);
+                let retry_after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(u64::MAX);
+                self.retry_after_s.store(retry_after, Ordering::Relaxed);
             }
             r
         })
     }
 }
 
+/// Why a refresh failed: rate limited (retried within the run), or for good.
+enum Failure {
+    RateLimited(Option<Duration>),
+    Fatal(Fatal),
+}
+
 async fn exchange(
-    http: &reqwest::Client,
-    oauth: &OAuthClient<'_>,
-    refresh_token: &Secret,
-) -> Result<oauth2::basic::BasicTokenResponse, Fatal> {
+    http: reqwest::Client,
+    oauth: OwnedOAuth,
+    refresh_token: Secret,
+) -> Result<oauth2::basic::BasicTokenResponse, Failure> {
     let client = BasicClient::new(ClientId::new(oauth.client_id.to_string()))
         .set_client_secret(ClientSecret::new(oauth.client_secret.expose().to_string()))
         .set_auth_uri(AuthUrl::from_url(oauth.auth_url.clone()))
         .set_token_uri(TokenUrl::from_url(oauth.token_url.clone()));
-    let recorder = StatusRecorder {
-        http,
-        status: AtomicU16::new(0),
-    };
+    let recorder = StatusRecorder::new(&http);
     let rt = RefreshToken::new(refresh_token.expose().to_string());
     let result = client
         .exchange_refresh_token(&rt)
         .request_async(&recorder)
         .await;
     let status = &recorder.status;
-    result.map_err(|e| match e {
+    if result.is_err() && status.load(Ordering::Relaxed) == 429 {
+        let after = recorder.retry_after_s.load(Ordering::Relaxed);
+        return Err(Failure::RateLimited(
+            (after != u64::MAX).then(|| Duration::from_secs(after)),
+        ));
+    }
+    result.map_err(|e| Failure::Fatal(match e {
         RequestTokenError::ServerResponse(r) => match r.error() {
             BasicErrorResponseType::InvalidGrant => Fatal::login(
                 "Volvo ID refused the refresh token (invalid_grant): it has expired or was used already; run `volvo-collect login`",
@@ -96,7 +151,10 @@ async fn exchange(
         },
         RequestTokenError::Request(_) => Fatal::new(
             ExitCode::Temporary,
-            format!("cannot reach Volvo ID at {}; the next run retries", oauth.token_url),
+            format!(
+                "cannot reach Volvo ID at {}; the next run retries",
+                crate::secret::shown_url(&oauth.token_url)
+            ),
         ),
         RequestTokenError::Parse(..) | RequestTokenError::Other(_) => {
             let s = status.load(Ordering::Relaxed);
@@ -105,21 +163,23 @@ async fn exchange(
                 format!("Volvo ID answered the token refresh with an unreadable response (HTTP {s}); the next run retries"),
             )
         }
-    })
+    }))
 }
 
-/// Refreshes `old` and returns the rotated token. The refresh token is kept when Volvo ID does
-/// not send a new one.
-pub async fn refresh(
-    http: &reqwest::Client,
-    oauth: &OAuthClient<'_>,
-    old: &Token,
-) -> Result<Token, Fatal> {
-    let r = exchange(http, oauth, &old.refresh_token).await?;
+fn rate_limited(tries: u32) -> Fatal {
+    Fatal::new(
+        ExitCode::Temporary,
+        format!("Volvo ID is rate limiting token refreshes (HTTP 429, {tries} tries in this run); the refresh token is still valid and the next run retries"),
+    )
+}
+
+/// The token after Volvo ID's answer `r` to refreshing `old`. The refresh token is kept when
+/// Volvo ID does not send a new one.
+fn rotated_token(old: &Token, r: oauth2::basic::BasicTokenResponse) -> Token {
     let now = now();
     let rotated = r.refresh_token().map(|t| Secret::new(t.secret().clone()));
     let expires_in = r.expires_in().map(|d| d.as_secs() as i64).unwrap_or(300);
-    Ok(Token {
+    Token {
         access_token: Secret::new(r.access_token().secret().clone()),
         refreshed_at: if rotated.is_some() {
             Some(now)
@@ -140,7 +200,7 @@ pub async fn refresh(
             .or_else(|| old.scope.clone()),
         logged_in_at: old.logged_in_at,
         extra: old.extra.clone(),
-    })
+    }
 }
 
 /// Whether this run refreshed the token or found a fresh one.
@@ -157,14 +217,13 @@ pub async fn ensure_fresh(
     oauth: &OAuthClient<'_>,
     token_file: &Path,
 ) -> Result<(Token, Freshness), Fatal> {
-    let _lock = token::lock(token_file).await?;
+    let lock = token::lock(token_file).await?;
     let current = token::read(token_file)?;
     if !current.expires_within(now(), REFRESH_MARGIN_S) {
         return Ok((current, Freshness::Fresh));
     }
     tracing::debug!("access token expires within a minute; refreshing");
-    let fresh = refresh(http, oauth, &current).await?;
-    token::save(token_file, &fresh)?;
+    let fresh = refresh_and_save(http, oauth, token_file, lock, current).await?;
     tracing::info!(
         expires_at = fresh.expires_at,
         "access token refreshed; rotated refresh token saved"
@@ -180,13 +239,90 @@ pub async fn renew(
     token_file: &Path,
     failed: &Secret,
 ) -> Result<Secret, Fatal> {
-    let _lock = token::lock(token_file).await?;
+    let lock = token::lock(token_file).await?;
     let current = token::read(token_file)?;
     if current.access_token != *failed && !current.expires_within(now(), REFRESH_MARGIN_S) {
         return Ok(current.access_token);
     }
     tracing::info!("an API refused the access token; refreshing it once");
-    let fresh = refresh(http, oauth, &current).await?;
-    token::save(token_file, &fresh)?;
+    let fresh = refresh_and_save(http, oauth, token_file, lock, current).await?;
     Ok(fresh.access_token)
+}
+
+/// Refreshes `current` and saves the rotated pair, holding `lock` until the save is done.
+/// Each attempt runs in its own task that owns the lock and the in-flight guard, so neither
+/// the run's deadline (which drops this future) nor a stop can come between Volvo's rotation
+/// and the save. A rate-limited attempt rotates nothing, so waiting between attempts may be
+/// cut short safely.
+async fn refresh_and_save(
+    http: &reqwest::Client,
+    oauth: &OAuthClient<'_>,
+    token_file: &Path,
+    lock: token::TokenLock,
+    current: Token,
+) -> Result<Token, Fatal> {
+    let lock = Arc::new(lock);
+    let current = Arc::new(current);
+    for attempt in 1..=RATE_LIMIT_TRIES {
+        let guard = IN_FLIGHT.read().await;
+        let task = tokio::spawn(refresh_attempt(
+            guard,
+            lock.clone(),
+            http.clone(),
+            OwnedOAuth {
+                client_id: oauth.client_id.to_string(),
+                client_secret: oauth.client_secret.clone(),
+                auth_url: oauth.auth_url.clone(),
+                token_url: oauth.token_url.clone(),
+            },
+            token_file.to_path_buf(),
+            current.clone(),
+        ));
+        match task.await.expect("the refresh task does not panic") {
+            Ok(fresh) => return Ok(fresh),
+            Err(Failure::Fatal(f)) => return Err(f),
+            Err(Failure::RateLimited(after)) if attempt < RATE_LIMIT_TRIES => {
+                let wait = after
+                    .unwrap_or(Duration::from_secs(2 * attempt as u64))
+                    .min(RATE_LIMIT_MAX_WAIT);
+                tracing::warn!(
+                    wait_s = wait.as_secs(),
+                    "Volvo ID is rate limiting token refreshes (HTTP 429); retrying"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            Err(Failure::RateLimited(_)) => return Err(rate_limited(attempt)),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// [`OAuthClient`] owned, for a task of its own.
+struct OwnedOAuth {
+    client_id: String,
+    client_secret: Secret,
+    auth_url: url::Url,
+    token_url: url::Url,
+}
+
+type Attempt = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Token, Failure>> + Send>>;
+
+/// One refresh and its save, owning what must outlive a dropped caller.
+fn refresh_attempt(
+    in_flight: tokio::sync::RwLockReadGuard<'static, ()>,
+    lock: Arc<token::TokenLock>,
+    http: reqwest::Client,
+    oauth: OwnedOAuth,
+    path: PathBuf,
+    current: Arc<Token>,
+) -> Attempt {
+    let refresh_token = current.refresh_token.clone();
+    Box::pin(async move {
+        let _in_flight = in_flight;
+        let _lock = lock;
+        let r = exchange(http, oauth, refresh_token).await?;
+        let fresh = rotated_token(&current, r);
+        token::save(&path, &fresh).map_err(Failure::Fatal)?;
+        Ok(fresh)
+    })
 }

@@ -99,13 +99,24 @@ pub fn read(path: &Path) -> Result<Token, Fatal> {
     if fsutil::readable_by_others(path) {
         tracing::warn!(file = %path.display(), "the token file can be read by other users: chmod 600 it");
     }
+    warn_if_folder_open(path);
     Ok(token)
 }
 
-/// Saves the token durably (0600, fsync, rename, previous kept as `.bak`).
+/// Saves the token durably (0600, fsync, rename, previous kept as `.bak`). A symlinked token
+/// file is written through: its target is replaced (atomically, in the target's folder, with
+/// the `.bak` beside it) and the link stays, so every reader of the target sees the new
+/// refresh token.
 pub fn save(path: &Path, token: &Token) -> Result<(), Fatal> {
     let mut bytes = serde_json::to_vec_pretty(token).expect("a token serializes");
     bytes.push(b'\n');
+    let target = link_target(path).map_err(|e| {
+        Fatal::config(format!(
+            "the token file {} is a symlink that cannot be followed ({e}): point it at a file in a writable folder, or set volvo.token_file to the file itself",
+            path.display()
+        ))
+    })?;
+    let path = target.as_path();
     fsutil::remove_stale_temps(path);
     fsutil::write_atomic(path, &bytes, 0o600, true).map_err(|e| {
         Fatal::new(
@@ -113,6 +124,45 @@ pub fn save(path: &Path, token: &Token) -> Result<(), Fatal> {
             format!("cannot save the token file {}: {e}", path.display()),
         )
     })
+}
+
+/// Where the token is written: `path`, or the file its symlinks lead to. A dangling link
+/// leads to the file it names (created by the first save).
+fn link_target(path: &Path) -> std::io::Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let next = std::fs::read_link(&p)?;
+                p = match p.parent() {
+                    Some(dir) if next.is_relative() => dir.join(next),
+                    _ => next,
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(std::io::Error::other("too many levels of symbolic links"))
+}
+
+/// Warns when anyone may write to the token's folder (mode o+w without the sticky bit): then
+/// anyone may replace the token file, or its `.bak`, by another.
+pub fn warn_if_folder_open(path: &Path) {
+    if let Some(folder) = open_folder(path) {
+        tracing::warn!(folder = %folder.display(), "any user can write to the token file's folder and replace the token: chmod o-w it (or +t)");
+    }
+}
+
+/// The token's folder, when any user may replace files in it.
+pub fn open_folder(path: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let target = link_target(path).unwrap_or_else(|_| path.to_path_buf());
+    let folder = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mode = std::fs::metadata(&folder).ok()?.permissions().mode();
+    (mode & 0o002 != 0 && mode & 0o1000 == 0).then_some(folder)
 }
 
 /// An exclusive lock on `<token_file>.lock`, released when dropped (or when the process ends,
@@ -136,11 +186,22 @@ pub async fn lock(token_file: &Path) -> Result<TokenLock, Fatal> {
         .write(true)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| Fatal::login(format!("cannot open the lock file {}: {e}", path.display())))?;
+        .map_err(|e| {
+            // A login cannot fix this: the token's folder is wrong or not writable.
+            Fatal::config(format!(
+                "cannot create the lock file {}: {e}: the folder of volvo.token_file must exist and be writable by this user (every refresh saves the rotated token there); fix it or set token_file elsewhere",
+                path.display()
+            ))
+        })?;
     let file = tokio::task::spawn_blocking(move || file.lock().map(|_| file))
         .await
         .expect("lock task does not panic")
-        .map_err(|e| Fatal::login(format!("cannot lock {}: {e}", path.display())))?;
+        .map_err(|e| {
+            Fatal::config(format!(
+                "cannot lock {}: {e}: put volvo.token_file on a local file system that supports locks",
+                path.display()
+            ))
+        })?;
     Ok(TokenLock { _file: file })
 }
 

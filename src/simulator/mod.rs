@@ -88,6 +88,10 @@ pub struct Fault {
     /// How many requests it answers; 0 means every request from now on.
     #[serde(default)]
     pub times: u32,
+    /// Token endpoint only: answer normally (rotating the refresh token at once), but send the
+    /// answer after `delay_ms`, as a slow Volvo ID whose reply is still on its way.
+    #[serde(default)]
+    pub pass_through: bool,
 }
 
 fn default_status() -> u16 {
@@ -477,22 +481,43 @@ async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> 
     tokio::time::sleep(sim.opts.latency).await;
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let presented = form.get("refresh_token").cloned();
-    let (status, resp) = token_answer(&sim, &headers, &form);
+    let (status, resp, delay) = token_answer(&sim, &headers, &form);
+    // Recorded before the delay: a client that goes away meanwhile has still spent its token.
     record(&sim, "POST", "/as/token.oauth2", status, start, presented);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     resp
 }
 
-fn token_answer(sim: &Sim, headers: &HeaderMap, form: &HashMap<String, String>) -> (u16, Response) {
-    if let Some(f) = take_fault(sim, "/as/token.oauth2") {
-        return (
-            f.status,
-            (
+/// The answer and how long to hold it back (a fault's `delay_ms`).
+fn token_answer(
+    sim: &Sim,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> (u16, Response, Duration) {
+    let fault = take_fault(sim, "/as/token.oauth2");
+    let delay = Duration::from_millis(fault.as_ref().map_or(0, |f| f.delay_ms));
+    match fault {
+        Some(f) if !f.pass_through => {
+            let mut resp = (
                 StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 f.body,
             )
-                .into_response(),
-        );
+                .into_response();
+            if let Some(v) = f.retry_after.and_then(|ra| ra.parse().ok()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            (f.status, resp, delay)
+        }
+        _ => {
+            let (status, resp) = token_grant(sim, headers, form);
+            (status, resp, delay)
+        }
     }
+}
+
+fn token_grant(sim: &Sim, headers: &HeaderMap, form: &HashMap<String, String>) -> (u16, Response) {
     match basic_credentials(headers) {
         Some((id, secret)) if id == CLIENT_ID && secret == CLIENT_SECRET => {}
         _ => {

@@ -27,9 +27,12 @@ fn segment(name: &str, value: &str) -> [String; 2] {
 pub fn group_url(base: &Url, o: &PushgatewayOptions) -> Result<Url, String> {
     let mut url = base.clone();
     {
-        let mut segs = url
-            .path_segments_mut()
-            .map_err(|_| format!("{base} cannot be a Pushgateway URL"))?;
+        let mut segs = url.path_segments_mut().map_err(|_| {
+            format!(
+                "{} cannot be a Pushgateway URL",
+                crate::secret::shown_url(base)
+            )
+        })?;
         segs.pop_if_empty().push("metrics");
         let [k, v] = segment("job", &o.job);
         segs.extend([k, v]);
@@ -53,7 +56,8 @@ pub async fn push(base: &Url, o: &PushgatewayOptions, text: &[u8]) -> Result<(),
         .await
         .map_err(|e| {
             format!(
-                "cannot reach the Pushgateway at {base}: {}",
+                "cannot reach the Pushgateway at {}: {}",
+                crate::secret::shown_url(base),
                 crate::api::client::describe(&e)
             )
         })?;
@@ -63,7 +67,8 @@ pub async fn push(base: &Url, o: &PushgatewayOptions, text: &[u8]) -> Result<(),
     }
     let body = resp.text().await.unwrap_or_default();
     Err(format!(
-        "the Pushgateway at {base} answered HTTP {}: {}",
+        "the Pushgateway at {} answered HTTP {}: {}",
+        crate::secret::shown_url(base),
         status.as_u16(),
         body.trim().chars().take(200).collect::<String>()
     ))

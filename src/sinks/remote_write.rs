@@ -103,7 +103,8 @@ pub async fn send(url: &Url, o: &HttpOutput, body: Vec<u8>) -> Result<(), String
                 (
                     retry,
                     format!(
-                        "{url} answered HTTP {}: {}",
+                        "{} answered HTTP {}: {}",
+                        crate::secret::shown_url(url),
                         status.as_u16(),
                         text.trim().chars().take(200).collect::<String>()
                     ),
@@ -113,7 +114,11 @@ pub async fn send(url: &Url, o: &HttpOutput, body: Vec<u8>) -> Result<(), String
             // same samples with the same timestamps are idempotent.
             Err(e) => (
                 true,
-                format!("cannot reach {url}: {}", crate::api::client::describe(&e)),
+                format!(
+                    "cannot reach {}: {}",
+                    crate::secret::shown_url(url),
+                    crate::api::client::describe(&e)
+                ),
             ),
         };
         if !retry || attempt >= ATTEMPTS {

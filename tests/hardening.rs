@@ -1,0 +1,330 @@
+//! Faults found by driving the binary as an attacker or an unlucky user would: a stop during a
+//! token refresh, secrets in configuration errors, a symlinked token file, configuration
+//! mistakes that must exit 78, a rate-limited or world-writable token setup. Each test runs
+//! the real binary against the real simulator.
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::*;
+use serde_json::json;
+
+/// Sends SIGTERM to `child`.
+fn sigterm(child: &Child) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+}
+
+/// Waits for `f` to hold, polling.
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Starts the collector with `args`, waits until Volvo ID has rotated the refresh token of a
+/// slow refresh (its answer held back 1.5 s), sends SIGTERM, and returns the exit code and
+/// stderr.
+fn stop_during_refresh(sim: &Sim, ws: &Workspace, args: &[&str]) -> (Option<i32>, String) {
+    sim.faults(
+        json!([{"path": "/as/token.oauth2", "pass_through": true, "delay_ms": 1500, "times": 1}]),
+    );
+    let child = ws
+        .command(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start volvo-collect");
+    wait_for(
+        "Volvo ID to rotate the token",
+        Duration::from_secs(10),
+        || sim.stats()["refreshes"] == 1,
+    );
+    sigterm(&child);
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), stderr(&out))
+}
+
+/// After the stop: the token file holds the rotated refresh token, and a following run uses it
+/// without `invalid_grant`.
+fn login_survived(sim: &Sim, ws: &Workspace, old_refresh: &serde_json::Value) {
+    let token = ws.token();
+    assert_ne!(
+        &token["refresh_token"], old_refresh,
+        "the spent refresh token is still on disk"
+    );
+    // Expire the access token, so the next run must use the saved refresh token.
+    let mut expired = token.clone();
+    expired["expires_at"] = json!(0);
+    ws.write("token.json", &expired.to_string());
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(sim.stats()["invalid_grants"], 0);
+}
+
+/// Guards issue 12's "SIGTERM during a token refresh loses the login" for `--once`: the stop
+/// waits for the rotated pair to be saved, then exits 75 (nothing delivered; the next run
+/// collects). Before, the process died at once with the spent token on disk.
+#[test]
+fn sigterm_during_a_refresh_keeps_the_login_in_once_mode() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let old = ws.token()["refresh_token"].clone();
+    let (code, err) = stop_during_refresh(&sim, &ws, &["--once", "--stdout"]);
+    assert_eq!(code, Some(75), "{err}");
+    assert!(err.contains("stopped by a signal"), "{err}");
+    login_survived(&sim, &ws, &old);
+}
+
+/// The same for the long-running mode: the stop waits for the save, then exits 0.
+#[test]
+fn sigterm_during_a_refresh_keeps_the_login_in_long_running_mode() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "[collect]\ninterval = \"10s\"\n");
+    let old = ws.token()["refresh_token"].clone();
+    let (code, err) = stop_during_refresh(&sim, &ws, &["--stdout"]);
+    assert_eq!(code, Some(0), "{err}");
+    login_survived(&sim, &ws, &old);
+}
+
+/// Guards the token endpoint's rate limiting: an HTTP 429 is retried within the run, after
+/// its `Retry-After`, and when it persists the run says it was rate limited (exit 75), not
+/// that the answer was unreadable.
+#[test]
+fn a_rate_limited_refresh_is_retried_and_named() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    sim.faults(json!([{"path": "/as/token.oauth2", "status": 429, "body": "slow down", "retry_after": "1", "times": 1}]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("rate limiting"), "{}", stderr(&o));
+    assert_eq!(sim.requests("/as/token.oauth2").len(), 2);
+
+    let ws = Workspace::new(&sim, "", "");
+    sim.faults(json!([{"path": "/as/token.oauth2", "status": 429, "body": "slow down", "retry_after": "1", "times": 0}]));
+    let o = ws.run(&["--once", "--stdout"]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 75, "{err}");
+    assert!(
+        err.contains("rate limiting token refreshes (HTTP 429"),
+        "{err}"
+    );
+    assert!(!err.contains("unreadable"), "{err}");
+}
+
+/// Replaces `key = ...` in the workspace's config (or appends `line` to the end).
+fn config_with(ws: &Workspace, replace: &str, with: &str) {
+    let text = ws.read("collector.toml");
+    assert!(text.contains(replace), "{replace} not in the config");
+    ws.write("collector.toml", &text.replacen(replace, with, 1));
+}
+
+/// Guards issue 12's "secrets in configuration errors" through the binary: a secret of the
+/// wrong type exits 78 with an error naming file, line, table and key, and never the value.
+#[test]
+fn configuration_errors_never_show_a_secret() {
+    let sim = Sim::start(&[]);
+    for (replace, with, key) in [
+        (
+            "client_secret = \"demo-secret\"",
+            "client_secret = [\"SuperSecretValue42\"]",
+            "`client_secret`",
+        ),
+        (
+            "client_secret = \"demo-secret\"",
+            "client_secret = 424242424242",
+            "`client_secret`",
+        ),
+        (
+            "api_key = \"demo-api-key\"",
+            "api_key = { SuperSecretValue42 = true }",
+            "`api_key`",
+        ),
+        (
+            "\n[end]",
+            "\n[pushgateway]\nusername = \"u\"\npassword = 424242424242",
+            "`password`",
+        ),
+        (
+            "\n[end]",
+            "\n[remote_write]\nbearer_token = [\"SuperSecretValue42\"]",
+            "`bearer_token`",
+        ),
+    ] {
+        let ws = Workspace::new(&sim, "", "\n[end]");
+        config_with(&ws, replace, with);
+        let o = ws.run(&["--once", "--stdout"]);
+        let err = stderr(&o);
+        assert_eq!(code(&o), 78, "{with}: {err}");
+        assert!(
+            !err.contains("SuperSecret") && !err.contains("4242"),
+            "{with}: {err}"
+        );
+        assert!(
+            err.contains("collector.toml line ") && err.contains(key),
+            "{with}: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
+
+/// Guards the Pushgateway's failure message: credentials in its URL are never printed.
+#[test]
+fn output_failures_do_not_print_url_credentials() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = ws.run(&[
+        "--once",
+        "--pushgateway",
+        &format!("http://user:SuperSecretPw@127.0.0.1:{closed}/pg"),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 74, "{err}");
+    assert!(err.contains("Pushgateway at http://127.0.0.1:"), "{err}");
+    assert!(!err.contains("SuperSecretPw"), "{err}");
+}
+
+/// Guards the exit codes of configuration mistakes (issue 12): each is 78 with a message that
+/// says which key to fix, where they used to exit 75, 77 or 74.
+#[test]
+fn configuration_mistakes_exit_78_and_name_the_key() {
+    let sim = Sim::start(&[]);
+    // An API key with a line break (it used to fail later as a "network error", 75).
+    let ws = Workspace::new(&sim, "", "");
+    config_with(
+        &ws,
+        "api_key = \"demo-api-key\"",
+        "api_key = \"demo-api-key\\nX\"",
+    );
+    let o = ws.run(&["--once", "--stdout"]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 78, "{err}");
+    assert!(
+        err.contains("volvo.api_key: contains a line break"),
+        "{err}"
+    );
+    assert!(!err.contains("demo-api-key"), "{err}");
+
+    // The same from the environment.
+    let ws = Workspace::new(&sim, "", "");
+    let o = ws
+        .command(&["--once", "--stdout"])
+        .env("VOLVO_API_KEY", "demo api key")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert!(stderr(&o).contains("VOLVO_API_KEY"), "{}", stderr(&o));
+
+    // An empty token_file (it used to exit 77, though a login cannot fix it).
+    let ws = Workspace::new(&sim, "", "");
+    config_with(&ws, "token_file = \"token.json\"", "token_file = \"\"");
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("volvo.token_file: is empty"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A token folder where the lock cannot be created (it used to exit 77).
+    let ws = Workspace::new(&sim, "", "");
+    config_with(
+        &ws,
+        "token_file = \"token.json\"",
+        "token_file = \"missing-folder/token.json\"",
+    );
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("volvo.token_file: is in a folder that does not exist"),
+        "{}",
+        stderr(&o)
+    );
+
+    // An empty textfile, in the file or on the command line (it used to exit 74).
+    let ws = Workspace::new(&sim, "", "[output]\ntextfile = \"\"\n");
+    let o = ws.run(&["--once"]);
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert!(stderr(&o).contains("output.textfile"), "{}", stderr(&o));
+    let ws = Workspace::new(&sim, "", "");
+    let o = ws.run(&["--once", "--textfile", ""]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let folder = ws.dir.path().to_str().unwrap().to_string();
+    let o = ws.run(&["--once", "--textfile", &folder]);
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert!(stderr(&o).contains("names a folder"), "{}", stderr(&o));
+}
+
+/// Guards issue 12's "a symlinked token file loses its link": the refresh writes through the
+/// link, so the link stays a link and its target holds the rotated refresh token.
+#[test]
+fn a_symlinked_token_file_is_written_through() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let real_dir = tempfile::tempdir().unwrap();
+    let real = real_dir.path().join("shared-token.json");
+    std::fs::rename(ws.path("token.json"), &real).unwrap();
+    std::os::unix::fs::symlink(&real, ws.path("token.json")).unwrap();
+    let old: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&real).unwrap()).unwrap();
+
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let link = std::fs::symlink_metadata(ws.path("token.json")).unwrap();
+    assert!(
+        link.file_type().is_symlink(),
+        "token.json is no longer a link"
+    );
+    let now: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&real).unwrap()).unwrap();
+    assert_ne!(
+        now["refresh_token"], old["refresh_token"],
+        "target not updated"
+    );
+    assert_eq!(mode(&real), 0o600);
+    let bak = real_dir.path().join("shared-token.json.bak");
+    let bak: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bak).unwrap()).unwrap();
+    assert_eq!(bak["refresh_token"], old["refresh_token"]);
+    assert!(!ws.path("token.json.bak").exists());
+}
+
+/// Guards the warning about a token folder that anyone can write to (0777 without the
+/// sticky bit), from a run and from `check`.
+#[test]
+fn a_world_writable_token_folder_draws_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    std::fs::set_permissions(ws.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("any user can write to the token file's folder"),
+        "{}",
+        stderr(&o)
+    );
+    let o = ws.run(&["check", "--offline"]);
+    assert!(
+        stdout(&o).contains("any user can write to it"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    std::fs::set_permissions(ws.dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let o = ws.run(&["--once", "--stdout"]);
+    assert!(!stderr(&o).contains("any user can write"), "{}", stderr(&o));
+}

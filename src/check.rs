@@ -17,9 +17,9 @@ use crate::auth::refresh::{self, Freshness, OAuthClient, REFRESH_MARGIN_S};
 use crate::auth::token::{self, Token};
 use crate::config::{HttpOutput, PushgatewayOptions, Settings};
 use crate::error::{ExitCode, Fatal};
+use crate::schedule;
 use crate::secret::Secret;
 use crate::sinks::http as sink_http;
-use crate::schedule;
 use crate::state::State;
 
 /// No single probe may hold the check up for longer than this, whatever the configured

@@ -126,7 +126,11 @@ mod tests {
             .exit()
         };
         assert_eq!(t(true, false, false, false), Ok);
-        assert_eq!(t(false, false, false, false), Ok, "everything replayed or deferred");
+        assert_eq!(
+            t(false, false, false, false),
+            Ok,
+            "everything replayed or deferred"
+        );
         assert_eq!(t(true, true, false, false), Partial);
         assert_eq!(t(false, true, false, false), Temporary, "nothing collected");
         assert_eq!(t(true, true, true, false), LoginNeeded);

@@ -302,7 +302,12 @@ impl<'a> Planner<'a> {
     }
 
     /// What the run has for `e` of `vin`: this run's answer, or the last one replayed.
-    pub fn answer(&self, vin: &str, e: &Endpoint, resource: Option<&str>) -> Result<&str, ApiError> {
+    pub fn answer(
+        &self,
+        vin: &str,
+        e: &Endpoint,
+        resource: Option<&str>,
+    ) -> Result<&str, ApiError> {
         let key = cache_key(vin, e, resource);
         let cached = || self.cache.get(&key).map(|c| c.body.get());
         match self.outcomes.get(&key) {
@@ -363,7 +368,11 @@ impl<'a> Planner<'a> {
     fn wants(&self, vin: &str) -> Vec<Request> {
         let mem = self.memory.get(vin);
         let woke = self.woke(vin);
-        let awake = woke || matches!(mem.map(|m| m.mode), None | Some(Mode::Driving | Mode::ParkedAwake));
+        let awake = woke
+            || matches!(
+                mem.map(|m| m.mode),
+                None | Some(Mode::Driving | Mode::ParkedAwake)
+            );
         let mode = if woke {
             Mode::ParkedAwake
         } else {
@@ -451,9 +460,7 @@ impl<'a> Planner<'a> {
     }
 
     fn age(&self, key: &str) -> Option<i64> {
-        self.cache
-            .get(key)
-            .map(|c| self.setup.now - c.fetched_at)
+        self.cache.get(key).map(|c| self.setup.now - c.fetched_at)
     }
 
     /// An every-run endpoint is due every run, or every k-th run when the key's plan
@@ -480,13 +487,10 @@ impl<'a> Planner<'a> {
         let key = cache_key(vin, e, None);
         let key = if e.key == "extended_values" {
             // Values follow their list's age when their own differ: the oldest decides.
-            return self
-                .resources(vin, e)
-                .iter()
-                .any(|r| {
-                    self.age(&cache_key(vin, e, r.as_deref()))
-                        .is_none_or(|age| age + TOLERANCE_S >= tier)
-                });
+            return self.resources(vin, e).iter().any(|r| {
+                self.age(&cache_key(vin, e, r.as_deref()))
+                    .is_none_or(|age| age + TOLERANCE_S >= tier)
+            });
         } else {
             key
         };
@@ -522,7 +526,10 @@ impl<'a> Planner<'a> {
     /// Whether the car uploaded something since the last run (on a first run: within the
     /// last two intervals). A charging car's energy uploads are what charging does, not a wake.
     fn woke(&self, vin: &str) -> bool {
-        let charging = self.memory.get(vin).is_some_and(|m| m.mode == Mode::Charging);
+        let charging = self
+            .memory
+            .get(vin)
+            .is_some_and(|m| m.mode == Mode::Charging);
         let state = endpoints::get(Origin::Energy, "state");
         let skip = charging.then(|| cache_key(vin, state, None));
         let Some(newest) = self.newest_now_except(vin, skip.as_deref()) else {
@@ -537,7 +544,10 @@ impl<'a> Planner<'a> {
     /// The engine state answered this run: (running, its upload time).
     fn fresh_engine(&self, vin: &str) -> Option<(bool, i64)> {
         let e = endpoints::get(Origin::ConnectedVehicle, "engine_status");
-        if !matches!(self.outcomes.get(&cache_key(vin, e, None)), Some(Outcome::Fresh(_))) {
+        if !matches!(
+            self.outcomes.get(&cache_key(vin, e, None)),
+            Some(Outcome::Fresh(_))
+        ) {
             return None;
         }
         engine_state(self.answer(vin, e, None))
@@ -601,7 +611,9 @@ fn usable(key: &str, body: &str) -> bool {
     let body = Ok(body);
     match (e.api, e.name) {
         (Origin::ConnectedVehicle, _) => crate::api::decode::<Data<IgnoredAny>>(body).is_ok(),
-        (Origin::Energy, "capabilities") => crate::api::decode::<energy::Capabilities>(body).is_ok(),
+        (Origin::Energy, "capabilities") => {
+            crate::api::decode::<energy::Capabilities>(body).is_ok()
+        }
         (Origin::Energy, _) => crate::api::decode::<energy::State>(body).is_ok(),
         (Origin::Location, _) => crate::api::location::decode(body).is_ok(),
         (Origin::ExtendedVehicle, "resources") => {

@@ -231,7 +231,7 @@ fn other_cars_on_key(settings: &Settings) -> usize {
         .accounts
         .iter()
         .filter(|a| a.name != settings.account.name && a.api_key == settings.account.api_key)
-        .map(|a| known_cars(a))
+        .map(known_cars)
         .sum()
 }
 
@@ -312,7 +312,9 @@ async fn fetch(
         let Some((r, (result, seconds))) = in_flight.next().await else {
             break;
         };
-        let d = durations.entry((r.vin.clone(), r.endpoint.api)).or_default();
+        let d = durations
+            .entry((r.vin.clone(), r.endpoint.api))
+            .or_default();
         *d = d.max(seconds);
         planner.record(&r, result);
     }
@@ -412,7 +414,13 @@ fn map(
         if settings.sources.connected_vehicle {
             let s = connected::Snapshot::decode(&|n| answer(Origin::ConnectedVehicle, n));
             metrics::connected::map(exp, vin, account, &s);
-            report.api(exp, vin, Origin::ConnectedVehicle, &s.errors(), seconds(Origin::ConnectedVehicle));
+            report.api(
+                exp,
+                vin,
+                Origin::ConnectedVehicle,
+                &s.errors(),
+                seconds(Origin::ConnectedVehicle),
+            );
         }
         if settings.sources.energy {
             let s = energy::Snapshot::decode(
@@ -420,26 +428,48 @@ fn map(
                 answer(Origin::Energy, "state"),
             );
             metrics::energy::map(exp, vin, &s);
-            report.api(exp, vin, Origin::Energy, &s.errors(), seconds(Origin::Energy));
+            report.api(
+                exp,
+                vin,
+                Origin::Energy,
+                &s.errors(),
+                seconds(Origin::Energy),
+            );
         }
         if settings.sources.location {
             let f = location::decode(answer(Origin::Location, "location"));
             if let Ok(feature) = &f {
                 metrics::location::map(exp, vin, feature, &settings.location);
             }
-            let errors: Vec<(&'static str, &ApiError)> =
-                f.as_ref().err().map(|e| vec![("location", e)]).unwrap_or_default();
-            report.api(exp, vin, Origin::Location, &errors, seconds(Origin::Location));
+            let errors: Vec<(&'static str, &ApiError)> = f
+                .as_ref()
+                .err()
+                .map(|e| vec![("location", e)])
+                .unwrap_or_default();
+            report.api(
+                exp,
+                vin,
+                Origin::Location,
+                &errors,
+                seconds(Origin::Location),
+            );
         }
         if planner.collects_extended() {
             let value = endpoints::get(Origin::ExtendedVehicle, "resource");
-            let s = extended::Snapshot::decode(answer(Origin::ExtendedVehicle, "resources"), &|r| {
-                planner.answer(vin, value, Some(r))
-            });
+            let s =
+                extended::Snapshot::decode(answer(Origin::ExtendedVehicle, "resources"), &|r| {
+                    planner.answer(vin, value, Some(r))
+                });
             report.extended_gone |= s.api_gone();
             metrics::extended::map(exp, vin, &s);
             let errors = if s.api_gone() { Vec::new() } else { s.errors() };
-            report.api(exp, vin, Origin::ExtendedVehicle, &errors, seconds(Origin::ExtendedVehicle));
+            report.api(
+                exp,
+                vin,
+                Origin::ExtendedVehicle,
+                &errors,
+                seconds(Origin::ExtendedVehicle),
+            );
         }
     }
     for (vin, e, err) in planner.replayed_failures() {
@@ -457,7 +487,11 @@ fn map(
     if let Some(plan) = planner.day_plan() {
         exp.gauge(&c::PLANNED_REQUESTS, &[account], plan.total as f64);
         exp.gauge(&c::PLANNED_ESTIMATE, &[account], plan.estimate as f64);
-        exp.gauge(&c::PLAN_EVERY_RUNS, &[account], plan.stretch.every_runs as f64);
+        exp.gauge(
+            &c::PLAN_EVERY_RUNS,
+            &[account],
+            plan.stretch.every_runs as f64,
+        );
     }
 }
 
@@ -512,7 +546,14 @@ impl<'s> Report<'s> {
     }
 
     /// Returns whether the error is a failure (deferred and unsupported are not).
-    fn error(&mut self, exp: &mut Exposition, vin: &str, api: Origin, name: &str, e: &ApiError) -> bool {
+    fn error(
+        &mut self,
+        exp: &mut Exposition,
+        vin: &str,
+        api: Origin,
+        name: &str,
+        e: &ApiError,
+    ) -> bool {
         match e {
             ApiError::Deferred => false,
             ApiError::NotSupported(_) => {
@@ -528,11 +569,20 @@ impl<'s> Report<'s> {
             _ => {
                 self.tally.failed = true;
                 self.tally.config |= *e == ApiError::BadApiKey;
-                exp.gauge(&c::ENDPOINT_ERROR, &[vin, api.label(), name, e.reason()], 1.0);
+                exp.gauge(
+                    &c::ENDPOINT_ERROR,
+                    &[vin, api.label(), name, e.reason()],
+                    1.0,
+                );
                 // The quota is said once for the account, not once per endpoint.
                 if !matches!(e, ApiError::Quota { .. }) {
-                    let who = if vin.is_empty() { String::new() } else { format!("{vin}: ") };
-                    self.problems.push(format!("{who}{} {name}: {e}", api.label()));
+                    let who = if vin.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{vin}: ")
+                    };
+                    self.problems
+                        .push(format!("{who}{} {name}: {e}", api.label()));
                 }
                 true
             }
@@ -586,7 +636,10 @@ impl<'s> Report<'s> {
         let login_needed = if self.tally.login_needed { 1.0 } else { 0.0 };
         exp.gauge(&c::LOGIN_NEEDED, &[account], login_needed);
         for key in self.unsupported.drain(..) {
-            state.not_supported.entry(key).or_insert(now + state::BACKOFF_S);
+            state
+                .not_supported
+                .entry(key)
+                .or_insert(now + state::BACKOFF_S);
         }
         if self.extended_gone {
             let until = now + state::BACKOFF_S;
@@ -645,7 +698,9 @@ fn state_metrics(exp: &mut Exposition, settings: &Settings, state: &State, now: 
     }
     for (key, n) in &state.requests {
         let mut parts = key.splitn(3, ' ');
-        if let (Some(api), Some(endpoint), Some(status)) = (parts.next(), parts.next(), parts.next()) {
+        if let (Some(api), Some(endpoint), Some(status)) =
+            (parts.next(), parts.next(), parts.next())
+        {
             exp.counter(&c::REQUESTS, &[account, api, endpoint, status], *n as f64);
         }
     }
@@ -743,7 +798,10 @@ impl TokenSource for Renewer {
                 let _ = tx.send(this.renew_blocking(&failed));
             });
             rx.await.unwrap_or_else(|_| {
-                Err(Fatal::new(ExitCode::Temporary, "the token renewal stopped unexpectedly"))
+                Err(Fatal::new(
+                    ExitCode::Temporary,
+                    "the token renewal stopped unexpectedly",
+                ))
             })
         })
     }

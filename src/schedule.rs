@@ -247,14 +247,14 @@ impl Fleet<'_> {
         if self.total(&s) <= budget {
             return Some(s);
         }
-        for g in 0..3 {
-            for &m in STEPS.iter().filter(|m| **m <= TIER_CAPS[g]) {
+        for (g, cap) in TIER_CAPS.iter().enumerate() {
+            for &m in STEPS.iter().filter(|m| *m <= cap) {
                 s.tiers[g] = m;
                 if self.total(&s) <= budget {
                     return Some(s);
                 }
             }
-            s.tiers[g] = TIER_CAPS[g];
+            s.tiers[g] = *cap;
         }
         None
     }
@@ -322,7 +322,10 @@ mod tests {
         let plan = f.plan(DAILY_BUDGET);
         assert!(plan.total <= DAILY_BUDGET, "{}", plan.total);
         assert!(plan.stretch.every_runs >= 2, "{:?}", plan.stretch);
-        assert_eq!(plan.stretch.tiers[0], TIER_CAPS[0], "the daily tier went first");
+        assert_eq!(
+            plan.stretch.tiers[0], TIER_CAPS[0],
+            "the daily tier went first"
+        );
         for r in &plan.rows {
             assert!(r.period == 0 || r.period >= s.floor(r.endpoint));
         }

@@ -60,7 +60,12 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 4] = [Mode::Asleep, Mode::ParkedAwake, Mode::Driving, Mode::Charging];
+    pub const ALL: [Mode; 4] = [
+        Mode::Asleep,
+        Mode::ParkedAwake,
+        Mode::Driving,
+        Mode::Charging,
+    ];
 
     /// The `mode` label of the self-metrics.
     pub fn label(self) -> &'static str {

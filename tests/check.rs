@@ -364,12 +364,23 @@ fn plan_total(out: &str) -> u64 {
 fn plan_offline_one_car_every_five_minutes_fits_without_stretching() {
     let sim = Sim::start(&[]);
     let ws = healthy(&sim, "");
-    let o = ws.run(&["check", "--plan", "--offline", "--cars", "1", "--interval", "5m"]);
+    let o = ws.run(&[
+        "check",
+        "--plan",
+        "--offline",
+        "--cars",
+        "1",
+        "--interval",
+        "5m",
+    ]);
     let out = stdout(&o);
     assert_eq!(code(&o), 0, "{out}{}", stderr(&o));
     assert!(plan_total(&out) <= 9_000, "{out}");
     assert!(out.contains("doors"), "{out}");
-    assert!(out.lines().any(|l| l.trim_start().starts_with("estimate ")), "{out}");
+    assert!(
+        out.lines().any(|l| l.trim_start().starts_with("estimate ")),
+        "{out}"
+    );
     assert_line(&out, "ok", "budget:");
     assert!(!out.contains("stretched"), "{out}");
     assert!(served(&sim).is_empty(), "{:?}", served(&sim));
@@ -383,10 +394,21 @@ fn plan_offline_a_fleet_on_one_key_is_stretched_into_the_quota() {
     let sim = Sim::start(&[]);
     let ws = healthy(&sim, "");
     for (cars, interval) in [("7", "5m"), ("10", "1m")] {
-        let o = ws.run(&["check", "--plan", "--offline", "--cars", cars, "--interval", interval]);
+        let o = ws.run(&[
+            "check",
+            "--plan",
+            "--offline",
+            "--cars",
+            cars,
+            "--interval",
+            interval,
+        ]);
         let out = stdout(&o);
         assert_eq!(code(&o), 0, "{out}{}", stderr(&o));
-        assert!(plan_total(&out) <= 9_000, "{cars} cars every {interval}: {out}");
+        assert!(
+            plan_total(&out) <= 9_000,
+            "{cars} cars every {interval}: {out}"
+        );
         assert_line(&out, "ok", "the intervals are stretched");
     }
     assert!(served(&sim).is_empty());

@@ -139,7 +139,9 @@ fn the_minute_window_defers_instead_of_drawing_429s() {
     // Every car's doors (lock) came first.
     for vin in [BEV, PHEV, PETROL, DIESEL] {
         assert!(
-            out.contains(&format!("volvo_central_lock_state{{state=\"LOCKED\",vin=\"{vin}\"}}")),
+            out.contains(&format!(
+                "volvo_central_lock_state{{state=\"LOCKED\",vin=\"{vin}\"}}"
+            )),
             "{vin}: {out}"
         );
     }

@@ -39,7 +39,13 @@ fn vins_in(out: &str) -> Vec<String> {
     let mut v: Vec<String> = out
         .lines()
         .filter(|l| l.starts_with("volvo_collect_vehicle_mode{mode=\"asleep\""))
-        .filter_map(|l| l.split("vin=\"").nth(1)?.split('"').next().map(String::from))
+        .filter_map(|l| {
+            l.split("vin=\"")
+                .nth(1)?
+                .split('"')
+                .next()
+                .map(String::from)
+        })
         .collect();
     v.dedup();
     v
@@ -67,7 +73,8 @@ fn seven_cars_cold_start_lose_nothing() {
             "volvo_engine_running{",
         ] {
             assert!(
-                out.lines().any(|l| l.starts_with(family) && l.contains(vin.as_str())),
+                out.lines()
+                    .any(|l| l.starts_with(family) && l.contains(vin.as_str())),
                 "{vin}: no {family} in run 1"
             );
         }
@@ -78,7 +85,10 @@ fn seven_cars_cold_start_lose_nothing() {
         .filter(|l| l.starts_with("volvo_energy_charging_state{state=\"CHARGING\""))
         .count();
     assert!(charging >= 2, "{charging} cars with a charging state");
-    assert!(out.contains("volvo_collect_endpoint_deferred{"), "a cold start of seven cars needs two minutes");
+    assert!(
+        out.contains("volvo_collect_endpoint_deferred{"),
+        "a cold start of seven cars needs two minutes"
+    );
     assert!(!out.contains("reason=\"timeout\""), "{out}");
     assert!(!stderr(&o).contains("deadline"), "{}", stderr(&o));
     let first = statuses(&sim).len();
@@ -89,14 +99,23 @@ fn seven_cars_cold_start_lose_nothing() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(!out.contains("volvo_collect_endpoint_deferred{"), "{out}");
     for vin in &cars {
-        for family in ["volvo_vehicle_info{", "volvo_odometer_meters{", "volvo_tyre_warning{"] {
+        for family in [
+            "volvo_vehicle_info{",
+            "volvo_odometer_meters{",
+            "volvo_tyre_warning{",
+        ] {
             assert!(
-                out.lines().any(|l| l.starts_with(family) && l.contains(vin.as_str())),
+                out.lines()
+                    .any(|l| l.starts_with(family) && l.contains(vin.as_str())),
                 "{vin}: no {family} by run 2"
             );
         }
     }
-    assert!(statuses(&sim).iter().all(|s| *s != 429), "{:?}", statuses(&sim));
+    assert!(
+        statuses(&sim).iter().all(|s| *s != 429),
+        "{:?}",
+        statuses(&sim)
+    );
 }
 
 /// Guards the shared window: a timer run and a hand run started at the same moment, on a

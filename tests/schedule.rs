@@ -46,7 +46,9 @@ fn a_sleeping_car_costs_its_wake_facts_and_the_tiers_are_safety_nets() {
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let first = stdout(&o);
-    assert!(first.contains(&format!("volvo_collect_vehicle_mode{{mode=\"asleep\",vin=\"{BEV}\"}} 1")));
+    assert!(first.contains(&format!(
+        "volvo_collect_vehicle_mode{{mode=\"asleep\",vin=\"{BEV}\"}} 1"
+    )));
     let n1 = asked(&sim).len();
 
     let wake_facts = |from: usize| {
@@ -75,13 +77,30 @@ fn a_sleeping_car_costs_its_wake_facts_and_the_tiers_are_safety_nets() {
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let third = wake_facts(n3);
-    for p in ["/fuel", "/command-accessibility", "/odometer", "/statistics", "/tyres", "/windows", "/engine-status"] {
+    for p in [
+        "/fuel",
+        "/command-accessibility",
+        "/odometer",
+        "/statistics",
+        "/tyres",
+        "/windows",
+        "/engine-status",
+    ] {
         let p = format!("/connected-vehicle/v2/vehicles{p}");
         assert!(third.contains(&p), "{p} not fetched: {third:?}");
     }
-    assert!(third.contains(&"/location/v1/vehicles/location".to_string()), "{third:?}");
-    for p in ["/connected-vehicle/v2/vehicles", "/energy/v2/vehicles/capabilities"] {
-        assert!(!third.iter().any(|x| x == p), "{p} fetched too early: {third:?}");
+    assert!(
+        third.contains(&"/location/v1/vehicles/location".to_string()),
+        "{third:?}"
+    );
+    for p in [
+        "/connected-vehicle/v2/vehicles",
+        "/energy/v2/vehicles/capabilities",
+    ] {
+        assert!(
+            !third.iter().any(|x| x == p),
+            "{p} fetched too early: {third:?}"
+        );
     }
     assert_eq!(data(&stdout(&o)), data(&first));
 
@@ -128,7 +147,10 @@ fn schedule_overrides_come_from_the_config() {
     let n = asked(&sim).len();
     assert_eq!(code(&ws.run(&["--once", "--stdout"])), 0);
     let later: Vec<String> = asked(&sim)[n..].to_vec();
-    for p in ["/connected-vehicle/v2/vehicles/doors", "/energy/v2/vehicles/state"] {
+    for p in [
+        "/connected-vehicle/v2/vehicles/doors",
+        "/energy/v2/vehicles/state",
+    ] {
         assert!(later.iter().any(|x| x == p), "{p}: {later:?}");
     }
     let ws = Workspace::new(&sim, "", "[schedule]\ndoorz = \"1h\"\n");

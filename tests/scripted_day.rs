@@ -113,7 +113,9 @@ fn the_scripted_day_is_played_and_measured() {
         seen
     };
     let ev = modes(ELECTRIC);
-    let order = ["asleep", "driving", "asleep", "driving", "charging", "asleep"];
+    let order = [
+        "asleep", "driving", "asleep", "driving", "charging", "asleep",
+    ];
     let mut at = 0;
     for m in &ev {
         if at < order.len() && *m == order[at] {
@@ -124,7 +126,9 @@ fn the_scripted_day_is_played_and_measured() {
     assert!(ev.contains(&"parked_awake".to_string()), "{ev:?}");
     let petrol = modes(PETROL);
     assert!(
-        petrol.windows(2).any(|w| w == ["driving", "asleep"] || w == ["driving", "parked_awake"]),
+        petrol
+            .windows(2)
+            .any(|w| w == ["driving", "asleep"] || w == ["driving", "parked_awake"]),
         "petrol car's modes: {petrol:?}"
     );
     assert!(!petrol.contains(&"charging".to_string()), "{petrol:?}");

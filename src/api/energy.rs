@@ -80,7 +80,9 @@ impl Snapshot {
     /// One car's answers: the capabilities, and the state unless they rule it out.
     pub fn decode(capabilities: Result<&str, ApiError>, state: Result<&str, ApiError>) -> Snapshot {
         let capabilities: Result<Capabilities, ApiError> = decode(capabilities);
-        let ruled_out = capabilities.as_ref().is_ok_and(Capabilities::rules_out_state);
+        let ruled_out = capabilities
+            .as_ref()
+            .is_ok_and(Capabilities::rules_out_state);
         Snapshot {
             capabilities,
             state: (!ruled_out).then(|| decode(state)),

@@ -34,7 +34,7 @@ fn base() -> &'static std::sync::RwLock<Option<Base>> {
 /// `VOLVO_COLLECT_NOW`'s value as Unix milliseconds; anything else is ignored.
 fn parse(value: &str) -> Option<i64> {
     let s = value.trim().parse::<f64>().ok()?;
-    (s.is_finite() && s > 0.0 && s < 1e11).then(|| (s * 1000.0) as i64)
+    (s.is_finite() && s > 0.0 && s < 1e11).then_some((s * 1000.0) as i64)
 }
 
 /// Sets the clock to `unix_ms` from now on (the simulator's `/_sim/clock`).

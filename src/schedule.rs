@@ -122,6 +122,7 @@ mod tests {
         crate::config::Sources {
             connected_vehicle: true,
             extended_vehicle: true,
+            extended_vehicle_explicit: true,
             energy: true,
             location: true,
         }

@@ -15,7 +15,7 @@ use crate::api::client::{describe, Client};
 use crate::api::{connected, ApiError};
 use crate::auth::refresh::{self, Freshness, OAuthClient, REFRESH_MARGIN_S};
 use crate::auth::token::{self, Token};
-use crate::config::{HttpOutput, PushgatewayOptions, Settings};
+use crate::config::{is_extended_vehicle_scope, HttpOutput, PushgatewayOptions, Settings};
 use crate::error::{ExitCode, Fatal};
 use crate::schedule;
 use crate::secret::Secret;
@@ -502,25 +502,75 @@ fn scope_finding(f: &mut Findings, s: &Settings, t: &Token, login: &str) {
         return;
     };
     let granted: Vec<&str> = granted.split_whitespace().collect();
-    let missing: Vec<&str> = s
+    // Extended Vehicle's scopes are not the account's fault when missing: Volvo retired the
+    // API, and applications created since may not be able to register them.
+    let (retired, live): (Vec<&str>, Vec<&str>) = s
         .account
         .scopes
         .iter()
         .map(String::as_str)
+        .partition(|n| is_extended_vehicle_scope(n));
+    let missing: Vec<&str> = live
+        .iter()
+        .copied()
         .filter(|n| !granted.contains(n))
         .collect();
     if missing.is_empty() {
-        f.ok(format!(
-            "scopes: all {} needed scopes granted",
-            s.account.scopes.len()
-        ));
+        f.ok(format!("scopes: all {} needed scopes granted", live.len()));
     } else {
         f.fail(format!(
             "scopes: {} of {} needed scopes not granted: {}: register them for your application (client ID {}) in Volvo's developer portal ({DEVELOPER_PORTAL}), then run {login}",
             missing.len(),
-            s.account.scopes.len(),
+            live.len(),
             missing.join(" "),
             s.account.client_id
+        ));
+    }
+    extended_vehicle_finding(f, s, &granted, &retired, login);
+}
+
+/// Whether runs read the retired Extended Vehicle API for this account, and why: information
+/// only, since a 2026 account is complete without it.
+fn extended_vehicle_finding(
+    f: &mut Findings,
+    s: &Settings,
+    granted: &[&str],
+    asked: &[&str],
+    login: &str,
+) {
+    let src = &s.sources;
+    if !src.extended_vehicle {
+        return;
+    }
+    let has: Vec<&str> = granted
+        .iter()
+        .copied()
+        .filter(|g| is_extended_vehicle_scope(g))
+        .collect();
+    let missing: Vec<&str> = asked
+        .iter()
+        .copied()
+        .filter(|a| !granted.contains(a))
+        .collect();
+    let retired = "Volvo retired this API on 2025-12-31";
+    if has.is_empty() && !src.extended_vehicle_explicit {
+        f.ok(format!(
+            "extended_vehicle: not read, no exve:* scope granted ({retired}; the other APIs carry the data); to read it anyway set sources.extended_vehicle = true and run {login}"
+        ));
+    } else if has.is_empty() {
+        f.warn(format!(
+            "extended_vehicle: sources.extended_vehicle = true, but no exve:* scope is granted ({retired}): runs ask it and report it failed; register the scopes for your application and run {login}, or remove the setting"
+        ));
+    } else if !missing.is_empty() {
+        f.ok(format!(
+            "extended_vehicle: read with {} exve:* scopes granted; not granted: {} ({retired}: the values that need them stay absent)",
+            has.len(),
+            missing.join(" ")
+        ));
+    } else {
+        f.ok(format!(
+            "extended_vehicle: read, {} exve:* scopes granted ({retired}; when it answers that it is shut down, runs stop asking for a day)",
+            has.len()
         ));
     }
 }
@@ -534,7 +584,11 @@ fn state_findings(s: &Settings, f: &mut Findings, now: i64) {
         onoff(src.connected_vehicle),
         onoff(src.energy),
         onoff(src.location),
-        onoff(src.extended_vehicle)
+        match (src.extended_vehicle, src.extended_vehicle_explicit) {
+            (false, _) => "off",
+            (true, true) => "on",
+            (true, false) => "when its scopes are granted",
+        }
     ));
     let state = State::load(&s.account.state_file);
     let state_path =

@@ -157,7 +157,8 @@ struct RawVolvo {
 #[serde(deny_unknown_fields, default)]
 struct RawSources {
     connected_vehicle: bool,
-    extended_vehicle: bool,
+    /// Unset, on or off: unset reads Extended Vehicle only where its scopes were granted.
+    extended_vehicle: Option<bool>,
     energy: bool,
     location: bool,
 }
@@ -166,7 +167,7 @@ impl Default for RawSources {
     fn default() -> Self {
         RawSources {
             connected_vehicle: true,
-            extended_vehicle: true,
+            extended_vehicle: None,
             energy: true,
             location: true,
         }
@@ -254,9 +255,33 @@ pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:8765/callback";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sources {
     pub connected_vehicle: bool,
+    /// Extended Vehicle is not turned off (`sources.extended_vehicle = false`). Whether a run
+    /// reads it is [`Sources::extended_vehicle_wanted`]: Volvo retired the API on 2025-12-31.
     pub extended_vehicle: bool,
+    /// `sources.extended_vehicle = true` is written in the file: its scopes are asked for at
+    /// login and it is read even without them. Implies `extended_vehicle`.
+    pub extended_vehicle_explicit: bool,
     pub energy: bool,
     pub location: bool,
+}
+
+impl Sources {
+    /// Whether a run asks Extended Vehicle, given the scopes the token file says were granted
+    /// (its `scope` field). Volvo retired the API and new applications may not be able to
+    /// register its `exve:*` scopes, so unless the file turns it on or off explicitly, it is
+    /// read only for an account that was granted one of them.
+    pub fn extended_vehicle_wanted(&self, granted_scope: Option<&str>) -> bool {
+        if !self.extended_vehicle {
+            return false;
+        }
+        self.extended_vehicle_explicit
+            || granted_scope.is_some_and(|s| s.split_whitespace().any(is_extended_vehicle_scope))
+    }
+}
+
+/// The scopes of the retired Extended Vehicle API.
+pub fn is_extended_vehicle_scope(scope: &str) -> bool {
+    scope.starts_with("exve:")
 }
 
 /// Where a run delivers its exposition. Any combination.
@@ -455,6 +480,8 @@ impl Settings {
 }
 
 /// The read scopes each source needs. Command scopes are never asked for: this tool only reads.
+/// Extended Vehicle's only when the file turns it on: Volvo ID refuses a whole login
+/// (`invalid_scope`) for a scope the application could not register after the shutdown.
 pub fn default_scopes(sources: &Sources) -> Vec<String> {
     let mut scopes = vec!["openid"];
     if sources.connected_vehicle {
@@ -486,7 +513,7 @@ pub fn default_scopes(sources: &Sources) -> Vec<String> {
     if sources.location {
         scopes.push("location:read");
     }
-    if sources.extended_vehicle {
+    if sources.extended_vehicle_explicit {
         scopes.extend([
             "exve:battery_charge_level",
             "exve:diagnostics",
@@ -571,7 +598,8 @@ pub fn parse(
 
     let sources = Sources {
         connected_vehicle: raw.sources.connected_vehicle,
-        extended_vehicle: raw.sources.extended_vehicle,
+        extended_vehicle: raw.sources.extended_vehicle != Some(false),
+        extended_vehicle_explicit: raw.sources.extended_vehicle == Some(true),
         energy: raw.sources.energy,
         location: raw.sources.location,
     };
@@ -1254,6 +1282,47 @@ mod tests {
             .iter()
             .any(|s| COMMAND_SCOPES.contains(&s.as_str())));
         assert!(s.account.scopes.contains(&"location:read".to_string()));
+    }
+
+    /// Guards the 2026 account: Extended Vehicle was retired, so unless the file says
+    /// otherwise its scopes are not asked for at login and it is read only where they were
+    /// granted; `true` asks for them and reads it; `false` never reads it.
+    #[test]
+    fn extended_vehicle_is_read_when_granted_or_turned_on() {
+        let exve = |s: &Settings| {
+            s.account
+                .scopes
+                .iter()
+                .filter(|s| s.starts_with("exve:"))
+                .count()
+        };
+        let granted = Some("openid conve:vehicle_relation exve:odometer_status");
+        let live = Some("openid conve:vehicle_relation location:read");
+
+        let unset = parse_ok(MINIMAL);
+        assert_eq!(exve(&unset), 0);
+        assert!(unset.sources.extended_vehicle_wanted(granted));
+        assert!(!unset.sources.extended_vehicle_wanted(live));
+        assert!(!unset.sources.extended_vehicle_wanted(None));
+
+        let on = parse_ok(&format!("{MINIMAL}[sources]\nextended_vehicle = true\n"));
+        assert_eq!(exve(&on), 9);
+        assert!(on
+            .account
+            .scopes
+            .contains(&"exve:odometer_status".to_string()));
+        assert!(on.sources.extended_vehicle_wanted(live));
+        assert!(on.sources.extended_vehicle_wanted(None));
+
+        let off = parse_ok(&format!("{MINIMAL}[sources]\nextended_vehicle = false\n"));
+        assert_eq!(exve(&off), 0);
+        assert!(!off.sources.extended_vehicle_wanted(granted));
+        assert!(!off.sources.extended_vehicle);
+
+        // An explicit scope list is taken as written.
+        let listed =
+            parse_ok("[volvo]\nclient_id = \"abc\"\nscopes = [\"openid\", \"exve:diagnostics\"]\n");
+        assert_eq!(exve(&listed), 1);
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl<'a> Planner<'a> {
 
     /// Whether Extended Vehicle is collected this run.
     pub fn collects_extended(&self) -> bool {
-        self.setup.extended && self.setup.sources.extended_vehicle
+        self.setup.extended
     }
 
     /// A cached answer kept for another source (the weather), by key.
@@ -422,7 +422,10 @@ impl<'a> Planner<'a> {
     }
 
     fn collects(&self, e: &Endpoint) -> bool {
-        e.enabled(self.setup.sources) && (e.api != Origin::ExtendedVehicle || self.setup.extended)
+        if e.api == Origin::ExtendedVehicle {
+            return self.setup.extended;
+        }
+        e.enabled(self.setup.sources)
     }
 
     fn is_unsupported(&self, vin: &str, e: &Endpoint) -> bool {

@@ -152,7 +152,10 @@ async fn collect_account(
         Setup {
             schedule: &settings.schedule,
             sources: &settings.sources,
-            extended: settings.sources.extended_vehicle && extended_until.is_none(),
+            extended: settings
+                .sources
+                .extended_vehicle_wanted(token.scope.as_deref())
+                && extended_until.is_none(),
             interval_s: settings.interval.as_secs().max(1) as i64,
             now,
             vins: &settings.account.vins,

@@ -269,6 +269,7 @@ mod tests {
         crate::config::Sources {
             connected_vehicle: true,
             extended_vehicle: true,
+            extended_vehicle_explicit: true,
             energy: true,
             location: true,
         }

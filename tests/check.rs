@@ -9,11 +9,18 @@ use harness::*;
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 
-/// Every read scope the default sources need, as a token's `scope`.
+/// Every read scope the default sources need, as a token's `scope`: an account of 2026,
+/// without the retired Extended Vehicle's `exve:*` scopes.
 fn all_scopes() -> String {
+    live_and_extended_scopes(false)
+}
+
+/// The live APIs' read scopes, and with `extended` also Extended Vehicle's.
+fn live_and_extended_scopes(extended: bool) -> String {
     volvo_collect::config::default_scopes(&volvo_collect::config::Sources {
         connected_vehicle: true,
         extended_vehicle: true,
+        extended_vehicle_explicit: extended,
         energy: true,
         location: true,
     })
@@ -138,12 +145,83 @@ fn missing_scopes_fail_naming_them() {
         "conve:doors_status",
         "energy:state:read",
         "location:read",
-        "exve:odometer_status",
     ] {
         assert!(fail[0].contains(scope), "{scope} not named: {}", fail[0]);
     }
+    // The retired API's scopes are no account's fault.
+    assert!(!fail[0].contains("exve:"), "{}", fail[0]);
     assert!(!fail[0].contains(" openid "), "{}", fail[0]);
     assert!(fail[0].contains("developer portal"), "{}", fail[0]);
+}
+
+/// Guards the 2026 account: a token without any `exve:*` scope (Volvo retired Extended
+/// Vehicle and new applications cannot register them) passes, exit 0, and the check says as
+/// information that Extended Vehicle is not read and how to turn it on.
+#[test]
+fn account_without_extended_vehicle_scopes_passes() {
+    let sim = Sim::start(&[]);
+    let ws = healthy(&sim, "");
+    let scope = ws.token()["scope"].as_str().unwrap().to_string();
+    assert!(!scope.contains("exve:"), "{scope}");
+    let o = ws.run(&["check"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{out}{}", stderr(&o));
+    assert!(!out.contains("FAIL"), "{out}");
+    assert_line(&out, "ok", "scopes: all 20 needed scopes granted");
+    let info = lines_with(&out, "ok", "extended_vehicle: not read");
+    assert_eq!(info.len(), 1, "{out}");
+    assert!(
+        info[0].contains("set sources.extended_vehicle = true"),
+        "{}",
+        info[0]
+    );
+    assert_line(&out, "ok", "extended_vehicle when its scopes are granted");
+}
+
+/// Guards the older account: granted `exve:*` scopes mean runs read Extended Vehicle, with no
+/// setting needed; and `sources.extended_vehicle = false` is reported as off.
+#[test]
+fn granted_extended_vehicle_scopes_are_read_unless_turned_off() {
+    let sim = Sim::start(&[]);
+    let ws = healthy(&sim, "");
+    edit_token(&ws, |t| t["scope"] = live_and_extended_scopes(true).into());
+    let o = ws.run(&["check"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{out}{}", stderr(&o));
+    assert_line(
+        &out,
+        "ok",
+        "extended_vehicle: read, 9 exve:* scopes granted",
+    );
+
+    let ws = healthy(&sim, "[sources]\nextended_vehicle = false\n");
+    edit_token(&ws, |t| t["scope"] = live_and_extended_scopes(true).into());
+    let o = ws.run(&["check"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{out}{}", stderr(&o));
+    assert!(!out.contains("extended_vehicle:"), "{out}");
+    assert_line(&out, "ok", "extended_vehicle off");
+}
+
+/// Guards the explicit switch: `sources.extended_vehicle = true` on an account that lacks the
+/// scopes is a warning that says what follows and what to do, not a FAIL (exit 0), and the
+/// other scopes are still checked as needed.
+#[test]
+fn extended_vehicle_turned_on_without_its_scopes_warns() {
+    let sim = Sim::start(&[]);
+    let ws = healthy(&sim, "[sources]\nextended_vehicle = true\n");
+    let o = ws.run(&["check"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{out}{}", stderr(&o));
+    assert_line(&out, "ok", "scopes: all 20 needed scopes granted");
+    let warn = lines_with(&out, "warn", "extended_vehicle:");
+    assert_eq!(warn.len(), 1, "{out}");
+    assert!(
+        warn[0].contains("no exve:* scope is granted") && warn[0].contains("remove the setting"),
+        "{}",
+        warn[0]
+    );
+    assert_line(&out, "ok", "extended_vehicle on");
 }
 
 /// Guards the 7-day death of an unused refresh token: rotated 6 days ago is a warning (the

@@ -472,6 +472,8 @@ fn rejected_code_says_what_to_register() {
         printed.contains("these scopes:") && printed.contains("openid conve:vehicle_relation"),
         "{printed}"
     );
+    // A default login asks for none of the retired Extended Vehicle's scopes.
+    assert!(!printed.contains("exve:"), "{printed}");
     assert!(
         printed.lines().last().unwrap().contains("invalid_grant"),
         "{printed}"
@@ -479,11 +481,18 @@ fn rejected_code_says_what_to_register() {
     assert!(!ws.path("token.json").exists());
 }
 
+/// Guards what a login asks for: read scopes only, and Extended Vehicle's `exve:*` scopes
+/// only when `sources.extended_vehicle = true` says so (Volvo retired the API, and Volvo ID
+/// refuses a whole login for a scope a new application could not register).
 #[test]
 fn login_asks_only_for_read_scopes() {
     let sim = Sim::start(&[]);
     let redirect = format!("http://127.0.0.1:{}/callback", free_port());
-    for (rest, extended) in [("", true), ("[sources]\nextended_vehicle = false\n", false)] {
+    for (rest, extended) in [
+        ("", false),
+        ("[sources]\nextended_vehicle = true\n", true),
+        ("[sources]\nextended_vehicle = false\n", false),
+    ] {
         let ws = login_workspace(&sim, &redirect, rest);
         let mut login = Login::start(&ws, &["--timeout", "30s"], false);
         let url = login.authorize_url();

@@ -264,6 +264,17 @@ fn print_registration_hint(settings: &Settings) {
         settings.account.redirect_uri,
         settings.account.scopes.join(" ")
     );
+    // The likeliest scope an application cannot have: Extended Vehicle's, after its shutdown.
+    if settings
+        .account
+        .scopes
+        .iter()
+        .any(|s| crate::config::is_extended_vehicle_scope(s))
+    {
+        eprintln!(
+            "  The exve:* scopes are Extended Vehicle's, which Volvo retired on 2025-12-31; if your application cannot have them, remove sources.extended_vehicle = true (and any exve:* in volvo.scopes): the other APIs carry the data."
+        );
+    }
 }
 
 /// Text from the network, made safe for a one-line message.

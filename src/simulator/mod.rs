@@ -174,6 +174,7 @@ fn full_scope() -> String {
     let all = crate::config::Sources {
         connected_vehicle: true,
         extended_vehicle: true,
+        extended_vehicle_explicit: true,
         energy: true,
         location: true,
     };
@@ -758,10 +759,14 @@ async fn scenario_log(State(sim): State<Arc<Sim>>) -> Response {
 struct NewToken {
     #[serde(default)]
     expired: bool,
+    /// The grant's scopes (space-separated), e.g. an account without Extended Vehicle's;
+    /// default: every read scope.
+    scope: Option<String>,
 }
 
 async fn new_token(State(sim): State<Arc<Sim>>, Query(q): Query<NewToken>) -> Json<Value> {
-    Json(issue(&sim, &full_scope(), q.expired))
+    let scope = q.scope.unwrap_or_else(full_scope);
+    Json(issue(&sim, &scope, q.expired))
 }
 
 async fn add_faults(State(sim): State<Arc<Sim>>, Json(faults): Json<Vec<Fault>>) -> StatusCode {

@@ -497,24 +497,19 @@ fn scope_finding(f: &mut Findings, s: &Settings, t: &Token, login: &str) {
     let Some(granted) = &t.scope else {
         f.warn(format!(
             "scopes: the token file does not list the granted scopes, so the {} needed ones cannot be compared: run {login} to record them",
-            s.account.scopes.len()
+            crate::endpoints::scopes(s).len()
         ));
         return;
     };
-    let granted: Vec<&str> = granted.split_whitespace().collect();
+    let needed = crate::endpoints::scopes(s);
     // Extended Vehicle's scopes are not the account's fault when missing: Volvo retired the
     // API, and applications created since may not be able to register them.
-    let (retired, live): (Vec<&str>, Vec<&str>) = s
-        .account
-        .scopes
-        .iter()
-        .map(String::as_str)
+    let (retired, live): (Vec<String>, Vec<String>) = needed
+        .into_iter()
         .partition(|n| is_extended_vehicle_scope(n));
-    let missing: Vec<&str> = live
-        .iter()
-        .copied()
-        .filter(|n| !granted.contains(n))
-        .collect();
+    let missing = crate::endpoints::missing_scopes(&live, granted);
+    let retired_missing = crate::endpoints::missing_scopes(&retired, granted);
+    let granted: Vec<&str> = granted.split_whitespace().collect();
     if missing.is_empty() {
         f.ok(format!("scopes: all {} needed scopes granted", live.len()));
     } else {
@@ -526,7 +521,7 @@ fn scope_finding(f: &mut Findings, s: &Settings, t: &Token, login: &str) {
             s.account.client_id
         ));
     }
-    extended_vehicle_finding(f, s, &granted, &retired, login);
+    extended_vehicle_finding(f, s, &granted, &retired_missing, login);
 }
 
 /// Whether runs read the retired Extended Vehicle API for this account, and why: information
@@ -535,7 +530,7 @@ fn extended_vehicle_finding(
     f: &mut Findings,
     s: &Settings,
     granted: &[&str],
-    asked: &[&str],
+    missing: &[&str],
     login: &str,
 ) {
     let src = &s.sources;
@@ -546,11 +541,6 @@ fn extended_vehicle_finding(
         .iter()
         .copied()
         .filter(|g| is_extended_vehicle_scope(g))
-        .collect();
-    let missing: Vec<&str> = asked
-        .iter()
-        .copied()
-        .filter(|a| !granted.contains(a))
         .collect();
     let retired = "Volvo retired this API on 2025-12-31";
     if has.is_empty() && !src.extended_vehicle_explicit {

@@ -479,56 +479,6 @@ impl Settings {
     }
 }
 
-/// The read scopes each source needs. Command scopes are never asked for: this tool only reads.
-/// Extended Vehicle's only when the file turns it on: Volvo ID refuses a whole login
-/// (`invalid_scope`) for a scope the application could not register after the shutdown.
-pub fn default_scopes(sources: &Sources) -> Vec<String> {
-    let mut scopes = vec!["openid"];
-    if sources.connected_vehicle {
-        scopes.extend([
-            "conve:vehicle_relation",
-            "conve:odometer_status",
-            "conve:fuel_status",
-            "conve:battery_charge_level",
-            "conve:doors_status",
-            "conve:lock_status",
-            "conve:windows_status",
-            "conve:engine_status",
-            "conve:diagnostics_engine_status",
-            "conve:diagnostics_workshop",
-            "conve:brake_status",
-            "conve:tyre_status",
-            "conve:warnings",
-            "conve:trip_statistics",
-            "conve:command_accessibility",
-            "conve:commands",
-        ]);
-    } else {
-        // The vehicle list comes from Connected Vehicle even when its data is not collected.
-        scopes.push("conve:vehicle_relation");
-    }
-    if sources.energy {
-        scopes.extend(["energy:capability:read", "energy:state:read"]);
-    }
-    if sources.location {
-        scopes.push("location:read");
-    }
-    if sources.extended_vehicle_explicit {
-        scopes.extend([
-            "exve:battery_charge_level",
-            "exve:diagnostics",
-            "exve:doors_status",
-            "exve:engine_status",
-            "exve:fuel_status",
-            "exve:lock_status",
-            "exve:odometer_status",
-            "exve:tyre_status",
-            "exve:windows_status",
-        ]);
-    }
-    scopes.into_iter().map(String::from).collect()
-}
-
 /// Scopes that would let this tool act on the car; refused in `volvo.scopes`.
 const COMMAND_SCOPES: &[&str] = &[
     "conve:lock",
@@ -702,7 +652,8 @@ pub fn parse(
                 }
                 s
             }
-            None => default_scopes(&sources),
+            // The defaults come from the endpoints the sources collect (`endpoints::scopes`).
+            None => Vec::new(),
         };
         let token_file = resolve(v.token_file.as_deref().unwrap_or(Path::new(default_token)));
         if let Some(what) = not_a_file_path(v.token_file.as_deref(), &token_file) {

@@ -39,6 +39,8 @@ pub struct Endpoint {
     pub floor: u64,
     /// Default tier: asked at least this often, whatever the car does (the safety net).
     pub net: u64,
+    /// The Volvo ID scopes the endpoint needs.
+    pub scopes: &'static [&'static str],
 }
 
 const DAY: u64 = 86_400;
@@ -62,15 +64,35 @@ const fn ep(
         fact,
         floor,
         net,
+        scopes: &[],
     }
 }
+
+impl Endpoint {
+    const fn needs(self, scopes: &'static [&'static str]) -> Endpoint {
+        Endpoint { scopes, ..self }
+    }
+}
+
+const EXVE: &[&str] = &[
+    "exve:battery_charge_level",
+    "exve:diagnostics",
+    "exve:doors_status",
+    "exve:engine_status",
+    "exve:fuel_status",
+    "exve:lock_status",
+    "exve:odometer_status",
+    "exve:tyre_status",
+    "exve:windows_status",
+];
 
 use Fact::*;
 use Origin::{ConnectedVehicle as CV, Energy as EN, ExtendedVehicle as EX, Location as LO};
 
 /// Every endpoint, account-wide first.
 pub static ALL: &[Endpoint] = &[
-    ep(CV, "vehicles", "vehicles", "/vehicles", Static, DAY, DAY),
+    ep(CV, "vehicles", "vehicles", "/vehicles", Static, DAY, DAY)
+        .needs(&["conve:vehicle_relation"]),
     ep(
         CV,
         "details",
@@ -79,8 +101,10 @@ pub static ALL: &[Endpoint] = &[
         Static,
         DAY,
         DAY,
-    ),
-    ep(CV, "doors", "doors", "/vehicles/{vin}/doors", Wake, 0, 0),
+    )
+    .needs(&["conve:vehicle_relation"]),
+    ep(CV, "doors", "doors", "/vehicles/{vin}/doors", Wake, 0, 0)
+        .needs(&["conve:doors_status", "conve:lock_status"]),
     ep(
         CV,
         "windows",
@@ -89,7 +113,8 @@ pub static ALL: &[Endpoint] = &[
         State,
         0,
         HOUR,
-    ),
+    )
+    .needs(&["conve:windows_status"]),
     ep(
         CV,
         "engine_status",
@@ -98,7 +123,8 @@ pub static ALL: &[Endpoint] = &[
         State,
         0,
         HOUR,
-    ),
+    )
+    .needs(&["conve:engine_status"]),
     ep(
         CV,
         "engine",
@@ -107,7 +133,8 @@ pub static ALL: &[Endpoint] = &[
         Slow,
         HOUR,
         HOUR,
-    ),
+    )
+    .needs(&["conve:diagnostics_engine_status"]),
     ep(
         CV,
         "diagnostics",
@@ -116,7 +143,8 @@ pub static ALL: &[Endpoint] = &[
         Slow,
         HOUR,
         HOUR,
-    ),
+    )
+    .needs(&["conve:diagnostics_workshop"]),
     ep(
         CV,
         "brakes",
@@ -125,8 +153,10 @@ pub static ALL: &[Endpoint] = &[
         Slow,
         HOUR,
         HOUR,
-    ),
-    ep(CV, "fuel", "fuel", "/vehicles/{vin}/fuel", Trip, 0, QUARTER),
+    )
+    .needs(&["conve:brake_status"]),
+    ep(CV, "fuel", "fuel", "/vehicles/{vin}/fuel", Trip, 0, QUARTER)
+        .needs(&["conve:fuel_status", "conve:battery_charge_level"]),
     ep(
         CV,
         "odometer",
@@ -135,7 +165,8 @@ pub static ALL: &[Endpoint] = &[
         Trip,
         0,
         HOUR,
-    ),
+    )
+    .needs(&["conve:odometer_status"]),
     ep(
         CV,
         "statistics",
@@ -144,7 +175,8 @@ pub static ALL: &[Endpoint] = &[
         Trip,
         0,
         HOUR,
-    ),
+    )
+    .needs(&["conve:trip_statistics"]),
     ep(
         CV,
         "tyres",
@@ -153,7 +185,8 @@ pub static ALL: &[Endpoint] = &[
         TripEnd,
         0,
         HOUR,
-    ),
+    )
+    .needs(&["conve:tyre_status"]),
     ep(
         CV,
         "warnings",
@@ -162,7 +195,8 @@ pub static ALL: &[Endpoint] = &[
         TripEnd,
         0,
         HOUR,
-    ),
+    )
+    .needs(&["conve:warnings"]),
     ep(
         CV,
         "command_accessibility",
@@ -171,7 +205,8 @@ pub static ALL: &[Endpoint] = &[
         Slow,
         QUARTER,
         QUARTER,
-    ),
+    )
+    .needs(&["conve:command_accessibility"]),
     ep(
         CV,
         "commands",
@@ -180,7 +215,8 @@ pub static ALL: &[Endpoint] = &[
         Static,
         DAY,
         DAY,
-    ),
+    )
+    .needs(&["conve:commands"]),
     ep(
         EN,
         "capabilities",
@@ -189,7 +225,8 @@ pub static ALL: &[Endpoint] = &[
         Static,
         DAY,
         DAY,
-    ),
+    )
+    .needs(&["energy:capability:read"]),
     ep(
         EN,
         "state",
@@ -198,7 +235,8 @@ pub static ALL: &[Endpoint] = &[
         Wake,
         0,
         0,
-    ),
+    )
+    .needs(&["energy:state:read"]),
     ep(
         LO,
         "location",
@@ -207,7 +245,8 @@ pub static ALL: &[Endpoint] = &[
         TripEnd,
         0,
         QUARTER,
-    ),
+    )
+    .needs(&["location:read"]),
     ep(
         EX,
         "resources",
@@ -216,7 +255,8 @@ pub static ALL: &[Endpoint] = &[
         Static,
         DAY,
         DAY,
-    ),
+    )
+    .needs(EXVE),
     ep(
         EX,
         "resource",
@@ -297,6 +337,82 @@ impl Endpoint {
             Origin::Weather | Origin::Collector => false,
         }
     }
+}
+
+/// The scopes a login asks for when `volvo.scopes` is not set: `openid` and those of every
+/// endpoint the configuration collects. Extended Vehicle's only when `sources.extended_vehicle
+/// = true` says so: Volvo retired it, and Volvo ID refuses a login that asks for a scope the
+/// application lacks. Command scopes are never among them: this tool only reads.
+pub fn default_scopes(sources: &crate::config::Sources) -> Vec<String> {
+    let mut scopes = vec!["openid".to_string()];
+    for e in ALL {
+        let on = match e.api {
+            Origin::ExtendedVehicle => sources.extended_vehicle_explicit,
+            _ => e.enabled(sources),
+        };
+        for s in e.scopes.iter().filter(|_| on) {
+            if !scopes.iter().any(|x| x == s) {
+                scopes.push(s.to_string());
+            }
+        }
+    }
+    scopes
+}
+
+/// The scopes of an account: `volvo.scopes`, or the defaults of its sources.
+pub fn scopes(settings: &crate::config::Settings) -> Vec<String> {
+    if settings.account.scopes.is_empty() {
+        default_scopes(&settings.sources)
+    } else {
+        settings.account.scopes.clone()
+    }
+}
+
+/// The scopes of `needed` that `granted` (space-separated, as Volvo ID answers) lacks.
+pub fn missing_scopes<'a>(needed: &'a [String], granted: &str) -> Vec<&'a str> {
+    let granted: Vec<&str> = granted.split_whitespace().collect();
+    needed
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !granted.contains(s))
+        .collect()
+}
+
+/// The README's table of endpoints, made from [`ALL`] (a test keeps the README in step).
+pub fn markdown_table() -> String {
+    let age = |s: u64| match s {
+        0 => "—".to_string(),
+        s if s % DAY == 0 => format!("{} d", s / DAY),
+        s if s % HOUR == 0 => format!("{} h", s / HOUR),
+        s => format!("{} min", s / 60),
+    };
+    let mut t = String::from(
+        "| API | endpoint (`[schedule]` key) | path | fact | minimum age | tier | scopes |\n|---|---|---|---|---|---|---|\n",
+    );
+    for e in ALL {
+        let scopes = if e.scopes.len() > 3 {
+            format!("`{}` … ({} scopes)", e.scopes[0], e.scopes.len())
+        } else {
+            e.scopes
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        t.push_str(&format!(
+            "| {} | `{}` (`{}`) | `{}{}` | {:?} | {} | {} | {} |\n",
+            e.api.label(),
+            e.name,
+            e.key,
+            prefix(e.api),
+            e.template,
+            e.fact,
+            age(e.floor),
+            age(e.net),
+            scopes
+        ));
+    }
+    t
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ fn all_scopes() -> String {
 
 /// The live APIs' read scopes, and with `extended` also Extended Vehicle's.
 fn live_and_extended_scopes(extended: bool) -> String {
-    volvo_collect::config::default_scopes(&volvo_collect::config::Sources {
+    volvo_collect::endpoints::default_scopes(&volvo_collect::config::Sources {
         connected_vehicle: true,
         extended_vehicle: true,
         extended_vehicle_explicit: extended,

@@ -31,6 +31,34 @@ fn readme_metrics_table_matches_the_catalog() {
     );
 }
 
+/// The README's endpoint table is made from the endpoint table in the code, like the metrics
+/// table (`UPDATE_GOLDEN=1` rewrites it).
+#[test]
+fn readme_endpoints_table_matches_the_code() {
+    const START: &str = "<!-- endpoints-table:start -->\n";
+    const END: &str = "<!-- endpoints-table:end -->";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let start = readme
+        .find(START)
+        .expect("README has the endpoints-table:start marker")
+        + START.len();
+    let end = readme
+        .find(END)
+        .expect("README has the endpoints-table:end marker");
+    let table = volvo_collect::endpoints::markdown_table();
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        let new = format!("{}{}{}", &readme[..start], table, &readme[end..]);
+        std::fs::write(&path, new).unwrap();
+        return;
+    }
+    assert_eq!(
+        &readme[start..end],
+        table,
+        "README endpoints table is out of date: run the tests with UPDATE_GOLDEN=1"
+    );
+}
+
 #[test]
 fn readme_names_the_ci_test_command() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -74,6 +74,11 @@ impl Capabilities {
     pub fn rules_out_state(&self) -> bool {
         matches!(&self.get_energy_state, Field::Ok(c) if c.is_supported == Some(false))
     }
+
+    /// Whether the car says it has an energy state.
+    pub fn has_state(&self) -> bool {
+        matches!(&self.get_energy_state, Field::Ok(c) if c.is_supported == Some(true))
+    }
 }
 
 impl Snapshot {
@@ -83,9 +88,20 @@ impl Snapshot {
         let ruled_out = capabilities
             .as_ref()
             .is_ok_and(Capabilities::rules_out_state);
+        let supported = capabilities.as_ref().is_ok_and(Capabilities::has_state);
+        let state = decode::<State>(state).and_then(|s| {
+            // A car that says it has an energy state and answers none: an answer gone wrong.
+            if s.is_empty() && supported {
+                Err(ApiError::Decode(
+                    "the energy state is empty though the capabilities say it is supported".into(),
+                ))
+            } else {
+                Ok(s)
+            }
+        });
         Snapshot {
             capabilities,
-            state: (!ruled_out).then(|| decode(state)),
+            state: (!ruled_out).then_some(state),
         }
     }
 }

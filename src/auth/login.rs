@@ -63,7 +63,11 @@ pub async fn run(
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (authorize_url, state) = client
         .authorize_url(CsrfToken::new_random)
-        .add_scopes(settings.account.scopes.iter().cloned().map(Scope::new))
+        .add_scopes(
+            crate::endpoints::scopes(settings)
+                .into_iter()
+                .map(Scope::new),
+        )
         .set_pkce_challenge(challenge)
         .url();
 
@@ -262,12 +266,10 @@ fn print_registration_hint(settings: &Settings) {
         "In Volvo's developer portal ({DEVELOPER_PORTAL}), your application (client ID {}) must have\n  this redirect URI: {}\n  these scopes:      {}",
         settings.account.client_id,
         settings.account.redirect_uri,
-        settings.account.scopes.join(" ")
+        crate::endpoints::scopes(settings).join(" ")
     );
     // The likeliest scope an application cannot have: Extended Vehicle's, after its shutdown.
-    if settings
-        .account
-        .scopes
+    if crate::endpoints::scopes(settings)
         .iter()
         .any(|s| crate::config::is_extended_vehicle_scope(s))
     {
@@ -593,7 +595,7 @@ fn token_from(r: &oauth2::basic::BasicTokenResponse, settings: &Settings) -> Res
     let scope = r
         .scopes()
         .map(|s| s.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .unwrap_or_else(|| settings.account.scopes.clone())
+        .unwrap_or_else(|| crate::endpoints::scopes(settings))
         .join(" ");
     Ok(Token {
         access_token: Secret::new(r.access_token().secret().clone()),
@@ -692,19 +694,9 @@ async fn save(settings: &Settings, token: &Token) -> Result<(), Fatal> {
 }
 
 fn warn_missing_scopes(settings: &Settings, token: &Token) {
-    let granted: Vec<&str> = token
-        .scope
-        .as_deref()
-        .unwrap_or_default()
-        .split(' ')
-        .collect();
-    let missing: Vec<&str> = settings
-        .account
-        .scopes
-        .iter()
-        .map(String::as_str)
-        .filter(|s| !granted.contains(s))
-        .collect();
+    let needed = crate::endpoints::scopes(settings);
+    let missing =
+        crate::endpoints::missing_scopes(&needed, token.scope.as_deref().unwrap_or_default());
     if !missing.is_empty() {
         eprintln!(
             "note: Volvo ID granted fewer scopes than asked; missing: {}. The data that needs them will be missing; add them to your application in Volvo's developer portal and log in again.",

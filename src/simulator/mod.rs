@@ -178,7 +178,7 @@ fn full_scope() -> String {
         energy: true,
         location: true,
     };
-    crate::config::default_scopes(&all).join(" ")
+    crate::endpoints::default_scopes(&all).join(" ")
 }
 
 fn issue(sim: &Sim, scope: &str, expired: bool) -> Value {

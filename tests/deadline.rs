@@ -1,0 +1,159 @@
+//! No wait in a run outlives its deadline: a fault injected at each step of a run (the token
+//! refresh, the vehicle list, capabilities, every endpoint, each output) ends the process
+//! within `collect.timeout` plus the step's own timeout and a few seconds, with the
+//! documented exit code. Faults hang (an answer 60 s late) unless said otherwise.
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use harness::*;
+use serde_json::json;
+
+const HANG_MS: u64 = 60_000;
+
+/// Runs `--once` with `extra` arguments after `fault` is injected; returns the exit code and
+/// how long the process took.
+fn run_with(
+    fault: serde_json::Value,
+    volvo: &str,
+    rest: &str,
+    extra: &[&str],
+) -> (i32, Duration, String) {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, volvo, rest);
+    sim.faults(json!([fault]));
+    let started = Instant::now();
+    let mut args = vec!["--once"];
+    args.extend_from_slice(extra);
+    let o = ws.run(&args);
+    (code(&o), started.elapsed(), stderr(&o))
+}
+
+/// A generous bound: deadline + a request timeout + slack for a loaded test machine.
+fn assert_ends(step: &str, took: Duration, bound_s: u64) {
+    assert!(
+        took < Duration::from_secs(bound_s),
+        "{step}: the run took {took:?}, more than {bound_s} s"
+    );
+}
+
+const COLLECT: &str = "[collect]\ntimeout = \"3s\"\nrequest_timeout = \"2s\"\n";
+
+#[test]
+fn a_hang_at_any_api_step_ends_within_the_deadline() {
+    let bev = format!("vins = [\"{BEV}\"]");
+    // (step, fault path, configured VINs, expected exit code)
+    let cases: Vec<(&str, String, &str, i32)> = vec![
+        (
+            "vehicle list",
+            "=/connected-vehicle/v2/vehicles".into(),
+            "",
+            75,
+        ),
+        ("capabilities", "/capabilities".into(), bev.as_str(), 1),
+        (
+            "energy state",
+            "/energy/v2/vehicles".into(),
+            bev.as_str(),
+            1,
+        ),
+        ("location", "/location/".into(), bev.as_str(), 1),
+        (
+            "extended vehicle",
+            "/extended-vehicle/".into(),
+            bev.as_str(),
+            1,
+        ),
+    ];
+    let mut cases = cases;
+    for e in volvo_collect::endpoints::CONNECTED_VEHICLE {
+        let template = volvo_collect::endpoints::get(
+            volvo_collect::metrics::catalog::Origin::ConnectedVehicle,
+            e,
+        )
+        .template;
+        if *e == "engine" {
+            continue; // the BEV does not support it: its 404 comes before any fault matters
+        }
+        let path = format!("/connected-vehicle/v2{}", template.replace("{vin}", BEV));
+        cases.push((e, format!("={path}"), bev.as_str(), 1));
+    }
+    for (step, path, volvo, expect) in cases {
+        let fault =
+            json!({"path": path, "status": 200, "body": "{}", "delay_ms": HANG_MS, "times": 0});
+        let (code, took, err) = run_with(fault, volvo, COLLECT, &["--stdout"]);
+        assert_ends(step, took, 3 + 2 + 8);
+        assert_eq!(code, expect, "{step}: {err}");
+    }
+}
+
+#[test]
+fn one_401_on_the_vehicle_list_renews_once_and_the_run_ends() {
+    let fault = json!({"path": "=/connected-vehicle/v2/vehicles", "status": 401,
+        "body": "{\"error\":{\"message\":\"Invalid token\"}}", "times": 1});
+    let (code, took, err) = run_with(fault, "", COLLECT, &["--stdout"]);
+    assert_ends("401 on the vehicle list", took, 3 + 2 + 8);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn a_hanging_token_endpoint_ends_within_the_request_timeout() {
+    let fault = json!({"path": "/as/token.oauth2", "status": 200, "body": "{}", "delay_ms": HANG_MS, "times": 0});
+    let (code, took, err) = run_with(
+        fault,
+        &format!("vins = [\"{BEV}\"]"),
+        COLLECT,
+        &["--stdout"],
+    );
+    // The refresh is never cut short (its answer holds the rotated refresh token): it ends
+    // with its request timeout.
+    assert_ends("token refresh", took, 3 + 2 + 8);
+    assert_eq!(code, 75, "{err}");
+}
+
+#[test]
+fn a_hanging_output_ends_within_its_timeout() {
+    // A Pushgateway that accepts the connection and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let _hold = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let rest = format!("{COLLECT}[pushgateway]\ntimeout = \"2s\"\n");
+    let (code, took, err) = run_with(
+        json!({"path": "/nothing", "status": 500}),
+        &format!("vins = [\"{BEV}\"]"),
+        &rest,
+        &["--pushgateway", &url],
+    );
+    assert_ends("pushgateway", took, 3 + 2 + 8);
+    assert_eq!(code, 74, "{err}");
+}
+
+/// An Energy state of `{}` from a car whose capabilities say it has one is a decode problem,
+/// not a success without data.
+#[test]
+fn an_empty_energy_state_is_a_decode_problem() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    sim.faults(json!([{"path": format!("/energy/v2/vehicles/{BEV}/state"), "status": 200, "body": "{}", "times": 0}]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(
+        value(
+            &out,
+            &format!("volvo_collect_api_success{{api=\"energy\",vin=\"{BEV}\"}}")
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&out, &format!("volvo_collect_endpoint_error{{api=\"energy\",endpoint=\"state\",reason=\"decode\",vin=\"{BEV}\"}}")),
+        Some(1.0)
+    );
+}

@@ -410,70 +410,8 @@ fn map(
         vins.retain(|v| on_account.contains(v));
     }
     report.vehicles = vins.len();
-    let account = settings.account.name.as_str();
     for vin in &vins {
-        let answer = |api: Origin, name: &str| planner.answer(vin, endpoints::get(api, name), None);
-        let seconds = |api: Origin| durations.get(&(vin.clone(), api)).copied().unwrap_or(0.0);
-        if settings.sources.connected_vehicle {
-            let s = connected::Snapshot::decode(&|n| answer(Origin::ConnectedVehicle, n));
-            metrics::connected::map(exp, vin, account, &s);
-            report.api(
-                exp,
-                vin,
-                Origin::ConnectedVehicle,
-                &s.errors(),
-                seconds(Origin::ConnectedVehicle),
-            );
-        }
-        if settings.sources.energy {
-            let s = energy::Snapshot::decode(
-                answer(Origin::Energy, "capabilities"),
-                answer(Origin::Energy, "state"),
-            );
-            metrics::energy::map(exp, vin, &s);
-            report.api(
-                exp,
-                vin,
-                Origin::Energy,
-                &s.errors(),
-                seconds(Origin::Energy),
-            );
-        }
-        if settings.sources.location {
-            let f = location::decode(answer(Origin::Location, "location"));
-            if let Ok(feature) = &f {
-                metrics::location::map(exp, vin, feature, &settings.location);
-            }
-            let errors: Vec<(&'static str, &ApiError)> = f
-                .as_ref()
-                .err()
-                .map(|e| vec![("location", e)])
-                .unwrap_or_default();
-            report.api(
-                exp,
-                vin,
-                Origin::Location,
-                &errors,
-                seconds(Origin::Location),
-            );
-        }
-        if planner.collects_extended() {
-            let value = endpoints::get(Origin::ExtendedVehicle, "resource");
-            let s =
-                extended::Snapshot::decode(answer(Origin::ExtendedVehicle, "resources"), &|r| {
-                    planner.answer(vin, value, Some(r))
-                });
-            report.extended_gone |= s.api_gone();
-            metrics::extended::map(exp, vin, &s);
-            let errors = if s.api_gone() { Vec::new() } else { s.errors() };
-            report.api(
-                exp,
-                vin,
-                Origin::ExtendedVehicle,
-                &errors,
-                seconds(Origin::ExtendedVehicle),
-            );
-        }
+        map_car(settings, exp, planner, durations, report, vin);
     }
     for (vin, e, err) in planner.replayed_failures() {
         report.endpoint(exp, &vin, e, Some(&err));
@@ -488,12 +426,91 @@ fn map(
         }
     }
     if let Some(plan) = planner.day_plan() {
+        let account = settings.account.name.as_str();
         exp.gauge(&c::PLANNED_REQUESTS, &[account], plan.total as f64);
         exp.gauge(&c::PLANNED_ESTIMATE, &[account], plan.estimate as f64);
         exp.gauge(
             &c::PLAN_EVERY_RUNS,
             &[account],
             plan.stretch.every_runs as f64,
+        );
+    }
+}
+
+/// One car's answers, asked or replayed, API by API into the exposition and the report.
+fn map_car(
+    settings: &Settings,
+    exp: &mut Exposition,
+    planner: &Planner<'_>,
+    durations: &Durations,
+    report: &mut Report,
+    vin: &str,
+) {
+    let account = settings.account.name.as_str();
+    let answer = |api: Origin, name: &str| planner.answer(vin, endpoints::get(api, name), None);
+    let seconds = |api: Origin| {
+        durations
+            .get(&(vin.to_string(), api))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    if settings.sources.connected_vehicle {
+        let s = connected::Snapshot::decode(&|n| answer(Origin::ConnectedVehicle, n));
+        metrics::connected::map(exp, vin, account, &s);
+        report.api(
+            exp,
+            vin,
+            Origin::ConnectedVehicle,
+            &s.errors(),
+            seconds(Origin::ConnectedVehicle),
+        );
+    }
+    if settings.sources.energy {
+        let s = energy::Snapshot::decode(
+            answer(Origin::Energy, "capabilities"),
+            answer(Origin::Energy, "state"),
+        );
+        metrics::energy::map(exp, vin, &s);
+        report.api(
+            exp,
+            vin,
+            Origin::Energy,
+            &s.errors(),
+            seconds(Origin::Energy),
+        );
+    }
+    if settings.sources.location {
+        let f = location::decode(answer(Origin::Location, "location"));
+        if let Ok(feature) = &f {
+            metrics::location::map(exp, vin, feature, &settings.location);
+        }
+        let errors: Vec<(&'static str, &ApiError)> = f
+            .as_ref()
+            .err()
+            .map(|e| vec![("location", e)])
+            .unwrap_or_default();
+        report.api(
+            exp,
+            vin,
+            Origin::Location,
+            &errors,
+            seconds(Origin::Location),
+        );
+    }
+    if planner.collects_extended() {
+        let value = endpoints::get(Origin::ExtendedVehicle, "resource");
+        let s = extended::Snapshot::decode(answer(Origin::ExtendedVehicle, "resources"), &|r| {
+            planner.answer(vin, value, Some(r))
+        });
+        report.extended_gone |= s.api_gone();
+        metrics::extended::map(exp, vin, &s);
+        let errors = if s.api_gone() { Vec::new() } else { s.errors() };
+        report.api(
+            exp,
+            vin,
+            Origin::ExtendedVehicle,
+            &errors,
+            seconds(Origin::ExtendedVehicle),
         );
     }
 }

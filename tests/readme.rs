@@ -4,21 +4,22 @@
 
 use std::path::Path;
 
-const START: &str = "<!-- metrics-table:start -->\n";
-const END: &str = "<!-- metrics-table:end -->";
-
-#[test]
-fn readme_metrics_table_matches_the_catalog() {
+/// Compares the README between `<!-- {marker}:start -->` and `<!-- {marker}:end -->` with
+/// `table`; `UPDATE_GOLDEN=1` rewrites it.
+fn generated_table_is_current(marker: &str, table: &str) {
+    let (start_tag, end_tag) = (
+        format!("<!-- {marker}:start -->\n"),
+        format!("<!-- {marker}:end -->"),
+    );
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
     let readme = std::fs::read_to_string(&path).unwrap();
     let start = readme
-        .find(START)
-        .expect("README has the metrics-table:start marker")
-        + START.len();
+        .find(&start_tag)
+        .unwrap_or_else(|| panic!("README has the {marker}:start marker"))
+        + start_tag.len();
     let end = readme
-        .find(END)
-        .expect("README has the metrics-table:end marker");
-    let table = volvo_collect::metrics::catalog::markdown_table();
+        .find(&end_tag)
+        .unwrap_or_else(|| panic!("README has the {marker}:end marker"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         let new = format!("{}{}{}", &readme[..start], table, &readme[end..]);
         std::fs::write(&path, new).unwrap();
@@ -27,35 +28,24 @@ fn readme_metrics_table_matches_the_catalog() {
     assert_eq!(
         &readme[start..end],
         table,
-        "README metrics table is out of date: run the tests with UPDATE_GOLDEN=1"
+        "README {marker} is out of date: run the tests with UPDATE_GOLDEN=1"
     );
 }
 
-/// The README's endpoint table is made from the endpoint table in the code, like the metrics
-/// table (`UPDATE_GOLDEN=1` rewrites it).
+#[test]
+fn readme_metrics_table_matches_the_catalog() {
+    generated_table_is_current(
+        "metrics-table",
+        &volvo_collect::metrics::catalog::markdown_table(),
+    );
+}
+
+/// The README's endpoint table is made from the endpoint table in the code.
 #[test]
 fn readme_endpoints_table_matches_the_code() {
-    const START: &str = "<!-- endpoints-table:start -->\n";
-    const END: &str = "<!-- endpoints-table:end -->";
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
-    let readme = std::fs::read_to_string(&path).unwrap();
-    let start = readme
-        .find(START)
-        .expect("README has the endpoints-table:start marker")
-        + START.len();
-    let end = readme
-        .find(END)
-        .expect("README has the endpoints-table:end marker");
-    let table = volvo_collect::endpoints::markdown_table();
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        let new = format!("{}{}{}", &readme[..start], table, &readme[end..]);
-        std::fs::write(&path, new).unwrap();
-        return;
-    }
-    assert_eq!(
-        &readme[start..end],
-        table,
-        "README endpoints table is out of date: run the tests with UPDATE_GOLDEN=1"
+    generated_table_is_current(
+        "endpoints-table",
+        &volvo_collect::endpoints::markdown_table(),
     );
 }
 

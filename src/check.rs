@@ -906,7 +906,7 @@ fn plan_table(plan: &schedule::DayPlan) -> Vec<String> {
         } else {
             human(r.period as i64)
         };
-        let note = if r.endpoint.key == "extended_values" {
+        let note = if r.endpoint.name == "extended_values" {
             format!(
                 "  ({} values a car, estimated)",
                 schedule::EXTENDED_RESOURCES_PER_CAR
@@ -916,7 +916,7 @@ fn plan_table(plan: &schedule::DayPlan) -> Vec<String> {
         };
         lines.push(format!(
             "  {:<24} {every:>10} {:>13}{note}",
-            r.endpoint.key,
+            r.endpoint.name,
             thousands(r.per_day)
         ));
     }

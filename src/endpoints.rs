@@ -28,10 +28,8 @@ pub enum Fact {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Endpoint {
     pub api: Origin,
-    /// The `endpoint` label of the self-metrics.
+    /// Its one name: the `endpoint` label of the self-metrics and the `[schedule]` key.
     pub name: &'static str,
-    /// The `[schedule]` key.
-    pub key: &'static str,
     /// The path template after the API's prefix, as counted in `volvo_collect_requests_total`.
     pub template: &'static str,
     pub fact: Fact,
@@ -50,7 +48,6 @@ const QUARTER: u64 = 900;
 const fn ep(
     api: Origin,
     name: &'static str,
-    key: &'static str,
     template: &'static str,
     fact: Fact,
     floor: u64,
@@ -59,7 +56,6 @@ const fn ep(
     Endpoint {
         api,
         name,
-        key,
         template,
         fact,
         floor,
@@ -91,33 +87,13 @@ use Origin::{ConnectedVehicle as CV, Energy as EN, ExtendedVehicle as EX, Locati
 
 /// Every endpoint, account-wide first.
 pub static ALL: &[Endpoint] = &[
-    ep(CV, "vehicles", "vehicles", "/vehicles", Static, DAY, DAY)
-        .needs(&["conve:vehicle_relation"]),
-    ep(
-        CV,
-        "details",
-        "details",
-        "/vehicles/{vin}",
-        Static,
-        DAY,
-        DAY,
-    )
-    .needs(&["conve:vehicle_relation"]),
-    ep(CV, "doors", "doors", "/vehicles/{vin}/doors", Wake, 0, 0)
+    ep(CV, "vehicles", "/vehicles", Static, DAY, DAY).needs(&["conve:vehicle_relation"]),
+    ep(CV, "details", "/vehicles/{vin}", Static, DAY, DAY).needs(&["conve:vehicle_relation"]),
+    ep(CV, "doors", "/vehicles/{vin}/doors", Wake, 0, 0)
         .needs(&["conve:doors_status", "conve:lock_status"]),
+    ep(CV, "windows", "/vehicles/{vin}/windows", State, 0, HOUR).needs(&["conve:windows_status"]),
     ep(
         CV,
-        "windows",
-        "windows",
-        "/vehicles/{vin}/windows",
-        State,
-        0,
-        HOUR,
-    )
-    .needs(&["conve:windows_status"]),
-    ep(
-        CV,
-        "engine_status",
         "engine_status",
         "/vehicles/{vin}/engine-status",
         State,
@@ -125,19 +101,10 @@ pub static ALL: &[Endpoint] = &[
         HOUR,
     )
     .needs(&["conve:engine_status"]),
+    ep(CV, "engine", "/vehicles/{vin}/engine", Slow, HOUR, HOUR)
+        .needs(&["conve:diagnostics_engine_status"]),
     ep(
         CV,
-        "engine",
-        "engine",
-        "/vehicles/{vin}/engine",
-        Slow,
-        HOUR,
-        HOUR,
-    )
-    .needs(&["conve:diagnostics_engine_status"]),
-    ep(
-        CV,
-        "diagnostics",
         "diagnostics",
         "/vehicles/{vin}/diagnostics",
         Slow,
@@ -145,31 +112,12 @@ pub static ALL: &[Endpoint] = &[
         HOUR,
     )
     .needs(&["conve:diagnostics_workshop"]),
-    ep(
-        CV,
-        "brakes",
-        "brakes",
-        "/vehicles/{vin}/brakes",
-        Slow,
-        HOUR,
-        HOUR,
-    )
-    .needs(&["conve:brake_status"]),
-    ep(CV, "fuel", "fuel", "/vehicles/{vin}/fuel", Trip, 0, QUARTER)
+    ep(CV, "brakes", "/vehicles/{vin}/brakes", Slow, HOUR, HOUR).needs(&["conve:brake_status"]),
+    ep(CV, "fuel", "/vehicles/{vin}/fuel", Trip, 0, QUARTER)
         .needs(&["conve:fuel_status", "conve:battery_charge_level"]),
+    ep(CV, "odometer", "/vehicles/{vin}/odometer", Trip, 0, HOUR).needs(&["conve:odometer_status"]),
     ep(
         CV,
-        "odometer",
-        "odometer",
-        "/vehicles/{vin}/odometer",
-        Trip,
-        0,
-        HOUR,
-    )
-    .needs(&["conve:odometer_status"]),
-    ep(
-        CV,
-        "statistics",
         "statistics",
         "/vehicles/{vin}/statistics",
         Trip,
@@ -177,29 +125,10 @@ pub static ALL: &[Endpoint] = &[
         HOUR,
     )
     .needs(&["conve:trip_statistics"]),
+    ep(CV, "tyres", "/vehicles/{vin}/tyres", TripEnd, 0, HOUR).needs(&["conve:tyre_status"]),
+    ep(CV, "warnings", "/vehicles/{vin}/warnings", TripEnd, 0, HOUR).needs(&["conve:warnings"]),
     ep(
         CV,
-        "tyres",
-        "tyres",
-        "/vehicles/{vin}/tyres",
-        TripEnd,
-        0,
-        HOUR,
-    )
-    .needs(&["conve:tyre_status"]),
-    ep(
-        CV,
-        "warnings",
-        "warnings",
-        "/vehicles/{vin}/warnings",
-        TripEnd,
-        0,
-        HOUR,
-    )
-    .needs(&["conve:warnings"]),
-    ep(
-        CV,
-        "command_accessibility",
         "command_accessibility",
         "/vehicles/{vin}/command-accessibility",
         Slow,
@@ -207,19 +136,9 @@ pub static ALL: &[Endpoint] = &[
         QUARTER,
     )
     .needs(&["conve:command_accessibility"]),
-    ep(
-        CV,
-        "commands",
-        "commands",
-        "/vehicles/{vin}/commands",
-        Static,
-        DAY,
-        DAY,
-    )
-    .needs(&["conve:commands"]),
+    ep(CV, "commands", "/vehicles/{vin}/commands", Static, DAY, DAY).needs(&["conve:commands"]),
     ep(
         EN,
-        "capabilities",
         "energy_capabilities",
         "/vehicles/{vin}/capabilities",
         Static,
@@ -227,19 +146,9 @@ pub static ALL: &[Endpoint] = &[
         DAY,
     )
     .needs(&["energy:capability:read"]),
-    ep(
-        EN,
-        "state",
-        "energy_state",
-        "/vehicles/{vin}/state",
-        Wake,
-        0,
-        0,
-    )
-    .needs(&["energy:state:read"]),
+    ep(EN, "energy_state", "/vehicles/{vin}/state", Wake, 0, 0).needs(&["energy:state:read"]),
     ep(
         LO,
-        "location",
         "location",
         "/vehicles/{vin}/location",
         TripEnd,
@@ -249,7 +158,6 @@ pub static ALL: &[Endpoint] = &[
     .needs(&["location:read"]),
     ep(
         EX,
-        "resources",
         "extended_resources",
         "/vehicles/{vin}/resources",
         Static,
@@ -259,7 +167,6 @@ pub static ALL: &[Endpoint] = &[
     .needs(EXVE),
     ep(
         EX,
-        "resource",
         "extended_values",
         "/vehicles/{vin}/resources/{resource}",
         Slow,
@@ -293,9 +200,9 @@ pub fn get(api: Origin, name: &str) -> &'static Endpoint {
         .unwrap_or_else(|| panic!("{} has no endpoint {name}", api.label()))
 }
 
-/// The endpoint whose `[schedule]` key is `key`.
-pub fn by_key(key: &str) -> Option<&'static Endpoint> {
-    ALL.iter().find(|e| e.key == key)
+/// The endpoint named `name` (a `[schedule]` key, an `endpoint` label).
+pub fn by_name(name: &str) -> Option<&'static Endpoint> {
+    ALL.iter().find(|e| e.name == name)
 }
 
 /// The API's path prefix on Volvo's host.
@@ -387,7 +294,7 @@ pub fn markdown_table() -> String {
         s => format!("{} min", s / 60),
     };
     let mut t = String::from(
-        "| API | endpoint (`[schedule]` key) | path | fact | minimum age | tier | scopes |\n|---|---|---|---|---|---|---|\n",
+        "| API | endpoint (label and `[schedule]` key) | path | fact | minimum age | tier | scopes |\n|---|---|---|---|---|---|---|\n",
     );
     for e in ALL {
         let scopes = if e.scopes.len() > 3 {
@@ -400,10 +307,9 @@ pub fn markdown_table() -> String {
                 .join(" ")
         };
         t.push_str(&format!(
-            "| {} | `{}` (`{}`) | `{}{}` | {:?} | {} | {} | {} |\n",
+            "| {} | `{}` | `{}{}` | {:?} | {} | {} | {} |\n",
             e.api.label(),
             e.name,
-            e.key,
             prefix(e.api),
             e.template,
             e.fact,
@@ -423,7 +329,7 @@ mod tests {
     fn names_and_keys_are_unique_and_connected_vehicle_is_complete() {
         for (i, a) in ALL.iter().enumerate() {
             for b in &ALL[i + 1..] {
-                assert!(a.key != b.key, "{}", a.key);
+                assert!(a.name != b.name, "{}", a.name);
                 assert!(!(a.api == b.api && a.name == b.name), "{}", a.name);
             }
         }
@@ -435,13 +341,13 @@ mod tests {
 
     #[test]
     fn paths_escape_what_answers_put_in_them() {
-        let e = get(Origin::ExtendedVehicle, "resource");
+        let e = get(Origin::ExtendedVehicle, "extended_values");
         assert_eq!(
             e.path("YV1/..", Some("odometer")),
             "/extended-vehicle/v1/vehicles/YV1%2F%2E%2E/resources/odometer"
         );
         assert_eq!(
-            get(Origin::Energy, "state").path("V", None),
+            get(Origin::Energy, "energy_state").path("V", None),
             "/energy/v2/vehicles/V/state"
         );
     }

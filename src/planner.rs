@@ -53,8 +53,8 @@ impl Request {
 /// Where the answers of `e` for `vin` live in the cache (the state file's keys).
 fn cache_key(vin: &str, e: &Endpoint, resource: Option<&str>) -> String {
     match resource {
-        Some(r) => format!("{vin} {}/{r}", e.key),
-        None => format!("{vin} {}", e.key),
+        Some(r) => format!("{vin} {}/{r}", e.name),
+        None => format!("{vin} {}", e.name),
     }
 }
 
@@ -189,7 +189,7 @@ impl<'a> Planner<'a> {
             };
             if let Some((vin, rest)) = key.split_once(' ') {
                 let k = rest.split('/').next().unwrap_or(rest);
-                if let Some(ep) = endpoints::by_key(k) {
+                if let Some(ep) = endpoints::by_name(k) {
                     if self.cache.contains_key(key) {
                         out.push((vin.to_string(), ep, e.clone()));
                     }
@@ -214,7 +214,7 @@ impl<'a> Planner<'a> {
             .iter()
             .filter(|r| {
                 r.endpoint.api == Origin::Energy
-                    && r.endpoint.name == "capabilities"
+                    && r.endpoint.name == "energy_capabilities"
                     && !self.cache.contains_key(&r.key())
             })
             .count();
@@ -335,7 +335,7 @@ impl<'a> Planner<'a> {
             if matches!(o, Outcome::Deferred) {
                 if let Some((vin, rest)) = key.split_once(' ') {
                     let k = rest.split('/').next().unwrap_or(rest);
-                    if let Some(e) = endpoints::by_key(k) {
+                    if let Some(e) = endpoints::by_name(k) {
                         out.push((vin.to_string(), e));
                     }
                 }
@@ -404,7 +404,7 @@ impl<'a> Planner<'a> {
                     continue;
                 }
                 // Capabilities never seen gate the energy state, a wake fact: they go with it.
-                let gates = e.api == Origin::Energy && e.name == "capabilities";
+                let gates = e.api == Origin::Energy && e.name == "energy_capabilities";
                 let priority = if gates && self.age(&key).is_none() {
                     Fact::Wake
                 } else {
@@ -435,10 +435,10 @@ impl<'a> Planner<'a> {
 
     /// The resources of an endpoint: one `None`, or each Extended Vehicle value listed.
     fn resources(&self, vin: &str, e: &Endpoint) -> Vec<Option<String>> {
-        if e.key != "extended_values" {
+        if e.name != "extended_values" {
             return vec![None];
         }
-        let list = endpoints::get(Origin::ExtendedVehicle, "resources");
+        let list = endpoints::get(Origin::ExtendedVehicle, "extended_resources");
         crate::api::decode::<extended::ResourceList>(self.answer(vin, list, None))
             .map(|l| extended::resource_names(&l).into_iter().map(Some).collect())
             .unwrap_or_default()
@@ -448,10 +448,10 @@ impl<'a> Planner<'a> {
     /// car's capabilities (a car without energy is never asked it); when they cannot be had
     /// this run, it is asked anyway.
     fn ready(&self, vin: &str, e: &Endpoint) -> bool {
-        if e.api != Origin::Energy || e.name != "state" {
+        if e.api != Origin::Energy || e.name != "energy_state" {
             return true;
         }
-        let caps = endpoints::get(Origin::Energy, "capabilities");
+        let caps = endpoints::get(Origin::Energy, "energy_capabilities");
         let key = cache_key(vin, caps, None);
         match crate::api::decode::<energy::Capabilities>(self.answer(vin, caps, None)) {
             Ok(c) => !c.rules_out_state(),
@@ -488,7 +488,7 @@ impl<'a> Planner<'a> {
             Mode::Driving | Mode::ParkedAwake => tier,
         } as i64;
         let key = cache_key(vin, e, None);
-        let key = if e.key == "extended_values" {
+        let key = if e.name == "extended_values" {
             // Values follow their list's age when their own differ: the oldest decides.
             return self.resources(vin, e).iter().any(|r| {
                 self.age(&cache_key(vin, e, r.as_deref()))
@@ -533,7 +533,7 @@ impl<'a> Planner<'a> {
             .memory
             .get(vin)
             .is_some_and(|m| m.mode == Mode::Charging);
-        let state = endpoints::get(Origin::Energy, "state");
+        let state = endpoints::get(Origin::Energy, "energy_state");
         let skip = charging.then(|| cache_key(vin, state, None));
         let Some(newest) = self.newest_now_except(vin, skip.as_deref()) else {
             return false;
@@ -573,7 +573,7 @@ impl<'a> Planner<'a> {
         let active = self.setup.now - last_upload <= ACTIVE_WITHIN_S;
         let engine = endpoints::get(Origin::ConnectedVehicle, "engine_status");
         let running = engine_state(self.answer(vin, engine, None)).is_some_and(|(r, _)| r);
-        let state = endpoints::get(Origin::Energy, "state");
+        let state = endpoints::get(Origin::Energy, "energy_state");
         let charging = charging(self.answer(vin, state, None));
         let mode = if running && active {
             Mode::Driving
@@ -608,18 +608,18 @@ fn usable(key: &str, body: &str) -> bool {
     use serde::de::IgnoredAny;
     let k = key.split_once(' ').map_or(key, |(_, k)| k);
     let k = k.split('/').next().unwrap_or(k);
-    let Some(e) = endpoints::by_key(k) else {
+    let Some(e) = endpoints::by_name(k) else {
         return true;
     };
     let body = Ok(body);
     match (e.api, e.name) {
         (Origin::ConnectedVehicle, _) => crate::api::decode::<Data<IgnoredAny>>(body).is_ok(),
-        (Origin::Energy, "capabilities") => {
+        (Origin::Energy, "energy_capabilities") => {
             crate::api::decode::<energy::Capabilities>(body).is_ok()
         }
         (Origin::Energy, _) => crate::api::decode::<energy::State>(body).is_ok(),
         (Origin::Location, _) => crate::api::location::decode(body).is_ok(),
-        (Origin::ExtendedVehicle, "resources") => {
+        (Origin::ExtendedVehicle, "extended_resources") => {
             crate::api::decode::<extended::ResourceList>(body).is_ok()
         }
         (Origin::ExtendedVehicle, _) => {

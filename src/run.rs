@@ -257,7 +257,7 @@ pub fn known_cars(a: &crate::config::Account) -> usize {
     let list = endpoints::get(Origin::ConnectedVehicle, "vehicles");
     state
         .cache
-        .get(&format!(" {}", list.key))
+        .get(&format!(" {}", list.name))
         .and_then(|c| connected::vehicles(Ok(c.body.get())).ok())
         .map_or(1, |v| v.len().max(1))
 }
@@ -467,8 +467,8 @@ fn map_car(
     }
     if settings.sources.energy {
         let s = energy::Snapshot::decode(
-            answer(Origin::Energy, "capabilities"),
-            answer(Origin::Energy, "state"),
+            answer(Origin::Energy, "energy_capabilities"),
+            answer(Origin::Energy, "energy_state"),
         );
         metrics::energy::map(exp, vin, &s);
         report.api(
@@ -498,10 +498,11 @@ fn map_car(
         );
     }
     if planner.collects_extended() {
-        let value = endpoints::get(Origin::ExtendedVehicle, "resource");
-        let s = extended::Snapshot::decode(answer(Origin::ExtendedVehicle, "resources"), &|r| {
-            planner.answer(vin, value, Some(r))
-        });
+        let value = endpoints::get(Origin::ExtendedVehicle, "extended_values");
+        let s = extended::Snapshot::decode(
+            answer(Origin::ExtendedVehicle, "extended_resources"),
+            &|r| planner.answer(vin, value, Some(r)),
+        );
         report.extended_gone |= s.api_gone();
         metrics::extended::map(exp, vin, &s);
         let errors = if s.api_gone() { Vec::new() } else { s.errors() };
@@ -580,7 +581,10 @@ impl<'s> Report<'s> {
                 exp.gauge(&c::NOT_SUPPORTED, &[vin, api.label(), name], 1.0);
                 // Remembered per endpoint; Energy's and Extended Vehicle's own answers already
                 // say what a car lacks.
-                if !matches!(name, "state" | "capabilities" | "resource") {
+                if !matches!(
+                    name,
+                    "energy_state" | "energy_capabilities" | "extended_values"
+                ) {
                     self.unsupported
                         .push(state::endpoint_key(vin, api.label(), name));
                 }

@@ -42,28 +42,28 @@ impl Schedule {
     pub fn with_overrides(overrides: &BTreeMap<String, Duration>) -> Result<Schedule, String> {
         let mut s = Schedule::default();
         for (key, age) in overrides {
-            let Some(e) = endpoints::by_key(key) else {
-                let known: Vec<&str> = endpoints::ALL.iter().map(|e| e.key).collect();
+            let Some(e) = endpoints::by_name(key) else {
+                let known: Vec<&str> = endpoints::ALL.iter().map(|e| e.name).collect();
                 return Err(format!(
                     "unknown endpoint {key:?}: expected one of {}",
                     known.join(", ")
                 ));
             };
-            s.overrides.insert(e.key, age.as_secs());
+            s.overrides.insert(e.name, age.as_secs());
         }
         Ok(s)
     }
 
     /// The minimum age in seconds (0: none).
     pub fn floor(&self, e: &Endpoint) -> u64 {
-        self.overrides.get(e.key).copied().unwrap_or(e.floor)
+        self.overrides.get(e.name).copied().unwrap_or(e.floor)
     }
 
     /// The tier in seconds (0: every run). A `[schedule]` value is the endpoint's tier too, as
     /// it always was: the age at which it is asked again.
     pub fn tier(&self, e: &Endpoint) -> u64 {
         self.overrides
-            .get(e.key)
+            .get(e.name)
             .copied()
             .unwrap_or(e.net)
             .max(self.floor(e))
@@ -152,7 +152,7 @@ impl Fleet<'_> {
     }
 
     fn count(&self, e: &Endpoint) -> u64 {
-        match (e.per_vehicle(), e.key) {
+        match (e.per_vehicle(), e.name) {
             (false, _) => self.accounts as u64,
             (true, "extended_values") => (self.cars * EXTENDED_RESOURCES_PER_CAR) as u64,
             (true, _) => self.cars as u64,

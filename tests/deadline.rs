@@ -52,7 +52,12 @@ fn a_hang_at_any_api_step_ends_within_the_deadline() {
             "",
             75,
         ),
-        ("capabilities", "/capabilities".into(), bev.as_str(), 1),
+        (
+            "energy_capabilities",
+            "/capabilities".into(),
+            bev.as_str(),
+            1,
+        ),
         (
             "energy state",
             "/energy/v2/vehicles".into(),

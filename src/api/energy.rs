@@ -110,10 +110,10 @@ impl Snapshot {
     pub fn errors(&self) -> Vec<(&'static str, &ApiError)> {
         let mut e = Vec::new();
         if let Err(x) = &self.capabilities {
-            e.push(("capabilities", x));
+            e.push(("energy_capabilities", x));
         }
         if let Some(Err(x)) = &self.state {
-            e.push(("state", x));
+            e.push(("energy_state", x));
         }
         e
     }

@@ -47,11 +47,11 @@ impl Snapshot {
     pub fn errors(&self) -> Vec<(&'static str, &ApiError)> {
         let mut e = Vec::new();
         if let Err(x) = &self.list {
-            e.push(("resources", x));
+            e.push(("extended_resources", x));
         }
         for (_, r) in &self.resources {
             if let Err(x) = r {
-                e.push(("resource", x));
+                e.push(("extended_values", x));
             }
         }
         e

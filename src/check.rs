@@ -135,7 +135,7 @@ pub async fn run(settings: &Settings, opts: &Options) -> Result<ExitCode, Fatal>
         head.warn("offline: no requests made, so the access token, the API key, the vehicle list, the Pushgateway and remote write are not checked");
     }
 
-    let http = crate::run::http_client(settings.request_timeout.min(PROBE_TIMEOUT));
+    let http = crate::http::client(settings.request_timeout.min(PROBE_TIMEOUT));
     let (checked, outputs) = tokio::join!(
         futures_util::future::join_all(accounts.iter().map(|s| {
             let login = login_command(&config_flag, multi.then_some(s.account.name.as_str()));

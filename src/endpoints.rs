@@ -3,7 +3,31 @@
 //! default ages. The planner, the HTTP client's request labels, `check --plan` and the README
 //! read it from here, so an endpoint is described once.
 
-use crate::metrics::catalog::Origin;
+/// Where data comes from: one of Volvo's four APIs (its name is the `api` label, the
+/// `[sources]` key and the module name everywhere), the weather, or the collector itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Origin {
+    ConnectedVehicle,
+    Energy,
+    Location,
+    ExtendedVehicle,
+    /// OpenWeatherMap, at the car's last position (optional).
+    Weather,
+    Collector,
+}
+
+impl Origin {
+    pub fn label(self) -> &'static str {
+        match self {
+            Origin::ConnectedVehicle => "connected_vehicle",
+            Origin::Energy => "energy",
+            Origin::Location => "location",
+            Origin::ExtendedVehicle => "extended_vehicle",
+            Origin::Weather => "weather",
+            Origin::Collector => "collector",
+        }
+    }
+}
 
 /// What an endpoint says about the car, which decides when the planner asks it. The order is
 /// the priority when Volvo's minute window cannot take every request of a run: what comes
@@ -205,13 +229,19 @@ pub fn by_name(name: &str) -> Option<&'static Endpoint> {
     ALL.iter().find(|e| e.name == name)
 }
 
+/// A value (a VIN from the vehicle list) as one URL path segment: whatever the API answered,
+/// it cannot change the path of the next request.
+pub fn segment(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 /// The API's path prefix on Volvo's host.
-pub fn prefix(api: Origin) -> &'static str {
+pub const fn prefix(api: Origin) -> &'static str {
     match api {
-        Origin::ConnectedVehicle => crate::api::connected::PREFIX,
-        Origin::Energy => crate::api::energy::PREFIX,
-        Origin::Location => crate::api::location::PREFIX,
-        Origin::ExtendedVehicle => crate::api::extended::PREFIX,
+        Origin::ConnectedVehicle => "/connected-vehicle/v2",
+        Origin::Energy => "/energy/v2",
+        Origin::Location => "/location/v1",
+        Origin::ExtendedVehicle => "/extended-vehicle/v1",
         Origin::Weather | Origin::Collector => "",
     }
 }
@@ -223,7 +253,7 @@ impl Endpoint {
     pub fn path(&self, vin: &str, resource: Option<&str>) -> String {
         let t = self
             .template
-            .replace("{vin}", &crate::api::segment(vin))
+            .replace("{vin}", &segment(vin))
             .replace("{resource}", resource.unwrap_or(""));
         format!("{}{t}", prefix(self.api))
     }

@@ -17,6 +17,7 @@ pub mod demo;
 pub mod endpoints;
 pub mod error;
 pub mod fsutil;
+pub mod http;
 pub mod metrics;
 pub mod planner;
 pub mod run;

@@ -39,19 +39,6 @@ pub struct RunOutcome {
     pub problems: Vec<String>,
 }
 
-/// The shared HTTP client of a run: connection reuse across all APIs and vehicles.
-pub fn http_client(request_timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("volvo-collect/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(request_timeout.min(Duration::from_secs(10)))
-        .timeout(request_timeout)
-        .pool_idle_timeout(Duration::from_secs(30))
-        // Never resend a token request's body (refresh token, code) or a bearer token elsewhere.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("the HTTP client builds with static settings")
-}
-
 /// Runs one collection and delivers it to the configured outputs (`--once`).
 pub async fn run_once(settings: &Settings) -> Result<RunOutcome, Fatal> {
     if settings.output.is_empty() {
@@ -73,7 +60,7 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
         settings.for_account(a).api_key()?;
         settings.for_account(a).client_secret()?;
     }
-    let http = http_client(settings.request_timeout);
+    let http = crate::http::client(settings.request_timeout);
     let exp = Mutex::new(Exposition::new());
     let runs = futures_util::future::join_all(
         settings
@@ -791,7 +778,7 @@ impl Renewer {
             .enable_all()
             .build()
             .map_err(|e| Fatal::new(ExitCode::Temporary, format!("cannot renew the token: {e}")))?;
-        let http = http_client(self.request_timeout);
+        let http = crate::http::client(self.request_timeout);
         let oauth = OAuthClient {
             client_id: &self.client_id,
             client_secret: &self.client_secret,

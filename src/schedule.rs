@@ -263,7 +263,7 @@ impl Fleet<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::catalog::Origin;
+    use crate::endpoints::Origin;
 
     fn all_sources() -> crate::config::Sources {
         crate::config::Sources {

@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::fsutil;
 
 pub const VERSION: u32 = 1;
+
+/// Requests made in one run, by (api, endpoint template, status or error kind); added to the
+/// state's counters at the end of the run.
+pub type RequestCounts = BTreeMap<(String, String, String), u64>;
 /// How long a "not supported" or "gone" answer is believed before asking again.
 pub const BACKOFF_S: i64 = 24 * 3600;
 
@@ -221,7 +225,7 @@ pub fn lock(lock_path: &Path) -> Option<std::fs::File> {
 pub fn save_merged(
     path: &Path,
     ours: State,
-    requests: &crate::api::client::RequestCounts,
+    requests: &RequestCounts,
     retries: &BTreeMap<String, u64>,
     now: i64,
 ) -> State {
@@ -286,7 +290,7 @@ mod tests {
     fn overlapping_runs_add_their_counts() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.json");
-        let mut counts = crate::api::client::RequestCounts::new();
+        let mut counts = RequestCounts::new();
         counts.insert(("energy".into(), "/x".into(), "200".into()), 2);
         // Two runs that both started from an empty state.
         let a = save_merged(&p, State::default(), &counts, &BTreeMap::new(), 0);

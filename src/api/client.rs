@@ -17,15 +17,14 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::ApiError;
-use crate::metrics::catalog::Origin;
+use crate::endpoints::Origin;
 use crate::secret::Secret;
 
 /// Responses larger than this are refused: no real answer comes close.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 const MAX_ATTEMPTS: u32 = 3;
 
-/// Requests made, by (api, endpoint template, status or error kind).
-pub type RequestCounts = BTreeMap<(String, String, String), u64>;
+pub use crate::state::RequestCounts;
 
 /// Renews the access token after an API answered 401 for it: returns a token that was not
 /// the failed one (refreshed now, or by another run meanwhile).

@@ -9,10 +9,11 @@ use serde_json::Value;
 
 use super::client::Client;
 use super::{decode, ApiError};
-use crate::metrics::catalog::Origin;
+use crate::endpoints::Origin;
 use crate::values::Field;
 
-pub const PREFIX: &str = "/connected-vehicle/v2";
+/// The API's path prefix (see the endpoint table).
+pub const PREFIX: &str = crate::endpoints::prefix(Origin::ConnectedVehicle);
 
 /// The `{"data": ...}` envelope of every Connected Vehicle answer.
 #[derive(Debug, Deserialize)]

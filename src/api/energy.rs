@@ -9,8 +9,6 @@ use serde_json::Value;
 use super::{decode, ApiError};
 use crate::values::Field;
 
-pub const PREFIX: &str = "/energy/v2";
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Capabilities {

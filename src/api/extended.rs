@@ -9,8 +9,6 @@ use serde_json::Value;
 use super::{decode, ApiError};
 use crate::values::Field;
 
-pub const PREFIX: &str = "/extended-vehicle/v1";
-
 #[derive(Debug, Deserialize)]
 pub struct ResourceList {
     pub resources: Vec<Field<ResourcePointer>>,

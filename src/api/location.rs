@@ -8,8 +8,6 @@ use serde_json::Value;
 use super::ApiError;
 use crate::values::Field;
 
-pub const PREFIX: &str = "/location/v1";
-
 #[derive(Debug, Deserialize)]
 pub struct Envelope {
     pub data: Feature,

@@ -9,12 +9,6 @@ pub mod location;
 
 use std::time::Duration;
 
-/// A value (a VIN from the vehicle list, a resource name) as one URL path segment: whatever
-/// the API answered, it cannot change the path of the next request.
-pub fn segment(value: &str) -> String {
-    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
 /// Decodes an answer's body; a failed or missing answer stays what it was.
 pub fn decode<T: serde::de::DeserializeOwned>(body: Result<&str, ApiError>) -> Result<T, ApiError> {
     serde_json::from_str(body?).map_err(|e| ApiError::Decode(e.to_string()))

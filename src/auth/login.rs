@@ -77,7 +77,7 @@ pub async fn run(
     }
 
     let deadline = Instant::now() + timeout;
-    let http = crate::run::http_client(settings.request_timeout);
+    let http = crate::http::client(settings.request_timeout);
     let token = match listeners {
         Some(listeners) => {
             eprintln!(

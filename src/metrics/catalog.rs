@@ -9,30 +9,7 @@ pub enum Kind {
     Counter,
 }
 
-/// The source a family's data comes from (the API name used everywhere), or the collector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Origin {
-    ConnectedVehicle,
-    Energy,
-    Location,
-    ExtendedVehicle,
-    /// OpenWeatherMap, at the car's last position (optional).
-    Weather,
-    Collector,
-}
-
-impl Origin {
-    pub fn label(self) -> &'static str {
-        match self {
-            Origin::ConnectedVehicle => "connected_vehicle",
-            Origin::Energy => "energy",
-            Origin::Location => "location",
-            Origin::ExtendedVehicle => "extended_vehicle",
-            Origin::Weather => "weather",
-            Origin::Collector => "collector",
-        }
-    }
-}
+pub use crate::endpoints::Origin;
 
 /// One metric family.
 #[derive(Debug)]

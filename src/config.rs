@@ -497,19 +497,9 @@ pub fn load(path: &Path) -> Result<Settings, Fatal> {
         ))
     })?;
     let settings = parse(path, &text, &|name| std::env::var(name).ok())?;
-    // Every refresh locks and saves the token in its folder; a login cannot create it.
-    for a in &settings.accounts {
-        if let Some(folder) = a.token_file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !folder.is_dir() {
-                return Err(Fatal::config(format!(
-                    "{}: {}.token_file: is in a folder that does not exist ({}): create it, or set token_file to a file in an existing folder",
-                    path.display(),
-                    a.table,
-                    folder.display()
-                )));
-            }
-        }
-    }
+    // A token folder that does not exist yet is no configuration error: `login` creates it
+    // (and a run without a token says to log in); one where the lock file cannot be created
+    // is, and the token step says so (exit 78).
     // Secrets written in the file itself (not in _file keys, the environment or credentials).
     let holds_secrets = text.lines().any(|l| {
         let l = l.trim_start();
@@ -1227,12 +1217,11 @@ mod tests {
         assert_eq!(s.timeout, Duration::from_secs(60));
         assert!(s.sources.energy && s.sources.location);
         assert!(s.output.is_empty());
-        assert!(!s
-            .account
-            .scopes
-            .iter()
-            .any(|s| COMMAND_SCOPES.contains(&s.as_str())));
-        assert!(s.account.scopes.contains(&"location:read".to_string()));
+        // No `volvo.scopes`: the defaults come from the endpoint table.
+        assert!(s.account.scopes.is_empty());
+        let scopes = crate::endpoints::scopes(&s);
+        assert!(!scopes.iter().any(|s| COMMAND_SCOPES.contains(&s.as_str())));
+        assert!(scopes.contains(&"location:read".to_string()));
     }
 
     /// Guards the 2026 account: Extended Vehicle was retired, so unless the file says
@@ -1241,8 +1230,7 @@ mod tests {
     #[test]
     fn extended_vehicle_is_read_when_granted_or_turned_on() {
         let exve = |s: &Settings| {
-            s.account
-                .scopes
+            crate::endpoints::scopes(s)
                 .iter()
                 .filter(|s| s.starts_with("exve:"))
                 .count()
@@ -1258,10 +1246,7 @@ mod tests {
 
         let on = parse_ok(&format!("{MINIMAL}[sources]\nextended_vehicle = true\n"));
         assert_eq!(exve(&on), 9);
-        assert!(on
-            .account
-            .scopes
-            .contains(&"exve:odometer_status".to_string()));
+        assert!(crate::endpoints::scopes(&on).contains(&"exve:odometer_status".to_string()));
         assert!(on.sources.extended_vehicle_wanted(live));
         assert!(on.sources.extended_vehicle_wanted(None));
 

@@ -158,7 +158,7 @@ fn an_empty_energy_state_is_a_decode_problem() {
         Some(0.0)
     );
     assert_eq!(
-        value(&out, &format!("volvo_collect_endpoint_error{{api=\"energy\",endpoint=\"state\",reason=\"decode\",vin=\"{BEV}\"}}")),
+        value(&out, &format!("volvo_collect_endpoint_error{{api=\"energy\",endpoint=\"energy_state\",reason=\"decode\",vin=\"{BEV}\"}}")),
         Some(1.0)
     );
 }

@@ -239,20 +239,28 @@ fn configuration_mistakes_exit_78_and_name_the_key() {
         stderr(&o)
     );
 
-    // A token folder where the lock cannot be created (it used to exit 77).
+    // A token "folder" where the lock cannot be created (it used to exit 77): a file.
+    let ws = Workspace::new(&sim, "", "");
+    ws.write("not-a-folder", "");
+    config_with(
+        &ws,
+        "token_file = \"token.json\"",
+        "token_file = \"not-a-folder/token.json\"",
+    );
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+
+    // A token folder that does not exist: the configuration loads (`login` creates the
+    // folder, and the package's is made by systemd), and a run says what to fix.
     let ws = Workspace::new(&sim, "", "");
     config_with(
         &ws,
         "token_file = \"token.json\"",
-        "token_file = \"missing-folder/token.json\"",
+        "token_file = \"new-folder/token.json\"",
     );
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 78, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("volvo.token_file: is in a folder that does not exist"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("must exist"), "{}", stderr(&o));
 
     // An empty textfile, in the file or on the command line (it used to exit 74).
     let ws = Workspace::new(&sim, "", "[output]\ntextfile = \"\"\n");

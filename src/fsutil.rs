@@ -1,6 +1,7 @@
-//! Durable file replacement: write a temp file in the same folder, fsync it, rename it over
-//! the target, fsync the folder. A reader (or a crash) sees the old file or the new one,
-//! never a mix or an empty file.
+//! Files shared by runs that may overlap: durable replacement (write a temp file in the same
+//! folder, fsync it, rename it over the target, fsync the folder, so a reader or a crash sees
+//! the old file or the new one, never a mix or an empty file) and the exclusive lock file that
+//! serialises a read-change-save of such a file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -76,6 +77,43 @@ pub fn remove_stale_temps(path: &Path) {
     }
 }
 
+/// `<path>.lock`, the lock file that guards `path`.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// An exclusive lock on a lock file, released when dropped (or when the process ends, even
+/// by a crash, so a killed run never leaves a stale lock).
+#[derive(Debug)]
+pub struct LockFile {
+    _file: File,
+}
+
+/// Why a lock could not be taken; the callers word (and weigh) the two differently.
+#[derive(Debug)]
+pub enum LockError {
+    /// The lock file cannot be created or opened: its folder is missing or not writable.
+    Create(io::Error),
+    /// The file system refused the lock.
+    Lock(io::Error),
+}
+
+/// Takes the exclusive lock on `lock_path` (created 0600 when missing), waiting while another
+/// process holds it. Blocking: async callers run it on a blocking thread.
+pub fn lock(lock_path: &Path) -> Result<LockFile, LockError> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(lock_path)
+        .map_err(LockError::Create)?;
+    file.lock().map_err(LockError::Lock)?;
+    Ok(LockFile { _file: file })
+}
+
 /// Whether a file can be read by users other than its owner (group or other read bits).
 pub fn readable_by_others(path: &Path) -> bool {
     fs::metadata(path)
@@ -105,6 +143,36 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 2, "no temp files left: {names:?}");
+    }
+
+    #[test]
+    fn lock_is_exclusive_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = lock_path(&dir.path().join("token.json"));
+        assert_eq!(p, dir.path().join("token.json.lock"));
+        let held = lock(&p).unwrap();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // Another open file description (as another process has) must wait.
+        let other = File::open(&p).unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(fs::TryLockError::WouldBlock)
+        ));
+        drop(held);
+        other.try_lock().unwrap();
+        other.unlock().unwrap();
+        // Taken again at once, from the existing file.
+        drop(lock(&p).unwrap());
+    }
+
+    #[test]
+    fn lock_in_a_missing_folder_is_a_create_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("missing").join("token.json.lock");
+        assert!(matches!(lock(&p), Err(LockError::Create(_))));
     }
 
     #[test]

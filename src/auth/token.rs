@@ -3,8 +3,6 @@
 //! on every refresh, so the read-refresh-save sequence runs under an exclusive lock on
 //! `<token_file>.lock`: a second run waits, re-reads, and uses the fresh token.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -165,44 +163,30 @@ pub fn open_folder(path: &Path) -> Option<PathBuf> {
     (mode & 0o002 != 0 && mode & 0o1000 == 0).then_some(folder)
 }
 
-/// An exclusive lock on `<token_file>.lock`, released when dropped (or when the process ends,
-/// even by a crash).
-pub struct TokenLock {
-    _file: File,
-}
-
+/// `<token_file>.lock`, which guards the token's read-refresh-save.
 pub fn lock_path(token_file: &Path) -> PathBuf {
-    let mut name = token_file.as_os_str().to_owned();
-    name.push(".lock");
-    PathBuf::from(name)
+    fsutil::lock_path(token_file)
 }
 
-/// Takes the lock, waiting for another run that holds it.
-pub async fn lock(token_file: &Path) -> Result<TokenLock, Fatal> {
+/// Takes the token lock, waiting for another run that holds it. Not being able to lock is a
+/// configuration problem: without the lock, overlapping runs could lose a rotated token.
+pub async fn lock(token_file: &Path) -> Result<fsutil::LockFile, Fatal> {
     let path = lock_path(token_file);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| {
-            // A login cannot fix this: the token's folder is wrong or not writable.
-            Fatal::config(format!(
-                "cannot create the lock file {}: {e}: the folder of volvo.token_file must exist and be writable by this user (every refresh saves the rotated token there); fix it or set token_file elsewhere",
-                path.display()
-            ))
-        })?;
-    let file = tokio::task::spawn_blocking(move || file.lock().map(|_| file))
+    let taking = path.clone();
+    tokio::task::spawn_blocking(move || fsutil::lock(&taking))
         .await
         .expect("lock task does not panic")
-        .map_err(|e| {
-            Fatal::config(format!(
+        .map_err(|e| match e {
+            // A login cannot fix this: the token's folder is wrong or not writable.
+            fsutil::LockError::Create(e) => Fatal::config(format!(
+                "cannot create the lock file {}: {e}: the folder of volvo.token_file must exist and be writable by this user (every refresh saves the rotated token there); fix it or set token_file elsewhere",
+                path.display()
+            )),
+            fsutil::LockError::Lock(e) => Fatal::config(format!(
                 "cannot lock {}: {e}: put volvo.token_file on a local file system that supports locks",
                 path.display()
-            ))
-        })?;
-    Ok(TokenLock { _file: file })
+            )),
+        })
 }
 
 #[cfg(test)]

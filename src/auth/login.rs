@@ -332,22 +332,7 @@ fn exchange_error(
 /// Saves the token under the token lock, creating its folder (0700) when needed.
 async fn save(settings: &Settings, token: &Token) -> Result<(), Fatal> {
     let path = &settings.account.token_file;
-    if let Some(dir) = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| {
-                Fatal::login(format!(
-                    "cannot create the token folder {}: {e}",
-                    dir.display()
-                ))
-            })?;
-    }
+    token::create_folder(path)?;
     let _lock = token::lock(path).await?;
     token::save(path, token)
 }

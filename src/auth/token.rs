@@ -108,7 +108,7 @@ pub fn read(path: &Path) -> Result<Token, Fatal> {
 pub fn save(path: &Path, token: &Token) -> Result<(), Fatal> {
     let mut bytes = serde_json::to_vec_pretty(token).expect("a token serializes");
     bytes.push(b'\n');
-    let target = link_target(path).map_err(|e| {
+    let target = fsutil::resolve_links(path).map_err(|e| {
         Fatal::config(format!(
             "the token file {} is a symlink that cannot be followed ({e}): point it at a file in a writable folder, or set volvo.token_file to the file itself",
             path.display()
@@ -124,23 +124,26 @@ pub fn save(path: &Path, token: &Token) -> Result<(), Fatal> {
     })
 }
 
-/// Where the token is written: `path`, or the file its symlinks lead to. A dangling link
-/// leads to the file it names (created by the first save).
-fn link_target(path: &Path) -> std::io::Result<PathBuf> {
-    let mut p = path.to_path_buf();
-    for _ in 0..40 {
-        match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_symlink() => {
-                let next = std::fs::read_link(&p)?;
-                p = match p.parent() {
-                    Some(dir) if next.is_relative() => dir.join(next),
-                    _ => next,
-                };
-            }
-            _ => return Ok(p),
-        }
-    }
-    Err(std::io::Error::other("too many levels of symbolic links"))
+/// Creates the token's folder (0700, so only this user sees the token) when it is missing,
+/// as the first login does.
+pub fn create_folder(path: &Path) -> Result<(), Fatal> {
+    let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    else {
+        return Ok(());
+    };
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            Fatal::login(format!(
+                "cannot create the token folder {}: {e}",
+                dir.display()
+            ))
+        })
 }
 
 /// Warns when anyone may write to the token's folder (mode o+w without the sticky bit): then
@@ -154,11 +157,8 @@ pub fn warn_if_folder_open(path: &Path) {
 /// The token's folder, when any user may replace files in it.
 pub fn open_folder(path: &Path) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let target = link_target(path).unwrap_or_else(|_| path.to_path_buf());
-    let folder = match target.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let target = fsutil::resolve_links(path).unwrap_or_else(|_| path.to_path_buf());
+    let folder = fsutil::folder_of(&target);
     let mode = std::fs::metadata(&folder).ok()?.permissions().mode();
     (mode & 0o002 != 0 && mode & 0o1000 == 0).then_some(folder)
 }

@@ -442,6 +442,79 @@ pub(super) mod tests {
         assert_eq!(addrs("http://localhost.example.com:8765/cb"), None);
     }
 
+    /// Guards the listener's manners: strays and other methods are answered at once and do
+    /// not end the wait; the answer's page comes only when the login is done; a second
+    /// answer is told the login has one.
+    #[tokio::test]
+    async fn listener_waits_for_the_answer_and_answers_it_last() {
+        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", socket.local_addr().unwrap());
+        let listener = Listener {
+            sockets: vec![socket],
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let waiting = tokio::spawn(async move {
+            listener
+                .wait("/callback", deadline, Duration::from_secs(30))
+                .await
+        });
+        let http = reqwest::Client::new();
+        let stray = http
+            .get(format!("{base}/favicon.ico"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stray.status(), StatusCode::NOT_FOUND);
+        let head = http
+            .head(format!("{base}/callback?code=c&state=s"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let empty = http.get(format!("{base}/callback")).send().await.unwrap();
+        assert_eq!(empty.status(), StatusCode::BAD_REQUEST);
+        assert!(!waiting.is_finished());
+
+        let browser = tokio::spawn(
+            http.get(format!("{base}/callback?code=c0de&state=s"))
+                .send(),
+        );
+        let (callback, reply) = waiting.await.unwrap().unwrap();
+        assert_eq!(callback.code.unwrap().expose(), "c0de");
+        let late = http
+            .get(format!("{base}/callback?code=other&state=s"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(late.status(), StatusCode::CONFLICT);
+        assert!(!browser.is_finished());
+        reply.send(Page::ok()).await;
+        let page = browser.await.unwrap().unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert_eq!(page.headers()[header::CACHE_CONTROL], "no-store");
+        assert!(page.text().await.unwrap().contains("Logged in"));
+        // Shut down: nothing listens any more.
+        assert!(http.get(format!("{base}/callback")).send().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn nothing_arriving_times_out() {
+        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = Listener {
+            sockets: vec![socket],
+        };
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let e = match listener
+            .wait("/callback", deadline, Duration::from_millis(50))
+            .await
+        {
+            Err(e) => e,
+            Ok(_) => panic!("an answer arrived"),
+        };
+        assert_eq!(e.code, ExitCode::Temporary);
+        assert!(e.message.contains("timed out after 50ms"), "{}", e.message);
+    }
+
     #[test]
     fn page_escaping() {
         assert_eq!(

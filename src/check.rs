@@ -5,8 +5,8 @@
 //! Volvo's daily quota is caught before it does.
 
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
 use std::time::Duration;
 
 use url::Url;
@@ -17,6 +17,7 @@ use crate::auth::refresh::{self, Freshness, OAuthClient, REFRESH_MARGIN_S};
 use crate::auth::token::{self, Token};
 use crate::config::{is_extended_vehicle_scope, HttpOutput, PushgatewayOptions, Settings};
 use crate::error::{ExitCode, Fatal};
+use crate::fsutil;
 use crate::schedule;
 use crate::secret::Secret;
 use crate::sinks::http as sink_http;
@@ -270,8 +271,8 @@ async fn check_account(
         )),
     }
     // A refresh that cannot save the rotated refresh token logs the user out: find out before.
-    let folder = parent_folder(path);
-    let folder_ok = match probe_folder(&folder) {
+    let folder = fsutil::folder_of(path);
+    let folder_ok = match fsutil::probe_writable(&folder) {
         Ok(()) => true,
         Err(e) => {
             f.fail(format!(
@@ -681,7 +682,7 @@ async fn check_outputs(settings: &Settings, offline: bool) -> Vec<Finding> {
 
 fn textfile_finding(f: &mut Findings, path: &Path) {
     let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let folder = parent_folder(path);
+    let folder = fsutil::folder_of(path);
     let name = path.display();
     if path.is_dir() {
         f.fail(format!(
@@ -690,7 +691,7 @@ fn textfile_finding(f: &mut Findings, path: &Path) {
         ));
         return;
     }
-    if let Err(e) = probe_folder(&folder) {
+    if let Err(e) = fsutil::probe_writable(&folder) {
         f.fail(format!(
             "output textfile {name}: {e}: {}",
             if folder.exists() {
@@ -988,38 +989,6 @@ fn rate_finding(s: &Settings) -> Finding {
 
 // ---- small helpers --------------------------------------------------------------------------
 
-/// Creates and removes a file in `dir`: the only sure test that this user can write there.
-fn probe_folder(dir: &Path) -> Result<(), String> {
-    if !dir.is_dir() {
-        return Err(if dir.exists() {
-            format!("{} is not a folder", dir.display())
-        } else {
-            format!("the folder {} does not exist", dir.display())
-        });
-    }
-    // Hidden, and not ending in `.prom`, so that node_exporter never reads it.
-    let probe = dir.join(format!(
-        ".volvo-collect-check.{}.{}.tmp",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&probe)
-        .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
-}
-
-fn parent_folder(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
 /// The effective user ID, from `/proc/self/status` (`Uid: real effective saved fs`).
 fn effective_uid() -> Option<u32> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -1161,17 +1130,6 @@ mod tests {
         let status = "Name:\tx\nUid:\t1000\t0\t0\t0\nGid:\t1\t1\t1\t1\n";
         assert_eq!(parse_effective_uid(status), Some(0));
         assert_eq!(parse_effective_uid("Name:\tx\n"), None);
-    }
-
-    #[test]
-    fn check_folder_probe_leaves_nothing_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        probe_folder(dir.path()).unwrap();
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        let missing = dir.path().join("nope");
-        assert!(probe_folder(&missing)
-            .unwrap_err()
-            .contains("does not exist"));
     }
 
     #[test]

@@ -200,18 +200,12 @@ impl State {
     }
 }
 
-/// Takes the exclusive lock `lock_path` (created when missing) until the file is dropped. A
-/// lock that cannot be taken is a warning: the caller goes on without it.
-pub fn lock(lock_path: &Path) -> Option<std::fs::File> {
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(lock_path)
-        .and_then(|f| f.lock().map(|_| f));
-    match lock {
-        Ok(f) => Some(f),
-        Err(e) => {
+/// Takes the exclusive lock `lock_path` until it is dropped. A lock that cannot be taken is a
+/// warning: the state is a convenience, and a run goes on without the lock rather than fail.
+pub fn lock(lock_path: &Path) -> Option<fsutil::LockFile> {
+    match fsutil::lock(lock_path) {
+        Ok(lock) => Some(lock),
+        Err(fsutil::LockError::Create(e) | fsutil::LockError::Lock(e)) => {
             tracing::warn!(file = %lock_path.display(), error = %e, "cannot lock the state file; going on without the lock");
             None
         }
@@ -229,12 +223,7 @@ pub fn save_merged(
     retries: &BTreeMap<String, u64>,
     now: i64,
 ) -> State {
-    let lock_path = {
-        let mut p = path.as_os_str().to_owned();
-        p.push(".lock");
-        std::path::PathBuf::from(p)
-    };
-    let lock = lock(&lock_path);
+    let lock = lock(&fsutil::lock_path(path));
     let mut merged = State::read_quietly(path);
     for ((api, endpoint, status), n) in requests {
         *merged

@@ -38,7 +38,7 @@ impl Window {
     pub fn new(state_file: &Path, per_minute: usize) -> Window {
         Window {
             file: with_suffix(state_file, ".window"),
-            lock: with_suffix(state_file, ".lock"),
+            lock: crate::fsutil::lock_path(state_file),
             per_minute,
         }
     }

@@ -2,5 +2,6 @@
 //! of the access token with the rotating refresh token.
 
 pub mod login;
+mod redirect;
 pub mod refresh;
 pub mod token;

@@ -258,7 +258,7 @@ async fn refresh_and_save(
     http: &reqwest::Client,
     oauth: &OAuthClient<'_>,
     token_file: &Path,
-    lock: token::TokenLock,
+    lock: crate::fsutil::LockFile,
     current: Token,
 ) -> Result<Token, Fatal> {
     let lock = Arc::new(lock);
@@ -310,7 +310,7 @@ type Attempt = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Token, 
 /// One refresh and its save, owning what must outlive a dropped caller.
 fn refresh_attempt(
     in_flight: tokio::sync::RwLockReadGuard<'static, ()>,
-    lock: Arc<token::TokenLock>,
+    lock: Arc<crate::fsutil::LockFile>,
     http: reqwest::Client,
     oauth: OwnedOAuth,
     path: PathBuf,

@@ -3,8 +3,6 @@
 //! on every refresh, so the read-refresh-save sequence runs under an exclusive lock on
 //! `<token_file>.lock`: a second run waits, re-reads, and uses the fresh token.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -110,7 +108,7 @@ pub fn read(path: &Path) -> Result<Token, Fatal> {
 pub fn save(path: &Path, token: &Token) -> Result<(), Fatal> {
     let mut bytes = serde_json::to_vec_pretty(token).expect("a token serializes");
     bytes.push(b'\n');
-    let target = link_target(path).map_err(|e| {
+    let target = fsutil::resolve_links(path).map_err(|e| {
         Fatal::config(format!(
             "the token file {} is a symlink that cannot be followed ({e}): point it at a file in a writable folder, or set volvo.token_file to the file itself",
             path.display()
@@ -126,23 +124,26 @@ pub fn save(path: &Path, token: &Token) -> Result<(), Fatal> {
     })
 }
 
-/// Where the token is written: `path`, or the file its symlinks lead to. A dangling link
-/// leads to the file it names (created by the first save).
-fn link_target(path: &Path) -> std::io::Result<PathBuf> {
-    let mut p = path.to_path_buf();
-    for _ in 0..40 {
-        match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_symlink() => {
-                let next = std::fs::read_link(&p)?;
-                p = match p.parent() {
-                    Some(dir) if next.is_relative() => dir.join(next),
-                    _ => next,
-                };
-            }
-            _ => return Ok(p),
-        }
-    }
-    Err(std::io::Error::other("too many levels of symbolic links"))
+/// Creates the token's folder (0700, so only this user sees the token) when it is missing,
+/// as the first login does.
+pub fn create_folder(path: &Path) -> Result<(), Fatal> {
+    let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    else {
+        return Ok(());
+    };
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            Fatal::login(format!(
+                "cannot create the token folder {}: {e}",
+                dir.display()
+            ))
+        })
 }
 
 /// Warns when anyone may write to the token's folder (mode o+w without the sticky bit): then
@@ -156,53 +157,36 @@ pub fn warn_if_folder_open(path: &Path) {
 /// The token's folder, when any user may replace files in it.
 pub fn open_folder(path: &Path) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let target = link_target(path).unwrap_or_else(|_| path.to_path_buf());
-    let folder = match target.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let target = fsutil::resolve_links(path).unwrap_or_else(|_| path.to_path_buf());
+    let folder = fsutil::folder_of(&target);
     let mode = std::fs::metadata(&folder).ok()?.permissions().mode();
     (mode & 0o002 != 0 && mode & 0o1000 == 0).then_some(folder)
 }
 
-/// An exclusive lock on `<token_file>.lock`, released when dropped (or when the process ends,
-/// even by a crash).
-pub struct TokenLock {
-    _file: File,
-}
-
+/// `<token_file>.lock`, which guards the token's read-refresh-save.
 pub fn lock_path(token_file: &Path) -> PathBuf {
-    let mut name = token_file.as_os_str().to_owned();
-    name.push(".lock");
-    PathBuf::from(name)
+    fsutil::lock_path(token_file)
 }
 
-/// Takes the lock, waiting for another run that holds it.
-pub async fn lock(token_file: &Path) -> Result<TokenLock, Fatal> {
+/// Takes the token lock, waiting for another run that holds it. Not being able to lock is a
+/// configuration problem: without the lock, overlapping runs could lose a rotated token.
+pub async fn lock(token_file: &Path) -> Result<fsutil::LockFile, Fatal> {
     let path = lock_path(token_file);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| {
-            // A login cannot fix this: the token's folder is wrong or not writable.
-            Fatal::config(format!(
-                "cannot create the lock file {}: {e}: the folder of volvo.token_file must exist and be writable by this user (every refresh saves the rotated token there); fix it or set token_file elsewhere",
-                path.display()
-            ))
-        })?;
-    let file = tokio::task::spawn_blocking(move || file.lock().map(|_| file))
+    let taking = path.clone();
+    tokio::task::spawn_blocking(move || fsutil::lock(&taking))
         .await
         .expect("lock task does not panic")
-        .map_err(|e| {
-            Fatal::config(format!(
+        .map_err(|e| match e {
+            // A login cannot fix this: the token's folder is wrong or not writable.
+            fsutil::LockError::Create(e) => Fatal::config(format!(
+                "cannot create the lock file {}: {e}: the folder of volvo.token_file must exist and be writable by this user (every refresh saves the rotated token there); fix it or set token_file elsewhere",
+                path.display()
+            )),
+            fsutil::LockError::Lock(e) => Fatal::config(format!(
                 "cannot lock {}: {e}: put volvo.token_file on a local file system that supports locks",
                 path.display()
-            ))
-        })?;
-    Ok(TokenLock { _file: file })
+            )),
+        })
 }
 
 #[cfg(test)]

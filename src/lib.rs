@@ -27,6 +27,7 @@ pub mod serve;
 pub mod simulator;
 pub mod sinks;
 pub mod state;
+pub mod text;
 pub mod values;
 pub mod weather;
 pub mod window;

@@ -235,7 +235,7 @@ fn refresh_token_rotated_six_days_ago_warns() {
     let o = ws.run(&["check"]);
     let out = stdout(&o);
     assert_eq!(code(&o), 0, "{out}");
-    assert_line(&out, "warn", "refresh token: rotated 6 days");
+    assert_line(&out, "warn", "refresh token: rotated 6days");
 }
 
 /// Guards the mode check: a token file other users can read is a warning with the fix.

@@ -28,6 +28,7 @@ use super::token::{self, Token};
 use crate::config::Settings;
 use crate::error::{ExitCode, Fatal};
 use crate::secret::Secret;
+use crate::text::shell_word;
 
 /// Where the user registers the redirect URI and scopes of their application.
 const DEVELOPER_PORTAL: &str = "https://developer.volvocars.com";
@@ -362,7 +363,7 @@ fn print_next_steps(settings: &Settings) {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let cron_lock = shell_word(&dir.join("volvo-collect.cron.lock"));
+    let cron_lock = shell_word(dir.join("volvo-collect.cron.lock"));
     let minutes = (settings.interval.as_secs() / 60).clamp(1, 59);
     let output = if settings.output.is_empty() {
         " --textfile /var/lib/prometheus/node-exporter/volvo.prom"
@@ -379,18 +380,6 @@ fn print_next_steps(settings: &Settings) {
         dir.join(settings.account.token_file.file_name().unwrap_or_default()).display(),
         humantime::format_duration(settings.interval),
     );
-}
-
-/// A path as one shell word, quoted when it needs to be.
-fn shell_word(path: &Path) -> String {
-    let s = path.display().to_string();
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-+:@".contains(c))
-    {
-        s
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 /// Starts the desktop's browser on `url`, without waiting for it. Returns whether a starter
@@ -507,17 +496,5 @@ mod tests {
         ));
         assert!(!is_registration_problem("access_denied", None));
         assert!(!is_registration_problem("server_error", Some("try later")));
-    }
-
-    #[test]
-    fn shell_words() {
-        assert_eq!(
-            shell_word(Path::new("/etc/volvo-collect/collector.toml")),
-            "/etc/volvo-collect/collector.toml"
-        );
-        assert_eq!(
-            shell_word(Path::new("/home/me/my cars/c.toml")),
-            "'/home/me/my cars/c.toml'"
-        );
     }
 }

@@ -1,0 +1,597 @@
+//! The account checks: the secrets, the token file and its folder, the access token (refreshed
+//! here when a run would refresh it), the refresh token's and the login's age, the scopes, the
+//! API key and the vehicle list, and what the state file says. At most two requests per account.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::findings::{at, expiry_text, human, thousands, Finding, Findings};
+use crate::api::client::Client;
+use crate::api::{connected, ApiError};
+use crate::auth::refresh::{self, Freshness, OAuthClient, REFRESH_MARGIN_S};
+use crate::auth::token::{self, Token};
+use crate::config::{is_extended_vehicle_scope, Settings};
+use crate::error::ExitCode;
+use crate::schedule;
+use crate::secret::Secret;
+use crate::state::State;
+use crate::text::shell_word;
+
+/// The refresh token dies after 7 days unused; warn with two days to spare.
+const ROTATION_WARN_S: i64 = 5 * 86_400;
+/// The grant lasts about 6 months; warn a month ahead.
+const LOGIN_WARN_S: i64 = 150 * 86_400;
+const DEVELOPER_PORTAL: &str = "https://developer.volvocars.com";
+
+/// One account's findings, and the size of its fleet when the vehicle list answered.
+pub(super) struct AccountCheck {
+    pub(super) findings: Vec<Finding>,
+    pub(super) listed: Option<usize>,
+}
+
+/// What every step of one account's check needs.
+struct Account<'a> {
+    s: &'a Settings,
+    http: &'a reqwest::Client,
+    offline: bool,
+    /// The login command, as the user would type it for this config file and account.
+    login: &'a str,
+    now: i64,
+}
+
+/// What the token file's place on disk allows.
+struct TokenFile {
+    /// Shown absolute, since relative paths resolve against the config file's folder rather
+    /// than the current one.
+    path: PathBuf,
+    /// Whether a refresh could save the rotated refresh token next to it.
+    folder_writable: bool,
+    /// The file's owner and this process's user, when they differ.
+    foreign_owner: Option<(u32, u32)>,
+}
+
+/// Checks one account, in the order its findings are printed.
+pub(super) async fn check_account(
+    s: &Settings,
+    http: &reqwest::Client,
+    offline: bool,
+    login: String,
+) -> AccountCheck {
+    let a = Account {
+        s,
+        http,
+        offline,
+        login: &login,
+        now: refresh::now(),
+    };
+    let mut f = Findings::default();
+    secret_findings(&mut f, s);
+    let path =
+        std::path::absolute(&s.account.token_file).unwrap_or_else(|_| s.account.token_file.clone());
+    let original = match token::read(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            f.fail(format!(
+                "token file: {}",
+                e.message.replace("`volvo-collect login`", a.login)
+            ));
+            f.warn("access token and API key: not checked (no usable token file)");
+            state_findings(s, &mut f, a.now);
+            return AccountCheck {
+                findings: f.0,
+                listed: None,
+            };
+        }
+    };
+    let file = token_file_findings(&mut f, path);
+    let (current, refreshed) = access_token_finding(&mut f, &a, &file, &original).await;
+    rotation_finding(&mut f, &original, refreshed, a.now, a.login);
+    login_finding(&mut f, &original, a.now, a.login);
+    scope_finding(&mut f, s, current.as_ref().unwrap_or(&original), a.login);
+    let listed = vehicle_list_finding(&mut f, &a, current.as_ref()).await;
+    cars_findings(&mut f, s, listed.as_deref(), offline);
+    state_findings(s, &mut f, a.now);
+    AccountCheck {
+        findings: f.0,
+        listed: listed.map(|l| l.len()),
+    }
+}
+
+/// Where the account is configured, as the user finds it in the config file.
+fn table_name(s: &Settings) -> String {
+    if s.account.table == "volvo" {
+        "[volvo]".to_string()
+    } else {
+        format!("the [[account]] named {:?}", s.account.name)
+    }
+}
+
+/// A setting of the account, as the user finds it in the config file.
+fn key_name(s: &Settings, key: &str) -> String {
+    if s.account.table == "volvo" {
+        format!("volvo.{key}")
+    } else {
+        format!("{key} in {}", table_name(s))
+    }
+}
+
+/// Only whether the secrets are there: their values are never shown.
+fn secret_findings(f: &mut Findings, s: &Settings) {
+    for (what, present, key, env) in [
+        (
+            "client secret",
+            s.account.client_secret.is_some(),
+            "client_secret",
+            &s.account.env_client_secret,
+        ),
+        (
+            "API key",
+            s.account.api_key.is_some(),
+            "api_key",
+            &s.account.env_api_key,
+        ),
+    ] {
+        if present {
+            f.ok(format!("{what}: present"));
+        } else {
+            f.fail(format!(
+                "{what}: missing: set {key} (or {key}_file) in {}, or the environment variable {env}",
+                table_name(s)
+            ));
+        }
+    }
+}
+
+/// The token file's mode, its folder and its owner, as they are on disk.
+fn token_file_findings(f: &mut Findings, path: PathBuf) -> TokenFile {
+    let meta = std::fs::metadata(&path).ok();
+    let mode = meta.as_ref().map(|m| m.permissions().mode() & 0o777);
+    match mode {
+        Some(m) if m & 0o077 != 0 => f.warn(format!(
+            "token file {}: mode {m:04o} lets other users read your tokens: chmod 600 {}",
+            path.display(),
+            path.display()
+        )),
+        _ => f.ok(format!(
+            "token file {}: readable, mode {:04o}",
+            path.display(),
+            mode.unwrap_or(0o600)
+        )),
+    }
+    // A refresh that cannot save the rotated refresh token logs the user out: find out before.
+    let folder = crate::fsutil::folder_of(&path);
+    let folder_writable = match crate::fsutil::probe_writable(&folder) {
+        Ok(()) => true,
+        Err(e) => {
+            f.fail(format!(
+                "token folder {}: {e}: every refresh saves the rotated refresh token (and takes the lock {}) there; give the collector's user write access to it",
+                folder.display(),
+                token::lock_path(&path).display()
+            ));
+            false
+        }
+    };
+    if let Some(open) = token::open_folder(&path) {
+        f.warn(format!(
+            "token folder {}: any user can write to it and replace your token file: chmod o-w {} (or chmod +t)",
+            open.display(),
+            open.display()
+        ));
+    }
+    // Run as another user (sudo), a refresh would leave the new token file owned by that user
+    // and unreadable to the collector, which would then need a new login.
+    let foreign_owner = match (meta.as_ref().map(|m| m.uid()), effective_uid()) {
+        (Some(owner), Some(me)) if owner != me => Some((owner, me)),
+        _ => None,
+    };
+    TokenFile {
+        path,
+        folder_writable,
+        foreign_owner,
+    }
+}
+
+/// The access token: refreshed here when a run would refresh it, with the run's own locked,
+/// rotation-safe step, unless that could do harm. Returns the token a request may use now, and
+/// whether this check rotated the refresh token.
+async fn access_token_finding(
+    f: &mut Findings,
+    a: &Account<'_>,
+    file: &TokenFile,
+    original: &Token,
+) -> (Option<Token>, bool) {
+    let expiry = || expiry_text(original.expires_at, a.now);
+    if !original.expires_within(a.now, REFRESH_MARGIN_S) {
+        f.ok(format!(
+            "access token: valid for another {}",
+            human(original.expires_at - a.now)
+        ));
+        (Some(original.clone()), false)
+    } else if a.offline {
+        f.ok(format!(
+            "access token: {}; a run refreshes it first (--offline: not refreshed now)",
+            expiry()
+        ));
+        (None, false)
+    } else if let Some((owner, me)) = file.foreign_owner {
+        f.warn(format!(
+            "access token: {}, and not refreshed: the token file belongs to uid {owner} but this check runs as uid {me}, and a refresh would leave the rotated token unreadable to the collector; run the check as the collector's user (sudo -u <user> volvo-collect check)",
+            expiry()
+        ));
+        (None, false)
+    } else if !file.folder_writable || a.s.account.client_secret.is_none() {
+        f.warn(format!(
+            "access token: {}; not refreshed (see above)",
+            expiry()
+        ));
+        (None, false)
+    } else {
+        refresh_finding(f, a, &file.path).await
+    }
+}
+
+/// Refreshes the access token as a run would.
+async fn refresh_finding(f: &mut Findings, a: &Account<'_>, path: &Path) -> (Option<Token>, bool) {
+    let secret = a.s.account.client_secret.clone().unwrap_or_default();
+    let oauth = OAuthClient {
+        client_id: &a.s.account.client_id,
+        client_secret: &secret,
+        auth_url: &a.s.auth_url,
+        token_url: &a.s.token_url,
+    };
+    match refresh::ensure_fresh(a.http, &oauth, path).await {
+        Ok((t, Freshness::Refreshed)) => {
+            f.ok(format!(
+                "access token: refreshed at Volvo ID, rotated refresh token saved; the new access token expires in {}",
+                human(t.expires_at - refresh::now())
+            ));
+            (Some(t), true)
+        }
+        // Another run refreshed it while this check waited for the lock.
+        Ok((t, Freshness::Fresh)) => {
+            f.ok(format!(
+                "access token: valid for another {}",
+                human(t.expires_at - refresh::now())
+            ));
+            (Some(t), false)
+        }
+        Err(e) if e.code == ExitCode::LoginNeeded => {
+            f.fail(format!(
+                "access token refresh: {}",
+                e.message.replace("`volvo-collect login`", a.login)
+            ));
+            (None, false)
+        }
+        Err(e) => {
+            f.warn(format!("access token refresh: {}", e.message));
+            (None, false)
+        }
+    }
+}
+
+/// How long the refresh token has lived unused. A check that refreshes resets that clock, but
+/// an old rotation before it still means no run has refreshed for days: is the timer running?
+fn rotation_finding(f: &mut Findings, original: &Token, refreshed: bool, now: i64, login: &str) {
+    let (since, what) = match (original.refreshed_at, original.logged_in_at) {
+        (Some(t), _) => (t, "rotated"),
+        (None, Some(t)) => (t, "issued at login"),
+        (None, None) if refreshed => {
+            f.ok("refresh token: rotated now by this check, new one saved");
+            return;
+        }
+        (None, None) => {
+            f.ok("refresh token: rotation time not recorded yet (the next refresh records it)");
+            return;
+        }
+    };
+    let age = now - since;
+    match (refreshed, age > ROTATION_WARN_S) {
+        (false, false) => f.ok(format!(
+            "refresh token: {what} {} ago (it dies after 7 days unused)",
+            human(age)
+        )),
+        (false, true) => f.warn(format!(
+            "refresh token: {what} {} ago and it dies after 7 days unused: make sure the timer runs (any run rotates it), or it will need {login}",
+            human(age)
+        )),
+        (true, false) => f.ok(format!(
+            "refresh token: rotated now by this check (before: {what} {} ago), new one saved",
+            human(age)
+        )),
+        (true, true) => f.warn(format!(
+            "refresh token: rotated now by this check, but before that it was {what} {} ago: no run refreshed it for days; make sure the timer runs (it dies after 7 days unused)",
+            human(age)
+        )),
+    }
+}
+
+/// The grant's age: Volvo ends it about 6 months after the login, whatever the refreshes.
+fn login_finding(f: &mut Findings, original: &Token, now: i64, login: &str) {
+    match original.logged_in_at {
+        Some(t) if now - t > LOGIN_WARN_S => f.warn(format!(
+            "login: {} ago; Volvo's grant lasts about 6 months from login: run {login} soon, before runs start failing",
+            human(now - t)
+        )),
+        Some(t) => f.ok(format!(
+            "login: {} ago (the grant lasts about 6 months)",
+            human(now - t)
+        )),
+        None => f.ok("login: time not recorded in the token file (the grant lasts about 6 months from login)"),
+    }
+}
+
+fn scope_finding(f: &mut Findings, s: &Settings, t: &Token, login: &str) {
+    let Some(granted) = &t.scope else {
+        f.warn(format!(
+            "scopes: the token file does not list the granted scopes, so the {} needed ones cannot be compared: run {login} to record them",
+            crate::endpoints::scopes(s).len()
+        ));
+        return;
+    };
+    let needed = crate::endpoints::scopes(s);
+    // Extended Vehicle's scopes are not the account's fault when missing: Volvo retired the
+    // API, and applications created since may not be able to register them.
+    let (retired, live): (Vec<String>, Vec<String>) = needed
+        .into_iter()
+        .partition(|n| is_extended_vehicle_scope(n));
+    let missing = crate::endpoints::missing_scopes(&live, granted);
+    let retired_missing = crate::endpoints::missing_scopes(&retired, granted);
+    let granted: Vec<&str> = granted.split_whitespace().collect();
+    if missing.is_empty() {
+        f.ok(format!("scopes: all {} needed scopes granted", live.len()));
+    } else {
+        f.fail(format!(
+            "scopes: {} of {} needed scopes not granted: {}: register them for your application (client ID {}) in Volvo's developer portal ({DEVELOPER_PORTAL}), then run {login}",
+            missing.len(),
+            live.len(),
+            missing.join(" "),
+            s.account.client_id
+        ));
+    }
+    extended_vehicle_finding(f, s, &granted, &retired_missing, login);
+}
+
+/// Whether runs read the retired Extended Vehicle API for this account, and why: information
+/// only, since a 2026 account is complete without it.
+fn extended_vehicle_finding(
+    f: &mut Findings,
+    s: &Settings,
+    granted: &[&str],
+    missing: &[&str],
+    login: &str,
+) {
+    let src = &s.sources;
+    if !src.extended_vehicle {
+        return;
+    }
+    let has: Vec<&str> = granted
+        .iter()
+        .copied()
+        .filter(|g| is_extended_vehicle_scope(g))
+        .collect();
+    let retired = "Volvo retired this API on 2025-12-31";
+    if has.is_empty() && !src.extended_vehicle_explicit {
+        f.ok(format!(
+            "extended_vehicle: not read, no exve:* scope granted ({retired}; the other APIs carry the data); to read it anyway set sources.extended_vehicle = true and run {login}"
+        ));
+    } else if has.is_empty() {
+        f.warn(format!(
+            "extended_vehicle: sources.extended_vehicle = true, but no exve:* scope is granted ({retired}): runs ask it and report it failed; register the scopes for your application and run {login}, or remove the setting"
+        ));
+    } else if !missing.is_empty() {
+        f.ok(format!(
+            "extended_vehicle: read with {} exve:* scopes granted; not granted: {} ({retired}: the values that need them stay absent)",
+            has.len(),
+            missing.join(" ")
+        ));
+    } else {
+        f.ok(format!(
+            "extended_vehicle: read, {} exve:* scopes granted ({retired}; when it answers that it is shut down, runs stop asking for a day)",
+            has.len()
+        ));
+    }
+}
+
+/// One request proves the API key, the token and its vehicle scope together. Returns the VINs
+/// on the account when the vehicle list answered.
+async fn vehicle_list_finding(
+    f: &mut Findings,
+    a: &Account<'_>,
+    current: Option<&Token>,
+) -> Option<Vec<String>> {
+    if a.offline {
+        return None;
+    }
+    let (Some(t), Some(key)) = (current, &a.s.account.api_key) else {
+        f.warn("API key and token: not checked (see above)");
+        return None;
+    };
+    let login = a.login;
+    match vehicle_list(a.http, a.s, key, &t.access_token).await {
+        Ok(vins) => {
+            f.ok(format!(
+                "API key and token: GET {}/vehicles answered 200 with {} {}",
+                connected::PREFIX,
+                vins.len(),
+                if vins.len() == 1 { "vehicle" } else { "vehicles" }
+            ));
+            return Some(vins);
+        }
+        Err(ApiError::BadApiKey) => f.fail(format!(
+            "API key: Volvo refused it (HTTP 401, invalid VCC API key): check {} (or the environment variable {}): it must be the VCC API key of your application in Volvo's developer portal",
+            key_name(a.s, "api_key"),
+            a.s.account.env_api_key
+        )),
+        Err(ApiError::Unauthorized(status)) => f.fail(format!(
+            "access token: Volvo refused it (HTTP {status}): run {login}"
+        )),
+        Err(ApiError::Quota { reset_after }) => f.warn(format!(
+            "API key: its daily quota of {} requests is used up{}; runs collect nothing until then",
+            thousands(schedule::DAILY_QUOTA),
+            match reset_after {
+                Some(d) => format!(
+                    "; Volvo replenishes it in {} (at {})",
+                    human(d.as_secs() as i64),
+                    at(a.now + d.as_secs() as i64)
+                ),
+                None => String::new(),
+            }
+        )),
+        Err(e) => f.warn(format!(
+            "API key and token: not proven: the vehicle list answered: {e}; try again later"
+        )),
+    }
+    None
+}
+
+/// `GET /connected-vehicle/v2/vehicles`, exactly once: the run's client retries, and the check
+/// promises a bounded number of requests.
+async fn vehicle_list(
+    http: &reqwest::Client,
+    s: &Settings,
+    api_key: &Secret,
+    access_token: &Secret,
+) -> Result<Vec<String>, ApiError> {
+    let client = Client::single(
+        http.clone(),
+        s.api_url.clone(),
+        api_key.clone(),
+        access_token.clone(),
+        s.request_timeout,
+    );
+    connected::vehicles_once(&client).await
+}
+
+/// The configured cars against the account's vehicle list.
+fn cars_findings(f: &mut Findings, s: &Settings, listed: Option<&[String]>, offline: bool) {
+    match listed {
+        Some(on_account) if s.account.vins.is_empty() => {
+            if on_account.is_empty() {
+                f.warn("cars: none on this account: add the car to your Volvo ID in the Volvo Cars app");
+            } else {
+                f.ok(format!(
+                    "cars: every car on the account is collected: {}",
+                    on_account.join(", ")
+                ));
+            }
+        }
+        Some(on_account) => {
+            for vin in &s.account.vins {
+                if on_account.contains(vin) {
+                    f.ok(format!("car {vin}: on the account"));
+                } else {
+                    f.fail(format!(
+                        "car {vin} ({}): not on this account: remove it, or log in with the account that owns it",
+                        key_name(s, "vins")
+                    ));
+                }
+            }
+        }
+        None if !s.account.vins.is_empty() && !offline => f.warn(format!(
+            "cars: {} not compared with the account (no vehicle list)",
+            key_name(s, "vins")
+        )),
+        None => {}
+    }
+}
+
+/// What the state file says: APIs that answered they are gone, and an exhausted quota.
+fn state_findings(s: &Settings, f: &mut Findings, now: i64) {
+    let src = &s.sources;
+    let onoff = |on: bool| if on { "on" } else { "off" };
+    f.ok(format!(
+        "sources: connected_vehicle {}, energy {}, location {}, extended_vehicle {}",
+        onoff(src.connected_vehicle),
+        onoff(src.energy),
+        onoff(src.location),
+        match (src.extended_vehicle, src.extended_vehicle_explicit) {
+            (false, _) => "off",
+            (true, true) => "on",
+            (true, false) => "when its scopes are granted",
+        }
+    ));
+    let state = State::load(&s.account.state_file);
+    let state_path =
+        std::path::absolute(&s.account.state_file).unwrap_or_else(|_| s.account.state_file.clone());
+    for (api, until) in &state.api_unavailable {
+        let on = match api.as_str() {
+            "connected_vehicle" => src.connected_vehicle,
+            "energy" => src.energy,
+            "location" => src.location,
+            "extended_vehicle" => src.extended_vehicle,
+            _ => false,
+        };
+        if on && *until > now {
+            f.warn(format!(
+                "source {api}: Volvo answered that this API is shut down; runs skip it until {} (state file {}); set sources.{api} = false to stop asking",
+                at(*until),
+                state_path.display()
+            ));
+        }
+    }
+    match state.quota_until.filter(|u| *u > now) {
+        Some(until) => f.warn(format!(
+            "daily quota: used up until {} (in {}, state file {}); runs make no requests until then",
+            at(until),
+            human(until - now),
+            state_path.display()
+        )),
+        None => f.ok("daily quota: not used up (state file)"),
+    }
+}
+
+/// The effective user ID, from `/proc/self/status` (`Uid: real effective saved fs`).
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_effective_uid(&status)
+}
+
+fn parse_effective_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|u| u.parse().ok())
+}
+
+/// `--config PATH` when the file would not be found without it, so that the commands this
+/// check suggests work as printed.
+pub(super) fn config_flag(path: &Path) -> String {
+    let found = crate::config::locate(None).ok();
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    match found {
+        Some(f) if same(&f, path) => String::new(),
+        _ => format!(" --config {}", shell_word(path)),
+    }
+}
+
+pub(super) fn login_command(config_flag: &str, account: Option<&str>) -> String {
+    let account = account
+        .map(|a| format!(" --account {a}"))
+        .unwrap_or_default();
+    format!("`volvo-collect login{config_flag}{account}`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_effective_uid_from_proc_status() {
+        let status = "Name:\tx\nUid:\t1000\t0\t0\t0\nGid:\t1\t1\t1\t1\n";
+        assert_eq!(parse_effective_uid(status), Some(0));
+        assert_eq!(parse_effective_uid("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn check_login_command_names_config_and_account() {
+        assert_eq!(login_command("", None), "`volvo-collect login`");
+        assert_eq!(
+            login_command(" --config /etc/v c.toml", Some("home")),
+            "`volvo-collect login --config /etc/v c.toml --account home`"
+        );
+    }
+}

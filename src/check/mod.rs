@@ -1,0 +1,135 @@
+//! `volvo-collect check`: a preflight of what a run depends on, in seconds and with at most two
+//! requests per account (a refresh when the access token is about to expire, the vehicle list),
+//! one `ok`/`warn`/`FAIL` line per finding; a `FAIL` is something a run would fail on (exit 1).
+//! `--plan` adds the request budget per API key, so a fleet or an interval that would exhaust
+//! Volvo's daily quota is caught before it does.
+//!
+//! [`findings`] holds the lines and their helpers; [`account`] the checks of one account;
+//! [`outputs`] the output probes; [`plan`] the request plan. This module ties them together.
+
+mod account;
+mod findings;
+mod outputs;
+mod plan;
+
+use std::io::Write;
+use std::time::Duration;
+
+pub use findings::{Finding, Level};
+
+use crate::config::Settings;
+use crate::error::{ExitCode, Fatal};
+use findings::Findings;
+use plan::PlannedAccount;
+
+/// No single probe may hold the check up for longer than this, whatever the configured
+/// timeouts: the check is meant to answer in seconds.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the command line asked of the check.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub plan: bool,
+    pub offline: bool,
+    pub account: Option<String>,
+    pub cars: Option<usize>,
+    pub interval: Option<Duration>,
+}
+
+/// Runs the check and prints its findings (and the plan) on standard output.
+pub async fn run(settings: &Settings, opts: &Options) -> Result<ExitCode, Fatal> {
+    if opts.interval.is_some_and(|i| i < Duration::from_secs(10)) {
+        return Err(Fatal::new(
+            ExitCode::Usage,
+            "--interval is too short: use at least 10s, like collect.interval",
+        ));
+    }
+    let accounts: Vec<Settings> = match &opts.account {
+        Some(name) => vec![settings.select_account(Some(name))?],
+        None => settings
+            .accounts
+            .iter()
+            .map(|a| settings.for_account(a))
+            .collect(),
+    };
+    let multi = settings.accounts.len() > 1;
+    let config_flag = account::config_flag(&settings.config_path);
+    let head = head_findings(settings, opts);
+
+    let http = crate::http::client(settings.request_timeout.min(PROBE_TIMEOUT));
+    let (checked, outputs) = tokio::join!(
+        futures_util::future::join_all(accounts.iter().map(|s| {
+            let login =
+                account::login_command(&config_flag, multi.then_some(s.account.name.as_str()));
+            account::check_account(s, &http, opts.offline, login)
+        })),
+        outputs::check_outputs(settings, opts.offline),
+    );
+
+    let mut lines: Vec<String> = head.0.iter().map(|f| f.line("")).collect();
+    for (s, c) in accounts.iter().zip(&checked) {
+        let prefix = if multi {
+            format!("account {}: ", s.account.name)
+        } else {
+            String::new()
+        };
+        lines.extend(c.findings.iter().map(|f| f.line(&prefix)));
+    }
+    lines.extend(outputs.iter().map(|f| f.line("")));
+    let fails = checked
+        .iter()
+        .flat_map(|c| &c.findings)
+        .chain(&outputs)
+        .chain(&head.0)
+        .filter(|f| f.level == Level::Fail)
+        .count();
+
+    if opts.plan {
+        let interval = opts.interval.unwrap_or(settings.interval);
+        let fleet: Vec<PlannedAccount> = accounts
+            .iter()
+            .zip(&checked)
+            .map(|(s, c)| PlannedAccount::new(s, c.listed, opts.cars))
+            .collect();
+        lines.push(String::new());
+        lines.extend(plan::plan_lines(settings, &fleet, interval));
+    }
+
+    let mut out = std::io::stdout().lock();
+    for l in &lines {
+        let _ = writeln!(out, "{l}");
+    }
+    let _ = out.flush();
+    drop(out);
+    if fails > 0 {
+        eprintln!(
+            "volvo-collect: check: {fails} {} a run would fail on; fix the FAIL lines above",
+            if fails == 1 { "problem" } else { "problems" }
+        );
+        return Ok(ExitCode::Partial);
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// The findings about the whole configuration, printed before the accounts'.
+fn head_findings(settings: &Settings, opts: &Options) -> Findings {
+    let mut head = Findings::default();
+    let shown_path = std::fs::canonicalize(&settings.config_path)
+        .unwrap_or_else(|_| settings.config_path.clone());
+    let names: Vec<&str> = settings.accounts.iter().map(|a| a.name.as_str()).collect();
+    head.ok(format!(
+        "config: {} parsed ({} {}: {})",
+        shown_path.display(),
+        names.len(),
+        if names.len() == 1 {
+            "account"
+        } else {
+            "accounts"
+        },
+        names.join(", ")
+    ));
+    if opts.offline {
+        head.warn("offline: no requests made, so the access token, the API key, the vehicle list, the Pushgateway and remote write are not checked");
+    }
+    head
+}

@@ -1,0 +1,199 @@
+//! The request plan of `check --plan`: per API key, how many requests a day the configured
+//! endpoints and fleet need against Volvo's daily quota, and the minute window, so that a fleet
+//! or an interval that would exhaust the quota is caught before it does.
+
+use std::time::Duration;
+
+use super::findings::{human, thousands, Finding, Level};
+use crate::config::Settings;
+use crate::schedule;
+
+/// One account in the plan: its settings and how many cars it collects.
+pub(super) struct PlannedAccount<'a> {
+    settings: &'a Settings,
+    cars: usize,
+    /// Where the number of cars came from, for the reader.
+    from: String,
+}
+
+impl<'a> PlannedAccount<'a> {
+    pub(super) fn new(s: &'a Settings, listed: Option<usize>, flag: Option<usize>) -> Self {
+        // An explicit --cars that loses to what the config or the account says is named, so
+        // that a "what if" plan is not silently about another fleet.
+        let unused = |n: usize| match flag {
+            Some(c) if c != n => format!("; --cars {c} not used"),
+            _ => String::new(),
+        };
+        let (cars, from) = if !s.account.vins.is_empty() {
+            let n = s.account.vins.len();
+            (n, format!("volvo.vins{}", unused(n)))
+        } else if let Some(n) = listed {
+            (n, format!("the account's vehicle list{}", unused(n)))
+        } else if let Some(n) = flag {
+            (n, "--cars".to_string())
+        } else {
+            (1, "assumed; pass --cars N".to_string())
+        };
+        PlannedAccount {
+            settings: s,
+            cars,
+            from,
+        }
+    }
+}
+
+/// The plan as printed: per API key a table (endpoint, how often in the worst case, requests a
+/// day), the worst case against the key's budget, the typical day beside it, the stretch when
+/// the cars need more than the quota allows, and the minute window.
+pub(super) fn plan_lines(
+    settings: &Settings,
+    fleet: &[PlannedAccount],
+    interval: Duration,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let runs_a_day = 86_400u64.div_ceil(interval.as_secs().max(1));
+    // Accounts of one application share its API key, and with it the daily quota.
+    let mut groups: Vec<Vec<&PlannedAccount>> = Vec::new();
+    for a in fleet {
+        let same_key = groups.iter_mut().find(|g| {
+            let k = &g[0].settings.account.api_key;
+            k.is_some() && *k == a.settings.account.api_key
+        });
+        match same_key {
+            Some(g) => g.push(a),
+            None => groups.push(vec![a]),
+        }
+    }
+    for group in groups {
+        let names: Vec<String> = group
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} ({} {}: {})",
+                    a.settings.account.name,
+                    a.cars,
+                    if a.cars == 1 { "car" } else { "cars" },
+                    a.from
+                )
+            })
+            .collect();
+        lines.push(format!(
+            "Request plan of the API key of account {}, a run every {} ({} a day):",
+            names.join(" and account "),
+            human(interval.as_secs() as i64),
+            thousands(runs_a_day)
+        ));
+        let plan = schedule::Fleet {
+            schedule: &settings.schedule,
+            sources: &settings.sources,
+            interval,
+            cars: group.iter().map(|a| a.cars).sum(),
+            accounts: group.len(),
+        }
+        .plan(schedule::DAILY_BUDGET);
+        lines.extend(plan_table(&plan));
+        lines.push(budget_finding(&plan).line(""));
+        let multi = group.len() > 1;
+        for a in &group {
+            let who = if multi {
+                format!("account {}: ", a.settings.account.name)
+            } else {
+                String::new()
+            };
+            lines.push(rate_finding(a.settings).line(&who));
+        }
+    }
+    lines
+}
+
+/// The plan's rows and totals.
+fn plan_table(plan: &schedule::DayPlan) -> Vec<String> {
+    let mut lines = vec![format!(
+        "  {:<24} {:>10} {:>13}",
+        "endpoint", "every", "requests/day"
+    )];
+    for r in &plan.rows {
+        let every = if r.period == 0 {
+            "every run".to_string()
+        } else {
+            human(r.period as i64)
+        };
+        let note = if r.endpoint.name == "extended_values" {
+            format!(
+                "  ({} values a car, estimated)",
+                schedule::EXTENDED_RESOURCES_PER_CAR
+            )
+        } else {
+            String::new()
+        };
+        lines.push(format!(
+            "  {:<24} {every:>10} {:>13}{note}",
+            r.endpoint.name,
+            thousands(r.per_day)
+        ));
+    }
+    lines.push(format!(
+        "  {:<24} {:>10} {:>13}  (worst case: every car awake all day)",
+        "total",
+        "",
+        thousands(plan.total)
+    ));
+    lines.push(format!(
+        "  {:<24} {:>10} {:>13}  (a typical day: asleep but for two 40-minute trips and a charge)",
+        "estimate",
+        "",
+        thousands(plan.estimate)
+    ));
+    lines
+}
+
+/// The worst case against the key's budget, and what was stretched to fit it.
+fn budget_finding(plan: &schedule::DayPlan) -> Finding {
+    let quota = thousands(schedule::DAILY_QUOTA);
+    let budget = thousands(schedule::DAILY_BUDGET);
+    let total = thousands(plan.total);
+    if plan.total > schedule::DAILY_BUDGET {
+        return Finding {
+            level: Level::Warn,
+            text: format!(
+                "budget: {total} requests a day even with every interval stretched, above the {budget} planned of Volvo's {quota} per API key: collect fewer cars per key, or give some of them an API key of their own ([[account]] with another application)"
+            ),
+        };
+    }
+    let text = if plan.stretch.is_stretched() {
+        let [daily, hourly, quarter] = plan.stretch.tiers;
+        format!(
+            "budget: {total} requests a day, within {budget} of Volvo's {quota} per API key because the intervals are stretched: daily tier ×{daily}, hourly ×{hourly}, quarter-hour ×{quarter}, every-run endpoints every {} runs; an API key of its own for some cars ([[account]]) keeps them every run",
+            plan.stretch.every_runs
+        )
+    } else {
+        format!(
+            "budget: {total} requests a day at most, {}% of Volvo's {quota} per API key (planned within {budget})",
+            (plan.total * 100).div_ceil(schedule::DAILY_QUOTA)
+        )
+    };
+    Finding {
+        level: Level::Ok,
+        text,
+    }
+}
+
+/// The minute window: what pacing does with a run that needs more than a minute allows.
+fn rate_finding(s: &Settings) -> Finding {
+    let rpm = s.requests_per_minute as u64;
+    let limit = schedule::PER_MINUTE_LIMIT;
+    let (level, text) = if rpm == 0 {
+        (Level::Warn, format!(
+            "rate: the minute window is off (collect.requests_per_minute = 0): a large run can exceed Volvo's {limit} a minute and get HTTP 429; set collect.requests_per_minute = 90"
+        ))
+    } else if rpm > limit {
+        (Level::Warn, format!(
+            "rate: collect.requests_per_minute = {rpm} is above Volvo's {limit} a minute: set it to 90"
+        ))
+    } else {
+        (Level::Ok, format!(
+            "rate: every run of this account (timer, hand runs, check) shares a window of {rpm} requests a minute (collect.requests_per_minute) below Volvo's {limit}; what does not fit is deferred to the next run, never refused"
+        ))
+    };
+    Finding { level, text }
+}

@@ -872,7 +872,7 @@ fn plan_lines(settings: &Settings, fleet: &[PlannedAccount], interval: Duration)
             thousands(runs_a_day)
         ));
         let plan = schedule::Fleet {
-            schedule: &settings.schedule,
+            schedule: &schedule::Schedule::with_overrides(&settings.schedule),
             sources: &settings.sources,
             interval,
             cars: group.iter().map(|a| a.cars).sum(),

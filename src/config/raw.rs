@@ -11,9 +11,9 @@ use url::Url;
 
 use crate::secret::Secret;
 
+/// The whole file; an absent table takes its defaults.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-/// The whole file; an absent table takes its defaults.
 pub(super) struct RawConfig {
     pub volvo: Option<RawVolvo>,
     #[serde(default)]
@@ -38,6 +38,7 @@ pub(super) struct RawConfig {
     pub weather: RawWeather,
 }
 
+/// `[weather]`.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWeather {
@@ -58,6 +59,7 @@ impl<'de> Deserialize<'de> for ScheduleAge {
     }
 }
 
+/// `[pushgateway]`.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPushgateway {
@@ -72,6 +74,7 @@ pub(super) struct RawPushgateway {
     pub timeout: Option<Duration>,
 }
 
+/// `[remote_write]`.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRemoteWrite {
@@ -85,6 +88,7 @@ pub(super) struct RawRemoteWrite {
     pub timeout: Option<Duration>,
 }
 
+/// `[web]`.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWeb {
@@ -95,6 +99,7 @@ pub(super) struct RawWeb {
     pub basic_auth_users: BTreeMap<String, Secret>,
 }
 
+/// `[volvo]`, or one `[[account]]` table.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawVolvo {
@@ -115,6 +120,7 @@ pub(super) struct RawVolvo {
     pub token_url: Option<Url>,
 }
 
+/// `[sources]`; every API is read unless turned off.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawSources {
@@ -136,6 +142,7 @@ impl Default for RawSources {
     }
 }
 
+/// `[output]`.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawOutput {
@@ -146,6 +153,7 @@ pub(super) struct RawOutput {
     pub remote_write: Option<Url>,
 }
 
+/// `[collect]`, with its defaults.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawCollect {
@@ -171,6 +179,7 @@ impl Default for RawCollect {
     }
 }
 
+/// `[location]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawLocation {

@@ -369,6 +369,14 @@ mod tests {
         assert!(!get(Origin::ConnectedVehicle, "vehicles").per_vehicle());
     }
 
+    /// Guards the load-time check of `[schedule]`: the configuration's plain list of keys is
+    /// this table's, in its order, so that a new or renamed endpoint cannot drift from it.
+    #[test]
+    fn schedule_keys_of_the_configuration_are_the_tables() {
+        let keys: Vec<&str> = ALL.iter().map(|e| e.name).collect();
+        assert_eq!(crate::config::SCHEDULE_KEYS, keys.as_slice());
+    }
+
     #[test]
     fn paths_escape_what_answers_put_in_them() {
         let e = get(Origin::ExtendedVehicle, "extended_values");

@@ -25,6 +25,7 @@ use crate::error::{ExitCode, Fatal, Tally};
 use crate::metrics::catalog::{self as c, Origin};
 use crate::metrics::{self, Exposition};
 use crate::planner::{Planner, Request, Setup};
+use crate::schedule::Schedule;
 use crate::secret::Secret;
 use crate::sinks;
 use crate::state::{self, Mode, State};
@@ -135,9 +136,10 @@ async fn collect_account(
     let window = Window::new(&settings.account.state_file, settings.requests_per_minute);
     let extended_until = state.unavailable_until(Origin::ExtendedVehicle.label(), now);
     let quota_paused = state.quota_until.is_some();
+    let schedule = Schedule::with_overrides(&settings.schedule);
     let mut planner = Planner::new(
         Setup {
-            schedule: &settings.schedule,
+            schedule: &schedule,
             sources: &settings.sources,
             extended: settings
                 .sources

@@ -7,22 +7,11 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use url::Url;
 
+use crate::config::WeatherOptions;
 use crate::metrics::catalog::{self as c, Origin};
 use crate::metrics::{Exposition, VehicleOut};
-use crate::secret::Secret;
 use crate::state::CacheEntry;
-
-pub const DEFAULT_URL: &str = "https://api.openweathermap.org/data/2.5/weather";
-
-/// The `[weather]` settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WeatherOptions {
-    pub api_key: Secret,
-    pub url: Url,
-    pub min_age: Duration,
-}
 
 /// The part of OpenWeatherMap's current-weather answer this tool reads.
 #[derive(Debug, Clone, Deserialize)]

@@ -84,7 +84,7 @@ pub(super) fn plan_lines(
             thousands(runs_a_day)
         ));
         let plan = schedule::Fleet {
-            schedule: &settings.schedule,
+            schedule: &schedule::Schedule::with_overrides(&settings.schedule),
             sources: &settings.sources,
             interval,
             cars: group.iter().map(|a| a.cars).sum(),

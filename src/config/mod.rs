@@ -1,0 +1,370 @@
+//! Configuration: finds `collector.toml`, reads it strictly, resolves secrets, and turns it
+//! once into validated [`Settings`] that the rest of the program uses. The command line is
+//! applied on top by `cli`; nothing below this module sees raw TOML or flags.
+//!
+//! This is the bottom layer: it imports nothing of the collector above it. The steps are one
+//! file each: `raw` (the file as written), `validate` (table by table into settings), `secrets`
+//! (the one reader of every secret) and `errors` (toml's errors as one line that never shows a
+//! secret). Every problem is a single line naming the file, the key and what is allowed
+//! (exit 78).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+use crate::error::Fatal;
+use crate::secret::{shown_value, Secret};
+
+mod errors;
+mod raw;
+mod secrets;
+mod validate;
+
+use errors::{toml_error, SECRET_KEYS};
+use raw::RawConfig;
+use validate::not_a_file_path;
+pub use validate::{default_state_file, parse_listen, valid_vin};
+
+/// Where the file was looked for, in order, when `--config` is not given.
+pub fn candidate_paths() -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    if let Some(p) = std::env::var_os("VOLVO_COLLECT_CONFIG") {
+        paths.push(PathBuf::from(p));
+        return paths;
+    }
+    paths.push(PathBuf::from("collector.toml"));
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    if let Some(dir) = xdg {
+        paths.push(dir.join("volvo-collect").join("collector.toml"));
+    }
+    paths.push(PathBuf::from("/etc/volvo-collect/collector.toml"));
+    paths
+}
+
+/// Finds the configuration file: the explicit path, else the first candidate that exists.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, Fatal> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    let candidates = candidate_paths();
+    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+        let list: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        Fatal::config(format!(
+            "no configuration file found (looked for {}): copy collector.toml.example to one of them, or pass --config PATH",
+            list.join(", ")
+        ))
+    })
+}
+
+/// Volvo's production endpoints, the defaults for `api_url`, `auth_url` and `token_url`.
+pub const VOLVO_API_URL: &str = "https://api.volvocars.com";
+pub const VOLVO_AUTH_URL: &str = "https://volvoid.eu.volvocars.com/as/authorization.oauth2";
+pub const VOLVO_TOKEN_URL: &str = "https://volvoid.eu.volvocars.com/as/token.oauth2";
+pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:8765/callback";
+/// OpenWeatherMap's current-weather endpoint, the default for `weather.url`.
+pub const DEFAULT_WEATHER_URL: &str = "https://api.openweathermap.org/data/2.5/weather";
+
+/// The `[schedule]` keys, in the endpoint table's order. A plain list, so that the keys are
+/// checked at load without this layer importing the table; `endpoints`' tests keep the two
+/// equal.
+pub const SCHEDULE_KEYS: &[&str] = &[
+    "vehicles",
+    "details",
+    "doors",
+    "windows",
+    "engine_status",
+    "engine",
+    "diagnostics",
+    "brakes",
+    "fuel",
+    "odometer",
+    "statistics",
+    "tyres",
+    "warnings",
+    "command_accessibility",
+    "commands",
+    "energy_capabilities",
+    "energy_state",
+    "location",
+    "extended_resources",
+    "extended_values",
+];
+
+/// Which of Volvo's four APIs a run reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sources {
+    pub connected_vehicle: bool,
+    /// Extended Vehicle is not turned off (`sources.extended_vehicle = false`). Whether a run
+    /// reads it is [`Sources::extended_vehicle_wanted`]: Volvo retired the API on 2025-12-31.
+    pub extended_vehicle: bool,
+    /// `sources.extended_vehicle = true` is written in the file: its scopes are asked for at
+    /// login and it is read even without them. Implies `extended_vehicle`.
+    pub extended_vehicle_explicit: bool,
+    pub energy: bool,
+    pub location: bool,
+}
+
+impl Sources {
+    /// Whether a run asks Extended Vehicle, given the scopes the token file says were granted
+    /// (its `scope` field). Volvo retired the API and new applications may not be able to
+    /// register its `exve:*` scopes, so unless the file turns it on or off explicitly, it is
+    /// read only for an account that was granted one of them.
+    pub fn extended_vehicle_wanted(&self, granted_scope: Option<&str>) -> bool {
+        if !self.extended_vehicle {
+            return false;
+        }
+        self.extended_vehicle_explicit
+            || granted_scope.is_some_and(|s| s.split_whitespace().any(is_extended_vehicle_scope))
+    }
+}
+
+/// The scopes of the retired Extended Vehicle API.
+pub fn is_extended_vehicle_scope(scope: &str) -> bool {
+    scope.starts_with("exve:")
+}
+
+/// Where a run delivers its exposition. Any combination.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outputs {
+    pub stdout: bool,
+    pub textfile: Option<PathBuf>,
+    pub pushgateway: Option<Url>,
+    pub remote_write: Option<Url>,
+}
+
+impl Outputs {
+    pub fn is_empty(&self) -> bool {
+        !self.stdout
+            && self.textfile.is_none()
+            && self.pushgateway.is_none()
+            && self.remote_write.is_none()
+    }
+}
+
+/// Privacy settings for the car's position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocationPrivacy {
+    /// Decimal places kept in latitude and longitude; `None` keeps what Volvo sends.
+    pub precision: Option<u8>,
+    pub export_coordinates: bool,
+    /// (latitude, longitude) of home, for the distance-from-home gauge.
+    pub home: Option<(f64, f64)>,
+}
+
+/// HTTP authentication for an output.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum HttpAuth {
+    #[default]
+    None,
+    Basic {
+        username: String,
+        password: Secret,
+    },
+    Bearer(Secret),
+}
+
+/// How to reach an HTTP output (Pushgateway, remote write).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpOutput {
+    pub auth: HttpAuth,
+    /// Extra CA certificate (PEM) to trust, for HTTPS with a private CA.
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+/// Pushgateway grouping key: job plus extra labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushgatewayOptions {
+    pub job: String,
+    pub grouping: Vec<(String, String)>,
+    pub http: HttpOutput,
+}
+
+/// The listener of the long-running mode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebOptions {
+    pub listen: Option<std::net::SocketAddr>,
+    /// (certificate chain, private key) PEM files.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// user → bcrypt hash, as in Prometheus exporters' web configuration.
+    pub basic_auth_users: Vec<(String, Secret)>,
+}
+
+/// The `[weather]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeatherOptions {
+    pub api_key: Secret,
+    pub url: Url,
+    pub min_age: Duration,
+}
+
+/// One Volvo ID account (an application's credentials and its token). A plain `[volvo]`
+/// table is one account named `default`; `[[account]]` tables give several.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub name: String,
+    /// Where its keys are written, for messages: `volvo` or `account "home"`.
+    pub table: String,
+    /// Environment variables of its secrets.
+    pub env_client_secret: String,
+    pub env_api_key: String,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub api_key: Option<Secret>,
+    pub redirect_uri: Url,
+    pub token_file: PathBuf,
+    pub state_file: PathBuf,
+    pub vins: Vec<String>,
+    pub scopes: Vec<String>,
+}
+
+/// Validated settings, with the account at hand in `account`: the first one as parsed, another
+/// one through [`Settings::for_account`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config_path: PathBuf,
+    pub accounts: Vec<Account>,
+    pub account: Account,
+    pub api_url: Url,
+    pub auth_url: Url,
+    pub token_url: Url,
+    pub sources: Sources,
+    pub output: Outputs,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub request_timeout: Duration,
+    pub concurrency: usize,
+    /// Client-side pacing per account; 0 turns it off.
+    pub requests_per_minute: usize,
+    pub location: LocationPrivacy,
+    pub pushgateway: PushgatewayOptions,
+    pub remote_write: HttpOutput,
+    pub web: WebOptions,
+    /// The `[schedule]` minimum ages by endpoint key, the keys checked; `schedule::Schedule`
+    /// applies them to the endpoint table.
+    pub schedule: BTreeMap<String, Duration>,
+    /// Weather at the car; `None` unless an OpenWeatherMap API key is configured.
+    pub weather: Option<WeatherOptions>,
+}
+
+impl Settings {
+    pub fn client_secret(&self) -> Result<&Secret, Fatal> {
+        self.account.client_secret.as_ref().ok_or_else(|| {
+            Fatal::config(format!(
+                "{}: {}.client_secret is not set: set it, or client_secret_file, or the environment variable {}",
+                self.config_path.display(),
+                self.account.table,
+                self.account.env_client_secret
+            ))
+        })
+    }
+
+    pub fn api_key(&self) -> Result<&Secret, Fatal> {
+        self.account.api_key.as_ref().ok_or_else(|| {
+            Fatal::config(format!(
+                "{}: {}.api_key is not set: set it, or api_key_file, or the environment variable {}",
+                self.config_path.display(),
+                self.account.table,
+                self.account.env_api_key
+            ))
+        })
+    }
+
+    /// Checks the outputs once the command line has been applied over the file: a textfile
+    /// path that is empty or a folder is a configuration error, not a failed write.
+    pub fn check_outputs(&self) -> Result<(), Fatal> {
+        if let Some(p) = &self.output.textfile {
+            if let Some(what) = not_a_file_path(Some(p), p) {
+                return Err(Fatal::config(format!(
+                    "{}: output.textfile (or --textfile) {what}: set it to a file, such as \"/var/lib/prometheus/node-exporter/volvo.prom\"",
+                    self.config_path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// These settings with `account`'s credentials, token and cars.
+    pub fn for_account(&self, a: &Account) -> Settings {
+        Settings {
+            account: a.clone(),
+            ..self.clone()
+        }
+    }
+
+    /// The account named `name`, or the only one when `None`.
+    pub fn select_account(&self, name: Option<&str>) -> Result<Settings, Fatal> {
+        let names = || {
+            self.accounts
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match name {
+            Some(n) => self
+                .accounts
+                .iter()
+                .find(|a| a.name == n)
+                .map(|a| self.for_account(a))
+                .ok_or_else(|| {
+                    Fatal::config(format!(
+                        "{}: no account named {}; the accounts are: {}",
+                        self.config_path.display(),
+                        shown_value(n),
+                        names()
+                    ))
+                }),
+            None if self.accounts.len() == 1 => Ok(self.for_account(&self.accounts[0])),
+            None => Err(Fatal::new(
+                crate::error::ExitCode::Usage,
+                format!(
+                    "{} has several accounts ({}): say which with --account NAME",
+                    self.config_path.display(),
+                    names()
+                ),
+            )),
+        }
+    }
+}
+
+/// Reads and validates the configuration file.
+pub fn load(path: &Path) -> Result<Settings, Fatal> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Fatal::config(format!(
+            "cannot read configuration file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let settings = parse(path, &text, &|name| std::env::var(name).ok())?;
+    // A token folder that does not exist yet is no configuration error here: `login` creates
+    // it, and so does systemd for the package's service; a run where the lock file cannot be
+    // created says so itself (exit 78).
+
+    // Secrets written in the file itself (not in _file keys, the environment or credentials).
+    let holds_secrets = text.lines().any(|l| {
+        let l = l.trim_start();
+        SECRET_KEYS.iter().any(|k| {
+            l.strip_prefix(k)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+    });
+    if holds_secrets && crate::fsutil::readable_by_others(path) {
+        tracing::warn!(file = %path.display(), "the configuration file holds secrets and other users can read it: chmod 600 it, or move the secrets to _file keys or the environment");
+    }
+    Ok(settings)
+}
+
+/// Parses configuration text; `env` looks up environment variables (injected for tests).
+pub fn parse(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings, Fatal> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+    validate::settings(path, raw, env)
+}

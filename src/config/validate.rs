@@ -1,0 +1,732 @@
+//! Turns the file as written (`raw`) into validated [`Settings`], one small function per table.
+//! Tables are checked in the order of the file's documentation, so that of several mistakes
+//! the same one is always reported first. Every error is one line naming the file, the key and
+//! what is allowed; relative paths are taken from the configuration file's folder.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+use super::raw::{
+    RawCollect, RawConfig, RawLocation, RawOutput, RawPushgateway, RawRemoteWrite, RawSources,
+    RawVolvo, RawWeather, RawWeb, ScheduleAge,
+};
+use super::secrets::{self, header_safe, Places};
+use super::{
+    Account, HttpAuth, HttpOutput, LocationPrivacy, Outputs, PushgatewayOptions, Settings, Sources,
+    WeatherOptions, WebOptions, DEFAULT_REDIRECT_URI, DEFAULT_WEATHER_URL, SCHEDULE_KEYS,
+    VOLVO_API_URL, VOLVO_AUTH_URL, VOLVO_TOKEN_URL,
+};
+use crate::error::Fatal;
+use crate::secret::{shown_value, Secret};
+
+/// Scopes that would let this tool act on the car; refused in `volvo.scopes`.
+pub(super) const COMMAND_SCOPES: &[&str] = &[
+    "conve:lock",
+    "conve:unlock",
+    "conve:engine_start_stop",
+    "conve:honk_flash",
+    "conve:climatization_start_stop",
+];
+
+/// What every table's check needs: the file (for messages and relative paths) and the
+/// environment (for secrets; injected so that tests need not touch the process's).
+struct Context<'a> {
+    path: &'a Path,
+    /// The configuration file's folder.
+    base: PathBuf,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Context<'_> {
+    fn bad(&self, key: &str, what: &str) -> Fatal {
+        Fatal::config(format!("{}: {key}: {what}", self.path.display()))
+    }
+
+    fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    /// An http(s) URL, or `default` when unset.
+    fn url(&self, key: &str, u: Option<Url>, default: &str) -> Result<Url, Fatal> {
+        let u = u.unwrap_or_else(|| Url::parse(default).expect("default URL is valid"));
+        match u.scheme() {
+            "http" | "https" => Ok(u),
+            other => Err(self.bad(
+                key,
+                &format!(
+                    "scheme {} is not allowed: use an http:// or https:// URL",
+                    shown_value(other)
+                ),
+            )),
+        }
+    }
+
+    /// The secret `key` (with its table, such as `volvo.api_key`) from wherever it is written.
+    fn secret(&self, key: &str, places: Places) -> Result<Option<Secret>, Fatal> {
+        secrets::read(places, self.env).map_err(|e| self.bad(&format!("{key}_file"), &e))
+    }
+}
+
+/// Validates the whole file.
+pub(super) fn settings(
+    path: &Path,
+    raw: RawConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings, Fatal> {
+    let cx = Context {
+        path,
+        base: path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
+        env,
+    };
+    let sources = sources(&cx, raw.sources)?;
+    let mut volvo = raw.volvo.unwrap_or_default();
+    let api_url = cx.url("volvo.api_url", volvo.api_url.take(), VOLVO_API_URL)?;
+    let auth_url = cx.url("volvo.auth_url", volvo.auth_url.take(), VOLVO_AUTH_URL)?;
+    let token_url = cx.url("volvo.token_url", volvo.token_url.take(), VOLVO_TOKEN_URL)?;
+    let accounts = accounts(&cx, volvo, raw.account)?;
+    let collect = collect(&cx, raw.collect)?;
+    let location = location(&cx, raw.location)?;
+    let pushgateway = pushgateway(&cx, raw.pushgateway)?;
+    let remote_write = remote_write(&cx, raw.remote_write)?;
+    let web = web(&cx, raw.web)?;
+    let schedule = schedule(&cx, raw.schedule)?;
+    let weather = weather(&cx, raw.weather)?;
+    let settings = Settings {
+        config_path: path.to_path_buf(),
+        account: accounts[0].clone(),
+        accounts,
+        api_url,
+        auth_url,
+        token_url,
+        sources,
+        output: output(&cx, raw.output),
+        interval: collect.interval,
+        timeout: collect.timeout,
+        request_timeout: collect.request_timeout,
+        concurrency: collect.concurrency,
+        requests_per_minute: collect.requests_per_minute,
+        location,
+        pushgateway,
+        remote_write,
+        web,
+        schedule,
+        weather,
+    };
+    settings.check_outputs()?;
+    Ok(settings)
+}
+
+/// `[sources]`: at least one API is read.
+fn sources(cx: &Context, s: RawSources) -> Result<Sources, Fatal> {
+    let sources = Sources {
+        connected_vehicle: s.connected_vehicle,
+        extended_vehicle: s.extended_vehicle != Some(false),
+        extended_vehicle_explicit: s.extended_vehicle == Some(true),
+        energy: s.energy,
+        location: s.location,
+    };
+    if !(sources.connected_vehicle
+        || sources.extended_vehicle
+        || sources.energy
+        || sources.location)
+    {
+        return Err(cx.bad(
+            "sources",
+            "every source is off: turn on at least one of connected_vehicle, extended_vehicle, energy, location",
+        ));
+    }
+    Ok(sources)
+}
+
+/// `[volvo]` alone is one account named `default`; with `[[account]]` tables, `[volvo]` keeps
+/// only the URLs the accounts share.
+fn accounts(cx: &Context, volvo: RawVolvo, tables: Vec<RawVolvo>) -> Result<Vec<Account>, Fatal> {
+    if tables.is_empty() {
+        if volvo.name.is_some() {
+            return Err(cx.bad(
+                "volvo.name",
+                "names are for [[account]] tables; a single [volvo] account is named \"default\"",
+            ));
+        }
+        return Ok(vec![account(
+            cx,
+            "volvo",
+            volvo,
+            "default".into(),
+            "",
+            "token.json",
+        )?]);
+    }
+    if volvo.client_id.is_some()
+        || volvo.client_secret.is_some()
+        || volvo.api_key.is_some()
+        || volvo.token_file.is_some()
+        || volvo.vins.is_some()
+    {
+        return Err(cx.bad("volvo", "with [[account]] tables, each account has its own client_id, secrets, token_file and vins: move them from [volvo] into an [[account]]"));
+    }
+    let mut accounts: Vec<Account> = Vec::new();
+    for (i, v) in tables.into_iter().enumerate() {
+        let name = match v.name.clone() {
+            Some(n) if account_name_ok(&n) => n,
+            _ => return Err(cx.bad(&format!("account[{i}].name"), "missing or unusable: give each [[account]] a name of letters, digits, _ or - (it becomes the account label)")),
+        };
+        let table = format!("account {name:?}");
+        if accounts.iter().any(|a| a.name == name) {
+            return Err(cx.bad(&table, "two accounts have this name: names must differ"));
+        }
+        // Each account's secrets have their own environment variables and credentials.
+        let suffix = format!("_{}", name.to_ascii_uppercase().replace('-', "_"));
+        let token = format!("token-{name}.json");
+        let a = account(cx, &table, v, name, &suffix, &token)?;
+        if let Some(other) = accounts
+            .iter()
+            .find(|o| o.token_file == a.token_file || o.state_file == a.state_file)
+        {
+            return Err(cx.bad(
+                &table,
+                &format!(
+                    "shares its token or state file with account {:?}: each account needs its own",
+                    other.name
+                ),
+            ));
+        }
+        accounts.push(a);
+    }
+    Ok(accounts)
+}
+
+/// An account name becomes the `account` label and part of environment variable names.
+fn account_name_ok(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 32
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// One account's keys, from `[volvo]` or one `[[account]]` table.
+fn account(
+    cx: &Context,
+    table: &str,
+    v: RawVolvo,
+    name: String,
+    env_suffix: &str,
+    default_token: &str,
+) -> Result<Account, Fatal> {
+    let key = |k: &str| format!("{table}.{k}");
+    if v.api_url.is_some() || v.auth_url.is_some() || v.token_url.is_some() {
+        return Err(cx.bad(
+            &key("api_url"),
+            "Volvo's URLs are shared: set api_url, auth_url and token_url in [volvo]",
+        ));
+    }
+    let client_id =
+        match v.client_id {
+            Some(id) if !id.trim().is_empty() => id,
+            _ => return Err(cx.bad(
+                &key("client_id"),
+                "missing: set it to the client ID of your application in Volvo's developer portal",
+            )),
+        };
+    let env_client_secret = format!("VOLVO_CLIENT_SECRET{env_suffix}");
+    let env_api_key = format!("VOLVO_API_KEY{env_suffix}");
+    let credential_suffix = env_suffix.to_ascii_lowercase();
+    let client_secret = cx.secret(
+        &key("client_secret"),
+        Places {
+            value: v.client_secret,
+            file: v.client_secret_file.as_deref().map(|p| cx.resolve(p)),
+            env_var: Some(&env_client_secret),
+            credential: Some(&format!("client_secret{credential_suffix}")),
+        },
+    )?;
+    let api_key = cx.secret(
+        &key("api_key"),
+        Places {
+            value: v.api_key,
+            file: v.api_key_file.as_deref().map(|p| cx.resolve(p)),
+            env_var: Some(&env_api_key),
+            credential: Some(&format!("api_key{credential_suffix}")),
+        },
+    )?;
+    if let Some(k) = &api_key {
+        header_safe(k).map_err(|what| {
+            cx.bad(
+                &key("api_key"),
+                &format!("{what}: an API key is one line of visible characters; check the value (in the file, api_key_file or {env_api_key})"),
+            )
+        })?;
+    }
+    let vins = v.vins.unwrap_or_default();
+    if let Some(vin) = vins.iter().find(|v| !valid_vin(v)) {
+        return Err(cx.bad(
+            &key("vins"),
+            &format!(
+                "{} is not a VIN: expected 17 letters and digits (no I, O or Q)",
+                shown_value(vin)
+            ),
+        ));
+    }
+    // Unset, the scopes come from the endpoints the sources collect (`endpoints::scopes`).
+    let scopes = v.scopes.unwrap_or_default();
+    if let Some(cmd) = scopes.iter().find(|s| COMMAND_SCOPES.contains(&s.as_str())) {
+        return Err(cx.bad(
+            &key("scopes"),
+            &format!("{cmd:?} is a command scope; this tool only reads: remove it"),
+        ));
+    }
+    let token_file = cx.resolve(v.token_file.as_deref().unwrap_or(Path::new(default_token)));
+    if let Some(what) = not_a_file_path(v.token_file.as_deref(), &token_file) {
+        return Err(cx.bad(
+            &key("token_file"),
+            &format!("{what}: set it to a file, such as \"token.json\" (relative paths are in the configuration file's folder)"),
+        ));
+    }
+    let state_file = match v.state_file.as_deref() {
+        Some(p) => cx.resolve(p),
+        None => default_state_file(&token_file),
+    };
+    Ok(Account {
+        name,
+        table: table.to_string(),
+        env_client_secret,
+        env_api_key,
+        client_id,
+        client_secret,
+        api_key,
+        redirect_uri: cx.url(&key("redirect_uri"), v.redirect_uri, DEFAULT_REDIRECT_URI)?,
+        token_file,
+        state_file,
+        vins,
+        scopes,
+    })
+}
+
+/// `[output]`: any combination, none included (the command line may add one).
+fn output(cx: &Context, o: RawOutput) -> Outputs {
+    Outputs {
+        stdout: o.stdout,
+        textfile: o.textfile.as_deref().map(|p| cx.resolve(p)),
+        pushgateway: o.pushgateway,
+        remote_write: o.remote_write,
+    }
+}
+
+/// `[collect]`: the same table, its values checked.
+fn collect(cx: &Context, c: RawCollect) -> Result<RawCollect, Fatal> {
+    if c.interval < Duration::from_secs(10) {
+        return Err(cx.bad("collect.interval", "too short: use at least \"10s\""));
+    }
+    if c.timeout.is_zero() {
+        return Err(cx.bad("collect.timeout", "must be more than 0s"));
+    }
+    if c.request_timeout.is_zero() {
+        return Err(cx.bad("collect.request_timeout", "must be more than 0s"));
+    }
+    if c.concurrency == 0 || c.concurrency > 1024 {
+        return Err(cx.bad(
+            "collect.concurrency",
+            &format!("{} is out of range: use 1 to 1024", c.concurrency),
+        ));
+    }
+    Ok(c)
+}
+
+/// `[location]`: the car's position and how much of it is kept.
+fn location(cx: &Context, l: RawLocation) -> Result<LocationPrivacy, Fatal> {
+    if let Some(p) = l.precision.filter(|&p| p > 10) {
+        return Err(cx.bad(
+            "location.precision",
+            &format!("{p} is out of range: use 0 to 10 decimal places"),
+        ));
+    }
+    let home = match (l.home_latitude, l.home_longitude) {
+        (None, None) => None,
+        (Some(lat), Some(lon)) => {
+            if !(-90.0..=90.0).contains(&lat) {
+                return Err(cx.bad("location.home_latitude", "must be between -90 and 90"));
+            }
+            if !(-180.0..=180.0).contains(&lon) {
+                return Err(cx.bad("location.home_longitude", "must be between -180 and 180"));
+            }
+            Some((lat, lon))
+        }
+        _ => {
+            return Err(cx.bad(
+                "location",
+                "home_latitude and home_longitude go together: set both or neither",
+            ))
+        }
+    };
+    Ok(LocationPrivacy {
+        precision: l.precision,
+        export_coordinates: l.export_coordinates,
+        home,
+    })
+}
+
+/// `[pushgateway]`: the grouping key and how to reach it.
+fn pushgateway(cx: &Context, p: RawPushgateway) -> Result<PushgatewayOptions, Fatal> {
+    let password = cx.secret(
+        "pushgateway.password",
+        Places {
+            value: p.password,
+            file: p.password_file.as_deref().map(|f| cx.resolve(f)),
+            env_var: None,
+            credential: None,
+        },
+    )?;
+    let auth = match (p.username, password) {
+        (Some(username), Some(password)) => HttpAuth::Basic { username, password },
+        (None, None) => HttpAuth::None,
+        _ => {
+            return Err(cx.bad(
+                "pushgateway",
+                "username and password go together: set both or neither",
+            ))
+        }
+    };
+    let job = p.job.unwrap_or_else(|| "volvo_collect".into());
+    if job.is_empty() {
+        return Err(cx.bad("pushgateway.job", "must not be empty"));
+    }
+    if let Some(name) = p.grouping.keys().find(|n| !grouping_label_ok(n)) {
+        return Err(cx.bad(
+            "pushgateway.grouping",
+            &format!(
+                "{} is not a usable label name: use letters, digits and _ (not job, not __...)",
+                shown_value(name)
+            ),
+        ));
+    }
+    Ok(PushgatewayOptions {
+        job,
+        grouping: p.grouping.into_iter().collect(),
+        http: HttpOutput {
+            auth,
+            ca_file: p.ca_file.as_deref().map(|f| cx.resolve(f)),
+            timeout: p.timeout.unwrap_or(Duration::from_secs(15)),
+        },
+    })
+}
+
+/// A Prometheus label name that is not `job` (the Pushgateway's own) nor reserved (`__`).
+fn grouping_label_ok(name: &str) -> bool {
+    let valid = name
+        .chars()
+        .enumerate()
+        .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+    valid && !name.is_empty() && name != "job" && !name.starts_with("__")
+}
+
+/// `[remote_write]`: basic auth or a bearer token, not both.
+fn remote_write(cx: &Context, r: RawRemoteWrite) -> Result<HttpOutput, Fatal> {
+    let password = cx.secret(
+        "remote_write.password",
+        Places {
+            value: r.password,
+            file: r.password_file.as_deref().map(|f| cx.resolve(f)),
+            env_var: None,
+            credential: None,
+        },
+    )?;
+    let bearer = cx.secret(
+        "remote_write.bearer_token",
+        Places {
+            value: r.bearer_token,
+            file: r.bearer_token_file.as_deref().map(|f| cx.resolve(f)),
+            env_var: None,
+            credential: None,
+        },
+    )?;
+    if let Some(t) = &bearer {
+        header_safe(t).map_err(|what| {
+            cx.bad(
+                "remote_write.bearer_token",
+                &format!(
+                    "{what}: a bearer token is one line of visible characters; check the value"
+                ),
+            )
+        })?;
+    }
+    let auth = match (r.username, password, bearer) {
+        (Some(username), Some(password), None) => HttpAuth::Basic { username, password },
+        (None, None, Some(token)) => HttpAuth::Bearer(token),
+        (None, None, None) => HttpAuth::None,
+        _ => {
+            return Err(cx.bad(
+                "remote_write",
+                "use either username and password, or bearer_token",
+            ))
+        }
+    };
+    Ok(HttpOutput {
+        auth,
+        ca_file: r.ca_file.as_deref().map(|f| cx.resolve(f)),
+        timeout: r.timeout.unwrap_or(Duration::from_secs(15)),
+    })
+}
+
+/// `[web]`: the long-running mode's listener.
+fn web(cx: &Context, w: RawWeb) -> Result<WebOptions, Fatal> {
+    let listen = match w.listen.as_deref() {
+        None => None,
+        Some(l) => Some(parse_listen(l).map_err(|e| cx.bad("web.listen", &e))?),
+    };
+    let tls = match (w.tls_cert_file, w.tls_key_file) {
+        (Some(c), Some(k)) => Some((cx.resolve(&c), cx.resolve(&k))),
+        (None, None) => None,
+        _ => {
+            return Err(cx.bad(
+                "web",
+                "tls_cert_file and tls_key_file go together: set both or neither",
+            ))
+        }
+    };
+    // Hashes, not passwords: the file may be readable by the service's group.
+    if let Some(user) = w
+        .basic_auth_users
+        .iter()
+        .find_map(|(user, hash)| (!hash.expose().starts_with("$2")).then_some(user))
+    {
+        return Err(cx.bad(
+            "web.basic_auth_users",
+            &format!(
+                "the password of {} must be a bcrypt hash (htpasswd -nBC 10 \"\" | tr -d ':\\n')",
+                shown_value(user)
+            ),
+        ));
+    }
+    Ok(WebOptions {
+        listen,
+        tls,
+        basic_auth_users: w.basic_auth_users.into_iter().collect(),
+    })
+}
+
+/// `[schedule]`: minimum ages by endpoint key. The keys are checked here, at load, so that a
+/// misspelt one stops the run before anything is asked.
+fn schedule(
+    cx: &Context,
+    s: BTreeMap<String, ScheduleAge>,
+) -> Result<BTreeMap<String, Duration>, Fatal> {
+    if let Some(key) = s.keys().find(|k| !SCHEDULE_KEYS.contains(&k.as_str())) {
+        return Err(cx.bad(
+            "schedule",
+            &format!(
+                "unknown endpoint {key:?}: expected one of {}",
+                SCHEDULE_KEYS.join(", ")
+            ),
+        ));
+    }
+    Ok(s.into_iter().map(|(k, age)| (k, age.0)).collect())
+}
+
+/// `[weather]`: on when an OpenWeatherMap API key is found.
+fn weather(cx: &Context, w: RawWeather) -> Result<Option<WeatherOptions>, Fatal> {
+    let api_key = cx.secret(
+        "weather.api_key",
+        Places {
+            value: w.api_key,
+            file: w.api_key_file.as_deref().map(|f| cx.resolve(f)),
+            env_var: Some("OPENWEATHERMAP_API_KEY"),
+            credential: Some("openweathermap_api_key"),
+        },
+    )?;
+    let Some(api_key) = api_key else {
+        return Ok(None);
+    };
+    Ok(Some(WeatherOptions {
+        api_key,
+        url: cx.url("weather.url", w.url, DEFAULT_WEATHER_URL)?,
+        min_age: w.min_age.unwrap_or(Duration::from_secs(600)),
+    }))
+}
+
+/// Why a configured path cannot be a file to write, if it cannot: empty, or a folder.
+pub(super) fn not_a_file_path(written: Option<&Path>, resolved: &Path) -> Option<&'static str> {
+    match written {
+        Some(p) if p.as_os_str().is_empty() => Some("is empty"),
+        Some(p) if p.as_os_str().to_string_lossy().ends_with('/') => Some("names a folder"),
+        _ if resolved.is_dir() => Some("names a folder"),
+        _ => None,
+    }
+}
+
+/// A listen address: `HOST:PORT`, or just `:PORT` for loopback (the exposition holds the
+/// car's position, so nothing is exposed beyond this machine unless asked).
+pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    let text = text.trim();
+    let full = if let Some(port) = text.strip_prefix(':') {
+        format!("127.0.0.1:{port}")
+    } else {
+        text.to_string()
+    };
+    full.parse().map_err(|_| {
+        format!(
+            "{} is not an address: use HOST:PORT such as 127.0.0.1:9811, or :9811 for loopback",
+            shown_value(text)
+        )
+    })
+}
+
+/// `token.json` keeps its run-to-run state in `token.state.json` beside it.
+pub fn default_state_file(token_file: &Path) -> PathBuf {
+    let stem = token_file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "token".into());
+    token_file.with_file_name(format!("{stem}.state.json"))
+}
+
+/// A VIN: 17 characters from the VIN alphabet (ISO 3779 excludes I, O and Q).
+pub fn valid_vin(vin: &str) -> bool {
+    vin.len() == 17
+        && vin
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"IOQ".contains(&b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+
+    fn parse_ok(text: &str) -> Settings {
+        parse(Path::new("/etc/vc/collector.toml"), text, &|_| None).unwrap()
+    }
+
+    fn parse_err(text: &str) -> String {
+        parse(Path::new("/etc/vc/collector.toml"), text, &|_| None)
+            .unwrap_err()
+            .message
+    }
+
+    const MINIMAL: &str = "[volvo]\nclient_id = \"abc\"\n";
+
+    #[test]
+    fn minimal_config_gets_safe_defaults() {
+        let s = parse_ok(MINIMAL);
+        assert_eq!(s.account.token_file, PathBuf::from("/etc/vc/token.json"));
+        assert_eq!(
+            s.account.state_file,
+            PathBuf::from("/etc/vc/token.state.json")
+        );
+        assert_eq!(s.interval, Duration::from_secs(300));
+        assert_eq!(s.timeout, Duration::from_secs(60));
+        assert!(s.sources.energy && s.sources.location);
+        assert!(s.output.is_empty());
+        // Unset scopes are asked for by the endpoints the sources collect.
+        let scopes = crate::endpoints::scopes(&s);
+        assert!(!scopes.iter().any(|s| COMMAND_SCOPES.contains(&s.as_str())));
+        assert!(scopes.contains(&"location:read".to_string()));
+    }
+
+    /// Guards the 2026 account: Extended Vehicle was retired, so unless the file says
+    /// otherwise its scopes are not asked for at login and it is read only where they were
+    /// granted; `true` asks for them and reads it; `false` never reads it.
+    #[test]
+    fn extended_vehicle_is_read_when_granted_or_turned_on() {
+        let exve = |s: &Settings| {
+            crate::endpoints::scopes(s)
+                .iter()
+                .filter(|s| s.starts_with("exve:"))
+                .count()
+        };
+        let granted = Some("openid conve:vehicle_relation exve:odometer_status");
+        let live = Some("openid conve:vehicle_relation location:read");
+
+        let unset = parse_ok(MINIMAL);
+        assert_eq!(exve(&unset), 0);
+        assert!(unset.sources.extended_vehicle_wanted(granted));
+        assert!(!unset.sources.extended_vehicle_wanted(live));
+        assert!(!unset.sources.extended_vehicle_wanted(None));
+
+        let on = parse_ok(&format!("{MINIMAL}[sources]\nextended_vehicle = true\n"));
+        assert_eq!(exve(&on), 9);
+        assert!(crate::endpoints::scopes(&on).contains(&"exve:odometer_status".to_string()));
+        assert!(on.sources.extended_vehicle_wanted(live));
+        assert!(on.sources.extended_vehicle_wanted(None));
+
+        let off = parse_ok(&format!("{MINIMAL}[sources]\nextended_vehicle = false\n"));
+        assert_eq!(exve(&off), 0);
+        assert!(!off.sources.extended_vehicle_wanted(granted));
+        assert!(!off.sources.extended_vehicle);
+
+        // An explicit scope list is taken as written.
+        let listed =
+            parse_ok("[volvo]\nclient_id = \"abc\"\nscopes = [\"openid\", \"exve:diagnostics\"]\n");
+        assert_eq!(exve(&listed), 1);
+    }
+
+    #[test]
+    fn missing_client_id() {
+        assert_eq!(
+            parse_err("[volvo]\n"),
+            "/etc/vc/collector.toml: volvo.client_id: missing: set it to the client ID of your application in Volvo's developer portal"
+        );
+    }
+
+    #[test]
+    fn command_scopes_are_refused() {
+        let e = parse_err("[volvo]\nclient_id = \"a\"\nscopes = [\"openid\", \"conve:unlock\"]\n");
+        assert!(e.contains("\"conve:unlock\" is a command scope"), "{e}");
+    }
+
+    #[test]
+    fn bad_vin_and_bad_url_scheme() {
+        let e = parse_err("[volvo]\nclient_id = \"a\"\nvins = [\"YV1-bad\"]\n");
+        assert!(e.contains("volvo.vins: \"YV1-bad\" is not a VIN"), "{e}");
+        let e = parse_err("[volvo]\nclient_id = \"a\"\napi_url = \"ftp://x\"\n");
+        assert!(
+            e.contains("volvo.api_url: scheme \"ftp\" is not allowed"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn location_home_needs_both_coordinates() {
+        let e = parse_err("[volvo]\nclient_id = \"a\"\n[location]\nhome_latitude = 57.7\n");
+        assert!(
+            e.contains("home_latitude and home_longitude go together"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../../collector.toml.example");
+        let s = parse(
+            Path::new("/etc/volvo-collect/collector.toml"),
+            text,
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(s.account.client_id, "your-client-id");
+    }
+
+    /// Guards the load-time check of `[schedule]` keys: an unknown one names the known ones,
+    /// in the endpoint table's order.
+    #[test]
+    fn unknown_schedule_keys_are_named() {
+        let e = parse_err(&format!(
+            "{MINIMAL}[schedule]\nlocation = \"5m\"\ndoorz = \"1s\"\n"
+        ));
+        assert!(
+            e.starts_with("/etc/vc/collector.toml: schedule: unknown endpoint \"doorz\": expected one of vehicles, details"),
+            "{e}"
+        );
+        let s = parse_ok(&format!("{MINIMAL}[schedule]\nlocation = \"5m\"\n"));
+        assert_eq!(s.schedule.get("location"), Some(&Duration::from_secs(300)));
+    }
+}

@@ -36,7 +36,9 @@ fn golden_exposition_per_sample_car() {
 #[test]
 fn all_sample_cars_in_one_run_with_every_api() {
     let sim = Sim::start(&[]);
-    let ws = Workspace::new(&sim, "", "");
+    // Room for every request of the run at once, so that the overlap below shows that no API
+    // waits for another, not how the in-flight bound happened to queue them.
+    let ws = Workspace::new(&sim, "", "[collect]\nconcurrency = 256\n");
     let (code, out, err) = once_stdout(&ws);
     assert_eq!(code, 0, "{err}");
     promtool_check(&out);

@@ -1,11 +1,14 @@
 //! volvo-collect: reads a Volvo car's data from Volvo's four public APIs and turns it into
 //! Prometheus metrics, once per run.
 //!
-//! The pipeline, module by module: [`config`] (file → validated settings) and [`cli`] (flags
-//! over them); [`auth`] (token file and refresh); [`api`] (one module per Volvo API, over one
-//! shared client); [`metrics`] (one mapper per API into one exposition, with the catalog of
-//! every family); [`sinks`] (stdout, textfile, Pushgateway); [`run`] (one collection, start to
-//! finish); [`simulator`] (the simulated Volvo cloud) and [`demo`].
+//! The pipeline, module by module, each importing only those before it: the helpers
+//! ([`error`], [`secret`], [`clock`], [`fsutil`], [`text`], [`values`]); [`config`] (file →
+//! validated settings) and [`cli`] (flags over them); [`endpoints`] (the one table of what is
+//! asked); [`state`] and [`window`] (what runs remember, Volvo's shared minute); [`auth`]
+//! (token file, refresh, login); [`http`] and [`api`] (one module per Volvo API over one
+//! request client); [`metrics`] (one mapper per API, the catalog of every family); [`sinks`];
+//! [`schedule`] and [`planner`] (what each run asks of each car); [`weather`]; [`run`] (one
+//! collection in phases). On top: [`serve`], [`check`], [`demo`] and the [`simulator`].
 
 pub mod api;
 pub mod auth;

@@ -162,3 +162,30 @@ fn an_empty_energy_state_is_a_decode_problem() {
         Some(1.0)
     );
 }
+
+/// While the daily quota is used up, the outputs keep every car's series: the last answers
+/// are replayed with their source times, in the run that meets the quota's 403 and in the
+/// runs that wait for it to be replenished.
+#[test]
+fn the_quota_pause_replays_the_last_answers() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let first = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    let odometer = format!("volvo_odometer_meters{{vin=\"{BEV}\"}}");
+    let before = value(&stdout(&first), &odometer);
+    assert!(before.is_some());
+    sim.faults(json!([{"path": "/", "status": 403, "times": 0,
+        "body": "{\"statusCode\":403,\"message\":\"Out of call volume quota. Quota will be replenished in 06:40:24.\"}"}]));
+    for run in ["meets the 403", "waits for the quota"] {
+        let o = ws.run(&["--once", "--stdout"]);
+        let out = stdout(&o);
+        assert_eq!(code(&o), 75, "{run}: {}", stderr(&o));
+        assert_eq!(value(&out, &odometer), before, "{run}: {out}");
+        assert_eq!(
+            value(&out, "volvo_collect_quota_exhausted{account=\"default\"}"),
+            Some(1.0),
+            "{run}"
+        );
+    }
+}

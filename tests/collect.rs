@@ -35,9 +35,10 @@ fn golden_exposition_per_sample_car() {
 
 #[test]
 fn all_sample_cars_in_one_run_with_every_api() {
-    let sim = Sim::start(&[]);
-    // Room for every request of the run at once, so that the overlap below shows that no API
-    // waits for another, not how the in-flight bound happened to queue them.
+    // Every answer takes 300 ms and the run has room for all its requests at once, so the
+    // overlap below shows that no API waits for another, whatever the machine's load does to
+    // the order in which a batch goes out.
+    let sim = Sim::start(&["--latency", "300ms"]);
     let ws = Workspace::new(&sim, "", "[collect]\nconcurrency = 256\n");
     let (code, out, err) = once_stdout(&ws);
     assert_eq!(code, 0, "{err}");

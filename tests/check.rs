@@ -491,3 +491,32 @@ fn plan_offline_a_fleet_on_one_key_is_stretched_into_the_quota() {
     }
     assert!(served(&sim).is_empty());
 }
+
+/// Guards the shared minute: `check` takes its place in the account's window like a run, and
+/// when the runs used the minute it waits instead of drawing a 429.
+#[test]
+fn check_shares_the_minute_window_with_the_runs() {
+    let sim = Sim::start(&[]);
+    let ws = healthy(&sim, "");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let full: Vec<i64> = vec![now_ms; 90];
+    ws.write(
+        "token.state.json.window",
+        &serde_json::json!({ "sent": full }).to_string(),
+    );
+    let o = ws.run(&["check"]);
+    let out = stdout(&o);
+    assert_line(
+        &out,
+        "warn",
+        "API key and token: not checked: this account's runs used",
+    );
+    assert!(
+        served(&sim).iter().all(|r| !r.contains("/vehicles")),
+        "{:?}",
+        served(&sim)
+    );
+}

@@ -437,6 +437,10 @@ async fn vehicle_list_finding(
                 None => String::new(),
             }
         )),
+        Err(ApiError::Deferred) => f.warn(format!(
+            "API key and token: not checked: this account's runs used this minute's {} requests (collect.requests_per_minute, below Volvo's 100); try again in a minute",
+            a.s.requests_per_minute
+        )),
         Err(e) => f.warn(format!(
             "API key and token: not proven: the vehicle list answered: {e}; try again later"
         )),
@@ -452,6 +456,12 @@ async fn vehicle_list(
     api_key: &Secret,
     access_token: &Secret,
 ) -> Result<Vec<String>, ApiError> {
+    // The check shares the account's minute window with its runs: its one request takes a
+    // place like any other, and waits for the next run rather than draw a 429.
+    let window = crate::window::Window::new(&s.account.state_file, s.requests_per_minute);
+    if window.reserve(1) == 0 {
+        return Err(ApiError::Deferred);
+    }
     let client = Client::single(
         http.clone(),
         s.api_url.clone(),

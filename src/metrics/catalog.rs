@@ -135,23 +135,23 @@ families! {
         ["vin"],
         Some("volvo_engine_status_timestamp_seconds"),
         "1 when the engine is running, 0 when it is stopped.";
-    TYRE_WARNING: Gauge, ConnectedVehicle, "volvo_tyre_warning",
+    TYRE_PRESSURE_WARNING_STATE: Gauge, ConnectedVehicle, "volvo_tyre_pressure_warning_state",
         ["vin", "tyre", "state"],
-        Some("volvo_tyre_warning_timestamp_seconds"),
+        Some("volvo_tyre_pressure_warning_timestamp_seconds"),
         "Tyre pressure warning state per tyre: 1 for the current state, 0 for the others.";
-    LAMP_WARNING: Gauge, ConnectedVehicle, "volvo_lamp_warning",
+    LAMP_WARNING_STATE: Gauge, ConnectedVehicle, "volvo_lamp_warning_state",
         ["vin", "lamp", "state"],
         Some("volvo_lamp_warning_timestamp_seconds"),
         "Exterior lamp warning state per lamp: 1 for the current state, 0 for the others.";
-    FLUID_LEVEL_WARNING: Gauge, ConnectedVehicle, "volvo_fluid_level_warning",
+    FLUID_LEVEL_WARNING_STATE: Gauge, ConnectedVehicle, "volvo_fluid_level_warning_state",
         ["vin", "fluid", "state"],
         Some("volvo_fluid_level_warning_timestamp_seconds"),
         "Brake fluid, washer fluid, engine coolant and oil level warnings: 1 for the current state, 0 for the others.";
-    SERVICE_WARNING: Gauge, ConnectedVehicle, "volvo_service_warning",
+    SERVICE_WARNING_STATE: Gauge, ConnectedVehicle, "volvo_service_warning_state",
         ["vin", "state"],
         Some("volvo_service_warning_timestamp_seconds"),
         "Service warning state: 1 for the current state, 0 for the others.";
-    SERVICE_TRIGGER: Gauge, ConnectedVehicle, "volvo_service_trigger",
+    SERVICE_TRIGGER_STATE: Gauge, ConnectedVehicle, "volvo_service_trigger_state",
         ["vin", "state"],
         Some("volvo_service_trigger_timestamp_seconds"),
         "What triggered the service warning, as reported by the car; always 1.";
@@ -187,11 +187,11 @@ families! {
         ["vin", "source"],
         Some("volvo_distance_to_empty_timestamp_seconds"),
         "Estimated range, in meters (source: tank, battery, or total for cars that report one figure).";
-    COMMAND_AVAILABILITY: Gauge, ConnectedVehicle, "volvo_command_availability",
+    COMMAND_AVAILABILITY_STATE: Gauge, ConnectedVehicle, "volvo_command_availability_state",
         ["vin", "state"],
         Some("volvo_command_availability_timestamp_seconds"),
         "Whether the car accepts remote commands now: 1 for the current state, 0 for the others.";
-    COMMAND_UNAVAILABLE_REASON: Gauge, ConnectedVehicle, "volvo_command_unavailable_reason",
+    COMMAND_UNAVAILABLE_REASON_STATE: Gauge, ConnectedVehicle, "volvo_command_unavailable_reason_state",
         ["vin", "state"],
         None,
         "Why the car does not accept remote commands now: 1 for the current reason, 0 for the others.";
@@ -228,7 +228,7 @@ families! {
         ["vin", "state"],
         Some("volvo_energy_charging_timestamp_seconds"),
         "Charging status: 1 for the current state, 0 for the others.";
-    ENERGY_CHARGING_TYPE: Gauge, Energy, "volvo_energy_charging_type",
+    ENERGY_CHARGING_TYPE_STATE: Gauge, Energy, "volvo_energy_charging_type_state",
         ["vin", "state"],
         Some("volvo_energy_charging_type_timestamp_seconds"),
         "Charging type (AC, DC, NONE): 1 for the current type, 0 for the others.";
@@ -537,6 +537,24 @@ mod tests {
             if let Some(stamp) = f.stamp {
                 assert!(stamp.starts_with("volvo_"), "{stamp}");
                 assert!(stamp.ends_with("_timestamp_seconds"), "{stamp}");
+            }
+        }
+    }
+
+    #[test]
+    fn state_sets_end_in_state_and_so_do_only_they() {
+        // One 0/1 series per state, the state in the `state` label: the name ends in `_state`,
+        // and the source time is the same name with `_timestamp_seconds` in place of `_state`.
+        for f in ALL {
+            let base = f.name.strip_suffix("_state");
+            assert_eq!(
+                f.labels.contains(&"state"),
+                base.is_some(),
+                "{}: a family with a state label, and only such a family, ends in _state",
+                f.name
+            );
+            if let (Some(base), Some(stamp)) = (base, f.stamp) {
+                assert_eq!(stamp, format!("{base}_timestamp_seconds"), "{}", f.name);
             }
         }
     }

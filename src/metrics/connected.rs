@@ -272,13 +272,19 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
         }
     }
     if let Ok(tyres) = &s.tyres {
-        parts(&mut out, tyres, TYRES, &c::TYRE_WARNING, TYRE);
+        parts(
+            &mut out,
+            tyres,
+            TYRES,
+            &c::TYRE_PRESSURE_WARNING_STATE,
+            TYRE,
+        );
     }
     if let Ok(w) = &s.warnings {
         for lamp in LAMPS {
             if let Some(v) = get(&mut out, w, lamp) {
                 let label = snake(lamp.trim_end_matches("Warning"));
-                out.state_from(&c::LAMP_WARNING, &[&label], lamp, &reading(&v), LAMP);
+                out.state_from(&c::LAMP_WARNING_STATE, &[&label], lamp, &reading(&v), LAMP);
             }
         }
     }
@@ -305,7 +311,7 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
         );
         if let Some(v) = get(&mut out, d, "serviceWarning") {
             out.state_from(
-                &c::SERVICE_WARNING,
+                &c::SERVICE_WARNING_STATE,
                 &[],
                 "serviceWarning",
                 &reading(&v),
@@ -314,7 +320,7 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
         }
         if let Some(v) = get(&mut out, d, "serviceTrigger") {
             out.state_from(
-                &c::SERVICE_TRIGGER,
+                &c::SERVICE_TRIGGER_STATE,
                 &[],
                 "serviceTrigger",
                 &reading(&v),
@@ -384,7 +390,7 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
                 time,
             };
             out.state_from(
-                &c::COMMAND_AVAILABILITY,
+                &c::COMMAND_AVAILABILITY_STATE,
                 &[],
                 "availabilityStatus",
                 &r,
@@ -397,7 +403,7 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
                     time: None,
                 };
                 out.state_from(
-                    &c::COMMAND_UNAVAILABLE_REASON,
+                    &c::COMMAND_UNAVAILABLE_REASON_STATE,
                     &[],
                     "unavailableReason",
                     &r,
@@ -444,7 +450,7 @@ fn parts(
 fn fluid(out: &mut VehicleOut, values: &Values, field: &str, label: &str, known: &[&str]) {
     if let Some(v) = get(out, values, field) {
         out.state_from(
-            &c::FLUID_LEVEL_WARNING,
+            &c::FLUID_LEVEL_WARNING_STATE,
             &[label],
             field,
             &reading(&v),

@@ -52,7 +52,7 @@ const FIELDS: &[(&str, &Family, Kind)] = &[
     ),
     (
         "chargingType",
-        &c::ENERGY_CHARGING_TYPE,
+        &c::ENERGY_CHARGING_TYPE_STATE,
         Kind::States(CHARGING_TYPE),
     ),
     (

@@ -413,7 +413,7 @@ mod tests {
         let mut exp = Exposition::new();
         let mut out = VehicleOut::new(&mut exp, "YV1XZK9V0R2000001", Origin::ConnectedVehicle);
         out.state_set(
-            &catalog::SERVICE_TRIGGER,
+            &catalog::SERVICE_TRIGGER_STATE,
             &[],
             "serviceTrigger",
             "a\"b\\c\nd é",

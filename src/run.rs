@@ -85,10 +85,18 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     }
     let codes: Vec<ExitCode> = runs.iter().map(|r| r.exit).collect();
     let collected = crate::error::merge(&codes, false);
-    exp.gauge(&c::RUN_END, &[], crate::clock::now_f64());
-    exp.gauge(&c::RUN_DURATION, &[], started.elapsed().as_secs_f64());
     exp.gauge(
-        &c::RUN_SUCCESS,
+        &c::COLLECT_RUN_TIMESTAMP_SECONDS,
+        &[],
+        crate::clock::now_f64(),
+    );
+    exp.gauge(
+        &c::COLLECT_RUN_DURATION_SECONDS,
+        &[],
+        started.elapsed().as_secs_f64(),
+    );
+    exp.gauge(
+        &c::COLLECT_RUN_SUCCESS,
         &[],
         if collected == ExitCode::Ok { 1.0 } else { 0.0 },
     );
@@ -179,7 +187,7 @@ async fn collect_account(
             match w {
                 Ok(current) => crate::weather::map(&mut exp, vin, current),
                 Err(reason) => exp.gauge(
-                    &c::ENDPOINT_ERROR,
+                    &c::COLLECT_ENDPOINT_ERROR,
                     &[vin, Origin::Weather.label(), "weather", reason],
                     1.0,
                 ),
@@ -406,20 +414,32 @@ fn map(
         report.endpoint(exp, &vin, e, Some(&err));
     }
     for (vin, e) in planner.deferred() {
-        exp.gauge(&c::ENDPOINT_DEFERRED, &[&vin, e.api.label(), e.name], 1.0);
+        exp.gauge(
+            &c::COLLECT_ENDPOINT_DEFERRED,
+            &[&vin, e.api.label(), e.name],
+            1.0,
+        );
     }
     for (vin, mode) in planner.modes() {
         for m in Mode::ALL {
             let v = if m == mode { 1.0 } else { 0.0 };
-            exp.gauge(&c::VEHICLE_MODE, &[&vin, m.label()], v);
+            exp.gauge(&c::COLLECT_VEHICLE_MODE, &[&vin, m.label()], v);
         }
     }
     if let Some(plan) = planner.day_plan() {
         let account = settings.account.name.as_str();
-        exp.gauge(&c::PLANNED_REQUESTS, &[account], plan.total as f64);
-        exp.gauge(&c::PLANNED_ESTIMATE, &[account], plan.estimate as f64);
         exp.gauge(
-            &c::PLAN_EVERY_RUNS,
+            &c::COLLECT_PLANNED_REQUESTS_PER_DAY,
+            &[account],
+            plan.total as f64,
+        );
+        exp.gauge(
+            &c::COLLECT_ESTIMATED_REQUESTS_PER_DAY,
+            &[account],
+            plan.estimate as f64,
+        );
+        exp.gauge(
+            &c::COLLECT_PLAN_EVERY_RUNS,
             &[account],
             plan.stretch.every_runs as f64,
         );
@@ -567,7 +587,11 @@ impl<'s> Report<'s> {
         match e {
             ApiError::Deferred => false,
             ApiError::NotSupported(_) => {
-                exp.gauge(&c::NOT_SUPPORTED, &[vin, api.label(), name], 1.0);
+                exp.gauge(
+                    &c::COLLECT_ENDPOINT_NOT_SUPPORTED,
+                    &[vin, api.label(), name],
+                    1.0,
+                );
                 // Remembered per endpoint; Energy's and Extended Vehicle's own answers already
                 // say what a car lacks.
                 if !matches!(
@@ -583,7 +607,7 @@ impl<'s> Report<'s> {
                 self.tally.failed = true;
                 self.tally.config |= *e == ApiError::BadApiKey;
                 exp.gauge(
-                    &c::ENDPOINT_ERROR,
+                    &c::COLLECT_ENDPOINT_ERROR,
                     &[vin, api.label(), name, e.reason()],
                     1.0,
                 );
@@ -615,8 +639,16 @@ impl<'s> Report<'s> {
         for (name, e) in errors {
             ok &= !self.error(exp, vin, api, name, e);
         }
-        exp.gauge(&c::UP, &[vin, api.label()], if ok { 1.0 } else { 0.0 });
-        exp.gauge(&c::API_DURATION, &[vin, api.label()], seconds);
+        exp.gauge(
+            &c::COLLECT_API_SUCCESS,
+            &[vin, api.label()],
+            if ok { 1.0 } else { 0.0 },
+        );
+        exp.gauge(
+            &c::COLLECT_API_DURATION_SECONDS,
+            &[vin, api.label()],
+            seconds,
+        );
     }
 
     /// The account's self-metrics, its state saved, and its exit code.
@@ -647,7 +679,7 @@ impl<'s> Report<'s> {
             }
         }
         let login_needed = if self.tally.login_needed { 1.0 } else { 0.0 };
-        exp.gauge(&c::LOGIN_NEEDED, &[account], login_needed);
+        exp.gauge(&c::COLLECT_LOGIN_NEEDED, &[account], login_needed);
         for key in self.unsupported.drain(..) {
             state
                 .not_supported
@@ -677,7 +709,7 @@ impl<'s> Report<'s> {
             state.last_success = Some(crate::clock::now_f64());
         }
         if client.is_some() {
-            exp.gauge(&c::VEHICLES, &[account], self.vehicles as f64);
+            exp.gauge(&c::COLLECT_VEHICLES, &[account], self.vehicles as f64);
         }
         let (requests, retries) = client
             .map(|c| (c.request_counts(), c.retry_counts()))
@@ -704,49 +736,69 @@ fn state_metrics(exp: &mut Exposition, settings: &Settings, state: &State, now: 
     let account = settings.account.name.as_str();
     match state.quota_until {
         Some(until) => {
-            exp.gauge(&c::QUOTA_EXHAUSTED, &[account], 1.0);
-            exp.gauge(&c::QUOTA_RESET, &[account], until as f64);
+            exp.gauge(&c::COLLECT_QUOTA_EXHAUSTED, &[account], 1.0);
+            exp.gauge(
+                &c::COLLECT_QUOTA_RESET_TIMESTAMP_SECONDS,
+                &[account],
+                until as f64,
+            );
         }
-        None => exp.gauge(&c::QUOTA_EXHAUSTED, &[account], 0.0),
+        None => exp.gauge(&c::COLLECT_QUOTA_EXHAUSTED, &[account], 0.0),
     }
     for (key, n) in &state.requests {
         let mut parts = key.splitn(3, ' ');
         if let (Some(api), Some(endpoint), Some(status)) =
             (parts.next(), parts.next(), parts.next())
         {
-            exp.counter(&c::REQUESTS, &[account, api, endpoint, status], *n as f64);
+            exp.counter(
+                &c::COLLECT_REQUESTS_TOTAL,
+                &[account, api, endpoint, status],
+                *n as f64,
+            );
         }
     }
     for (api, n) in &state.retries {
-        exp.counter(&c::RETRIES, &[account, api], *n as f64);
+        exp.counter(&c::COLLECT_RETRIES_TOTAL, &[account, api], *n as f64);
     }
     for key in state.not_supported.keys() {
         let mut parts = key.splitn(3, ' ');
         if let (Some(vin), Some(api), Some(endpoint)) = (parts.next(), parts.next(), parts.next()) {
-            exp.gauge(&c::NOT_SUPPORTED, &[vin, api, endpoint], 1.0);
+            exp.gauge(
+                &c::COLLECT_ENDPOINT_NOT_SUPPORTED,
+                &[vin, api, endpoint],
+                1.0,
+            );
         }
     }
     if let Some(until) = state.unavailable_until(Origin::ExtendedVehicle.label(), now) {
         if settings.sources.extended_vehicle {
             exp.gauge(
-                &c::API_UNAVAILABLE,
+                &c::COLLECT_API_UNAVAILABLE_UNTIL_TIMESTAMP_SECONDS,
                 &[account, Origin::ExtendedVehicle.label()],
                 until as f64,
             );
         }
     }
     if let Some(t) = state.last_success {
-        exp.gauge(&c::LAST_SUCCESS, &[account], t);
+        exp.gauge(&c::COLLECT_LAST_SUCCESS_TIMESTAMP_SECONDS, &[account], t);
     }
 }
 
 fn token_metrics(exp: &mut Exposition, account: &str, token: &Token) {
-    exp.gauge(&c::TOKEN_EXPIRY, &[account], token.expires_at as f64);
+    exp.gauge(
+        &c::COLLECT_ACCESS_TOKEN_EXPIRY_TIMESTAMP_SECONDS,
+        &[account],
+        token.expires_at as f64,
+    );
     if let Some(t) = token.refreshed_at {
-        exp.gauge(&c::TOKEN_ROTATED, &[account], t as f64);
+        exp.gauge(
+            &c::COLLECT_REFRESH_TOKEN_ROTATED_TIMESTAMP_SECONDS,
+            &[account],
+            t as f64,
+        );
     }
     if let Some(t) = token.logged_in_at {
-        exp.gauge(&c::TOKEN_LOGIN, &[account], t as f64);
+        exp.gauge(&c::COLLECT_LOGIN_TIMESTAMP_SECONDS, &[account], t as f64);
     }
 }
 

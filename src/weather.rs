@@ -121,16 +121,22 @@ pub fn map(exp: &mut Exposition, vin: &str, w: &Current) {
     let time = w.dt.filter(|t| t.is_finite() && *t > 0.0).map(Ok);
     let finite = |v: Option<f64>| v.filter(|v| v.is_finite());
     if let Some(t) = finite(w.main.temp) {
-        out.number(&c::WEATHER_TEMPERATURE, &[], "temp", t, time);
+        out.number(&c::WEATHER_TEMPERATURE_CELSIUS, &[], "temp", t, time);
     }
     if let Some(t) = finite(w.main.feels_like) {
-        out.number(&c::WEATHER_FEELS_LIKE, &[], "feels_like", t, time);
+        out.number(&c::WEATHER_FEELS_LIKE_CELSIUS, &[], "feels_like", t, time);
     }
     if let Some(h) = finite(w.main.humidity) {
-        out.number(&c::WEATHER_HUMIDITY, &[], "humidity", h / 100.0, time);
+        out.number(&c::WEATHER_HUMIDITY_RATIO, &[], "humidity", h / 100.0, time);
     }
     if let Some(p) = finite(w.main.pressure) {
-        out.number(&c::WEATHER_PRESSURE, &[], "pressure", p * 100.0, time);
+        out.number(
+            &c::WEATHER_PRESSURE_PASCALS,
+            &[],
+            "pressure",
+            p * 100.0,
+            time,
+        );
     }
 }
 

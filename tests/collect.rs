@@ -244,7 +244,7 @@ fn quirks_become_the_right_values() {
     let lamps = out
         .lines()
         .filter(|l| {
-            l.starts_with("volvo_lamp_warning{")
+            l.starts_with("volvo_lamp_warning_state{")
                 && l.contains(DIESEL)
                 && l.contains("state=\"FAILURE\"")
         })
@@ -253,7 +253,7 @@ fn quirks_become_the_right_values() {
     let failing = out
         .lines()
         .filter(|l| {
-            l.starts_with("volvo_lamp_warning{")
+            l.starts_with("volvo_lamp_warning_state{")
                 && l.contains(DIESEL)
                 && l.contains("state=\"FAILURE\"")
                 && l.ends_with(" 1")

@@ -71,7 +71,7 @@ fn a_lasting_server_error_gives_a_partial_result() {
         Some(1.0)
     );
     assert!(value(&out, &format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")).is_some());
-    assert!(!out.contains("volvo_tyre_warning{"));
+    assert!(!out.contains("volvo_tyre_pressure_warning_state{"));
     promtool_check(&out);
 }
 
@@ -340,7 +340,7 @@ fn hostile_bodies_never_break_the_output() {
     // Hostile label values arrive escaped.
     assert!(
         out.contains(
-            r#"volvo_service_trigger{state="q\"uo\\te_new line ü",vin="YV1XZK9V0R2000001"} 1"#
+            r#"volvo_service_trigger_state{state="q\"uo\\te_new line ü",vin="YV1XZK9V0R2000001"} 1"#
         ),
         "{out}"
     );

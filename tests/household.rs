@@ -102,7 +102,7 @@ fn seven_cars_cold_start_lose_nothing() {
         for family in [
             "volvo_vehicle_info{",
             "volvo_odometer_meters{",
-            "volvo_tyre_warning{",
+            "volvo_tyre_pressure_warning_state{",
         ] {
             assert!(
                 out.lines()

@@ -93,70 +93,85 @@ pub const LAMPS: &[&str] = &[
 const STATISTICS: &[(&str, &Family, &str, Quantity)] = &[
     (
         "tripMeterManual",
-        &c::TRIP_METER,
+        &c::TRIP_METER_METERS,
         "manual",
         Quantity::Length,
     ),
     (
         "tripMeterAutomatic",
-        &c::TRIP_METER,
+        &c::TRIP_METER_METERS,
         "automatic",
         Quantity::Length,
     ),
-    ("tripMeter1", &c::TRIP_METER, "trip1", Quantity::Length),
-    ("tripMeter2", &c::TRIP_METER, "trip2", Quantity::Length),
-    ("averageSpeed", &c::AVERAGE_SPEED, "manual", Quantity::Speed),
+    (
+        "tripMeter1",
+        &c::TRIP_METER_METERS,
+        "trip1",
+        Quantity::Length,
+    ),
+    (
+        "tripMeter2",
+        &c::TRIP_METER_METERS,
+        "trip2",
+        Quantity::Length,
+    ),
+    (
+        "averageSpeed",
+        &c::AVERAGE_SPEED_METERS_PER_SECOND,
+        "manual",
+        Quantity::Speed,
+    ),
     (
         "averageSpeedAutomatic",
-        &c::AVERAGE_SPEED,
+        &c::AVERAGE_SPEED_METERS_PER_SECOND,
         "automatic",
         Quantity::Speed,
     ),
     (
         "averageFuelConsumption",
-        &c::AVERAGE_FUEL,
+        &c::AVERAGE_FUEL_CONSUMPTION_LITERS_PER_METER,
         "manual",
         Quantity::FuelConsumption,
     ),
     (
         "averageFuelConsumptionAutomatic",
-        &c::AVERAGE_FUEL,
+        &c::AVERAGE_FUEL_CONSUMPTION_LITERS_PER_METER,
         "automatic",
         Quantity::FuelConsumption,
     ),
     (
         "averageEnergyConsumption",
-        &c::AVERAGE_ENERGY,
+        &c::AVERAGE_ENERGY_CONSUMPTION_JOULES_PER_METER,
         "manual",
         Quantity::EnergyConsumption,
     ),
     (
         "averageEnergyConsumptionAutomatic",
-        &c::AVERAGE_ENERGY,
+        &c::AVERAGE_ENERGY_CONSUMPTION_JOULES_PER_METER,
         "automatic",
         Quantity::EnergyConsumption,
     ),
     (
         "averageEnergyConsumptionSinceCharge",
-        &c::AVERAGE_ENERGY,
+        &c::AVERAGE_ENERGY_CONSUMPTION_JOULES_PER_METER,
         "since_charge",
         Quantity::EnergyConsumption,
     ),
     (
         "distanceToEmptyTank",
-        &c::DISTANCE_TO_EMPTY,
+        &c::DISTANCE_TO_EMPTY_METERS,
         "tank",
         Quantity::Length,
     ),
     (
         "distanceToEmptyBattery",
-        &c::DISTANCE_TO_EMPTY,
+        &c::DISTANCE_TO_EMPTY_METERS,
         "battery",
         Quantity::Length,
     ),
     (
         "distanceToEmpty",
-        &c::DISTANCE_TO_EMPTY,
+        &c::DISTANCE_TO_EMPTY_METERS,
         "total",
         Quantity::Length,
     ),
@@ -210,20 +225,32 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
         out.exp.gauge(&c::VEHICLE_INFO, &refs, 1.0);
         if let Some(cap) = &d.battery_capacity_kwh {
             match values::number(cap).and_then(|n| values::convert(n, "kWh", Quantity::Energy)) {
-                Ok(j) => out.number(&c::BATTERY_CAPACITY, &[], "batteryCapacityKWH", j, None),
+                Ok(j) => out.number(
+                    &c::BATTERY_CAPACITY_JOULES,
+                    &[],
+                    "batteryCapacityKWH",
+                    j,
+                    None,
+                ),
                 Err(r) => out.skip("batteryCapacityKWH", r),
             }
         }
     }
 
     if let Ok(doors) = &s.doors {
-        parts(&mut out, doors, DOORS, &c::DOOR, OPEN_CLOSED);
+        parts(&mut out, doors, DOORS, &c::DOOR_STATE, OPEN_CLOSED);
         if let Some(v) = get(&mut out, doors, "centralLock") {
-            out.state_from(&c::CENTRAL_LOCK, &[], "centralLock", &reading(&v), LOCK);
+            out.state_from(
+                &c::CENTRAL_LOCK_STATE,
+                &[],
+                "centralLock",
+                &reading(&v),
+                LOCK,
+            );
         }
     }
     if let Ok(windows) = &s.windows {
-        parts(&mut out, windows, WINDOWS, &c::WINDOW, OPEN_CLOSED);
+        parts(&mut out, windows, WINDOWS, &c::WINDOW_STATE, OPEN_CLOSED);
     }
     if let Ok(es) = &s.engine_status {
         if let Some(v) = get(&mut out, es, "engineStatus") {
@@ -245,13 +272,19 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
         }
     }
     if let Ok(tyres) = &s.tyres {
-        parts(&mut out, tyres, TYRES, &c::TYRE_WARNING, TYRE);
+        parts(
+            &mut out,
+            tyres,
+            TYRES,
+            &c::TYRE_PRESSURE_WARNING_STATE,
+            TYRE,
+        );
     }
     if let Ok(w) = &s.warnings {
         for lamp in LAMPS {
             if let Some(v) = get(&mut out, w, lamp) {
                 let label = snake(lamp.trim_end_matches("Warning"));
-                out.state_from(&c::LAMP_WARNING, &[&label], lamp, &reading(&v), LAMP);
+                out.state_from(&c::LAMP_WARNING_STATE, &[&label], lamp, &reading(&v), LAMP);
             }
         }
     }
@@ -278,7 +311,7 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
         );
         if let Some(v) = get(&mut out, d, "serviceWarning") {
             out.state_from(
-                &c::SERVICE_WARNING,
+                &c::SERVICE_WARNING_STATE,
                 &[],
                 "serviceWarning",
                 &reading(&v),
@@ -287,7 +320,7 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
         }
         if let Some(v) = get(&mut out, d, "serviceTrigger") {
             out.state_from(
-                &c::SERVICE_TRIGGER,
+                &c::SERVICE_TRIGGER_STATE,
                 &[],
                 "serviceTrigger",
                 &reading(&v),
@@ -298,36 +331,48 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
             &mut out,
             d,
             "distanceToService",
-            &c::DISTANCE_TO_SERVICE,
+            &c::DISTANCE_TO_SERVICE_METERS,
             Quantity::Length,
         );
         quantity(
             &mut out,
             d,
             "timeToService",
-            &c::TIME_TO_SERVICE,
+            &c::TIME_TO_SERVICE_SECONDS,
             Quantity::Duration,
         );
         quantity(
             &mut out,
             d,
             "engineHoursToService",
-            &c::ENGINE_HOURS_TO_SERVICE,
+            &c::ENGINE_RUNNING_TIME_TO_SERVICE_SECONDS,
             Quantity::Duration,
         );
     }
     if let Ok(f) = &s.fuel {
-        quantity(&mut out, f, "fuelAmount", &c::FUEL_AMOUNT, Quantity::Volume);
+        quantity(
+            &mut out,
+            f,
+            "fuelAmount",
+            &c::FUEL_AMOUNT_LITERS,
+            Quantity::Volume,
+        );
         quantity(
             &mut out,
             f,
             "batteryChargeLevel",
-            &c::BATTERY_LEVEL,
+            &c::BATTERY_CHARGE_LEVEL_RATIO,
             Quantity::Ratio,
         );
     }
     if let Ok(o) = &s.odometer {
-        quantity(&mut out, o, "odometer", &c::ODOMETER, Quantity::Length);
+        quantity(
+            &mut out,
+            o,
+            "odometer",
+            &c::ODOMETER_METERS,
+            Quantity::Length,
+        );
     }
     if let Ok(st) = &s.statistics {
         for (field, fam, label, q) in STATISTICS {
@@ -345,7 +390,7 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
                 time,
             };
             out.state_from(
-                &c::COMMAND_AVAILABILITY,
+                &c::COMMAND_AVAILABILITY_STATE,
                 &[],
                 "availabilityStatus",
                 &r,
@@ -358,7 +403,7 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
                     time: None,
                 };
                 out.state_from(
-                    &c::COMMAND_UNAVAILABLE_REASON,
+                    &c::COMMAND_UNAVAILABLE_REASON_STATE,
                     &[],
                     "unavailableReason",
                     &r,
@@ -404,7 +449,13 @@ fn parts(
 
 fn fluid(out: &mut VehicleOut, values: &Values, field: &str, label: &str, known: &[&str]) {
     if let Some(v) = get(out, values, field) {
-        out.state_from(&c::FLUID_WARNING, &[label], field, &reading(&v), known);
+        out.state_from(
+            &c::FLUID_LEVEL_WARNING_STATE,
+            &[label],
+            field,
+            &reading(&v),
+            known,
+        );
     }
 }
 

@@ -32,52 +32,52 @@ enum Kind {
 const FIELDS: &[(&str, &Family, Kind)] = &[
     (
         "batteryChargeLevel",
-        &c::ENERGY_BATTERY_LEVEL,
+        &c::ENERGY_BATTERY_CHARGE_LEVEL_RATIO,
         Kind::Quantity(Quantity::Ratio),
     ),
     (
         "electricRange",
-        &c::ENERGY_RANGE,
+        &c::ENERGY_ELECTRIC_RANGE_METERS,
         Kind::Quantity(Quantity::Length),
     ),
     (
         "chargerConnectionStatus",
-        &c::ENERGY_CONNECTION,
+        &c::ENERGY_CHARGER_CONNECTION_STATE,
         Kind::States(CONNECTION),
     ),
     (
         "chargingStatus",
-        &c::ENERGY_CHARGING,
+        &c::ENERGY_CHARGING_STATE,
         Kind::States(CHARGING),
     ),
     (
         "chargingType",
-        &c::ENERGY_CHARGING_TYPE,
+        &c::ENERGY_CHARGING_TYPE_STATE,
         Kind::States(CHARGING_TYPE),
     ),
     (
         "chargerPowerStatus",
-        &c::ENERGY_POWER_STATUS,
+        &c::ENERGY_CHARGER_POWER_STATE,
         Kind::States(POWER_STATUS),
     ),
     (
         "estimatedChargingTimeToTargetBatteryChargeLevel",
-        &c::ENERGY_TIME_TO_TARGET,
+        &c::ENERGY_TIME_TO_TARGET_CHARGE_SECONDS,
         Kind::Quantity(Quantity::Duration),
     ),
     (
         "targetBatteryChargeLevel",
-        &c::ENERGY_TARGET_LEVEL,
+        &c::ENERGY_TARGET_CHARGE_LEVEL_RATIO,
         Kind::Quantity(Quantity::Ratio),
     ),
     (
         "chargingCurrentLimit",
-        &c::ENERGY_CURRENT_LIMIT,
+        &c::ENERGY_CHARGING_CURRENT_LIMIT_AMPERES,
         Kind::Quantity(Quantity::Current),
     ),
     (
         "chargingPower",
-        &c::ENERGY_POWER,
+        &c::ENERGY_CHARGING_POWER_WATTS,
         Kind::Quantity(Quantity::Power),
     ),
 ];
@@ -171,9 +171,13 @@ fn charge_end(out: &mut VehicleOut, state: &State) {
     };
     let left = values::number(value).and_then(|n| values::convert(n, unit, Quantity::Duration));
     match (left, values::timestamp(at)) {
-        (Ok(left), Ok(at)) if left >= 0.0 => {
-            out.number(&c::ENERGY_CHARGE_END, &[], FIELD, at + left, None)
-        }
+        (Ok(left), Ok(at)) if left >= 0.0 => out.number(
+            &c::ENERGY_ESTIMATED_CHARGE_END_TIMESTAMP_SECONDS,
+            &[],
+            FIELD,
+            at + left,
+            None,
+        ),
         _ => {}
     }
 }

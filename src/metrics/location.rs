@@ -62,34 +62,34 @@ pub fn map(exp: &mut Exposition, vin: &str, f: &Feature, privacy: &LocationPriva
     };
     if privacy.export_coordinates {
         out.number(
-            &c::LOCATION_LATITUDE,
+            &c::LOCATION_LATITUDE_DEGREES,
             &[],
             "latitude",
             round_to(lat, privacy.precision),
             time,
         );
         out.number(
-            &c::LOCATION_LONGITUDE,
+            &c::LOCATION_LONGITUDE_DEGREES,
             &[],
             "longitude",
             round_to(lon, privacy.precision),
             time,
         );
         match coord(2) {
-            Some(Ok(alt)) => out.number(&c::LOCATION_ALTITUDE, &[], "altitude", alt, time),
+            Some(Ok(alt)) => out.number(&c::LOCATION_ALTITUDE_METERS, &[], "altitude", alt, time),
             Some(Err(r)) => out.skip("altitude", r),
             None => {}
         }
     }
     if let Some(h) = heading {
         match values::number(&h) {
-            Ok(h) => out.number(&c::LOCATION_HEADING, &[], "heading", h, time),
+            Ok(h) => out.number(&c::LOCATION_HEADING_DEGREES, &[], "heading", h, time),
             Err(r) => out.skip("heading", r),
         }
     }
     if let Some(home) = privacy.home {
         out.number(
-            &c::LOCATION_HOME_DISTANCE,
+            &c::LOCATION_HOME_DISTANCE_METERS,
             &[],
             "home_distance",
             distance_m(home, (lat, lon)).round(),

@@ -79,16 +79,9 @@ impl Exposition {
     /// Sets the source-time companion of `f` for the series with these labels (given without
     /// `state`).
     pub fn stamp(&mut self, f: &Family, labels: &[&str], seconds: f64) {
-        let Some(name) = f.stamp_name() else { return };
+        let Some(name) = f.stamp else { return };
         let help = catalog::stamp_help(f);
-        self.set(
-            &name,
-            &help,
-            Kind::Gauge,
-            &f.stamp_labels(),
-            labels,
-            seconds,
-        );
+        self.set(name, &help, Kind::Gauge, &f.stamp_labels(), labels, seconds);
     }
 
     /// Every sample as (metric name, label pairs sorted by name, value), in name order.
@@ -172,7 +165,11 @@ impl Exposition {
     pub fn finish_skips(&mut self) {
         let skipped = std::mem::take(&mut self.skipped);
         for ((vin, api, reason), n) in &skipped {
-            self.gauge(&catalog::FIELDS_SKIPPED, &[vin, api, reason], *n as f64);
+            self.gauge(
+                &catalog::COLLECT_FIELDS_SKIPPED,
+                &[vin, api, reason],
+                *n as f64,
+            );
         }
         self.skipped = skipped;
     }
@@ -393,7 +390,7 @@ mod tests {
         let mut exp = Exposition::new();
         let mut out = VehicleOut::new(&mut exp, "YV1XZK9V0R2000001", Origin::ConnectedVehicle);
         out.state_set(
-            &catalog::CENTRAL_LOCK,
+            &catalog::CENTRAL_LOCK_STATE,
             &[],
             "centralLock",
             "HALF_LOCKED",
@@ -416,7 +413,7 @@ mod tests {
         let mut exp = Exposition::new();
         let mut out = VehicleOut::new(&mut exp, "YV1XZK9V0R2000001", Origin::ConnectedVehicle);
         out.state_set(
-            &catalog::SERVICE_TRIGGER,
+            &catalog::SERVICE_TRIGGER_STATE,
             &[],
             "serviceTrigger",
             "a\"b\\c\nd é",

@@ -135,7 +135,7 @@ mod tests {
     #[test]
     fn families_become_sorted_series() {
         let mut exp = crate::metrics::Exposition::new();
-        exp.gauge(&crate::metrics::catalog::ODOMETER, &["VIN1"], 12.5);
+        exp.gauge(&crate::metrics::catalog::ODOMETER_METERS, &["VIN1"], 12.5);
         let req = write_request(&exp, 1000);
         assert_eq!(req.timeseries.len(), 1);
         let names: Vec<_> = req.timeseries[0]

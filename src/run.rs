@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::api::client::{Client, ClientOptions, TokenSource};
-use crate::api::{connected, energy, extended, location, ApiError};
+use crate::api::{connected_vehicle, energy, extended_vehicle, location, ApiError};
 use crate::auth::refresh::{self, OAuthClient};
 use crate::auth::token::Token;
 use crate::config::Settings;
@@ -247,7 +247,7 @@ pub fn known_cars(a: &crate::config::Account) -> usize {
     state
         .cache
         .get(&format!(" {}", list.name))
-        .and_then(|c| connected::vehicles(Ok(c.body.get())).ok())
+        .and_then(|c| connected_vehicle::vehicles(Ok(c.body.get())).ok())
         .map_or(1, |v| v.len().max(1))
 }
 
@@ -380,12 +380,12 @@ fn map(
 ) {
     let list = endpoints::get(Origin::ConnectedVehicle, "vehicles");
     let Some(vins) = planner.vins() else {
-        let e = connected::vehicles(planner.answer("", list, None))
+        let e = connected_vehicle::vehicles(planner.answer("", list, None))
             .expect_err("no vehicles without an error");
         report.list_failed(exp, &e);
         return;
     };
-    let listed = connected::vehicles(planner.answer("", list, None));
+    let listed = connected_vehicle::vehicles(planner.answer("", list, None));
     let mut vins = vins.to_vec();
     if settings.account.vins.is_empty() {
         report.endpoint(exp, "", list, listed.as_ref().err());
@@ -444,8 +444,8 @@ fn map_car(
             .unwrap_or(0.0)
     };
     if settings.sources.connected_vehicle {
-        let s = connected::Snapshot::decode(&|n| answer(Origin::ConnectedVehicle, n));
-        metrics::connected::map(exp, vin, account, &s);
+        let s = connected_vehicle::Snapshot::decode(&|n| answer(Origin::ConnectedVehicle, n));
+        metrics::connected_vehicle::map(exp, vin, account, &s);
         report.api(
             exp,
             vin,
@@ -488,12 +488,12 @@ fn map_car(
     }
     if planner.collects_extended() {
         let value = endpoints::get(Origin::ExtendedVehicle, "extended_values");
-        let s = extended::Snapshot::decode(
+        let s = extended_vehicle::Snapshot::decode(
             answer(Origin::ExtendedVehicle, "extended_resources"),
             &|r| planner.answer(vin, value, Some(r)),
         );
         report.extended_gone |= s.api_gone();
-        metrics::extended::map(exp, vin, &s);
+        metrics::extended_vehicle::map(exp, vin, &s);
         let errors = if s.api_gone() { Vec::new() } else { s.errors() };
         report.api(
             exp,

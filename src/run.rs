@@ -96,7 +96,7 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     let text = exp.encode();
     let failures = sinks::deliver(settings, &exp, &text).await;
     for (output, err) in &failures {
-        problems.push(format!("output {output} failed: {err}"));
+        problems.push(format!("output {output} failed: {err:#}"));
     }
     Ok(RunOutcome {
         text,
@@ -178,9 +178,9 @@ async fn collect_account(
         for (vin, w) in &weather {
             match w {
                 Ok(current) => crate::weather::map(&mut exp, vin, current),
-                Err(reason) => exp.gauge(
+                Err(e) => exp.gauge(
                     &c::ENDPOINT_ERROR,
-                    &[vin, Origin::Weather.label(), "weather", reason],
+                    &[vin, Origin::Weather.label(), "weather", e.reason()],
                     1.0,
                 ),
             }
@@ -332,7 +332,10 @@ async fn weather(
     http: &reqwest::Client,
     planner: &mut Planner<'_>,
     now: i64,
-) -> Vec<(String, Result<crate::weather::Current, &'static str>)> {
+) -> Vec<(
+    String,
+    Result<crate::weather::Current, crate::weather::WeatherError>,
+)> {
     let Some(w) = &settings.weather else {
         return Vec::new();
     };
@@ -358,9 +361,9 @@ async fn weather(
                 planner.cache(format!("{vin} weather"), entry);
                 out.push((vin, Ok(current)));
             }
-            Err((reason, message)) => {
-                tracing::warn!(vin, "weather: {message}");
-                out.push((vin, Err(reason)));
+            Err(e) => {
+                tracing::warn!(vin, "weather: {e}");
+                out.push((vin, Err(e)));
             }
         }
     }

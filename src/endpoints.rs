@@ -249,7 +249,7 @@ pub const fn prefix(api: Origin) -> &'static str {
 impl Endpoint {
     /// The request path for one car (and one Extended Vehicle resource). The VIN is
     /// path-escaped so that no answer can change the path of the next request; resource names
-    /// are checked before they get here (`extended::safe_name`).
+    /// are checked before they get here (`extended_vehicle::safe_name`).
     pub fn path(&self, vin: &str, resource: Option<&str>) -> String {
         let t = self
             .template

@@ -13,9 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::value::RawValue;
 
-use crate::api::connected::{Data, Values};
+use crate::api::connected_vehicle::{Data, Values};
 use crate::api::energy;
-use crate::api::extended;
+use crate::api::extended_vehicle;
 use crate::api::ApiError;
 use crate::endpoints::Origin;
 use crate::endpoints::{self, Endpoint, Fact};
@@ -235,7 +235,7 @@ impl<'a> Planner<'a> {
                     priority: Fact::Wake,
                 }];
             }
-            match crate::api::connected::vehicles(self.answer("", list, None)) {
+            match crate::api::connected_vehicle::vehicles(self.answer("", list, None)) {
                 Ok(vins) => self.vins = Some(vins),
                 Err(_) => return Vec::new(),
             }
@@ -318,7 +318,7 @@ impl<'a> Planner<'a> {
             Some(Outcome::Deferred) => cached().ok_or(ApiError::Deferred),
             Some(Outcome::InFlight) => Err(ApiError::Timeout),
             None if self.is_unsupported(vin, e) => Err(ApiError::NotSupported(
-                crate::api::connected::REMEMBERED.into(),
+                crate::api::connected_vehicle::REMEMBERED.into(),
             )),
             None => cached().ok_or(if self.setup.quota_paused {
                 ApiError::Quota { reset_after: None }
@@ -439,8 +439,13 @@ impl<'a> Planner<'a> {
             return vec![None];
         }
         let list = endpoints::get(Origin::ExtendedVehicle, "extended_resources");
-        crate::api::decode::<extended::ResourceList>(self.answer(vin, list, None))
-            .map(|l| extended::resource_names(&l).into_iter().map(Some).collect())
+        crate::api::decode::<extended_vehicle::ResourceList>(self.answer(vin, list, None))
+            .map(|l| {
+                extended_vehicle::resource_names(&l)
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -620,10 +625,10 @@ fn usable(key: &str, body: &str) -> bool {
         (Origin::Energy, _) => crate::api::decode::<energy::State>(body).is_ok(),
         (Origin::Location, _) => crate::api::location::decode(body).is_ok(),
         (Origin::ExtendedVehicle, "extended_resources") => {
-            crate::api::decode::<extended::ResourceList>(body).is_ok()
+            crate::api::decode::<extended_vehicle::ResourceList>(body).is_ok()
         }
         (Origin::ExtendedVehicle, _) => {
-            crate::api::decode::<extended::ResourceEnvelope>(body).is_ok()
+            crate::api::decode::<extended_vehicle::ResourceEnvelope>(body).is_ok()
         }
         _ => true,
     }

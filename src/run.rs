@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::api::client::{Client, ClientOptions, TokenSource};
-use crate::api::{connected, energy, extended, location, ApiError};
+use crate::api::{connected_vehicle, energy, extended_vehicle, location, ApiError};
 use crate::auth::refresh::{self, OAuthClient};
 use crate::auth::token::Token;
 use crate::config::Settings;
@@ -104,7 +104,7 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     let text = exp.encode();
     let failures = sinks::deliver(settings, &exp, &text).await;
     for (output, err) in &failures {
-        problems.push(format!("output {output} failed: {err}"));
+        problems.push(format!("output {output} failed: {err:#}"));
     }
     Ok(RunOutcome {
         text,
@@ -186,9 +186,9 @@ async fn collect_account(
         for (vin, w) in &weather {
             match w {
                 Ok(current) => crate::weather::map(&mut exp, vin, current),
-                Err(reason) => exp.gauge(
+                Err(e) => exp.gauge(
                     &c::COLLECT_ENDPOINT_ERROR,
-                    &[vin, Origin::Weather.label(), "weather", reason],
+                    &[vin, Origin::Weather.label(), "weather", e.reason()],
                     1.0,
                 ),
             }
@@ -255,7 +255,7 @@ pub fn known_cars(a: &crate::config::Account) -> usize {
     state
         .cache
         .get(&format!(" {}", list.name))
-        .and_then(|c| connected::vehicles(Ok(c.body.get())).ok())
+        .and_then(|c| connected_vehicle::vehicles(Ok(c.body.get())).ok())
         .map_or(1, |v| v.len().max(1))
 }
 
@@ -340,7 +340,10 @@ async fn weather(
     http: &reqwest::Client,
     planner: &mut Planner<'_>,
     now: i64,
-) -> Vec<(String, Result<crate::weather::Current, &'static str>)> {
+) -> Vec<(
+    String,
+    Result<crate::weather::Current, crate::weather::WeatherError>,
+)> {
     let Some(w) = &settings.weather else {
         return Vec::new();
     };
@@ -366,9 +369,9 @@ async fn weather(
                 planner.cache(format!("{vin} weather"), entry);
                 out.push((vin, Ok(current)));
             }
-            Err((reason, message)) => {
-                tracing::warn!(vin, "weather: {message}");
-                out.push((vin, Err(reason)));
+            Err(e) => {
+                tracing::warn!(vin, "weather: {e}");
+                out.push((vin, Err(e)));
             }
         }
     }
@@ -388,12 +391,12 @@ fn map(
 ) {
     let list = endpoints::get(Origin::ConnectedVehicle, "vehicles");
     let Some(vins) = planner.vins() else {
-        let e = connected::vehicles(planner.answer("", list, None))
+        let e = connected_vehicle::vehicles(planner.answer("", list, None))
             .expect_err("no vehicles without an error");
         report.list_failed(exp, &e);
         return;
     };
-    let listed = connected::vehicles(planner.answer("", list, None));
+    let listed = connected_vehicle::vehicles(planner.answer("", list, None));
     let mut vins = vins.to_vec();
     if settings.account.vins.is_empty() {
         report.endpoint(exp, "", list, listed.as_ref().err());
@@ -464,8 +467,8 @@ fn map_car(
             .unwrap_or(0.0)
     };
     if settings.sources.connected_vehicle {
-        let s = connected::Snapshot::decode(&|n| answer(Origin::ConnectedVehicle, n));
-        metrics::connected::map(exp, vin, account, &s);
+        let s = connected_vehicle::Snapshot::decode(&|n| answer(Origin::ConnectedVehicle, n));
+        metrics::connected_vehicle::map(exp, vin, account, &s);
         report.api(
             exp,
             vin,
@@ -508,12 +511,12 @@ fn map_car(
     }
     if planner.collects_extended() {
         let value = endpoints::get(Origin::ExtendedVehicle, "extended_values");
-        let s = extended::Snapshot::decode(
+        let s = extended_vehicle::Snapshot::decode(
             answer(Origin::ExtendedVehicle, "extended_resources"),
             &|r| planner.answer(vin, value, Some(r)),
         );
         report.extended_gone |= s.api_gone();
-        metrics::extended::map(exp, vin, &s);
+        metrics::extended_vehicle::map(exp, vin, &s);
         let errors = if s.api_gone() { Vec::new() } else { s.errors() };
         report.api(
             exp,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::api::client::describe;
 use crate::config::WeatherOptions;
 use crate::metrics::catalog::{self as c, Origin};
 use crate::metrics::{Exposition, VehicleOut};
@@ -36,6 +37,51 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
+/// Why the weather could not be had. The run branches on it only for the bounded `reason`
+/// label of `volvo_collect_endpoint_error`; the text is for the log. The details are kept as
+/// text rather than as the `reqwest::Error`, whose own text names the URL, and the URL carries
+/// the API key.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WeatherError {
+    #[error("cannot reach OpenWeatherMap: {0}")]
+    Transport(String),
+    #[error("OpenWeatherMap answered HTTP 401: check weather.api_key")]
+    Unauthorized,
+    #[error("OpenWeatherMap answered HTTP 429")]
+    RateLimited,
+    #[error("OpenWeatherMap answered HTTP {0}")]
+    Server(u16),
+    #[error("OpenWeatherMap answered HTTP {0}")]
+    Client(u16),
+    #[error("unreadable answer from OpenWeatherMap: {0}")]
+    Unreadable(String),
+    #[error("unexpected answer from OpenWeatherMap: {0}")]
+    Decode(String),
+}
+
+impl WeatherError {
+    fn from_status(status: u16) -> Self {
+        match status {
+            401 => Self::Unauthorized,
+            429 => Self::RateLimited,
+            500..=599 => Self::Server(status),
+            _ => Self::Client(status),
+        }
+    }
+
+    /// The `reason` label: one of a few fixed words.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Transport(_) => "transport",
+            Self::Unauthorized => "unauthorized",
+            Self::RateLimited => "rate_limited",
+            Self::Server(_) => "server_error",
+            Self::Client(_) => "client_error",
+            Self::Unreadable(_) | Self::Decode(_) => "decode",
+        }
+    }
+}
+
 /// The current weather at (latitude, longitude), reusing `cached` while it is younger than
 /// the minimum age. Returns the answer and the cache entry to keep.
 pub async fn fetch(
@@ -44,7 +90,7 @@ pub async fn fetch(
     (lat, lon): (f64, f64),
     cached: Option<CacheEntry>,
     now: i64,
-) -> Result<(Current, CacheEntry), (&'static str, String)> {
+) -> Result<(Current, CacheEntry), WeatherError> {
     if let Some(entry) = cached.filter(|e| now - e.fetched_at < o.min_age.as_secs() as i64) {
         if let Ok(current) = serde_json::from_str::<Current>(entry.body.get()) {
             return Ok((current, entry));
@@ -61,57 +107,19 @@ pub async fn fetch(
         .timeout(Duration::from_secs(10))
         .send()
         .await
-        .map_err(|e| {
-            (
-                "transport",
-                format!(
-                    "cannot reach OpenWeatherMap: {}",
-                    crate::api::client::describe(&e)
-                ),
-            )
-        })?;
+        .map_err(|e| WeatherError::Transport(describe(&e)))?;
     let status = resp.status();
     if !status.is_success() {
-        let reason = match status.as_u16() {
-            401 => "unauthorized",
-            429 => "rate_limited",
-            500..=599 => "server_error",
-            _ => "client_error",
-        };
-        return Err((
-            reason,
-            format!(
-                "OpenWeatherMap answered HTTP {}{}",
-                status.as_u16(),
-                if reason == "unauthorized" {
-                    ": check weather.api_key"
-                } else {
-                    ""
-                }
-            ),
-        ));
+        return Err(WeatherError::from_status(status.as_u16()));
     }
-    let body = resp.bytes().await.map_err(|e| {
-        (
-            "decode",
-            format!(
-                "unreadable answer from OpenWeatherMap: {}",
-                crate::api::client::describe(&e)
-            ),
-        )
-    })?;
-    let current: Current = serde_json::from_slice(&body).map_err(|e| {
-        (
-            "decode",
-            format!("unexpected answer from OpenWeatherMap: {e}"),
-        )
-    })?;
-    let entry = CacheEntry::new(now, body.to_vec()).ok_or_else(|| {
-        (
-            "decode",
-            "unexpected answer from OpenWeatherMap: not UTF-8 JSON".to_string(),
-        )
-    })?;
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| WeatherError::Unreadable(describe(&e)))?;
+    let current: Current =
+        serde_json::from_slice(&body).map_err(|e| WeatherError::Decode(e.to_string()))?;
+    let entry = CacheEntry::new(now, body.to_vec())
+        .ok_or_else(|| WeatherError::Decode("not UTF-8 JSON".into()))?;
     Ok((current, entry))
 }
 
@@ -161,6 +169,26 @@ mod tests {
         assert!(
             text.contains("volvo_weather_timestamp_seconds{vin=\"V\"} 1795000000"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn statuses_have_bounded_reasons() {
+        let reasons: Vec<_> = [401, 429, 503, 404]
+            .map(|s| WeatherError::from_status(s).reason())
+            .into();
+        assert_eq!(
+            reasons,
+            [
+                "unauthorized",
+                "rate_limited",
+                "server_error",
+                "client_error"
+            ]
+        );
+        assert_eq!(
+            WeatherError::Unauthorized.to_string(),
+            "OpenWeatherMap answered HTTP 401: check weather.api_key"
         );
     }
 

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use volvo_collect::api::{connected, energy, extended, location, ApiError};
+use volvo_collect::api::{connected_vehicle, energy, extended_vehicle, location, ApiError};
 use volvo_collect::config::LocationPrivacy;
 use volvo_collect::metrics::{self, Exposition};
 use volvo_collect::values::Field;
@@ -149,24 +149,24 @@ proptest! {
     #[test]
     fn connected_vehicle_decoders_and_mapper(vals in values_map(), raw in any_json(), details in any_json()) {
         let wrapped = json!({"data": vals});
-        let s = connected::Snapshot {
-            details: decode::<connected::Data<connected::Details>>(&json!({"data": details})).map(|d| d.data),
-            doors: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
-            windows: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
-            engine_status: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
-            engine: decode::<connected::Data<connected::Values>>(&raw).map(|d| d.data),
-            diagnostics: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
-            brakes: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
-            fuel: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
-            odometer: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
-            statistics: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
-            tyres: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
-            warnings: decode::<connected::Data<connected::Values>>(&wrapped).map(|d| d.data),
-            command_accessibility: decode::<connected::Data<connected::CommandAccessibility>>(&json!({"data": {"availabilityStatus": raw.clone()}})).map(|d| d.data),
-            commands: decode::<connected::Data<Vec<Field<connected::Command>>>>(&json!({"data": [raw.clone(), {"command": "LOCK"}]})).map(|d| d.data),
+        let s = connected_vehicle::Snapshot {
+            details: decode::<connected_vehicle::Data<connected_vehicle::Details>>(&json!({"data": details})).map(|d| d.data),
+            doors: decode::<connected_vehicle::Data<connected_vehicle::Values>>(&wrapped).map(|d| d.data),
+            windows: decode::<connected_vehicle::Data<connected_vehicle::Values>>(&wrapped).map(|d| d.data),
+            engine_status: decode::<connected_vehicle::Data<connected_vehicle::Values>>(&wrapped).map(|d| d.data),
+            engine: decode::<connected_vehicle::Data<connected_vehicle::Values>>(&raw).map(|d| d.data),
+            diagnostics: decode::<connected_vehicle::Data<connected_vehicle::Values>>(&wrapped).map(|d| d.data),
+            brakes: decode::<connected_vehicle::Data<connected_vehicle::Values>>(&wrapped).map(|d| d.data),
+            fuel: decode::<connected_vehicle::Data<connected_vehicle::Values>>(&wrapped).map(|d| d.data),
+            odometer: decode::<connected_vehicle::Data<connected_vehicle::Values>>(&wrapped).map(|d| d.data),
+            statistics: decode::<connected_vehicle::Data<connected_vehicle::Values>>(&wrapped).map(|d| d.data),
+            tyres: decode::<connected_vehicle::Data<connected_vehicle::Values>>(&wrapped).map(|d| d.data),
+            warnings: decode::<connected_vehicle::Data<connected_vehicle::Values>>(&wrapped).map(|d| d.data),
+            command_accessibility: decode::<connected_vehicle::Data<connected_vehicle::CommandAccessibility>>(&json!({"data": {"availabilityStatus": raw.clone()}})).map(|d| d.data),
+            commands: decode::<connected_vehicle::Data<Vec<Field<connected_vehicle::Command>>>>(&json!({"data": [raw.clone(), {"command": "LOCK"}]})).map(|d| d.data),
         };
         let mut exp = Exposition::new();
-        metrics::connected::map(&mut exp, "YV1XZK9V0R2000001", "default", &s);
+        metrics::connected_vehicle::map(&mut exp, "YV1XZK9V0R2000001", "default", &s);
         exp.finish_skips();
         assert_valid(&String::from_utf8(exp.encode()).unwrap());
     }
@@ -200,11 +200,11 @@ proptest! {
     fn extended_decoder_and_mapper(values in prop::collection::vec((".{0,10}", any_json(), any_json(), any_json()), 0..5)) {
         let resources = values
             .into_iter()
-            .map(|(name, v, u, t)| (name, decode::<extended::ResourceEnvelope>(&json!({"resourceValue": {"value": v, "unit": u, "timestamp": t}})).map(|e| e.resource_value)))
+            .map(|(name, v, u, t)| (name, decode::<extended_vehicle::ResourceEnvelope>(&json!({"resourceValue": {"value": v, "unit": u, "timestamp": t}})).map(|e| e.resource_value)))
             .collect();
-        let s = extended::Snapshot { list: Ok(vec![]), resources };
+        let s = extended_vehicle::Snapshot { list: Ok(vec![]), resources };
         let mut exp = Exposition::new();
-        metrics::extended::map(&mut exp, "YV1XZK9V0R2000001", &s);
+        metrics::extended_vehicle::map(&mut exp, "YV1XZK9V0R2000001", &s);
         exp.finish_skips();
         assert_valid(&String::from_utf8(exp.encode()).unwrap());
     }

@@ -2,9 +2,9 @@
 //! quirks listed in the README) and the requests a run makes, over the shared [`client`].
 
 pub mod client;
-pub mod connected;
+pub mod connected_vehicle;
 pub mod energy;
-pub mod extended;
+pub mod extended_vehicle;
 pub mod location;
 
 use std::time::Duration;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::findings::{at, expiry_text, human, thousands, Finding, Findings};
 use crate::api::client::Client;
-use crate::api::{connected, ApiError};
+use crate::api::{connected_vehicle, ApiError};
 use crate::auth::refresh::{self, Freshness, OAuthClient, REFRESH_MARGIN_S};
 use crate::auth::token::{self, Token};
 use crate::config::{is_extended_vehicle_scope, Settings};
@@ -411,7 +411,7 @@ async fn vehicle_list_finding(
         Ok(vins) => {
             f.ok(format!(
                 "API key and token: GET {}/vehicles answered 200 with {} {}",
-                connected::PREFIX,
+                connected_vehicle::PREFIX,
                 vins.len(),
                 if vins.len() == 1 { "vehicle" } else { "vehicles" }
             ));
@@ -469,7 +469,7 @@ async fn vehicle_list(
         access_token.clone(),
         s.request_timeout,
     );
-    connected::vehicles_once(&client).await
+    connected_vehicle::vehicles_once(&client).await
 }
 
 /// The configured cars against the account's vehicle list.

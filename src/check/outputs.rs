@@ -103,7 +103,7 @@ async fn pushgateway_finding(url: &Url, o: &PushgatewayOptions) -> Finding {
     let client = match sink_http::client(&o.http) {
         Ok(c) => c,
         Err(e) => {
-            f.fail(format!("output pushgateway {shown}: {e}"));
+            f.fail(format!("output pushgateway {shown}: {e:#}"));
             return f.0.remove(0);
         }
     };
@@ -140,7 +140,7 @@ async fn remote_write_finding(url: &Url, o: &HttpOutput) -> Finding {
     let client = match sink_http::client(o) {
         Ok(c) => c,
         Err(e) => {
-            f.fail(format!("output remote_write {shown}: {e}"));
+            f.fail(format!("output remote_write {shown}: {e:#}"));
             return f.0.remove(0);
         }
     };

@@ -6,9 +6,9 @@
 //! many cars small.
 
 pub mod catalog;
-pub mod connected;
+pub mod connected_vehicle;
 pub mod energy;
-pub mod extended;
+pub mod extended_vehicle;
 pub mod location;
 
 use std::collections::BTreeMap;

@@ -1,21 +1,40 @@
 //! What the HTTP outputs share: a client with the output's timeout and extra CA, and its
 //! authentication.
 
+use anyhow::Context;
+
 use crate::config::{HttpAuth, HttpOutput};
 
-pub fn client(o: &HttpOutput) -> Result<reqwest::Client, String> {
+pub fn client(o: &HttpOutput) -> anyhow::Result<reqwest::Client> {
     let mut b = reqwest::Client::builder()
         .timeout(o.timeout)
         .user_agent(concat!("volvo-collect/", env!("CARGO_PKG_VERSION")));
     if let Some(ca) = &o.ca_file {
         let pem = std::fs::read(ca)
-            .map_err(|e| format!("cannot read the CA file {}: {e}", ca.display()))?;
+            .with_context(|| format!("cannot read the CA file {}", ca.display()))?;
         let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| format!("the CA file {} is not a PEM certificate: {e}", ca.display()))?;
+            .with_context(|| format!("the CA file {} is not a PEM certificate", ca.display()))?;
         b = b.add_root_certificate(cert);
     }
-    b.build()
-        .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+    b.build().context("cannot set up the HTTP client")
+}
+
+/// A transport error as an error chain without the request's URL: reqwest's own text names
+/// the URL, which may carry credentials (userinfo, or a key in the query).
+pub fn transport(e: &reqwest::Error) -> anyhow::Error {
+    anyhow::anyhow!(crate::api::client::describe(e))
+}
+
+/// An answer that is not a success, as an error: its status and the start of its body.
+pub async fn refused(resp: reqwest::Response) -> anyhow::Error {
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    let body: String = body.trim().chars().take(200).collect();
+    if body.is_empty() {
+        anyhow::anyhow!("HTTP {status}")
+    } else {
+        anyhow::anyhow!("HTTP {status}: {}", body.replace('\n', " "))
+    }
 }
 
 pub fn authorize(req: reqwest::RequestBuilder, auth: &HttpAuth) -> reqwest::RequestBuilder {

@@ -12,18 +12,21 @@ use crate::config::Settings;
 use crate::metrics::Exposition;
 
 /// Delivers `text` (the encoded `exp`) to every configured output; returns the failures as
-/// (output, error).
+/// (output, error). Each error says what was tried where; print it with `{:#}` for one line.
 pub async fn deliver(
     settings: &Settings,
     exp: &Exposition,
     text: &[u8],
-) -> Vec<(&'static str, String)> {
+) -> Vec<(&'static str, anyhow::Error)> {
     let outputs = &settings.output;
     let mut failures = Vec::new();
     if outputs.stdout {
         let mut out = std::io::stdout().lock();
         if let Err(e) = out.write_all(text).and_then(|_| out.flush()) {
-            failures.push(("stdout", e.to_string()));
+            failures.push((
+                "stdout",
+                anyhow::Error::new(e).context("writing to standard output"),
+            ));
         }
     }
     if let Some(path) = &outputs.textfile {

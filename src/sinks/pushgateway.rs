@@ -2,11 +2,13 @@
 //! (`/metrics/job/<job>{/<label>/<value>}`), which replaces the group's previous metrics, so no
 //! stale series survive. Values that cannot stand in a path segment use `@base64`.
 
+use anyhow::Context;
 use base64::Engine;
 use url::Url;
 
 use super::http;
 use crate::config::PushgatewayOptions;
+use crate::secret::shown_url;
 
 /// One grouping-key segment pair: `name/value`, or `name@base64/<urlsafe base64>` when the
 /// value is empty or holds a `/` (the Pushgateway's own rule; `=` stands for empty).
@@ -24,15 +26,12 @@ fn segment(name: &str, value: &str) -> [String; 2] {
 }
 
 /// The group URL: `<base>/metrics/job/<job>/<label>/<value>...`.
-pub fn group_url(base: &Url, o: &PushgatewayOptions) -> Result<Url, String> {
+pub fn group_url(base: &Url, o: &PushgatewayOptions) -> anyhow::Result<Url> {
     let mut url = base.clone();
     {
-        let mut segs = url.path_segments_mut().map_err(|_| {
-            format!(
-                "{} cannot be a Pushgateway URL",
-                crate::secret::shown_url(base)
-            )
-        })?;
+        let Ok(mut segs) = url.path_segments_mut() else {
+            anyhow::bail!("{} cannot be a Pushgateway URL", shown_url(base));
+        };
         segs.pop_if_empty().push("metrics");
         let [k, v] = segment("job", &o.job);
         segs.extend([k, v]);
@@ -44,7 +43,15 @@ pub fn group_url(base: &Url, o: &PushgatewayOptions) -> Result<Url, String> {
     Ok(url)
 }
 
-pub async fn push(base: &Url, o: &PushgatewayOptions, text: &[u8]) -> Result<(), String> {
+/// PUTs the run's exposition to its group. The error names the Pushgateway (without
+/// credentials) and what went wrong there.
+pub async fn push(base: &Url, o: &PushgatewayOptions, text: &[u8]) -> anyhow::Result<()> {
+    put(base, o, text)
+        .await
+        .with_context(|| format!("pushing to the Pushgateway at {}", shown_url(base)))
+}
+
+async fn put(base: &Url, o: &PushgatewayOptions, text: &[u8]) -> anyhow::Result<()> {
     let url = group_url(base, o)?;
     let client = http::client(&o.http)?;
     let req = client
@@ -54,24 +61,12 @@ pub async fn push(base: &Url, o: &PushgatewayOptions, text: &[u8]) -> Result<(),
     let resp = http::authorize(req, &o.http.auth)
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "cannot reach the Pushgateway at {}: {}",
-                crate::secret::shown_url(base),
-                crate::api::client::describe(&e)
-            )
-        })?;
+        .map_err(|e| http::transport(&e))?;
     let status = resp.status();
     if status.is_success() {
         return Ok(());
     }
-    let body = resp.text().await.unwrap_or_default();
-    Err(format!(
-        "the Pushgateway at {} answered HTTP {}: {}",
-        crate::secret::shown_url(base),
-        status.as_u16(),
-        body.trim().chars().take(200).collect::<String>()
-    ))
+    Err(http::refused(resp).await)
 }
 
 #[cfg(test)]

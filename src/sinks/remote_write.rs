@@ -5,11 +5,13 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use url::Url;
 
 use super::http;
 use crate::config::HttpOutput;
 use crate::metrics::Exposition;
+use crate::secret::shown_url;
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct WriteRequest {
@@ -82,8 +84,10 @@ pub fn encode(req: &WriteRequest) -> Vec<u8> {
 
 const ATTEMPTS: u32 = 3;
 
-pub async fn send(url: &Url, o: &HttpOutput, body: Vec<u8>) -> Result<(), String> {
-    let client = http::client(o)?;
+/// POSTs `body`, retrying 5xx, 429 and transport errors. The error names the receiver
+/// (without credentials), the attempts, and the last answer.
+pub async fn send(url: &Url, o: &HttpOutput, body: Vec<u8>) -> anyhow::Result<()> {
+    let client = http::client(o).with_context(|| format!("writing to {}", shown_url(url)))?;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -98,31 +102,20 @@ pub async fn send(url: &Url, o: &HttpOutput, body: Vec<u8>) -> Result<(), String
             Ok(resp) if resp.status().is_success() => return Ok(()),
             Ok(resp) => {
                 let status = resp.status();
-                let text = resp.text().await.unwrap_or_default();
                 let retry = status.is_server_error() || status.as_u16() == 429;
-                (
-                    retry,
-                    format!(
-                        "{} answered HTTP {}: {}",
-                        crate::secret::shown_url(url),
-                        status.as_u16(),
-                        text.trim().chars().take(200).collect::<String>()
-                    ),
-                )
+                (retry, http::refused(resp).await)
             }
             // A transport error may have delivered nothing: sending again is safe, since the
             // same samples with the same timestamps are idempotent.
-            Err(e) => (
-                true,
-                format!(
-                    "cannot reach {}: {}",
-                    crate::secret::shown_url(url),
-                    crate::api::client::describe(&e)
-                ),
-            ),
+            Err(e) => (true, http::transport(&e)),
         };
         if !retry || attempt >= ATTEMPTS {
-            return Err(err);
+            let tries = if attempt == 1 {
+                String::new()
+            } else {
+                format!(" ({attempt} attempts)")
+            };
+            return Err(err.context(format!("writing to {}{tries}", shown_url(url))));
         }
         tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
     }

@@ -4,9 +4,11 @@
 
 use std::path::Path;
 
+use anyhow::Context;
+
 use crate::fsutil;
 
-pub fn write(path: &Path, text: &[u8]) -> Result<(), String> {
+pub fn write(path: &Path, text: &[u8]) -> anyhow::Result<()> {
     fsutil::write_atomic(path, text, 0o644, false)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .with_context(|| format!("cannot write {}", path.display()))
 }

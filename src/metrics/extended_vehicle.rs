@@ -4,7 +4,7 @@
 
 use super::catalog::{self as c, Family, Origin};
 use super::{Exposition, Reading, VehicleOut};
-use crate::api::extended::Snapshot;
+use crate::api::extended_vehicle::Snapshot;
 use crate::values::{self, Quantity, SkipReason};
 
 fn family_of(q: Quantity) -> Option<&'static Family> {

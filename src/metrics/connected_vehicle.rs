@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::catalog::{self as c, Family, Origin};
 use super::{snake, source_time, Exposition, Reading, VehicleOut};
-use crate::api::connected::{Snapshot, ValueObject, Values};
+use crate::api::connected_vehicle::{Snapshot, ValueObject, Values};
 use crate::values::{self, Field, Quantity};
 
 const OPEN_CLOSED: &[&str] = &["UNSPECIFIED", "OPEN", "CLOSED", "AJAR"];

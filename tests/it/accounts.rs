@@ -2,10 +2,7 @@
 //! told apart by the `account` label, each with its own token, state and cars; one account's
 //! trouble never hides the other's data.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::support::*;
 use std::os::unix::fs::PermissionsExt;
 
 fn two_accounts(sim: &Sim) -> Workspace {

@@ -3,10 +3,7 @@
 //! API call, the textfile output, Extended Vehicle's shutdown, the not-supported memory, a
 //! VIN not on the account, and the run's deadline.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::support::*;
 
 fn once_stdout(ws: &Workspace) -> (i32, String, String) {
     let o = ws.run(&["--once", "--stdout"]);

@@ -10,9 +10,6 @@
 //! Every server runs on a free loopback port in a temporary folder and is killed on drop. A
 //! missing program fails the test with the Debian package to install.
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -25,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use harness::*;
+use crate::support::*;
 use serde_json::{json, Value};
 
 const ALL_VINS: [&str; 4] = [BEV, PHEV, PETROL, DIESEL];

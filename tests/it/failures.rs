@@ -3,10 +3,7 @@
 //! partial results with bounded reasons, the state file's recovery, hostile bodies and label
 //! values, and redaction of every secret at trace level.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::support::*;
 use serde_json::json;
 
 fn only_bev(sim: &Sim, rest: &str) -> Workspace {

@@ -3,13 +3,10 @@
 //! mistakes that must exit 78, a rate-limited or world-writable token setup. Each test runs
 //! the real binary against the real simulator.
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::*;
+use crate::support::*;
 use serde_json::json;
 
 /// Sends SIGTERM to `child`.

@@ -2,10 +2,7 @@
 //! enforces 100 requests a minute: a cold start of seven cars loses none of them, two runs at
 //! once share one minute window, and a fleet's day is planned within the key's quota.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::support::*;
 use serde_json::json;
 
 /// Runs `--once --stdout` as if the time were `now` (the simulator's clock is set to it too).

@@ -3,15 +3,12 @@
 //! the code, a state mismatch, a declined login, a timeout, a rejected code, and the scopes
 //! asked for. No secret may appear in what the login prints.
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use harness::*;
+use crate::support::*;
 use serde_json::json;
 use url::Url;
 

@@ -2,10 +2,7 @@
 //! instead of sleeping. Fresh answers are replayed with their original source times, due ones
 //! are fetched, and a damaged cached answer is dropped and fetched again.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::support::*;
 
 /// Moves every cached answer's fetch time back by `seconds`: the clock of the next run.
 fn age_cache(ws: &Workspace, seconds: i64) {

@@ -2,10 +2,7 @@
 //! simulator gives temperature, feels-like, humidity and pressure per car, with the
 //! observation time; a weather failure never fails the car's data.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::support::*;
 
 fn with_weather(sim: &Sim, key: &str) -> Workspace {
     Workspace::new(

@@ -176,13 +176,12 @@ impl Drop for Server {
 
 /// A small HTTP(S) client for reading back from the servers (basic auth, a private CA).
 struct Http {
-    rt: tokio::runtime::Runtime,
-    client: reqwest::Client,
+    client: reqwest::blocking::Client,
 }
 
 impl Http {
     fn new(ca: Option<&Path>) -> Http {
-        let mut b = reqwest::Client::builder()
+        let mut b = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(5))
             .no_proxy();
         if let Some(ca) = ca {
@@ -190,10 +189,6 @@ impl Http {
             b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
         }
         Http {
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
             client: b.build().unwrap(),
         }
     }
@@ -204,16 +199,14 @@ impl Http {
 
     /// (status, body), or the transport error.
     fn get(&self, url: &str, auth: Option<(&str, &str)>) -> Result<(u16, String), String> {
-        self.rt.block_on(async {
-            let mut req = self.client.get(url);
-            if let Some((user, password)) = auth {
-                req = req.basic_auth(user, Some(password));
-            }
-            let resp = req.send().await.map_err(|e| format!("{e:?}"))?;
-            let status = resp.status().as_u16();
-            let body = resp.text().await.map_err(|e| format!("{e:?}"))?;
-            Ok((status, body))
-        })
+        let mut req = self.client.get(url);
+        if let Some((user, password)) = auth {
+            req = req.basic_auth(user, Some(password));
+        }
+        let resp = req.send().map_err(|e| format!("{e:?}"))?;
+        let status = resp.status().as_u16();
+        let body = resp.text().map_err(|e| format!("{e:?}"))?;
+        Ok((status, body))
     }
 
     /// The body of a GET that must answer 200.

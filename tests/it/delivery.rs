@@ -815,11 +815,7 @@ fn pushgateway_down_exits_74_and_the_textfile_is_still_written() {
         ],
     );
     assert_eq!(code(&o), 74, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("output pushgateway failed"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_contains(&o, "output pushgateway failed");
     let file = std::fs::read_to_string(&prom).expect("the textfile was not written");
     assert_eq!(odometers(&file).len(), 4, "{file}");
     promtool_check(&file);
@@ -889,20 +885,13 @@ fn pushgateway_with_basic_auth_over_https_with_a_private_ca() {
     let wrong = Workspace::new(&sim, "", &section("not-pw", true));
     let o = run(&wrong, &["--once", "--pushgateway", &url]);
     assert_eq!(code(&o), 74, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("output pushgateway failed") && stderr(&o).contains("401"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_contains(&o, "output pushgateway failed");
+    assert_stderr_contains(&o, "401");
 
     let untrusted = Workspace::new(&sim, "", &section("pw", false));
     let o = run(&untrusted, &["--once", "--pushgateway", &url]);
     assert_eq!(code(&o), 74, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("output pushgateway failed"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_contains(&o, "output pushgateway failed");
 }
 
 // ---- 3. node_exporter's textfile collector -------------------------------------------------

@@ -22,11 +22,8 @@ fn unix_now() -> f64 {
 }
 
 fn statuses(sim: &Sim) -> Vec<u64> {
-    sim.stats()["requests"]
-        .as_array()
-        .unwrap()
+    sim.gets()
         .iter()
-        .filter(|r| r["method"] == "GET")
         .map(|r| r["status"].as_u64().unwrap())
         .collect()
 }

@@ -68,6 +68,18 @@ impl Sim {
         self.post("/_sim/faults", &faults.to_string());
     }
 
+    /// The GET requests the simulator has seen: the API calls, without the token endpoint's
+    /// POSTs.
+    pub fn gets(&self) -> Vec<Value> {
+        self.stats()["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["method"] == "GET")
+            .cloned()
+            .collect()
+    }
+
     /// Requests the simulator has seen whose path contains `part`.
     pub fn requests(&self, part: &str) -> Vec<Value> {
         self.stats()["requests"]
@@ -210,6 +222,12 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+/// Asserts that a run's standard error says `text`, showing all of it when it does not.
+pub fn assert_stderr_contains(o: &Output, text: &str) {
+    let err = stderr(o);
+    assert!(err.contains(text), "no {text:?} in:\n{err}");
 }
 
 /// Runs the real `promtool check metrics` on `text`; panics with its findings.

@@ -165,6 +165,12 @@ impl Server {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+
+    /// SIGTERM, then exit 0 `within` the given time.
+    fn stops_cleanly(&mut self, within: Duration) {
+        let status = self.terminate(within);
+        assert_eq!(status.code(), Some(0), "{}", self.log());
+    }
 }
 
 impl Drop for Server {
@@ -732,13 +738,6 @@ fn odometers(text: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-fn now_s() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
 // ---- 1. Pushgateway ------------------------------------------------------------------------
 
 /// Guards the Pushgateway output: every sample of the run reaches the gateway with its value,
@@ -1205,9 +1204,9 @@ fn remote_write_sends_protocol_1_0() {
     let ws = Workspace::new(&sim, "", "");
     let server = Canned::start(204);
     let url = format!("http://127.0.0.1:{}/api/v1/write", server.port);
-    let before = (now_s() * 1000.0) as i64;
+    let before = (unix_now_f64() * 1000.0) as i64;
     let out = run_ok(&ws, &["--once", "--stdout", "--remote-write", &url]);
-    let after = (now_s() * 1000.0) as i64 + 1;
+    let after = (unix_now_f64() * 1000.0) as i64 + 1;
     let requests = server.requests();
     assert_eq!(requests.len(), 1, "one request for one run");
     let (head, body) = &requests[0];
@@ -1366,6 +1365,21 @@ fn listener(ws: &Workspace, scheme: &str, ca: Option<&Path>) -> Server {
     )
 }
 
+/// A plain-HTTP listener whose one user is `prom` with the password `pw`, hashed at a cost
+/// that makes each check take measurable time.
+fn listener_with_costly_password(sim: &Sim) -> (Workspace, Server) {
+    let ws = Workspace::new(
+        sim,
+        "",
+        &format!(
+            "[collect]\ninterval = \"10s\"\n[web]\nbasic_auth_users = {{ prom = {} }}\n",
+            quoted(&bcrypt::hash("pw", 8).unwrap())
+        ),
+    );
+    let collector = listener(&ws, "http", None);
+    (ws, collector)
+}
+
 /// Guards the long-running mode's listener: basic auth (401 without or with wrong
 /// credentials), the data after the first run, the health check, a real Prometheus scraping it
 /// with basic auth, and a clean exit 0 within a second of SIGTERM.
@@ -1424,8 +1438,7 @@ fn long_running_mode_serves_prometheus_with_basic_auth_and_stops_on_sigterm() {
         assert_eq!(served.get(&labels["vin"]), Some(v), "{labels:?}");
     }
 
-    let status = collector.terminate(Duration::from_secs(1));
-    assert_eq!(status.code(), Some(0), "{}", collector.log());
+    collector.stops_cleanly(Duration::from_secs(1));
 }
 
 /// Guards TLS on the listener: with `[web] tls_cert_file/tls_key_file` from a private CA, a
@@ -1467,8 +1480,7 @@ fn long_running_mode_serves_https_to_prometheus() {
         assert_eq!(labels["job"], "volvo_tls");
         assert_eq!(served.get(&labels["vin"]), Some(v), "{labels:?}");
     }
-    let status = collector.terminate(Duration::from_secs(1));
-    assert_eq!(status.code(), Some(0), "{}", collector.log());
+    collector.stops_cleanly(Duration::from_secs(1));
 }
 
 // ---- 7. the last good run ------------------------------------------------------------------
@@ -1480,9 +1492,9 @@ fn long_running_mode_serves_https_to_prometheus() {
 fn the_last_good_run_stays_visible_after_a_failure() {
     let sim = Sim::start(&[]);
     let ws = Workspace::new(&sim, "", "[collect]\ntimeout = \"10s\"\n");
-    let before = now_s();
+    let before = unix_now_f64();
     let out = run_ok(&ws, &["--once", "--stdout"]);
-    let after = now_s();
+    let after = unix_now_f64();
     assert_eq!(value(&out, "volvo_collect_run_success"), Some(1.0));
     let good = value(
         &out,
@@ -1508,7 +1520,7 @@ fn the_last_good_run_stays_visible_after_a_failure() {
         (last - good).abs() < 0.01,
         "last success {last}, the good run was at {good}"
     );
-    assert!(now_s() - last < 30.0);
+    assert!(unix_now_f64() - last < 30.0);
     promtool_check(&out);
 }
 
@@ -1551,8 +1563,7 @@ fn idle_connections_do_not_block_https_scrapes() {
         );
     }
     drop(idle);
-    let status = collector.terminate(Duration::from_secs(2));
-    assert_eq!(status.code(), Some(0), "{}", collector.log());
+    collector.stops_cleanly(Duration::from_secs(2));
 }
 
 /// Guards basic auth against telling which user names exist: a wrong password takes about as
@@ -1561,15 +1572,7 @@ fn idle_connections_do_not_block_https_scrapes() {
 #[test]
 fn unknown_users_take_as_long_as_wrong_passwords() {
     let sim = Sim::start(&[]);
-    let ws = Workspace::new(
-        &sim,
-        "",
-        &format!(
-            "[collect]\ninterval = \"10s\"\n[web]\nbasic_auth_users = {{ prom = {} }}\n",
-            quoted(&bcrypt::hash("pw", 8).unwrap())
-        ),
-    );
-    let mut collector = listener(&ws, "http", None);
+    let (_ws, mut collector) = listener_with_costly_password(&sim);
     let http = Http::plain();
     let metrics = format!("{}/metrics", collector.url("http"));
     let median = |user: &str| {
@@ -1590,8 +1593,7 @@ fn unknown_users_take_as_long_as_wrong_passwords() {
         unknown * 3 >= known,
         "unknown user answered in {unknown:?}, a known one with a wrong password in {known:?}"
     );
-    let status = collector.terminate(Duration::from_secs(2));
-    assert_eq!(status.code(), Some(0), "{}", collector.log());
+    collector.stops_cleanly(Duration::from_secs(2));
 }
 
 /// Guards the listener's bound on bcrypt work: a flood of 40 concurrent wrong passwords runs
@@ -1600,15 +1602,7 @@ fn unknown_users_take_as_long_as_wrong_passwords() {
 #[test]
 fn a_flood_of_wrong_passwords_runs_few_bcrypt_checks_at_once() {
     let sim = Sim::start(&[]);
-    let ws = Workspace::new(
-        &sim,
-        "",
-        &format!(
-            "[collect]\ninterval = \"10s\"\n[web]\nbasic_auth_users = {{ prom = {} }}\n",
-            quoted(&bcrypt::hash("pw", 8).unwrap())
-        ),
-    );
-    let mut collector = listener(&ws, "http", None);
+    let (_ws, mut collector) = listener_with_costly_password(&sim);
     let metrics = format!("{}/metrics", collector.url("http"));
     let threads = || {
         std::fs::read_to_string(format!("/proc/{}/status", collector.child.id()))
@@ -1638,6 +1632,5 @@ fn a_flood_of_wrong_passwords_runs_few_bcrypt_checks_at_once() {
         during <= 8,
         "{during} threads during the flood: bcrypt checks are not bounded"
     );
-    let status = collector.terminate(Duration::from_secs(2));
-    assert_eq!(status.code(), Some(0), "{}", collector.log());
+    collector.stops_cleanly(Duration::from_secs(2));
 }

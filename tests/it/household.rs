@@ -14,13 +14,6 @@ fn run_at(sim: &Sim, ws: &Workspace, now: f64) -> std::process::Output {
         .unwrap()
 }
 
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
 fn statuses(sim: &Sim) -> Vec<u64> {
     sim.gets()
         .iter()
@@ -53,7 +46,7 @@ fn vins_in(out: &str) -> Vec<String> {
 fn seven_cars_cold_start_lose_nothing() {
     let sim = Sim::start(&["--cars", "7", "--rate-limit", "100"]);
     let ws = Workspace::new(&sim, "", "");
-    let t0 = unix_now();
+    let t0 = unix_now_f64();
 
     let o = run_at(&sim, &ws, t0);
     let out = stdout(&o);

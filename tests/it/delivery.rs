@@ -1365,6 +1365,21 @@ fn listener(ws: &Workspace, scheme: &str, ca: Option<&Path>) -> Server {
     )
 }
 
+/// An HTTPS listener with the server certificate of `pki`.
+fn https_listener(sim: &Sim, pki: &Pki) -> (Workspace, Server) {
+    let ws = Workspace::new(
+        sim,
+        "",
+        &format!(
+            "[collect]\ninterval = \"10s\"\n[web]\ntls_cert_file = {}\ntls_key_file = {}\n",
+            quoted_path(&pki.cert()),
+            quoted_path(&pki.key())
+        ),
+    );
+    let collector = listener(&ws, "https", Some(&pki.ca()));
+    (ws, collector)
+}
+
 /// A plain-HTTP listener whose one user is `prom` with the password `pw`, hashed at a cost
 /// that makes each check take measurable time.
 fn listener_with_costly_password(sim: &Sim) -> (Workspace, Server) {
@@ -1448,16 +1463,7 @@ fn long_running_mode_serves_https_to_prometheus() {
     require("prometheus", "prometheus");
     let pki = Pki::new();
     let sim = Sim::start(&[]);
-    let ws = Workspace::new(
-        &sim,
-        "",
-        &format!(
-            "[collect]\ninterval = \"10s\"\n[web]\ntls_cert_file = {}\ntls_key_file = {}\n",
-            quoted_path(&pki.cert()),
-            quoted_path(&pki.key())
-        ),
-    );
-    let mut collector = listener(&ws, "https", Some(&pki.ca()));
+    let (_ws, mut collector) = https_listener(&sim, &pki);
     let https = Http::new(Some(&pki.ca()));
     let body = poll(
         "the first run on https /metrics",
@@ -1531,16 +1537,7 @@ fn the_last_good_run_stays_visible_after_a_failure() {
 fn idle_connections_do_not_block_https_scrapes() {
     let pki = Pki::new();
     let sim = Sim::start(&[]);
-    let ws = Workspace::new(
-        &sim,
-        "",
-        &format!(
-            "[collect]\ninterval = \"10s\"\n[web]\ntls_cert_file = {}\ntls_key_file = {}\n",
-            quoted_path(&pki.cert()),
-            quoted_path(&pki.key())
-        ),
-    );
-    let mut collector = listener(&ws, "https", Some(&pki.ca()));
+    let (_ws, mut collector) = https_listener(&sim, &pki);
     let https = Http::new(Some(&pki.ca()));
     let metrics = format!("{}/metrics", collector.url("https"));
     poll(

@@ -68,6 +68,18 @@ impl Sim {
         self.post("/_sim/faults", &faults.to_string());
     }
 
+    /// The GET requests the simulator has seen: the API calls, without the token endpoint's
+    /// POSTs.
+    pub fn gets(&self) -> Vec<Value> {
+        self.stats()["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["method"] == "GET")
+            .cloned()
+            .collect()
+    }
+
     /// Requests the simulator has seen whose path contains `part`.
     pub fn requests(&self, part: &str) -> Vec<Value> {
         self.stats()["requests"]
@@ -87,8 +99,8 @@ impl Drop for Sim {
     }
 }
 
-/// A tiny HTTP/1.1 client over a TCP socket, enough for the simulator's control endpoints
-/// and for scraping test servers without pulling an HTTP client into every test.
+/// One request with reqwest's blocking client, checked for a 2xx answer: the simulator's
+/// control endpoints, and scraping test servers.
 pub fn http(method: &str, url: &str, body: Option<&str>) -> String {
     let (status, text) = http_status(method, url, body, &[]);
     assert!(
@@ -98,65 +110,43 @@ pub fn http(method: &str, url: &str, body: Option<&str>) -> String {
     text
 }
 
+/// One request on a connection of its own (closed after the answer, as a fresh client would),
+/// with no proxy and no time limit: (status, body). A body is sent as JSON.
 pub fn http_status(
     method: &str,
     url: &str,
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
-    let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
-    let mut s = std::net::TcpStream::connect(host).expect("connect");
-    let body = body.unwrap_or("");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if !body.is_empty() {
-        req.push_str("Content-Type: application/json\r\n");
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let mut req = client()
+        .request(method.clone(), url)
+        .header(reqwest::header::CONNECTION, "close");
+    if let Some(body) = body {
+        if !body.is_empty() {
+            req = req.header(reqwest::header::CONTENT_TYPE, "application/json");
+        }
+        req = req.body(body.to_string());
     }
     for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+        req = req.header(*k, *v);
     }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    std::io::Read::read_to_end(&mut s, &mut raw).unwrap();
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status: u16 = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    (
-        status,
-        if chunked {
-            dechunk(body)
-        } else {
-            body.to_string()
-        },
-    )
+    let resp = req
+        .send()
+        .unwrap_or_else(|e| panic!("{method} {url}: {e:?}"));
+    let status = resp.status().as_u16();
+    (status, resp.text().expect("a readable body"))
 }
 
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n + 2 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = &rest[n + 2..];
-    }
-    out
+/// A blocking client for loopback test servers: no proxy from the environment, no time
+/// limit (a test's own deadline decides), no kept-alive connections.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(None)
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("an HTTP client")
 }
 
 /// A private folder with a config pointing at a simulator and a token file.
@@ -232,6 +222,12 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+/// Asserts that a run's standard error says `text`, showing all of it when it does not.
+pub fn assert_stderr_contains(o: &Output, text: &str) {
+    let err = stderr(o);
+    assert!(err.contains(text), "no {text:?} in:\n{err}");
 }
 
 /// Runs the real `promtool check metrics` on `text`; panics with its findings.
@@ -381,4 +377,12 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
+}
+
+/// Unix seconds now, with the fraction.
+pub fn unix_now_f64() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }

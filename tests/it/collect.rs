@@ -3,10 +3,7 @@
 //! API call, the textfile output, Extended Vehicle's shutdown, the not-supported memory, a
 //! VIN not on the account, and the run's deadline.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::support::*;
 
 fn once_stdout(ws: &Workspace) -> (i32, String, String) {
     let o = ws.run(&["--once", "--stdout"]);
@@ -287,11 +284,7 @@ fn no_token_file_exits_77_and_says_to_log_in() {
     std::fs::remove_file(ws.path("token.json")).unwrap();
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 77);
-    assert!(
-        stderr(&o).contains("run `volvo-collect login`"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_contains(&o, "run `volvo-collect login`");
     // The self-metrics still go out, so an alert can say "login needed".
     assert_eq!(
         value(
@@ -313,11 +306,8 @@ fn dead_refresh_token_exits_77() {
     ws.write("token.json", &original);
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 77, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("invalid_grant") && stderr(&o).contains("volvo-collect login"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_contains(&o, "invalid_grant");
+    assert_stderr_contains(&o, "volvo-collect login");
 }
 
 #[test]
@@ -338,10 +328,9 @@ fn configuration_errors_exit_78_with_one_line() {
     let ws = Workspace::new(&sim, "", "[collect]\ntimeout = \"soon\"\n");
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 78);
-    assert!(
-        stderr(&o).contains("line 11: in [collect], `timeout` = \"soon\": invalid duration"),
-        "{}",
-        stderr(&o)
+    assert_stderr_contains(
+        &o,
+        "line 11: in [collect], `timeout` = \"soon\": invalid duration",
     );
 
     let o = std::process::Command::new(BIN)
@@ -349,10 +338,9 @@ fn configuration_errors_exit_78_with_one_line() {
         .output()
         .unwrap();
     assert_eq!(code(&o), 78);
-    assert!(
-        stderr(&o).contains("cannot read configuration file /nonexistent/collector.toml"),
-        "{}",
-        stderr(&o)
+    assert_stderr_contains(
+        &o,
+        "cannot read configuration file /nonexistent/collector.toml",
     );
 }
 
@@ -430,11 +418,7 @@ fn textfile_is_complete_public_and_alone() {
         "/nonexistent-dir/volvo.prom",
     ]);
     assert_eq!(code(&o), 74);
-    assert!(
-        stderr(&o).contains("output textfile failed"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_contains(&o, "output textfile failed");
     assert!(stdout(&o).contains("volvo_odometer_meters"));
 }
 
@@ -517,10 +501,9 @@ fn a_vin_not_on_the_account_is_named() {
     );
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 1);
-    assert!(
-        stderr(&o).contains("YV1AAAAAAAA999999: this VIN (volvo.vins) is not on the account"),
-        "{}",
-        stderr(&o)
+    assert_stderr_contains(
+        &o,
+        "YV1AAAAAAAA999999: this VIN (volvo.vins) is not on the account",
     );
     assert!(stdout(&o).contains(&format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")));
 }
@@ -644,11 +627,7 @@ fn a_world_readable_config_with_secrets_is_warned_about() {
     )
     .unwrap();
     let o = ws.run(&["--once", "--stdout"]);
-    assert!(
-        stderr(&o).contains("holds secrets and other users can read it"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_contains(&o, "holds secrets and other users can read it");
     std::fs::set_permissions(
         ws.path("collector.toml"),
         std::fs::Permissions::from_mode(0o600),

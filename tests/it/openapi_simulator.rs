@@ -1,12 +1,7 @@
 //! The simulator's answers — every sample car's every path, the vehicle lists and the error
 //! bodies it makes itself — must match our own OpenAPI documents in `open-api/`.
 
-#[path = "support/harness.rs"]
-mod harness;
-#[path = "support/openapi.rs"]
-mod openapi;
-
-use harness::*;
+use crate::support::*;
 use serde_json::Value;
 use std::path::Path;
 

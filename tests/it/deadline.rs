@@ -3,12 +3,9 @@
 //! within `collect.timeout` plus the step's own timeout and a few seconds, with the
 //! documented exit code. Faults hang (an answer 60 s late) unless said otherwise.
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::time::{Duration, Instant};
 
-use harness::*;
+use crate::support::*;
 use serde_json::json;
 
 const HANG_MS: u64 = 60_000;

@@ -10,9 +10,6 @@
 //! Every server runs on a free loopback port in a temporary folder and is killed on drop. A
 //! missing program fails the test with the Debian package to install.
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -25,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use harness::*;
+use crate::support::*;
 use serde_json::{json, Value};
 
 const ALL_VINS: [&str; 4] = [BEV, PHEV, PETROL, DIESEL];
@@ -168,6 +165,12 @@ impl Server {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+
+    /// SIGTERM, then exit 0 `within` the given time.
+    fn stops_cleanly(&mut self, within: Duration) {
+        let status = self.terminate(within);
+        assert_eq!(status.code(), Some(0), "{}", self.log());
+    }
 }
 
 impl Drop for Server {
@@ -179,13 +182,12 @@ impl Drop for Server {
 
 /// A small HTTP(S) client for reading back from the servers (basic auth, a private CA).
 struct Http {
-    rt: tokio::runtime::Runtime,
-    client: reqwest::Client,
+    client: reqwest::blocking::Client,
 }
 
 impl Http {
     fn new(ca: Option<&Path>) -> Http {
-        let mut b = reqwest::Client::builder()
+        let mut b = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(5))
             .no_proxy();
         if let Some(ca) = ca {
@@ -193,10 +195,6 @@ impl Http {
             b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
         }
         Http {
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
             client: b.build().unwrap(),
         }
     }
@@ -207,16 +205,14 @@ impl Http {
 
     /// (status, body), or the transport error.
     fn get(&self, url: &str, auth: Option<(&str, &str)>) -> Result<(u16, String), String> {
-        self.rt.block_on(async {
-            let mut req = self.client.get(url);
-            if let Some((user, password)) = auth {
-                req = req.basic_auth(user, Some(password));
-            }
-            let resp = req.send().await.map_err(|e| format!("{e:?}"))?;
-            let status = resp.status().as_u16();
-            let body = resp.text().await.map_err(|e| format!("{e:?}"))?;
-            Ok((status, body))
-        })
+        let mut req = self.client.get(url);
+        if let Some((user, password)) = auth {
+            req = req.basic_auth(user, Some(password));
+        }
+        let resp = req.send().map_err(|e| format!("{e:?}"))?;
+        let status = resp.status().as_u16();
+        let body = resp.text().map_err(|e| format!("{e:?}"))?;
+        Ok((status, body))
     }
 
     /// The body of a GET that must answer 200.
@@ -742,13 +738,6 @@ fn odometers(text: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-fn now_s() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
 // ---- 1. Pushgateway ------------------------------------------------------------------------
 
 /// Guards the Pushgateway output: every sample of the run reaches the gateway with its value,
@@ -912,11 +901,7 @@ fn pushgateway_with_basic_auth_over_https_with_a_private_ca() {
     let untrusted = Workspace::new(&sim, "", &section("pw", false));
     let o = run(&untrusted, &["--once", "--pushgateway", &url]);
     assert_eq!(code(&o), 74, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("output pushgateway failed"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_contains(&o, "output pushgateway failed");
 }
 
 // ---- 3. node_exporter's textfile collector -------------------------------------------------
@@ -1230,9 +1215,9 @@ fn remote_write_sends_protocol_1_0() {
     let ws = Workspace::new(&sim, "", "");
     let server = Canned::start(204);
     let url = format!("http://127.0.0.1:{}/api/v1/write", server.port);
-    let before = (now_s() * 1000.0) as i64;
+    let before = (unix_now_f64() * 1000.0) as i64;
     let out = run_ok(&ws, &["--once", "--stdout", "--remote-write", &url]);
-    let after = (now_s() * 1000.0) as i64 + 1;
+    let after = (unix_now_f64() * 1000.0) as i64 + 1;
     let requests = server.requests();
     assert_eq!(requests.len(), 1, "one request for one run");
     let (head, body) = &requests[0];
@@ -1398,6 +1383,36 @@ fn listener(ws: &Workspace, scheme: &str, ca: Option<&Path>) -> Server {
     )
 }
 
+/// An HTTPS listener with the server certificate of `pki`.
+fn https_listener(sim: &Sim, pki: &Pki) -> (Workspace, Server) {
+    let ws = Workspace::new(
+        sim,
+        "",
+        &format!(
+            "[collect]\ninterval = \"10s\"\n[web]\ntls_cert_file = {}\ntls_key_file = {}\n",
+            quoted_path(&pki.cert()),
+            quoted_path(&pki.key())
+        ),
+    );
+    let collector = listener(&ws, "https", Some(&pki.ca()));
+    (ws, collector)
+}
+
+/// A plain-HTTP listener whose one user is `prom` with the password `pw`, hashed at a cost
+/// that makes each check take measurable time.
+fn listener_with_costly_password(sim: &Sim) -> (Workspace, Server) {
+    let ws = Workspace::new(
+        sim,
+        "",
+        &format!(
+            "[collect]\ninterval = \"10s\"\n[web]\nbasic_auth_users = {{ prom = {} }}\n",
+            quoted(&bcrypt::hash("pw", 8).unwrap())
+        ),
+    );
+    let collector = listener(&ws, "http", None);
+    (ws, collector)
+}
+
 /// Guards the long-running mode's listener: basic auth (401 without or with wrong
 /// credentials), the data after the first run, the health check, a real Prometheus scraping it
 /// with basic auth, and a clean exit 0 within a second of SIGTERM.
@@ -1456,8 +1471,7 @@ fn long_running_mode_serves_prometheus_with_basic_auth_and_stops_on_sigterm() {
         assert_eq!(served.get(&labels["vin"]), Some(v), "{labels:?}");
     }
 
-    let status = collector.terminate(Duration::from_secs(1));
-    assert_eq!(status.code(), Some(0), "{}", collector.log());
+    collector.stops_cleanly(Duration::from_secs(1));
 }
 
 /// Guards TLS on the listener: with `[web] tls_cert_file/tls_key_file` from a private CA, a
@@ -1467,16 +1481,7 @@ fn long_running_mode_serves_https_to_prometheus() {
     require("prometheus", "prometheus");
     let pki = Pki::new();
     let sim = Sim::start(&[]);
-    let ws = Workspace::new(
-        &sim,
-        "",
-        &format!(
-            "[collect]\ninterval = \"10s\"\n[web]\ntls_cert_file = {}\ntls_key_file = {}\n",
-            quoted_path(&pki.cert()),
-            quoted_path(&pki.key())
-        ),
-    );
-    let mut collector = listener(&ws, "https", Some(&pki.ca()));
+    let (_ws, mut collector) = https_listener(&sim, &pki);
     let https = Http::new(Some(&pki.ca()));
     let body = poll(
         "the first run on https /metrics",
@@ -1499,8 +1504,7 @@ fn long_running_mode_serves_https_to_prometheus() {
         assert_eq!(labels["job"], "volvo_tls");
         assert_eq!(served.get(&labels["vin"]), Some(v), "{labels:?}");
     }
-    let status = collector.terminate(Duration::from_secs(1));
-    assert_eq!(status.code(), Some(0), "{}", collector.log());
+    collector.stops_cleanly(Duration::from_secs(1));
 }
 
 // ---- 7. the last good run ------------------------------------------------------------------
@@ -1512,9 +1516,9 @@ fn long_running_mode_serves_https_to_prometheus() {
 fn the_last_good_run_stays_visible_after_a_failure() {
     let sim = Sim::start(&[]);
     let ws = Workspace::new(&sim, "", "[collect]\ntimeout = \"10s\"\n");
-    let before = now_s();
+    let before = unix_now_f64();
     let out = run_ok(&ws, &["--once", "--stdout"]);
-    let after = now_s();
+    let after = unix_now_f64();
     assert_eq!(value(&out, "volvo_collect_run_success"), Some(1.0));
     let good = value(
         &out,
@@ -1540,7 +1544,7 @@ fn the_last_good_run_stays_visible_after_a_failure() {
         (last - good).abs() < 0.01,
         "last success {last}, the good run was at {good}"
     );
-    assert!(now_s() - last < 30.0);
+    assert!(unix_now_f64() - last < 30.0);
     promtool_check(&out);
 }
 
@@ -1551,16 +1555,7 @@ fn the_last_good_run_stays_visible_after_a_failure() {
 fn idle_connections_do_not_block_https_scrapes() {
     let pki = Pki::new();
     let sim = Sim::start(&[]);
-    let ws = Workspace::new(
-        &sim,
-        "",
-        &format!(
-            "[collect]\ninterval = \"10s\"\n[web]\ntls_cert_file = {}\ntls_key_file = {}\n",
-            quoted_path(&pki.cert()),
-            quoted_path(&pki.key())
-        ),
-    );
-    let mut collector = listener(&ws, "https", Some(&pki.ca()));
+    let (_ws, mut collector) = https_listener(&sim, &pki);
     let https = Http::new(Some(&pki.ca()));
     let metrics = format!("{}/metrics", collector.url("https"));
     poll(
@@ -1583,8 +1578,7 @@ fn idle_connections_do_not_block_https_scrapes() {
         );
     }
     drop(idle);
-    let status = collector.terminate(Duration::from_secs(2));
-    assert_eq!(status.code(), Some(0), "{}", collector.log());
+    collector.stops_cleanly(Duration::from_secs(2));
 }
 
 /// Guards basic auth against telling which user names exist: a wrong password takes about as
@@ -1593,15 +1587,7 @@ fn idle_connections_do_not_block_https_scrapes() {
 #[test]
 fn unknown_users_take_as_long_as_wrong_passwords() {
     let sim = Sim::start(&[]);
-    let ws = Workspace::new(
-        &sim,
-        "",
-        &format!(
-            "[collect]\ninterval = \"10s\"\n[web]\nbasic_auth_users = {{ prom = {} }}\n",
-            quoted(&bcrypt::hash("pw", 8).unwrap())
-        ),
-    );
-    let mut collector = listener(&ws, "http", None);
+    let (_ws, mut collector) = listener_with_costly_password(&sim);
     let http = Http::plain();
     let metrics = format!("{}/metrics", collector.url("http"));
     let median = |user: &str| {
@@ -1622,8 +1608,7 @@ fn unknown_users_take_as_long_as_wrong_passwords() {
         unknown * 3 >= known,
         "unknown user answered in {unknown:?}, a known one with a wrong password in {known:?}"
     );
-    let status = collector.terminate(Duration::from_secs(2));
-    assert_eq!(status.code(), Some(0), "{}", collector.log());
+    collector.stops_cleanly(Duration::from_secs(2));
 }
 
 /// Guards the listener's bound on bcrypt work: a flood of 40 concurrent wrong passwords runs
@@ -1632,15 +1617,7 @@ fn unknown_users_take_as_long_as_wrong_passwords() {
 #[test]
 fn a_flood_of_wrong_passwords_runs_few_bcrypt_checks_at_once() {
     let sim = Sim::start(&[]);
-    let ws = Workspace::new(
-        &sim,
-        "",
-        &format!(
-            "[collect]\ninterval = \"10s\"\n[web]\nbasic_auth_users = {{ prom = {} }}\n",
-            quoted(&bcrypt::hash("pw", 8).unwrap())
-        ),
-    );
-    let mut collector = listener(&ws, "http", None);
+    let (_ws, mut collector) = listener_with_costly_password(&sim);
     let metrics = format!("{}/metrics", collector.url("http"));
     let threads = || {
         std::fs::read_to_string(format!("/proc/{}/status", collector.child.id()))
@@ -1670,6 +1647,5 @@ fn a_flood_of_wrong_passwords_runs_few_bcrypt_checks_at_once() {
         during <= 8,
         "{during} threads during the flood: bcrypt checks are not bounded"
     );
-    let status = collector.terminate(Duration::from_secs(2));
-    assert_eq!(status.code(), Some(0), "{}", collector.log());
+    collector.stops_cleanly(Duration::from_secs(2));
 }

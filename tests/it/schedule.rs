@@ -2,10 +2,7 @@
 //! instead of sleeping. Fresh answers are replayed with their original source times, due ones
 //! are fetched, and a damaged cached answer is dropped and fetched again.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::support::*;
 
 /// Moves every cached answer's fetch time back by `seconds`: the clock of the next run.
 fn age_cache(ws: &Workspace, seconds: i64) {
@@ -19,11 +16,8 @@ fn age_cache(ws: &Workspace, seconds: i64) {
 
 /// GET paths (after the VIN) asked since the simulator started.
 fn asked(sim: &Sim) -> Vec<String> {
-    sim.stats()["requests"]
-        .as_array()
-        .unwrap()
+    sim.gets()
         .iter()
-        .filter(|r| r["method"] == "GET")
         .map(|r| r["path"].as_str().unwrap().replace(&format!("/{BEV}"), ""))
         .collect()
 }
@@ -156,11 +150,7 @@ fn schedule_overrides_come_from_the_config() {
     let ws = Workspace::new(&sim, "", "[schedule]\ndoorz = \"1h\"\n");
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 78);
-    assert!(
-        stderr(&o).contains("schedule: unknown endpoint \"doorz\""),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_contains(&o, "schedule: unknown endpoint \"doorz\"");
 }
 
 fn count_path(sim: &Sim, suffix: &str) -> usize {

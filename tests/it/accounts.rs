@@ -2,10 +2,7 @@
 //! told apart by the `account` label, each with its own token, state and cars; one account's
 //! trouble never hides the other's data.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::support::*;
 use std::os::unix::fs::PermissionsExt;
 
 fn two_accounts(sim: &Sim) -> Workspace {
@@ -86,11 +83,7 @@ fn one_account_needing_a_login_does_not_hide_the_other() {
     cmd.env("VOLVO_CLIENT_SECRET_FLEET", "demo-secret");
     let o = cmd.output().unwrap();
     assert_eq!(code(&o), 77, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("account fleet: no token file"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_contains(&o, "account fleet: no token file");
     let out = stdout(&o);
     assert_eq!(
         value(&out, "volvo_collect_login_needed{account=\"fleet\"}"),
@@ -152,11 +145,7 @@ fn account_configuration_errors() {
     // login must be told which account.
     let o = ws.run(&["login", "--no-browser", "--timeout", "1s"]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("say which with --account NAME"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_contains(&o, "say which with --account NAME");
     let o = ws.run(&[
         "login",
         "--account",
@@ -166,9 +155,8 @@ fn account_configuration_errors() {
         "1s",
     ]);
     assert_eq!(code(&o), 78);
-    assert!(
-        stderr(&o).contains("no account named \"nobody\"; the accounts are: home, fleet"),
-        "{}",
-        stderr(&o)
+    assert_stderr_contains(
+        &o,
+        "no account named \"nobody\"; the accounts are: home, fleet",
     );
 }

@@ -2,10 +2,7 @@
 //! simulator gives temperature, feels-like, humidity and pressure per car, with the
 //! observation time; a weather failure never fails the car's data.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::support::*;
 
 fn with_weather(sim: &Sim, key: &str) -> Workspace {
     Workspace::new(
@@ -96,10 +93,6 @@ fn a_weather_failure_never_fails_the_cars_data() {
         value(&out, &format!("volvo_collect_endpoint_error{{api=\"weather\",endpoint=\"weather\",reason=\"unauthorized\",vin=\"{BEV}\"}}")),
         Some(1.0)
     );
-    assert!(
-        stderr(&o).contains("check weather.api_key"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_contains(&o, "check weather.api_key");
     assert!(!stderr(&o).contains("wrong-key"), "the key is in the log");
 }

@@ -3,14 +3,11 @@
 //! parses and holds a whole pair, old or new (the atomic save), so the next run goes on.
 //! Volvo ID kills a refresh token once it is used, so a second use would log the user out.
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::collections::HashSet;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use harness::*;
+use crate::support::*;
 use serde_json::Value;
 
 fn run_in_background(ws: &Workspace) -> Child {

@@ -2,9 +2,7 @@
 //! OpenAPI documents in `open-api/` are well formed and accept the responses Volvo's APIs really
 //! send, quirks included.
 
-#[path = "support/openapi.rs"]
-mod openapi;
-
+use crate::support::openapi;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 

@@ -8,15 +8,12 @@
 //! Needs Debian's `systemd` (systemd-analyze) and `prometheus` (promtool) packages; a missing
 //! tool fails the test with the package to install, it never skips.
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use harness::*;
+use crate::support::*;
 use serde_json::Value;
 
 /// Where the shipped service unit expects the binary.

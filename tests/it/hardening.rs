@@ -3,13 +3,10 @@
 //! mistakes that must exit 78, a rate-limited or world-writable token setup. Each test runs
 //! the real binary against the real simulator.
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::*;
+use crate::support::*;
 use serde_json::json;
 
 /// Sends SIGTERM to `child`.
@@ -105,7 +102,7 @@ fn a_rate_limited_refresh_is_retried_and_named() {
     sim.faults(json!([{"path": "/as/token.oauth2", "status": 429, "body": "slow down", "retry_after": "1", "times": 1}]));
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(stderr(&o).contains("rate limiting"), "{}", stderr(&o));
+    assert_stderr_contains(&o, "rate limiting");
     assert_eq!(sim.requests("/as/token.oauth2").len(), 2);
 
     let ws = Workspace::new(&sim, "", "");
@@ -226,18 +223,14 @@ fn configuration_mistakes_exit_78_and_name_the_key() {
         .output()
         .unwrap();
     assert_eq!(code(&o), 78, "{}", stderr(&o));
-    assert!(stderr(&o).contains("VOLVO_API_KEY"), "{}", stderr(&o));
+    assert_stderr_contains(&o, "VOLVO_API_KEY");
 
     // An empty token_file (it used to exit 77, though a login cannot fix it).
     let ws = Workspace::new(&sim, "", "");
     config_with(&ws, "token_file = \"token.json\"", "token_file = \"\"");
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 78, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("volvo.token_file: is empty"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_contains(&o, "volvo.token_file: is empty");
 
     // A token "folder" where the lock cannot be created (it used to exit 77): a file.
     let ws = Workspace::new(&sim, "", "");
@@ -260,20 +253,20 @@ fn configuration_mistakes_exit_78_and_name_the_key() {
     );
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 78, "{}", stderr(&o));
-    assert!(stderr(&o).contains("must exist"), "{}", stderr(&o));
+    assert_stderr_contains(&o, "must exist");
 
     // An empty textfile, in the file or on the command line (it used to exit 74).
     let ws = Workspace::new(&sim, "", "[output]\ntextfile = \"\"\n");
     let o = ws.run(&["--once"]);
     assert_eq!(code(&o), 78, "{}", stderr(&o));
-    assert!(stderr(&o).contains("output.textfile"), "{}", stderr(&o));
+    assert_stderr_contains(&o, "output.textfile");
     let ws = Workspace::new(&sim, "", "");
     let o = ws.run(&["--once", "--textfile", ""]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     let folder = ws.dir.path().to_str().unwrap().to_string();
     let o = ws.run(&["--once", "--textfile", &folder]);
     assert_eq!(code(&o), 78, "{}", stderr(&o));
-    assert!(stderr(&o).contains("names a folder"), "{}", stderr(&o));
+    assert_stderr_contains(&o, "names a folder");
 }
 
 /// Guards issue 12's "a symlinked token file loses its link": the refresh writes through the
@@ -320,11 +313,7 @@ fn a_world_writable_token_folder_draws_a_warning() {
     std::fs::set_permissions(ws.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("any user can write to the token file's folder"),
-        "{}",
-        stderr(&o)
-    );
+    assert_stderr_contains(&o, "any user can write to the token file's folder");
     let o = ws.run(&["check", "--offline"]);
     assert!(
         stdout(&o).contains("any user can write to it"),

@@ -3,15 +3,12 @@
 //! the code, a state mismatch, a declined login, a timeout, a rejected code, and the scopes
 //! asked for. No secret may appear in what the login prints.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use harness::*;
+use crate::support::*;
 use serde_json::json;
 use url::Url;
 
@@ -136,39 +133,31 @@ impl Drop for Login {
 
 /// One GET without following redirects: status, headers (lower-case names) and body.
 fn get(url: &str) -> (u16, Vec<(String, String)>, String) {
-    let u = Url::parse(url).unwrap();
-    let host = format!(
-        "{}:{}",
-        u.host_str().unwrap(),
-        u.port_or_known_default().unwrap()
-    );
-    let target = match u.query() {
-        Some(q) => format!("{}?{q}", u.path()),
-        None => u.path().to_string(),
-    };
-    let mut s =
-        std::net::TcpStream::connect(&host).unwrap_or_else(|e| panic!("connect {host}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: test-browser\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+    let browser = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent("test-browser")
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let resp = browser
+        .get(url)
+        .header(reqwest::header::CONNECTION, "close")
+        .send()
+        .unwrap_or_else(|e| panic!("GET {url}: {e:?}"));
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
-    (status, headers, body.to_string())
+    (status, headers, resp.text().unwrap())
 }
 
 /// What Volvo ID (the simulator) redirects the browser to, after approving the login.

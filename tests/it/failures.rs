@@ -3,10 +3,7 @@
 //! partial results with bounded reasons, the state file's recovery, hostile bodies and label
 //! values, and redaction of every secret at trace level.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::support::*;
 use serde_json::json;
 
 fn only_bev(sim: &Sim, rest: &str) -> Workspace {
@@ -124,13 +121,7 @@ fn the_minute_window_defers_instead_of_drawing_429s() {
     let ws = Workspace::new(&sim, "", "[collect]\nrequests_per_minute = 25\n");
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 0, "deferring is not a failure: {}", stderr(&o));
-    let api_requests: Vec<_> = sim.stats()["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["method"] == "GET")
-        .cloned()
-        .collect();
+    let api_requests = sim.gets();
     assert!(api_requests.len() <= 25, "{} requests", api_requests.len());
     assert!(api_requests.iter().all(|r| r["status"] != 429));
     let out = stdout(&o);
@@ -195,32 +186,15 @@ fn the_daily_quota_stops_requests_until_it_is_replenished() {
         "reset {reset} vs now {now}"
     );
     // With one request in flight at a time, the first 403 stops the run's requests.
-    let api = sim.stats()["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["method"] == "GET")
-        .count();
+    let api = sim.gets().len();
     assert_eq!(api, 1, "requests after the quota's 403");
     let state: serde_json::Value = serde_json::from_str(&ws.read("token.state.json")).unwrap();
     assert!(state["quota_until"].as_i64().is_some());
     // The next run asks nothing at all.
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 75);
-    assert_eq!(
-        sim.stats()["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["method"] == "GET")
-            .count(),
-        1
-    );
-    assert!(
-        stderr(&o).contains("quota is used up until"),
-        "{}",
-        stderr(&o)
-    );
+    assert_eq!(sim.gets().len(), 1);
+    assert_stderr_contains(&o, "quota is used up until");
     assert_eq!(
         value(
             &stdout(&o),
@@ -255,7 +229,7 @@ fn a_401_refreshes_once_and_an_api_key_401_names_the_key() {
     );
     let o = ws.run(&["--once", "--stdout"]);
     assert_ne!(code(&o), 77);
-    assert!(stderr(&o).contains("check volvo.api_key"), "{}", stderr(&o));
+    assert_stderr_contains(&o, "check volvo.api_key");
 }
 
 /// A damaged or foreign state file is rebuilt with one warning, and the run goes on.
@@ -367,8 +341,7 @@ fn odd_vins_from_the_vehicle_list_stay_harmless() {
     assert!(out.contains(r#"vin="YV1\"odd\\vin\nÅ""#), "{out}");
     assert!(value(&out, &format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")).is_some());
     // No request left the API paths.
-    let reqs = sim.stats()["requests"].as_array().unwrap().clone();
-    assert!(reqs.iter().filter(|r| r["method"] == "GET").all(|r| {
+    assert!(sim.gets().iter().all(|r| {
         let p = r["path"].as_str().unwrap();
         p.starts_with("/connected-vehicle/")
             || p.starts_with("/energy/")

@@ -2,10 +2,7 @@
 //! passes with `ok` lines, each broken part is one `FAIL` (or `warn`) line saying what to do,
 //! the check stays within two requests per account, and `--plan` holds the request budget.
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::support::*;
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 

@@ -186,3 +186,47 @@ fn the_quota_pause_replays_the_last_answers() {
         );
     }
 }
+
+/// The exit-code rule through the binary: a vehicle list of garbage collects nothing (75, not
+/// the 1 that systemd counts as success) and says so in the self-metrics; a list refused for
+/// the API key is a configuration error (78); one quota 403 on one endpoint while the other
+/// answers came is partial (1), not "nothing collected".
+#[test]
+fn exit_codes_follow_one_rule() {
+    let garbage = json!({"path": "=/connected-vehicle/v2/vehicles", "status": 200,
+        "body": "<html>maintenance</html>", "times": 0});
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    sim.faults(json!([garbage]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 75, "{}", stderr(&o));
+    assert_eq!(
+        value(
+            &stdout(&o),
+            "volvo_collect_endpoint_error{api=\"connected_vehicle\",endpoint=\"vehicles\",reason=\"decode\",vin=\"\"}"
+        ),
+        Some(1.0),
+        "{}",
+        stdout(&o)
+    );
+
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    sim.faults(json!([{"path": "=/connected-vehicle/v2/vehicles", "status": 401, "times": 0,
+        "body": "{\"status\":401,\"error\":{\"message\":\"Access denied due to invalid VCC-API-KEY.\"}}"}]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert!(stderr(&o).contains("api_key"), "{}", stderr(&o));
+
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    sim.faults(json!([{"path": "/odometer", "status": 403, "times": 0,
+        "body": "{\"statusCode\":403,\"message\":\"Out of call volume quota. Quota will be replenished in 01:00:00.\"}"}]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("volvo_central_lock_state{"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -63,3 +63,49 @@ pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fixture with the API's quirks (values as strings, Unix-second timestamps, an enum
+    /// without a unit, a unit nobody knows) through the mapper, compared with the exact
+    /// exposition: converted by unit, the enum as a state, the unknown unit skipped, not 0.
+    #[test]
+    fn resources_become_exactly_these_samples() {
+        let list = r#"{"resources": [{"name": "odometer"}, {"name": "batteryChargeLevel"},
+            {"name": "frontLeftDoor"}, {"name": "fuelAmount"}]}"#;
+        let values = |name: &str| -> Result<&'static str, crate::api::ApiError> {
+            Ok(match name {
+                "odometer" => {
+                    r#"{"resourceValue": {"timestamp": 1795111092, "unit": "km", "value": "18734"}}"#
+                }
+                "batteryChargeLevel" => {
+                    r#"{"resourceValue": {"timestamp": 1795124530, "unit": "percentage", "value": "67"}}"#
+                }
+                "frontLeftDoor" => {
+                    r#"{"resourceValue": {"timestamp": 1795111092, "value": "CLOSED"}}"#
+                }
+                _ => {
+                    r#"{"resourceValue": {"timestamp": 1795111092, "unit": "gallons?", "value": "12"}}"#
+                }
+            })
+        };
+        let s = Snapshot::decode(Ok(list), &values);
+        let mut exp = Exposition::new();
+        map(&mut exp, "V1", &s);
+        exp.finish_skips();
+        let text = String::from_utf8(exp.encode()).unwrap();
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        let expected = [
+            "volvo_collect_fields_skipped{api=\"extended_vehicle\",reason=\"unknown_unit\",vin=\"V1\"} 1",
+            "volvo_extended_meters{resource=\"odometer\",vin=\"V1\"} 18734000",
+            "volvo_extended_ratio{resource=\"batteryChargeLevel\",vin=\"V1\"} 0.67",
+            "volvo_extended_state{resource=\"frontLeftDoor\",state=\"CLOSED\",vin=\"V1\"} 1",
+            "volvo_extended_timestamp_seconds{resource=\"batteryChargeLevel\",vin=\"V1\"} 1795124530",
+            "volvo_extended_timestamp_seconds{resource=\"frontLeftDoor\",vin=\"V1\"} 1795111092",
+            "volvo_extended_timestamp_seconds{resource=\"odometer\",vin=\"V1\"} 1795111092",
+        ];
+        assert_eq!(samples, expected, "{text}");
+    }
+}

@@ -116,4 +116,59 @@ mod tests {
         assert_eq!(round_to(57.708_912_3, Some(0)), 58.0);
         assert_eq!(round_to(57.708_912_3, None), 57.708_912_3);
     }
+
+    /// A fixture with the API's quirks (heading as a numeric string, altitude third, an extra
+    /// property) through the mapper, compared with the exact exposition.
+    #[test]
+    fn a_position_becomes_exactly_these_samples() {
+        let body = r#"{"status": 200, "operationId": "x", "data": {"type": "Feature",
+            "properties": {"timestamp": "2026-11-19T17:58:14.021Z", "heading": "214", "extra": 1},
+            "geometry": {"type": "Point", "coordinates": [11.97456, 57.70887, 12.3]}}}"#;
+        let feature = crate::api::location::decode(Ok(body)).unwrap();
+        let privacy = LocationPrivacy {
+            precision: Some(3),
+            export_coordinates: true,
+            home: Some((57.70887, 11.97456)),
+        };
+        let mut exp = Exposition::new();
+        map(&mut exp, "V1", &feature, &privacy);
+        let text = String::from_utf8(exp.encode()).unwrap();
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            samples,
+            [
+                "volvo_location_altitude_meters{vin=\"V1\"} 12.3",
+                "volvo_location_heading_degrees{vin=\"V1\"} 214",
+                "volvo_location_home_distance_meters{vin=\"V1\"} 0",
+                "volvo_location_latitude_degrees{vin=\"V1\"} 57.709",
+                "volvo_location_longitude_degrees{vin=\"V1\"} 11.975",
+                "volvo_location_timestamp_seconds{vin=\"V1\"} 1795111094.021",
+            ],
+            "{text}"
+        );
+    }
+
+    /// Without coordinates, nothing that places the car is exported, not even as 0.
+    #[test]
+    fn without_coordinates_nothing_places_the_car() {
+        let body = r#"{"data": {"properties": {"heading": "90"},
+            "geometry": {"coordinates": [11.9, 57.7]}}}"#;
+        let feature = crate::api::location::decode(Ok(body)).unwrap();
+        let privacy = LocationPrivacy {
+            precision: None,
+            export_coordinates: false,
+            home: None,
+        };
+        let mut exp = Exposition::new();
+        map(&mut exp, "V1", &feature, &privacy);
+        let text = String::from_utf8(exp.encode()).unwrap();
+        assert!(
+            !text.contains("latitude") && !text.contains("longitude"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("timestamp_seconds"),
+            "no timestamp was sent: {text}"
+        );
+    }
 }

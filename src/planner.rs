@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::value::RawValue;
 
-use crate::api::connected_vehicle::{Data, Values};
+use crate::api::connected_vehicle::{Data, EngineStatus};
 use crate::api::energy;
 use crate::api::extended_vehicle;
 use crate::api::ApiError;
@@ -636,8 +636,8 @@ fn usable(key: &str, body: &str) -> bool {
 
 /// `engineStatus` of an engine-status answer: (running, upload time).
 fn engine_state(body: Result<&str, ApiError>) -> Option<(bool, i64)> {
-    let d: Data<Values> = crate::api::decode(body).ok()?;
-    let Some(Field::Ok(v)) = d.data.get("engineStatus") else {
+    let d: Data<EngineStatus> = crate::api::decode(body).ok()?;
+    let Some(Field::Ok(v)) = &d.data.engine_status else {
         return None;
     };
     let at = v
@@ -654,7 +654,7 @@ fn charging(body: Result<&str, ApiError>) -> bool {
     let Ok(state) = crate::api::decode::<energy::State>(body) else {
         return false;
     };
-    matches!(state.get("chargingStatus"), Some(Field::Ok(f)) if f.value.as_ref().and_then(|v| v.as_str()) == Some("CHARGING"))
+    state.is_charging()
 }
 
 /// The newest upload time in an answer: the latest of its `timestamp` and `updatedAt`

@@ -24,6 +24,24 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
     }
 }
 
+/// One member of a typed answer: its JSON key and its value, if the answer had it.
+#[derive(Debug)]
+pub struct Entry<'a, T> {
+    pub key: &'static str,
+    pub field: Option<&'a Field<T>>,
+}
+
+impl<T> Clone for Entry<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Entry<'_, T> {}
+
+/// How a mapper reads one member of a typed answer `A`: an accessor method of the answer.
+pub type Accessor<A, T> = for<'a> fn(&'a A) -> Entry<'a, T>;
+
 /// Why a value was not exported. A bounded set: these become label values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SkipReason {

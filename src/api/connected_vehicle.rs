@@ -2,8 +2,6 @@
 //! Responses are wrapped in `{"data": ...}`; value objects are `{value, unit?, timestamp?}`
 //! where `value` may be a number or a numeric string.
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -31,9 +29,139 @@ pub struct ValueObject {
     pub timestamp: Option<String>,
 }
 
-/// An endpoint whose data is a map of named value objects (doors, windows, warnings, ...).
-/// Each field decodes on its own, so one bad field never fails the endpoint.
-pub type Values = BTreeMap<String, Field<ValueObject>>;
+answer! {
+    /// `doors`: the doors, hood, tailgate, tank lid and the central lock.
+    pub struct Doors<ValueObject> {
+        front_left_door: "frontLeftDoor",
+        front_right_door: "frontRightDoor",
+        rear_left_door: "rearLeftDoor",
+        rear_right_door: "rearRightDoor",
+        hood: "hood",
+        tailgate: "tailgate",
+        tank_lid: "tankLid",
+        central_lock: "centralLock",
+    }
+}
+
+answer! {
+    /// `windows`: the side windows and the sunroof.
+    pub struct Windows<ValueObject> {
+        front_left_window: "frontLeftWindow",
+        front_right_window: "frontRightWindow",
+        rear_left_window: "rearLeftWindow",
+        rear_right_window: "rearRightWindow",
+        sunroof: "sunroof",
+    }
+}
+
+answer! {
+    /// `engine_status`: RUNNING or STOPPED.
+    pub struct EngineStatus<ValueObject> {
+        engine_status: "engineStatus",
+    }
+}
+
+answer! {
+    /// `engine`: the engine's fluid warnings.
+    pub struct Engine<ValueObject> {
+        oil_level_warning: "oilLevelWarning",
+        engine_coolant_level_warning: "engineCoolantLevelWarning",
+    }
+}
+
+answer! {
+    /// `diagnostics`: washer fluid and the service.
+    pub struct Diagnostics<ValueObject> {
+        washer_fluid_level_warning: "washerFluidLevelWarning",
+        service_warning: "serviceWarning",
+        service_trigger: "serviceTrigger",
+        distance_to_service: "distanceToService",
+        time_to_service: "timeToService",
+        engine_hours_to_service: "engineHoursToService",
+    }
+}
+
+answer! {
+    /// `brakes`: the brake fluid warning.
+    pub struct Brakes<ValueObject> {
+        brake_fluid_level_warning: "brakeFluidLevelWarning",
+    }
+}
+
+answer! {
+    /// `fuel`: the tank and, on cars with a battery, its charge level.
+    pub struct Fuel<ValueObject> {
+        fuel_amount: "fuelAmount",
+        battery_charge_level: "batteryChargeLevel",
+    }
+}
+
+answer! {
+    /// `odometer`.
+    pub struct Odometer<ValueObject> {
+        odometer: "odometer",
+    }
+}
+
+answer! {
+    /// `statistics`: the trip meters, averages and distances to empty seen in real cars, and the
+    /// spec's `tripMeter1`, `tripMeter2` and `distanceToEmpty`.
+    pub struct Statistics<ValueObject> {
+        trip_meter_manual: "tripMeterManual",
+        trip_meter_automatic: "tripMeterAutomatic",
+        trip_meter_1: "tripMeter1",
+        trip_meter_2: "tripMeter2",
+        average_speed: "averageSpeed",
+        average_speed_automatic: "averageSpeedAutomatic",
+        average_fuel_consumption: "averageFuelConsumption",
+        average_fuel_consumption_automatic: "averageFuelConsumptionAutomatic",
+        average_energy_consumption: "averageEnergyConsumption",
+        average_energy_consumption_automatic: "averageEnergyConsumptionAutomatic",
+        average_energy_consumption_since_charge: "averageEnergyConsumptionSinceCharge",
+        distance_to_empty_tank: "distanceToEmptyTank",
+        distance_to_empty_battery: "distanceToEmptyBattery",
+        distance_to_empty: "distanceToEmpty",
+    }
+}
+
+answer! {
+    /// `tyres`: a pressure warning state per tyre, not a pressure.
+    pub struct Tyres<ValueObject> {
+        front_left: "frontLeft",
+        front_right: "frontRight",
+        rear_left: "rearLeft",
+        rear_right: "rearRight",
+    }
+}
+
+answer! {
+    /// `warnings`: the 23 exterior lamp warnings.
+    pub struct Warnings<ValueObject> {
+        brake_light_center_warning: "brakeLightCenterWarning",
+        brake_light_left_warning: "brakeLightLeftWarning",
+        brake_light_right_warning: "brakeLightRightWarning",
+        fog_light_front_warning: "fogLightFrontWarning",
+        fog_light_rear_warning: "fogLightRearWarning",
+        position_light_front_left_warning: "positionLightFrontLeftWarning",
+        position_light_front_right_warning: "positionLightFrontRightWarning",
+        position_light_rear_left_warning: "positionLightRearLeftWarning",
+        position_light_rear_right_warning: "positionLightRearRightWarning",
+        high_beam_left_warning: "highBeamLeftWarning",
+        high_beam_right_warning: "highBeamRightWarning",
+        low_beam_left_warning: "lowBeamLeftWarning",
+        low_beam_right_warning: "lowBeamRightWarning",
+        daytime_running_light_left_warning: "daytimeRunningLightLeftWarning",
+        daytime_running_light_right_warning: "daytimeRunningLightRightWarning",
+        turn_indication_front_left_warning: "turnIndicationFrontLeftWarning",
+        turn_indication_front_right_warning: "turnIndicationFrontRightWarning",
+        turn_indication_rear_left_warning: "turnIndicationRearLeftWarning",
+        turn_indication_rear_right_warning: "turnIndicationRearRightWarning",
+        registration_plate_light_warning: "registrationPlateLightWarning",
+        side_mark_lights_warning: "sideMarkLightsWarning",
+        hazard_lights_warning: "hazardLightsWarning",
+        reverse_lights_warning: "reverseLightsWarning",
+    }
+}
 
 #[derive(Debug, Deserialize)]
 pub struct VehicleRef {
@@ -94,17 +222,17 @@ pub struct Command {
 #[derive(Debug)]
 pub struct Snapshot {
     pub details: Result<Details, ApiError>,
-    pub doors: Result<Values, ApiError>,
-    pub windows: Result<Values, ApiError>,
-    pub engine_status: Result<Values, ApiError>,
-    pub engine: Result<Values, ApiError>,
-    pub diagnostics: Result<Values, ApiError>,
-    pub brakes: Result<Values, ApiError>,
-    pub fuel: Result<Values, ApiError>,
-    pub odometer: Result<Values, ApiError>,
-    pub statistics: Result<Values, ApiError>,
-    pub tyres: Result<Values, ApiError>,
-    pub warnings: Result<Values, ApiError>,
+    pub doors: Result<Doors, ApiError>,
+    pub windows: Result<Windows, ApiError>,
+    pub engine_status: Result<EngineStatus, ApiError>,
+    pub engine: Result<Engine, ApiError>,
+    pub diagnostics: Result<Diagnostics, ApiError>,
+    pub brakes: Result<Brakes, ApiError>,
+    pub fuel: Result<Fuel, ApiError>,
+    pub odometer: Result<Odometer, ApiError>,
+    pub statistics: Result<Statistics, ApiError>,
+    pub tyres: Result<Tyres, ApiError>,
+    pub warnings: Result<Warnings, ApiError>,
     pub command_accessibility: Result<CommandAccessibility, ApiError>,
     pub commands: Result<Vec<Field<Command>>, ApiError>,
 }
@@ -187,19 +315,51 @@ mod tests {
 
     #[test]
     fn value_objects_accept_strings_missing_unit_and_timestamp_and_extra_fields() {
-        let v: Data<Values> = serde_json::from_value(json!({"data": {
+        let f: Data<Fuel> = serde_json::from_value(json!({"data": {
             "fuelAmount": {"value": "31.5", "unit": "l"},
-            "centralLock": {"value": "LOCKED", "timestamp": "2026-05-01T12:00:00Z", "extra": 1},
-            "broken": {"unit": "l"},
-            "tailgateLock": "weird"
+            "batteryChargeLevel": {"value": 80, "timestamp": "2026-05-01T12:00:00Z", "extra": 1},
+            "somethingNew": {"value": 1}
         }}))
         .unwrap();
         assert!(
-            matches!(&v.data["fuelAmount"], Field::Ok(o) if o.value == json!("31.5") && o.timestamp.is_none())
+            matches!(&f.data.fuel_amount, Some(Field::Ok(o)) if o.value == json!("31.5") && o.timestamp.is_none())
         );
-        assert!(matches!(&v.data["centralLock"], Field::Ok(o) if o.unit.is_none()));
-        assert!(matches!(v.data["broken"], Field::Invalid(_)));
-        assert!(matches!(v.data["tailgateLock"], Field::Invalid(_)));
+        assert!(matches!(&f.data.battery_charge_level, Some(Field::Ok(o)) if o.unit.is_none()));
+        assert!(!f.data.is_empty());
+    }
+
+    #[test]
+    fn a_bad_member_never_fails_the_answer() {
+        let d: Data<Doors> = serde_json::from_value(json!({"data": {
+            "hood": {"unit": "l"},
+            "tailgate": "weird",
+            "tankLid": null,
+            "centralLock": {"value": "LOCKED"}
+        }}))
+        .unwrap();
+        let d = d.data;
+        assert!(matches!(d.hood, Some(Field::Invalid(_))));
+        assert!(matches!(d.tailgate, Some(Field::Invalid(_))));
+        assert!(
+            matches!(d.tank_lid, Some(Field::Invalid(_))),
+            "null is malformed, not absent"
+        );
+        assert!(d.front_left_door.is_none());
+        assert_eq!(d.central_lock().key, "centralLock");
+        assert!(matches!(d.central_lock().field, Some(Field::Ok(_))));
+    }
+
+    #[test]
+    fn an_answer_is_an_object() {
+        assert!(serde_json::from_value::<Data<Doors>>(json!({"data": []})).is_err());
+        assert!(serde_json::from_value::<Data<Doors>>(json!({"data": 3})).is_err());
+        let empty: Data<Doors> = serde_json::from_value(json!({"data": {}})).unwrap();
+        assert!(empty.data.is_empty());
+        // A repeated member keeps its last value, as a map would.
+        let twice: Data<Odometer> =
+            serde_json::from_str(r#"{"data":{"odometer":{"value":1},"odometer":{"value":2}}}"#)
+                .unwrap();
+        assert!(matches!(&twice.data.odometer, Some(Field::Ok(o)) if o.value == json!(2)));
     }
 
     #[test]

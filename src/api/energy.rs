@@ -25,15 +25,15 @@ pub struct EnergyStateCapability {
 }
 
 impl EnergyStateCapability {
-    /// Per field, whether it is supported. The capability key `chargingSystemStatus` names the
-    /// state field `chargingStatus`; both spellings are accepted.
+    /// Per field, whether it is supported, by state key. The capability key
+    /// `chargingSystemStatus` names the state's charging status; both spellings are accepted.
     pub fn field_support(&self) -> BTreeMap<String, bool> {
         self.fields
             .iter()
             .filter_map(|(k, v)| {
                 let supported = v.get("isSupported")?.as_bool()?;
                 let name = if k == "chargingSystemStatus" {
-                    "chargingStatus"
+                    State::default().charging_status().key
                 } else {
                     k.as_str()
                 };
@@ -58,7 +58,28 @@ pub struct StateField {
     pub code: Option<String>,
 }
 
-pub type State = BTreeMap<String, Field<StateField>>;
+answer! {
+    /// `/state`: the ten fields Volvo documents, each `OK` with a value or `ERROR` with a code.
+    pub struct State<StateField> {
+        battery_charge_level: "batteryChargeLevel",
+        electric_range: "electricRange",
+        charger_connection_status: "chargerConnectionStatus",
+        charging_status: "chargingStatus",
+        charging_type: "chargingType",
+        charger_power_status: "chargerPowerStatus",
+        estimated_charging_time_to_target_battery_charge_level: "estimatedChargingTimeToTargetBatteryChargeLevel",
+        target_battery_charge_level: "targetBatteryChargeLevel",
+        charging_current_limit: "chargingCurrentLimit",
+        charging_power: "chargingPower",
+    }
+}
+
+impl State {
+    /// Whether the state says the car is charging.
+    pub fn is_charging(&self) -> bool {
+        matches!(&self.charging_status, Some(Field::Ok(f)) if f.value.as_ref().and_then(|v| v.as_str()) == Some("CHARGING"))
+    }
+}
 
 #[derive(Debug)]
 pub struct Snapshot {
@@ -114,5 +135,56 @@ impl Snapshot {
             e.push(("energy_state", x));
         }
         e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_fields_are_ok_or_error_and_unknown_ones_are_ignored() {
+        let s: State = serde_json::from_str(
+            r#"{"chargingStatus":{"status":"OK","value":"CHARGING"},
+                "chargingPower":{"status":"ERROR","code":"PROPERTY_NOT_FOUND"},
+                "electricRange":null,
+                "chargingMode":{"status":"OK","value":"SMART"}}"#,
+        )
+        .unwrap();
+        assert!(s.is_charging());
+        assert!(
+            matches!(&s.charging_power, Some(Field::Ok(f)) if f.status == "ERROR" && f.value.is_none())
+        );
+        assert!(matches!(s.electric_range, Some(Field::Invalid(_))));
+        assert!(s.battery_charge_level.is_none());
+        assert_eq!(s.charging_power().key, "chargingPower");
+        assert!(serde_json::from_str::<State>("[]").is_err());
+    }
+
+    #[test]
+    fn an_empty_state_is_an_error_only_where_the_capabilities_promise_one() {
+        let supported = r#"{"getEnergyState":{"isSupported":true}}"#;
+        let unknown = r#"{"getEnergyState":5}"#;
+        assert!(matches!(
+            Snapshot::decode(Ok(supported), Ok("{}")).state,
+            Some(Err(ApiError::Decode(_)))
+        ));
+        assert!(matches!(
+            Snapshot::decode(Ok(unknown), Ok("{}")).state,
+            Some(Ok(s)) if s.is_empty()
+        ));
+        // Members this version does not know still make the state non-empty.
+        assert!(matches!(
+            Snapshot::decode(Ok(supported), Ok(r#"{"x":{"status":"OK"}}"#)).state,
+            Some(Ok(s)) if !s.is_empty()
+        ));
+        let caps: Capabilities = serde_json::from_str(
+            r#"{"getEnergyState":{"isSupported":true,"chargingSystemStatus":{"isSupported":false}}}"#,
+        )
+        .unwrap();
+        let Field::Ok(c) = caps.get_energy_state else {
+            panic!()
+        };
+        assert_eq!(c.field_support().get("chargingStatus"), Some(&false));
     }
 }

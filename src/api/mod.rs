@@ -1,6 +1,79 @@
 //! Volvo's four APIs: one module each with its response types (serde models that accept the
 //! quirks listed in the README) and the requests a run makes, over the shared [`client`].
 
+/// A typed answer: a struct with one `Option<Field<V>>` per JSON member, and for each member
+/// an accessor method of the same name that gives the value together with its JSON key. The
+/// key is written once, here in the invocation; the mappers read the accessors.
+///
+/// Decoding keeps the quirks of a map of fields: any object is accepted, members it does not
+/// know are ignored, a member of the wrong shape (`null` too) becomes `Field::Invalid` instead
+/// of failing the answer, a repeated member keeps its last value, and anything but an object
+/// is refused.
+macro_rules! answer {
+    (
+        $(#[$doc:meta])*
+        pub struct $name:ident<$v:ty> {
+            $($field:ident: $key:literal,)*
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default)]
+        pub struct $name {
+            $(pub $field: Option<$crate::values::Field<$v>>,)*
+            /// How many members the answer had, known or not.
+            members: usize,
+        }
+
+        impl $name {
+            /// The JSON keys this answer knows.
+            pub const KEYS: &'static [&'static str] = &[$($key),*];
+
+            /// Whether the answer had no members at all.
+            pub fn is_empty(&self) -> bool {
+                self.members == 0
+            }
+
+            $(
+                pub fn $field(&self) -> $crate::values::Entry<'_, $v> {
+                    $crate::values::Entry {
+                        key: $key,
+                        field: self.$field.as_ref(),
+                    }
+                }
+            )*
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Visitor;
+                impl<'de> serde::de::Visitor<'de> for Visitor {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a map")
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<$name, A::Error> {
+                        let mut answer = $name::default();
+                        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                            answer.members += 1;
+                            match &*key {
+                                $($key => answer.$field = Some(map.next_value()?),)*
+                                _ => {
+                                    map.next_value::<serde::de::IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        Ok(answer)
+                    }
+                }
+                d.deserialize_map(Visitor)
+            }
+        }
+    };
+}
+
 pub mod client;
 pub mod connected_vehicle;
 pub mod energy;

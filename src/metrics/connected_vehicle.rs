@@ -4,8 +4,10 @@ use serde_json::Value;
 
 use super::catalog::{self as c, Family, Origin};
 use super::{snake, source_time, Exposition, Reading, VehicleOut};
-use crate::api::connected_vehicle::{Snapshot, ValueObject, Values};
-use crate::values::{self, Field, Quantity};
+use crate::api::connected_vehicle::{
+    Doors, Snapshot, Statistics, Tyres, ValueObject, Warnings, Windows,
+};
+use crate::values::{self, Accessor, Entry, Field, Quantity};
 
 const OPEN_CLOSED: &[&str] = &["UNSPECIFIED", "OPEN", "CLOSED", "AJAR"];
 const LOCK: &[&str] = &["LOCKED", "UNLOCKED", "UNSPECIFIED"];
@@ -40,137 +42,140 @@ const UNAVAILABLE_REASON: &[&str] = &[
     "OTA_INSTALLATION_IN_PROGRESS",
 ];
 
-const DOORS: &[(&str, &str)] = &[
-    ("frontLeftDoor", "front_left"),
-    ("frontRightDoor", "front_right"),
-    ("rearLeftDoor", "rear_left"),
-    ("rearRightDoor", "rear_right"),
-    ("hood", "hood"),
-    ("tailgate", "tailgate"),
-    ("tankLid", "tank_lid"),
+/// A member with its part label (door, window, tyre).
+type Part<A> = (Accessor<A, ValueObject>, &'static str);
+
+const DOORS: &[Part<Doors>] = &[
+    (Doors::front_left_door, "front_left"),
+    (Doors::front_right_door, "front_right"),
+    (Doors::rear_left_door, "rear_left"),
+    (Doors::rear_right_door, "rear_right"),
+    (Doors::hood, "hood"),
+    (Doors::tailgate, "tailgate"),
+    (Doors::tank_lid, "tank_lid"),
 ];
-const WINDOWS: &[(&str, &str)] = &[
-    ("frontLeftWindow", "front_left"),
-    ("frontRightWindow", "front_right"),
-    ("rearLeftWindow", "rear_left"),
-    ("rearRightWindow", "rear_right"),
-    ("sunroof", "sunroof"),
+const WINDOWS: &[Part<Windows>] = &[
+    (Windows::front_left_window, "front_left"),
+    (Windows::front_right_window, "front_right"),
+    (Windows::rear_left_window, "rear_left"),
+    (Windows::rear_right_window, "rear_right"),
+    (Windows::sunroof, "sunroof"),
 ];
-const TYRES: &[(&str, &str)] = &[
-    ("frontLeft", "front_left"),
-    ("frontRight", "front_right"),
-    ("rearLeft", "rear_left"),
-    ("rearRight", "rear_right"),
+const TYRES: &[Part<Tyres>] = &[
+    (Tyres::front_left, "front_left"),
+    (Tyres::front_right, "front_right"),
+    (Tyres::rear_left, "rear_left"),
+    (Tyres::rear_right, "rear_right"),
 ];
 /// The 23 exterior lamp warnings of the warnings endpoint.
-pub const LAMPS: &[&str] = &[
-    "brakeLightCenterWarning",
-    "brakeLightLeftWarning",
-    "brakeLightRightWarning",
-    "fogLightFrontWarning",
-    "fogLightRearWarning",
-    "positionLightFrontLeftWarning",
-    "positionLightFrontRightWarning",
-    "positionLightRearLeftWarning",
-    "positionLightRearRightWarning",
-    "highBeamLeftWarning",
-    "highBeamRightWarning",
-    "lowBeamLeftWarning",
-    "lowBeamRightWarning",
-    "daytimeRunningLightLeftWarning",
-    "daytimeRunningLightRightWarning",
-    "turnIndicationFrontLeftWarning",
-    "turnIndicationFrontRightWarning",
-    "turnIndicationRearLeftWarning",
-    "turnIndicationRearRightWarning",
-    "registrationPlateLightWarning",
-    "sideMarkLightsWarning",
-    "hazardLightsWarning",
-    "reverseLightsWarning",
+const LAMPS: &[Accessor<Warnings, ValueObject>] = &[
+    Warnings::brake_light_center_warning,
+    Warnings::brake_light_left_warning,
+    Warnings::brake_light_right_warning,
+    Warnings::fog_light_front_warning,
+    Warnings::fog_light_rear_warning,
+    Warnings::position_light_front_left_warning,
+    Warnings::position_light_front_right_warning,
+    Warnings::position_light_rear_left_warning,
+    Warnings::position_light_rear_right_warning,
+    Warnings::high_beam_left_warning,
+    Warnings::high_beam_right_warning,
+    Warnings::low_beam_left_warning,
+    Warnings::low_beam_right_warning,
+    Warnings::daytime_running_light_left_warning,
+    Warnings::daytime_running_light_right_warning,
+    Warnings::turn_indication_front_left_warning,
+    Warnings::turn_indication_front_right_warning,
+    Warnings::turn_indication_rear_left_warning,
+    Warnings::turn_indication_rear_right_warning,
+    Warnings::registration_plate_light_warning,
+    Warnings::side_mark_lights_warning,
+    Warnings::hazard_lights_warning,
+    Warnings::reverse_lights_warning,
 ];
 
-/// Statistics fields: (API name, family, trip or source label, quantity).
-const STATISTICS: &[(&str, &Family, &str, Quantity)] = &[
+/// Statistics fields: (accessor, family, trip or source label, quantity).
+const STATISTICS: &[(Accessor<Statistics, ValueObject>, &Family, &str, Quantity)] = &[
     (
-        "tripMeterManual",
+        Statistics::trip_meter_manual,
         &c::TRIP_METER_METERS,
         "manual",
         Quantity::Length,
     ),
     (
-        "tripMeterAutomatic",
+        Statistics::trip_meter_automatic,
         &c::TRIP_METER_METERS,
         "automatic",
         Quantity::Length,
     ),
     (
-        "tripMeter1",
+        Statistics::trip_meter_1,
         &c::TRIP_METER_METERS,
         "trip1",
         Quantity::Length,
     ),
     (
-        "tripMeter2",
+        Statistics::trip_meter_2,
         &c::TRIP_METER_METERS,
         "trip2",
         Quantity::Length,
     ),
     (
-        "averageSpeed",
+        Statistics::average_speed,
         &c::AVERAGE_SPEED_METERS_PER_SECOND,
         "manual",
         Quantity::Speed,
     ),
     (
-        "averageSpeedAutomatic",
+        Statistics::average_speed_automatic,
         &c::AVERAGE_SPEED_METERS_PER_SECOND,
         "automatic",
         Quantity::Speed,
     ),
     (
-        "averageFuelConsumption",
+        Statistics::average_fuel_consumption,
         &c::AVERAGE_FUEL_CONSUMPTION_LITERS_PER_METER,
         "manual",
         Quantity::FuelConsumption,
     ),
     (
-        "averageFuelConsumptionAutomatic",
+        Statistics::average_fuel_consumption_automatic,
         &c::AVERAGE_FUEL_CONSUMPTION_LITERS_PER_METER,
         "automatic",
         Quantity::FuelConsumption,
     ),
     (
-        "averageEnergyConsumption",
+        Statistics::average_energy_consumption,
         &c::AVERAGE_ENERGY_CONSUMPTION_JOULES_PER_METER,
         "manual",
         Quantity::EnergyConsumption,
     ),
     (
-        "averageEnergyConsumptionAutomatic",
+        Statistics::average_energy_consumption_automatic,
         &c::AVERAGE_ENERGY_CONSUMPTION_JOULES_PER_METER,
         "automatic",
         Quantity::EnergyConsumption,
     ),
     (
-        "averageEnergyConsumptionSinceCharge",
+        Statistics::average_energy_consumption_since_charge,
         &c::AVERAGE_ENERGY_CONSUMPTION_JOULES_PER_METER,
         "since_charge",
         Quantity::EnergyConsumption,
     ),
     (
-        "distanceToEmptyTank",
+        Statistics::distance_to_empty_tank,
         &c::DISTANCE_TO_EMPTY_METERS,
         "tank",
         Quantity::Length,
     ),
     (
-        "distanceToEmptyBattery",
+        Statistics::distance_to_empty_battery,
         &c::DISTANCE_TO_EMPTY_METERS,
         "battery",
         Quantity::Length,
     ),
     (
-        "distanceToEmpty",
+        Statistics::distance_to_empty,
         &c::DISTANCE_TO_EMPTY_METERS,
         "total",
         Quantity::Length,
@@ -239,21 +244,14 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
 
     if let Ok(doors) = &s.doors {
         parts(&mut out, doors, DOORS, &c::DOOR_STATE, OPEN_CLOSED);
-        if let Some(v) = get(&mut out, doors, "centralLock") {
-            out.state_from(
-                &c::CENTRAL_LOCK_STATE,
-                &[],
-                "centralLock",
-                &reading(&v),
-                LOCK,
-            );
-        }
+        state(&mut out, doors.central_lock(), &c::CENTRAL_LOCK_STATE, LOCK);
     }
     if let Ok(windows) = &s.windows {
         parts(&mut out, windows, WINDOWS, &c::WINDOW_STATE, OPEN_CLOSED);
     }
     if let Ok(es) = &s.engine_status {
-        if let Some(v) = get(&mut out, es, "engineStatus") {
+        let e = es.engine_status();
+        if let Some(v) = out.field(e.key, e.field) {
             let running = match v.value.as_str() {
                 Some("RUNNING") => Some(1.0),
                 Some("STOPPED") => Some(0.0),
@@ -263,11 +261,11 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
                 Some(r) => out.number(
                     &c::ENGINE_RUNNING,
                     &[],
-                    "engineStatus",
+                    e.key,
                     r,
                     source_time(v.timestamp.as_deref()),
                 ),
-                None => out.skip("engineStatus", values::SkipReason::Malformed),
+                None => out.skip(e.key, values::SkipReason::Malformed),
             }
         }
     }
@@ -282,21 +280,26 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
     }
     if let Ok(w) = &s.warnings {
         for lamp in LAMPS {
-            if let Some(v) = get(&mut out, w, lamp) {
-                let label = snake(lamp.trim_end_matches("Warning"));
-                out.state_from(&c::LAMP_WARNING_STATE, &[&label], lamp, &reading(&v), LAMP);
+            let e = lamp(w);
+            if let Some(v) = out.field(e.key, e.field) {
+                let label = snake(e.key.trim_end_matches("Warning"));
+                out.state_from(&c::LAMP_WARNING_STATE, &[&label], e.key, &reading(v), LAMP);
             }
         }
     }
     if let Ok(b) = &s.brakes {
-        fluid(&mut out, b, "brakeFluidLevelWarning", "brake_fluid", FLUID);
-    }
-    if let Ok(e) = &s.engine {
-        fluid(&mut out, e, "oilLevelWarning", "oil", OIL);
         fluid(
             &mut out,
-            e,
-            "engineCoolantLevelWarning",
+            b.brake_fluid_level_warning(),
+            "brake_fluid",
+            FLUID,
+        );
+    }
+    if let Ok(e) = &s.engine {
+        fluid(&mut out, e.oil_level_warning(), "oil", OIL);
+        fluid(
+            &mut out,
+            e.engine_coolant_level_warning(),
             "engine_coolant",
             FLUID,
         );
@@ -304,47 +307,37 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
     if let Ok(d) = &s.diagnostics {
         fluid(
             &mut out,
-            d,
-            "washerFluidLevelWarning",
+            d.washer_fluid_level_warning(),
             "washer_fluid",
             FLUID,
         );
-        if let Some(v) = get(&mut out, d, "serviceWarning") {
-            out.state_from(
-                &c::SERVICE_WARNING_STATE,
-                &[],
-                "serviceWarning",
-                &reading(&v),
-                SERVICE,
-            );
-        }
-        if let Some(v) = get(&mut out, d, "serviceTrigger") {
-            out.state_from(
-                &c::SERVICE_TRIGGER_STATE,
-                &[],
-                "serviceTrigger",
-                &reading(&v),
-                &[],
-            );
-        }
+        state(
+            &mut out,
+            d.service_warning(),
+            &c::SERVICE_WARNING_STATE,
+            SERVICE,
+        );
+        state(
+            &mut out,
+            d.service_trigger(),
+            &c::SERVICE_TRIGGER_STATE,
+            &[],
+        );
         quantity(
             &mut out,
-            d,
-            "distanceToService",
+            d.distance_to_service(),
             &c::DISTANCE_TO_SERVICE_METERS,
             Quantity::Length,
         );
         quantity(
             &mut out,
-            d,
-            "timeToService",
+            d.time_to_service(),
             &c::TIME_TO_SERVICE_SECONDS,
             Quantity::Duration,
         );
         quantity(
             &mut out,
-            d,
-            "engineHoursToService",
+            d.engine_hours_to_service(),
             &c::ENGINE_RUNNING_TIME_TO_SERVICE_SECONDS,
             Quantity::Duration,
         );
@@ -352,15 +345,13 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
     if let Ok(f) = &s.fuel {
         quantity(
             &mut out,
-            f,
-            "fuelAmount",
+            f.fuel_amount(),
             &c::FUEL_AMOUNT_LITERS,
             Quantity::Volume,
         );
         quantity(
             &mut out,
-            f,
-            "batteryChargeLevel",
+            f.battery_charge_level(),
             &c::BATTERY_CHARGE_LEVEL_RATIO,
             Quantity::Ratio,
         );
@@ -368,16 +359,16 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
     if let Ok(o) = &s.odometer {
         quantity(
             &mut out,
-            o,
-            "odometer",
+            o.odometer(),
             &c::ODOMETER_METERS,
             Quantity::Length,
         );
     }
     if let Ok(st) = &s.statistics {
-        for (field, fam, label, q) in STATISTICS {
-            if let Some(v) = get(&mut out, st, field) {
-                out.quantity(fam, &[label], field, &reading(&v), *q);
+        for (get, fam, label, q) in STATISTICS {
+            let e = get(st);
+            if let Some(v) = out.field(e.key, e.field) {
+                out.quantity(fam, &[label], e.key, &reading(v), *q);
             }
         }
     }
@@ -427,40 +418,121 @@ pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
     }
 }
 
-/// A value object by API field name; malformed ones are counted and skipped.
-fn get(out: &mut VehicleOut, values: &Values, name: &str) -> Option<ValueObject> {
-    out.field(name, values.get(name)).cloned()
-}
-
 /// A family with one part label per API field (doors, windows, tyres).
-fn parts(
-    out: &mut VehicleOut,
-    values: &Values,
-    fields: &[(&str, &str)],
-    fam: &Family,
-    known: &[&str],
-) {
-    for (field, label) in fields {
-        if let Some(v) = get(out, values, field) {
-            out.state_from(fam, &[label], field, &reading(&v), known);
+fn parts<T>(out: &mut VehicleOut, answer: &T, fields: &[Part<T>], fam: &Family, known: &[&str]) {
+    for (get, label) in fields {
+        let e = get(answer);
+        if let Some(v) = out.field(e.key, e.field) {
+            out.state_from(fam, &[label], e.key, &reading(v), known);
         }
     }
 }
 
-fn fluid(out: &mut VehicleOut, values: &Values, field: &str, label: &str, known: &[&str]) {
-    if let Some(v) = get(out, values, field) {
+/// A state set without labels of its own.
+fn state(out: &mut VehicleOut, e: Entry<ValueObject>, fam: &Family, known: &[&str]) {
+    if let Some(v) = out.field(e.key, e.field) {
+        out.state_from(fam, &[], e.key, &reading(v), known);
+    }
+}
+
+fn fluid(out: &mut VehicleOut, e: Entry<ValueObject>, label: &str, known: &[&str]) {
+    if let Some(v) = out.field(e.key, e.field) {
         out.state_from(
             &c::FLUID_LEVEL_WARNING_STATE,
             &[label],
-            field,
-            &reading(&v),
+            e.key,
+            &reading(v),
             known,
         );
     }
 }
 
-fn quantity(out: &mut VehicleOut, values: &Values, field: &str, fam: &Family, q: Quantity) {
-    if let Some(v) = get(out, values, field) {
-        out.quantity(fam, &[], field, &reading(&v), q);
+fn quantity(out: &mut VehicleOut, e: Entry<ValueObject>, fam: &Family, q: Quantity) {
+    if let Some(v) = out.field(e.key, e.field) {
+        out.quantity(fam, &[], e.key, &reading(v), q);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ApiError;
+
+    const VIN: &str = "YV1XZK9V0R2000001";
+
+    fn data<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, ApiError> {
+        crate::api::decode::<crate::api::connected_vehicle::Data<T>>(Ok(json)).map(|d| d.data)
+    }
+
+    fn absent<T>() -> Result<T, ApiError> {
+        Err(ApiError::NotSupported(
+            "no such endpoint for this car".into(),
+        ))
+    }
+
+    /// The exposition of a car that answered only `doors`, `fuel`, `odometer` and `statistics`.
+    fn exposition(doors: &str, fuel: &str, odometer: &str, statistics: &str) -> String {
+        let s = Snapshot {
+            details: absent(),
+            doors: data(doors),
+            windows: absent(),
+            engine_status: absent(),
+            engine: absent(),
+            diagnostics: absent(),
+            brakes: absent(),
+            fuel: data(fuel),
+            odometer: data(odometer),
+            statistics: data(statistics),
+            tyres: absent(),
+            warnings: absent(),
+            command_accessibility: absent(),
+            commands: absent(),
+        };
+        let mut exp = Exposition::new();
+        map(&mut exp, VIN, "default", &s);
+        exp.finish_skips();
+        String::from_utf8(exp.encode()).unwrap()
+    }
+
+    #[test]
+    fn fixture_with_quirks_gives_exact_samples() {
+        let text = exposition(
+            // An unknown extra member, a state without unit and one without timestamp.
+            r#"{"data":{
+                "frontLeftDoor":{"value":"OPEN","timestamp":"2026-05-01T12:00:00.1234567Z"},
+                "centralLock":{"value":"LOCKED"},
+                "tailgateLock":{"value":"LOCKED","timestamp":"2026-05-01T12:00:00Z"}
+            }}"#,
+            // A numeric string, and a member of the wrong shape.
+            r#"{"data":{
+                "fuelAmount":{"value":"31.5","unit":"l","timestamp":"2026-05-01T12:00:00Z"},
+                "batteryChargeLevel":"80"
+            }}"#,
+            // A number without unit: skipped, never guessed.
+            r#"{"data":{"odometer":{"value":12345}}}"#,
+            r#"{"data":{"averageSpeed":{"value":36,"unit":"km/h"},"tripMeter1":{"value":"2.5","unit":"mi"}}}"#,
+        );
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        // 36 km/h is 10 m/s; 2.5 mi is 4023.36 m; the central lock has no timestamp, so no
+        // timestamp sample; `tailgateLock` is not read; the malformed `batteryChargeLevel` and
+        // the unitless odometer are counted as skipped.
+        let expected = [
+            r#"volvo_average_speed_meters_per_second{trip="manual",vin="YV1XZK9V0R2000001"} 10"#,
+            r#"volvo_central_lock_state{state="LOCKED",vin="YV1XZK9V0R2000001"} 1"#,
+            r#"volvo_central_lock_state{state="UNLOCKED",vin="YV1XZK9V0R2000001"} 0"#,
+            r#"volvo_central_lock_state{state="UNSPECIFIED",vin="YV1XZK9V0R2000001"} 0"#,
+            r#"volvo_collect_fields_skipped{api="connected_vehicle",reason="malformed",vin="YV1XZK9V0R2000001"} 1"#,
+            r#"volvo_collect_fields_skipped{api="connected_vehicle",reason="missing_unit",vin="YV1XZK9V0R2000001"} 1"#,
+            r#"volvo_door_state{door="front_left",state="AJAR",vin="YV1XZK9V0R2000001"} 0"#,
+            r#"volvo_door_state{door="front_left",state="CLOSED",vin="YV1XZK9V0R2000001"} 0"#,
+            r#"volvo_door_state{door="front_left",state="OPEN",vin="YV1XZK9V0R2000001"} 1"#,
+            r#"volvo_door_state{door="front_left",state="UNSPECIFIED",vin="YV1XZK9V0R2000001"} 0"#,
+            r#"volvo_door_timestamp_seconds{door="front_left",vin="YV1XZK9V0R2000001"} 1777636800.1234567"#,
+            r#"volvo_fuel_amount_liters{vin="YV1XZK9V0R2000001"} 31.5"#,
+            r#"volvo_fuel_amount_timestamp_seconds{vin="YV1XZK9V0R2000001"} 1777636800"#,
+            r#"volvo_trip_meter_meters{trip="trip1",vin="YV1XZK9V0R2000001"} 4023.36"#,
+        ];
+        assert_eq!(samples, expected, "{text}");
+        assert!(text.contains("# TYPE volvo_door_state gauge\n"), "{text}");
     }
 }

@@ -3,7 +3,7 @@
 use super::catalog::{self as c, Family, Origin};
 use super::{source_time, Exposition, Reading, VehicleOut};
 use crate::api::energy::{Snapshot, State, StateField};
-use crate::values::{self, Field, Quantity};
+use crate::values::{self, Accessor, Entry, Field, Quantity};
 
 const CONNECTION: &[&str] = &["CONNECTED", "DISCONNECTED", "FAULT", "UNSPECIFIED"];
 const CHARGING: &[&str] = &[
@@ -29,54 +29,55 @@ enum Kind {
     States(&'static [&'static str]),
 }
 
-const FIELDS: &[(&str, &Family, Kind)] = &[
+/// The state's fields: (accessor, family, kind).
+const FIELDS: &[(Accessor<State, StateField>, &Family, Kind)] = &[
     (
-        "batteryChargeLevel",
+        State::battery_charge_level,
         &c::ENERGY_BATTERY_CHARGE_LEVEL_RATIO,
         Kind::Quantity(Quantity::Ratio),
     ),
     (
-        "electricRange",
+        State::electric_range,
         &c::ENERGY_ELECTRIC_RANGE_METERS,
         Kind::Quantity(Quantity::Length),
     ),
     (
-        "chargerConnectionStatus",
+        State::charger_connection_status,
         &c::ENERGY_CHARGER_CONNECTION_STATE,
         Kind::States(CONNECTION),
     ),
     (
-        "chargingStatus",
+        State::charging_status,
         &c::ENERGY_CHARGING_STATE,
         Kind::States(CHARGING),
     ),
     (
-        "chargingType",
+        State::charging_type,
         &c::ENERGY_CHARGING_TYPE_STATE,
         Kind::States(CHARGING_TYPE),
     ),
     (
-        "chargerPowerStatus",
+        State::charger_power_status,
         &c::ENERGY_CHARGER_POWER_STATE,
         Kind::States(POWER_STATUS),
     ),
     (
-        "estimatedChargingTimeToTargetBatteryChargeLevel",
+        State::estimated_charging_time_to_target_battery_charge_level,
         &c::ENERGY_TIME_TO_TARGET_CHARGE_SECONDS,
         Kind::Quantity(Quantity::Duration),
     ),
     (
-        "targetBatteryChargeLevel",
+        State::target_battery_charge_level,
         &c::ENERGY_TARGET_CHARGE_LEVEL_RATIO,
         Kind::Quantity(Quantity::Ratio),
     ),
     (
-        "chargingCurrentLimit",
+        State::charging_current_limit,
         &c::ENERGY_CHARGING_CURRENT_LIMIT_AMPERES,
         Kind::Quantity(Quantity::Current),
     ),
     (
-        "chargingPower",
+        State::charging_power,
         &c::ENERGY_CHARGING_POWER_WATTS,
         Kind::Quantity(Quantity::Power),
     ),
@@ -103,7 +104,7 @@ pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
                 );
             }
             for (field, supported) in caps.field_support() {
-                if FIELDS.iter().any(|(f, _, _)| *f == field) {
+                if State::KEYS.contains(&field.as_str()) {
                     out.number(
                         &c::ENERGY_FIELD_SUPPORTED,
                         &[&field],
@@ -116,8 +117,12 @@ pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
         }
     }
     let Some(Ok(state)) = &s.state else { return };
-    for (field, fam, kind) in FIELDS {
-        let Some(f) = out.field(field, state.get(*field)).cloned() else {
+    for (get, fam, kind) in FIELDS {
+        let Entry {
+            key: field,
+            field: value,
+        } = get(state);
+        let Some(f) = out.field(field, value) else {
             continue;
         };
         if f.status != "OK" {
@@ -152,20 +157,20 @@ pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
 /// and a missing part gives no value rather than a 0 that would read as 1970. A malformed
 /// part was already counted as skipped by the loop above, so it is not counted again.
 fn charge_end(out: &mut VehicleOut, state: &State) {
-    const FIELD: &str = "estimatedChargingTimeToTargetBatteryChargeLevel";
-    let ok = |name: &str| -> Option<&StateField> {
-        match state.get(name) {
+    fn ok(e: Entry<'_, StateField>) -> Option<&StateField> {
+        match e.field {
             Some(Field::Ok(f)) if f.status == "OK" => Some(f),
             _ => None,
         }
-    };
-    let charging = ok("chargingStatus")
+    }
+    let charging = ok(state.charging_status())
         .and_then(|f| f.value.as_ref()?.as_str())
         .is_some_and(|s| s.trim() == "CHARGING");
     if !charging {
         return;
     }
-    let Some(f) = ok(FIELD) else { return };
+    let time_to_target = state.estimated_charging_time_to_target_battery_charge_level();
+    let Some(f) = ok(time_to_target) else { return };
     let (Some(value), Some(unit), Some(at)) = (&f.value, &f.unit, &f.updated_at) else {
         return;
     };
@@ -174,7 +179,7 @@ fn charge_end(out: &mut VehicleOut, state: &State) {
         (Ok(left), Ok(at)) if left >= 0.0 => out.number(
             &c::ENERGY_ESTIMATED_CHARGE_END_TIMESTAMP_SECONDS,
             &[],
-            FIELD,
+            time_to_target.key,
             at + left,
             None,
         ),
@@ -192,7 +197,7 @@ mod tests {
     /// The exposition of an Energy state made of `fields` (JSON object members).
     fn exposition(fields: &str) -> String {
         let capabilities: Capabilities =
-            serde_json::from_str(r#"{"getEnergyState":{"isSupported":true}}"#).unwrap();
+            serde_json::from_str(r#"{"getEnergyState":{"isSupported":true,"chargingSystemStatus":{"isSupported":true},"chargingMode":{"isSupported":true}}}"#).unwrap();
         let state: State = serde_json::from_str(&format!("{{{fields}}}")).unwrap();
         let s = Snapshot {
             capabilities: Ok(capabilities),
@@ -200,7 +205,52 @@ mod tests {
         };
         let mut exp = Exposition::new();
         map(&mut exp, VIN, &s);
+        exp.finish_skips();
         String::from_utf8(exp.encode()).unwrap()
+    }
+
+    #[test]
+    fn fixture_with_quirks_gives_exact_samples() {
+        let text = exposition(concat!(
+            // A numeric string with its time.
+            r#""batteryChargeLevel":{"status":"OK","value":"80.5","unit":"percentage","updatedAt":"2026-05-01T12:00:00Z"},"#,
+            // No `updatedAt`: the value without a timestamp sample.
+            r#""electricRange":{"status":"OK","value":10,"unit":"mi"},"#,
+            // A state has no unit.
+            r#""chargingStatus":{"status":"OK","value":"IDLE","updatedAt":"2026-05-01T12:00:00Z"},"#,
+            // A number without unit: skipped, never guessed.
+            r#""chargingPower":{"status":"OK","value":0},"#,
+            // An ERROR field gives its code, never a 0.
+            r#""chargingCurrentLimit":{"status":"ERROR","code":"NOT_SUPPORTED","message":"no"},"#,
+            // A field this version does not know.
+            r#""chargingMode":{"status":"OK","value":"SMART"}"#,
+        ));
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        // 80.5 % is 0.805; 10 mi is 16093.44 m; the capabilities' `chargingSystemStatus` is the
+        // state's `chargingStatus`, and `chargingMode` is known to neither.
+        let expected = [
+            r#"volvo_collect_fields_skipped{api="energy",reason="missing_unit",vin="YV1XZK9V0R2000001"} 1"#,
+            r#"volvo_energy_battery_charge_level_ratio{vin="YV1XZK9V0R2000001"} 0.805"#,
+            r#"volvo_energy_battery_charge_level_timestamp_seconds{vin="YV1XZK9V0R2000001"} 1777636800"#,
+            r#"volvo_energy_charging_state{state="CHARGING",vin="YV1XZK9V0R2000001"} 0"#,
+            r#"volvo_energy_charging_state{state="DISCHARGING",vin="YV1XZK9V0R2000001"} 0"#,
+            r#"volvo_energy_charging_state{state="DONE",vin="YV1XZK9V0R2000001"} 0"#,
+            r#"volvo_energy_charging_state{state="ERROR",vin="YV1XZK9V0R2000001"} 0"#,
+            r#"volvo_energy_charging_state{state="FAULT",vin="YV1XZK9V0R2000001"} 0"#,
+            r#"volvo_energy_charging_state{state="IDLE",vin="YV1XZK9V0R2000001"} 1"#,
+            r#"volvo_energy_charging_state{state="SCHEDULED",vin="YV1XZK9V0R2000001"} 0"#,
+            r#"volvo_energy_charging_state{state="UNSPECIFIED",vin="YV1XZK9V0R2000001"} 0"#,
+            r#"volvo_energy_charging_timestamp_seconds{vin="YV1XZK9V0R2000001"} 1777636800"#,
+            r#"volvo_energy_electric_range_meters{vin="YV1XZK9V0R2000001"} 16093.44"#,
+            r#"volvo_energy_field_error{code="NOT_SUPPORTED",field="chargingCurrentLimit",vin="YV1XZK9V0R2000001"} 1"#,
+            r#"volvo_energy_field_supported{field="chargingStatus",vin="YV1XZK9V0R2000001"} 1"#,
+            r#"volvo_energy_supported{vin="YV1XZK9V0R2000001"} 1"#,
+        ];
+        assert_eq!(samples, expected, "{text}");
+        assert!(
+            text.contains("# TYPE volvo_energy_field_error gauge\n"),
+            "{text}"
+        );
     }
 
     /// The estimated-end sample line, if any.

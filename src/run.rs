@@ -664,55 +664,20 @@ impl<'s> Report<'s> {
     ) -> AccountRun {
         let settings = self.settings;
         let account = settings.account.name.as_str();
-        let now = self.now;
         if let Some(planner) = planner {
             self.tally.collected = planner.fresh() > 0;
             planner.finish(state);
         }
         if let Some(client) = client {
-            if let Some(reset) = client.quota_exhausted() {
-                // Volvo does not always say when; an hour is a cautious guess that costs one
-                // request.
-                state.quota_until = Some(now + reset.map(|d| d.as_secs() as i64).unwrap_or(3600));
-            }
-            if let Some(fatal) = client.renewal_failure() {
-                self.problems.push(fatal.message.clone());
-                self.tally.failed = true;
-                self.tally.login_needed |= fatal.code == ExitCode::LoginNeeded;
-            }
+            self.client_news(state, client);
+            exp.gauge(&c::COLLECT_VEHICLES, &[account], self.vehicles as f64);
         }
         let login_needed = if self.tally.login_needed { 1.0 } else { 0.0 };
         exp.gauge(&c::COLLECT_LOGIN_NEEDED, &[account], login_needed);
-        for key in self.unsupported.drain(..) {
-            state
-                .not_supported
-                .entry(key)
-                .or_insert(now + state::BACKOFF_S);
-        }
-        if self.extended_gone {
-            let until = now + state::BACKOFF_S;
-            state
-                .api_unavailable
-                .insert(Origin::ExtendedVehicle.label().into(), until);
-            tracing::warn!(
-                "Volvo's Extended Vehicle API answers that it is shut down; it is skipped until {} and the other APIs go on",
-                chrono::DateTime::from_timestamp(until, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
-            );
-        }
-        if let (Some(until), Some(_)) = (state.quota_until, client) {
-            self.problems.push(format!(
-                "the API key's daily request quota is used up until {}; the last answers are replayed meanwhile",
-                chrono::DateTime::from_timestamp(until, 0)
-                    .map(|t| t.to_rfc3339())
-                    .unwrap_or_default()
-            ));
-        }
+        self.remember_backoffs(state);
         let exit = self.tally.exit();
         if exit == ExitCode::Ok {
             state.last_success = Some(crate::clock::now_f64());
-        }
-        if client.is_some() {
-            exp.gauge(&c::COLLECT_VEHICLES, &[account], self.vehicles as f64);
         }
         let (requests, retries) = client
             .map(|c| (c.request_counts(), c.retry_counts()))
@@ -724,14 +689,60 @@ impl<'s> Report<'s> {
             std::mem::take(state),
             &requests,
             &retries,
-            now,
+            self.now,
         );
-        state_metrics(exp, settings, state, now);
+        state_metrics(exp, settings, state, self.now);
         AccountRun {
             exit,
             problems: self.problems,
         }
     }
+
+    /// What the client met: the daily quota (remembered until Volvo replenishes it) and a
+    /// renewal after a 401 that failed.
+    fn client_news(&mut self, state: &mut State, client: &Client) {
+        if let Some(reset) = client.quota_exhausted() {
+            // Volvo does not always say when; an hour is a cautious guess that costs one
+            // request.
+            let after = reset.map(|d| d.as_secs() as i64).unwrap_or(3600);
+            state.quota_until = Some(self.now + after);
+        }
+        if let Some(until) = state.quota_until {
+            self.problems.push(format!(
+                "the API key's daily request quota is used up until {}; the last answers are replayed meanwhile",
+                rfc3339(until)
+            ));
+        }
+        if let Some(fatal) = client.renewal_failure() {
+            self.problems.push(fatal.message.clone());
+            self.tally.failed = true;
+            self.tally.login_needed |= fatal.code == ExitCode::LoginNeeded;
+        }
+    }
+
+    /// Back-offs learnt this run: endpoints a car does not support, and Extended Vehicle's
+    /// shutdown, each believed for a day.
+    fn remember_backoffs(&mut self, state: &mut State) {
+        let until = self.now + state::BACKOFF_S;
+        for key in self.unsupported.drain(..) {
+            state.not_supported.entry(key).or_insert(until);
+        }
+        if self.extended_gone {
+            state
+                .api_unavailable
+                .insert(Origin::ExtendedVehicle.label().into(), until);
+            tracing::warn!(
+                "Volvo's Extended Vehicle API answers that it is shut down; it is skipped until {} and the other APIs go on",
+                rfc3339(until)
+            );
+        }
+    }
+}
+
+fn rfc3339(unix_s: i64) -> String {
+    chrono::DateTime::from_timestamp(unix_s, 0)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default()
 }
 
 /// The self-metrics kept in the state file: counters, the quota, back-offs, the last success.

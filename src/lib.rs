@@ -3,12 +3,12 @@
 //!
 //! The pipeline, module by module, each importing only those before it: the helpers
 //! ([`error`], [`secret`], [`clock`], [`fsutil`], [`text`], [`values`]); [`config`] (file →
-//! validated settings) and [`cli`] (flags over them); [`endpoints`] (the one table of what is
-//! asked); [`state`] and [`window`] (what runs remember, Volvo's shared minute); [`auth`]
-//! (token file, refresh, login); [`http`] and [`api`] (one module per Volvo API over one
-//! request client); [`metrics`] (one mapper per API, the catalog of every family); [`sinks`];
-//! [`schedule`] and [`planner`] (what each run asks of each car); [`weather`]; [`run`] (one
-//! collection in phases). On top: [`serve`], [`check`], [`demo`] and the [`simulator`].
+//! validated settings); [`endpoints`] (the one table of what is asked); [`state`] and
+//! [`window`] (what runs remember, Volvo's shared minute); [`http`]; [`auth`] (token file,
+//! refresh, login); [`api`] (one module per Volvo API over one request client); [`metrics`]
+//! (one mapper per API, the catalog of every family); [`sinks`]; [`schedule`] and [`planner`]
+//! (what each run asks of each car); [`weather`]; [`run`] (one collection in phases). On top:
+//! [`serve`], [`check`], the [`simulator`] and [`demo`], and [`cli`] (the command line).
 
 pub mod api;
 pub mod auth;

@@ -13,6 +13,7 @@ mod failures;
 mod fuzz_mappers;
 mod hardening;
 mod household;
+mod layering;
 mod login;
 mod openapi_simulator;
 mod openapi_validator;

@@ -99,6 +99,10 @@ pub struct Planner<'a> {
     unsupported: BTreeSet<String>,
     outcomes: BTreeMap<String, Outcome>,
     vins: Option<Vec<String>>,
+    /// Cars whose answers came since their wants were last worked out; `None`: every car. An
+    /// answer can only change what its own car needs, so a round looks at those cars alone
+    /// (a fleet's run would otherwise cost cars × answers).
+    changed: Option<BTreeSet<String>>,
 }
 
 impl<'a> Planner<'a> {
@@ -130,6 +134,7 @@ impl<'a> Planner<'a> {
             unsupported,
             outcomes: BTreeMap::new(),
             vins,
+            changed: None,
         }
     }
 
@@ -260,8 +265,15 @@ impl<'a> Planner<'a> {
                 priority: Fact::Static,
             });
         }
-        for vin in self.vins.clone().unwrap_or_default() {
-            round.extend(self.wants(&vin));
+        let cars: Vec<String> = match self.changed.replace(BTreeSet::new()) {
+            None => self.vins.clone().unwrap_or_default(),
+            Some(changed) => changed.into_iter().collect(),
+        };
+        for vin in &cars {
+            round.extend(self.wants(vin));
+        }
+        if round.len() < 2 {
+            return round;
         }
         let order: BTreeMap<String, usize> = self
             .vins
@@ -277,6 +289,13 @@ impl<'a> Planner<'a> {
     /// Records an answer (or failure) of a request this round.
     pub fn record(&mut self, req: &Request, result: Result<Vec<u8>, ApiError>) {
         let key = req.key();
+        match (&mut self.changed, req.vin.is_empty()) {
+            (Some(changed), false) => {
+                changed.insert(req.vin.clone());
+            }
+            // The vehicle list (or anything account-wide) may change every car's needs.
+            _ => self.changed = None,
+        }
         let outcome = match result {
             Ok(body) => match CacheEntry::new(self.setup.now, body) {
                 Some(entry) => {

@@ -282,7 +282,12 @@ async fn fetch(
     let mut carried = 0;
     loop {
         let (batch, held) = planner.next_round();
-        if !batch.is_empty() && Instant::now() < deadline {
+        if Instant::now() >= deadline {
+            // Wanted, but the run's time is up: that is the deadline, not a deferral.
+            for r in &batch {
+                planner.record(r, Err(ApiError::Timeout));
+            }
+        } else if !batch.is_empty() {
             let need = batch.len() + held;
             let from_carried = carried.min(need);
             carried -= from_carried;

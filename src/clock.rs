@@ -1,34 +1,70 @@
-//! The one wall clock of the program. Every Unix time the collector and the simulator read
-//! (token expiry, the schedule, the request window, the daily quota) comes from here, so that
-//! one setting moves all of them: `VOLVO_COLLECT_NOW=<unix seconds>` makes a process start at
-//! that time and run on from it in real time. The simulator's scripted day uses it to run a
-//! whole day of collector runs in seconds; nothing else should set it.
+//! The wall clock, as a value handed to whoever needs the time (token expiry, the schedule,
+//! the request window, the daily quota), never a global that someone could set. A clock reads
+//! the system's time, or starts at a given Unix time and runs on from it in real time:
+//! `VOLVO_COLLECT_NOW=<unix seconds>` makes a process's configuration carry such a clock, which
+//! the simulator's scripted day uses to run a whole day of collector runs in seconds. The
+//! simulator keeps its own settable clock (`POST /_sim/clock`) in its own state.
 
-use std::sync::OnceLock;
 use std::time::Instant;
 
 /// The environment variable that sets the clock's start (Unix seconds, fractions allowed).
 pub const ENV: &str = "VOLVO_COLLECT_NOW";
 
-struct Base {
-    /// Unix milliseconds at `at`.
-    unix_ms: i64,
-    at: Instant,
+/// A clock: the system's, or one started at a chosen Unix time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// Unix milliseconds at `at`; `None` reads the system clock.
+    base: Option<(i64, Instant)>,
 }
 
-static BASE: OnceLock<std::sync::RwLock<Option<Base>>> = OnceLock::new();
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::system()
+    }
+}
 
-fn base() -> &'static std::sync::RwLock<Option<Base>> {
-    BASE.get_or_init(|| {
-        let from_env = std::env::var(ENV)
-            .ok()
+impl Clock {
+    /// The system's clock.
+    pub const fn system() -> Clock {
+        Clock { base: None }
+    }
+
+    /// A clock that reads `unix_ms` now and runs on in real time.
+    pub fn starting_at_ms(unix_ms: i64) -> Clock {
+        Clock {
+            base: Some((unix_ms, Instant::now())),
+        }
+    }
+
+    /// The clock [`ENV`]'s value asks for (given by `env`), else the system's.
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Clock {
+        env(ENV)
             .and_then(|v| parse(&v))
-            .map(|unix_ms| Base {
-                unix_ms,
-                at: Instant::now(),
-            });
-        std::sync::RwLock::new(from_env)
-    })
+            .map_or(Clock::system(), Clock::starting_at_ms)
+    }
+
+    /// Whether this clock was set rather than the system's.
+    pub fn is_set(&self) -> bool {
+        self.base.is_some()
+    }
+
+    /// Unix milliseconds now.
+    pub fn now_ms(&self) -> i64 {
+        match self.base {
+            Some((unix_ms, at)) => unix_ms + at.elapsed().as_millis() as i64,
+            None => chrono::Utc::now().timestamp_millis(),
+        }
+    }
+
+    /// Unix seconds now.
+    pub fn now(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+
+    /// Unix seconds now, with milliseconds.
+    pub fn now_f64(&self) -> f64 {
+        self.now_ms() as f64 / 1000.0
+    }
 }
 
 /// `VOLVO_COLLECT_NOW`'s value as Unix milliseconds; anything else is ignored.
@@ -37,45 +73,25 @@ fn parse(value: &str) -> Option<i64> {
     (s.is_finite() && s > 0.0 && s < 1e11).then_some((s * 1000.0) as i64)
 }
 
-/// Sets the clock to `unix_ms` from now on (the simulator's `/_sim/clock`).
-pub fn set_ms(unix_ms: i64) {
-    *base().write().expect("clock lock") = Some(Base {
-        unix_ms,
-        at: Instant::now(),
-    });
-}
-
-/// Whether the clock was set (by [`ENV`] or [`set_ms`]) rather than the system's.
-pub fn is_set() -> bool {
-    base().read().expect("clock lock").is_some()
-}
-
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    match &*base().read().expect("clock lock") {
-        Some(b) => b.unix_ms + b.at.elapsed().as_millis() as i64,
-        None => chrono::Utc::now().timestamp_millis(),
-    }
-}
-
-/// Unix seconds now.
-pub fn now() -> i64 {
-    now_ms().div_euclid(1000)
-}
-
-/// Unix seconds now, with milliseconds.
-pub fn now_f64() -> f64 {
-    now_ms() as f64 / 1000.0
-}
-
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_start_is_unix_seconds() {
-        assert_eq!(super::parse("1780000000"), Some(1_780_000_000_000));
-        assert_eq!(super::parse(" 1780000000.5 "), Some(1_780_000_000_500));
-        assert_eq!(super::parse("tomorrow"), None);
-        assert_eq!(super::parse("-5"), None);
-        assert_eq!(super::parse("inf"), None);
+        assert_eq!(parse("1780000000"), Some(1_780_000_000_000));
+        assert_eq!(parse(" 1780000000.5 "), Some(1_780_000_000_500));
+        assert_eq!(parse("tomorrow"), None);
+        assert_eq!(parse("-5"), None);
+        assert_eq!(parse("inf"), None);
+    }
+
+    #[test]
+    fn a_set_clock_runs_on_from_its_start_and_the_system_one_is_unset() {
+        let c = Clock::from_env(&|k| (k == ENV).then(|| "1780000000".to_string()));
+        assert!(c.is_set());
+        let t = c.now_ms();
+        assert!((1_780_000_000_000..1_780_000_060_000).contains(&t), "{t}");
+        assert!(!Clock::from_env(&|_| None).is_set());
     }
 }

@@ -2,13 +2,18 @@
 //! Prometheus metrics, once per run.
 //!
 //! The pipeline, module by module, each importing only those before it: the helpers
-//! ([`error`], [`secret`], [`clock`], [`fsutil`], [`text`], [`values`]); [`config`] (file →
-//! validated settings); [`endpoints`] (the one table of what is asked); [`state`] and
-//! [`window`] (what runs remember, Volvo's shared minute); [`http`]; [`auth`] (token file,
-//! refresh, login); [`api`] (one module per Volvo API over one request client); [`metrics`]
-//! (one mapper per API, the catalog of every family); [`sinks`]; [`schedule`] and [`planner`]
-//! (what each run asks of each car); [`weather`]; [`run`] (one collection in phases). On top:
-//! [`serve`], [`check`], the [`simulator`] and [`demo`], and [`cli`] (the command line).
+//! ([`error`], [`secret`], [`clock`], [`fsutil`], [`text`], [`values`]); [`endpoints`] (every
+//! endpoint, one typed value each, and the sources); [`config`] (file → validated settings);
+//! [`state`] and [`window`] (what runs remember, Volvo's shared minute); [`http`]; [`auth`]
+//! (token file, refresh, login); [`api`] (one module per Volvo API over one request client, and
+//! each car's answers decoded once); [`metrics`] (one mapper per API, the catalog of every
+//! family); [`sinks`]; [`schedule`] and [`planner`] (what each run asks of each car);
+//! [`weather`]; [`run`] (one collection in phases); [`stop`] (signals that wait for a token
+//! save). On top: [`serve`], [`check`], the [`simulator`] and [`demo`], and [`cli`] (the
+//! command line).
+
+// Functions stay short enough to read at once (threshold in clippy.toml).
+#![warn(clippy::too_many_lines)]
 
 pub mod api;
 pub mod auth;
@@ -30,6 +35,7 @@ pub mod serve;
 pub mod simulator;
 pub mod sinks;
 pub mod state;
+pub mod stop;
 pub mod text;
 pub mod values;
 pub mod weather;
@@ -38,6 +44,7 @@ pub mod window;
 use std::io::Write;
 
 use error::{ExitCode, Fatal};
+use stop::{stopped, Stop};
 
 /// Runs the command the user asked for and returns its exit code. Errors are printed here,
 /// one line each, on standard error.
@@ -55,185 +62,162 @@ pub async fn main_with(cli: cli::Cli) -> ExitCode {
     code
 }
 
+/// The command, to the function that runs it.
 async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
     match &cli.command {
         Some(cli::Command::Demo { latency }) => demo::run(*latency).await,
-        Some(cli::Command::Check {
-            plan,
-            offline,
-            account,
-            cars,
-            interval,
-        }) => {
-            let path = config::locate(cli.config.as_deref())?;
-            let mut settings = config::load(&path)?;
-            cli.apply(&mut settings);
-            settings.check_outputs()?;
-            let opts = check::Options {
-                plan: *plan,
-                offline: *offline,
-                account: account.clone(),
-                cars: cars.map(|c| c as usize),
-                interval: *interval,
-            };
-            // `check` may refresh the token: a stop waits for the save, like a run's.
-            let mut stop = Stop::install();
-            tokio::select! {
-                r = check::run(&settings, &opts) => r,
-                _guard = stop.requested() => Err(stopped()),
-            }
-        }
+        Some(cli::Command::Check { .. }) => check(&cli).await,
         Some(cli::Command::Completions { shell }) => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut cmd, "volvo-collect", &mut script);
-            // A closed pipe (`| head`) is the reader's choice, not an error.
-            let _ = std::io::stdout().write_all(&script);
-            Ok(ExitCode::Ok)
+            Ok(print(&script))
         }
-        Some(cli::Command::Man) => {
-            let cmd = <cli::Cli as clap::CommandFactory>::command();
-            let mut page = Vec::new();
-            clap_mangen::Man::new(cmd).render(&mut page).map_err(|e| {
-                Fatal::new(
-                    ExitCode::Output,
-                    format!("cannot render the manual page: {e}"),
-                )
-            })?;
-            let _ = std::io::stdout().write_all(&page);
-            Ok(ExitCode::Ok)
-        }
+        Some(cli::Command::Man) => man(),
         Some(cli::Command::Login {
             no_browser,
             timeout,
             account,
         }) => {
-            let path = config::locate(cli.config.as_deref())?;
-            let settings = config::load(&path)?.select_account(account.as_deref())?;
-            auth::login::run(&settings, *no_browser, *timeout).await
+            let settings = config::load(&config::locate(cli.config.as_deref())?)?;
+            let account = settings.select_account(account.as_deref())?;
+            auth::login::run(&settings, account, *no_browser, *timeout).await
         }
-        Some(cli::Command::Simulate {
-            listen,
-            latency,
-            extended,
-            cars,
-            rate_limit,
-            quota,
-            scenario,
-            write_token,
-        }) => {
-            let opts = simulator::Options {
-                latency: *latency,
-                extended: *extended,
-                cars: *cars,
-                rate_limit: *rate_limit,
-                quota: *quota,
-                scenario: *scenario,
+        Some(cli::Command::Simulate { .. }) => simulate(&cli).await,
+        None => collect(&cli).await,
+    }
+}
+
+/// Writes data to standard output; a closed pipe (`| head`) is the reader's choice, not an
+/// error.
+fn print(bytes: &[u8]) -> ExitCode {
+    let _ = std::io::stdout().write_all(bytes);
+    ExitCode::Ok
+}
+
+/// The configuration with the command line applied over it.
+fn settings(cli: &cli::Cli) -> Result<config::Settings, Fatal> {
+    let path = config::locate(cli.config.as_deref())?;
+    let mut settings = config::load(&path)?;
+    cli.apply(&mut settings);
+    settings.check_outputs()?;
+    Ok(settings)
+}
+
+/// `volvo-collect check`. It may refresh the token: a stop waits for the save, like a run's.
+async fn check(cli: &cli::Cli) -> Result<ExitCode, Fatal> {
+    let Some(cli::Command::Check {
+        plan,
+        offline,
+        account,
+        cars,
+        interval,
+    }) = &cli.command
+    else {
+        unreachable!("called for check only");
+    };
+    let settings = settings(cli)?;
+    let opts = check::Options {
+        plan: *plan,
+        offline: *offline,
+        account: account.clone(),
+        cars: cars.map(|c| c as usize),
+        interval: *interval,
+    };
+    let mut stop = Stop::install();
+    tokio::select! {
+        r = check::run(&settings, &opts) => r,
+        _guard = stop.requested() => Err(stopped()),
+    }
+}
+
+/// `volvo-collect man`.
+fn man() -> Result<ExitCode, Fatal> {
+    let cmd = <cli::Cli as clap::CommandFactory>::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd).render(&mut page).map_err(|e| {
+        Fatal::new(
+            ExitCode::Output,
+            format!("cannot render the manual page: {e}"),
+        )
+    })?;
+    Ok(print(&page))
+}
+
+/// `volvo-collect simulate`: the simulated cloud until a stop signal.
+async fn simulate(cli: &cli::Cli) -> Result<ExitCode, Fatal> {
+    let Some(cli::Command::Simulate {
+        listen,
+        latency,
+        extended,
+        cars,
+        rate_limit,
+        quota,
+        scenario,
+        write_token,
+    }) = &cli.command
+    else {
+        unreachable!("called for simulate only");
+    };
+    let opts = simulator::Options {
+        latency: *latency,
+        extended: *extended,
+        cars: *cars,
+        rate_limit: *rate_limit,
+        quota: *quota,
+        scenario: *scenario,
+        clock: clock::Clock::from_env(&|k| std::env::var(k).ok()),
+    };
+    let sim = simulator::start(*listen, opts)
+        .await
+        .map_err(|e| Fatal::new(ExitCode::Usage, format!("cannot listen on {listen}: {e}")))?;
+    if let Some(path) = write_token {
+        let token = serde_json::from_value(sim.issue_token(true)).expect("token shape");
+        auth::token::save(path, &token)?;
+    }
+    let vins = &sim.vins()[..sim.vins().len().min(4)];
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "volvo-collect simulator listening on {}\nclient_id = {:?}, client_secret = {:?}, api_key = {:?}; cars: {}",
+        sim.base_url(),
+        simulator::CLIENT_ID,
+        simulator::CLIENT_SECRET,
+        simulator::API_KEY,
+        vins.join(", ")
+    );
+    let _ = out.flush();
+    drop(out);
+    stop::shutdown_signal().await;
+    Ok(ExitCode::Ok)
+}
+
+/// A collection: `--once`, or the long-running mode.
+async fn collect(cli: &cli::Cli) -> Result<ExitCode, Fatal> {
+    // From here on a SIGTERM or SIGINT no longer kills the process outright: it waits for a
+    // token refresh in flight to be saved (see `auth::refresh`).
+    let mut stop = Stop::install();
+    let settings = settings(cli)?;
+    if !cli.once {
+        return serve::run_forever(settings, stop).await;
+    }
+    let outcome = tokio::select! {
+        outcome = run::run_once(&settings) => outcome?,
+        _guard = stop.requested() => return Err(stopped()),
+    };
+    for p in &outcome.problems {
+        tracing::warn!("{p}");
+    }
+    if outcome.exit != ExitCode::Ok {
+        if let Some(first) = outcome.problems.first() {
+            let more = outcome.problems.len() - 1;
+            let tail = if more > 0 {
+                format!(" (and {more} more; see the log)")
+            } else {
+                String::new()
             };
-            let sim = simulator::start(*listen, opts).await.map_err(|e| {
-                Fatal::new(ExitCode::Usage, format!("cannot listen on {listen}: {e}"))
-            })?;
-            if let Some(path) = write_token {
-                auth::token::save(
-                    path,
-                    &serde_json::from_value(sim.issue_token(true)).expect("token shape"),
-                )?;
-            }
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(
-                out,
-                "volvo-collect simulator listening on {}",
-                sim.base_url()
-            );
-            let _ = writeln!(
-                out,
-                "client_id = {:?}, client_secret = {:?}, api_key = {:?}; cars: {}",
-                simulator::CLIENT_ID,
-                simulator::CLIENT_SECRET,
-                simulator::API_KEY,
-                sim.vins()[..sim.vins().len().min(4)].join(", ")
-            );
-            let _ = out.flush();
-            drop(out);
-            shutdown_signal().await;
-            Ok(ExitCode::Ok)
-        }
-        None => {
-            // From here on a SIGTERM or SIGINT no longer kills the process outright: it waits
-            // for a token refresh in flight to be saved (see `auth::refresh`).
-            let mut stop = Stop::install();
-            let path = config::locate(cli.config.as_deref())?;
-            let mut settings = config::load(&path)?;
-            cli.apply(&mut settings);
-            settings.check_outputs()?;
-            if !cli.once {
-                return serve::run_forever(settings, stop).await;
-            }
-            let outcome = tokio::select! {
-                outcome = run::run_once(&settings) => outcome?,
-                _guard = stop.requested() => return Err(stopped()),
-            };
-            for p in &outcome.problems {
-                tracing::warn!("{p}");
-            }
-            if outcome.exit != ExitCode::Ok {
-                if let Some(first) = outcome.problems.first() {
-                    let more = outcome.problems.len() - 1;
-                    let tail = if more > 0 {
-                        format!(" (and {more} more; see the log)")
-                    } else {
-                        String::new()
-                    };
-                    eprintln!("volvo-collect: {first}{tail}");
-                }
-            }
-            Ok(outcome.exit)
+            eprintln!("volvo-collect: {first}{tail}");
         }
     }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    Stop::install().signal().await
-}
-
-/// SIGTERM and SIGINT, caught from the moment of [`Stop::install`] (until then they end the
-/// process at once, which is harmless before any token refresh).
-pub struct Stop {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-impl Stop {
-    pub fn install() -> Stop {
-        use tokio::signal::unix::{signal, SignalKind};
-        Stop {
-            term: signal(SignalKind::terminate()).expect("SIGTERM handler"),
-            int: signal(SignalKind::interrupt()).expect("SIGINT handler"),
-        }
-    }
-
-    async fn signal(&mut self) {
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
-        }
-    }
-
-    /// Resolves after a stop signal once no token refresh is between its request and its
-    /// save; the guard keeps new ones from starting. The work raced against this future keeps
-    /// running meanwhile, so a refresh in flight can finish and save.
-    pub async fn requested(&mut self) -> tokio::sync::RwLockWriteGuard<'static, ()> {
-        self.signal().await;
-        tracing::info!("stop signal received");
-        auth::refresh::quiesce().await
-    }
-}
-
-/// A `--once` run or `check` stopped by a signal before it finished.
-fn stopped() -> Fatal {
-    Fatal::new(
-        ExitCode::Temporary,
-        "stopped by a signal before the run finished; the token file is saved and the next run collects",
-    )
+    Ok(outcome.exit)
 }

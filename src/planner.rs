@@ -6,76 +6,281 @@
 //! car had uploaded before, the next round of the same run asks its state (engine, windows).
 //! A running engine brings the trip facts every run, a stopped one after a trip the trip-end
 //! facts once, and every endpoint still comes at least once per tier, the safety net.
-//! Answers are cached in the account's state and replayed whenever an endpoint is not asked,
-//! so each run's output is complete, with the original source times.
+//!
+//! What one car needs is decided by pure functions of its answers, its memory, the clock and
+//! the key's plan ([`wants`], [`memory_after`]); the [`Planner`] keeps the account's answers
+//! between rounds and asks those functions about the cars whose answers came.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::value::RawValue;
-
-use crate::api::connected_vehicle::{Data, EngineStatus};
-use crate::api::energy;
-use crate::api::extended_vehicle;
-use crate::api::ApiError;
-use crate::endpoints::Origin;
-use crate::endpoints::{self, Endpoint, Fact};
+use crate::api::answers::{Absent, Ask, CarAnswers, Outcome};
+use crate::api::connected_vehicle::{EngineStatus, VehicleList};
+use crate::api::{energy, ApiError, Need};
+use crate::endpoints::{Endpoint, Fact, Sources};
 use crate::schedule::{self, Schedule, Stretch, TOLERANCE_S};
-use crate::state::{CacheEntry, CarMemory, Mode, State};
+use crate::state::{CarMemory, Mode, State};
 use crate::values::Field;
 
 /// A car whose newest upload is older than this is not driving or charging, whatever its
 /// last engine or charging state says (a car that lost its connection mid-trip).
 const ACTIVE_WITHIN_S: i64 = 3_600;
 
+/// Which APIs this run reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Collecting {
+    pub sources: Sources,
+    /// Whether Extended Vehicle is asked at all (on, granted and not backed off).
+    pub extended: bool,
+}
+
+impl Collecting {
+    pub fn collects(&self, e: Endpoint) -> bool {
+        match e.api() {
+            crate::endpoints::Origin::ExtendedVehicle => self.extended,
+            _ => self.sources.collects(e),
+        }
+    }
+}
+
+/// What a car's wants depend on besides its own answers and memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub now: i64,
+    pub interval_s: i64,
+    pub schedule: &'a Schedule,
+    /// How far the key's plan stretched the intervals.
+    pub stretch: Stretch,
+    pub collecting: Collecting,
+}
+
+/// One answer a car should give now, and how it ranks when the minute is short.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Want {
+    pub ask: Ask,
+    pub priority: Fact,
+}
+
+/// What one car needs asked now: a pure function of what it said, what it was doing, the
+/// clock and the plan.
+pub fn wants(car: &CarAnswers, mem: Option<&CarMemory>, cx: &Context) -> Vec<Want> {
+    let woke = woke(car, mem, cx);
+    let awake = woke
+        || matches!(
+            mem.map(|m| m.mode),
+            None | Some(Mode::Driving | Mode::ParkedAwake)
+        );
+    let mode = if woke {
+        Mode::ParkedAwake
+    } else {
+        mem.map_or(Mode::ParkedAwake, |m| m.mode)
+    };
+    let driving = match fresh_engine(car) {
+        Some((running, _)) => running,
+        None => mode == Mode::Driving,
+    };
+    let trip_ended = trip_ended(car, mem) || mem.is_some_and(|m| m.trip_end_pending);
+    let mut out = Vec::new();
+    for e in Endpoint::ALL.into_iter().filter(|e| e.per_vehicle()) {
+        if !cx.collecting.collects(e) || car.is_unsupported(e) {
+            continue;
+        }
+        let due = match e.fact() {
+            Fact::Wake => every_run_due(car, e, cx),
+            Fact::State if awake => every_run_due(car, e, cx),
+            Fact::Trip if driving => every_run_due(car, e, cx),
+            Fact::Trip if trip_ended && e == Endpoint::Statistics => true,
+            Fact::TripEnd if trip_ended => true,
+            _ => net_due(car, e, mode, cx),
+        };
+        if due {
+            out.extend(
+                asks(car, e)
+                    .into_iter()
+                    .filter_map(|ask| want(car, ask, cx)),
+            );
+        }
+    }
+    out
+}
+
+/// The answers of `e` a car can give now: one, one per listed resource, or none while what
+/// it needs has not come.
+fn asks(car: &CarAnswers, e: Endpoint) -> Vec<Ask> {
+    match crate::api::api_of(e).needs(e, car) {
+        Need::Ready => vec![Ask::of(e)],
+        Need::Waiting | Need::Never => Vec::new(),
+        Need::Each(names) => names
+            .into_iter()
+            .map(|r| Ask {
+                endpoint: e,
+                resource: Some(r),
+            })
+            .collect(),
+    }
+}
+
+/// `ask` as a want, unless it was asked this run already or its floor has not passed.
+fn want(car: &CarAnswers, ask: Ask, cx: &Context) -> Option<Want> {
+    if car.outcome(&ask).is_some() || !floor_passed(car, &ask, cx) {
+        return None;
+    }
+    // Capabilities never seen gate the energy state, a wake fact: they go with it.
+    let gates = ask.endpoint == Endpoint::EnergyCapabilities;
+    let priority = if gates && car.kept(&ask).is_none() {
+        Fact::Wake
+    } else {
+        ask.endpoint.fact()
+    };
+    Some(Want { ask, priority })
+}
+
+/// An every-run endpoint is due every run, or every k-th run when the key's plan stretched
+/// it.
+fn every_run_due(car: &CarAnswers, e: Endpoint, cx: &Context) -> bool {
+    let k = cx.stretch.every_runs as i64;
+    k <= 1
+        || car
+            .age(&Ask::of(e), cx.now)
+            .is_none_or(|age| age + TOLERANCE_S >= k * cx.interval_s)
+}
+
+/// The safety net: due when the kept answer is as old as the endpoint's tier, which a
+/// sleeping car stretches to hours and a charging one to an hour.
+pub fn net_due(car: &CarAnswers, e: Endpoint, mode: Mode, cx: &Context) -> bool {
+    let tier = cx.stretch.tier(cx.schedule, e);
+    let tier = match mode {
+        Mode::Asleep => tier.max(schedule::ASLEEP_NET_S),
+        Mode::Charging => tier.max(schedule::CHARGING_NET_S),
+        // What a trip's end uploads cannot change before the trip ends.
+        Mode::Driving if e.fact() == Fact::TripEnd => tier.max(schedule::CHARGING_NET_S),
+        Mode::Driving | Mode::ParkedAwake => tier,
+    } as i64;
+    let old = |ask: &Ask| {
+        car.age(ask, cx.now)
+            .is_none_or(|age| age + TOLERANCE_S >= tier)
+    };
+    // Values follow their list's age when their own differ: the oldest decides.
+    match crate::api::api_of(e).needs(e, car) {
+        Need::Each(names) => names.into_iter().any(|r| {
+            old(&Ask {
+                endpoint: e,
+                resource: Some(r),
+            })
+        }),
+        _ => old(&Ask::of(e)),
+    }
+}
+
+/// The `[schedule]` minimum age: never asked sooner, whatever the car does.
+fn floor_passed(car: &CarAnswers, ask: &Ask, cx: &Context) -> bool {
+    let floor = cx.schedule.floor(ask.endpoint) as i64;
+    floor == 0
+        || car
+            .age(ask, cx.now)
+            .is_none_or(|age| age + TOLERANCE_S >= floor)
+}
+
+/// Whether the car uploaded something since the last run (on a first run: within the last
+/// two intervals). A charging car's energy uploads are what charging does, not a wake.
+fn woke(car: &CarAnswers, mem: Option<&CarMemory>, cx: &Context) -> bool {
+    let charging = mem.is_some_and(|m| m.mode == Mode::Charging);
+    let skip = charging.then_some(Endpoint::EnergyState);
+    let Some(newest) = car.newest_fresh(skip) else {
+        return false;
+    };
+    match mem {
+        Some(m) => newest > m.last_upload,
+        None => cx.now - newest <= 2 * cx.interval_s,
+    }
+}
+
+/// The engine state answered this run: (running, its upload time).
+fn fresh_engine(car: &CarAnswers) -> Option<(bool, i64)> {
+    if !car.is_fresh(&Ask::of(Endpoint::EngineStatus)) {
+        return None;
+    }
+    engine_state(car)
+}
+
+/// `engineStatus` of the engine-status answer, asked or replayed: (running, upload time).
+pub fn engine_state(car: &CarAnswers) -> Option<(bool, i64)> {
+    let es = car.typed::<EngineStatus>(Endpoint::EngineStatus).ok()?;
+    let Some(Field::Ok(v)) = &es.engine_status else {
+        return None;
+    };
+    let at = crate::values::Uploaded::uploaded_at(v).unwrap_or(0);
+    Some((v.value.as_str() == Some("RUNNING"), at))
+}
+
+/// Whether the energy state, asked or replayed, says the car is charging.
+pub fn charging(car: &CarAnswers) -> bool {
+    car.typed::<energy::State>(Endpoint::EnergyState)
+        .is_ok_and(energy::State::is_charging)
+}
+
+/// A trip ended since the last run: the engine answered stopped now, after running at the
+/// last run or with a stop uploaded since.
+fn trip_ended(car: &CarAnswers, mem: Option<&CarMemory>) -> bool {
+    match fresh_engine(car) {
+        Some((false, at)) => mem.is_some_and(|m| m.mode == Mode::Driving || at > m.last_upload),
+        _ => false,
+    }
+}
+
+/// The car's memory after this run: a pure function like [`wants`].
+pub fn memory_after(car: &CarAnswers, mem: Option<&CarMemory>, cx: &Context) -> CarMemory {
+    let before = mem.cloned().unwrap_or_default();
+    let last_upload = before.last_upload.max(car.newest_fresh(None).unwrap_or(0));
+    let active = cx.now - last_upload <= ACTIVE_WITHIN_S;
+    let running = engine_state(car).is_some_and(|(r, _)| r);
+    let mode = if running && active {
+        Mode::Driving
+    } else if charging(car) && active {
+        Mode::Charging
+    } else if woke(car, mem, cx) {
+        Mode::ParkedAwake
+    } else {
+        Mode::Asleep
+    };
+    let trip_end_pending = trip_ended(car, mem)
+        && Endpoint::ALL
+            .into_iter()
+            .filter(|e| e.fact() == Fact::TripEnd && cx.collecting.collects(*e))
+            .any(|e| !car.is_fresh(&Ask::of(e)) && !car.is_unsupported(e));
+    CarMemory {
+        mode,
+        last_upload,
+        trip_end_pending,
+    }
+}
+
 /// One request of a round.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     /// Empty for the account's vehicle list.
     pub vin: String,
-    pub endpoint: &'static Endpoint,
-    /// The Extended Vehicle resource, for its values.
-    pub resource: Option<String>,
+    pub ask: Ask,
     /// Which requests go first when the minute cannot take them all.
     pub priority: Fact,
 }
 
 impl Request {
-    fn key(&self) -> String {
-        cache_key(&self.vin, self.endpoint, self.resource.as_deref())
-    }
-
     /// The request's path on Volvo's host.
     pub fn path(&self) -> String {
-        self.endpoint.path(&self.vin, self.resource.as_deref())
+        self.ask
+            .endpoint
+            .path(&self.vin, self.ask.resource.as_deref())
     }
-}
 
-/// Where the answers of `e` for `vin` live in the cache (the state file's keys).
-fn cache_key(vin: &str, e: &Endpoint, resource: Option<&str>) -> String {
-    match resource {
-        Some(r) => format!("{vin} {}/{r}", e.name),
-        None => format!("{vin} {}", e.name),
+    pub fn endpoint(&self) -> Endpoint {
+        self.ask.endpoint
     }
-}
-
-/// What this run got for one request.
-#[derive(Debug)]
-enum Outcome {
-    /// Answered now; with the newest upload time in it.
-    Fresh(Option<i64>),
-    Failed(ApiError),
-    /// No place in Volvo's minute window: asked next run.
-    Deferred,
-    /// Asked; the answer has not come yet.
-    InFlight,
 }
 
 /// What the planner is told at the start of a run.
 pub struct Setup<'a> {
     pub schedule: &'a Schedule,
-    pub sources: &'a crate::config::Sources,
-    /// Whether Extended Vehicle is asked at all (on, granted and not backed off).
-    pub extended: bool,
+    pub collecting: Collecting,
     pub interval_s: i64,
     pub now: i64,
     /// The configured VINs; empty: every car on the account.
@@ -88,16 +293,15 @@ pub struct Setup<'a> {
     pub accounts_on_key: usize,
 }
 
-/// The plan of one account's run.
+/// The plan of one account's run: its cars' answers and memory, round by round.
 pub struct Planner<'a> {
     setup: Setup<'a>,
     stretch: Stretch,
     plan: Option<schedule::DayPlan>,
-    cache: BTreeMap<String, CacheEntry>,
+    /// The account's vehicle list (a record with an empty VIN).
+    list: CarAnswers,
+    cars: BTreeMap<String, CarAnswers>,
     memory: BTreeMap<String, CarMemory>,
-    /// "vin api endpoint" keys remembered as not supported.
-    unsupported: BTreeSet<String>,
-    outcomes: BTreeMap<String, Outcome>,
     vins: Option<Vec<String>>,
     /// Cars whose answers came since their wants were last worked out; `None`: every car. An
     /// answer can only change what its own car needs, so a round looks at those cars alone
@@ -106,33 +310,44 @@ pub struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    /// Takes the cache and the cars' memory out of `state`; [`Planner::finish`] puts them back.
+    /// Takes the kept answers, back-offs and the cars' memory out of `state`, decoding each
+    /// kept answer once; [`Planner::finish`] puts them back.
     pub fn new(setup: Setup<'a>, state: &mut State) -> Planner<'a> {
-        let unsupported = state
-            .not_supported
-            .iter()
-            .filter(|(_, until)| **until > setup.now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        let vins = (!setup.vins.is_empty()).then(|| setup.vins.to_vec());
-        let mut cache = std::mem::take(&mut state.cache);
-        // An answer that no longer has its endpoint's shape is dropped, so that it is asked
-        // again instead of failing every run until its tier comes round.
-        cache.retain(|key, entry| {
-            let ok = usable(key, entry.body.get());
-            if !ok {
-                tracing::warn!(key, "cached answer no longer decodes; asking it again");
+        let absent = if setup.quota_paused {
+            Absent::QuotaPaused
+        } else {
+            Absent::Deferred
+        };
+        let mut list = CarAnswers::new("", absent);
+        let mut cars: BTreeMap<String, CarAnswers> = BTreeMap::new();
+        for (key, entry) in std::mem::take(&mut state.cache) {
+            let ask = Ask {
+                endpoint: key.endpoint,
+                resource: key.resource,
+            };
+            if key.vin.is_empty() {
+                list.keep(ask, entry);
+            } else {
+                let car = cars.entry(key.vin.clone());
+                car.or_insert_with(|| CarAnswers::new(&key.vin, absent))
+                    .keep(ask, entry);
             }
-            ok
-        });
+        }
+        for (k, until) in &state.not_supported {
+            if *until > setup.now {
+                cars.entry(k.vin.clone())
+                    .or_insert_with(|| CarAnswers::new(&k.vin, absent))
+                    .mark_unsupported(k.endpoint);
+            }
+        }
+        let vins = (!setup.vins.is_empty()).then(|| setup.vins.to_vec());
         Planner {
             setup,
             stretch: Stretch::default(),
             plan: None,
-            cache,
+            list,
+            cars,
             memory: std::mem::take(&mut state.cars),
-            unsupported,
-            outcomes: BTreeMap::new(),
             vins,
             changed: None,
         }
@@ -146,7 +361,7 @@ impl<'a> Planner<'a> {
     fn make_plan(&mut self, cars: usize) {
         let fleet = schedule::Fleet {
             schedule: self.setup.schedule,
-            sources: self.setup.sources,
+            sources: &self.setup.collecting.sources,
             interval: std::time::Duration::from_secs(self.setup.interval_s.max(1) as u64),
             cars: cars + self.setup.other_cars_on_key,
             accounts: self.setup.accounts_on_key,
@@ -163,51 +378,87 @@ impl<'a> Planner<'a> {
         self.plan = Some(plan);
     }
 
+    fn context(&self) -> Context<'_> {
+        Context {
+            now: self.setup.now,
+            interval_s: self.setup.interval_s,
+            schedule: self.setup.schedule,
+            stretch: self.stretch,
+            collecting: self.setup.collecting,
+        }
+    }
+
     /// Whether Extended Vehicle is collected this run.
     pub fn collects_extended(&self) -> bool {
-        self.setup.extended
-    }
-
-    /// A cached answer kept for another source (the weather), by key.
-    pub fn cached(&self, key: &str) -> Option<CacheEntry> {
-        self.cache.get(key).cloned()
-    }
-
-    pub fn cache(&mut self, key: String, entry: CacheEntry) {
-        self.cache.insert(key, entry);
+        self.setup.collecting.extended
     }
 
     /// Answers that came this run.
     pub fn fresh(&self) -> usize {
-        self.outcomes
-            .values()
-            .filter(|o| matches!(o, Outcome::Fresh(_)))
+        self.all_answers()
+            .flat_map(|c| c.slots())
+            .filter(|(_, s)| s.outcome == Some(Outcome::Fresh))
             .count()
     }
 
-    /// Failures hidden by a replay (the quota ran out on them): (vin, endpoint, error).
-    pub fn replayed_failures(&self) -> Vec<(String, &'static Endpoint, ApiError)> {
-        let mut out = Vec::new();
-        for (key, o) in &self.outcomes {
-            let Outcome::Failed(e @ ApiError::Quota { .. }) = o else {
-                continue;
-            };
-            if let Some((vin, rest)) = key.split_once(' ') {
-                let k = rest.split('/').next().unwrap_or(rest);
-                if let Some(ep) = endpoints::by_name(k) {
-                    if self.cache.contains_key(key) {
-                        out.push((vin.to_string(), ep, e.clone()));
-                    }
+    fn all_answers(&self) -> impl Iterator<Item = &CarAnswers> {
+        std::iter::once(&self.list).chain(self.cars.values())
+    }
+
+    /// Every (vin, endpoint) whose outcome this run `pick`s, once each.
+    fn with_outcome(&self, pick: impl Fn(&Outcome) -> bool) -> Vec<(String, Endpoint)> {
+        let mut out: Vec<(String, Endpoint)> = Vec::new();
+        for car in self.all_answers() {
+            for (ask, slot) in car.slots() {
+                if slot.outcome.as_ref().is_some_and(&pick)
+                    && out.last() != Some(&(car.vin.clone(), ask.endpoint))
+                {
+                    out.push((car.vin.clone(), ask.endpoint));
                 }
             }
         }
-        out.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
         out
+    }
+
+    /// Failures hidden by a replay (the quota ran out on them): (vin, endpoint, error).
+    pub fn replayed_failures(&self) -> Vec<(String, Endpoint, ApiError)> {
+        let mut out = Vec::new();
+        for car in self.all_answers() {
+            for (ask, slot) in car.slots() {
+                let Some(Outcome::Failed(e @ ApiError::Quota { .. })) = &slot.outcome else {
+                    continue;
+                };
+                let seen = out
+                    .last()
+                    .is_some_and(|(v, x, _): &(String, Endpoint, ApiError)| {
+                        *v == car.vin && *x == ask.endpoint
+                    });
+                if slot.kept.is_some() && !seen {
+                    out.push((car.vin.clone(), ask.endpoint, e.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The endpoints deferred this run, as (vin, endpoint).
+    pub fn deferred(&self) -> Vec<(String, Endpoint)> {
+        self.with_outcome(|o| *o == Outcome::Deferred)
     }
 
     /// The cars of this run: configured, or from the vehicle list (asked or replayed).
     pub fn vins(&self) -> Option<&[String]> {
         self.vins.as_deref()
+    }
+
+    /// The account's vehicle list, asked or replayed.
+    pub fn list(&self) -> &CarAnswers {
+        &self.list
+    }
+
+    /// What a car said; `None` for a VIN that is not one of this run's cars.
+    pub fn car(&self, vin: &str) -> Option<&CarAnswers> {
+        self.cars.get(vin)
     }
 
     /// The next round's requests, the most important first, and how many places in the minute
@@ -217,78 +468,128 @@ impl<'a> Planner<'a> {
         let round = self.round();
         let held = round
             .iter()
+            .filter(|r| r.endpoint() == Endpoint::EnergyCapabilities)
             .filter(|r| {
-                r.endpoint.api == Origin::Energy
-                    && r.endpoint.name == "energy_capabilities"
-                    && !self.cache.contains_key(&r.key())
+                self.cars
+                    .get(&r.vin)
+                    .is_none_or(|c| c.kept(&r.ask).is_none())
             })
             .count();
         (round, held)
     }
 
+    /// The vehicle list, when it is due: asked first when no VINs are configured (the cars
+    /// wait for it), beside the cars when they are (it only checks them).
+    fn list_request(&self, priority: Fact) -> Option<Request> {
+        let ask = Ask::of(Endpoint::Vehicles);
+        let due = self.list.outcome(&ask).is_none()
+            && net_due(
+                &self.list,
+                Endpoint::Vehicles,
+                Mode::ParkedAwake,
+                &self.context(),
+            );
+        due.then(|| Request {
+            vin: String::new(),
+            ask,
+            priority,
+        })
+    }
+
+    /// The cars, once the vehicle list is known; `false` while it is not.
+    fn know_cars(&mut self) -> bool {
+        if self.plan.is_some() {
+            return true;
+        }
+        if self.vins.is_none() {
+            match self.list.typed::<VehicleList>(Endpoint::Vehicles) {
+                Ok(l) => self.vins = Some(l.0.clone()),
+                Err(_) => return false,
+            }
+        }
+        let absent = if self.setup.quota_paused {
+            Absent::QuotaPaused
+        } else {
+            Absent::Deferred
+        };
+        for vin in self.vins.iter().flatten() {
+            if !self.cars.contains_key(vin) {
+                self.cars.insert(vin.clone(), CarAnswers::new(vin, absent));
+            }
+        }
+        self.make_plan(self.vins.as_ref().map_or(0, Vec::len));
+        true
+    }
+
     fn round(&mut self) -> Vec<Request> {
         // Each request goes out at most once a run, so the rounds end.
         let paused = self.setup.quota_paused;
-        if self.vins.is_none() {
-            let list = endpoints::get(Origin::ConnectedVehicle, "vehicles");
-            let asked = self.outcomes.contains_key(&cache_key("", list, None));
-            if !paused && !asked && self.net_due("", list, Mode::ParkedAwake) {
-                return vec![Request {
-                    vin: String::new(),
-                    endpoint: list,
-                    resource: None,
-                    priority: Fact::Wake,
-                }];
-            }
-            match crate::api::connected_vehicle::vehicles(self.answer("", list, None)) {
-                Ok(vins) => self.vins = Some(vins),
-                Err(_) => return Vec::new(),
+        if self.vins.is_none() && !paused {
+            if let Some(r) = self.list_request(Fact::Wake) {
+                return vec![r];
             }
         }
-        if self.plan.is_none() {
-            self.make_plan(self.vins.as_ref().map_or(0, Vec::len));
-        }
-        if paused {
+        if !self.know_cars() || paused {
             return Vec::new();
         }
         let mut round: Vec<Request> = Vec::new();
-        // Configured VINs do not wait for the vehicle list, which only checks them.
-        let list = endpoints::get(Origin::ConnectedVehicle, "vehicles");
-        if !self.setup.vins.is_empty()
-            && !self.outcomes.contains_key(&cache_key("", list, None))
-            && self.net_due("", list, Mode::ParkedAwake)
-        {
-            round.push(Request {
-                vin: String::new(),
-                endpoint: list,
-                resource: None,
-                priority: Fact::Static,
-            });
+        if !self.setup.vins.is_empty() {
+            round.extend(self.list_request(Fact::Static));
         }
         let cars: Vec<String> = match self.changed.replace(BTreeSet::new()) {
             None => self.vins.clone().unwrap_or_default(),
             Some(changed) => changed.into_iter().collect(),
         };
+        let cx = self.context();
         for vin in &cars {
-            round.extend(self.wants(vin));
+            let Some(car) = self.cars.get(vin) else {
+                continue;
+            };
+            round.extend(
+                wants(car, self.memory.get(vin), &cx)
+                    .into_iter()
+                    .map(|w| Request {
+                        vin: vin.clone(),
+                        ask: w.ask,
+                        priority: w.priority,
+                    }),
+            );
         }
+        self.order(&mut round);
+        round
+    }
+
+    /// Most important first; within a priority, the cars in the account's order.
+    fn order(&self, round: &mut [Request]) {
         if round.len() < 2 {
-            return round;
+            return;
         }
-        let order: BTreeMap<String, usize> = self
+        let order: BTreeMap<&str, usize> = self
             .vins
             .iter()
             .flatten()
             .enumerate()
-            .map(|(i, v)| (v.clone(), i))
+            .map(|(i, v)| (v.as_str(), i))
             .collect();
-        round.sort_by_key(|r| (r.priority, order.get(&r.vin).copied()));
-        round
+        round.sort_by_key(|r| (r.priority, order.get(r.vin.as_str()).copied()));
+    }
+
+    fn answers_of(&mut self, vin: &str) -> &mut CarAnswers {
+        if vin.is_empty() {
+            return &mut self.list;
+        }
+        let absent = if self.setup.quota_paused {
+            Absent::QuotaPaused
+        } else {
+            Absent::Deferred
+        };
+        self.cars
+            .entry(vin.to_string())
+            .or_insert_with(|| CarAnswers::new(vin, absent))
     }
 
     /// Records an answer (or failure) of a request this round.
     pub fn record(&mut self, req: &Request, result: Result<Vec<u8>, ApiError>) {
-        let key = req.key();
         match (&mut self.changed, req.vin.is_empty()) {
             (Some(changed), false) => {
                 changed.insert(req.vin.clone());
@@ -296,413 +597,55 @@ impl<'a> Planner<'a> {
             // The vehicle list (or anything account-wide) may change every car's needs.
             _ => self.changed = None,
         }
-        let outcome = match result {
-            Ok(body) => match CacheEntry::new(self.setup.now, body) {
-                Some(entry) => {
-                    let newest = newest_upload(&entry.body);
-                    self.cache.insert(key.clone(), entry);
-                    Outcome::Fresh(newest)
-                }
-                None => Outcome::Failed(ApiError::Decode("the answer is not JSON".into())),
-            },
-            Err(e) => Outcome::Failed(e),
-        };
-        self.outcomes.insert(key, outcome);
+        let now = self.setup.now;
+        self.answers_of(&req.vin)
+            .record(req.ask.clone(), now, result);
     }
 
     /// Marks a request as sent.
     pub fn dispatch(&mut self, req: &Request) {
-        self.outcomes.insert(req.key(), Outcome::InFlight);
+        self.answers_of(&req.vin)
+            .mark(req.ask.clone(), Outcome::InFlight);
     }
 
     /// Marks a request that found no place in the minute window.
     pub fn defer(&mut self, req: &Request) {
-        self.outcomes.insert(req.key(), Outcome::Deferred);
-    }
-
-    /// What the run has for `e` of `vin`: this run's answer, or the last one replayed.
-    pub fn answer(
-        &self,
-        vin: &str,
-        e: &Endpoint,
-        resource: Option<&str>,
-    ) -> Result<&str, ApiError> {
-        let key = cache_key(vin, e, resource);
-        let cached = || self.cache.get(&key).map(|c| c.body.get());
-        match self.outcomes.get(&key) {
-            Some(Outcome::Fresh(_)) => Ok(cached().expect("a fresh answer is cached")),
-            // While the quota is used up the last answers stand, with their source times.
-            Some(Outcome::Failed(e @ ApiError::Quota { .. })) => cached().ok_or_else(|| e.clone()),
-            Some(Outcome::Failed(e)) => Err(e.clone()),
-            Some(Outcome::Deferred) => cached().ok_or(ApiError::Deferred),
-            Some(Outcome::InFlight) => Err(ApiError::Timeout),
-            None if self.is_unsupported(vin, e) => Err(ApiError::NotSupported(
-                crate::api::connected_vehicle::REMEMBERED.into(),
-            )),
-            None => cached().ok_or(if self.setup.quota_paused {
-                ApiError::Quota { reset_after: None }
-            } else {
-                ApiError::Deferred
-            }),
-        }
-    }
-
-    /// The endpoints deferred this run, as (vin, endpoint).
-    pub fn deferred(&self) -> Vec<(String, &'static Endpoint)> {
-        let mut out = Vec::new();
-        for (key, o) in &self.outcomes {
-            if matches!(o, Outcome::Deferred) {
-                if let Some((vin, rest)) = key.split_once(' ') {
-                    let k = rest.split('/').next().unwrap_or(rest);
-                    if let Some(e) = endpoints::by_name(k) {
-                        out.push((vin.to_string(), e));
-                    }
-                }
-            }
-        }
-        out.dedup();
-        out
+        self.answers_of(&req.vin)
+            .mark(req.ask.clone(), Outcome::Deferred);
     }
 
     /// The cars' modes after this run.
     pub fn modes(&self) -> BTreeMap<String, Mode> {
+        let cx = self.context();
         self.vins
             .iter()
             .flatten()
-            .map(|v| (v.clone(), self.memory_after(v).mode))
+            .filter_map(|v| {
+                let car = self.cars.get(v)?;
+                Some((v.clone(), memory_after(car, self.memory.get(v), &cx).mode))
+            })
             .collect()
     }
 
-    /// Puts the cache and the cars' memory (as learnt this run) back into `state`.
+    /// Puts the kept answers and the cars' memory (as learnt this run) back into `state`.
     pub fn finish(self, state: &mut State) {
+        let cx = self.context();
         for vin in self.vins.iter().flatten() {
-            state.cars.insert(vin.clone(), self.memory_after(vin));
-        }
-        state.cache = self.cache;
-    }
-
-    // ---- what to ask --------------------------------------------------------------------
-
-    /// This round's requests for one car.
-    fn wants(&self, vin: &str) -> Vec<Request> {
-        let mem = self.memory.get(vin);
-        let woke = self.woke(vin);
-        let awake = woke
-            || matches!(
-                mem.map(|m| m.mode),
-                None | Some(Mode::Driving | Mode::ParkedAwake)
-            );
-        let mode = if woke {
-            Mode::ParkedAwake
-        } else {
-            mem.map(|m| m.mode).unwrap_or(Mode::ParkedAwake)
-        };
-        let engine = self.fresh_engine(vin);
-        let driving = match engine {
-            Some((running, _)) => running,
-            None => mode == Mode::Driving,
-        };
-        let trip_ended = self.trip_ended(vin) || mem.is_some_and(|m| m.trip_end_pending);
-        let mut out = Vec::new();
-        for e in endpoints::ALL.iter().filter(|e| e.per_vehicle()) {
-            if !self.collects(e) || self.is_unsupported(vin, e) {
-                continue;
-            }
-            let due = match e.fact {
-                Fact::Wake => self.every_run_due(vin, e),
-                Fact::State if awake => self.every_run_due(vin, e),
-                Fact::Trip if driving => self.every_run_due(vin, e),
-                Fact::Trip if trip_ended && e.name == "statistics" => true,
-                Fact::TripEnd if trip_ended => true,
-                _ => self.net_due(vin, e, mode),
-            };
-            for resource in self.resources(vin, e) {
-                let key = cache_key(vin, e, resource.as_deref());
-                let asked = self.outcomes.contains_key(&key);
-                if asked || !due || !self.floor_passed(&key, e) || !self.ready(vin, e) {
-                    continue;
-                }
-                // Capabilities never seen gate the energy state, a wake fact: they go with it.
-                let gates = e.api == Origin::Energy && e.name == "energy_capabilities";
-                let priority = if gates && self.age(&key).is_none() {
-                    Fact::Wake
-                } else {
-                    e.fact
-                };
-                out.push(Request {
-                    vin: vin.to_string(),
-                    endpoint: e,
-                    resource,
-                    priority,
-                });
+            if let Some(car) = self.cars.get(vin) {
+                state
+                    .cars
+                    .insert(vin.clone(), memory_after(car, self.memory.get(vin), &cx));
             }
         }
-        out
-    }
-
-    fn collects(&self, e: &Endpoint) -> bool {
-        if e.api == Origin::ExtendedVehicle {
-            return self.setup.extended;
+        let Planner {
+            list, cars, memory, ..
+        } = self;
+        for (vin, m) in memory {
+            state.cars.entry(vin).or_insert(m);
         }
-        e.enabled(self.setup.sources)
+        let entries = std::iter::once(list)
+            .chain(cars.into_values())
+            .flat_map(CarAnswers::into_entries);
+        state.cache.extend(entries);
     }
-
-    fn is_unsupported(&self, vin: &str, e: &Endpoint) -> bool {
-        self.unsupported
-            .contains(&crate::state::endpoint_key(vin, e.api.label(), e.name))
-    }
-
-    /// The resources of an endpoint: one `None`, or each Extended Vehicle value listed.
-    fn resources(&self, vin: &str, e: &Endpoint) -> Vec<Option<String>> {
-        if e.name != "extended_values" {
-            return vec![None];
-        }
-        let list = endpoints::get(Origin::ExtendedVehicle, "extended_resources");
-        crate::api::decode::<extended_vehicle::ResourceList>(self.answer(vin, list, None))
-            .map(|l| {
-                extended_vehicle::resource_names(&l)
-                    .into_iter()
-                    .map(Some)
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// Whether what the endpoint depends on allows asking it. The energy state waits for the
-    /// car's capabilities (a car without energy is never asked it); when they cannot be had
-    /// this run, it is asked anyway.
-    fn ready(&self, vin: &str, e: &Endpoint) -> bool {
-        if e.api != Origin::Energy || e.name != "energy_state" {
-            return true;
-        }
-        let caps = endpoints::get(Origin::Energy, "energy_capabilities");
-        let key = cache_key(vin, caps, None);
-        match crate::api::decode::<energy::Capabilities>(self.answer(vin, caps, None)) {
-            Ok(c) => !c.rules_out_state(),
-            Err(_) => matches!(
-                self.outcomes.get(&key),
-                Some(Outcome::Failed(_) | Outcome::Deferred)
-            ),
-        }
-    }
-
-    fn age(&self, key: &str) -> Option<i64> {
-        self.cache.get(key).map(|c| self.setup.now - c.fetched_at)
-    }
-
-    /// An every-run endpoint is due every run, or every k-th run when the key's plan
-    /// stretched it.
-    fn every_run_due(&self, vin: &str, e: &Endpoint) -> bool {
-        let k = self.stretch.every_runs as i64;
-        k <= 1
-            || self
-                .age(&cache_key(vin, e, None))
-                .is_none_or(|age| age + TOLERANCE_S >= k * self.setup.interval_s)
-    }
-
-    /// The safety net: due when the cached answer is as old as the endpoint's tier, which a
-    /// sleeping car stretches to hours and a charging one to an hour.
-    fn net_due(&self, vin: &str, e: &Endpoint, mode: Mode) -> bool {
-        let tier = self.stretch.tier(self.setup.schedule, e);
-        let tier = match mode {
-            Mode::Asleep => tier.max(schedule::ASLEEP_NET_S),
-            Mode::Charging => tier.max(schedule::CHARGING_NET_S),
-            // What a trip's end uploads cannot change before the trip ends.
-            Mode::Driving if e.fact == Fact::TripEnd => tier.max(schedule::CHARGING_NET_S),
-            Mode::Driving | Mode::ParkedAwake => tier,
-        } as i64;
-        let key = cache_key(vin, e, None);
-        let key = if e.name == "extended_values" {
-            // Values follow their list's age when their own differ: the oldest decides.
-            return self.resources(vin, e).iter().any(|r| {
-                self.age(&cache_key(vin, e, r.as_deref()))
-                    .is_none_or(|age| age + TOLERANCE_S >= tier)
-            });
-        } else {
-            key
-        };
-        self.age(&key).is_none_or(|age| age + TOLERANCE_S >= tier)
-    }
-
-    /// The `[schedule]` minimum age: never asked sooner, whatever the car does.
-    fn floor_passed(&self, key: &str, e: &Endpoint) -> bool {
-        let floor = self.setup.schedule.floor(e) as i64;
-        floor == 0 || self.age(key).is_none_or(|age| age + TOLERANCE_S >= floor)
-    }
-
-    // ---- what the car says --------------------------------------------------------------
-
-    /// The newest upload in this run's answers for the car.
-    fn newest_now(&self, vin: &str) -> Option<i64> {
-        self.newest_now_except(vin, None)
-    }
-
-    fn newest_now_except(&self, vin: &str, except: Option<&str>) -> Option<i64> {
-        let prefix = format!("{vin} ");
-        self.outcomes
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter(|(k, _)| Some(k.as_str()) != except)
-            .filter_map(|(_, o)| match o {
-                Outcome::Fresh(t) => *t,
-                _ => None,
-            })
-            .max()
-    }
-
-    /// Whether the car uploaded something since the last run (on a first run: within the
-    /// last two intervals). A charging car's energy uploads are what charging does, not a wake.
-    fn woke(&self, vin: &str) -> bool {
-        let charging = self
-            .memory
-            .get(vin)
-            .is_some_and(|m| m.mode == Mode::Charging);
-        let state = endpoints::get(Origin::Energy, "energy_state");
-        let skip = charging.then(|| cache_key(vin, state, None));
-        let Some(newest) = self.newest_now_except(vin, skip.as_deref()) else {
-            return false;
-        };
-        match self.memory.get(vin) {
-            Some(m) => newest > m.last_upload,
-            None => self.setup.now - newest <= 2 * self.setup.interval_s,
-        }
-    }
-
-    /// The engine state answered this run: (running, its upload time).
-    fn fresh_engine(&self, vin: &str) -> Option<(bool, i64)> {
-        let e = endpoints::get(Origin::ConnectedVehicle, "engine_status");
-        if !matches!(
-            self.outcomes.get(&cache_key(vin, e, None)),
-            Some(Outcome::Fresh(_))
-        ) {
-            return None;
-        }
-        engine_state(self.answer(vin, e, None))
-    }
-
-    /// A trip ended since the last run: the engine answered stopped now, after running at
-    /// the last run or with a stop uploaded since.
-    fn trip_ended(&self, vin: &str) -> bool {
-        let mem = self.memory.get(vin);
-        match self.fresh_engine(vin) {
-            Some((false, at)) => mem.is_some_and(|m| m.mode == Mode::Driving || at > m.last_upload),
-            _ => false,
-        }
-    }
-
-    /// The car's memory after this run.
-    fn memory_after(&self, vin: &str) -> CarMemory {
-        let before = self.memory.get(vin).cloned().unwrap_or_default();
-        let last_upload = before.last_upload.max(self.newest_now(vin).unwrap_or(0));
-        let active = self.setup.now - last_upload <= ACTIVE_WITHIN_S;
-        let engine = endpoints::get(Origin::ConnectedVehicle, "engine_status");
-        let running = engine_state(self.answer(vin, engine, None)).is_some_and(|(r, _)| r);
-        let state = endpoints::get(Origin::Energy, "energy_state");
-        let charging = charging(self.answer(vin, state, None));
-        let mode = if running && active {
-            Mode::Driving
-        } else if charging && active {
-            Mode::Charging
-        } else if self.woke(vin) {
-            Mode::ParkedAwake
-        } else {
-            Mode::Asleep
-        };
-        let trip_end_pending = self.trip_ended(vin)
-            && endpoints::ALL
-                .iter()
-                .filter(|e| e.fact == Fact::TripEnd && self.collects(e))
-                .any(|e| {
-                    !matches!(
-                        self.outcomes.get(&cache_key(vin, e, None)),
-                        Some(Outcome::Fresh(_))
-                    ) && !self.is_unsupported(vin, e)
-                });
-        CarMemory {
-            mode,
-            last_upload,
-            trip_end_pending,
-        }
-    }
-}
-
-/// Whether a cached answer still has the shape of its endpoint's answers (keys of other
-/// sources, like the weather, are kept as they are).
-fn usable(key: &str, body: &str) -> bool {
-    use serde::de::IgnoredAny;
-    let k = key.split_once(' ').map_or(key, |(_, k)| k);
-    let k = k.split('/').next().unwrap_or(k);
-    let Some(e) = endpoints::by_name(k) else {
-        return true;
-    };
-    let body = Ok(body);
-    match (e.api, e.name) {
-        (Origin::ConnectedVehicle, _) => crate::api::decode::<Data<IgnoredAny>>(body).is_ok(),
-        (Origin::Energy, "energy_capabilities") => {
-            crate::api::decode::<energy::Capabilities>(body).is_ok()
-        }
-        (Origin::Energy, _) => crate::api::decode::<energy::State>(body).is_ok(),
-        (Origin::Location, _) => crate::api::location::decode(body).is_ok(),
-        (Origin::ExtendedVehicle, "extended_resources") => {
-            crate::api::decode::<extended_vehicle::ResourceList>(body).is_ok()
-        }
-        (Origin::ExtendedVehicle, _) => {
-            crate::api::decode::<extended_vehicle::ResourceEnvelope>(body).is_ok()
-        }
-        _ => true,
-    }
-}
-
-/// `engineStatus` of an engine-status answer: (running, upload time).
-fn engine_state(body: Result<&str, ApiError>) -> Option<(bool, i64)> {
-    let d: Data<EngineStatus> = crate::api::decode(body).ok()?;
-    let Some(Field::Ok(v)) = &d.data.engine_status else {
-        return None;
-    };
-    let at = v
-        .timestamp
-        .as_deref()
-        .and_then(|t| crate::values::timestamp(t).ok())
-        .map(|t| t as i64)
-        .unwrap_or(0);
-    Some((v.value.as_str() == Some("RUNNING"), at))
-}
-
-/// Whether an energy state answer says the car is charging.
-fn charging(body: Result<&str, ApiError>) -> bool {
-    let Ok(state) = crate::api::decode::<energy::State>(body) else {
-        return false;
-    };
-    state.is_charging()
-}
-
-/// The newest upload time in an answer: the latest of its `timestamp` and `updatedAt`
-/// values (RFC 3339 text, or Unix seconds in Extended Vehicle), wherever they stand.
-pub fn newest_upload(body: &RawValue) -> Option<i64> {
-    fn walk(v: &serde_json::Value, newest: &mut Option<i64>) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for (k, v) in m {
-                    if k == "timestamp" || k == "updatedAt" {
-                        let t = match v {
-                            serde_json::Value::String(s) => crate::values::timestamp(s).ok(),
-                            serde_json::Value::Number(n) => n.as_f64(),
-                            _ => None,
-                        };
-                        if let Some(t) = t {
-                            *newest = Some(newest.unwrap_or(i64::MIN).max(t as i64));
-                        }
-                    } else {
-                        walk(v, newest);
-                    }
-                }
-            }
-            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, newest)),
-            _ => {}
-        }
-    }
-    let v: serde_json::Value = serde_json::from_str(body.get()).ok()?;
-    let mut newest = None;
-    walk(&v, &mut newest);
-    newest
 }

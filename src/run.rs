@@ -15,20 +15,23 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::api::answers::{Ask, CarAnswers};
 use crate::api::client::{Client, ClientOptions, TokenSource};
-use crate::api::{connected_vehicle, energy, extended_vehicle, location, ApiError};
+use crate::api::connected_vehicle::VehicleList;
+use crate::api::location::Feature;
+use crate::api::ApiError;
 use crate::auth::refresh::{self, OAuthClient};
 use crate::auth::token::Token;
-use crate::config::Settings;
-use crate::endpoints::{self, Endpoint};
+use crate::config::{Account, Settings};
+use crate::endpoints::Endpoint;
 use crate::error::{ExitCode, Fatal, Tally};
 use crate::metrics::catalog::{self as c, Origin};
-use crate::metrics::{self, Exposition};
-use crate::planner::{Planner, Request, Setup};
+use crate::metrics::{self, Exposition, MapContext};
+use crate::planner::{Collecting, Planner, Request, Setup};
 use crate::schedule::Schedule;
 use crate::secret::Secret;
 use crate::sinks;
-use crate::state::{self, Mode, State};
+use crate::state::{self, AnswerKey, CacheEntry, CarEndpoint, Mode, State};
 use crate::window::Window;
 
 /// What one run produced.
@@ -58,8 +61,8 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     let deadline = started + settings.timeout;
     // A missing secret is a configuration error before anything is asked.
     for a in &settings.accounts {
-        settings.for_account(a).api_key()?;
-        settings.for_account(a).client_secret()?;
+        settings.api_key(a)?;
+        settings.client_secret(a)?;
     }
     let http = crate::http::client(settings.request_timeout);
     let exp = Mutex::new(Exposition::new());
@@ -67,39 +70,15 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
         settings
             .accounts
             .iter()
-            .map(|a| collect_account(settings.for_account(a), &http, deadline, &exp)),
+            .map(|a| collect_account(settings, a, &http, deadline, &exp)),
     )
     .await;
 
     let mut exp = exp.into_inner().expect("exposition lock");
-    let mut problems: Vec<String> = Vec::new();
-    let multi = settings.accounts.len() > 1;
-    for (a, r) in settings.accounts.iter().zip(&runs) {
-        for p in &r.problems {
-            problems.push(if multi {
-                format!("account {}: {p}", a.name)
-            } else {
-                p.clone()
-            });
-        }
-    }
+    let mut problems = account_problems(settings, &runs);
     let codes: Vec<ExitCode> = runs.iter().map(|r| r.exit).collect();
     let collected = crate::error::merge(&codes, false);
-    exp.gauge(
-        &c::COLLECT_RUN_TIMESTAMP_SECONDS,
-        &[],
-        crate::clock::now_f64(),
-    );
-    exp.gauge(
-        &c::COLLECT_RUN_DURATION_SECONDS,
-        &[],
-        started.elapsed().as_secs_f64(),
-    );
-    exp.gauge(
-        &c::COLLECT_RUN_SUCCESS,
-        &[],
-        if collected == ExitCode::Ok { 1.0 } else { 0.0 },
-    );
+    run_metrics(&mut exp, settings, started, collected == ExitCode::Ok);
     exp.finish_skips();
     let text = exp.encode();
     let failures = sinks::deliver(settings, &exp, &text).await;
@@ -113,6 +92,32 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     })
 }
 
+/// Every account's problems, named by account when there are several.
+fn account_problems(settings: &Settings, runs: &[AccountRun]) -> Vec<String> {
+    let multi = settings.accounts.len() > 1;
+    let mut problems = Vec::new();
+    for (a, r) in settings.accounts.iter().zip(runs) {
+        for p in &r.problems {
+            problems.push(if multi {
+                format!("account {}: {p}", a.name)
+            } else {
+                p.clone()
+            });
+        }
+    }
+    problems
+}
+
+/// The run's own gauges: when it ended, how long it took, whether it collected everything.
+fn run_metrics(exp: &mut Exposition, settings: &Settings, started: Instant, success: bool) {
+    let now = settings.clock.now_f64();
+    exp.gauge(&c::COLLECT_RUN_TIMESTAMP_SECONDS, &[], now);
+    let seconds = started.elapsed().as_secs_f64();
+    exp.gauge(&c::COLLECT_RUN_DURATION_SECONDS, &[], seconds);
+    let success = if success { 1.0 } else { 0.0 };
+    exp.gauge(&c::COLLECT_RUN_SUCCESS, &[], success);
+}
+
 /// What one account's collection came to.
 struct AccountRun {
     exit: ExitCode,
@@ -121,78 +126,52 @@ struct AccountRun {
 
 /// One account, phase by phase; maps into the shared exposition and saves the account's state.
 async fn collect_account(
-    settings: Settings,
+    settings: &Settings,
+    account: &Account,
     http: &reqwest::Client,
     deadline: Instant,
     exp: &Mutex<Exposition>,
 ) -> AccountRun {
-    let settings = &settings;
-    let now = crate::clock::now();
-    let mut state = State::load(&settings.account.state_file);
+    let now = settings.clock.now();
+    let mut state = State::load(&account.state_file);
     state.expire(now);
-    let mut report = Report::new(settings, now);
+    let mut report = Report::new(settings, account, now);
 
-    let token = match token_step(settings, http, deadline).await {
+    let token = match token_step(settings, account, http, deadline).await {
         Ok(t) => t,
         Err(fatal) => {
             report.login_failed(&fatal);
             return report.finish(&mut lock(exp), &mut state, None, None);
         }
     };
-    token_metrics(&mut lock(exp), &settings.account.name, &token);
+    token_metrics(&mut lock(exp), &account.name, &token);
 
-    let window = Window::new(&settings.account.state_file, settings.requests_per_minute);
-    let extended_until = state.unavailable_until(Origin::ExtendedVehicle.label(), now);
-    let quota_paused = state.quota_until.is_some();
+    let window = Window::new(
+        &account.state_file,
+        settings.requests_per_minute,
+        settings.clock,
+    );
     let schedule = Schedule::with_overrides(&settings.schedule);
-    let mut planner = Planner::new(
-        Setup {
-            schedule: &schedule,
-            sources: &settings.sources,
-            extended: settings
-                .sources
-                .extended_vehicle_wanted(token.scope.as_deref())
-                && extended_until.is_none(),
-            interval_s: settings.interval.as_secs().max(1) as i64,
-            now,
-            vins: &settings.account.vins,
-            quota_paused,
-            other_cars_on_key: other_cars_on_key(settings),
-            accounts_on_key: accounts_on_key(settings),
-        },
-        &mut state,
-    );
-    let client = Client::new(
-        http.clone(),
-        ClientOptions {
-            base: settings.api_url.clone(),
-            api_key: settings.api_key().expect("checked before").clone(),
-            access_token: token.access_token.clone(),
-            concurrency: settings.concurrency,
-            deadline,
-            request_timeout: settings.request_timeout,
-            window: Some(window.clone()),
-            token_source: Some(Box::new(Renewer::new(settings))),
-        },
-    );
+    let setup = setup(settings, account, &state, &token, &schedule, now);
+    let quota_paused = setup.quota_paused;
+    let mut planner = Planner::new(setup, &mut state);
+    let client = client(settings, account, http, &token, deadline, &window);
     if quota_paused {
         tracing::info!("the API key's daily quota is used up; replaying the last answers until it is replenished");
     }
     let durations = fetch(&mut planner, &client, &window, deadline).await;
-    let weather = weather(settings, http, &mut planner, now).await;
+    let weather = weather(settings, http, &planner, &mut state.weather, now).await;
     {
         let mut exp = lock(exp);
-        map(settings, &mut exp, &planner, &durations, &mut report);
-        for (vin, w) in &weather {
-            match w {
-                Ok(current) => crate::weather::map(&mut exp, vin, current),
-                Err(e) => exp.gauge(
-                    &c::COLLECT_ENDPOINT_ERROR,
-                    &[vin, Origin::Weather.label(), "weather", e.reason()],
-                    1.0,
-                ),
-            }
-        }
+        map(
+            settings,
+            account,
+            &mut exp,
+            &planner,
+            &durations,
+            &mut report,
+        );
+        map_weather(&mut exp, &weather);
     }
     report.tally.failed |= quota_paused;
     report.finish(&mut lock(exp), &mut state, Some(&client), Some(planner))
@@ -202,20 +181,75 @@ fn lock(exp: &Mutex<Exposition>) -> std::sync::MutexGuard<'_, Exposition> {
     exp.lock().expect("exposition lock")
 }
 
+/// What the planner is told of this account's run.
+fn setup<'a>(
+    settings: &'a Settings,
+    account: &'a Account,
+    state: &State,
+    token: &Token,
+    schedule: &'a Schedule,
+    now: i64,
+) -> Setup<'a> {
+    let extended_until = state.unavailable_until(Origin::ExtendedVehicle, now);
+    let extended = settings
+        .sources
+        .extended_vehicle_wanted(token.scope.as_deref())
+        && extended_until.is_none();
+    Setup {
+        schedule,
+        collecting: Collecting {
+            sources: settings.sources,
+            extended,
+        },
+        interval_s: settings.interval.as_secs().max(1) as i64,
+        now,
+        vins: &account.vins,
+        quota_paused: state.quota_until.is_some(),
+        other_cars_on_key: other_cars_on_key(settings, account),
+        accounts_on_key: settings.accounts_on_key(account).count().max(1),
+    }
+}
+
+/// The account's API client for this run.
+fn client(
+    settings: &Settings,
+    account: &Account,
+    http: &reqwest::Client,
+    token: &Token,
+    deadline: Instant,
+    window: &Window,
+) -> Client {
+    Client::new(
+        http.clone(),
+        ClientOptions {
+            base: settings.api_url.clone(),
+            api_key: settings.api_key(account).expect("checked before").clone(),
+            access_token: token.access_token.clone(),
+            concurrency: settings.concurrency,
+            deadline,
+            request_timeout: settings.request_timeout,
+            window: Some(window.clone()),
+            token_source: Some(Box::new(Renewer::new(settings, account))),
+        },
+    )
+}
+
 /// The token before any API call: refreshed and saved when it expires within a minute.
 async fn token_step(
     settings: &Settings,
+    account: &Account,
     http: &reqwest::Client,
     deadline: Instant,
 ) -> Result<Token, Fatal> {
-    let secret = settings.client_secret().expect("checked before");
+    let secret = settings.client_secret(account).expect("checked before");
     let oauth = OAuthClient {
-        client_id: &settings.account.client_id,
+        client_id: &account.client_id,
         client_secret: secret,
         auth_url: &settings.auth_url,
         token_url: &settings.token_url,
+        clock: settings.clock,
     };
-    let fresh = refresh::ensure_fresh(http, &oauth, &settings.account.token_file);
+    let fresh = refresh::ensure_fresh(http, &oauth, &account.token_file);
     match tokio::time::timeout_at(deadline, fresh).await {
         Ok(r) => r.map(|(t, _)| t),
         Err(_) => Err(Fatal::new(
@@ -226,37 +260,36 @@ async fn token_step(
 }
 
 /// Cars of the other accounts that share this account's API key (they share its quota).
-fn other_cars_on_key(settings: &Settings) -> usize {
+fn other_cars_on_key(settings: &Settings, account: &Account) -> usize {
     settings
-        .accounts
-        .iter()
-        .filter(|a| a.name != settings.account.name && a.api_key == settings.account.api_key)
+        .accounts_on_key(account)
+        .filter(|a| a.name != account.name)
         .map(known_cars)
         .sum()
 }
 
-fn accounts_on_key(settings: &Settings) -> usize {
-    settings
-        .accounts
-        .iter()
-        .filter(|a| a.api_key == settings.account.api_key)
-        .count()
-        .max(1)
-}
-
 /// How many cars an account collects, as far as known without asking: its configured VINs,
 /// else its last vehicle list, else one.
-pub fn known_cars(a: &crate::config::Account) -> usize {
+pub fn known_cars(a: &Account) -> usize {
     if !a.vins.is_empty() {
         return a.vins.len();
     }
-    let state = State::load(&a.state_file);
-    let list = endpoints::get(Origin::ConnectedVehicle, "vehicles");
-    state
-        .cache
-        .get(&format!(" {}", list.name))
-        .and_then(|c| connected_vehicle::vehicles(Ok(c.body.get())).ok())
-        .map_or(1, |v| v.len().max(1))
+    last_vehicle_list(&State::load(&a.state_file)).map_or(1, |v| v.len().max(1))
+}
+
+/// The account's last vehicle list kept in its state, if it still decodes.
+pub fn last_vehicle_list(state: &State) -> Option<Vec<String>> {
+    let key = AnswerKey {
+        vin: String::new(),
+        endpoint: Endpoint::Vehicles,
+        resource: None,
+    };
+    let entry = state.cache.get(&key)?;
+    let mut list = CarAnswers::new("", crate::api::answers::Absent::Deferred);
+    list.keep(Ask::of(Endpoint::Vehicles), entry.clone());
+    list.typed::<VehicleList>(Endpoint::Vehicles)
+        .ok()
+        .map(|l| l.0.clone())
 }
 
 // ---- fetch ------------------------------------------------------------------------------
@@ -276,6 +309,7 @@ async fn fetch(
     deadline: Instant,
 ) -> Durations {
     use futures_util::stream::{FuturesUnordered, StreamExt};
+    use futures_util::FutureExt;
     let mut durations = Durations::new();
     let mut in_flight = FuturesUnordered::new();
     // Places reserved in the window for requests that wait for an answer in flight.
@@ -288,23 +322,10 @@ async fn fetch(
                 planner.record(r, Err(ApiError::Timeout));
             }
         } else if !batch.is_empty() {
-            let need = batch.len() + held;
-            let from_carried = carried.min(need);
-            carried -= from_carried;
-            let usable = from_carried + window.reserve(need - from_carried);
-            let asked = usable.saturating_sub(held).min(batch.len());
-            carried += usable - asked;
-            let (ask, later) = batch.split_at(asked);
-            if !later.is_empty() {
-                tracing::info!(
-                    asked = ask.len(),
-                    deferred = later.len(),
-                    "Volvo's per-minute limit is reached; deferring the rest to the next run"
-                );
-            }
-            for r in later {
-                planner.defer(r);
-            }
+            let a = crate::window::admit(batch.len(), held, carried, |n| window.reserve(n));
+            carried = a.carried;
+            let (ask, later) = batch.split_at(a.asked);
+            defer(planner, later, ask.len());
             for r in ask {
                 planner.dispatch(r);
                 let r = r.clone();
@@ -314,64 +335,91 @@ async fn fetch(
                 });
             }
         }
-        let Some((r, (result, seconds))) = in_flight.next().await else {
+        let Some(first) = in_flight.next().await else {
             break;
         };
-        let d = durations
-            .entry((r.vin.clone(), r.endpoint.api))
-            .or_default();
-        *d = d.max(seconds);
-        planner.record(&r, result);
+        // Every answer that is already in goes into this round: a car's wants are worked out
+        // once for all of them, not once per answer.
+        let mut ready = vec![first];
+        while let Some(Some(next)) = in_flight.next().now_or_never() {
+            ready.push(next);
+        }
+        for (r, (result, seconds)) in ready {
+            let d = durations
+                .entry((r.vin.clone(), r.endpoint().api()))
+                .or_default();
+            *d = d.max(seconds);
+            planner.record(&r, result);
+        }
     }
     durations
+}
+
+/// Defers what found no place in the minute window to the next run.
+fn defer(planner: &mut Planner<'_>, later: &[Request], asked: usize) {
+    if later.is_empty() {
+        return;
+    }
+    tracing::info!(
+        asked,
+        deferred = later.len(),
+        "Volvo's per-minute limit is reached; deferring the rest to the next run"
+    );
+    for r in later {
+        planner.defer(r);
+    }
 }
 
 /// One request, bounded by the run's deadline, and how long it took.
 async fn one(client: &Client, r: &Request) -> (Result<Vec<u8>, ApiError>, f64) {
     let t0 = Instant::now();
     let path = r.path();
-    let result = tokio::time::timeout_at(
-        client.deadline(),
-        client.get(r.endpoint.api, r.endpoint.template, &path),
-    )
-    .await
-    .unwrap_or(Err(ApiError::Timeout));
+    let result = tokio::time::timeout_at(client.deadline(), client.get(r.endpoint(), &path))
+        .await
+        .unwrap_or(Err(ApiError::Timeout));
     (result, t0.elapsed().as_secs_f64())
 }
+
+/// The weather at one car, or why there is none.
+type WeatherAt = (
+    String,
+    Result<crate::weather::Current, crate::weather::WeatherError>,
+);
 
 /// Weather at each car's last position (optional; its failure never fails the car's data).
 async fn weather(
     settings: &Settings,
     http: &reqwest::Client,
-    planner: &mut Planner<'_>,
+    planner: &Planner<'_>,
+    kept: &mut BTreeMap<String, CacheEntry>,
     now: i64,
-) -> Vec<(
-    String,
-    Result<crate::weather::Current, crate::weather::WeatherError>,
-)> {
+) -> Vec<WeatherAt> {
     let Some(w) = &settings.weather else {
         return Vec::new();
     };
-    let loc = endpoints::get(Origin::Location, "location");
     let positions: Vec<(String, (f64, f64))> = planner
         .vins()
         .unwrap_or_default()
         .iter()
         .filter_map(|vin| {
-            let feature = location::decode(planner.answer(vin, loc, None)).ok()?;
-            metrics::location::position(&feature).map(|p| (vin.clone(), p))
+            let feature = planner
+                .car(vin)?
+                .typed::<Feature>(Endpoint::Location)
+                .ok()?;
+            metrics::location::position(feature).map(|p| (vin.clone(), p))
         })
         .collect();
-    let answers = futures_util::future::join_all(positions.iter().map(|(vin, pos)| {
-        let cached = planner.cached(&format!("{vin} weather"));
-        crate::weather::fetch(http, w, *pos, cached, now)
-    }))
+    let answers = futures_util::future::join_all(
+        positions
+            .iter()
+            .map(|(vin, pos)| crate::weather::fetch(http, w, *pos, kept.get(vin).cloned(), now)),
+    )
     .await;
     let mut out = Vec::new();
     for ((vin, _), answer) in positions.into_iter().zip(answers) {
         match answer {
             Ok((current, entry)) => {
-                planner.cache(format!("{vin} weather"), entry);
+                kept.insert(vin.clone(), entry);
                 out.push((vin, Ok(current)));
             }
             Err(e) => {
@@ -389,147 +437,140 @@ async fn weather(
 /// report.
 fn map(
     settings: &Settings,
+    account: &Account,
     exp: &mut Exposition,
     planner: &Planner<'_>,
     durations: &Durations,
     report: &mut Report,
 ) {
-    let list = endpoints::get(Origin::ConnectedVehicle, "vehicles");
-    let Some(vins) = planner.vins() else {
-        let e = connected_vehicle::vehicles(planner.answer("", list, None))
-            .expect_err("no vehicles without an error");
-        report.list_failed(exp, &e);
+    let Some(vins) = cars_to_map(account, exp, planner, report) else {
         return;
     };
-    let listed = connected_vehicle::vehicles(planner.answer("", list, None));
-    let mut vins = vins.to_vec();
-    if settings.account.vins.is_empty() {
-        report.endpoint(exp, "", list, listed.as_ref().err());
-    } else if let Ok(on_account) = &listed {
-        for v in vins.iter().filter(|v| !on_account.contains(v)) {
-            report.tally.failed = true;
-            report.problems.push(format!(
-                "{v}: this VIN (volvo.vins) is not on the account; remove it or log in with the account that owns it"
-            ));
-        }
-        vins.retain(|v| on_account.contains(v));
-    }
     report.vehicles = vins.len();
-    for vin in &vins {
-        map_car(settings, exp, planner, durations, report, vin);
+    let cx = MapContext {
+        account: &account.name,
+        location: &settings.location,
+    };
+    for car in vins.iter().filter_map(|v| planner.car(v)) {
+        map_car(settings, planner, &cx, exp, durations, report, car);
     }
     for (vin, e, err) in planner.replayed_failures() {
-        report.endpoint(exp, &vin, e, Some(&err));
+        report.error(exp, &vin, e, &err);
     }
     for (vin, e) in planner.deferred() {
-        exp.gauge(
-            &c::COLLECT_ENDPOINT_DEFERRED,
-            &[&vin, e.api.label(), e.name],
-            1.0,
-        );
+        let labels = [vin.as_str(), e.api().label(), e.name()];
+        exp.gauge(&c::COLLECT_ENDPOINT_DEFERRED, &labels, 1.0);
     }
+    mode_metrics(exp, planner);
+    plan_metrics(exp, &account.name, planner);
+}
+
+/// The cars to map: every car of the vehicle list, or the configured ones that are on it;
+/// `None` when the list could not be had and no car is known.
+fn cars_to_map(
+    account: &Account,
+    exp: &mut Exposition,
+    planner: &Planner<'_>,
+    report: &mut Report,
+) -> Option<Vec<String>> {
+    let ask = Ask::of(Endpoint::Vehicles);
+    let listed = planner.list().typed::<VehicleList>(Endpoint::Vehicles);
+    let Some(vins) = planner.vins() else {
+        let e = listed.expect_err("no vehicles without an error");
+        report.list_failed(exp, &e);
+        return None;
+    };
+    let mut vins = vins.to_vec();
+    match &listed {
+        Err(e) if account.vins.is_empty() => {
+            report.error(exp, "", ask.endpoint, e);
+        }
+        Ok(on_account) if !account.vins.is_empty() => {
+            for v in vins.iter().filter(|v| !on_account.0.contains(v)) {
+                report.tally.failed = true;
+                report.problems.push(format!(
+                    "{v}: this VIN (volvo.vins) is not on the account; remove it or log in with the account that owns it"
+                ));
+            }
+            vins.retain(|v| on_account.0.contains(v));
+        }
+        _ => {}
+    }
+    Some(vins)
+}
+
+/// One car's answers, asked or replayed, API by API into the exposition and the report.
+fn map_car(
+    settings: &Settings,
+    planner: &Planner<'_>,
+    cx: &MapContext,
+    exp: &mut Exposition,
+    durations: &Durations,
+    report: &mut Report,
+    car: &CarAnswers,
+) {
+    for api in metrics::APIS {
+        let origin = api.origin();
+        let on = match origin {
+            Origin::ExtendedVehicle => planner.collects_extended(),
+            _ => settings.sources.reads(origin),
+        };
+        if !on {
+            continue;
+        }
+        let mapped = api.map(exp, car, cx);
+        report.extended_gone |= mapped.api_gone;
+        let seconds = durations
+            .get(&(car.vin.clone(), origin))
+            .copied()
+            .unwrap_or(0.0);
+        report.api(exp, &car.vin, origin, &mapped.errors, seconds);
+    }
+}
+
+/// Each car's mode, as one 0/1 series per mode.
+fn mode_metrics(exp: &mut Exposition, planner: &Planner<'_>) {
     for (vin, mode) in planner.modes() {
         for m in Mode::ALL {
             let v = if m == mode { 1.0 } else { 0.0 };
             exp.gauge(&c::COLLECT_VEHICLE_MODE, &[&vin, m.label()], v);
         }
     }
-    if let Some(plan) = planner.day_plan() {
-        let account = settings.account.name.as_str();
-        exp.gauge(
-            &c::COLLECT_PLANNED_REQUESTS_PER_DAY,
-            &[account],
-            plan.total as f64,
-        );
-        exp.gauge(
-            &c::COLLECT_ESTIMATED_REQUESTS_PER_DAY,
-            &[account],
-            plan.estimate as f64,
-        );
-        exp.gauge(
-            &c::COLLECT_PLAN_EVERY_RUNS,
-            &[account],
-            plan.stretch.every_runs as f64,
-        );
-    }
 }
 
-/// One car's answers, asked or replayed, API by API into the exposition and the report.
-fn map_car(
-    settings: &Settings,
-    exp: &mut Exposition,
-    planner: &Planner<'_>,
-    durations: &Durations,
-    report: &mut Report,
-    vin: &str,
-) {
-    let account = settings.account.name.as_str();
-    let answer = |api: Origin, name: &str| planner.answer(vin, endpoints::get(api, name), None);
-    let seconds = |api: Origin| {
-        durations
-            .get(&(vin.to_string(), api))
-            .copied()
-            .unwrap_or(0.0)
+/// The key's day plan.
+fn plan_metrics(exp: &mut Exposition, account: &str, planner: &Planner<'_>) {
+    let Some(plan) = planner.day_plan() else {
+        return;
     };
-    if settings.sources.connected_vehicle {
-        let s = connected_vehicle::Snapshot::decode(&|n| answer(Origin::ConnectedVehicle, n));
-        metrics::connected_vehicle::map(exp, vin, account, &s);
-        report.api(
-            exp,
-            vin,
-            Origin::ConnectedVehicle,
-            &s.errors(),
-            seconds(Origin::ConnectedVehicle),
-        );
-    }
-    if settings.sources.energy {
-        let s = energy::Snapshot::decode(
-            answer(Origin::Energy, "energy_capabilities"),
-            answer(Origin::Energy, "energy_state"),
-        );
-        metrics::energy::map(exp, vin, &s);
-        report.api(
-            exp,
-            vin,
-            Origin::Energy,
-            &s.errors(),
-            seconds(Origin::Energy),
-        );
-    }
-    if settings.sources.location {
-        let f = location::decode(answer(Origin::Location, "location"));
-        if let Ok(feature) = &f {
-            metrics::location::map(exp, vin, feature, &settings.location);
+    exp.gauge(
+        &c::COLLECT_PLANNED_REQUESTS_PER_DAY,
+        &[account],
+        plan.total as f64,
+    );
+    exp.gauge(
+        &c::COLLECT_ESTIMATED_REQUESTS_PER_DAY,
+        &[account],
+        plan.estimate as f64,
+    );
+    exp.gauge(
+        &c::COLLECT_PLAN_EVERY_RUNS,
+        &[account],
+        plan.stretch.every_runs as f64,
+    );
+}
+
+/// The weather at each car, or its failure.
+fn map_weather(exp: &mut Exposition, weather: &[WeatherAt]) {
+    for (vin, w) in weather {
+        match w {
+            Ok(current) => crate::weather::map(exp, vin, current),
+            Err(e) => exp.gauge(
+                &c::COLLECT_ENDPOINT_ERROR,
+                &[vin, Origin::Weather.label(), "weather", e.reason()],
+                1.0,
+            ),
         }
-        let errors: Vec<(&'static str, &ApiError)> = f
-            .as_ref()
-            .err()
-            .map(|e| vec![("location", e)])
-            .unwrap_or_default();
-        report.api(
-            exp,
-            vin,
-            Origin::Location,
-            &errors,
-            seconds(Origin::Location),
-        );
-    }
-    if planner.collects_extended() {
-        let value = endpoints::get(Origin::ExtendedVehicle, "extended_values");
-        let s = extended_vehicle::Snapshot::decode(
-            answer(Origin::ExtendedVehicle, "extended_resources"),
-            &|r| planner.answer(vin, value, Some(r)),
-        );
-        report.extended_gone |= s.api_gone();
-        metrics::extended_vehicle::map(exp, vin, &s);
-        let errors = if s.api_gone() { Vec::new() } else { s.errors() };
-        report.api(
-            exp,
-            vin,
-            Origin::ExtendedVehicle,
-            &errors,
-            seconds(Origin::ExtendedVehicle),
-        );
     }
 }
 
@@ -539,19 +580,21 @@ fn map_car(
 /// back-offs for the state.
 struct Report<'s> {
     settings: &'s Settings,
+    account: &'s Account,
     now: i64,
     tally: Tally,
     problems: Vec<String>,
-    /// "vin api endpoint" keys newly found unsupported.
-    unsupported: Vec<String>,
+    /// Endpoints of cars newly found unsupported.
+    unsupported: Vec<CarEndpoint>,
     extended_gone: bool,
     vehicles: usize,
 }
 
 impl<'s> Report<'s> {
-    fn new(settings: &'s Settings, now: i64) -> Self {
+    fn new(settings: &'s Settings, account: &'s Account, now: i64) -> Self {
         Report {
             settings,
+            account,
             now,
             tally: Tally::default(),
             problems: Vec::new(),
@@ -571,66 +614,53 @@ impl<'s> Report<'s> {
     fn list_failed(&mut self, exp: &mut Exposition, e: &ApiError) {
         self.problems
             .push(format!("cannot list the vehicles on the account: {e}"));
-        let list = endpoints::get(Origin::ConnectedVehicle, "vehicles");
-        self.endpoint(exp, "", list, Some(e));
+        self.error(exp, "", Endpoint::Vehicles, e);
     }
 
-    /// One endpoint's failure, if any, into the self-metrics and the tally.
-    fn endpoint(&mut self, exp: &mut Exposition, vin: &str, e: &Endpoint, err: Option<&ApiError>) {
-        let Some(err) = err else {
-            return;
-        };
-        self.error(exp, vin, e.api, e.name, err);
-    }
-
-    /// Returns whether the error is a failure (deferred and unsupported are not).
-    fn error(
-        &mut self,
-        exp: &mut Exposition,
-        vin: &str,
-        api: Origin,
-        name: &str,
-        e: &ApiError,
-    ) -> bool {
+    /// One endpoint's failure into the self-metrics and the tally; returns whether it is a
+    /// failure (deferred and unsupported are not).
+    fn error(&mut self, exp: &mut Exposition, vin: &str, endpoint: Endpoint, e: &ApiError) -> bool {
+        let api = endpoint.api().label();
         match e {
             ApiError::Deferred => false,
             ApiError::NotSupported(_) => {
-                exp.gauge(
-                    &c::COLLECT_ENDPOINT_NOT_SUPPORTED,
-                    &[vin, api.label(), name],
-                    1.0,
-                );
+                let labels = [vin, api, endpoint.name()];
+                exp.gauge(&c::COLLECT_ENDPOINT_NOT_SUPPORTED, &labels, 1.0);
                 // Remembered per endpoint; Energy's and Extended Vehicle's own answers already
                 // say what a car lacks.
-                if !matches!(
-                    name,
-                    "energy_state" | "energy_capabilities" | "extended_values"
-                ) {
-                    self.unsupported
-                        .push(state::endpoint_key(vin, api.label(), name));
+                let own = matches!(
+                    endpoint,
+                    Endpoint::EnergyState | Endpoint::EnergyCapabilities | Endpoint::ExtendedValues
+                );
+                if !own {
+                    self.unsupported.push(CarEndpoint {
+                        vin: vin.to_string(),
+                        endpoint,
+                    });
                 }
                 false
             }
             _ => {
-                self.tally.failed = true;
-                self.tally.config |= *e == ApiError::BadApiKey;
-                exp.gauge(
-                    &c::COLLECT_ENDPOINT_ERROR,
-                    &[vin, api.label(), name, e.reason()],
-                    1.0,
-                );
-                // The quota is said once for the account, not once per endpoint.
-                if !matches!(e, ApiError::Quota { .. }) {
-                    let who = if vin.is_empty() {
-                        String::new()
-                    } else {
-                        format!("{vin}: ")
-                    };
-                    self.problems
-                        .push(format!("{who}{} {name}: {e}", api.label()));
-                }
+                self.failure(exp, vin, endpoint, e);
                 true
             }
+        }
+    }
+
+    fn failure(&mut self, exp: &mut Exposition, vin: &str, endpoint: Endpoint, e: &ApiError) {
+        let api = endpoint.api().label();
+        self.tally.failed = true;
+        self.tally.config |= *e == ApiError::BadApiKey;
+        let labels = [vin, api, endpoint.name(), e.reason()];
+        exp.gauge(&c::COLLECT_ENDPOINT_ERROR, &labels, 1.0);
+        // The quota is said once for the account, not once per endpoint.
+        if !matches!(e, ApiError::Quota { .. }) {
+            let who = if vin.is_empty() {
+                String::new()
+            } else {
+                format!("{vin}: ")
+            };
+            self.problems.push(format!("{who}{api} {endpoint}: {e}"));
         }
     }
 
@@ -640,18 +670,15 @@ impl<'s> Report<'s> {
         exp: &mut Exposition,
         vin: &str,
         api: Origin,
-        errors: &[(&'static str, &ApiError)],
+        errors: &[(Endpoint, ApiError)],
         seconds: f64,
     ) {
         let mut ok = true;
-        for (name, e) in errors {
-            ok &= !self.error(exp, vin, api, name, e);
+        for (endpoint, e) in errors {
+            ok &= !self.error(exp, vin, *endpoint, e);
         }
-        exp.gauge(
-            &c::COLLECT_API_SUCCESS,
-            &[vin, api.label()],
-            if ok { 1.0 } else { 0.0 },
-        );
+        let success = if ok { 1.0 } else { 0.0 };
+        exp.gauge(&c::COLLECT_API_SUCCESS, &[vin, api.label()], success);
         exp.gauge(
             &c::COLLECT_API_DURATION_SECONDS,
             &[vin, api.label()],
@@ -667,8 +694,7 @@ impl<'s> Report<'s> {
         client: Option<&Client>,
         planner: Option<Planner<'_>>,
     ) -> AccountRun {
-        let settings = self.settings;
-        let account = settings.account.name.as_str();
+        let account = self.account.name.as_str();
         if let Some(planner) = planner {
             self.tally.collected = planner.fresh() > 0;
             planner.finish(state);
@@ -682,21 +708,16 @@ impl<'s> Report<'s> {
         self.remember_backoffs(state);
         let exit = self.tally.exit();
         if exit == ExitCode::Ok {
-            state.last_success = Some(crate::clock::now_f64());
+            state.last_success = Some(self.settings.clock.now_f64());
         }
         let (requests, retries) = client
             .map(|c| (c.request_counts(), c.retry_counts()))
             .unwrap_or_default();
         // Runs may overlap (a timer run and a manual one): merge into what is on disk, under
         // a lock, so that no run's counts are lost.
-        *state = state::save_merged(
-            &settings.account.state_file,
-            std::mem::take(state),
-            &requests,
-            &retries,
-            self.now,
-        );
-        state_metrics(exp, settings, state, self.now);
+        let path = &self.account.state_file;
+        *state = state::save_merged(path, std::mem::take(state), &requests, &retries, self.now);
+        state_metrics(exp, self.settings, account, state, self.now);
         AccountRun {
             exit,
             problems: self.problems,
@@ -733,9 +754,7 @@ impl<'s> Report<'s> {
             state.not_supported.entry(key).or_insert(until);
         }
         if self.extended_gone {
-            state
-                .api_unavailable
-                .insert(Origin::ExtendedVehicle.label().into(), until);
+            state.api_unavailable.insert(Origin::ExtendedVehicle, until);
             tracing::warn!(
                 "Volvo's Extended Vehicle API answers that it is shut down; it is skipped until {} and the other APIs go on",
                 rfc3339(until)
@@ -751,8 +770,13 @@ fn rfc3339(unix_s: i64) -> String {
 }
 
 /// The self-metrics kept in the state file: counters, the quota, back-offs, the last success.
-fn state_metrics(exp: &mut Exposition, settings: &Settings, state: &State, now: i64) {
-    let account = settings.account.name.as_str();
+fn state_metrics(
+    exp: &mut Exposition,
+    settings: &Settings,
+    account: &str,
+    state: &State,
+    now: i64,
+) {
     match state.quota_until {
         Some(until) => {
             exp.gauge(&c::COLLECT_QUOTA_EXHAUSTED, &[account], 1.0);
@@ -765,31 +789,23 @@ fn state_metrics(exp: &mut Exposition, settings: &Settings, state: &State, now: 
         None => exp.gauge(&c::COLLECT_QUOTA_EXHAUSTED, &[account], 0.0),
     }
     for (key, n) in &state.requests {
-        let mut parts = key.splitn(3, ' ');
-        if let (Some(api), Some(endpoint), Some(status)) =
-            (parts.next(), parts.next(), parts.next())
-        {
-            exp.counter(
-                &c::COLLECT_REQUESTS_TOTAL,
-                &[account, api, endpoint, status],
-                *n as f64,
-            );
-        }
+        let e = key.endpoint;
+        let labels = [account, e.api().label(), e.template(), key.status.as_str()];
+        exp.counter(&c::COLLECT_REQUESTS_TOTAL, &labels, *n as f64);
     }
     for (api, n) in &state.retries {
-        exp.counter(&c::COLLECT_RETRIES_TOTAL, &[account, api], *n as f64);
+        exp.counter(
+            &c::COLLECT_RETRIES_TOTAL,
+            &[account, api.label()],
+            *n as f64,
+        );
     }
     for key in state.not_supported.keys() {
-        let mut parts = key.splitn(3, ' ');
-        if let (Some(vin), Some(api), Some(endpoint)) = (parts.next(), parts.next(), parts.next()) {
-            exp.gauge(
-                &c::COLLECT_ENDPOINT_NOT_SUPPORTED,
-                &[vin, api, endpoint],
-                1.0,
-            );
-        }
+        let e = key.endpoint;
+        let labels = [key.vin.as_str(), e.api().label(), e.name()];
+        exp.gauge(&c::COLLECT_ENDPOINT_NOT_SUPPORTED, &labels, 1.0);
     }
-    if let Some(until) = state.unavailable_until(Origin::ExtendedVehicle.label(), now) {
+    if let Some(until) = state.unavailable_until(Origin::ExtendedVehicle, now) {
         if settings.sources.extended_vehicle {
             exp.gauge(
                 &c::COLLECT_API_UNAVAILABLE_UNTIL_TIMESTAMP_SECONDS,
@@ -825,6 +841,7 @@ fn token_metrics(exp: &mut Exposition, account: &str, token: &Token) {
 /// token file's lock, so that one 401 storm makes one refresh whoever asks. `oauth2`'s
 /// futures are not `Send` for every lifetime, so the refresh runs on a thread of its own with
 /// its own small runtime and HTTP client; the caller still waits no longer than its deadline.
+#[derive(Clone)]
 struct Renewer {
     client_id: String,
     client_secret: Secret,
@@ -832,17 +849,22 @@ struct Renewer {
     token_url: url::Url,
     token_file: PathBuf,
     request_timeout: Duration,
+    clock: crate::clock::Clock,
 }
 
 impl Renewer {
-    fn new(settings: &Settings) -> Self {
+    fn new(settings: &Settings, account: &Account) -> Self {
         Renewer {
-            client_id: settings.account.client_id.clone(),
-            client_secret: settings.client_secret().expect("checked before").clone(),
+            client_id: account.client_id.clone(),
+            client_secret: settings
+                .client_secret(account)
+                .expect("checked before")
+                .clone(),
             auth_url: settings.auth_url.clone(),
             token_url: settings.token_url.clone(),
-            token_file: settings.account.token_file.clone(),
+            token_file: account.token_file.clone(),
             request_timeout: settings.request_timeout,
+            clock: settings.clock,
         }
     }
 
@@ -857,6 +879,7 @@ impl Renewer {
             client_secret: &self.client_secret,
             auth_url: &self.auth_url,
             token_url: &self.token_url,
+            clock: self.clock,
         };
         runtime.block_on(refresh::renew(&http, &oauth, &self.token_file, failed))
     }
@@ -867,14 +890,7 @@ impl TokenSource for Renewer {
         &'a self,
         failed: &'a Secret,
     ) -> Pin<Box<dyn Future<Output = Result<Secret, Fatal>> + Send + 'a>> {
-        let this = Renewer {
-            client_id: self.client_id.clone(),
-            client_secret: self.client_secret.clone(),
-            auth_url: self.auth_url.clone(),
-            token_url: self.token_url.clone(),
-            token_file: self.token_file.clone(),
-            request_timeout: self.request_timeout,
-        };
+        let this = self.clone();
         let failed = failed.clone();
         Box::pin(async move {
             let (tx, rx) = tokio::sync::oneshot::channel();

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::endpoints::{self, Endpoint, Fact};
+use crate::endpoints::{Endpoint, Fact, Sources};
 
 /// Ask again when the cached answer is this close to its age, so that a timer's randomized
 /// delay does not stretch a 15-minute tier to 20 minutes.
@@ -33,35 +33,30 @@ const DAY: u64 = 86_400;
 /// Floors and tiers, with the `[schedule]` overrides.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Schedule {
-    /// `[schedule]` key → seconds: the endpoint's floor and its tier.
-    overrides: BTreeMap<&'static str, u64>,
+    /// Seconds by endpoint: its floor and its tier.
+    overrides: BTreeMap<Endpoint, u64>,
 }
 
 impl Schedule {
-    /// The defaults with the `[schedule]` overrides of the settings, whose keys the
-    /// configuration checked at load (against `config::SCHEDULE_KEYS`).
-    pub fn with_overrides(overrides: &BTreeMap<String, Duration>) -> Schedule {
-        let mut s = Schedule::default();
-        for (key, age) in overrides {
-            if let Some(e) = endpoints::by_name(key) {
-                s.overrides.insert(e.name, age.as_secs());
-            }
+    /// The defaults with the `[schedule]` overrides of the settings.
+    pub fn with_overrides(overrides: &BTreeMap<Endpoint, Duration>) -> Schedule {
+        Schedule {
+            overrides: overrides.iter().map(|(e, d)| (*e, d.as_secs())).collect(),
         }
-        s
     }
 
     /// The minimum age in seconds (0: none).
-    pub fn floor(&self, e: &Endpoint) -> u64 {
-        self.overrides.get(e.name).copied().unwrap_or(e.floor)
+    pub fn floor(&self, e: Endpoint) -> u64 {
+        self.overrides.get(&e).copied().unwrap_or(e.spec().floor)
     }
 
     /// The tier in seconds (0: every run). A `[schedule]` value is the endpoint's tier too, as
     /// it always was: the age at which it is asked again.
-    pub fn tier(&self, e: &Endpoint) -> u64 {
+    pub fn tier(&self, e: Endpoint) -> u64 {
         self.overrides
-            .get(e.name)
+            .get(&e)
             .copied()
-            .unwrap_or(e.net)
+            .unwrap_or(e.spec().net)
             .max(self.floor(e))
     }
 }
@@ -99,7 +94,7 @@ const STEPS: &[u64] = &[1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96];
 
 impl Stretch {
     /// The endpoint's tier after stretching, in seconds.
-    pub fn tier(&self, schedule: &Schedule, e: &Endpoint) -> u64 {
+    pub fn tier(&self, schedule: &Schedule, e: Endpoint) -> u64 {
         let t = schedule.tier(e);
         t * self.tiers[group(t)]
     }
@@ -113,7 +108,7 @@ impl Stretch {
 /// One row of a day plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanRow {
-    pub endpoint: &'static Endpoint,
+    pub endpoint: Endpoint,
     /// Seconds between two requests in the worst case (0: every run).
     pub period: u64,
     pub per_day: u64,
@@ -135,7 +130,7 @@ pub struct DayPlan {
 #[derive(Debug, Clone, Copy)]
 pub struct Fleet<'a> {
     pub schedule: &'a Schedule,
-    pub sources: &'a crate::config::Sources,
+    pub sources: &'a Sources,
     pub interval: Duration,
     /// Cars on the key (all its accounts), and accounts (one vehicle list each).
     pub cars: usize,
@@ -147,18 +142,18 @@ impl Fleet<'_> {
         DAY.div_ceil(self.interval.as_secs().max(1))
     }
 
-    fn count(&self, e: &Endpoint) -> u64 {
-        match (e.per_vehicle(), e.name) {
-            (false, _) => self.accounts as u64,
-            (true, "extended_values") => (self.cars * EXTENDED_RESOURCES_PER_CAR) as u64,
-            (true, _) => self.cars as u64,
+    fn count(&self, e: Endpoint) -> u64 {
+        match e {
+            Endpoint::Vehicles => self.accounts as u64,
+            Endpoint::ExtendedValues => (self.cars * EXTENDED_RESOURCES_PER_CAR) as u64,
+            _ => self.cars as u64,
         }
     }
 
     /// The worst-case period of `e` under `stretch`.
-    fn period(&self, e: &Endpoint, stretch: &Stretch) -> u64 {
+    fn period(&self, e: Endpoint, stretch: &Stretch) -> u64 {
         let interval = self.interval.as_secs().max(1);
-        let p = match e.fact {
+        let p = match e.fact() {
             Fact::Wake | Fact::State | Fact::Trip => interval * stretch.every_runs,
             Fact::TripEnd | Fact::Slow | Fact::Static => stretch.tier(self.schedule, e),
         };
@@ -166,9 +161,9 @@ impl Fleet<'_> {
     }
 
     fn rows(&self, stretch: &Stretch) -> Vec<PlanRow> {
-        endpoints::ALL
-            .iter()
-            .filter(|e| e.enabled(self.sources))
+        Endpoint::ALL
+            .into_iter()
+            .filter(|e| self.sources.collects(*e))
             .map(|e| {
                 let period = self.period(e, stretch);
                 let per_day = DAY.div_ceil(period).min(self.runs_a_day()) * self.count(e);
@@ -197,13 +192,13 @@ impl Fleet<'_> {
         let interval = self.interval.as_secs().max(1);
         let runs = self.runs_a_day().div_ceil(stretch.every_runs);
         let driving_runs = (80 * 60 / interval).max(1).div_ceil(stretch.every_runs);
-        let per_car: u64 = endpoints::ALL
-            .iter()
-            .filter(|e| e.enabled(self.sources) && e.per_vehicle())
+        let per_car: u64 = Endpoint::ALL
+            .into_iter()
+            .filter(|e| self.sources.collects(*e) && e.per_vehicle())
             .map(|e| {
                 let tier = stretch.tier(self.schedule, e).max(interval);
                 let nets = 6 * 3_600 / tier + 18 * 3_600 / tier.max(ASLEEP_NET_S);
-                let n = match e.fact {
+                let n = match e.fact() {
                     Fact::Wake => runs,
                     Fact::State | Fact::Trip => driving_runs + nets,
                     Fact::TripEnd => 2 + nets,
@@ -259,19 +254,12 @@ impl Fleet<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoints::Origin;
 
-    fn all_sources() -> crate::config::Sources {
-        crate::config::Sources {
-            connected_vehicle: true,
-            extended_vehicle: true,
-            extended_vehicle_explicit: true,
-            energy: true,
-            location: true,
-        }
+    fn all_sources() -> Sources {
+        Sources::ALL
     }
 
-    fn fleet<'a>(s: &'a Schedule, src: &'a crate::config::Sources, cars: usize) -> Fleet<'a> {
+    fn fleet<'a>(s: &'a Schedule, src: &'a Sources, cars: usize) -> Fleet<'a> {
         Fleet {
             schedule: s,
             sources: src,
@@ -284,11 +272,11 @@ mod tests {
     #[test]
     fn overrides_set_floor_and_tier() {
         let mut o = BTreeMap::new();
-        o.insert("location".to_string(), Duration::from_secs(300));
+        o.insert(Endpoint::Location, Duration::from_secs(300));
         let s = Schedule::with_overrides(&o);
-        let loc = endpoints::get(Origin::Location, "location");
+        let loc = Endpoint::Location;
         assert_eq!((s.floor(loc), s.tier(loc)), (300, 300));
-        let odo = endpoints::get(Origin::ConnectedVehicle, "odometer");
+        let odo = Endpoint::Odometer;
         assert_eq!((s.floor(odo), s.tier(odo)), (0, 3_600));
     }
 

@@ -62,7 +62,10 @@ fn dummy_hash(like: Option<&str>) -> String {
 
 /// Runs collections until a stop signal. Returns the exit code of a clean stop (0), after any
 /// token refresh in flight has been saved.
-pub async fn run_forever(settings: Settings, mut stop: crate::Stop) -> Result<ExitCode, Fatal> {
+pub async fn run_forever(
+    settings: Settings,
+    mut stop: crate::stop::Stop,
+) -> Result<ExitCode, Fatal> {
     let users: Vec<(String, String)> = settings
         .web
         .basic_auth_users

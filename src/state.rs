@@ -1,51 +1,198 @@
 //! The small state file beside the token: what a one-shot run must remember until the next
 //! one. Request counters (so they are real Prometheus counters across runs), the last
-//! successful run, endpoints a car does not support, and APIs that are gone for a while.
+//! successful run, endpoints a car does not support, APIs that are gone for a while, the last
+//! answers (replayed between fetches) and what each car was doing. Its keys are typed values;
+//! they are written as the short texts the file has always had, and read back once, here.
 //! A missing file is a first run; a damaged or foreign one is rebuilt with one warning.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::endpoints::{Endpoint, Origin};
 use crate::fsutil;
 
 pub const VERSION: u32 = 1;
 
-/// Requests made in one run, by (api, endpoint template, status or error kind); added to the
-/// state's counters at the end of the run.
-pub type RequestCounts = BTreeMap<(String, String, String), u64>;
+/// Requests made in one run, by endpoint and status (or error kind); added to the state's
+/// counters at the end of the run.
+pub type RequestCounts = BTreeMap<RequestKey, u64>;
 /// How long a "not supported" or "gone" answer is believed before asking again.
 pub const BACKOFF_S: i64 = 24 * 3600;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct State {
     pub version: u32,
-    /// "api endpoint status" → requests made, across runs.
-    #[serde(default)]
-    pub requests: BTreeMap<String, u64>,
-    /// api → retries made, across runs.
-    #[serde(default)]
-    pub retries: BTreeMap<String, u64>,
+    /// Requests made, across runs.
+    #[serde(default, with = "text_keys")]
+    pub requests: BTreeMap<RequestKey, u64>,
+    /// Retries made, across runs, by API.
+    #[serde(default, with = "text_keys")]
+    pub retries: BTreeMap<Origin, u64>,
     /// Unix seconds of the last run that collected everything.
     #[serde(default)]
     pub last_success: Option<f64>,
-    /// "vin api endpoint" → Unix seconds until which the endpoint is not asked.
-    #[serde(default)]
-    pub not_supported: BTreeMap<String, i64>,
-    /// api → Unix seconds until which the API is not asked (Extended Vehicle's shutdown).
-    #[serde(default)]
-    pub api_unavailable: BTreeMap<String, i64>,
+    /// Unix seconds until which the endpoint is not asked of the car.
+    #[serde(default, with = "text_keys")]
+    pub not_supported: BTreeMap<CarEndpoint, i64>,
+    /// Unix seconds until which the API is not asked (Extended Vehicle's shutdown).
+    #[serde(default, with = "text_keys")]
+    pub api_unavailable: BTreeMap<Origin, i64>,
     /// Unix seconds until which the API key's daily quota is used up.
     #[serde(default)]
     pub quota_until: Option<i64>,
-    /// "vin endpoint" → the last answer of an endpoint on a slower tier, replayed between
-    /// fetches (see `schedule`).
+    /// The last answer of each endpoint of each car, replayed between fetches.
+    #[serde(default, with = "text_keys")]
+    pub cache: BTreeMap<AnswerKey, CacheEntry>,
+    /// The last weather answer at each car (by VIN).
     #[serde(default)]
-    pub cache: BTreeMap<String, CacheEntry>,
+    pub weather: BTreeMap<String, CacheEntry>,
     /// vin → what the planner learnt of the car by the last run.
     #[serde(default)]
     pub cars: BTreeMap<String, CarMemory>,
+}
+
+/// A key of the state file, written as text.
+pub trait TextKey: Sized + Ord {
+    fn to_text(&self) -> String;
+    /// The key a text stands for; `None` for one this version does not know (it is dropped).
+    fn from_text(text: &str) -> Option<Self>;
+}
+
+/// Which answer of which car: `"<vin> <endpoint>"`, or `"<vin> extended_values/<resource>"`;
+/// the account's vehicle list has an empty VIN.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AnswerKey {
+    pub vin: String,
+    pub endpoint: Endpoint,
+    pub resource: Option<String>,
+}
+
+impl TextKey for AnswerKey {
+    fn to_text(&self) -> String {
+        match &self.resource {
+            Some(r) => format!("{} {}/{r}", self.vin, self.endpoint),
+            None => format!("{} {}", self.vin, self.endpoint),
+        }
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        let (vin, rest) = text.split_once(' ')?;
+        let (name, resource) = match rest.split_once('/') {
+            Some((n, r)) => (n, Some(r.to_string())),
+            None => (rest, None),
+        };
+        Some(AnswerKey {
+            vin: vin.to_string(),
+            endpoint: name.parse().ok()?,
+            resource,
+        })
+    }
+}
+
+/// An endpoint of one car: `"<vin> <api> <endpoint>"`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CarEndpoint {
+    pub vin: String,
+    pub endpoint: Endpoint,
+}
+
+impl TextKey for CarEndpoint {
+    fn to_text(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.vin,
+            self.endpoint.api().label(),
+            self.endpoint
+        )
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        let mut parts = text.splitn(3, ' ');
+        let (vin, _api, name) = (parts.next()?, parts.next()?, parts.next()?);
+        Some(CarEndpoint {
+            vin: vin.to_string(),
+            endpoint: name.parse().ok()?,
+        })
+    }
+}
+
+/// Requests of one endpoint with one status: `"<api> <path template> <status>"`, the labels
+/// of `volvo_collect_requests_total`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestKey {
+    pub endpoint: Endpoint,
+    /// The HTTP status, or the kind of error (`timeout`, `transport`).
+    pub status: String,
+}
+
+impl TextKey for RequestKey {
+    fn to_text(&self) -> String {
+        let e = self.endpoint;
+        format!("{} {} {}", e.api().label(), e.template(), self.status)
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        let mut parts = text.splitn(3, ' ');
+        let (api, template, status) = (parts.next()?, parts.next()?, parts.next()?);
+        let endpoint = Endpoint::ALL
+            .into_iter()
+            .find(|e| e.api().label() == api && e.template() == template)?;
+        Some(RequestKey {
+            endpoint,
+            status: status.to_string(),
+        })
+    }
+}
+
+impl TextKey for Origin {
+    fn to_text(&self) -> String {
+        self.label().to_string()
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        Origin::APIS.into_iter().find(|o| o.label() == text)
+    }
+}
+
+impl fmt::Display for AnswerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_text())
+    }
+}
+
+/// Maps with [`TextKey`] keys, written as JSON objects; a key this version does not know is
+/// dropped rather than failing the whole file.
+mod text_keys {
+    use std::collections::BTreeMap;
+
+    use serde::de::{Deserialize, Deserializer};
+    use serde::ser::{SerializeMap, Serializer};
+
+    use super::TextKey;
+
+    pub fn serialize<K: TextKey, V: serde::Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(map.len()))?;
+        for (k, v) in map {
+            m.serialize_entry(&k.to_text(), v)?;
+        }
+        m.end()
+    }
+
+    pub fn deserialize<'de, K: TextKey, V: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<K, V>, D::Error> {
+        let raw: BTreeMap<String, V> = BTreeMap::deserialize(d)?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|(k, v)| Some((K::from_text(&k)?, v)))
+            .collect())
+    }
 }
 
 /// What a car was doing at the end of the last run, from what it uploaded.
@@ -128,6 +275,7 @@ impl Default for State {
             api_unavailable: BTreeMap::new(),
             quota_until: None,
             cache: BTreeMap::new(),
+            weather: BTreeMap::new(),
             cars: BTreeMap::new(),
         }
     }
@@ -135,10 +283,6 @@ impl Default for State {
 
 /// How long an answer is kept for replay: longer than the slowest tier stretched for a fleet.
 pub const CACHE_KEPT_S: i64 = 8 * 86_400;
-
-pub fn endpoint_key(vin: &str, api: &str, endpoint: &str) -> String {
-    format!("{vin} {api} {endpoint}")
-}
 
 impl State {
     /// Loads the state; never fails the run.
@@ -187,16 +331,12 @@ impl State {
         self.quota_until = self.quota_until.filter(|u| *u > now);
         // Answers of cars that left the account, or older than any tier, go.
         self.cache.retain(|_, e| now - e.fetched_at < CACHE_KEPT_S);
+        self.weather
+            .retain(|_, e| now - e.fetched_at < CACHE_KEPT_S);
     }
 
-    pub fn is_not_supported(&self, vin: &str, api: &str, endpoint: &str, now: i64) -> bool {
-        self.not_supported
-            .get(&endpoint_key(vin, api, endpoint))
-            .is_some_and(|until| *until > now)
-    }
-
-    pub fn unavailable_until(&self, api: &str, now: i64) -> Option<i64> {
-        self.api_unavailable.get(api).copied().filter(|u| *u > now)
+    pub fn unavailable_until(&self, api: Origin, now: i64) -> Option<i64> {
+        self.api_unavailable.get(&api).copied().filter(|u| *u > now)
     }
 }
 
@@ -220,19 +360,16 @@ pub fn save_merged(
     path: &Path,
     ours: State,
     requests: &RequestCounts,
-    retries: &BTreeMap<String, u64>,
+    retries: &BTreeMap<Origin, u64>,
     now: i64,
 ) -> State {
     let lock = lock(&fsutil::lock_path(path));
     let mut merged = State::read_quietly(path);
-    for ((api, endpoint, status), n) in requests {
-        *merged
-            .requests
-            .entry(format!("{api} {endpoint} {status}"))
-            .or_default() += n;
+    for (key, n) in requests {
+        *merged.requests.entry(key.clone()).or_default() += n;
     }
     for (api, n) in retries {
-        *merged.retries.entry(api.clone()).or_default() += n;
+        *merged.retries.entry(*api).or_default() += n;
     }
     merged.last_success = match (merged.last_success, ours.last_success) {
         (Some(a), Some(b)) => Some(a.max(b)),
@@ -242,6 +379,7 @@ pub fn save_merged(
     merged.api_unavailable.extend(ours.api_unavailable);
     merged.quota_until = merged.quota_until.max(ours.quota_until);
     merged.cache.extend(ours.cache);
+    merged.weather.extend(ours.weather);
     merged.cars.extend(ours.cars);
     merged.expire(now);
     if let Err(e) = merged.save(path) {
@@ -255,37 +393,87 @@ pub fn save_merged(
 mod tests {
     use super::*;
 
+    fn doors_of(vin: &str) -> AnswerKey {
+        AnswerKey {
+            vin: vin.into(),
+            endpoint: Endpoint::Doors,
+            resource: None,
+        }
+    }
+
     #[test]
     fn round_trip_and_rebuild_when_damaged_or_foreign() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("token.state.json");
         assert_eq!(State::load(&p), State::default());
         let mut s = State::default();
-        s.requests
-            .insert("energy /vehicles/{vin}/state 200".into(), 3);
-        s.not_supported
-            .insert(endpoint_key("V", "connected_vehicle", "engine"), 100);
+        let state = RequestKey {
+            endpoint: Endpoint::EnergyState,
+            status: "200".into(),
+        };
+        s.requests.insert(state.clone(), 3);
+        let engine = CarEndpoint {
+            vin: "V".into(),
+            endpoint: Endpoint::Engine,
+        };
+        s.not_supported.insert(engine.clone(), 100);
         s.save(&p).unwrap();
         assert_eq!(State::load(&p), s);
-        assert!(s.is_not_supported("V", "connected_vehicle", "engine", 99));
-        assert!(!s.is_not_supported("V", "connected_vehicle", "engine", 100));
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            text.contains(r#""energy /vehicles/{vin}/state 200":3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""V connected_vehicle engine":100"#),
+            "{text}"
+        );
         std::fs::write(&p, "{garbage").unwrap();
         assert_eq!(State::load(&p), State::default());
         std::fs::write(&p, r#"{"version": 99}"#).unwrap();
         assert_eq!(State::load(&p), State::default());
     }
 
+    /// Guards the file's keys: each reads back as what was written, and one this version does
+    /// not know (an endpoint renamed or removed) is dropped without losing the rest.
+    #[test]
+    fn keys_are_typed_and_unknown_ones_are_dropped() {
+        let values = AnswerKey {
+            vin: "V".into(),
+            endpoint: Endpoint::ExtendedValues,
+            resource: Some("odometer".into()),
+        };
+        assert_eq!(values.to_text(), "V extended_values/odometer");
+        assert_eq!(
+            AnswerKey::from_text("V extended_values/odometer"),
+            Some(values)
+        );
+        assert_eq!(AnswerKey::from_text(" vehicles").unwrap().vin, "");
+        assert_eq!(AnswerKey::from_text("V weather"), None);
+        let s: State = serde_json::from_str(
+            r#"{"version":1,"cache":{"V doors":{"fetched_at":5,"body":{}},"V weather":{"fetched_at":5,"body":{}}},
+                "requests":{"energy /vehicles/{vin}/state 200":2,"gone /x 200":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.cache.keys().collect::<Vec<_>>(), [&doors_of("V")]);
+        assert_eq!(s.requests.len(), 1);
+    }
+
     #[test]
     fn overlapping_runs_add_their_counts() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.json");
+        let key = RequestKey {
+            endpoint: Endpoint::EnergyState,
+            status: "200".into(),
+        };
         let mut counts = RequestCounts::new();
-        counts.insert(("energy".into(), "/x".into(), "200".into()), 2);
+        counts.insert(key.clone(), 2);
         // Two runs that both started from an empty state.
         let a = save_merged(&p, State::default(), &counts, &BTreeMap::new(), 0);
-        assert_eq!(a.requests["energy /x 200"], 2);
+        assert_eq!(a.requests[&key], 2);
         let b = save_merged(&p, State::default(), &counts, &BTreeMap::new(), 0);
-        assert_eq!(b.requests["energy /x 200"], 4);
-        assert_eq!(State::load(&p).requests["energy /x 200"], 4);
+        assert_eq!(b.requests[&key], 4);
+        assert_eq!(State::load(&p).requests[&key], 4);
     }
 }

@@ -94,6 +94,82 @@ pub fn timestamp(text: &str) -> Result<f64, SkipReason> {
     Ok(t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) / 1e9)
 }
 
+/// A value that knows when the car uploaded it (Unix seconds, whole), if it says.
+pub trait Uploaded {
+    fn uploaded_at(&self) -> Option<i64>;
+}
+
+/// An upload time as the APIs write it: RFC 3339 text, or Unix seconds (Extended Vehicle).
+pub fn upload_time(v: &Value) -> Option<i64> {
+    match v {
+        Value::String(s) => timestamp(s).ok().map(|t| t as i64),
+        Value::Number(n) => n.as_f64().filter(|t| t.is_finite()).map(|t| t as i64),
+        _ => None,
+    }
+}
+
+/// The newest upload time anywhere inside a JSON value (any `timestamp` or `updatedAt`
+/// member, at any depth), read while the value is skipped: members an answer's type does not
+/// know still show that the car uploaded something.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Stamps(pub Option<i64>);
+
+impl<'de> Deserialize<'de> for Stamps {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StampsVisitor)
+    }
+}
+
+struct StampsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StampsVisitor {
+    type Value = Stamps;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Stamps, A::Error> {
+        let mut newest = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let found = if key == "timestamp" || key == "updatedAt" {
+                upload_time(&map.next_value::<Value>()?)
+            } else {
+                map.next_value::<Stamps>()?.0
+            };
+            newest = newest.max(found);
+        }
+        Ok(Stamps(newest))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Stamps, A::Error> {
+        let mut newest = None;
+        while let Some(s) = seq.next_element::<Stamps>()? {
+            newest = newest.max(s.0);
+        }
+        Ok(Stamps(newest))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Stamps, E> {
+        Ok(Stamps(None))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Stamps, E> {
+        Ok(Stamps(None))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Stamps, E> {
+        Ok(Stamps(None))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Stamps, E> {
+        Ok(Stamps(None))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Stamps, E> {
+        Ok(Stamps(None))
+    }
+    fn visit_unit<E>(self) -> Result<Stamps, E> {
+        Ok(Stamps(None))
+    }
+}
+
 /// The physical quantity a metric holds; the unit must fit it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quantity {
@@ -242,6 +318,17 @@ mod tests {
             convert(1e308, "mi", Quantity::Length),
             Err(SkipReason::NotANumber)
         );
+    }
+
+    #[test]
+    fn stamps_find_the_newest_upload_at_any_depth() {
+        let s: Stamps = serde_json::from_str(
+            r#"{"a":{"timestamp":"2026-05-01T12:00:00Z"},"b":[{"x":{"updatedAt":"2026-05-01T13:00:00.5Z"}}],"c":{"timestamp":1777636700},"d":null}"#,
+        )
+        .unwrap();
+        assert_eq!(s, Stamps(Some(1777640400)));
+        let none: Stamps = serde_json::from_str(r#"[1, "x", {"timestamp": "soon"}]"#).unwrap();
+        assert_eq!(none, Stamps(None));
     }
 
     #[test]

@@ -17,8 +17,9 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::ApiError;
-use crate::endpoints::Origin;
+use crate::endpoints::{Endpoint, Origin};
 use crate::secret::Secret;
+use crate::state::RequestKey;
 
 /// Responses larger than this are refused: no real answer comes close.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -49,7 +50,7 @@ pub struct Client {
     deadline: Instant,
     request_timeout: Duration,
     counts: Mutex<RequestCounts>,
-    retries: Mutex<BTreeMap<String, u64>>,
+    retries: Mutex<BTreeMap<Origin, u64>>,
     /// Set by the first "out of call volume quota" answer: no more requests this run.
     quota: AtomicBool,
     quota_reset: Mutex<Option<Duration>>,
@@ -119,16 +120,12 @@ impl Client {
     /// `check`, which promises a bounded number of requests.
     pub async fn get_json_once<T: DeserializeOwned>(
         &self,
-        api: Origin,
-        template: &'static str,
+        endpoint: Endpoint,
         path: &str,
     ) -> Result<T, ApiError> {
-        let url = self
-            .base
-            .join(path.trim_start_matches('/'))
-            .map_err(|e| ApiError::Transport(format!("bad URL for {template}: {e}")))?;
+        let url = self.url(endpoint, path)?;
         let token = self.access_token.read().await.clone();
-        let body = self.attempt(api, template, &url, &token).await?;
+        let body = self.attempt(endpoint, &url, &token).await?;
         serde_json::from_slice(&body).map_err(|e| ApiError::Decode(e.to_string()))
     }
 
@@ -184,36 +181,35 @@ impl Client {
     }
 
     /// Retries made so far in this run, by API.
-    pub fn retry_counts(&self) -> BTreeMap<String, u64> {
+    pub fn retry_counts(&self) -> BTreeMap<Origin, u64> {
         self.retries.lock().expect("retries lock").clone()
     }
 
-    fn count(&self, api: Origin, template: &str, status: &str) {
+    fn count(&self, endpoint: Endpoint, status: &str) {
+        let key = RequestKey {
+            endpoint,
+            status: status.to_string(),
+        };
         *self
             .counts
             .lock()
             .expect("counts lock")
-            .entry((
-                api.label().to_string(),
-                template.to_string(),
-                status.to_string(),
-            ))
+            .entry(key)
             .or_default() += 1;
+    }
+
+    fn url(&self, endpoint: Endpoint, path: &str) -> Result<Url, ApiError> {
+        self.base
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| ApiError::Transport(format!("bad URL for {}: {e}", endpoint.template())))
     }
 
     /// GETs `path` and returns the body of a 200 answer; retries transport errors, 5xx and 429
     /// with exponential back-off and jitter, never past the deadline; after a 401 for the access
     /// token, renews it once and retries once; after the daily quota's 403, asks nothing more.
-    pub async fn get(
-        &self,
-        api: Origin,
-        template: &'static str,
-        path: &str,
-    ) -> Result<Vec<u8>, ApiError> {
-        let url = self
-            .base
-            .join(path.trim_start_matches('/'))
-            .map_err(|e| ApiError::Transport(format!("bad URL for {template}: {e}")))?;
+    pub async fn get(&self, endpoint: Endpoint, path: &str) -> Result<Vec<u8>, ApiError> {
+        let url = self.url(endpoint, path)?;
+        let api = endpoint.api();
         let mut attempt = 0;
         let mut renewed = false;
         let mut last_err: Option<ApiError> = None;
@@ -233,18 +229,16 @@ impl Client {
                 }
             }
             let token = self.access_token.read().await.clone();
-            let result = match tokio::time::timeout_at(
-                self.deadline,
-                self.attempt(api, template, &url, &token),
-            )
-            .await
-            {
-                Ok(r) => r,
-                Err(_) => {
-                    self.count(api, template, "timeout");
-                    Err(ApiError::Timeout)
-                }
-            };
+            let result =
+                match tokio::time::timeout_at(self.deadline, self.attempt(endpoint, &url, &token))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => {
+                        self.count(endpoint, "timeout");
+                        Err(ApiError::Timeout)
+                    }
+                };
             let err = match result {
                 Ok(body) => return Ok(body),
                 Err(e) => e,
@@ -292,9 +286,9 @@ impl Client {
                 .retries
                 .lock()
                 .expect("retries lock")
-                .entry(api.label().to_string())
+                .entry(api)
                 .or_default() += 1;
-            tracing::debug!(api = api.label(), endpoint = template, error = %err, wait_ms = wait.as_millis() as u64, "retrying");
+            tracing::debug!(api = api.label(), endpoint = endpoint.template(), error = %err, wait_ms = wait.as_millis() as u64, "retrying");
             last_err = Some(err);
             tokio::time::sleep(wait).await;
         }
@@ -302,8 +296,7 @@ impl Client {
 
     async fn attempt(
         &self,
-        api: Origin,
-        template: &'static str,
+        endpoint: Endpoint,
         url: &Url,
         token: &Secret,
     ) -> Result<Vec<u8>, ApiError> {
@@ -344,12 +337,12 @@ impl Client {
                 } else {
                     ("transport", ApiError::Transport(describe(&e)))
                 };
-                self.count(api, template, status);
+                self.count(endpoint, status);
                 return Err(err);
             }
         };
         let status = response.status();
-        self.count(api, template, status.as_str());
+        self.count(endpoint, status.as_str());
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -373,8 +366,8 @@ impl Client {
             }
         }
         tracing::trace!(
-            api = api.label(),
-            endpoint = template,
+            api = endpoint.api().label(),
+            endpoint = endpoint.template(),
             status = status.as_u16(),
             bytes = body.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,

@@ -5,13 +5,14 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::answers::CarAnswers;
 use super::client::Client;
-use super::{decode, ApiError};
-use crate::endpoints::Origin;
-use crate::values::Field;
+use super::{parse, Answer, ApiError};
+use crate::endpoints::{Endpoint, Origin};
+use crate::values::{Field, Uploaded};
 
 /// The API's path prefix (see the endpoint table).
-pub const PREFIX: &str = crate::endpoints::prefix(Origin::ConnectedVehicle);
+pub const PREFIX: &str = Origin::ConnectedVehicle.prefix();
 
 /// The `{"data": ...}` envelope of every Connected Vehicle answer.
 #[derive(Debug, Deserialize)]
@@ -27,6 +28,13 @@ pub struct ValueObject {
     pub unit: Option<String>,
     #[serde(default)]
     pub timestamp: Option<String>,
+}
+
+impl Uploaded for ValueObject {
+    fn uploaded_at(&self) -> Option<i64> {
+        let t = crate::values::timestamp(self.timestamp.as_deref()?).ok()?;
+        Some(t as i64)
+    }
 }
 
 answer! {
@@ -218,89 +226,150 @@ pub struct Command {
     pub command: String,
 }
 
-/// Everything one car answered; each endpoint succeeds or fails on its own.
+/// `vehicles`: the VINs of the account's cars.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VehicleList(pub Vec<String>);
+
+/// `commands`: the remote commands the car supports.
 #[derive(Debug)]
-pub struct Snapshot {
-    pub details: Result<Details, ApiError>,
-    pub doors: Result<Doors, ApiError>,
-    pub windows: Result<Windows, ApiError>,
-    pub engine_status: Result<EngineStatus, ApiError>,
-    pub engine: Result<Engine, ApiError>,
-    pub diagnostics: Result<Diagnostics, ApiError>,
-    pub brakes: Result<Brakes, ApiError>,
-    pub fuel: Result<Fuel, ApiError>,
-    pub odometer: Result<Odometer, ApiError>,
-    pub statistics: Result<Statistics, ApiError>,
-    pub tyres: Result<Tyres, ApiError>,
-    pub warnings: Result<Warnings, ApiError>,
-    pub command_accessibility: Result<CommandAccessibility, ApiError>,
-    pub commands: Result<Vec<Field<Command>>, ApiError>,
+pub struct Commands(pub Vec<Field<Command>>);
+
+impl Uploaded for VehicleList {
+    fn uploaded_at(&self) -> Option<i64> {
+        None
+    }
 }
 
-/// `GET /vehicles` exactly once, without retries (see [`Client::get_json_once`]).
-pub async fn vehicles_once(client: &Client) -> Result<Vec<String>, ApiError> {
-    let e = crate::endpoints::get(Origin::ConnectedVehicle, "vehicles");
-    let list: Data<Vec<VehicleRef>> = client
-        .get_json_once(e.api, e.template, &e.path("", None))
-        .await?;
-    Ok(list.data.into_iter().map(|v| v.vin).collect())
+impl Uploaded for Details {
+    fn uploaded_at(&self) -> Option<i64> {
+        None
+    }
 }
 
-/// The VINs of a vehicle list answer.
-pub fn vehicles(body: Result<&str, ApiError>) -> Result<Vec<String>, ApiError> {
-    decode::<Data<Vec<VehicleRef>>>(body).map(|l| l.data.into_iter().map(|v| v.vin).collect())
+impl Uploaded for Commands {
+    fn uploaded_at(&self) -> Option<i64> {
+        None
+    }
 }
 
-/// The message of an endpoint skipped because an earlier run found it unsupported.
-pub const REMEMBERED: &str = "not supported by this car (remembered from an earlier run)";
-
-fn data<T: serde::de::DeserializeOwned>(body: Result<&str, ApiError>) -> Result<T, ApiError> {
-    decode::<Data<T>>(body).map(|d| d.data)
-}
-
-impl Snapshot {
-    /// One car's answers, by endpoint name; each endpoint decodes on its own.
-    pub fn decode<'a>(answer: &dyn Fn(&'static str) -> Result<&'a str, ApiError>) -> Snapshot {
-        Snapshot {
-            details: data(answer("details")),
-            doors: data(answer("doors")),
-            windows: data(answer("windows")),
-            engine_status: data(answer("engine_status")),
-            engine: data(answer("engine")),
-            diagnostics: data(answer("diagnostics")),
-            brakes: data(answer("brakes")),
-            fuel: data(answer("fuel")),
-            odometer: data(answer("odometer")),
-            statistics: data(answer("statistics")),
-            tyres: data(answer("tyres")),
-            warnings: data(answer("warnings")),
-            command_accessibility: data(answer("command_accessibility")),
-            commands: data(answer("commands")),
+impl Uploaded for CommandAccessibility {
+    fn uploaded_at(&self) -> Option<i64> {
+        match &self.availability_status {
+            Field::Ok(a) => crate::values::timestamp(a.timestamp.as_deref()?)
+                .ok()
+                .map(|t| t as i64),
+            Field::Invalid(_) => None,
         }
     }
 }
 
-impl Snapshot {
-    /// Each endpoint's failure, if any, by endpoint name.
-    pub fn errors(&self) -> Vec<(&'static str, &ApiError)> {
-        let all: [(&'static str, Option<&ApiError>); 14] = [
-            ("details", self.details.as_ref().err()),
-            ("doors", self.doors.as_ref().err()),
-            ("windows", self.windows.as_ref().err()),
-            ("engine_status", self.engine_status.as_ref().err()),
-            ("engine", self.engine.as_ref().err()),
-            ("diagnostics", self.diagnostics.as_ref().err()),
-            ("brakes", self.brakes.as_ref().err()),
-            ("fuel", self.fuel.as_ref().err()),
-            ("odometer", self.odometer.as_ref().err()),
-            ("statistics", self.statistics.as_ref().err()),
-            ("tyres", self.tyres.as_ref().err()),
-            ("warnings", self.warnings.as_ref().err()),
+/// Connected Vehicle as a run uses it.
+pub struct ConnectedVehicle;
+
+impl super::Api for ConnectedVehicle {
+    fn origin(&self) -> Origin {
+        Origin::ConnectedVehicle
+    }
+
+    fn decode(&self, endpoint: Endpoint, body: &str) -> Result<Answer, ApiError> {
+        Ok(match endpoint {
+            Endpoint::Vehicles => vehicles(body)?.into(),
+            Endpoint::Details => data::<Details>(body)?.into(),
+            Endpoint::Doors => data::<Doors>(body)?.into(),
+            Endpoint::Windows => data::<Windows>(body)?.into(),
+            Endpoint::EngineStatus => data::<EngineStatus>(body)?.into(),
+            Endpoint::Engine => data::<Engine>(body)?.into(),
+            Endpoint::Diagnostics => data::<Diagnostics>(body)?.into(),
+            Endpoint::Brakes => data::<Brakes>(body)?.into(),
+            Endpoint::Fuel => data::<Fuel>(body)?.into(),
+            Endpoint::Odometer => data::<Odometer>(body)?.into(),
+            Endpoint::Statistics => data::<Statistics>(body)?.into(),
+            Endpoint::Tyres => data::<Tyres>(body)?.into(),
+            Endpoint::Warnings => data::<Warnings>(body)?.into(),
+            Endpoint::CommandAccessibility => data::<CommandAccessibility>(body)?.into(),
+            Endpoint::Commands => Commands(data(body)?).into(),
+            other => return Err(super::not_this_api(other, Origin::ConnectedVehicle)),
+        })
+    }
+}
+
+/// Everything one car answered; each endpoint succeeds or fails on its own.
+#[derive(Debug)]
+pub struct Snapshot<'a> {
+    pub details: Result<&'a Details, ApiError>,
+    pub doors: Result<&'a Doors, ApiError>,
+    pub windows: Result<&'a Windows, ApiError>,
+    pub engine_status: Result<&'a EngineStatus, ApiError>,
+    pub engine: Result<&'a Engine, ApiError>,
+    pub diagnostics: Result<&'a Diagnostics, ApiError>,
+    pub brakes: Result<&'a Brakes, ApiError>,
+    pub fuel: Result<&'a Fuel, ApiError>,
+    pub odometer: Result<&'a Odometer, ApiError>,
+    pub statistics: Result<&'a Statistics, ApiError>,
+    pub tyres: Result<&'a Tyres, ApiError>,
+    pub warnings: Result<&'a Warnings, ApiError>,
+    pub command_accessibility: Result<&'a CommandAccessibility, ApiError>,
+    pub commands: Result<&'a Commands, ApiError>,
+}
+
+/// `GET /vehicles` exactly once, without retries (see [`Client::get_json_once`]).
+pub async fn vehicles_once(client: &Client) -> Result<Vec<String>, ApiError> {
+    let e = Endpoint::Vehicles;
+    let list: Data<Vec<VehicleRef>> = client.get_json_once(e, &e.path("", None)).await?;
+    Ok(list.data.into_iter().map(|v| v.vin).collect())
+}
+
+/// The VINs of a vehicle list answer.
+fn vehicles(body: &str) -> Result<VehicleList, ApiError> {
+    parse::<Data<Vec<VehicleRef>>>(body)
+        .map(|l| VehicleList(l.data.into_iter().map(|v| v.vin).collect()))
+}
+
+fn data<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, ApiError> {
+    parse::<Data<T>>(body).map(|d| d.data)
+}
+
+impl<'a> Snapshot<'a> {
+    /// One car's answers, each endpoint on its own.
+    pub fn of(car: &'a CarAnswers) -> Snapshot<'a> {
+        Snapshot {
+            details: car.typed(Endpoint::Details),
+            doors: car.typed(Endpoint::Doors),
+            windows: car.typed(Endpoint::Windows),
+            engine_status: car.typed(Endpoint::EngineStatus),
+            engine: car.typed(Endpoint::Engine),
+            diagnostics: car.typed(Endpoint::Diagnostics),
+            brakes: car.typed(Endpoint::Brakes),
+            fuel: car.typed(Endpoint::Fuel),
+            odometer: car.typed(Endpoint::Odometer),
+            statistics: car.typed(Endpoint::Statistics),
+            tyres: car.typed(Endpoint::Tyres),
+            warnings: car.typed(Endpoint::Warnings),
+            command_accessibility: car.typed(Endpoint::CommandAccessibility),
+            commands: car.typed(Endpoint::Commands),
+        }
+    }
+
+    /// Each endpoint's failure, if any.
+    pub fn errors(&self) -> Vec<(Endpoint, &ApiError)> {
+        let all: [(Endpoint, Option<&ApiError>); 14] = [
+            (Endpoint::Details, self.details.as_ref().err()),
+            (Endpoint::Doors, self.doors.as_ref().err()),
+            (Endpoint::Windows, self.windows.as_ref().err()),
+            (Endpoint::EngineStatus, self.engine_status.as_ref().err()),
+            (Endpoint::Engine, self.engine.as_ref().err()),
+            (Endpoint::Diagnostics, self.diagnostics.as_ref().err()),
+            (Endpoint::Brakes, self.brakes.as_ref().err()),
+            (Endpoint::Fuel, self.fuel.as_ref().err()),
+            (Endpoint::Odometer, self.odometer.as_ref().err()),
+            (Endpoint::Statistics, self.statistics.as_ref().err()),
+            (Endpoint::Tyres, self.tyres.as_ref().err()),
+            (Endpoint::Warnings, self.warnings.as_ref().err()),
             (
-                "command_accessibility",
+                Endpoint::CommandAccessibility,
                 self.command_accessibility.as_ref().err(),
             ),
-            ("commands", self.commands.as_ref().err()),
+            (Endpoint::Commands, self.commands.as_ref().err()),
         ];
         all.into_iter()
             .filter_map(|(n, e)| e.map(|e| (n, e)))

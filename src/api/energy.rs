@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{decode, ApiError};
-use crate::values::Field;
+use super::answers::CarAnswers;
+use super::{parse, Answer, ApiError, Need};
+use crate::endpoints::{Endpoint, Origin};
+use crate::values::{Field, Uploaded};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,6 +60,19 @@ pub struct StateField {
     pub code: Option<String>,
 }
 
+impl Uploaded for StateField {
+    fn uploaded_at(&self) -> Option<i64> {
+        let t = crate::values::timestamp(self.updated_at.as_deref()?).ok()?;
+        Some(t as i64)
+    }
+}
+
+impl Uploaded for Capabilities {
+    fn uploaded_at(&self) -> Option<i64> {
+        None
+    }
+}
+
 answer! {
     /// `/state`: the ten fields Volvo documents, each `OK` with a value or `ERROR` with a code.
     pub struct State<StateField> {
@@ -81,11 +96,47 @@ impl State {
     }
 }
 
+/// Energy as a run uses it: the state waits for the capabilities, which may rule it out.
+pub struct Energy;
+
+impl super::Api for Energy {
+    fn origin(&self) -> Origin {
+        Origin::Energy
+    }
+
+    fn decode(&self, endpoint: Endpoint, body: &str) -> Result<Answer, ApiError> {
+        match endpoint {
+            Endpoint::EnergyCapabilities => parse::<Capabilities>(body).map(Answer::from),
+            Endpoint::EnergyState => parse::<State>(body).map(Answer::from),
+            other => Err(super::not_this_api(other, Origin::Energy)),
+        }
+    }
+
+    /// The energy state waits for the car's capabilities (a car without energy is never asked
+    /// it); when they cannot be had this run, it is asked anyway.
+    fn needs(&self, endpoint: Endpoint, car: &CarAnswers) -> Need {
+        if endpoint != Endpoint::EnergyState {
+            return Need::Ready;
+        }
+        let caps = super::answers::Ask::of(Endpoint::EnergyCapabilities);
+        match car.typed_at::<Capabilities>(&caps) {
+            Ok(c) if c.rules_out_state() => Need::Never,
+            Ok(_) => Need::Ready,
+            Err(_) => match car.outcome(&caps) {
+                Some(super::answers::Outcome::Failed(_) | super::answers::Outcome::Deferred) => {
+                    Need::Ready
+                }
+                _ => Need::Waiting,
+            },
+        }
+    }
+}
+
 #[derive(Debug)]
-pub struct Snapshot {
-    pub capabilities: Result<Capabilities, ApiError>,
+pub struct Snapshot<'a> {
+    pub capabilities: Result<&'a Capabilities, ApiError>,
     /// `None` when the capabilities say energy is unsupported, so the state was not asked.
-    pub state: Option<Result<State, ApiError>>,
+    pub state: Option<Result<&'a State, ApiError>>,
 }
 
 impl Capabilities {
@@ -100,15 +151,22 @@ impl Capabilities {
     }
 }
 
-impl Snapshot {
+impl<'a> Snapshot<'a> {
     /// One car's answers: the capabilities, and the state unless they rule it out.
-    pub fn decode(capabilities: Result<&str, ApiError>, state: Result<&str, ApiError>) -> Snapshot {
-        let capabilities: Result<Capabilities, ApiError> = decode(capabilities);
-        let ruled_out = capabilities
-            .as_ref()
-            .is_ok_and(Capabilities::rules_out_state);
-        let supported = capabilities.as_ref().is_ok_and(Capabilities::has_state);
-        let state = decode::<State>(state).and_then(|s| {
+    pub fn of(car: &'a CarAnswers) -> Snapshot<'a> {
+        Snapshot::new(
+            car.typed(Endpoint::EnergyCapabilities),
+            car.typed(Endpoint::EnergyState),
+        )
+    }
+
+    pub fn new(
+        capabilities: Result<&'a Capabilities, ApiError>,
+        state: Result<&'a State, ApiError>,
+    ) -> Snapshot<'a> {
+        let ruled_out = capabilities.as_ref().is_ok_and(|c| c.rules_out_state());
+        let supported = capabilities.as_ref().is_ok_and(|c| c.has_state());
+        let state = state.and_then(|s| {
             // A car that says it has an energy state and answers none: an answer gone wrong.
             if s.is_empty() && supported {
                 Err(ApiError::Decode(
@@ -123,16 +181,14 @@ impl Snapshot {
             state: (!ruled_out).then_some(state),
         }
     }
-}
 
-impl Snapshot {
-    pub fn errors(&self) -> Vec<(&'static str, &ApiError)> {
+    pub fn errors(&self) -> Vec<(Endpoint, &ApiError)> {
         let mut e = Vec::new();
         if let Err(x) = &self.capabilities {
-            e.push(("energy_capabilities", x));
+            e.push((Endpoint::EnergyCapabilities, x));
         }
         if let Some(Err(x)) = &self.state {
-            e.push(("energy_state", x));
+            e.push((Endpoint::EnergyState, x));
         }
         e
     }
@@ -163,19 +219,24 @@ mod tests {
 
     #[test]
     fn an_empty_state_is_an_error_only_where_the_capabilities_promise_one() {
-        let supported = r#"{"getEnergyState":{"isSupported":true}}"#;
-        let unknown = r#"{"getEnergyState":5}"#;
+        let caps = |t: &str| parse::<Capabilities>(t).unwrap();
+        let state = |t: &str| parse::<State>(t).unwrap();
+        let (supported, unknown) = (
+            caps(r#"{"getEnergyState":{"isSupported":true}}"#),
+            caps(r#"{"getEnergyState":5}"#),
+        );
+        let (empty, other) = (state("{}"), state(r#"{"x":{"status":"OK"}}"#));
         assert!(matches!(
-            Snapshot::decode(Ok(supported), Ok("{}")).state,
+            Snapshot::new(Ok(&supported), Ok(&empty)).state,
             Some(Err(ApiError::Decode(_)))
         ));
         assert!(matches!(
-            Snapshot::decode(Ok(unknown), Ok("{}")).state,
+            Snapshot::new(Ok(&unknown), Ok(&empty)).state,
             Some(Ok(s)) if s.is_empty()
         ));
         // Members this version does not know still make the state non-empty.
         assert!(matches!(
-            Snapshot::decode(Ok(supported), Ok(r#"{"x":{"status":"OK"}}"#)).state,
+            Snapshot::new(Ok(&supported), Ok(&other)).state,
             Some(Ok(s)) if !s.is_empty()
         ));
         let caps: Capabilities = serde_json::from_str(

@@ -6,8 +6,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{decode, ApiError};
-use crate::values::Field;
+use super::answers::{Ask, CarAnswers};
+use super::{parse, Answer, ApiError, Need};
+use crate::endpoints::{Endpoint, Origin};
+use crate::values::{Field, Uploaded};
 
 #[derive(Debug, Deserialize)]
 pub struct ResourceList {
@@ -34,22 +36,90 @@ pub struct ResourceValue {
     pub value: Value,
 }
 
-#[derive(Debug)]
-pub struct Snapshot {
-    pub list: Result<Vec<String>, ApiError>,
-    /// (resource name, answer), in list order.
-    pub resources: Vec<(String, Result<ResourceValue, ApiError>)>,
+/// The names of a car's resources that are safe to put in a path, in list order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceNames(pub Vec<String>);
+
+impl Uploaded for ResourceNames {
+    fn uploaded_at(&self) -> Option<i64> {
+        None
+    }
 }
 
-impl Snapshot {
-    pub fn errors(&self) -> Vec<(&'static str, &ApiError)> {
+impl Uploaded for ResourceValue {
+    fn uploaded_at(&self) -> Option<i64> {
+        crate::values::upload_time(self.timestamp.as_ref()?)
+    }
+}
+
+/// Extended Vehicle as a run uses it: one request per listed resource.
+pub struct ExtendedVehicle;
+
+impl super::Api for ExtendedVehicle {
+    fn origin(&self) -> Origin {
+        Origin::ExtendedVehicle
+    }
+
+    fn decode(&self, endpoint: Endpoint, body: &str) -> Result<Answer, ApiError> {
+        match endpoint {
+            Endpoint::ExtendedResources => {
+                parse::<ResourceList>(body).map(|l| Answer::from(ResourceNames(resource_names(&l))))
+            }
+            Endpoint::ExtendedValues => {
+                parse::<ResourceEnvelope>(body).map(|e| Answer::from(e.resource_value))
+            }
+            other => Err(super::not_this_api(other, Origin::ExtendedVehicle)),
+        }
+    }
+
+    /// The values are asked one per resource the car's list names.
+    fn needs(&self, endpoint: Endpoint, car: &CarAnswers) -> Need {
+        if endpoint != Endpoint::ExtendedValues {
+            return Need::Ready;
+        }
+        match car.typed::<ResourceNames>(Endpoint::ExtendedResources) {
+            Ok(names) => Need::Each(names.0.clone()),
+            Err(_) => Need::Each(Vec::new()),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Snapshot<'a> {
+    pub list: Result<&'a ResourceNames, ApiError>,
+    /// (resource name, answer), in list order.
+    pub resources: Vec<(&'a str, Result<&'a ResourceValue, ApiError>)>,
+}
+
+impl<'a> Snapshot<'a> {
+    /// One car's answers: the resource list, then each listed resource's value.
+    pub fn of(car: &'a CarAnswers) -> Snapshot<'a> {
+        let list = car.typed::<ResourceNames>(Endpoint::ExtendedResources);
+        let resources = match &list {
+            Ok(names) => names
+                .0
+                .iter()
+                .map(|n| {
+                    let ask = Ask {
+                        endpoint: Endpoint::ExtendedValues,
+                        resource: Some(n.clone()),
+                    };
+                    (n.as_str(), car.typed_at::<ResourceValue>(&ask))
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        Snapshot { list, resources }
+    }
+
+    pub fn errors(&self) -> Vec<(Endpoint, &ApiError)> {
         let mut e = Vec::new();
         if let Err(x) = &self.list {
-            e.push(("extended_resources", x));
+            e.push((Endpoint::ExtendedResources, x));
         }
         for (_, r) in &self.resources {
             if let Err(x) = r {
-                e.push(("extended_values", x));
+                e.push((Endpoint::ExtendedValues, x));
             }
         }
         e
@@ -91,30 +161,4 @@ pub fn resource_names(list: &ResourceList) -> Vec<String> {
             _ => None,
         })
         .collect()
-}
-
-impl Snapshot {
-    /// One car's answers: the resource list, then each listed resource's value by name.
-    pub fn decode<'a>(
-        list: Result<&'a str, ApiError>,
-        value: &dyn Fn(&str) -> Result<&'a str, ApiError>,
-    ) -> Snapshot {
-        let names = decode::<ResourceList>(list).map(|l| resource_names(&l));
-        let resources = names
-            .as_ref()
-            .map(|names| {
-                names
-                    .iter()
-                    .map(|n| {
-                        let v = decode::<ResourceEnvelope>(value(n)).map(|e| e.resource_value);
-                        (n.clone(), v)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Snapshot {
-            list: names,
-            resources,
-        }
-    }
 }

@@ -5,8 +5,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::ApiError;
-use crate::values::Field;
+use super::{parse, Answer, ApiError};
+use crate::endpoints::{Endpoint, Origin};
+use crate::values::{Field, Uploaded};
 
 #[derive(Debug, Deserialize)]
 pub struct Envelope {
@@ -34,6 +35,32 @@ pub struct Point {
 }
 
 /// The position answer's GeoJSON feature.
-pub fn decode(body: Result<&str, ApiError>) -> Result<Feature, ApiError> {
-    super::decode::<Envelope>(body).map(|e| e.data)
+pub fn decode(body: &str) -> Result<Feature, ApiError> {
+    parse::<Envelope>(body).map(|e| e.data)
+}
+
+impl Uploaded for Feature {
+    fn uploaded_at(&self) -> Option<i64> {
+        let Some(Field::Ok(p)) = &self.properties else {
+            return None;
+        };
+        let t = crate::values::timestamp(p.timestamp.as_deref()?).ok()?;
+        Some(t as i64)
+    }
+}
+
+/// Location as a run uses it.
+pub struct Location;
+
+impl super::Api for Location {
+    fn origin(&self) -> Origin {
+        Origin::Location
+    }
+
+    fn decode(&self, endpoint: Endpoint, body: &str) -> Result<Answer, ApiError> {
+        match endpoint {
+            Endpoint::Location => decode(body).map(Answer::from),
+            other => Err(super::not_this_api(other, Origin::Location)),
+        }
+    }
 }

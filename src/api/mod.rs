@@ -1,5 +1,8 @@
-//! Volvo's four APIs: one module each with its response types (serde models that accept the
-//! quirks listed in the README) and the requests a run makes, over the shared [`client`].
+//! Volvo's four APIs, each part using only those before it: [`answers`] (what each car said,
+//! every answer decoded once), [`client`] (the one request client), then one module per API
+//! with its response types (serde models that accept the quirks listed in the README):
+//! [`connected_vehicle`], [`energy`], [`extended_vehicle`], [`location`]. This file holds what
+//! they share: the typed [`Answer`] of every endpoint, the [`Api`] interface and [`ApiError`].
 
 /// A typed answer: a struct with one `Option<Field<V>>` per JSON member, and for each member
 /// an accessor method of the same name that gives the value together with its JSON key. The
@@ -22,6 +25,8 @@ macro_rules! answer {
             $(pub $field: Option<$crate::values::Field<$v>>,)*
             /// How many members the answer had, known or not.
             members: usize,
+            /// The newest upload time of any member, known or not.
+            newest: Option<i64>,
         }
 
         impl $name {
@@ -33,6 +38,11 @@ macro_rules! answer {
                 self.members == 0
             }
 
+            /// The newest upload time of any member (Unix seconds).
+            pub fn newest_upload(&self) -> Option<i64> {
+                self.newest
+            }
+
             $(
                 pub fn $field(&self) -> $crate::values::Entry<'_, $v> {
                     $crate::values::Entry {
@@ -41,6 +51,12 @@ macro_rules! answer {
                     }
                 }
             )*
+        }
+
+        impl $crate::values::Uploaded for $name {
+            fn uploaded_at(&self) -> Option<i64> {
+                self.newest
+            }
         }
 
         impl<'de> serde::Deserialize<'de> for $name {
@@ -58,12 +74,22 @@ macro_rules! answer {
                         let mut answer = $name::default();
                         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                             answer.members += 1;
-                            match &*key {
-                                $($key => answer.$field = Some(map.next_value()?),)*
-                                _ => {
-                                    map.next_value::<serde::de::IgnoredAny>()?;
-                                }
-                            }
+                            let at = match &*key {
+                                $($key => {
+                                    let f: $crate::values::Field<$v> = map.next_value()?;
+                                    let at = match &f {
+                                        $crate::values::Field::Ok(v) => {
+                                            $crate::values::Uploaded::uploaded_at(v)
+                                        }
+                                        $crate::values::Field::Invalid(_) => None,
+                                    };
+                                    answer.$field = Some(f);
+                                    at
+                                })*
+                                // Members this version does not know still show an upload.
+                                _ => map.next_value::<$crate::values::Stamps>()?.0,
+                            };
+                            answer.newest = answer.newest.max(at);
                         }
                         Ok(answer)
                     }
@@ -74,6 +100,45 @@ macro_rules! answer {
     };
 }
 
+/// The typed answer of every endpoint, one variant each, and for each answer type a way back
+/// from the enum ([`Typed`]), so that a reader asks for the type it needs.
+macro_rules! answers {
+    ($($variant:ident($ty:ty),)*) => {
+        /// One endpoint's answer, decoded. Boxed, so that a kept answer takes the room of
+        /// its own endpoint's, not the largest's.
+        #[derive(Debug)]
+        pub enum Answer {
+            $($variant(Box<$ty>),)*
+        }
+
+        $(impl From<$ty> for Answer {
+            fn from(x: $ty) -> Answer {
+                Answer::$variant(Box::new(x))
+            }
+        }
+
+        impl Typed for $ty {
+            fn from_answer(a: &Answer) -> Option<&Self> {
+                match a {
+                    Answer::$variant(x) => Some(x),
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                }
+            }
+        })*
+
+        impl Answer {
+            /// The newest upload time the answer carries (Unix seconds).
+            pub fn newest_upload(&self) -> Option<i64> {
+                match self {
+                    $(Answer::$variant(x) => $crate::values::Uploaded::uploaded_at(x.as_ref()),)*
+                }
+            }
+        }
+    };
+}
+
+pub mod answers;
 pub mod client;
 pub mod connected_vehicle;
 pub mod energy;
@@ -82,9 +147,87 @@ pub mod location;
 
 use std::time::Duration;
 
-/// Decodes an answer's body; a failed or missing answer stays what it was.
-pub fn decode<T: serde::de::DeserializeOwned>(body: Result<&str, ApiError>) -> Result<T, ApiError> {
-    serde_json::from_str(body?).map_err(|e| ApiError::Decode(e.to_string()))
+use crate::endpoints::{Endpoint, Origin};
+
+/// An answer type that can be read back out of an [`Answer`].
+pub trait Typed {
+    fn from_answer(a: &Answer) -> Option<&Self>;
+}
+
+answers! {
+    Vehicles(connected_vehicle::VehicleList),
+    Details(connected_vehicle::Details),
+    Doors(connected_vehicle::Doors),
+    Windows(connected_vehicle::Windows),
+    EngineStatus(connected_vehicle::EngineStatus),
+    Engine(connected_vehicle::Engine),
+    Diagnostics(connected_vehicle::Diagnostics),
+    Brakes(connected_vehicle::Brakes),
+    Fuel(connected_vehicle::Fuel),
+    Odometer(connected_vehicle::Odometer),
+    Statistics(connected_vehicle::Statistics),
+    Tyres(connected_vehicle::Tyres),
+    Warnings(connected_vehicle::Warnings),
+    CommandAccessibility(connected_vehicle::CommandAccessibility),
+    Commands(connected_vehicle::Commands),
+    EnergyCapabilities(energy::Capabilities),
+    EnergyState(energy::State),
+    Location(location::Feature),
+    ExtendedResources(extended_vehicle::ResourceNames),
+    ExtendedValues(extended_vehicle::ResourceValue),
+}
+
+/// One of Volvo's APIs as a run uses it: how its answers are decoded, and what else of a car
+/// an endpoint needs before it can be asked. Its mapper (`metrics`) is the third part.
+pub trait Api: Sync {
+    fn origin(&self) -> Origin;
+
+    /// One answer's body, decoded once into its typed answer.
+    fn decode(&self, endpoint: Endpoint, body: &str) -> Result<Answer, ApiError>;
+
+    /// Whether `endpoint` can be asked of the car now, given what else it answered.
+    fn needs(&self, _endpoint: Endpoint, _car: &answers::CarAnswers) -> Need {
+        Need::Ready
+    }
+}
+
+/// What an endpoint waits for before it is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    Ready,
+    /// Not until another answer came (the energy state waits for the capabilities).
+    Waiting,
+    /// Never for this car (the capabilities rule the energy state out).
+    Never,
+    /// One request per resource (Extended Vehicle's values, one per listed resource).
+    Each(Vec<String>),
+}
+
+/// The four APIs.
+pub static APIS: [&dyn Api; 4] = [
+    &connected_vehicle::ConnectedVehicle,
+    &energy::Energy,
+    &location::Location,
+    &extended_vehicle::ExtendedVehicle,
+];
+
+/// The API an endpoint belongs to.
+pub fn api_of(endpoint: Endpoint) -> &'static dyn Api {
+    let origin = endpoint.api();
+    *APIS
+        .iter()
+        .find(|a| a.origin() == origin)
+        .expect("every endpoint belongs to one of the four APIs")
+}
+
+/// What an API says of an endpoint that is not its own (a mistake of the caller's).
+fn not_this_api(endpoint: Endpoint, api: Origin) -> ApiError {
+    ApiError::Decode(format!("{endpoint} is not an endpoint of {}", api.label()))
+}
+
+/// Decodes a body into `T`.
+pub fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, ApiError> {
+    serde_json::from_str(body).map_err(|e| ApiError::Decode(e.to_string()))
 }
 
 /// Why a request did not give usable data. The variants map onto a bounded set of reasons

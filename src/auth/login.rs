@@ -23,9 +23,9 @@ use oauth2::{
 use tokio::time::Instant;
 
 use super::redirect::{loopback_addrs, read_pasted, Callback, Listener, Page, Pasted};
-use super::refresh::{now, StatusRecorder};
+use super::refresh::StatusRecorder;
 use super::token::{self, Token};
-use crate::config::Settings;
+use crate::config::{Account, Settings};
 use crate::error::{ExitCode, Fatal};
 use crate::secret::Secret;
 use crate::text::shell_word;
@@ -36,18 +36,19 @@ const DEVELOPER_PORTAL: &str = "https://developer.volvocars.com";
 /// Runs the whole login; `timeout` bounds the wait for the redirect (or the paste).
 pub async fn run(
     settings: &Settings,
+    account: &Account,
     no_browser: bool,
     timeout: Duration,
 ) -> Result<ExitCode, Fatal> {
-    let secret = settings.client_secret()?;
-    let redirect = settings.account.redirect_uri.clone();
+    let secret = settings.client_secret(account)?;
+    let redirect = account.redirect_uri.clone();
     // Listen before showing the URL: a port that is taken is reported before the user logs in.
     let listener = match loopback_addrs(&redirect) {
         Some(addrs) => Some(Listener::bind(&addrs, &redirect).await?),
         None => None,
     };
 
-    let client = BasicClient::new(ClientId::new(settings.account.client_id.clone()))
+    let client = BasicClient::new(ClientId::new(account.client_id.clone()))
         .set_client_secret(ClientSecret::new(secret.expose().to_string()))
         .set_auth_uri(AuthUrl::from_url(settings.auth_url.clone()))
         .set_token_uri(TokenUrl::from_url(settings.token_url.clone()))
@@ -55,11 +56,7 @@ pub async fn run(
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (authorize_url, state) = client
         .authorize_url(CsrfToken::new_random)
-        .add_scopes(
-            crate::endpoints::scopes(settings)
-                .into_iter()
-                .map(Scope::new),
-        )
+        .add_scopes(settings.scopes(account).into_iter().map(Scope::new))
         .set_pkce_challenge(challenge)
         .url();
 
@@ -77,12 +74,12 @@ pub async fn run(
                 humantime::format_duration(timeout)
             );
             let (callback, reply) = listener.wait(redirect.path(), deadline, timeout).await?;
-            let outcome = match check_redirect(&callback, state.secret(), settings) {
-                Ok(code) => exchange(&client, &http, code, verifier, settings).await,
+            let outcome = match check_redirect(&callback, state.secret(), settings, account) {
+                Ok(code) => exchange(&client, &http, code, verifier, settings, account).await,
                 Err(f) => Err(f),
             };
             let outcome = match outcome {
-                Ok(t) => save(settings, &t).await.map(|()| t),
+                Ok(t) => save(account, &t).await.map(|()| t),
                 Err(f) => Err(f),
             };
             let page = match &outcome {
@@ -99,7 +96,9 @@ pub async fn run(
                 humantime::format_duration(timeout)
             );
             let code = match read_pasted(deadline, timeout).await? {
-                Pasted::Redirect(callback) => check_redirect(&callback, state.secret(), settings)?,
+                Pasted::Redirect(callback) => {
+                    check_redirect(&callback, state.secret(), settings, account)?
+                }
                 Pasted::BareCode(code) => {
                     eprintln!(
                         "note: only the code was pasted, so the state of this login cannot be checked; paste the whole address to have it checked"
@@ -107,14 +106,14 @@ pub async fn run(
                     code
                 }
             };
-            let token = exchange(&client, &http, code, verifier, settings).await?;
-            save(settings, &token).await?;
+            let token = exchange(&client, &http, code, verifier, settings, account).await?;
+            save(account, &token).await?;
             token
         }
     };
 
-    warn_missing_scopes(settings, &token);
-    print_next_steps(settings);
+    warn_missing_scopes(settings, account, &token);
+    print_next_steps(settings, account);
     Ok(ExitCode::Ok)
 }
 
@@ -126,6 +125,7 @@ fn check_redirect(
     cb: &Callback,
     expected_state: &str,
     settings: &Settings,
+    account: &Account,
 ) -> Result<Secret, Fatal> {
     match cb.state.as_deref() {
         Some(s) if s == expected_state => {}
@@ -156,7 +156,7 @@ fn check_redirect(
             ));
         }
         let register = if is_registration_problem(&error, description.as_deref()) {
-            print_registration_hint(settings);
+            print_registration_hint(settings, account);
             "; what your application must have registered is printed above"
         } else {
             ""
@@ -185,15 +185,16 @@ fn is_temporary(error: &str) -> bool {
     matches!(error, "server_error" | "temporarily_unavailable")
 }
 
-fn print_registration_hint(settings: &Settings) {
+fn print_registration_hint(settings: &Settings, account: &Account) {
     eprintln!(
         "In Volvo's developer portal ({DEVELOPER_PORTAL}), your application (client ID {}) must have\n  this redirect URI: {}\n  these scopes:      {}",
-        settings.account.client_id,
-        settings.account.redirect_uri,
-        crate::endpoints::scopes(settings).join(" ")
+        account.client_id,
+        account.redirect_uri,
+        settings.scopes(account).join(" ")
     );
     // The likeliest scope an application cannot have: Extended Vehicle's, after its shutdown.
-    if crate::endpoints::scopes(settings)
+    if settings
+        .scopes(account)
         .iter()
         .any(|s| crate::config::is_extended_vehicle_scope(s))
     {
@@ -227,6 +228,7 @@ async fn exchange(
     code: Secret,
     verifier: PkceCodeVerifier,
     settings: &Settings,
+    account: &Account,
 ) -> Result<Token, Fatal> {
     let recorder = StatusRecorder::new(http);
     let result = client
@@ -235,27 +237,32 @@ async fn exchange(
         .request_async(&recorder)
         .await;
     match result {
-        Ok(r) => token_from(&r, settings),
+        Ok(r) => token_from(&r, settings, account),
         Err(e) => Err(exchange_error(
             e,
             recorder.status.load(Ordering::Relaxed),
             settings,
+            account,
         )),
     }
 }
 
-fn token_from(r: &oauth2::basic::BasicTokenResponse, settings: &Settings) -> Result<Token, Fatal> {
+fn token_from(
+    r: &oauth2::basic::BasicTokenResponse,
+    settings: &Settings,
+    account: &Account,
+) -> Result<Token, Fatal> {
     let refresh_token = r.refresh_token().ok_or_else(|| {
         Fatal::login(
             "Volvo ID answered the login without a refresh token, so every run would need a new login; check your application in Volvo's developer portal",
         )
     })?;
-    let now = now();
+    let now = settings.clock.now();
     let expires_in = r.expires_in().map(|d| d.as_secs() as i64).unwrap_or(300);
     let scope = r
         .scopes()
         .map(|s| s.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .unwrap_or_else(|| crate::endpoints::scopes(settings))
+        .unwrap_or_else(|| settings.scopes(account))
         .join(" ");
     Ok(Token {
         access_token: Secret::new(r.access_token().secret().clone()),
@@ -276,6 +283,7 @@ fn exchange_error(
     >,
     status: u16,
     settings: &Settings,
+    account: &Account,
 ) -> Fatal {
     match e {
         RequestTokenError::ServerResponse(r) => {
@@ -292,7 +300,7 @@ fn exchange_error(
                 );
             }
             let register = if is_registration_problem(&error, description.as_deref()) {
-                print_registration_hint(settings);
+                print_registration_hint(settings, account);
                 " (what your application must have registered is printed above)"
             } else {
                 ""
@@ -331,15 +339,15 @@ fn exchange_error(
 }
 
 /// Saves the token under the token lock, creating its folder (0700) when needed.
-async fn save(settings: &Settings, token: &Token) -> Result<(), Fatal> {
-    let path = &settings.account.token_file;
+async fn save(account: &Account, token: &Token) -> Result<(), Fatal> {
+    let path = &account.token_file;
     token::create_folder(path)?;
     let _lock = token::lock(path).await?;
     token::save(path, token)
 }
 
-fn warn_missing_scopes(settings: &Settings, token: &Token) {
-    let needed = crate::endpoints::scopes(settings);
+fn warn_missing_scopes(settings: &Settings, account: &Account, token: &Token) {
+    let needed = settings.scopes(account);
     let missing =
         crate::endpoints::missing_scopes(&needed, token.scope.as_deref().unwrap_or_default());
     if !missing.is_empty() {
@@ -350,14 +358,13 @@ fn warn_missing_scopes(settings: &Settings, token: &Token) {
     }
 }
 
-fn print_next_steps(settings: &Settings) {
+fn print_next_steps(settings: &Settings, account: &Account) {
     let config = std::fs::canonicalize(&settings.config_path)
         .unwrap_or_else(|_| settings.config_path.clone());
     let config = shell_word(&config);
     // Beside the token, not in /tmp where another user could take it first; and not the
     // token's own lock, which the run takes itself and would then wait for forever.
-    let dir = settings
-        .account
+    let dir = account
         .token_file
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -377,7 +384,7 @@ fn print_next_steps(settings: &Settings) {
          \x20 2. Collect every {} with the systemd timer:  systemctl enable --now volvo-collect.timer\n\
          \x20    or with cron (flock keeps runs from piling up):\n\
          \x20    */{minutes} * * * * flock -n {cron_lock} volvo-collect --config {config} --once{output}",
-        dir.join(settings.account.token_file.file_name().unwrap_or_default()).display(),
+        dir.join(account.token_file.file_name().unwrap_or_default()).display(),
         humantime::format_duration(settings.interval),
     );
 }
@@ -428,7 +435,9 @@ mod tests {
     fn matching_state_gives_the_code() {
         let cb = redirect("https://example.com/callback?code=c0de&state=good");
         assert_eq!(
-            check_redirect(&cb, "good", &settings()).unwrap().expose(),
+            check_redirect(&cb, "good", &settings(), &settings().accounts[0])
+                .unwrap()
+                .expose(),
             "c0de"
         );
     }
@@ -439,7 +448,13 @@ mod tests {
             "https://example.com/callback?code=c0de&state=evil",
             "https://example.com/callback?code=c0de",
         ] {
-            let e = check_redirect(&redirect(pasted), "good", &settings()).unwrap_err();
+            let e = check_redirect(
+                &redirect(pasted),
+                "good",
+                &settings(),
+                &settings().accounts[0],
+            )
+            .unwrap_err();
             assert_eq!(e.code, ExitCode::LoginNeeded);
             assert!(e.message.contains("state mismatch"), "{}", e.message);
             assert!(
@@ -450,7 +465,7 @@ mod tests {
         }
         // A forged error with the wrong state is a mismatch too, not taken at its word.
         let cb = redirect("https://example.com/cb?error=access_denied&state=evil");
-        let e = check_redirect(&cb, "good", &settings()).unwrap_err();
+        let e = check_redirect(&cb, "good", &settings(), &settings().accounts[0]).unwrap_err();
         assert!(e.message.contains("state mismatch"), "{}", e.message);
     }
 
@@ -459,7 +474,7 @@ mod tests {
         let cb = redirect(
             "https://example.com/cb?error=access_denied&error_description=User%20said%0Ano&state=good",
         );
-        let e = check_redirect(&cb, "good", &settings()).unwrap_err();
+        let e = check_redirect(&cb, "good", &settings(), &settings().accounts[0]).unwrap_err();
         assert_eq!(e.code, ExitCode::LoginNeeded);
         assert!(
             e.message.contains("access_denied: User said no"),
@@ -473,7 +488,7 @@ mod tests {
         );
         // Without a state, the error still says what happened.
         let cb = redirect("https://example.com/cb?error=invalid_scope");
-        let e = check_redirect(&cb, "good", &settings()).unwrap_err();
+        let e = check_redirect(&cb, "good", &settings(), &settings().accounts[0]).unwrap_err();
         assert!(
             e.message.contains("refused the login (invalid_scope)"),
             "{}",
@@ -482,7 +497,7 @@ mod tests {
         assert!(e.message.contains("printed above"), "{}", e.message);
         // An outage at Volvo ID is worth a retry later, not a fix.
         let cb = redirect("https://example.com/cb?error=temporarily_unavailable&state=good");
-        let e = check_redirect(&cb, "good", &settings()).unwrap_err();
+        let e = check_redirect(&cb, "good", &settings(), &settings().accounts[0]).unwrap_err();
         assert_eq!(e.code, ExitCode::Temporary);
         assert!(!e.message.contains("printed above"), "{}", e.message);
     }

@@ -52,10 +52,8 @@ pub struct OAuthClient<'a> {
     pub client_secret: &'a Secret,
     pub auth_url: &'a url::Url,
     pub token_url: &'a url::Url,
-}
-
-pub fn now() -> i64 {
-    crate::clock::now()
+    /// The clock that says when the token expires.
+    pub clock: crate::clock::Clock,
 }
 
 /// A reqwest-backed HTTP client for `oauth2` that remembers the last status code: `oauth2`
@@ -175,8 +173,7 @@ fn rate_limited(tries: u32) -> Fatal {
 
 /// The token after Volvo ID's answer `r` to refreshing `old`. The refresh token is kept when
 /// Volvo ID does not send a new one.
-fn rotated_token(old: &Token, r: oauth2::basic::BasicTokenResponse) -> Token {
-    let now = now();
+fn rotated_token(old: &Token, r: oauth2::basic::BasicTokenResponse, now: i64) -> Token {
     let rotated = r.refresh_token().map(|t| Secret::new(t.secret().clone()));
     let expires_in = r.expires_in().map(|d| d.as_secs() as i64).unwrap_or(300);
     Token {
@@ -219,7 +216,7 @@ pub async fn ensure_fresh(
 ) -> Result<(Token, Freshness), Fatal> {
     let lock = token::lock(token_file).await?;
     let current = token::read(token_file)?;
-    if !current.expires_within(now(), REFRESH_MARGIN_S) {
+    if !current.expires_within(oauth.clock.now(), REFRESH_MARGIN_S) {
         return Ok((current, Freshness::Fresh));
     }
     tracing::debug!("access token expires within a minute; refreshing");
@@ -241,7 +238,8 @@ pub async fn renew(
 ) -> Result<Secret, Fatal> {
     let lock = token::lock(token_file).await?;
     let current = token::read(token_file)?;
-    if current.access_token != *failed && !current.expires_within(now(), REFRESH_MARGIN_S) {
+    let now = oauth.clock.now();
+    if current.access_token != *failed && !current.expires_within(now, REFRESH_MARGIN_S) {
         return Ok(current.access_token);
     }
     tracing::info!("an API refused the access token; refreshing it once");
@@ -274,6 +272,7 @@ async fn refresh_and_save(
                 client_secret: oauth.client_secret.clone(),
                 auth_url: oauth.auth_url.clone(),
                 token_url: oauth.token_url.clone(),
+                clock: oauth.clock,
             },
             token_file.to_path_buf(),
             current.clone(),
@@ -303,6 +302,7 @@ struct OwnedOAuth {
     client_secret: Secret,
     auth_url: url::Url,
     token_url: url::Url,
+    clock: crate::clock::Clock,
 }
 
 type Attempt = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Token, Failure>> + Send>>;
@@ -320,8 +320,9 @@ fn refresh_attempt(
     Box::pin(async move {
         let _in_flight = in_flight;
         let _lock = lock;
+        let clock = oauth.clock;
         let r = exchange(http, oauth, refresh_token).await?;
-        let fresh = rotated_token(&current, r);
+        let fresh = rotated_token(&current, r, clock.now());
         token::save(&path, &fresh).map_err(Failure::Fatal)?;
         Ok(fresh)
     })

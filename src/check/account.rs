@@ -10,7 +10,8 @@ use crate::api::client::Client;
 use crate::api::{connected_vehicle, ApiError};
 use crate::auth::refresh::{self, Freshness, OAuthClient, REFRESH_MARGIN_S};
 use crate::auth::token::{self, Token};
-use crate::config::{is_extended_vehicle_scope, Settings};
+use crate::config::{Account, Settings};
+use crate::endpoints::is_extended_vehicle_scope;
 use crate::error::ExitCode;
 use crate::schedule;
 use crate::secret::Secret;
@@ -30,8 +31,9 @@ pub(super) struct AccountCheck {
 }
 
 /// What every step of one account's check needs.
-struct Account<'a> {
+struct Check<'a> {
     s: &'a Settings,
+    ac: &'a Account,
     http: &'a reqwest::Client,
     offline: bool,
     /// The login command, as the user would type it for this config file and account.
@@ -53,21 +55,22 @@ struct TokenFile {
 /// Checks one account, in the order its findings are printed.
 pub(super) async fn check_account(
     s: &Settings,
+    ac: &Account,
     http: &reqwest::Client,
     offline: bool,
     login: String,
 ) -> AccountCheck {
-    let a = Account {
+    let a = Check {
         s,
+        ac,
         http,
         offline,
         login: &login,
-        now: refresh::now(),
+        now: s.clock.now(),
     };
     let mut f = Findings::default();
-    secret_findings(&mut f, s);
-    let path =
-        std::path::absolute(&s.account.token_file).unwrap_or_else(|_| s.account.token_file.clone());
+    secret_findings(&mut f, ac);
+    let path = std::path::absolute(&ac.token_file).unwrap_or_else(|_| ac.token_file.clone());
     let original = match token::read(&path) {
         Ok(t) => t,
         Err(e) => {
@@ -76,7 +79,7 @@ pub(super) async fn check_account(
                 e.message.replace("`volvo-collect login`", a.login)
             ));
             f.warn("access token and API key: not checked (no usable token file)");
-            state_findings(s, &mut f, a.now);
+            state_findings(s, ac, &mut f, a.now);
             return AccountCheck {
                 findings: f.0,
                 listed: None,
@@ -87,10 +90,16 @@ pub(super) async fn check_account(
     let (current, refreshed) = access_token_finding(&mut f, &a, &file, &original).await;
     rotation_finding(&mut f, &original, refreshed, a.now, a.login);
     login_finding(&mut f, &original, a.now, a.login);
-    scope_finding(&mut f, s, current.as_ref().unwrap_or(&original), a.login);
+    scope_finding(
+        &mut f,
+        s,
+        ac,
+        current.as_ref().unwrap_or(&original),
+        a.login,
+    );
     let listed = vehicle_list_finding(&mut f, &a, current.as_ref()).await;
-    cars_findings(&mut f, s, listed.as_deref(), offline);
-    state_findings(s, &mut f, a.now);
+    cars_findings(&mut f, ac, listed.as_deref(), offline);
+    state_findings(s, ac, &mut f, a.now);
     AccountCheck {
         findings: f.0,
         listed: listed.map(|l| l.len()),
@@ -98,45 +107,40 @@ pub(super) async fn check_account(
 }
 
 /// Where the account is configured, as the user finds it in the config file.
-fn table_name(s: &Settings) -> String {
-    if s.account.table == "volvo" {
+fn table_name(ac: &Account) -> String {
+    if ac.table == "volvo" {
         "[volvo]".to_string()
     } else {
-        format!("the [[account]] named {:?}", s.account.name)
+        format!("the [[account]] named {:?}", ac.name)
     }
 }
 
 /// A setting of the account, as the user finds it in the config file.
-fn key_name(s: &Settings, key: &str) -> String {
-    if s.account.table == "volvo" {
+fn key_name(ac: &Account, key: &str) -> String {
+    if ac.table == "volvo" {
         format!("volvo.{key}")
     } else {
-        format!("{key} in {}", table_name(s))
+        format!("{key} in {}", table_name(ac))
     }
 }
 
 /// Only whether the secrets are there: their values are never shown.
-fn secret_findings(f: &mut Findings, s: &Settings) {
+fn secret_findings(f: &mut Findings, ac: &Account) {
     for (what, present, key, env) in [
         (
             "client secret",
-            s.account.client_secret.is_some(),
+            ac.client_secret.is_some(),
             "client_secret",
-            &s.account.env_client_secret,
+            &ac.env_client_secret,
         ),
-        (
-            "API key",
-            s.account.api_key.is_some(),
-            "api_key",
-            &s.account.env_api_key,
-        ),
+        ("API key", ac.api_key.is_some(), "api_key", &ac.env_api_key),
     ] {
         if present {
             f.ok(format!("{what}: present"));
         } else {
             f.fail(format!(
                 "{what}: missing: set {key} (or {key}_file) in {}, or the environment variable {env}",
-                table_name(s)
+                table_name(ac)
             ));
         }
     }
@@ -196,7 +200,7 @@ fn token_file_findings(f: &mut Findings, path: PathBuf) -> TokenFile {
 /// whether this check rotated the refresh token.
 async fn access_token_finding(
     f: &mut Findings,
-    a: &Account<'_>,
+    a: &Check<'_>,
     file: &TokenFile,
     original: &Token,
 ) -> (Option<Token>, bool) {
@@ -219,7 +223,7 @@ async fn access_token_finding(
             expiry()
         ));
         (None, false)
-    } else if !file.folder_writable || a.s.account.client_secret.is_none() {
+    } else if !file.folder_writable || a.ac.client_secret.is_none() {
         f.warn(format!(
             "access token: {}; not refreshed (see above)",
             expiry()
@@ -231,19 +235,20 @@ async fn access_token_finding(
 }
 
 /// Refreshes the access token as a run would.
-async fn refresh_finding(f: &mut Findings, a: &Account<'_>, path: &Path) -> (Option<Token>, bool) {
-    let secret = a.s.account.client_secret.clone().unwrap_or_default();
+async fn refresh_finding(f: &mut Findings, a: &Check<'_>, path: &Path) -> (Option<Token>, bool) {
+    let secret = a.ac.client_secret.clone().unwrap_or_default();
     let oauth = OAuthClient {
-        client_id: &a.s.account.client_id,
+        client_id: &a.ac.client_id,
         client_secret: &secret,
         auth_url: &a.s.auth_url,
         token_url: &a.s.token_url,
+        clock: a.s.clock,
     };
     match refresh::ensure_fresh(a.http, &oauth, path).await {
         Ok((t, Freshness::Refreshed)) => {
             f.ok(format!(
                 "access token: refreshed at Volvo ID, rotated refresh token saved; the new access token expires in {}",
-                human(t.expires_at - refresh::now())
+                human(t.expires_at - a.now)
             ));
             (Some(t), true)
         }
@@ -251,7 +256,7 @@ async fn refresh_finding(f: &mut Findings, a: &Account<'_>, path: &Path) -> (Opt
         Ok((t, Freshness::Fresh)) => {
             f.ok(format!(
                 "access token: valid for another {}",
-                human(t.expires_at - refresh::now())
+                human(t.expires_at - a.now)
             ));
             (Some(t), false)
         }
@@ -320,15 +325,15 @@ fn login_finding(f: &mut Findings, original: &Token, now: i64, login: &str) {
     }
 }
 
-fn scope_finding(f: &mut Findings, s: &Settings, t: &Token, login: &str) {
+fn scope_finding(f: &mut Findings, s: &Settings, ac: &Account, t: &Token, login: &str) {
     let Some(granted) = &t.scope else {
         f.warn(format!(
             "scopes: the token file does not list the granted scopes, so the {} needed ones cannot be compared: run {login} to record them",
-            crate::endpoints::scopes(s).len()
+            s.scopes(ac).len()
         ));
         return;
     };
-    let needed = crate::endpoints::scopes(s);
+    let needed = s.scopes(ac);
     // Extended Vehicle's scopes are not the account's fault when missing: Volvo retired the
     // API, and applications created since may not be able to register them.
     let (retired, live): (Vec<String>, Vec<String>) = needed
@@ -345,7 +350,7 @@ fn scope_finding(f: &mut Findings, s: &Settings, t: &Token, login: &str) {
             missing.len(),
             live.len(),
             missing.join(" "),
-            s.account.client_id
+            ac.client_id
         ));
     }
     extended_vehicle_finding(f, s, &granted, &retired_missing, login);
@@ -396,18 +401,18 @@ fn extended_vehicle_finding(
 /// on the account when the vehicle list answered.
 async fn vehicle_list_finding(
     f: &mut Findings,
-    a: &Account<'_>,
+    a: &Check<'_>,
     current: Option<&Token>,
 ) -> Option<Vec<String>> {
     if a.offline {
         return None;
     }
-    let (Some(t), Some(key)) = (current, &a.s.account.api_key) else {
+    let (Some(t), Some(key)) = (current, &a.ac.api_key) else {
         f.warn("API key and token: not checked (see above)");
         return None;
     };
     let login = a.login;
-    match vehicle_list(a.http, a.s, key, &t.access_token).await {
+    match vehicle_list(a.http, a.s, a.ac, key, &t.access_token).await {
         Ok(vins) => {
             f.ok(format!(
                 "API key and token: GET {}/vehicles answered 200 with {} {}",
@@ -419,8 +424,8 @@ async fn vehicle_list_finding(
         }
         Err(ApiError::BadApiKey) => f.fail(format!(
             "API key: Volvo refused it (HTTP 401, invalid VCC API key): check {} (or the environment variable {}): it must be the VCC API key of your application in Volvo's developer portal",
-            key_name(a.s, "api_key"),
-            a.s.account.env_api_key
+            key_name(a.ac, "api_key"),
+            a.ac.env_api_key
         )),
         Err(ApiError::Unauthorized(status)) => f.fail(format!(
             "access token: Volvo refused it (HTTP {status}): run {login}"
@@ -453,12 +458,13 @@ async fn vehicle_list_finding(
 async fn vehicle_list(
     http: &reqwest::Client,
     s: &Settings,
+    ac: &Account,
     api_key: &Secret,
     access_token: &Secret,
 ) -> Result<Vec<String>, ApiError> {
     // The check shares the account's minute window with its runs: its one request takes a
     // place like any other, and waits for the next run rather than draw a 429.
-    let window = crate::window::Window::new(&s.account.state_file, s.requests_per_minute);
+    let window = crate::window::Window::new(&ac.state_file, s.requests_per_minute, s.clock);
     if window.reserve(1) == 0 {
         return Err(ApiError::Deferred);
     }
@@ -473,9 +479,9 @@ async fn vehicle_list(
 }
 
 /// The configured cars against the account's vehicle list.
-fn cars_findings(f: &mut Findings, s: &Settings, listed: Option<&[String]>, offline: bool) {
+fn cars_findings(f: &mut Findings, ac: &Account, listed: Option<&[String]>, offline: bool) {
     match listed {
-        Some(on_account) if s.account.vins.is_empty() => {
+        Some(on_account) if ac.vins.is_empty() => {
             if on_account.is_empty() {
                 f.warn("cars: none on this account: add the car to your Volvo ID in the Volvo Cars app");
             } else {
@@ -486,27 +492,27 @@ fn cars_findings(f: &mut Findings, s: &Settings, listed: Option<&[String]>, offl
             }
         }
         Some(on_account) => {
-            for vin in &s.account.vins {
+            for vin in &ac.vins {
                 if on_account.contains(vin) {
                     f.ok(format!("car {vin}: on the account"));
                 } else {
                     f.fail(format!(
                         "car {vin} ({}): not on this account: remove it, or log in with the account that owns it",
-                        key_name(s, "vins")
+                        key_name(ac, "vins")
                     ));
                 }
             }
         }
-        None if !s.account.vins.is_empty() && !offline => f.warn(format!(
+        None if !ac.vins.is_empty() && !offline => f.warn(format!(
             "cars: {} not compared with the account (no vehicle list)",
-            key_name(s, "vins")
+            key_name(ac, "vins")
         )),
         None => {}
     }
 }
 
 /// What the state file says: APIs that answered they are gone, and an exhausted quota.
-fn state_findings(s: &Settings, f: &mut Findings, now: i64) {
+fn state_findings(s: &Settings, ac: &Account, f: &mut Findings, now: i64) {
     let src = &s.sources;
     let onoff = |on: bool| if on { "on" } else { "off" };
     f.ok(format!(
@@ -520,18 +526,11 @@ fn state_findings(s: &Settings, f: &mut Findings, now: i64) {
             (true, false) => "when its scopes are granted",
         }
     ));
-    let state = State::load(&s.account.state_file);
-    let state_path =
-        std::path::absolute(&s.account.state_file).unwrap_or_else(|_| s.account.state_file.clone());
-    for (api, until) in &state.api_unavailable {
-        let on = match api.as_str() {
-            "connected_vehicle" => src.connected_vehicle,
-            "energy" => src.energy,
-            "location" => src.location,
-            "extended_vehicle" => src.extended_vehicle,
-            _ => false,
-        };
-        if on && *until > now {
+    let state = State::load(&ac.state_file);
+    let state_path = std::path::absolute(&ac.state_file).unwrap_or_else(|_| ac.state_file.clone());
+    for (origin, until) in &state.api_unavailable {
+        let api = origin.label();
+        if src.reads(*origin) && *until > now {
             f.warn(format!(
                 "source {api}: Volvo answered that this API is shut down; runs skip it until {} (state file {}); set sources.{api} = false to stop asking",
                 at(*until),

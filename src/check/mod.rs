@@ -5,7 +5,8 @@
 //! Volvo's daily quota is caught before it does.
 //!
 //! [`findings`] holds the lines and their helpers; [`account`] the checks of one account;
-//! [`outputs`] the output probes; [`plan`] the request plan. This module ties them together.
+//! [`outputs`] the output probes; [`plan`] the request plan (each using only those before it).
+//! This module ties them together.
 
 mod account;
 mod findings;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 pub use findings::{Finding, Level};
 
-use crate::config::Settings;
+use crate::config::{Account, Settings};
 use crate::error::{ExitCode, Fatal};
 use findings::Findings;
 use plan::PlannedAccount;
@@ -44,13 +45,9 @@ pub async fn run(settings: &Settings, opts: &Options) -> Result<ExitCode, Fatal>
             "--interval is too short: use at least 10s, like collect.interval",
         ));
     }
-    let accounts: Vec<Settings> = match &opts.account {
+    let accounts: Vec<&Account> = match &opts.account {
         Some(name) => vec![settings.select_account(Some(name))?],
-        None => settings
-            .accounts
-            .iter()
-            .map(|a| settings.for_account(a))
-            .collect(),
+        None => settings.accounts.iter().collect(),
     };
     let multi = settings.accounts.len() > 1;
     let config_flag = account::config_flag(&settings.config_path);
@@ -58,18 +55,17 @@ pub async fn run(settings: &Settings, opts: &Options) -> Result<ExitCode, Fatal>
 
     let http = crate::http::client(settings.request_timeout.min(PROBE_TIMEOUT));
     let (checked, outputs) = tokio::join!(
-        futures_util::future::join_all(accounts.iter().map(|s| {
-            let login =
-                account::login_command(&config_flag, multi.then_some(s.account.name.as_str()));
-            account::check_account(s, &http, opts.offline, login)
+        futures_util::future::join_all(accounts.iter().map(|a| {
+            let login = account::login_command(&config_flag, multi.then_some(a.name.as_str()));
+            account::check_account(settings, a, &http, opts.offline, login)
         })),
         outputs::check_outputs(settings, opts.offline),
     );
 
     let mut lines: Vec<String> = head.0.iter().map(|f| f.line("")).collect();
-    for (s, c) in accounts.iter().zip(&checked) {
+    for (a, c) in accounts.iter().zip(&checked) {
         let prefix = if multi {
-            format!("account {}: ", s.account.name)
+            format!("account {}: ", a.name)
         } else {
             String::new()
         };
@@ -89,7 +85,7 @@ pub async fn run(settings: &Settings, opts: &Options) -> Result<ExitCode, Fatal>
         let fleet: Vec<PlannedAccount> = accounts
             .iter()
             .zip(&checked)
-            .map(|(s, c)| PlannedAccount::new(s, c.listed, opts.cars))
+            .map(|(a, c)| PlannedAccount::new(a, c.listed, opts.cars))
             .collect();
         lines.push(String::new());
         lines.extend(plan::plan_lines(settings, &fleet, interval));

@@ -5,27 +5,28 @@
 use std::time::Duration;
 
 use super::findings::{human, thousands, Finding, Level};
-use crate::config::Settings;
+use crate::config::{Account, Settings};
+use crate::endpoints::Endpoint;
 use crate::schedule;
 
-/// One account in the plan: its settings and how many cars it collects.
+/// One account in the plan and how many cars it collects.
 pub(super) struct PlannedAccount<'a> {
-    settings: &'a Settings,
+    account: &'a Account,
     cars: usize,
     /// Where the number of cars came from, for the reader.
     from: String,
 }
 
 impl<'a> PlannedAccount<'a> {
-    pub(super) fn new(s: &'a Settings, listed: Option<usize>, flag: Option<usize>) -> Self {
+    pub(super) fn new(account: &'a Account, listed: Option<usize>, flag: Option<usize>) -> Self {
         // An explicit --cars that loses to what the config or the account says is named, so
         // that a "what if" plan is not silently about another fleet.
         let unused = |n: usize| match flag {
             Some(c) if c != n => format!("; --cars {c} not used"),
             _ => String::new(),
         };
-        let (cars, from) = if !s.account.vins.is_empty() {
-            let n = s.account.vins.len();
+        let (cars, from) = if !account.vins.is_empty() {
+            let n = account.vins.len();
             (n, format!("volvo.vins{}", unused(n)))
         } else if let Some(n) = listed {
             (n, format!("the account's vehicle list{}", unused(n)))
@@ -35,7 +36,7 @@ impl<'a> PlannedAccount<'a> {
             (1, "assumed; pass --cars N".to_string())
         };
         PlannedAccount {
-            settings: s,
+            account,
             cars,
             from,
         }
@@ -56,8 +57,8 @@ pub(super) fn plan_lines(
     let mut groups: Vec<Vec<&PlannedAccount>> = Vec::new();
     for a in fleet {
         let same_key = groups.iter_mut().find(|g| {
-            let k = &g[0].settings.account.api_key;
-            k.is_some() && *k == a.settings.account.api_key
+            let k = &g[0].account.api_key;
+            k.is_some() && *k == a.account.api_key
         });
         match same_key {
             Some(g) => g.push(a),
@@ -70,7 +71,7 @@ pub(super) fn plan_lines(
             .map(|a| {
                 format!(
                     "{} ({} {}: {})",
-                    a.settings.account.name,
+                    a.account.name,
                     a.cars,
                     if a.cars == 1 { "car" } else { "cars" },
                     a.from
@@ -96,11 +97,11 @@ pub(super) fn plan_lines(
         let multi = group.len() > 1;
         for a in &group {
             let who = if multi {
-                format!("account {}: ", a.settings.account.name)
+                format!("account {}: ", a.account.name)
             } else {
                 String::new()
             };
-            lines.push(rate_finding(a.settings).line(&who));
+            lines.push(rate_finding(settings).line(&who));
         }
     }
     lines
@@ -118,7 +119,7 @@ fn plan_table(plan: &schedule::DayPlan) -> Vec<String> {
         } else {
             human(r.period as i64)
         };
-        let note = if r.endpoint.name == "extended_values" {
+        let note = if r.endpoint == Endpoint::ExtendedValues {
             format!(
                 "  ({} values a car, estimated)",
                 schedule::EXTENDED_RESOURCES_PER_CAR
@@ -128,7 +129,7 @@ fn plan_table(plan: &schedule::DayPlan) -> Vec<String> {
         };
         lines.push(format!(
             "  {:<24} {every:>10} {:>13}{note}",
-            r.endpoint.name,
+            r.endpoint.name(),
             thousands(r.per_day)
         ));
     }

@@ -2,11 +2,11 @@
 //! once into validated [`Settings`] that the rest of the program uses. The command line is
 //! applied on top by `cli`; nothing below this module sees raw TOML or flags.
 //!
-//! This is the bottom layer: it imports nothing of the collector above it. The steps are one
-//! file each: `raw` (the file as written), `validate` (table by table into settings), `secrets`
-//! (the one reader of every secret) and `errors` (toml's errors as one line that never shows a
-//! secret). Every problem is a single line naming the file, the key and what is allowed
-//! (exit 78).
+//! It imports only the helpers and the endpoints below it. The steps are one file each, each
+//! using only those before it: [`errors`] (toml's errors as one line that never shows a
+//! secret), [`raw`] (the file as written), [`secrets`] (the one reader of every secret) and
+//! [`validate`] (table by table into settings). Every problem is a single line naming the file,
+//! the key and what is allowed (exit 78).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -68,64 +68,7 @@ pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:8765/callback";
 /// OpenWeatherMap's current-weather endpoint, the default for `weather.url`.
 pub const DEFAULT_WEATHER_URL: &str = "https://api.openweathermap.org/data/2.5/weather";
 
-/// The `[schedule]` keys, in the endpoint table's order. A plain list, so that the keys are
-/// checked at load without this layer importing the table; `endpoints`' tests keep the two
-/// equal.
-pub const SCHEDULE_KEYS: &[&str] = &[
-    "vehicles",
-    "details",
-    "doors",
-    "windows",
-    "engine_status",
-    "engine",
-    "diagnostics",
-    "brakes",
-    "fuel",
-    "odometer",
-    "statistics",
-    "tyres",
-    "warnings",
-    "command_accessibility",
-    "commands",
-    "energy_capabilities",
-    "energy_state",
-    "location",
-    "extended_resources",
-    "extended_values",
-];
-
-/// Which of Volvo's four APIs a run reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sources {
-    pub connected_vehicle: bool,
-    /// Extended Vehicle is not turned off (`sources.extended_vehicle = false`). Whether a run
-    /// reads it is [`Sources::extended_vehicle_wanted`]: Volvo retired the API on 2025-12-31.
-    pub extended_vehicle: bool,
-    /// `sources.extended_vehicle = true` is written in the file: its scopes are asked for at
-    /// login and it is read even without them. Implies `extended_vehicle`.
-    pub extended_vehicle_explicit: bool,
-    pub energy: bool,
-    pub location: bool,
-}
-
-impl Sources {
-    /// Whether a run asks Extended Vehicle, given the scopes the token file says were granted
-    /// (its `scope` field). Volvo retired the API and new applications may not be able to
-    /// register its `exve:*` scopes, so unless the file turns it on or off explicitly, it is
-    /// read only for an account that was granted one of them.
-    pub fn extended_vehicle_wanted(&self, granted_scope: Option<&str>) -> bool {
-        if !self.extended_vehicle {
-            return false;
-        }
-        self.extended_vehicle_explicit
-            || granted_scope.is_some_and(|s| s.split_whitespace().any(is_extended_vehicle_scope))
-    }
-}
-
-/// The scopes of the retired Extended Vehicle API.
-pub fn is_extended_vehicle_scope(scope: &str) -> bool {
-    scope.starts_with("exve:")
-}
+pub use crate::endpoints::{is_extended_vehicle_scope, Sources};
 
 /// Where a run delivers its exposition. Any combination.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -222,13 +165,13 @@ pub struct Account {
     pub scopes: Vec<String>,
 }
 
-/// Validated settings, with the account at hand in `account`: the first one as parsed, another
-/// one through [`Settings::for_account`].
+/// Validated settings. What belongs to one Volvo ID (credentials, token, cars) is an
+/// [`Account`], always passed beside the settings, so that no code can work on an account it
+/// was not given.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub config_path: PathBuf,
     pub accounts: Vec<Account>,
-    pub account: Account,
     pub api_url: Url,
     pub auth_url: Url,
     pub token_url: Url,
@@ -244,34 +187,47 @@ pub struct Settings {
     pub pushgateway: PushgatewayOptions,
     pub remote_write: HttpOutput,
     pub web: WebOptions,
-    /// The `[schedule]` minimum ages by endpoint key, the keys checked; `schedule::Schedule`
-    /// applies them to the endpoint table.
-    pub schedule: BTreeMap<String, Duration>,
+    /// The `[schedule]` minimum ages by endpoint; `schedule::Schedule` applies them.
+    pub schedule: BTreeMap<crate::endpoints::Endpoint, Duration>,
     /// Weather at the car; `None` unless an OpenWeatherMap API key is configured.
     pub weather: Option<WeatherOptions>,
+    /// The clock every run of these settings reads (`VOLVO_COLLECT_NOW`, else the system's).
+    pub clock: crate::clock::Clock,
 }
 
 impl Settings {
-    pub fn client_secret(&self) -> Result<&Secret, Fatal> {
-        self.account.client_secret.as_ref().ok_or_else(|| {
+    /// The account's client secret; a missing one is a configuration error that says where to
+    /// put it.
+    pub fn client_secret<'a>(&self, a: &'a Account) -> Result<&'a Secret, Fatal> {
+        a.client_secret.as_ref().ok_or_else(|| {
             Fatal::config(format!(
                 "{}: {}.client_secret is not set: set it, or client_secret_file, or the environment variable {}",
                 self.config_path.display(),
-                self.account.table,
-                self.account.env_client_secret
+                a.table,
+                a.env_client_secret
             ))
         })
     }
 
-    pub fn api_key(&self) -> Result<&Secret, Fatal> {
-        self.account.api_key.as_ref().ok_or_else(|| {
+    /// The account's API key, likewise.
+    pub fn api_key<'a>(&self, a: &'a Account) -> Result<&'a Secret, Fatal> {
+        a.api_key.as_ref().ok_or_else(|| {
             Fatal::config(format!(
                 "{}: {}.api_key is not set: set it, or api_key_file, or the environment variable {}",
                 self.config_path.display(),
-                self.account.table,
-                self.account.env_api_key
+                a.table,
+                a.env_api_key
             ))
         })
+    }
+
+    /// The scopes of an account: `volvo.scopes`, or the defaults of the sources.
+    pub fn scopes(&self, a: &Account) -> Vec<String> {
+        if a.scopes.is_empty() {
+            self.sources.default_scopes()
+        } else {
+            a.scopes.clone()
+        }
     }
 
     /// Checks the outputs once the command line has been applied over the file: a textfile
@@ -288,16 +244,8 @@ impl Settings {
         Ok(())
     }
 
-    /// These settings with `account`'s credentials, token and cars.
-    pub fn for_account(&self, a: &Account) -> Settings {
-        Settings {
-            account: a.clone(),
-            ..self.clone()
-        }
-    }
-
     /// The account named `name`, or the only one when `None`.
-    pub fn select_account(&self, name: Option<&str>) -> Result<Settings, Fatal> {
+    pub fn select_account(&self, name: Option<&str>) -> Result<&Account, Fatal> {
         let names = || {
             self.accounts
                 .iter()
@@ -306,20 +254,15 @@ impl Settings {
                 .join(", ")
         };
         match name {
-            Some(n) => self
-                .accounts
-                .iter()
-                .find(|a| a.name == n)
-                .map(|a| self.for_account(a))
-                .ok_or_else(|| {
-                    Fatal::config(format!(
-                        "{}: no account named {}; the accounts are: {}",
-                        self.config_path.display(),
-                        shown_value(n),
-                        names()
-                    ))
-                }),
-            None if self.accounts.len() == 1 => Ok(self.for_account(&self.accounts[0])),
+            Some(n) => self.accounts.iter().find(|a| a.name == n).ok_or_else(|| {
+                Fatal::config(format!(
+                    "{}: no account named {}; the accounts are: {}",
+                    self.config_path.display(),
+                    shown_value(n),
+                    names()
+                ))
+            }),
+            None if self.accounts.len() == 1 => Ok(&self.accounts[0]),
             None => Err(Fatal::new(
                 crate::error::ExitCode::Usage,
                 format!(
@@ -329,6 +272,11 @@ impl Settings {
                 ),
             )),
         }
+    }
+
+    /// The accounts that share `a`'s API key, `a` included: they share its daily quota.
+    pub fn accounts_on_key<'s>(&'s self, a: &'s Account) -> impl Iterator<Item = &'s Account> {
+        self.accounts.iter().filter(move |b| b.api_key == a.api_key)
     }
 }
 

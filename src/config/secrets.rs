@@ -86,9 +86,15 @@ mod tests {
             (k == "VOLVO_CLIENT_SECRET").then(|| "from-env".to_string())
         })
         .unwrap();
-        assert_eq!(s.account.client_secret.unwrap().expose(), "from-env");
+        assert_eq!(
+            s.accounts[0].client_secret.clone().unwrap().expose(),
+            "from-env"
+        );
         let s = parse(Path::new("c.toml"), text, &|_| None).unwrap();
-        assert_eq!(s.account.client_secret.unwrap().expose(), "from-file");
+        assert_eq!(
+            s.accounts[0].client_secret.clone().unwrap().expose(),
+            "from-file"
+        );
     }
 
     #[test]
@@ -103,8 +109,11 @@ mod tests {
             (k == "CREDENTIALS_DIRECTORY").then(|| d.clone())
         })
         .unwrap();
-        assert_eq!(s.account.api_key.unwrap().expose(), "k3y");
-        assert_eq!(s.account.client_secret.unwrap().expose(), "s3cret");
+        assert_eq!(s.accounts[0].api_key.clone().unwrap().expose(), "k3y");
+        assert_eq!(
+            s.accounts[0].client_secret.clone().unwrap().expose(),
+            "s3cret"
+        );
         let e = parse(
             &cfg,
             "[volvo]\nclient_id = \"a\"\napi_key_file = \"nope\"\n",

@@ -16,9 +16,10 @@ use super::raw::{
 use super::secrets::{self, header_safe, Places};
 use super::{
     Account, HttpAuth, HttpOutput, LocationPrivacy, Outputs, PushgatewayOptions, Settings, Sources,
-    WeatherOptions, WebOptions, DEFAULT_REDIRECT_URI, DEFAULT_WEATHER_URL, SCHEDULE_KEYS,
-    VOLVO_API_URL, VOLVO_AUTH_URL, VOLVO_TOKEN_URL,
+    WeatherOptions, WebOptions, DEFAULT_REDIRECT_URI, DEFAULT_WEATHER_URL, VOLVO_API_URL,
+    VOLVO_AUTH_URL, VOLVO_TOKEN_URL,
 };
+use crate::endpoints::Endpoint;
 use crate::error::Fatal;
 use crate::secret::{shown_value, Secret};
 
@@ -103,7 +104,6 @@ pub(super) fn settings(
     let weather = weather(&cx, raw.weather)?;
     let settings = Settings {
         config_path: path.to_path_buf(),
-        account: accounts[0].clone(),
         accounts,
         api_url,
         auth_url,
@@ -121,6 +121,7 @@ pub(super) fn settings(
         web,
         schedule,
         weather,
+        clock: crate::clock::Clock::from_env(env),
     };
     settings.check_outputs()?;
     Ok(settings)
@@ -519,17 +520,22 @@ fn web(cx: &Context, w: RawWeb) -> Result<WebOptions, Fatal> {
 fn schedule(
     cx: &Context,
     s: BTreeMap<String, ScheduleAge>,
-) -> Result<BTreeMap<String, Duration>, Fatal> {
-    if let Some(key) = s.keys().find(|k| !SCHEDULE_KEYS.contains(&k.as_str())) {
-        return Err(cx.bad(
-            "schedule",
-            &format!(
-                "unknown endpoint {key:?}: expected one of {}",
-                SCHEDULE_KEYS.join(", ")
-            ),
-        ));
+) -> Result<BTreeMap<Endpoint, Duration>, Fatal> {
+    let mut ages = BTreeMap::new();
+    for (key, age) in s {
+        let Ok(e) = key.parse::<Endpoint>() else {
+            let known: Vec<&str> = Endpoint::ALL.iter().map(|e| e.name()).collect();
+            return Err(cx.bad(
+                "schedule",
+                &format!(
+                    "unknown endpoint {key:?}: expected one of {}",
+                    known.join(", ")
+                ),
+            ));
+        };
+        ages.insert(e, age.0);
     }
-    Ok(s.into_iter().map(|(k, age)| (k, age.0)).collect())
+    Ok(ages)
 }
 
 /// `[weather]`: on when an OpenWeatherMap API key is found.
@@ -617,9 +623,12 @@ mod tests {
     #[test]
     fn minimal_config_gets_safe_defaults() {
         let s = parse_ok(MINIMAL);
-        assert_eq!(s.account.token_file, PathBuf::from("/etc/vc/token.json"));
         assert_eq!(
-            s.account.state_file,
+            s.accounts[0].token_file,
+            PathBuf::from("/etc/vc/token.json")
+        );
+        assert_eq!(
+            s.accounts[0].state_file,
             PathBuf::from("/etc/vc/token.state.json")
         );
         assert_eq!(s.interval, Duration::from_secs(300));
@@ -627,7 +636,7 @@ mod tests {
         assert!(s.sources.energy && s.sources.location);
         assert!(s.output.is_empty());
         // Unset scopes are asked for by the endpoints the sources collect.
-        let scopes = crate::endpoints::scopes(&s);
+        let scopes = s.scopes(&s.accounts[0]);
         assert!(!scopes.iter().any(|s| COMMAND_SCOPES.contains(&s.as_str())));
         assert!(scopes.contains(&"location:read".to_string()));
     }
@@ -638,7 +647,7 @@ mod tests {
     #[test]
     fn extended_vehicle_is_read_when_granted_or_turned_on() {
         let exve = |s: &Settings| {
-            crate::endpoints::scopes(s)
+            s.scopes(&s.accounts[0])
                 .iter()
                 .filter(|s| s.starts_with("exve:"))
                 .count()
@@ -654,7 +663,9 @@ mod tests {
 
         let on = parse_ok(&format!("{MINIMAL}[sources]\nextended_vehicle = true\n"));
         assert_eq!(exve(&on), 9);
-        assert!(crate::endpoints::scopes(&on).contains(&"exve:odometer_status".to_string()));
+        assert!(on
+            .scopes(&on.accounts[0])
+            .contains(&"exve:odometer_status".to_string()));
         assert!(on.sources.extended_vehicle_wanted(live));
         assert!(on.sources.extended_vehicle_wanted(None));
 
@@ -712,7 +723,7 @@ mod tests {
             &|_| None,
         )
         .unwrap();
-        assert_eq!(s.account.client_id, "your-client-id");
+        assert_eq!(s.accounts[0].client_id, "your-client-id");
     }
 
     /// Guards the load-time check of `[schedule]` keys: an unknown one names the known ones,
@@ -727,6 +738,9 @@ mod tests {
             "{e}"
         );
         let s = parse_ok(&format!("{MINIMAL}[schedule]\nlocation = \"5m\"\n"));
-        assert_eq!(s.schedule.get("location"), Some(&Duration::from_secs(300)));
+        assert_eq!(
+            s.schedule.get(&Endpoint::Location),
+            Some(&Duration::from_secs(300))
+        );
     }
 }

@@ -25,13 +25,41 @@ pub struct Family {
 }
 
 impl Family {
-    pub fn stamp_labels(&self) -> Vec<&'static str> {
-        self.labels
-            .iter()
-            .copied()
-            .filter(|l| *l != "state")
-            .collect()
+    /// The labels of the source-time companion: the family's but `state`, which is always
+    /// the last (checked when the catalog compiles).
+    pub fn stamp_labels(&self) -> &'static [&'static str] {
+        match self.labels.split_last() {
+            Some((&"state", rest)) => rest,
+            _ => self.labels,
+        }
     }
+}
+
+/// Whether `state`, where a family has it, is its last label.
+const fn state_last(labels: &[&str]) -> bool {
+    let mut i = 0;
+    while i + 1 < labels.len() {
+        if eq(labels[i], "state") {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const fn eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Whether `ident` is `name` without its `volvo_` prefix, upper-cased: the rule that names
@@ -82,6 +110,10 @@ macro_rules! families {
             const _: () = assert!(
                 named_after(stringify!($id), $name),
                 concat!(stringify!($id), " is not named after ", $name)
+            );
+            const _: () = assert!(
+                state_last(&[$($label),*]),
+                concat!(stringify!($id), ": `state` must be its last label")
             );
         )*
 
@@ -455,7 +487,7 @@ pub fn rows() -> Vec<Row> {
                 out.push(Row {
                     name: stamp.to_string(),
                     kind: Kind::Gauge,
-                    labels: f.stamp_labels(),
+                    labels: f.stamp_labels().to_vec(),
                     origin: f.origin,
                     help: stamp_help(f),
                 });

@@ -3,9 +3,11 @@
 use serde_json::Value;
 
 use super::catalog::{self as c, Family, Origin};
-use super::{snake, source_time, Exposition, Reading, VehicleOut};
+use super::{snake, source_time, Exposition, MapApi, MapContext, Mapped, Reading, VehicleOut};
+use crate::api::answers::CarAnswers;
 use crate::api::connected_vehicle::{
-    Doors, Snapshot, Statistics, Tyres, ValueObject, Warnings, Windows,
+    CommandAccessibility, Commands, ConnectedVehicle, Details, Diagnostics, Doors, EngineStatus,
+    Snapshot, Statistics, Tyres, ValueObject, Warnings, Windows,
 };
 use crate::values::{self, Accessor, Entry, Field, Quantity};
 
@@ -201,219 +203,205 @@ fn text(v: &Option<Value>) -> String {
     }
 }
 
-/// Adds the samples of one car's Connected Vehicle snapshot.
+impl MapApi for ConnectedVehicle {
+    fn map(&self, exp: &mut Exposition, car: &CarAnswers, cx: &MapContext) -> Mapped {
+        let s = Snapshot::of(car);
+        map(exp, &car.vin, cx.account, &s);
+        Mapped {
+            errors: super::owned(s.errors()),
+            api_gone: false,
+        }
+    }
+}
+
+/// Adds the samples of one car's Connected Vehicle snapshot, endpoint by endpoint.
 pub fn map(exp: &mut Exposition, vin: &str, account: &str, s: &Snapshot) {
     let mut out = VehicleOut::new(exp, vin, Origin::ConnectedVehicle);
-
-    if let Ok(d) = &s.details {
-        let desc = out.field("descriptions", d.descriptions.as_ref());
-        let (model, upholstery, steering) = match desc {
-            Some(desc) => (
-                text(&desc.model),
-                text(&desc.upholstery),
-                text(&desc.steering),
-            ),
-            None => Default::default(),
-        };
-        let labels = [
-            vin.to_string(),
-            account.to_string(),
-            model,
-            text(&d.model_year),
-            text(&d.fuel_type),
-            text(&d.gearbox),
-            text(&d.external_colour),
-            upholstery,
-            steering,
-        ];
-        let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
-        out.exp.gauge(&c::VEHICLE_INFO, &refs, 1.0);
-        if let Some(cap) = &d.battery_capacity_kwh {
-            match values::number(cap).and_then(|n| values::convert(n, "kWh", Quantity::Energy)) {
-                Ok(j) => out.number(
-                    &c::BATTERY_CAPACITY_JOULES,
-                    &[],
-                    "batteryCapacityKWH",
-                    j,
-                    None,
-                ),
-                Err(r) => out.skip("batteryCapacityKWH", r),
-            }
-        }
+    let out = &mut out;
+    if let Ok(d) = s.details.as_ref() {
+        details(out, account, d);
     }
-
-    if let Ok(doors) = &s.doors {
-        parts(&mut out, doors, DOORS, &c::DOOR_STATE, OPEN_CLOSED);
-        state(&mut out, doors.central_lock(), &c::CENTRAL_LOCK_STATE, LOCK);
+    if let Ok(doors) = s.doors.as_ref() {
+        parts(out, *doors, DOORS, &c::DOOR_STATE, OPEN_CLOSED);
+        state(out, doors.central_lock(), &c::CENTRAL_LOCK_STATE, LOCK);
     }
-    if let Ok(windows) = &s.windows {
-        parts(&mut out, windows, WINDOWS, &c::WINDOW_STATE, OPEN_CLOSED);
+    if let Ok(windows) = s.windows.as_ref() {
+        parts(out, *windows, WINDOWS, &c::WINDOW_STATE, OPEN_CLOSED);
     }
-    if let Ok(es) = &s.engine_status {
-        let e = es.engine_status();
-        if let Some(v) = out.field(e.key, e.field) {
-            let running = match v.value.as_str() {
-                Some("RUNNING") => Some(1.0),
-                Some("STOPPED") => Some(0.0),
-                _ => None,
-            };
-            match running {
-                Some(r) => out.number(
-                    &c::ENGINE_RUNNING,
-                    &[],
-                    e.key,
-                    r,
-                    source_time(v.timestamp.as_deref()),
-                ),
-                None => out.skip(e.key, values::SkipReason::Malformed),
-            }
-        }
+    if let Ok(es) = s.engine_status.as_ref() {
+        engine_status(out, es);
     }
-    if let Ok(tyres) = &s.tyres {
-        parts(
-            &mut out,
-            tyres,
-            TYRES,
-            &c::TYRE_PRESSURE_WARNING_STATE,
-            TYRE,
-        );
+    if let Ok(tyres) = s.tyres.as_ref() {
+        parts(out, *tyres, TYRES, &c::TYRE_PRESSURE_WARNING_STATE, TYRE);
     }
-    if let Ok(w) = &s.warnings {
-        for lamp in LAMPS {
-            let e = lamp(w);
-            if let Some(v) = out.field(e.key, e.field) {
-                let label = snake(e.key.trim_end_matches("Warning"));
-                out.state_from(&c::LAMP_WARNING_STATE, &[&label], e.key, &reading(v), LAMP);
-            }
-        }
+    if let Ok(w) = s.warnings.as_ref() {
+        lamps(out, w);
     }
-    if let Ok(b) = &s.brakes {
+    if let Ok(b) = s.brakes.as_ref() {
+        fluid(out, b.brake_fluid_level_warning(), "brake_fluid", FLUID);
+    }
+    if let Ok(e) = s.engine.as_ref() {
+        fluid(out, e.oil_level_warning(), "oil", OIL);
         fluid(
-            &mut out,
-            b.brake_fluid_level_warning(),
-            "brake_fluid",
-            FLUID,
-        );
-    }
-    if let Ok(e) = &s.engine {
-        fluid(&mut out, e.oil_level_warning(), "oil", OIL);
-        fluid(
-            &mut out,
+            out,
             e.engine_coolant_level_warning(),
             "engine_coolant",
             FLUID,
         );
     }
-    if let Ok(d) = &s.diagnostics {
-        fluid(
-            &mut out,
-            d.washer_fluid_level_warning(),
-            "washer_fluid",
-            FLUID,
-        );
-        state(
-            &mut out,
-            d.service_warning(),
-            &c::SERVICE_WARNING_STATE,
-            SERVICE,
-        );
-        state(
-            &mut out,
-            d.service_trigger(),
-            &c::SERVICE_TRIGGER_STATE,
-            &[],
-        );
-        quantity(
-            &mut out,
-            d.distance_to_service(),
-            &c::DISTANCE_TO_SERVICE_METERS,
-            Quantity::Length,
-        );
-        quantity(
-            &mut out,
-            d.time_to_service(),
-            &c::TIME_TO_SERVICE_SECONDS,
-            Quantity::Duration,
-        );
-        quantity(
-            &mut out,
-            d.engine_hours_to_service(),
-            &c::ENGINE_RUNNING_TIME_TO_SERVICE_SECONDS,
-            Quantity::Duration,
-        );
+    if let Ok(d) = s.diagnostics.as_ref() {
+        diagnostics(out, d);
     }
-    if let Ok(f) = &s.fuel {
+    if let Ok(f) = s.fuel.as_ref() {
         quantity(
-            &mut out,
+            out,
             f.fuel_amount(),
             &c::FUEL_AMOUNT_LITERS,
             Quantity::Volume,
         );
-        quantity(
-            &mut out,
-            f.battery_charge_level(),
-            &c::BATTERY_CHARGE_LEVEL_RATIO,
-            Quantity::Ratio,
-        );
+        let level = f.battery_charge_level();
+        quantity(out, level, &c::BATTERY_CHARGE_LEVEL_RATIO, Quantity::Ratio);
     }
-    if let Ok(o) = &s.odometer {
-        quantity(
-            &mut out,
-            o.odometer(),
-            &c::ODOMETER_METERS,
-            Quantity::Length,
-        );
+    if let Ok(o) = s.odometer.as_ref() {
+        quantity(out, o.odometer(), &c::ODOMETER_METERS, Quantity::Length);
     }
-    if let Ok(st) = &s.statistics {
-        for (get, fam, label, q) in STATISTICS {
-            let e = get(st);
-            if let Some(v) = out.field(e.key, e.field) {
-                out.quantity(fam, &[label], e.key, &reading(v), *q);
-            }
+    if let Ok(st) = s.statistics.as_ref() {
+        statistics(out, st);
+    }
+    if let Ok(ca) = s.command_accessibility.as_ref() {
+        command_accessibility(out, ca);
+    }
+    if let Ok(cmds) = s.commands.as_ref() {
+        commands(out, cmds);
+    }
+}
+
+/// `details`: the constant facts in `volvo_vehicle_info`, and the battery's capacity.
+fn details(out: &mut VehicleOut, account: &str, d: &Details) {
+    let desc = out.field("descriptions", d.descriptions.as_ref());
+    let (model, upholstery, steering) = match desc {
+        Some(desc) => (
+            text(&desc.model),
+            text(&desc.upholstery),
+            text(&desc.steering),
+        ),
+        None => Default::default(),
+    };
+    let labels = [
+        out.vin.to_string(),
+        account.to_string(),
+        model,
+        text(&d.model_year),
+        text(&d.fuel_type),
+        text(&d.gearbox),
+        text(&d.external_colour),
+        upholstery,
+        steering,
+    ];
+    let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+    out.exp.gauge(&c::VEHICLE_INFO, &refs, 1.0);
+    let key = "batteryCapacityKWH";
+    if let Some(cap) = &d.battery_capacity_kwh {
+        match values::number(cap).and_then(|n| values::convert(n, "kWh", Quantity::Energy)) {
+            Ok(j) => out.number(&c::BATTERY_CAPACITY_JOULES, &[], key, j, None),
+            Err(r) => out.skip(key, r),
         }
     }
-    if let Ok(ca) = &s.command_accessibility {
-        if let Some(a) = out.field("availabilityStatus", Some(&ca.availability_status)) {
-            let time = source_time(a.timestamp.as_deref());
-            let r = Reading {
-                value: &a.value,
-                unit: None,
-                time,
-            };
-            out.state_from(
-                &c::COMMAND_AVAILABILITY_STATE,
-                &[],
-                "availabilityStatus",
-                &r,
-                AVAILABILITY,
-            );
-            if let Some(reason) = &a.unavailable_reason {
-                let r = Reading {
-                    value: reason,
-                    unit: None,
-                    time: None,
-                };
-                out.state_from(
-                    &c::COMMAND_UNAVAILABLE_REASON_STATE,
-                    &[],
-                    "unavailableReason",
-                    &r,
-                    UNAVAILABLE_REASON,
-                );
-            }
+}
+
+/// `engine_status`: 1 while the engine runs, 0 when it is stopped.
+fn engine_status(out: &mut VehicleOut, es: &EngineStatus) {
+    let e = es.engine_status();
+    let Some(v) = out.field(e.key, e.field) else {
+        return;
+    };
+    let running = match v.value.as_str() {
+        Some("RUNNING") => 1.0,
+        Some("STOPPED") => 0.0,
+        _ => return out.skip(e.key, values::SkipReason::Malformed),
+    };
+    let time = source_time(v.timestamp.as_deref());
+    out.number(&c::ENGINE_RUNNING, &[], e.key, running, time);
+}
+
+/// `warnings`: one state set per exterior lamp.
+fn lamps(out: &mut VehicleOut, w: &Warnings) {
+    for lamp in LAMPS {
+        let e = lamp(w);
+        if let Some(v) = out.field(e.key, e.field) {
+            let label = snake(e.key.trim_end_matches("Warning"));
+            out.state_from(&c::LAMP_WARNING_STATE, &[&label], e.key, &reading(v), LAMP);
         }
     }
-    if let Ok(cmds) = &s.commands {
-        for (i, cmd) in cmds.iter().enumerate() {
-            match cmd {
-                Field::Ok(cmd) => {
-                    let name = super::sanitize_state(&cmd.command);
-                    out.number(&c::COMMAND_SUPPORTED, &[&name], "commands", 1.0, None);
-                }
-                Field::Invalid(_) => {
-                    out.skip(&format!("commands[{i}]"), values::SkipReason::Malformed)
-                }
+}
+
+/// `diagnostics`: washer fluid, and what the service says.
+fn diagnostics(out: &mut VehicleOut, d: &Diagnostics) {
+    fluid(out, d.washer_fluid_level_warning(), "washer_fluid", FLUID);
+    state(out, d.service_warning(), &c::SERVICE_WARNING_STATE, SERVICE);
+    state(out, d.service_trigger(), &c::SERVICE_TRIGGER_STATE, &[]);
+    let length = Quantity::Length;
+    quantity(
+        out,
+        d.distance_to_service(),
+        &c::DISTANCE_TO_SERVICE_METERS,
+        length,
+    );
+    let duration = Quantity::Duration;
+    quantity(
+        out,
+        d.time_to_service(),
+        &c::TIME_TO_SERVICE_SECONDS,
+        duration,
+    );
+    let hours = d.engine_hours_to_service();
+    let fam = &c::ENGINE_RUNNING_TIME_TO_SERVICE_SECONDS;
+    quantity(out, hours, fam, duration);
+}
+
+/// `statistics`: each field into its family, with its trip or source label.
+fn statistics(out: &mut VehicleOut, st: &Statistics) {
+    for (get, fam, label, q) in STATISTICS {
+        let e = get(st);
+        if let Some(v) = out.field(e.key, e.field) {
+            out.quantity(fam, &[label], e.key, &reading(v), *q);
+        }
+    }
+}
+
+/// `command_accessibility`: whether the car takes commands now, and why not.
+fn command_accessibility(out: &mut VehicleOut, ca: &CommandAccessibility) {
+    let Some(a) = out.field("availabilityStatus", Some(&ca.availability_status)) else {
+        return;
+    };
+    let time = source_time(a.timestamp.as_deref());
+    let r = Reading {
+        value: &a.value,
+        unit: None,
+        time,
+    };
+    let fam = &c::COMMAND_AVAILABILITY_STATE;
+    out.state_from(fam, &[], "availabilityStatus", &r, AVAILABILITY);
+    if let Some(reason) = &a.unavailable_reason {
+        let r = Reading {
+            value: reason,
+            unit: None,
+            time: None,
+        };
+        let fam = &c::COMMAND_UNAVAILABLE_REASON_STATE;
+        out.state_from(fam, &[], "unavailableReason", &r, UNAVAILABLE_REASON);
+    }
+}
+
+/// `commands`: one series per command the car supports.
+fn commands(out: &mut VehicleOut, cmds: &Commands) {
+    for (i, cmd) in cmds.0.iter().enumerate() {
+        match cmd {
+            Field::Ok(cmd) => {
+                let name = super::sanitize_state(&cmd.command);
+                out.number(&c::COMMAND_SUPPORTED, &[&name], "commands", 1.0, None);
             }
+            Field::Invalid(_) => out.skip(&format!("commands[{i}]"), values::SkipReason::Malformed),
         }
     }
 }
@@ -456,40 +444,28 @@ fn quantity(out: &mut VehicleOut, e: Entry<ValueObject>, fam: &Family, q: Quanti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ApiError;
+    use crate::api::answers::Ask;
+    use crate::endpoints::Endpoint;
 
     const VIN: &str = "YV1XZK9V0R2000001";
 
-    fn data<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, ApiError> {
-        crate::api::decode::<crate::api::connected_vehicle::Data<T>>(Ok(json)).map(|d| d.data)
-    }
-
-    fn absent<T>() -> Result<T, ApiError> {
-        Err(ApiError::NotSupported(
-            "no such endpoint for this car".into(),
-        ))
-    }
-
-    /// The exposition of a car that answered only `doors`, `fuel`, `odometer` and `statistics`.
+    /// The exposition of a car that answered only `doors`, `fuel`, `odometer` and `statistics`
+    /// (every other endpoint unsupported), through the decoder and the mapper.
     fn exposition(doors: &str, fuel: &str, odometer: &str, statistics: &str) -> String {
-        let s = Snapshot {
-            details: absent(),
-            doors: data(doors),
-            windows: absent(),
-            engine_status: absent(),
-            engine: absent(),
-            diagnostics: absent(),
-            brakes: absent(),
-            fuel: data(fuel),
-            odometer: data(odometer),
-            statistics: data(statistics),
-            tyres: absent(),
-            warnings: absent(),
-            command_accessibility: absent(),
-            commands: absent(),
-        };
+        let mut car = CarAnswers::new(VIN, crate::api::answers::Absent::Deferred);
+        for e in Endpoint::of_api(Origin::ConnectedVehicle) {
+            car.mark_unsupported(e);
+        }
+        for (e, body) in [
+            (Endpoint::Doors, doors),
+            (Endpoint::Fuel, fuel),
+            (Endpoint::Odometer, odometer),
+            (Endpoint::Statistics, statistics),
+        ] {
+            car.record(Ask::of(e), 0, Ok(body.as_bytes().to_vec()));
+        }
         let mut exp = Exposition::new();
-        map(&mut exp, VIN, "default", &s);
+        map(&mut exp, VIN, "default", &Snapshot::of(&car));
         exp.finish_skips();
         String::from_utf8(exp.encode()).unwrap()
     }

@@ -1,8 +1,9 @@
 //! Energy v2 → metric families. An ERROR field gives no value, only its error code as data.
 
 use super::catalog::{self as c, Family, Origin};
-use super::{source_time, Exposition, Reading, VehicleOut};
-use crate::api::energy::{Snapshot, State, StateField};
+use super::{source_time, Exposition, MapApi, MapContext, Mapped, Reading, VehicleOut};
+use crate::api::answers::CarAnswers;
+use crate::api::energy::{Energy, Snapshot, State, StateField};
 use crate::values::{self, Accessor, Entry, Field, Quantity};
 
 const CONNECTION: &[&str] = &["CONNECTED", "DISCONNECTED", "FAULT", "UNSPECIFIED"];
@@ -89,6 +90,17 @@ const ERROR_CODES: &[&str] = &[
     "PROPERTY_NOT_FOUND",
     "ERROR_READING_PROPERTY",
 ];
+
+impl MapApi for Energy {
+    fn map(&self, exp: &mut Exposition, car: &CarAnswers, _: &MapContext) -> Mapped {
+        let s = Snapshot::of(car);
+        map(exp, &car.vin, &s);
+        Mapped {
+            errors: super::owned(s.errors()),
+            api_gone: false,
+        }
+    }
+}
 
 pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
     let mut out = VehicleOut::new(exp, vin, Origin::Energy);
@@ -200,8 +212,8 @@ mod tests {
             serde_json::from_str(r#"{"getEnergyState":{"isSupported":true,"chargingSystemStatus":{"isSupported":true},"chargingMode":{"isSupported":true}}}"#).unwrap();
         let state: State = serde_json::from_str(&format!("{{{fields}}}")).unwrap();
         let s = Snapshot {
-            capabilities: Ok(capabilities),
-            state: Some(Ok(state)),
+            capabilities: Ok(&capabilities),
+            state: Some(Ok(&state)),
         };
         let mut exp = Exposition::new();
         map(&mut exp, VIN, &s);

@@ -3,8 +3,9 @@
 //! resource's Unix timestamp as source time.
 
 use super::catalog::{self as c, Family, Origin};
-use super::{Exposition, Reading, VehicleOut};
-use crate::api::extended_vehicle::Snapshot;
+use super::{Exposition, MapApi, MapContext, Mapped, Reading, VehicleOut};
+use crate::api::answers::CarAnswers;
+use crate::api::extended_vehicle::{ExtendedVehicle, Snapshot};
 use crate::values::{self, Quantity, SkipReason};
 
 fn family_of(q: Quantity) -> Option<&'static Family> {
@@ -18,6 +19,23 @@ fn family_of(q: Quantity) -> Option<&'static Family> {
         Quantity::Current => &c::EXTENDED_AMPERES,
         _ => return None,
     })
+}
+
+impl MapApi for ExtendedVehicle {
+    /// A shut-down API is no failure of the car's: it is said once and backed off.
+    fn map(&self, exp: &mut Exposition, car: &CarAnswers, _: &MapContext) -> Mapped {
+        let s = Snapshot::of(car);
+        map(exp, &car.vin, &s);
+        let api_gone = s.api_gone();
+        Mapped {
+            errors: if api_gone {
+                Vec::new()
+            } else {
+                super::owned(s.errors())
+            },
+            api_gone,
+        }
+    }
 }
 
 pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
@@ -67,6 +85,8 @@ pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::answers::Ask;
+    use crate::endpoints::Endpoint;
 
     /// A fixture with the API's quirks (values as strings, Unix-second timestamps, an enum
     /// without a unit, a unit nobody knows) through the mapper, compared with the exact
@@ -75,8 +95,8 @@ mod tests {
     fn resources_become_exactly_these_samples() {
         let list = r#"{"resources": [{"name": "odometer"}, {"name": "batteryChargeLevel"},
             {"name": "frontLeftDoor"}, {"name": "fuelAmount"}]}"#;
-        let values = |name: &str| -> Result<&'static str, crate::api::ApiError> {
-            Ok(match name {
+        let values = |name: &str| -> &'static str {
+            match name {
                 "odometer" => {
                     r#"{"resourceValue": {"timestamp": 1795111092, "unit": "km", "value": "18734"}}"#
                 }
@@ -89,9 +109,24 @@ mod tests {
                 _ => {
                     r#"{"resourceValue": {"timestamp": 1795111092, "unit": "gallons?", "value": "12"}}"#
                 }
-            })
+            }
         };
-        let s = Snapshot::decode(Ok(list), &values);
+        let mut car = CarAnswers::new("V1", crate::api::answers::Absent::Deferred);
+        let list_ask = Ask::of(Endpoint::ExtendedResources);
+        car.record(list_ask, 0, Ok(list.as_bytes().to_vec()));
+        for name in [
+            "odometer",
+            "batteryChargeLevel",
+            "frontLeftDoor",
+            "fuelAmount",
+        ] {
+            let ask = Ask {
+                endpoint: Endpoint::ExtendedValues,
+                resource: Some(name.to_string()),
+            };
+            car.record(ask, 0, Ok(values(name).as_bytes().to_vec()));
+        }
+        let s = Snapshot::of(&car);
         let mut exp = Exposition::new();
         map(&mut exp, "V1", &s);
         exp.finish_skips();

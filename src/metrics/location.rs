@@ -3,9 +3,11 @@
 //! precision before rounding.
 
 use super::catalog::{self as c, Origin};
-use super::{source_time, Exposition, VehicleOut};
-use crate::api::location::Feature;
+use super::{source_time, Exposition, MapApi, MapContext, Mapped, VehicleOut};
+use crate::api::answers::CarAnswers;
+use crate::api::location::{Feature, Location};
 use crate::config::LocationPrivacy;
+use crate::endpoints::Endpoint;
 use crate::values::{self, SkipReason};
 
 const EARTH_RADIUS_M: f64 = 6_371_008.8;
@@ -37,6 +39,21 @@ pub fn position(f: &Feature) -> Option<(f64, f64)> {
     let lon = values::number(p.coordinates.first()?).ok()?;
     let lat = values::number(p.coordinates.get(1)?).ok()?;
     ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)).then_some((lat, lon))
+}
+
+impl MapApi for Location {
+    fn map(&self, exp: &mut Exposition, car: &CarAnswers, cx: &MapContext) -> Mapped {
+        match car.typed::<Feature>(Endpoint::Location) {
+            Ok(f) => {
+                map(exp, &car.vin, f, cx.location);
+                Mapped::default()
+            }
+            Err(e) => Mapped {
+                errors: vec![(Endpoint::Location, e)],
+                api_gone: false,
+            },
+        }
+    }
 }
 
 pub fn map(exp: &mut Exposition, vin: &str, f: &Feature, privacy: &LocationPrivacy) {
@@ -124,7 +141,7 @@ mod tests {
         let body = r#"{"status": 200, "operationId": "x", "data": {"type": "Feature",
             "properties": {"timestamp": "2026-11-19T17:58:14.021Z", "heading": "214", "extra": 1},
             "geometry": {"type": "Point", "coordinates": [11.97456, 57.70887, 12.3]}}}"#;
-        let feature = crate::api::location::decode(Ok(body)).unwrap();
+        let feature = crate::api::location::decode(body).unwrap();
         let privacy = LocationPrivacy {
             precision: Some(3),
             export_coordinates: true,
@@ -153,7 +170,7 @@ mod tests {
     fn without_coordinates_nothing_places_the_car() {
         let body = r#"{"data": {"properties": {"heading": "90"},
             "geometry": {"coordinates": [11.9, 57.7]}}}"#;
-        let feature = crate::api::location::decode(Ok(body)).unwrap();
+        let feature = crate::api::location::decode(body).unwrap();
         let privacy = LocationPrivacy {
             precision: None,
             export_coordinates: false,

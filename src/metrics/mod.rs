@@ -1,9 +1,12 @@
 //! The exposition of one run: the samples of every family from the catalog, held as plain
-//! sorted maps and encoded family by family with the `prometheus` crate's text encoder (text
-//! format 0.0.4), plus the helpers the per-API mappers share (state sets, unit conversion,
-//! source times, and the count of fields skipped as unusable). Holding samples this way, rather
-//! than in a registry of metric vectors that is gathered into a second copy, keeps a run over
-//! many cars small.
+//! sorted maps and written family by family in the Prometheus text format 0.0.4 (the format
+//! `prometheus::TextEncoder` writes, which a test holds this writer to), plus the helpers the
+//! per-API mappers share (state sets, unit conversion, source times, and the count of fields
+//! skipped as unusable). Each series is kept under its label values in the order the text
+//! shows them, so that writing it is one pass in order: a run over a hundred cars stays cheap.
+//!
+//! Its parts, each using only those before it: [`catalog`] (every family), then one mapper per
+//! API: [`connected_vehicle`], [`energy`], [`extended_vehicle`], [`location`].
 
 pub mod catalog;
 pub mod connected_vehicle;
@@ -12,25 +15,109 @@ pub mod extended_vehicle;
 pub mod location;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
-use prometheus::{Encoder, TextEncoder};
-
+use crate::api::answers::CarAnswers;
+use crate::api::ApiError;
+use crate::endpoints::Endpoint;
 use crate::values::{self, Field, Quantity, SkipReason};
 use catalog::{Family, Kind, Origin};
 
-/// One family's samples, keyed by label values in the family's label order.
+/// What a mapper needs beside a car's answers.
+pub struct MapContext<'a> {
+    /// The account's name (the `account` label of `volvo_vehicle_info`).
+    pub account: &'a str,
+    pub location: &'a crate::config::LocationPrivacy,
+}
+
+/// What mapping one API of one car came to.
+#[derive(Debug, Default)]
+pub struct Mapped {
+    /// Each endpoint's failure (replayed answers are no failure).
+    pub errors: Vec<(Endpoint, ApiError)>,
+    /// The API answered that it is shut down (Extended Vehicle).
+    pub api_gone: bool,
+}
+
+/// One of Volvo's APIs, whole: how its answers decode and what each endpoint needs
+/// ([`crate::api::Api`]), and how a car's answers become samples. A run maps a car by looping
+/// over [`APIS`].
+pub trait MapApi: crate::api::Api {
+    fn map(&self, exp: &mut Exposition, car: &CarAnswers, cx: &MapContext) -> Mapped;
+}
+
+/// The four APIs, in the order a car is mapped.
+pub static APIS: [&dyn MapApi; 4] = [
+    &crate::api::connected_vehicle::ConnectedVehicle,
+    &crate::api::energy::Energy,
+    &crate::api::location::Location,
+    &crate::api::extended_vehicle::ExtendedVehicle,
+];
+
+fn owned(errors: Vec<(Endpoint, &ApiError)>) -> Vec<(Endpoint, ApiError)> {
+    errors.into_iter().map(|(e, x)| (e, x.clone())).collect()
+}
+
+/// Separates the label values of one series in its key: below every character a label value
+/// can hold, so that keys sort as the values do, one label after the other.
+const SEP: char = '\0';
+
+/// One family's samples.
 struct Samples {
     help: String,
     kind: Kind,
-    labels: Vec<&'static str>,
-    values: BTreeMap<Vec<String>, f64>,
+    /// The family's labels in the order callers give their values.
+    labels: &'static [&'static str],
+    /// The labels sorted by name, as the text shows them, each with its place in `labels`.
+    sorted: Vec<(&'static str, usize)>,
+    /// Label values in `sorted` order, joined by [`SEP`] → value.
+    values: BTreeMap<String, f64>,
+}
+
+impl Samples {
+    fn new(help: String, kind: Kind, labels: &'static [&'static str]) -> Samples {
+        let mut sorted: Vec<(&'static str, usize)> =
+            labels.iter().enumerate().map(|(i, l)| (*l, i)).collect();
+        sorted.sort();
+        Samples {
+            help,
+            kind,
+            labels,
+            sorted,
+            values: BTreeMap::new(),
+        }
+    }
+
+    /// The key of a series whose label values are given in the family's order.
+    fn key(&self, values: &[&str]) -> String {
+        let mut key = String::with_capacity(values.iter().map(|v| v.len() + 1).sum());
+        for (n, (_, i)) in self.sorted.iter().enumerate() {
+            if n > 0 {
+                key.push(SEP);
+            }
+            key.push_str(values[*i]);
+        }
+        key
+    }
+
+    /// Each series as (label name, value) pairs sorted by name, and its value.
+    fn series(&self) -> impl Iterator<Item = (Vec<(&'static str, &str)>, f64)> {
+        self.values.iter().map(|(key, v)| {
+            let names = self.sorted.iter().map(|(n, _)| *n);
+            let pairs = if self.sorted.is_empty() {
+                Vec::new()
+            } else {
+                names.zip(key.split(SEP)).collect()
+            };
+            (pairs, *v)
+        })
+    }
 }
 
 /// A run's metrics, built once and then encoded for every output.
 #[derive(Default)]
 pub struct Exposition {
-    families: BTreeMap<String, Samples>,
+    families: BTreeMap<&'static str, Samples>,
     /// Fields skipped as unusable, by (vin, api, reason).
     skipped: BTreeMap<(String, &'static str, &'static str), u64>,
 }
@@ -42,108 +129,62 @@ impl Exposition {
 
     fn set(
         &mut self,
-        name: &str,
-        help: &str,
+        name: &'static str,
+        help: impl FnOnce() -> String,
         kind: Kind,
-        labels: &[&'static str],
+        labels: &'static [&'static str],
         values: &[&str],
         value: f64,
     ) {
         assert_eq!(values.len(), labels.len(), "labels of {name}");
         let fam = self
             .families
-            .entry(name.to_string())
-            .or_insert_with(|| Samples {
-                help: help.to_string(),
-                kind,
-                labels: labels.to_vec(),
-                values: BTreeMap::new(),
-            });
+            .entry(name)
+            .or_insert_with(|| Samples::new(help(), kind, labels));
         assert_eq!(fam.labels, labels, "{name} used with two label sets");
-        fam.values
-            .insert(values.iter().map(|v| v.to_string()).collect(), value);
+        let key = fam.key(values);
+        fam.values.insert(key, value);
     }
 
     /// Sets one gauge sample. `labels` are the family's label values in catalog order.
     pub fn gauge(&mut self, f: &Family, labels: &[&str], value: f64) {
         debug_assert_eq!(f.kind, Kind::Gauge, "{}", f.name);
-        self.set(f.name, f.help, Kind::Gauge, f.labels, labels, value);
+        self.set(
+            f.name,
+            || f.help.into(),
+            Kind::Gauge,
+            f.labels,
+            labels,
+            value,
+        );
     }
 
     /// Sets the counter sample to `value` (the total kept across runs).
     pub fn counter(&mut self, f: &Family, labels: &[&str], value: f64) {
         debug_assert_eq!(f.kind, Kind::Counter, "{}", f.name);
-        self.set(f.name, f.help, Kind::Counter, f.labels, labels, value);
+        self.set(
+            f.name,
+            || f.help.into(),
+            Kind::Counter,
+            f.labels,
+            labels,
+            value,
+        );
     }
 
     /// Sets the source-time companion of `f` for the series with these labels (given without
     /// `state`).
     pub fn stamp(&mut self, f: &Family, labels: &[&str], seconds: f64) {
         let Some(name) = f.stamp else { return };
-        let help = catalog::stamp_help(f);
-        self.set(name, &help, Kind::Gauge, &f.stamp_labels(), labels, seconds);
+        let help = || catalog::stamp_help(f);
+        self.set(name, help, Kind::Gauge, f.stamp_labels(), labels, seconds);
     }
 
     /// Every sample as (metric name, label pairs sorted by name, value), in name order.
     pub fn samples(&self) -> impl Iterator<Item = (&str, Vec<(&str, &str)>, f64)> {
-        self.families.iter().flat_map(|(name, fam)| {
-            fam.values.iter().map(move |(values, v)| {
-                let mut pairs: Vec<(&str, &str)> = fam
-                    .labels
-                    .iter()
-                    .copied()
-                    .zip(values.iter().map(String::as_str))
-                    .collect();
-                pairs.sort_by(|a, b| a.0.cmp(b.0));
-                (name.as_str(), pairs, *v)
-            })
-        })
-    }
-
-    /// One family as the encoder's model, its series sorted by their label values (label
-    /// pairs sorted by name), as a registry would gather them.
-    fn family_proto(name: &str, fam: &Samples) -> MetricFamily {
-        let mut order: Vec<usize> = (0..fam.labels.len()).collect();
-        order.sort_by(|a, b| fam.labels[*a].cmp(fam.labels[*b]));
-        let mut metrics: Vec<(Vec<&str>, Metric)> = fam
-            .values
+        self.families
             .iter()
-            .map(|(values, v)| {
-                let pairs: Vec<LabelPair> = order
-                    .iter()
-                    .map(|i| {
-                        let mut p = LabelPair::default();
-                        p.set_name(fam.labels[*i].to_string());
-                        p.set_value(values[*i].clone());
-                        p
-                    })
-                    .collect();
-                let mut m = Metric::from_label(pairs);
-                match fam.kind {
-                    Kind::Gauge => {
-                        let mut g = Gauge::default();
-                        g.set_value(*v);
-                        m.set_gauge(g);
-                    }
-                    Kind::Counter => {
-                        let mut c = Counter::default();
-                        c.set_value(*v);
-                        m.set_counter(c);
-                    }
-                }
-                (order.iter().map(|i| values[*i].as_str()).collect(), m)
-            })
-            .collect();
-        metrics.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut mf = MetricFamily::default();
-        mf.set_name(name.to_string());
-        mf.set_help(fam.help.clone());
-        mf.set_field_type(match fam.kind {
-            Kind::Gauge => MetricType::GAUGE,
-            Kind::Counter => MetricType::COUNTER,
-        });
-        mf.set_metric(metrics.into_iter().map(|(_, m)| m).collect());
-        mf
+            .flat_map(|(name, fam)| fam.series().map(move |(pairs, v)| (*name, pairs, v)))
     }
 
     /// Counts a field that was not exported.
@@ -174,21 +215,65 @@ impl Exposition {
         self.skipped = skipped;
     }
 
-    /// The Prometheus text format 0.0.4, without sample timestamps. Families are encoded one
-    /// at a time, so the encoder's model never holds more than one.
+    /// The Prometheus text format 0.0.4, without sample timestamps: each family's HELP and
+    /// TYPE, then its series in order.
     pub fn encode(&self) -> Vec<u8> {
-        let mut buf = Vec::new();
-        let encoder = TextEncoder::new();
+        let mut out = String::new();
         for (name, fam) in &self.families {
             if fam.values.is_empty() {
                 continue;
             }
-            encoder
-                .encode(&[Self::family_proto(name, fam)], &mut buf)
-                .expect("text encoding into memory cannot fail");
+            if !fam.help.is_empty() {
+                let _ = writeln!(out, "# HELP {name} {}", escape(&fam.help, false));
+            }
+            let kind = match fam.kind {
+                Kind::Gauge => "gauge",
+                Kind::Counter => "counter",
+            };
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (pairs, v) in fam.series() {
+                out.push_str(name);
+                for (i, (label, value)) in pairs.iter().enumerate() {
+                    out.push(if i == 0 { '{' } else { ',' });
+                    out.push_str(label);
+                    out.push_str("=\"");
+                    out.push_str(&escape(value, true));
+                    out.push('"');
+                }
+                if !pairs.is_empty() {
+                    out.push('}');
+                }
+                // Most samples are a state set's 0 or 1: written without the formatter.
+                if v == 1.0 {
+                    out.push_str(" 1\n");
+                } else if v == 0.0 && v.is_sign_positive() {
+                    out.push_str(" 0\n");
+                } else {
+                    let _ = writeln!(out, " {v}");
+                }
+            }
         }
-        buf
+        out.into_bytes()
     }
+}
+
+/// A HELP text or label value as the text format writes it: backslash and line feed
+/// escaped, and in label values the double quote.
+fn escape(text: &str, quote: bool) -> std::borrow::Cow<'_, str> {
+    let special = |b: &u8| *b == b'\\' || *b == b'\n' || (quote && *b == b'"');
+    if !text.as_bytes().iter().any(special) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if quote => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+    out.into()
 }
 
 /// The mapper's view of the exposition for one vehicle and one API.
@@ -228,9 +313,13 @@ impl<'a> VehicleOut<'a> {
         }
     }
 
-    fn owned(&self, extra: &[&str]) -> Vec<String> {
-        std::iter::once(self.vin.to_string())
-            .chain(extra.iter().map(|s| s.to_string()))
+    /// The label values of a series of this car: the VIN, then `extra`.
+    fn labels<'l>(&self, extra: &[&'l str]) -> Vec<&'l str>
+    where
+        'a: 'l,
+    {
+        std::iter::once(self.vin)
+            .chain(extra.iter().copied())
             .collect()
     }
 
@@ -243,9 +332,8 @@ impl<'a> VehicleOut<'a> {
     ) {
         match time {
             Some(Ok(t)) => {
-                let owned = self.owned(extra);
-                let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
-                self.exp.stamp(f, &refs, t);
+                let labels = self.labels(extra);
+                self.exp.stamp(f, &labels, t);
             }
             Some(Err(reason)) => self.skip(field, reason),
             None => {}
@@ -285,9 +373,8 @@ impl<'a> VehicleOut<'a> {
         value: f64,
         time: Option<Result<f64, SkipReason>>,
     ) {
-        let owned = self.owned(extra);
-        let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
-        self.exp.gauge(f, &refs, value);
+        let labels = self.labels(extra);
+        self.exp.gauge(f, &labels, value);
         self.stamp(f, extra, field, time);
     }
 
@@ -303,22 +390,20 @@ impl<'a> VehicleOut<'a> {
         time: Option<Result<f64, SkipReason>>,
     ) {
         let value = sanitize_state(value);
-        let mut owned = self.owned(extra);
-        owned.push(String::new());
-        let last = owned.len() - 1;
+        let mut labels = self.labels(extra);
+        labels.push("");
+        let last = labels.len() - 1;
         for k in known {
-            owned[last] = (*k).to_string();
-            let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
-            self.exp
-                .gauge(f, &refs, if *k == value { 1.0 } else { 0.0 });
+            labels[last] = k;
+            let v = if *k == value { 1.0 } else { 0.0 };
+            self.exp.gauge(f, &labels, v);
         }
         if !known.contains(&value.as_str()) {
             if !known.is_empty() {
                 tracing::info!(vin = self.vin, field, value = %value, "state not known to this version; exported as reported");
             }
-            owned[last] = value;
-            let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
-            self.exp.gauge(f, &refs, 1.0);
+            labels[last] = &value;
+            self.exp.gauge(f, &labels, 1.0);
         }
         self.stamp(f, extra, field, time);
     }
@@ -405,6 +490,95 @@ mod tests {
         assert!(
             text.contains("{state=\"LOCKED\",vin=\"YV1XZK9V0R2000001\"} 0"),
             "{text}"
+        );
+    }
+
+    /// The prometheus crate's own encoder over the same samples: the reference this writer is
+    /// held to, byte for byte.
+    fn reference_encoding(exp: &Exposition) -> Vec<u8> {
+        use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+        use prometheus::{Encoder, TextEncoder};
+        let mut buf = Vec::new();
+        for (name, fam) in &exp.families {
+            let metrics = fam
+                .series()
+                .map(|(pairs, v)| {
+                    let pairs = pairs.iter().map(|(n, val)| {
+                        let mut p = LabelPair::default();
+                        p.set_name(n.to_string());
+                        p.set_value(val.to_string());
+                        p
+                    });
+                    let mut m = Metric::from_label(pairs.collect());
+                    match fam.kind {
+                        Kind::Gauge => {
+                            let mut g = Gauge::default();
+                            g.set_value(v);
+                            m.set_gauge(g);
+                        }
+                        Kind::Counter => {
+                            let mut c = Counter::default();
+                            c.set_value(v);
+                            m.set_counter(c);
+                        }
+                    }
+                    m
+                })
+                .collect();
+            let mut mf = MetricFamily::default();
+            mf.set_name(name.to_string());
+            mf.set_help(fam.help.clone());
+            mf.set_field_type(match fam.kind {
+                Kind::Gauge => MetricType::GAUGE,
+                Kind::Counter => MetricType::COUNTER,
+            });
+            mf.set_metric(metrics);
+            TextEncoder::new().encode(&[mf], &mut buf).unwrap();
+        }
+        buf
+    }
+
+    /// Guards the hand-written text format: it is what `prometheus::TextEncoder` writes for
+    /// the same samples, escapes, label order and number formats included.
+    #[test]
+    fn the_text_is_the_prometheus_encoders() {
+        let mut exp = Exposition::new();
+        let mut out = VehicleOut::new(&mut exp, "YV1XZK9V0R2000001", Origin::ConnectedVehicle);
+        let tricky = ["a\"b", "c\\d", "e\nf", "é ü", "", "a b", "a", "ab"];
+        for (i, t) in tricky.iter().enumerate() {
+            out.state_set(
+                &catalog::DOOR_STATE,
+                &[t],
+                "x",
+                "OPEN",
+                &["OPEN", "CLOSED"],
+                None,
+            );
+            out.number(
+                &catalog::ODOMETER_METERS,
+                &[],
+                "x",
+                i as f64 * 0.1 + 1e21,
+                None,
+            );
+        }
+        exp.counter(&catalog::COLLECT_RETRIES_TOTAL, &["home", "energy"], 3.0);
+        exp.gauge(&catalog::COLLECT_RUN_SUCCESS, &[], 1.0);
+        exp.gauge(&catalog::COLLECT_RUN_DURATION_SECONDS, &[], 0.000123);
+        let mut stamped = VehicleOut::new(&mut exp, "V2", Origin::ConnectedVehicle);
+        let time = Some(Ok(1_777_636_800.123_456_7));
+        stamped.state_set(
+            &catalog::CENTRAL_LOCK_STATE,
+            &[],
+            "c",
+            "LOCKED",
+            &["LOCKED"],
+            time,
+        );
+        exp.finish_skips();
+        assert_eq!(
+            String::from_utf8(exp.encode()).unwrap(),
+            String::from_utf8(reference_encoding(&exp)).unwrap()
         );
     }
 

@@ -48,12 +48,15 @@ fn copy_vin(vin: &str, n: usize) -> String {
     format!("{}{:06}", &vin[..11], n)
 }
 
-pub fn build(opts: &Options) -> (Vec<String>, HashMap<String, (u16, Value)>) {
+/// The cars' VINs and every answer by path: `opts.cars` cars, or the samples `only` names
+/// (a scripted day has its own cars, whatever `--cars` says).
+pub fn build(
+    opts: &Options,
+    only: Option<&[String]>,
+) -> (Vec<String>, HashMap<String, (u16, Value)>) {
     let mut samples = samples();
     let mut cars = opts.cars;
-    if opts.scenario.is_some() {
-        // The scripted day has its own cars, whatever --cars says.
-        let vins = super::scenario::Day::vins();
+    if let Some(vins) = only {
         samples.retain(|c| vins.contains(&c.vin));
         cars = samples.len();
     }

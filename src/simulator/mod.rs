@@ -1,7 +1,8 @@
 //! The built-in simulated Volvo cloud, for tests, demos and dashboard work: Volvo ID's token
 //! and authorize endpoints (rotating refresh tokens, PKCE S256), the four APIs with their real
 //! envelopes for sample cars written from `cars/*.json`, and injectable latency and faults.
-//! It demands `vcc-api-key` and a valid bearer token as the real API does.
+//! It demands `vcc-api-key` and a valid bearer token as the real API does. Its parts: [`cars`]
+//! (the sample cars' answers), then [`scenario`] (the scripted day over them).
 
 mod cars;
 mod scenario;
@@ -22,6 +23,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::Digest;
 use tokio::time::Instant;
+
+use crate::clock::Clock;
 
 pub use cars::{sample_vins, SampleCar};
 pub use scenario::{Scenario, DAY_START};
@@ -57,6 +60,8 @@ pub struct Options {
     pub quota: u64,
     /// A scripted scenario: its own cars, whose answers change under the simulator's clock.
     pub scenario: Option<Scenario>,
+    /// The simulator's clock at its start; `POST /_sim/clock` sets it later.
+    pub clock: Clock,
 }
 
 impl Default for Options {
@@ -68,6 +73,7 @@ impl Default for Options {
             rate_limit: 0,
             quota: 0,
             scenario: None,
+            clock: Clock::system(),
         }
     }
 }
@@ -136,6 +142,19 @@ struct Sim {
     /// The daily quota's UTC day (days since the epoch) and requests counted in it.
     quota_day: Mutex<(i64, u64)>,
     day: Option<scenario::Day>,
+    /// The simulator's own clock: token expiry, the rate window, the quota's day and the
+    /// scripted day follow it.
+    clock: Mutex<Clock>,
+}
+
+impl Sim {
+    fn clock(&self) -> Clock {
+        *self.clock.lock().expect("clock lock")
+    }
+
+    fn now(&self) -> i64 {
+        self.clock().now()
+    }
 }
 
 /// A running simulator.
@@ -165,30 +184,20 @@ fn random(n: usize) -> String {
     (0..n).map(|_| fastrand::alphanumeric()).collect()
 }
 
-fn now() -> i64 {
-    crate::clock::now()
-}
-
 /// Every read scope, as a user who consented to all of them has.
 fn full_scope() -> String {
-    let all = crate::config::Sources {
-        connected_vehicle: true,
-        extended_vehicle: true,
-        extended_vehicle_explicit: true,
-        energy: true,
-        location: true,
-    };
-    crate::endpoints::default_scopes(&all).join(" ")
+    crate::endpoints::Sources::ALL.default_scopes().join(" ")
 }
 
 fn issue(sim: &Sim, scope: &str, expired: bool) -> Value {
     let mut t = sim.tokens.lock().expect("tokens lock");
     let access = format!("sim-at-{}", random(32));
     let refresh = format!("sim-rt-{}", random(32));
+    let now = sim.now();
     let expires_at = if expired {
-        now() - 10
+        now - 10
     } else {
-        now() + ACCESS_TOKEN_LIFETIME_S
+        now + ACCESS_TOKEN_LIFETIME_S
     };
     t.access.insert(access.clone(), expires_at);
     t.refresh_valid.insert(refresh.clone(), scope.to_string());
@@ -198,22 +207,24 @@ fn issue(sim: &Sim, scope: &str, expired: bool) -> Value {
         "expires_at": expires_at,
         "token_type": "Bearer",
         "scope": scope,
-        "logged_in_at": now(),
+        "logged_in_at": now,
     })
 }
 
 /// Starts the simulator on `listen` (port 0 picks a free one).
 pub async fn start(listen: SocketAddr, mut opts: Options) -> std::io::Result<Running> {
-    let (vins, responses) = cars::build(&opts);
+    let scripted = opts.scenario.map(|_| scenario::Day::vins());
+    let (vins, responses) = cars::build(&opts, scripted.as_deref());
     let day = opts.scenario.map(|_| scenario::Day::new(&responses));
     if day.is_some() {
         // The scripted day is set after Volvo's shutdown of Extended Vehicle.
         opts.extended = ExtendedMode::Gone;
-        if !crate::clock::is_set() {
+        if !opts.clock.is_set() {
             // Without a clock given, the day plays from its start in real time.
-            crate::clock::set_ms(DAY_START * 1000);
+            opts.clock = Clock::starting_at_ms(DAY_START * 1000);
         }
     }
+    let clock = Mutex::new(opts.clock);
     let sim = Arc::new(Sim {
         opts,
         started: Instant::now(),
@@ -227,6 +238,7 @@ pub async fn start(listen: SocketAddr, mut opts: Options) -> std::io::Result<Run
         recent: Mutex::new(VecDeque::new()),
         quota_day: Mutex::new((0, 0)),
         day,
+        clock,
     });
     let app = Router::new()
         .route("/as/token.oauth2", post(token))
@@ -334,7 +346,7 @@ async fn answer(sim: &Sim, method: &Method, path: &str, headers: &HeaderMap) -> 
         .expect("tokens lock")
         .access
         .get(bearer)
-        .is_some_and(|exp| *exp > now());
+        .is_some_and(|exp| *exp > sim.now());
     if !valid {
         let body = json!({"error": {"message": "Unauthorized", "description": "The access token is invalid or has expired"}});
         return (401, json_response(401, &body));
@@ -383,7 +395,7 @@ async fn answer(sim: &Sim, method: &Method, path: &str, headers: &HeaderMap) -> 
     let scripted = sim
         .day
         .as_ref()
-        .and_then(|d| d.body(path, crate::clock::now_f64()));
+        .and_then(|d| d.body(path, sim.clock().now_f64()));
     if let Some(body) = scripted {
         return (200, json_response(200, &body));
     }
@@ -409,7 +421,7 @@ fn rate_limited(sim: &Sim) -> Option<(u16, Response)> {
         return None;
     }
     let mut recent = sim.recent.lock().expect("recent lock");
-    let now = crate::clock::now_ms();
+    let now = sim.clock().now_ms();
     while recent.front().is_some_and(|t| now - *t >= 60_000) {
         recent.pop_front();
     }
@@ -429,7 +441,7 @@ fn over_quota(sim: &Sim) -> Option<(u16, Response)> {
     if sim.opts.quota == 0 {
         return None;
     }
-    let now = crate::clock::now();
+    let now = sim.now();
     let today = now.div_euclid(DAY_S);
     let mut q = sim.quota_day.lock().expect("quota lock");
     if q.0 != today {
@@ -714,7 +726,7 @@ async fn weather(
 async fn stats(State(sim): State<Arc<Sim>>) -> Json<Value> {
     let seen = sim.seen.lock().expect("seen lock").clone();
     let (day, used) = *sim.quota_day.lock().expect("quota lock");
-    let today = crate::clock::now().div_euclid(DAY_S);
+    let today = sim.now().div_euclid(DAY_S);
     Json(json!({
         "refreshes": *sim.refreshes.lock().expect("lock"),
         "invalid_grants": *sim.invalid_grants.lock().expect("lock"),
@@ -733,18 +745,19 @@ struct SetClock {
     now: f64,
 }
 
-/// Sets the one clock of this process: token expiry, the rate window, the quota's day and the
-/// scripted day all follow it.
-async fn set_clock(Json(c): Json<SetClock>) -> Response {
+/// Sets the simulator's clock: token expiry, the rate window, the quota's day and the
+/// scripted day all follow it. Collector runs get theirs from `VOLVO_COLLECT_NOW`.
+async fn set_clock(State(sim): State<Arc<Sim>>, Json(c): Json<SetClock>) -> Response {
     if !(c.now.is_finite() && c.now > 0.0) {
         return json_response(400, &json!({"error": "now must be Unix seconds"}));
     }
-    crate::clock::set_ms((c.now * 1000.0).round() as i64);
-    json_response(200, &json!({"now": crate::clock::now_f64()}))
+    let clock = Clock::starting_at_ms((c.now * 1000.0).round() as i64);
+    *sim.clock.lock().expect("clock lock") = clock;
+    json_response(200, &json!({"now": clock.now_f64()}))
 }
 
-async fn get_clock() -> Json<Value> {
-    Json(json!({"now": crate::clock::now_f64()}))
+async fn get_clock(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    Json(json!({"now": sim.clock().now_f64()}))
 }
 
 /// The scripted day's upload log, for drivers that measure how late changes reach the output.

@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, SecondsFormat};
 use serde_json::{json, Value};
 
+use crate::endpoints::{Endpoint, Origin};
+
 /// 2026-12-01T00:00:00Z, the start of the scripted day.
 pub const DAY_START: i64 = 1_796_083_200;
 /// D−1 21:00: when the cars last uploaded before the day.
@@ -131,47 +133,20 @@ const KM_PER_PERCENT: f64 = 3.8;
 /// The petrol car's km per litre left (for distance to empty).
 const KM_PER_LITRE: f64 = 12.8;
 
-/// The API an upload belongs to, as the upload log names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Api {
-    ConnectedVehicle,
-    Energy,
-    Location,
-}
-
-impl Api {
-    fn name(self) -> &'static str {
-        match self {
-            Api::ConnectedVehicle => "connected_vehicle",
-            Api::Energy => "energy",
-            Api::Location => "location",
-        }
-    }
-}
-
 /// One upload: at `time`, the car sends these fields of one endpoint. A field without a value
 /// keeps its value and only gets the new timestamp.
 #[derive(Debug, Clone)]
 pub struct Upload {
     pub time: i64,
     pub vin: &'static str,
-    pub api: Api,
-    pub endpoint: &'static str,
+    pub endpoint: Endpoint,
     pub fields: Vec<(String, Option<Value>)>,
 }
 
 impl Upload {
     /// The path whose answer this upload changes.
     fn path(&self) -> String {
-        let vin = self.vin;
-        match self.api {
-            Api::ConnectedVehicle => format!(
-                "/connected-vehicle/v2/vehicles/{vin}/{}",
-                self.endpoint.replace('_', "-")
-            ),
-            Api::Energy => format!("/energy/v2/vehicles/{vin}/state"),
-            Api::Location => format!("/location/v1/vehicles/{vin}/location"),
-        }
+        self.endpoint.path(self.vin, None)
     }
 
     /// The upload log's entry.
@@ -180,8 +155,8 @@ impl Upload {
         json!({
             "time": self.time,
             "vin": self.vin,
-            "api": self.api.name(),
-            "endpoint": self.endpoint,
+            "api": self.endpoint.api().label(),
+            "endpoint": self.endpoint.name(),
             "fields": fields,
         })
     }
@@ -190,13 +165,13 @@ impl Upload {
     fn apply(&self, body: &mut Value) {
         let ts = rfc3339(self.time);
         for (name, value) in &self.fields {
-            match self.api {
-                Api::ConnectedVehicle => set_connected(&mut body["data"][name], value, &ts),
-                Api::Energy => set_energy(&mut body[name], value, &ts),
-                Api::Location => set_location(&mut body["data"], name, value),
+            match self.endpoint.api() {
+                Origin::Energy => set_energy(&mut body[name], value, &ts),
+                Origin::Location => set_location(&mut body["data"], name, value),
+                _ => set_connected(&mut body["data"][name], value, &ts),
             }
         }
-        if self.api == Api::Location {
+        if self.endpoint == Endpoint::Location {
             body["data"]["properties"]["timestamp"] = json!(ts);
         }
     }
@@ -254,7 +229,7 @@ fn round1(x: f64) -> f64 {
 struct Car<'a> {
     p: &'a Profile,
     /// Field names of each Connected Vehicle endpoint in the fixture, for uploads of all.
-    keys: &'a HashMap<&'static str, Vec<String>>,
+    keys: &'a HashMap<Endpoint, Vec<String>>,
     odometer: f64,
     energy: f64,
     trip: f64,
@@ -268,29 +243,22 @@ fn val(name: &str, v: Value) -> (String, Option<Value>) {
 }
 
 impl Car<'_> {
-    fn push(
-        &mut self,
-        time: i64,
-        api: Api,
-        endpoint: &'static str,
-        fields: Vec<(String, Option<Value>)>,
-    ) {
+    fn push(&mut self, time: i64, endpoint: Endpoint, fields: Vec<(String, Option<Value>)>) {
         self.uploads.push(Upload {
             time,
             vin: self.p.vin,
-            api,
             endpoint,
             fields,
         });
     }
 
     /// Every field of a Connected Vehicle endpoint, values kept.
-    fn touch_all(&mut self, time: i64, endpoint: &'static str) {
-        let fields = self.keys[endpoint]
+    fn touch_all(&mut self, time: i64, endpoint: Endpoint) {
+        let fields = self.keys[&endpoint]
             .iter()
             .map(|k| (k.clone(), None))
             .collect();
-        self.push(time, Api::ConnectedVehicle, endpoint, fields);
+        self.push(time, endpoint, fields);
     }
 
     fn range(&self) -> f64 {
@@ -303,28 +271,27 @@ impl Car<'_> {
 
     /// The doors endpoint: every lock field set to `lock`, and every door closed.
     fn doors(&mut self, time: i64, lock: &str) {
-        let fields = self.keys["doors"]
+        let fields = self.keys[&Endpoint::Doors]
             .iter()
             .map(|k| {
                 let v = if k.ends_with("Lock") { lock } else { "CLOSED" };
                 val(k, json!(v))
             })
             .collect();
-        self.push(time, Api::ConnectedVehicle, "doors", fields);
+        self.push(time, Endpoint::Doors, fields);
     }
 
     fn engine(&mut self, time: i64, status: &str) {
         self.push(
             time,
-            Api::ConnectedVehicle,
-            "engine_status",
+            Endpoint::EngineStatus,
             vec![val("engineStatus", json!(status))],
         );
     }
 
     fn command_accessibility(&mut self, time: i64) {
         let f = vec![val("availabilityStatus", json!("AVAILABLE"))];
-        self.push(time, Api::ConnectedVehicle, "command_accessibility", f);
+        self.push(time, Endpoint::CommandAccessibility, f);
     }
 
     fn location(&mut self, time: i64, place: Place, heading: &str) {
@@ -332,7 +299,7 @@ impl Car<'_> {
             val("coordinates", json!(place)),
             val("heading", json!(heading)),
         ];
-        self.push(time, Api::Location, "location", f);
+        self.push(time, Endpoint::Location, f);
     }
 
     /// The battery or tank, in `/fuel` and (electric) the energy state.
@@ -341,8 +308,7 @@ impl Car<'_> {
         if self.p.electric {
             self.push(
                 time,
-                Api::ConnectedVehicle,
-                "fuel",
+                Endpoint::Fuel,
                 vec![val("batteryChargeLevel", json!(level))],
             );
             let mut f = vec![
@@ -356,20 +322,15 @@ impl Car<'_> {
                     json!(left),
                 ));
             }
-            self.push(time, Api::Energy, "state", f);
+            self.push(time, Endpoint::EnergyState, f);
         } else {
-            self.push(
-                time,
-                Api::ConnectedVehicle,
-                "fuel",
-                vec![val("fuelAmount", json!(level))],
-            );
+            self.push(time, Endpoint::Fuel, vec![val("fuelAmount", json!(level))]);
         }
     }
 
     fn odometer(&mut self, time: i64) {
         let f = vec![val("odometer", json!(round1(self.odometer)))];
-        self.push(time, Api::ConnectedVehicle, "odometer", f);
+        self.push(time, Endpoint::Odometer, f);
     }
 
     fn statistics(&mut self, time: i64) {
@@ -391,7 +352,7 @@ impl Car<'_> {
             val(consumption.0, json!(consumption.1)),
             val(empty, json!(self.range())),
         ];
-        self.push(time, Api::ConnectedVehicle, "statistics", f);
+        self.push(time, Endpoint::Statistics, f);
     }
 
     /// The electric car's charging fields, all at once.
@@ -413,25 +374,25 @@ impl Car<'_> {
             val("chargingCurrentLimit", json!(16)),
             val("targetBatteryChargeLevel", json!(TARGET)),
         ];
-        self.push(time, Api::Energy, "state", f);
+        self.push(time, Endpoint::EnergyState, f);
     }
 
     /// What the car last uploaded the evening before: every scripted field, asleep at home.
     fn evening_before(&mut self) {
         let t = EVENING_BEFORE;
         self.doors(t, "LOCKED");
-        self.touch_all(t, "windows");
+        self.touch_all(t, Endpoint::Windows);
         self.engine(t, "STOPPED");
         self.command_accessibility(t);
         self.odometer(t);
         self.energy_level(t, false);
         self.statistics(t);
-        let tyres = self.keys["tyres"]
+        let tyres = self.keys[&Endpoint::Tyres]
             .iter()
             .map(|k| val(k, json!("NO_WARNING")))
             .collect();
-        self.push(t, Api::ConnectedVehicle, "tyres", tyres);
-        self.touch_all(t, "warnings");
+        self.push(t, Endpoint::Tyres, tyres);
+        self.touch_all(t, Endpoint::Warnings);
         self.location(t, self.p.home, "214");
         if self.p.electric {
             self.charging(t, "DISCONNECTED", "IDLE", "NONE", "NO_POWER_AVAILABLE", 0);
@@ -439,7 +400,7 @@ impl Car<'_> {
                 "estimatedChargingTimeToTargetBatteryChargeLevel",
                 json!(0),
             )];
-            self.push(t, Api::Energy, "state", f);
+            self.push(t, Endpoint::EnergyState, f);
         }
     }
 
@@ -447,12 +408,12 @@ impl Car<'_> {
         match act {
             Act::Unlock => {
                 self.doors(time, "UNLOCKED");
-                self.touch_all(time, "windows");
+                self.touch_all(time, Endpoint::Windows);
                 self.command_accessibility(time);
             }
             Act::DriverDoor(state) => {
                 let f = vec![val("frontLeftDoor", json!(state))];
-                self.push(time, Api::ConnectedVehicle, "doors", f);
+                self.push(time, Endpoint::Doors, f);
             }
             Act::Start => {
                 self.trip = 0.0;
@@ -463,14 +424,14 @@ impl Car<'_> {
                 self.engine(time, "STOPPED");
                 self.location(time, place, heading);
                 self.statistics(time);
-                self.touch_all(time, "tyres");
-                self.touch_all(time, "warnings");
+                self.touch_all(time, Endpoint::Tyres);
+                self.touch_all(time, Endpoint::Warnings);
             }
             Act::Lock => self.doors(time, "LOCKED"),
             Act::PlugIn(minutes) => self.charge(time, minutes),
             Act::TyreWarning => {
                 let f = vec![val("frontLeft", json!("LOW_PRESSURE"))];
-                self.push(time, Api::ConnectedVehicle, "tyres", f);
+                self.push(time, Endpoint::Tyres, f);
             }
             Act::ChargeDone => {
                 self.energy = TARGET;
@@ -600,18 +561,23 @@ impl Day {
 fn endpoint_keys(
     vin: &str,
     responses: &HashMap<String, (u16, Value)>,
-) -> HashMap<&'static str, Vec<String>> {
-    ["doors", "windows", "tyres", "warnings"]
-        .into_iter()
-        .map(|e| {
-            let path = format!("/connected-vehicle/v2/vehicles/{vin}/{e}");
-            let keys = responses[&path].1["data"]
-                .as_object()
-                .map(|o| o.keys().cloned().collect())
-                .unwrap_or_default();
-            (e, keys)
-        })
-        .collect()
+) -> HashMap<Endpoint, Vec<String>> {
+    [
+        Endpoint::Doors,
+        Endpoint::Windows,
+        Endpoint::Tyres,
+        Endpoint::Warnings,
+    ]
+    .into_iter()
+    .map(|e| {
+        let path = e.path(vin, None);
+        let keys = responses[&path].1["data"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        (e, keys)
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -623,7 +589,7 @@ mod tests {
             scenario: Some(Scenario::Day),
             ..Default::default()
         };
-        let (vins, responses) = crate::simulator::cars::build(&opts);
+        let (vins, responses) = crate::simulator::cars::build(&opts, Some(&Day::vins()));
         assert_eq!(vins, Day::vins());
         Day::new(&responses)
     }

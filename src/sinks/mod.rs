@@ -1,5 +1,7 @@
 //! Outputs: where the encoded exposition goes. Encoding happens once, before; each output is
-//! small and independent, and a failing one never stops the others.
+//! small and independent, and a failing one never stops the others: [`http`] (the HTTP outputs'
+//! shared client), [`pushgateway`], [`remote_write`] and [`textfile`], each using only those
+//! before it.
 
 pub(crate) mod http;
 pub mod pushgateway;
@@ -46,7 +48,7 @@ pub async fn deliver(
     let remote = async {
         match &outputs.remote_write {
             Some(url) => {
-                let now_ms = crate::clock::now_ms();
+                let now_ms = settings.clock.now_ms();
                 let request = remote_write::write_request(exp, now_ms);
                 remote_write::send(url, &settings.remote_write, remote_write::encode(&request))
                     .await

@@ -14,13 +14,11 @@ fn all_scopes() -> String {
 
 /// The live APIs' read scopes, and with `extended` also Extended Vehicle's.
 fn live_and_extended_scopes(extended: bool) -> String {
-    volvo_collect::endpoints::default_scopes(&volvo_collect::config::Sources {
-        connected_vehicle: true,
-        extended_vehicle: true,
+    volvo_collect::endpoints::Sources {
         extended_vehicle_explicit: extended,
-        energy: true,
-        location: true,
-    })
+        ..volvo_collect::endpoints::Sources::ALL
+    }
+    .default_scopes()
     .join(" ")
 }
 

@@ -70,17 +70,12 @@ fn a_hang_at_any_api_step_ends_within_the_deadline() {
         ),
     ];
     let mut cases = cases;
-    for e in volvo_collect::endpoints::CONNECTED_VEHICLE {
-        let template = volvo_collect::endpoints::get(
-            volvo_collect::metrics::catalog::Origin::ConnectedVehicle,
-            e,
-        )
-        .template;
-        if *e == "engine" {
+    use volvo_collect::endpoints::{Endpoint, Origin};
+    for e in Endpoint::of_api(Origin::ConnectedVehicle) {
+        if e == Endpoint::Engine {
             continue; // the BEV does not support it: its 404 comes before any fault matters
         }
-        let path = format!("/connected-vehicle/v2{}", template.replace("{vin}", BEV));
-        cases.push((e, format!("={path}"), bev.as_str(), 1));
+        cases.push((e.name(), format!("={}", e.path(BEV, None)), bev.as_str(), 1));
     }
     for (step, path, volvo, expect) in cases {
         let fault =

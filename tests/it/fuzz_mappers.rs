@@ -4,10 +4,11 @@
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use volvo_collect::api::{connected_vehicle, energy, extended_vehicle, location, ApiError};
+use volvo_collect::api::answers::{Absent, Ask, CarAnswers};
+use volvo_collect::api::{extended_vehicle, location, ApiError};
 use volvo_collect::config::LocationPrivacy;
-use volvo_collect::metrics::{self, Exposition};
-use volvo_collect::values::Field;
+use volvo_collect::endpoints::Endpoint;
+use volvo_collect::metrics::{self, Exposition, MapContext};
 
 fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -107,6 +108,29 @@ fn decode<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, ApiError> {
     serde_json::from_value(v.clone()).map_err(|e| ApiError::Decode(e.to_string()))
 }
 
+/// Each (endpoint, body) through the decoder into one car's answers, then every API's mapper.
+fn map_answers(bodies: &[(Endpoint, Value)]) -> String {
+    let mut car = CarAnswers::new("YV1XZK9V0R2000001", Absent::Deferred);
+    for (e, body) in bodies {
+        car.record(Ask::of(*e), 0, Ok(body.to_string().into_bytes()));
+    }
+    let privacy = LocationPrivacy {
+        precision: None,
+        export_coordinates: true,
+        home: None,
+    };
+    let cx = MapContext {
+        account: "default",
+        location: &privacy,
+    };
+    let mut exp = Exposition::new();
+    for api in metrics::APIS {
+        api.map(&mut exp, &car, &cx);
+    }
+    exp.finish_skips();
+    String::from_utf8(exp.encode()).unwrap()
+}
+
 /// The checks promtool makes that matter here, without running it per case.
 fn assert_valid(text: &str) {
     let mut series = std::collections::HashSet::new();
@@ -149,39 +173,33 @@ proptest! {
     #[test]
     fn connected_vehicle_decoders_and_mapper(vals in values_map(), raw in any_json(), details in any_json()) {
         let wrapped = json!({"data": vals});
-        let s = connected_vehicle::Snapshot {
-            details: decode::<connected_vehicle::Data<connected_vehicle::Details>>(&json!({"data": details})).map(|d| d.data),
-            doors: decode::<connected_vehicle::Data<connected_vehicle::Doors>>(&wrapped).map(|d| d.data),
-            windows: decode::<connected_vehicle::Data<connected_vehicle::Windows>>(&wrapped).map(|d| d.data),
-            engine_status: decode::<connected_vehicle::Data<connected_vehicle::EngineStatus>>(&wrapped).map(|d| d.data),
-            engine: decode::<connected_vehicle::Data<connected_vehicle::Engine>>(&raw).map(|d| d.data),
-            diagnostics: decode::<connected_vehicle::Data<connected_vehicle::Diagnostics>>(&wrapped).map(|d| d.data),
-            brakes: decode::<connected_vehicle::Data<connected_vehicle::Brakes>>(&wrapped).map(|d| d.data),
-            fuel: decode::<connected_vehicle::Data<connected_vehicle::Fuel>>(&wrapped).map(|d| d.data),
-            odometer: decode::<connected_vehicle::Data<connected_vehicle::Odometer>>(&wrapped).map(|d| d.data),
-            statistics: decode::<connected_vehicle::Data<connected_vehicle::Statistics>>(&wrapped).map(|d| d.data),
-            tyres: decode::<connected_vehicle::Data<connected_vehicle::Tyres>>(&wrapped).map(|d| d.data),
-            warnings: decode::<connected_vehicle::Data<connected_vehicle::Warnings>>(&wrapped).map(|d| d.data),
-            command_accessibility: decode::<connected_vehicle::Data<connected_vehicle::CommandAccessibility>>(&json!({"data": {"availabilityStatus": raw.clone()}})).map(|d| d.data),
-            commands: decode::<connected_vehicle::Data<Vec<Field<connected_vehicle::Command>>>>(&json!({"data": [raw.clone(), {"command": "LOCK"}]})).map(|d| d.data),
-        };
-        let mut exp = Exposition::new();
-        metrics::connected_vehicle::map(&mut exp, "YV1XZK9V0R2000001", "default", &s);
-        exp.finish_skips();
-        assert_valid(&String::from_utf8(exp.encode()).unwrap());
+        let bodies = [
+            (Endpoint::Details, json!({"data": details})),
+            (Endpoint::Doors, wrapped.clone()),
+            (Endpoint::Windows, wrapped.clone()),
+            (Endpoint::EngineStatus, wrapped.clone()),
+            (Endpoint::Engine, raw.clone()),
+            (Endpoint::Diagnostics, wrapped.clone()),
+            (Endpoint::Brakes, wrapped.clone()),
+            (Endpoint::Fuel, wrapped.clone()),
+            (Endpoint::Odometer, wrapped.clone()),
+            (Endpoint::Statistics, wrapped.clone()),
+            (Endpoint::Tyres, wrapped.clone()),
+            (Endpoint::Warnings, wrapped.clone()),
+            (Endpoint::CommandAccessibility, json!({"data": {"availabilityStatus": raw.clone()}})),
+            (Endpoint::Commands, json!({"data": [raw.clone(), {"command": "LOCK"}]})),
+        ];
+        assert_valid(&map_answers(&bodies));
     }
 
     #[test]
     fn energy_decoders_and_mapper(state in prop::collection::vec((prop::sample::select(&["batteryChargeLevel", "electricRange", "chargingStatus", "chargingPower", "targetBatteryChargeLevel", "x"][..]), prop_oneof![any_json(), (any_json(), any_json(), any_json()).prop_map(|(v, u, t)| json!({"status": "OK", "value": v, "unit": u, "updatedAt": t})), any_json().prop_map(|c| json!({"status": "ERROR", "code": c}))]), 0..6), caps in any_json()) {
         let state = Value::Object(state.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
-        let s = energy::Snapshot {
-            capabilities: decode(&json!({"getEnergyState": caps})),
-            state: Some(decode(&state)),
-        };
-        let mut exp = Exposition::new();
-        metrics::energy::map(&mut exp, "YV1XZK9V0R2000001", &s);
-        exp.finish_skips();
-        assert_valid(&String::from_utf8(exp.encode()).unwrap());
+        let bodies = [
+            (Endpoint::EnergyCapabilities, json!({"getEnergyState": caps})),
+            (Endpoint::EnergyState, state),
+        ];
+        assert_valid(&map_answers(&bodies));
     }
 
     #[test]
@@ -198,11 +216,13 @@ proptest! {
 
     #[test]
     fn extended_decoder_and_mapper(values in prop::collection::vec((".{0,10}", any_json(), any_json(), any_json()), 0..5)) {
-        let resources = values
+        let decoded: Vec<(String, Result<extended_vehicle::ResourceValue, ApiError>)> = values
             .into_iter()
             .map(|(name, v, u, t)| (name, decode::<extended_vehicle::ResourceEnvelope>(&json!({"resourceValue": {"value": v, "unit": u, "timestamp": t}})).map(|e| e.resource_value)))
             .collect();
-        let s = extended_vehicle::Snapshot { list: Ok(vec![]), resources };
+        let names = extended_vehicle::ResourceNames(Vec::new());
+        let resources = decoded.iter().map(|(n, r)| (n.as_str(), r.as_ref().map_err(Clone::clone))).collect();
+        let s = extended_vehicle::Snapshot { list: Ok(&names), resources };
         let mut exp = Exposition::new();
         metrics::extended_vehicle::map(&mut exp, "YV1XZK9V0R2000001", &s);
         exp.finish_skips();

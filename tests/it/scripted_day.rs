@@ -165,14 +165,14 @@ fn the_scripted_day_is_played_and_measured() {
     assert!(uploaded(
         log,
         ELECTRIC,
-        "state",
+        "energy_state",
         "chargingStatus",
         hms(18, 0)
     ));
     assert!(uploaded(
         log,
         ELECTRIC,
-        "state",
+        "energy_state",
         "chargingStatus",
         hms(22, 0)
     ));

@@ -1,0 +1,251 @@
+//! What each car said: every answer of a run, asked now or kept from an earlier run, decoded
+//! once into its typed [`Answer`], with the newest upload time it carries and what this run
+//! did about it. The planner decides from it, the mappers read it, and the state file keeps
+//! its bodies; nothing parses a body twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::value::RawValue;
+
+use super::{api_of, Answer, ApiError, Typed};
+use crate::endpoints::Endpoint;
+use crate::state::{AnswerKey, CacheEntry};
+
+/// One answer a car can give: an endpoint, and for Extended Vehicle's values the resource.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ask {
+    pub endpoint: Endpoint,
+    pub resource: Option<String>,
+}
+
+impl Ask {
+    pub fn of(endpoint: Endpoint) -> Ask {
+        Ask {
+            endpoint,
+            resource: None,
+        }
+    }
+}
+
+/// What this run did about one answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Answered now.
+    Fresh,
+    Failed(ApiError),
+    /// No place in Volvo's minute window: asked next run.
+    Deferred,
+    /// Asked; the answer has not come yet.
+    InFlight,
+}
+
+/// The last answer of one [`Ask`]: its body as it came (for the state file), when it was
+/// fetched, and what it says.
+#[derive(Debug)]
+pub struct Kept {
+    pub fetched_at: i64,
+    pub body: Box<RawValue>,
+    pub answer: Answer,
+    /// The newest upload time in it (Unix seconds), as the car stamped it.
+    pub newest: Option<i64>,
+}
+
+impl Kept {
+    /// Decodes a body of `endpoint` once; `None` with the reason when it does not decode.
+    pub fn decode(
+        endpoint: Endpoint,
+        fetched_at: i64,
+        body: Box<RawValue>,
+    ) -> Result<Kept, ApiError> {
+        let answer = api_of(endpoint).decode(endpoint, body.get())?;
+        let newest = answer.newest_upload();
+        Ok(Kept {
+            fetched_at,
+            body,
+            answer,
+            newest,
+        })
+    }
+}
+
+/// One answer's place in a car's record.
+#[derive(Debug, Default)]
+pub struct Slot {
+    pub kept: Option<Kept>,
+    pub outcome: Option<Outcome>,
+}
+
+/// What the run has for an answer that is neither fresh nor failed: the quota's pause replays
+/// silently, anything else not asked is deferred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Absent {
+    Deferred,
+    QuotaPaused,
+}
+
+/// Everything one car (or, with an empty VIN, the account's vehicle list) said.
+#[derive(Debug)]
+pub struct CarAnswers {
+    pub vin: String,
+    slots: BTreeMap<Ask, Slot>,
+    /// Endpoints remembered as not supported by this car.
+    unsupported: BTreeSet<Endpoint>,
+    /// What an answer never asked this run stands for.
+    absent: Absent,
+}
+
+/// The message of an endpoint skipped because an earlier run found it unsupported.
+pub const REMEMBERED: &str = "not supported by this car (remembered from an earlier run)";
+
+impl CarAnswers {
+    pub fn new(vin: &str, absent: Absent) -> CarAnswers {
+        CarAnswers {
+            vin: vin.to_string(),
+            slots: BTreeMap::new(),
+            unsupported: BTreeSet::new(),
+            absent,
+        }
+    }
+
+    /// Takes a kept answer from the state file, decoding it once. One that no longer decodes
+    /// is dropped with a warning, so that it is asked again rather than failing every run.
+    pub fn keep(&mut self, ask: Ask, entry: CacheEntry) {
+        match Kept::decode(ask.endpoint, entry.fetched_at, entry.body) {
+            Ok(kept) => self.slot(ask).kept = Some(kept),
+            Err(e) => {
+                tracing::warn!(vin = self.vin, endpoint = %ask.endpoint, error = %e, "cached answer no longer decodes; asking it again");
+            }
+        }
+    }
+
+    /// Remembers that the car does not support `endpoint`.
+    pub fn mark_unsupported(&mut self, endpoint: Endpoint) {
+        self.unsupported.insert(endpoint);
+    }
+
+    pub fn is_unsupported(&self, endpoint: Endpoint) -> bool {
+        self.unsupported.contains(&endpoint)
+    }
+
+    fn slot(&mut self, ask: Ask) -> &mut Slot {
+        self.slots.entry(ask).or_default()
+    }
+
+    /// Records what came for `ask` at `now`: a body is decoded once and kept; one that does
+    /// not decode is this run's failure, and the earlier answer is dropped so that the next
+    /// run asks again.
+    pub fn record(&mut self, ask: Ask, now: i64, result: Result<Vec<u8>, ApiError>) {
+        let endpoint = ask.endpoint;
+        let slot = self.slot(ask);
+        let decoded = result.and_then(|body| {
+            let not_json = || ApiError::Decode("the answer is not JSON".into());
+            let text = String::from_utf8(body).map_err(|_| not_json())?;
+            let raw = RawValue::from_string(text).map_err(|_| not_json())?;
+            Kept::decode(endpoint, now, raw)
+        });
+        slot.outcome = Some(match decoded {
+            Ok(kept) => {
+                slot.kept = Some(kept);
+                Outcome::Fresh
+            }
+            Err(e) => {
+                if matches!(e, ApiError::Decode(_)) {
+                    slot.kept = None;
+                }
+                Outcome::Failed(e)
+            }
+        });
+    }
+
+    /// Marks `ask` as sent, or as deferred by the minute window.
+    pub fn mark(&mut self, ask: Ask, outcome: Outcome) {
+        self.slot(ask).outcome = Some(outcome);
+    }
+
+    pub fn outcome(&self, ask: &Ask) -> Option<&Outcome> {
+        self.slots.get(ask).and_then(|s| s.outcome.as_ref())
+    }
+
+    pub fn kept(&self, ask: &Ask) -> Option<&Kept> {
+        self.slots.get(ask).and_then(|s| s.kept.as_ref())
+    }
+
+    /// Whether `ask` answered this run.
+    pub fn is_fresh(&self, ask: &Ask) -> bool {
+        self.outcome(ask) == Some(&Outcome::Fresh)
+    }
+
+    /// Seconds since the kept answer of `ask` was fetched.
+    pub fn age(&self, ask: &Ask, now: i64) -> Option<i64> {
+        self.kept(ask).map(|k| now - k.fetched_at)
+    }
+
+    /// What the run has for `ask`: this run's answer, or the last one replayed. A failure
+    /// stands, but for the daily quota's, behind which the last answer stays.
+    pub fn get(&self, ask: &Ask) -> Result<&Answer, ApiError> {
+        let kept = || self.kept(ask).map(|k| &k.answer);
+        match self.outcome(ask) {
+            Some(Outcome::Fresh) => kept().ok_or(ApiError::Decode("no answer kept".into())),
+            Some(Outcome::Failed(e @ ApiError::Quota { .. })) => kept().ok_or_else(|| e.clone()),
+            Some(Outcome::Failed(e)) => Err(e.clone()),
+            Some(Outcome::Deferred) => kept().ok_or(ApiError::Deferred),
+            Some(Outcome::InFlight) => Err(ApiError::Timeout),
+            None if self.is_unsupported(ask.endpoint) => {
+                Err(ApiError::NotSupported(REMEMBERED.into()))
+            }
+            None => kept().ok_or(match self.absent {
+                Absent::QuotaPaused => ApiError::Quota { reset_after: None },
+                Absent::Deferred => ApiError::Deferred,
+            }),
+        }
+    }
+
+    /// The typed answer of an endpoint (without a resource).
+    pub fn typed<T: Typed>(&self, endpoint: Endpoint) -> Result<&T, ApiError> {
+        self.typed_at(&Ask::of(endpoint))
+    }
+
+    pub fn typed_at<T: Typed>(&self, ask: &Ask) -> Result<&T, ApiError> {
+        let answer = self.get(ask)?;
+        T::from_answer(answer).ok_or_else(|| {
+            ApiError::Decode(format!(
+                "{} kept an answer of another endpoint",
+                ask.endpoint
+            ))
+        })
+    }
+
+    /// The newest upload among this run's fresh answers, but for `except`'s.
+    pub fn newest_fresh(&self, except: Option<Endpoint>) -> Option<i64> {
+        self.slots
+            .iter()
+            .filter(|(a, s)| Some(a.endpoint) != except && s.outcome == Some(Outcome::Fresh))
+            .filter_map(|(_, s)| s.kept.as_ref().and_then(|k| k.newest))
+            .max()
+    }
+
+    /// Every answer kept, for the state file.
+    pub fn into_entries(self) -> impl Iterator<Item = (AnswerKey, CacheEntry)> {
+        let vin = self.vin;
+        self.slots.into_iter().filter_map(move |(ask, slot)| {
+            let k = slot.kept?;
+            let key = AnswerKey {
+                vin: vin.clone(),
+                endpoint: ask.endpoint,
+                resource: ask.resource,
+            };
+            Some((
+                key,
+                CacheEntry {
+                    fetched_at: k.fetched_at,
+                    body: k.body,
+                },
+            ))
+        })
+    }
+
+    /// Every ask that has a slot, with its slot.
+    pub fn slots(&self) -> impl Iterator<Item = (&Ask, &Slot)> {
+        self.slots.iter()
+    }
+}

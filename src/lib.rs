@@ -110,7 +110,16 @@ async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
         }) => {
             let path = config::locate(cli.config.as_deref())?;
             let settings = config::load(&path)?.select_account(account.as_deref())?;
-            auth::login::run(&settings, *no_browser, *timeout).await
+            // Caught, so that Ctrl-C or a stop ends the wait for the browser even where the
+            // default action does not apply: a container's first process ignores both signals.
+            let mut stop = Stop::install();
+            tokio::select! {
+                r = auth::login::run(&settings, *no_browser, *timeout) => r,
+                () = stop.signal() => Err(Fatal::new(
+                    ExitCode::Temporary,
+                    "login stopped by a signal; log in again to write the token",
+                )),
+            }
         }
         Some(cli::Command::Simulate {
             listen,

@@ -74,15 +74,7 @@ async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
             Ok(print(&script))
         }
         Some(cli::Command::Man) => man(),
-        Some(cli::Command::Login {
-            no_browser,
-            timeout,
-            account,
-        }) => {
-            let settings = config::load(&config::locate(cli.config.as_deref())?)?;
-            let account = settings.select_account(account.as_deref())?;
-            auth::login::run(&settings, account, *no_browser, *timeout).await
-        }
+        Some(cli::Command::Login { .. }) => login(&cli).await,
         Some(cli::Command::Simulate { .. }) => simulate(&cli).await,
         None => collect(&cli).await,
     }
@@ -128,6 +120,30 @@ async fn check(cli: &cli::Cli) -> Result<ExitCode, Fatal> {
     tokio::select! {
         r = check::run(&settings, &opts) => r,
         _guard = stop.requested() => Err(stopped()),
+    }
+}
+
+/// `volvo-collect login`.
+async fn login(cli: &cli::Cli) -> Result<ExitCode, Fatal> {
+    let Some(cli::Command::Login {
+        no_browser,
+        timeout,
+        account,
+    }) = &cli.command
+    else {
+        unreachable!("called for login only");
+    };
+    let settings = config::load(&config::locate(cli.config.as_deref())?)?;
+    let account = settings.select_account(account.as_deref())?;
+    // Caught, so that Ctrl-C or a stop ends the wait for the browser even where the default
+    // action does not apply: a container's first process ignores both signals.
+    let mut stop = Stop::install();
+    tokio::select! {
+        r = auth::login::run(&settings, account, *no_browser, *timeout) => r,
+        () = stop.signal() => Err(Fatal::new(
+            ExitCode::Temporary,
+            "login stopped by a signal; log in again to write the token",
+        )),
     }
 }
 

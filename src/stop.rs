@@ -25,7 +25,8 @@ impl Stop {
         }
     }
 
-    async fn signal(&mut self) {
+    /// Resolves on the next SIGTERM or SIGINT.
+    pub async fn signal(&mut self) {
         tokio::select! {
             _ = self.term.recv() => {}
             _ = self.int.recv() => {}

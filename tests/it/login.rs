@@ -438,6 +438,30 @@ fn nothing_arrives_before_the_timeout() {
     assert!(printed.contains("timed out after 1s"), "{printed}");
 }
 
+/// Guards the stop of a login that waits for the browser: SIGINT (Ctrl-C) or SIGTERM ends it
+/// with 75 and says so. They are caught rather than left to their default action, which does
+/// not apply to a container's first process: `podman run -it IMAGE login` ignored Ctrl-C.
+#[test]
+fn a_signal_ends_a_waiting_login() {
+    let sim = Sim::start(&[]);
+    for signal in ["-INT", "-TERM"] {
+        let redirect = format!("http://127.0.0.1:{}/callback", free_port());
+        let ws = login_workspace(&sim, &redirect, "");
+        let mut login = Login::start(&ws, &["--timeout", "60s"], false);
+        login.authorize_url();
+        let sent = std::process::Command::new("kill")
+            .args([signal, &login.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success());
+        let (exit, printed) = login.finish();
+        assert_eq!(exit, 75, "{signal}: {printed}");
+        let last = printed.lines().last().unwrap();
+        assert!(last.contains("login stopped by a signal"), "{printed}");
+        assert!(!ws.path("token.json").exists());
+    }
+}
+
 #[test]
 fn rejected_code_says_what_to_register() {
     let sim = Sim::start(&[]);

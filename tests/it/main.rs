@@ -9,6 +9,7 @@ mod check;
 mod collect;
 mod deadline;
 mod delivery;
+mod deploy;
 mod failures;
 mod fuzz_mappers;
 mod hardening;

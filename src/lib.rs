@@ -2,12 +2,13 @@
 //! Prometheus metrics, once per run.
 //!
 //! The pipeline, module by module, each importing only those before it: the helpers
-//! ([`error`], [`secret`], [`clock`], [`fsutil`], [`text`], [`values`]); [`config`] (file →
-//! validated settings); [`endpoints`] (the one table of what is asked); [`state`] and
-//! [`window`] (what runs remember, Volvo's shared minute); [`http`]; [`auth`] (token file,
-//! refresh, login); [`api`] (one module per Volvo API over one request client); [`metrics`]
-//! (one mapper per API, the catalog of every family); [`sinks`]; [`schedule`] and [`planner`]
-//! (what each run asks of each car); [`weather`]; [`run`] (one collection in phases). On top:
+//! ([`error`], [`secret`], [`clock`], [`fsutil`], [`text`], [`values`]); [`records`] (trips
+//! and charges worked out from the uploads); [`config`] (file → validated settings);
+//! [`endpoints`] (the one table of what is asked); [`state`] and [`window`] (what runs
+//! remember, Volvo's shared minute); [`http`]; [`auth`] (token file, refresh, login); [`api`]
+//! (one module per Volvo API over one request client); [`metrics`] (one mapper per API, the
+//! catalog of every family); [`sinks`]; [`schedule`] and [`planner`] (what each run asks of
+//! each car); [`weather`]; [`run`] (one collection in phases). On top:
 //! [`serve`], [`check`], the [`simulator`] and [`demo`], and [`cli`] (the command line).
 
 pub mod api;
@@ -23,6 +24,7 @@ pub mod fsutil;
 pub mod http;
 pub mod metrics;
 pub mod planner;
+pub mod records;
 pub mod run;
 pub mod schedule;
 pub mod secret;

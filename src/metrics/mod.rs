@@ -10,6 +10,7 @@ pub mod connected_vehicle;
 pub mod energy;
 pub mod extended_vehicle;
 pub mod location;
+pub mod records;
 
 use std::collections::BTreeMap;
 

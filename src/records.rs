@@ -85,7 +85,8 @@ impl ChargingStatus {
 pub struct Observation {
     /// The run's time, Unix seconds. Upload times after it are taken as this time.
     pub now: i64,
-    /// The newest upload time of any of the car's answers in this run.
+    /// The newest upload time of any of the car's answers in this run (replayed ones
+    /// included); `None` when the run got no answer of the car, which then changes nothing.
     pub newest_upload: Option<i64>,
     /// Engine status: RUNNING is `true`.
     pub engine_running: Option<Timed<bool>>,
@@ -327,7 +328,9 @@ impl CarRecords {
             self.capacity = Some(c);
         }
         let events = self.new_uploads(o, now);
-        if events.is_empty() && now <= self.now {
+        // A run without any answer of the car (it failed) learnt nothing, not even that the
+        // car stood still; a run that sees only what the last one saw learnt nothing either.
+        if events.is_empty() && (now <= self.now || o.newest_upload.is_none()) {
             return;
         }
         let mut run = RunNotes {
@@ -1136,6 +1139,36 @@ mod tests {
         assert_eq!(r.trips, 1, "{r:?}");
         let want = trip(Some("09:00"), "09:20", 10.0, Some(3.2), None);
         assert!(same_trip(&r.last_trip, &Some(want)), "{:?}", r.last_trip);
+    }
+
+    /// Guards a failed run: a run that got no answer of the car is no "next run without
+    /// movement", so a short stop with a failed run after it does not split the trip.
+    #[test]
+    fn a_failed_run_after_a_stop_does_not_end_the_trip() {
+        let mut s = Script::new(None);
+        s.evening(100.0, U::Liters(40.0))
+            .at(hm("07:32"), U::Engine(true))
+            .at(hm("07:50"), U::Km(110.0))
+            .at(hm("08:03"), U::Engine(false))
+            .at(hm("08:12"), U::Engine(true))
+            .at(hm("08:30"), U::Km(120.0))
+            .at(hm("08:40"), U::Engine(false));
+        let mut r = CarRecords::default();
+        for t in runs("07:00", "10:00", &[]) {
+            let failed = t == hm("08:10");
+            r.observe(&if failed {
+                Observation {
+                    now: t,
+                    ..Observation::default()
+                }
+            } else {
+                s.observation(t)
+            });
+        }
+        assert_eq!(r.trips, 1, "{r:?}");
+        let t = r.last_trip.unwrap();
+        assert!(near(t.distance_meters, Some(20_000.0)), "{t:?}");
+        assert_eq!(t.end, hm("08:40"));
     }
 
     /// Guards a remote start: the engine ran, the odometer did not move, no trip.

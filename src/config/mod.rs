@@ -145,6 +145,15 @@ pub struct WeatherOptions {
     pub min_age: Duration,
 }
 
+/// The `[prices]` settings: what charged energy and fuel cost, in one currency.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prices {
+    /// An ISO 4217 code, such as `EUR`.
+    pub currency: String,
+    pub electricity_per_kwh: Option<f64>,
+    pub fuel_per_liter: Option<f64>,
+}
+
 /// One Volvo ID account (an application's credentials and its token). A plain `[volvo]`
 /// table is one account named `default`; `[[account]]` tables give several.
 #[derive(Debug, Clone)]
@@ -191,6 +200,8 @@ pub struct Settings {
     pub schedule: BTreeMap<crate::endpoints::Endpoint, Duration>,
     /// Weather at the car; `None` unless an OpenWeatherMap API key is configured.
     pub weather: Option<WeatherOptions>,
+    /// Prices of energy and fuel; `None` without a `[prices]` table.
+    pub prices: Option<Prices>,
     /// The clock every run of these settings reads (`VOLVO_COLLECT_NOW`, else the system's).
     pub clock: crate::clock::Clock,
 }

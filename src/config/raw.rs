@@ -36,6 +36,17 @@ pub(super) struct RawConfig {
     pub schedule: BTreeMap<String, ScheduleAge>,
     #[serde(default)]
     pub weather: RawWeather,
+    #[serde(default)]
+    pub prices: RawPrices,
+}
+
+/// `[prices]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPrices {
+    pub currency: Option<String>,
+    pub electricity_per_kwh: Option<f64>,
+    pub fuel_per_liter: Option<f64>,
 }
 
 /// `[weather]`.

@@ -10,14 +10,14 @@ use std::time::Duration;
 use url::Url;
 
 use super::raw::{
-    RawCollect, RawConfig, RawLocation, RawOutput, RawPushgateway, RawRemoteWrite, RawSources,
-    RawVolvo, RawWeather, RawWeb, ScheduleAge,
+    RawCollect, RawConfig, RawLocation, RawOutput, RawPrices, RawPushgateway, RawRemoteWrite,
+    RawSources, RawVolvo, RawWeather, RawWeb, ScheduleAge,
 };
 use super::secrets::{self, header_safe, Places};
 use super::{
-    Account, HttpAuth, HttpOutput, LocationPrivacy, Outputs, PushgatewayOptions, Settings, Sources,
-    WeatherOptions, WebOptions, DEFAULT_REDIRECT_URI, DEFAULT_WEATHER_URL, VOLVO_API_URL,
-    VOLVO_AUTH_URL, VOLVO_TOKEN_URL,
+    Account, HttpAuth, HttpOutput, LocationPrivacy, Outputs, Prices, PushgatewayOptions, Settings,
+    Sources, WeatherOptions, WebOptions, DEFAULT_REDIRECT_URI, DEFAULT_WEATHER_URL,
+    VOLVO_API_URL, VOLVO_AUTH_URL, VOLVO_TOKEN_URL,
 };
 use crate::endpoints::Endpoint;
 use crate::error::Fatal;
@@ -102,6 +102,7 @@ pub(super) fn settings(
     let web = web(&cx, raw.web)?;
     let schedule = schedule(&cx, raw.schedule)?;
     let weather = weather(&cx, raw.weather)?;
+    let prices = prices(&cx, raw.prices)?;
     let settings = Settings {
         config_path: path.to_path_buf(),
         accounts,
@@ -121,6 +122,7 @@ pub(super) fn settings(
         web,
         schedule,
         weather,
+        prices,
         clock: crate::clock::Clock::from_env(env),
     };
     settings.check_outputs()?;
@@ -559,6 +561,65 @@ fn weather(cx: &Context, w: RawWeather) -> Result<Option<WeatherOptions>, Fatal>
     }))
 }
 
+/// `[prices]`: prices of at least one kind, not negative, in an ISO 4217 currency.
+fn prices(cx: &Context, p: RawPrices) -> Result<Option<Prices>, Fatal> {
+    for (key, price) in [
+        ("prices.electricity_per_kwh", p.electricity_per_kwh),
+        ("prices.fuel_per_liter", p.fuel_per_liter),
+    ] {
+        if price.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
+            return Err(cx.bad(key, "must be a price of 0 or more, such as 0.30"));
+        }
+    }
+    let any_price = p.electricity_per_kwh.is_some() || p.fuel_per_liter.is_some();
+    let currency =
+        match (p.currency, any_price) {
+            (None, false) => return Ok(None),
+            (Some(_), false) => return Err(cx.bad(
+                "prices",
+                "no price is set: set electricity_per_kwh or fuel_per_liter (or remove [prices])",
+            )),
+            (None, true) => {
+                return Err(cx.bad(
+                    "prices.currency",
+                    "missing: set the ISO 4217 code of the prices' currency, such as \"EUR\"",
+                ))
+            }
+            (Some(c), true) => c,
+        };
+    if !ISO_4217.contains(&currency.as_str()) {
+        return Err(cx.bad(
+            "prices.currency",
+            &format!(
+                "{} is not an ISO 4217 currency code: use three capital letters such as \"EUR\", \"SEK\" or \"USD\"",
+                shown_value(&currency)
+            ),
+        ));
+    }
+    Ok(Some(Prices {
+        currency,
+        electricity_per_kwh: p.electricity_per_kwh,
+        fuel_per_liter: p.fuel_per_liter,
+    }))
+}
+
+/// The ISO 4217 codes of currencies in use (funds, precious metals and test codes left out).
+const ISO_4217: &[&str] = &[
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+    "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD",
+    "CDF", "CHF", "CLP", "CNY", "COP", "CRC", "CUC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP",
+    "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF",
+    "GTQ", "GYD", "HKD", "HNL", "HRK", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK",
+    "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK",
+    "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU",
+    "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR",
+    "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR",
+    "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SLL", "SOS", "SRD", "SSP", "STN", "SVC",
+    "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX",
+    "USD", "UYU", "UZS", "VED", "VES", "VND", "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF",
+    "YER", "ZAR", "ZMW", "ZWG", "ZWL",
+];
+
 /// Why a configured path cannot be a file to write, if it cannot: empty, or a folder.
 pub(super) fn not_a_file_path(written: Option<&Path>, resolved: &Path) -> Option<&'static str> {
     match written {
@@ -724,6 +785,54 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.accounts[0].client_id, "your-client-id");
+    }
+
+    /// Guards `[prices]`: off unless set; a currency that is no ISO 4217 code, a price
+    /// without a currency, a negative price and a misspelt key are errors that name the key.
+    #[test]
+    fn prices_are_checked() {
+        assert_eq!(parse_ok(MINIMAL).prices, None);
+        let p = parse_ok(&format!(
+            "{MINIMAL}[prices]\ncurrency = \"SEK\"\nelectricity_per_kwh = 1.85\n"
+        ));
+        assert_eq!(
+            p.prices,
+            Some(Prices {
+                currency: "SEK".into(),
+                electricity_per_kwh: Some(1.85),
+                fuel_per_liter: None,
+            })
+        );
+        for (table, expected) in [
+            (
+                "currency = \"eur\"\nfuel_per_liter = 1.9\n",
+                "prices.currency: \"eur\" is not an ISO 4217 currency code",
+            ),
+            (
+                "currency = \"EUX\"\nfuel_per_liter = 1.9\n",
+                "prices.currency: \"EUX\" is not an ISO 4217 currency code",
+            ),
+            ("fuel_per_liter = 1.9\n", "prices.currency: missing"),
+            ("currency = \"EUR\"\n", "prices: no price is set"),
+            (
+                "currency = \"EUR\"\nelectricity_per_kwh = -0.3\n",
+                "prices.electricity_per_kwh: must be a price of 0 or more",
+            ),
+            (
+                "currency = \"EUR\"\nelectricity_per_kwh = nan\n",
+                "prices.electricity_per_kwh: must be a price of 0 or more",
+            ),
+        ] {
+            let e = parse_err(&format!("{MINIMAL}[prices]\n{table}"));
+            assert!(e.contains(expected), "{table}: {e}");
+        }
+        let e = parse_err(&format!(
+            "{MINIMAL}[prices]\ncurrency = \"EUR\"\nelectricity_per_kWh = 0.3\n"
+        ));
+        assert!(
+            e.contains("in [prices], `electricity_per_kWh`: unknown field"),
+            "{e}"
+        );
     }
 
     /// Guards the load-time check of `[schedule]` keys: an unknown one names the known ones,

@@ -363,6 +363,79 @@ families! {
         ["vin"],
         Some("volvo_weather_timestamp_seconds"),
         "Atmospheric pressure at sea level at the car's last reported position, in pascals.";
+    // ---- records the collector keeps (trips, charges) and the configured prices -------------------
+    TRIPS_TOTAL: Counter, Collector, "volvo_trips_total",
+        ["vin"],
+        None,
+        "Trips, worked out by the collector from the car's uploads (the engine ran or the odometer moved, between two parked readings) and kept in the state file.";
+    TRIP_DISTANCE_METERS_TOTAL: Counter, Collector, "volvo_trip_distance_meters_total",
+        ["vin"],
+        None,
+        "Distance of the counted trips, in meters: for each, the odometer's difference between the parked readings on either side.";
+    CHARGING_SESSIONS_TOTAL: Counter, Collector, "volvo_charging_sessions_total",
+        ["vin"],
+        None,
+        "Charging sessions, worked out by the collector from the car's uploads (CHARGING, or a rising battery level while plugged in, until DONE, IDLE, unplugged or 30 minutes without a rise) and kept in the state file.";
+    CHARGED_ENERGY_JOULES_TOTAL: Counter, Collector, "volvo_charged_energy_joules_total",
+        ["vin"],
+        None,
+        "Energy added by the counted charging sessions, in joules: the rise of the battery level times the usable capacity. Sessions of a car without a known capacity add nothing.";
+    LAST_TRIP_START_TIMESTAMP_SECONDS: Gauge, Collector, "volvo_last_trip_start_timestamp_seconds",
+        ["vin"],
+        None,
+        "Start of the last trip (the first upload showing the car awake), in Unix seconds; absent when the collector saw only its end.";
+    LAST_TRIP_END_TIMESTAMP_SECONDS: Gauge, Collector, "volvo_last_trip_end_timestamp_seconds",
+        ["vin"],
+        None,
+        "End of the last trip (the upload showing the car stopped), in Unix seconds.";
+    LAST_TRIP_DISTANCE_METERS: Gauge, Collector, "volvo_last_trip_distance_meters",
+        ["vin"],
+        None,
+        "Distance of the last trip, in meters.";
+    LAST_TRIP_DURATION_SECONDS: Gauge, Collector, "volvo_last_trip_duration_seconds",
+        ["vin"],
+        None,
+        "Duration of the last trip, from its start to its end, in seconds; absent when the collector saw only its end.";
+    LAST_TRIP_ENERGY_JOULES: Gauge, Collector, "volvo_last_trip_energy_joules",
+        ["vin"],
+        None,
+        "Battery energy used by the last trip, in joules: the fall of the battery level times the usable capacity; absent without a known capacity.";
+    LAST_TRIP_FUEL_LITERS: Gauge, Collector, "volvo_last_trip_fuel_liters",
+        ["vin"],
+        None,
+        "Fuel used by the last trip, in liters (a refill is left out); absent for a car without a fuel reading.";
+    LAST_CHARGE_START_TIMESTAMP_SECONDS: Gauge, Collector, "volvo_last_charge_start_timestamp_seconds",
+        ["vin"],
+        None,
+        "Start of the last charging session, in Unix seconds.";
+    LAST_CHARGE_END_TIMESTAMP_SECONDS: Gauge, Collector, "volvo_last_charge_end_timestamp_seconds",
+        ["vin"],
+        None,
+        "End of the last charging session, in Unix seconds.";
+    LAST_CHARGE_ENERGY_JOULES: Gauge, Collector, "volvo_last_charge_energy_joules",
+        ["vin"],
+        None,
+        "Energy added by the last charging session, in joules: the rise of the battery level times the usable capacity; absent without a known capacity.";
+    LAST_CHARGE_BATTERY_START_RATIO: Gauge, Collector, "volvo_last_charge_battery_start_ratio",
+        ["vin"],
+        None,
+        "Battery charge level at the start of the last charging session, 0 to 1.";
+    LAST_CHARGE_BATTERY_END_RATIO: Gauge, Collector, "volvo_last_charge_battery_end_ratio",
+        ["vin"],
+        None,
+        "Battery charge level at the end of the last charging session, 0 to 1.";
+    LAST_CHARGE_AVERAGE_POWER_WATTS: Gauge, Collector, "volvo_last_charge_average_power_watts",
+        ["vin"],
+        None,
+        "Average power of the last charging session (its energy over its duration), in watts; absent without a known capacity.";
+    ELECTRICITY_PRICE_PER_JOULE: Gauge, Collector, "volvo_electricity_price_per_joule",
+        ["currency"],
+        None,
+        "Price of charged energy from [prices], per joule (the configured price per kWh divided by 3.6e6).";
+    FUEL_PRICE_PER_LITER: Gauge, Collector, "volvo_fuel_price_per_liter",
+        ["currency"],
+        None,
+        "Price of fuel from [prices], per liter.";
     // ---- the collector itself ----------------------------------------------------------------------
     COLLECT_API_SUCCESS: Gauge, Collector, "volvo_collect_api_success",
         ["vin", "api"],

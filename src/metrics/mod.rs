@@ -6,13 +6,15 @@
 //! shows them, so that writing it is one pass in order: a run over a hundred cars stays cheap.
 //!
 //! Its parts, each using only those before it: [`catalog`] (every family), then one mapper per
-//! API: [`connected_vehicle`], [`energy`], [`extended_vehicle`], [`location`].
+//! API: [`connected_vehicle`], [`energy`], [`extended_vehicle`], [`location`]; and
+//! [`records`] (trips and charges, and the prices).
 
 pub mod catalog;
 pub mod connected_vehicle;
 pub mod energy;
 pub mod extended_vehicle;
 pub mod location;
+pub mod records;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

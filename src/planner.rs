@@ -95,8 +95,10 @@ pub struct Planner<'a> {
     plan: Option<schedule::DayPlan>,
     cache: BTreeMap<String, CacheEntry>,
     memory: BTreeMap<String, CarMemory>,
-    /// "vin api endpoint" keys remembered as not supported.
+    /// "vin api endpoint" keys remembered as not supported, or blocked.
     unsupported: BTreeSet<String>,
+    /// Those of them blocked for the car's region or market.
+    unavailable: BTreeSet<String>,
     outcomes: BTreeMap<String, Outcome>,
     vins: Option<Vec<String>>,
     /// Cars whose answers came since their wants were last worked out; `None`: every car. An
@@ -111,9 +113,11 @@ impl<'a> Planner<'a> {
         let unsupported = state
             .not_supported
             .iter()
+            .chain(&state.not_available)
             .filter(|(_, until)| **until > setup.now)
             .map(|(k, _)| k.clone())
             .collect();
+        let unavailable = state.not_available.keys().cloned().collect();
         let vins = (!setup.vins.is_empty()).then(|| setup.vins.to_vec());
         let mut cache = std::mem::take(&mut state.cache);
         // An answer that no longer has its endpoint's shape is dropped, so that it is asked
@@ -132,6 +136,7 @@ impl<'a> Planner<'a> {
             cache,
             memory: std::mem::take(&mut state.cars),
             unsupported,
+            unavailable,
             outcomes: BTreeMap::new(),
             vins,
             changed: None,
@@ -336,8 +341,9 @@ impl<'a> Planner<'a> {
             Some(Outcome::Failed(e)) => Err(e.clone()),
             Some(Outcome::Deferred) => cached().ok_or(ApiError::Deferred),
             Some(Outcome::InFlight) => Err(ApiError::Timeout),
-            None if self.is_unsupported(vin, e) => Err(ApiError::NotSupported(
-                crate::api::connected_vehicle::REMEMBERED.into(),
+            None if self.is_unsupported(vin, e) => Err(ApiError::remembered(
+                self.unavailable
+                    .contains(&crate::state::endpoint_key(vin, e.api.label(), e.name)),
             )),
             None => cached().ok_or(if self.setup.quota_paused {
                 ApiError::Quota { reset_after: None }

@@ -544,6 +544,8 @@ struct Report<'s> {
     problems: Vec<String>,
     /// "vin api endpoint" keys newly found unsupported.
     unsupported: Vec<String>,
+    /// "vin api endpoint" keys newly found blocked for the car's region or market.
+    unavailable: Vec<String>,
     extended_gone: bool,
     vehicles: usize,
 }
@@ -556,6 +558,7 @@ impl<'s> Report<'s> {
             tally: Tally::default(),
             problems: Vec::new(),
             unsupported: Vec::new(),
+            unavailable: Vec::new(),
             extended_gone: false,
             vehicles: 0,
         }
@@ -611,9 +614,18 @@ impl<'s> Report<'s> {
                 }
                 false
             }
+            ApiError::NotAvailable(_) => {
+                exp.gauge(
+                    &c::COLLECT_ENDPOINT_NOT_AVAILABLE,
+                    &[vin, api.label(), name],
+                    1.0,
+                );
+                self.unavailable
+                    .push(state::endpoint_key(vin, api.label(), name));
+                false
+            }
             _ => {
-                self.tally.failed = true;
-                self.tally.config |= *e == ApiError::BadApiKey;
+                e.count(&mut self.tally);
                 exp.gauge(
                     &c::COLLECT_ENDPOINT_ERROR,
                     &[vin, api.label(), name, e.reason()],
@@ -732,6 +744,9 @@ impl<'s> Report<'s> {
         for key in self.unsupported.drain(..) {
             state.not_supported.entry(key).or_insert(until);
         }
+        for key in self.unavailable.drain(..) {
+            state.not_available.entry(key).or_insert(until);
+        }
         if self.extended_gone {
             state
                 .api_unavailable
@@ -784,6 +799,16 @@ fn state_metrics(exp: &mut Exposition, settings: &Settings, state: &State, now: 
         if let (Some(vin), Some(api), Some(endpoint)) = (parts.next(), parts.next(), parts.next()) {
             exp.gauge(
                 &c::COLLECT_ENDPOINT_NOT_SUPPORTED,
+                &[vin, api, endpoint],
+                1.0,
+            );
+        }
+    }
+    for key in state.not_available.keys() {
+        let mut parts = key.splitn(3, ' ');
+        if let (Some(vin), Some(api), Some(endpoint)) = (parts.next(), parts.next(), parts.next()) {
+            exp.gauge(
+                &c::COLLECT_ENDPOINT_NOT_AVAILABLE,
                 &[vin, api, endpoint],
                 1.0,
             );

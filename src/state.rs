@@ -1,6 +1,7 @@
 //! The small state file beside the token: what a one-shot run must remember until the next
 //! one. Request counters (so they are real Prometheus counters across runs), the last
-//! successful run, endpoints a car does not support, and APIs that are gone for a while.
+//! successful run, endpoints a car does not support or is not served, and APIs that are gone
+//! for a while.
 //! A missing file is a first run; a damaged or foreign one is rebuilt with one warning.
 
 use std::collections::BTreeMap;
@@ -33,6 +34,10 @@ pub struct State {
     /// "vin api endpoint" → Unix seconds until which the endpoint is not asked.
     #[serde(default)]
     pub not_supported: BTreeMap<String, i64>,
+    /// "vin api endpoint" → Unix seconds until which the endpoint is not asked: Volvo does
+    /// not serve it to the car or application in its region or market.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_available: BTreeMap<String, i64>,
     /// api → Unix seconds until which the API is not asked (Extended Vehicle's shutdown).
     #[serde(default)]
     pub api_unavailable: BTreeMap<String, i64>,
@@ -125,6 +130,7 @@ impl Default for State {
             retries: BTreeMap::new(),
             last_success: None,
             not_supported: BTreeMap::new(),
+            not_available: BTreeMap::new(),
             api_unavailable: BTreeMap::new(),
             quota_until: None,
             cache: BTreeMap::new(),
@@ -183,6 +189,7 @@ impl State {
     /// Forgets back-offs that have run out.
     pub fn expire(&mut self, now: i64) {
         self.not_supported.retain(|_, until| *until > now);
+        self.not_available.retain(|_, until| *until > now);
         self.api_unavailable.retain(|_, until| *until > now);
         self.quota_until = self.quota_until.filter(|u| *u > now);
         // Answers of cars that left the account, or older than any tier, go.
@@ -239,6 +246,7 @@ pub fn save_merged(
         (a, b) => a.or(b),
     };
     merged.not_supported.extend(ours.not_supported);
+    merged.not_available.extend(ours.not_available);
     merged.api_unavailable.extend(ours.api_unavailable);
     merged.quota_until = merged.quota_until.max(ours.quota_until);
     merged.cache.extend(ours.cache);

@@ -614,7 +614,8 @@ impl<'s> Report<'s> {
                 }
                 false
             }
-            ApiError::NotAvailable(_) => {
+            // On the vehicle list a block hides every car: that stays a failure.
+            ApiError::NotAvailable(_) if !vin.is_empty() => {
                 exp.gauge(
                     &c::COLLECT_ENDPOINT_NOT_AVAILABLE,
                     &[vin, api.label(), name],
@@ -625,6 +626,7 @@ impl<'s> Report<'s> {
                 false
             }
             _ => {
+                self.tally.failed = true;
                 e.count(&mut self.tally);
                 exp.gauge(
                     &c::COLLECT_ENDPOINT_ERROR,

@@ -331,7 +331,7 @@ impl Client {
                         api = api.label(),
                         endpoint = template,
                         volvo = words.as_str(),
-                        "Volvo does not serve this to the car or application in its region or market; not a failure, asked again after a day"
+                        "Volvo does not serve this to the car or application in its region or market"
                     );
                 }
                 Next::Fail

@@ -126,7 +126,7 @@ pub enum ApiError {
     /// Volvo does not serve this endpoint to this car or application where it is (Location
     /// outside Europe, the Middle East and Africa; a market the application is not for).
     /// Not a failure, and nothing the user can change: asked again after a day.
-    #[error("not served to this car or application in its region or market (Volvo: {0}); asked again after a day")]
+    #[error("not served to this car or application in its region or market (Volvo: {0})")]
     NotAvailable(String),
     /// The access token lacks a scope the endpoint needs.
     #[error("the access token lacks a scope this needs (HTTP 403: {0}): register the scope for the application in Volvo's developer portal; `volvo-collect check` lists the missing ones")]

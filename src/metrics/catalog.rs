@@ -343,7 +343,7 @@ families! {
     COLLECT_ENDPOINT_ERROR: Gauge, Collector, "volvo_collect_endpoint_error",
         ["vin", "api", "endpoint", "reason"],
         None,
-        "An endpoint that failed in the last run, with the reason (timeout, transport, rate_limited, quota, unauthorized, missing_scope, gone, server_error, client_error, decode); always 1. Not failures, and not here: not_supported and not_available (their own families) and deferred.";
+        "An endpoint that failed in the last run, with the reason (timeout, transport, rate_limited, quota, unauthorized, missing_scope, gone, server_error, client_error, decode; not_available only on the vehicle list, where a block hides every car); always 1. An endpoint a car does not support or is not served is no failure: it has its own family.";
     COLLECT_ENDPOINT_NOT_SUPPORTED: Gauge, Collector, "volvo_collect_endpoint_not_supported",
         ["vin", "api", "endpoint"],
         None,

@@ -172,3 +172,26 @@ fn the_long_running_mode_outlives_an_absurd_retry_after() {
     let log = log.join().unwrap().join("\n");
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// A region or market block on the vehicle list would hide every car: there it is a failure
+/// (nothing collected: 75), not a fact remembered for a day.
+#[test]
+fn a_block_on_the_vehicle_list_is_a_failure() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let body = r#"{"code":"VEHICLE_NOT_FOUND","message":"Vehicle does not belong to allowed markets","details":[]}"#;
+    sim.faults(json!([{"path": "=/connected-vehicle/v2/vehicles", "status": 404, "body": body}]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 75, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("volvo_collect_endpoint_error{api=\"connected_vehicle\",endpoint=\"vehicles\",reason=\"not_available\",vin=\"\"} 1"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("volvo_collect_endpoint_not_available{"),
+        "{out}"
+    );
+    let state: Value = serde_json::from_str(&ws.read("token.state.json")).unwrap();
+    assert!(state.get("not_available").is_none(), "{state}");
+}

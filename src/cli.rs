@@ -11,6 +11,20 @@ use url::Url;
 use crate::config::{Outputs, Settings};
 use crate::simulator::ExtendedMode;
 
+/// A duration flag of at most `MAX_S` seconds: a longer one is a usage error, never an
+/// overflow of a clock later.
+fn duration_upto<const MAX_S: u64>(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let max = Duration::from_secs(MAX_S);
+    if d > max {
+        return Err(format!(
+            "too long: use at most {}",
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "volvo-collect",
@@ -59,8 +73,8 @@ pub enum Command {
         /// Only print the URL to open; do not try to start a browser.
         #[arg(long)]
         no_browser: bool,
-        /// Give up waiting for the redirect after this long.
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+        /// Give up waiting for the redirect after this long (at most 1h).
+        #[arg(long, value_parser = duration_upto::<3600>, default_value = "5m")]
         timeout: Duration,
         /// Which `[[account]]` to log in (needed when the config has several).
         #[arg(long, value_name = "NAME")]
@@ -89,14 +103,14 @@ pub enum Command {
         /// Cars to plan for when volvo.vins is empty and the vehicle list is not asked (default 1).
         #[arg(long, value_name = "N", requires = "plan", value_parser = clap::value_parser!(u32).range(1..=100_000))]
         cars: Option<u32>,
-        /// Timer interval to plan for (default: collect.interval).
-        #[arg(long, value_name = "DURATION", requires = "plan", value_parser = humantime::parse_duration)]
+        /// Timer interval to plan for (default: collect.interval; at most 1day).
+        #[arg(long, value_name = "DURATION", requires = "plan", value_parser = duration_upto::<86400>)]
         interval: Option<Duration>,
     },
     /// The whole pipeline against the built-in simulator, printing the exposition.
     Demo {
-        /// Latency the simulated cloud adds to every answer.
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+        /// Latency the simulated cloud adds to every answer (at most 1m).
+        #[arg(long, value_parser = duration_upto::<60>, default_value = "0s")]
         latency: Duration,
     },
     /// Run the built-in simulated Volvo cloud (Volvo ID and the four APIs).
@@ -104,8 +118,8 @@ pub enum Command {
         /// Address to listen on, such as 127.0.0.1:8080 (port 0 picks a free one).
         #[arg(long, value_name = "ADDR")]
         listen: SocketAddr,
-        /// Latency added to every answer, such as 100ms.
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+        /// Latency added to every answer, such as 100ms (at most 1m).
+        #[arg(long, value_parser = duration_upto::<60>, default_value = "0s")]
         latency: Duration,
         /// Whether the Extended Vehicle API answers or is shut down.
         #[arg(long, value_enum, default_value = "served")]

@@ -67,17 +67,22 @@ pub struct Tally {
     pub failed: bool,
     /// The refresh token is dead or the client was refused: only a new login helps.
     pub login_needed: bool,
-    /// The configuration is wrong (Volvo refused the API key, say).
+    /// The configuration is wrong (a secret that cannot be sent, say).
     pub config: bool,
+    /// Volvo refused the API key on some request. One refusal proves little (Volvo has
+    /// refused good keys on single requests): it is a configuration error only when nothing
+    /// else of the run answered either.
+    pub key_refused: bool,
 }
 
 impl Tally {
     /// Login before configuration before the rest; nothing collected is temporary (the next
-    /// run retries), some collected is partial.
+    /// run retries), some collected is partial. A refused API key is a configuration error
+    /// when no answer came at all, else the failure of the endpoints it was refused on.
     pub fn exit(self) -> ExitCode {
         if self.login_needed {
             ExitCode::LoginNeeded
-        } else if self.config {
+        } else if self.config || (self.key_refused && !self.collected) {
             ExitCode::Config
         } else if !self.failed {
             ExitCode::Ok
@@ -122,6 +127,7 @@ mod tests {
                 failed,
                 login_needed,
                 config,
+                key_refused: false,
             }
             .exit()
         };
@@ -136,6 +142,21 @@ mod tests {
         assert_eq!(t(true, true, true, false), LoginNeeded);
         assert_eq!(t(false, true, false, true), Config);
         assert_eq!(t(false, true, true, true), LoginNeeded);
+        let key = |collected| {
+            Tally {
+                collected,
+                failed: true,
+                key_refused: true,
+                ..Tally::default()
+            }
+            .exit()
+        };
+        assert_eq!(
+            key(true),
+            Partial,
+            "refused on one endpoint, others answered"
+        );
+        assert_eq!(key(false), Config, "refused wherever it was asked");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::api::connected_vehicle::{EngineStatus, VehicleList};
 use crate::api::{energy, ApiError, Need};
 use crate::endpoints::{Endpoint, Fact, Sources};
 use crate::schedule::{self, Schedule, Stretch, TOLERANCE_S};
-use crate::state::{CarMemory, Mode, State};
+use crate::state::{CarEndpoint, CarMemory, Mode, State};
 use crate::values::Field;
 
 /// A car whose newest upload is older than this is not driving or charging, whatever its
@@ -333,11 +333,28 @@ impl<'a> Planner<'a> {
                     .keep(ask, entry);
             }
         }
-        for (k, until) in &state.not_supported {
-            if *until > setup.now {
-                cars.entry(k.vin.clone())
-                    .or_insert_with(|| CarAnswers::new(&k.vin, absent))
-                    .mark_unsupported(k.endpoint);
+        let remembered = |map: &BTreeMap<CarEndpoint, i64>| {
+            map.iter()
+                .filter(|(_, until)| **until > setup.now)
+                .map(|(k, _)| k.clone())
+                .collect::<Vec<_>>()
+        };
+        for (k, blocked) in remembered(&state.not_supported)
+            .into_iter()
+            .map(|k| (k, false))
+            .chain(
+                remembered(&state.not_available)
+                    .into_iter()
+                    .map(|k| (k, true)),
+            )
+        {
+            let car = cars
+                .entry(k.vin.clone())
+                .or_insert_with(|| CarAnswers::new(&k.vin, absent));
+            if blocked {
+                car.mark_blocked(k.endpoint);
+            } else {
+                car.mark_unsupported(k.endpoint);
             }
         }
         let vins = (!setup.vins.is_empty()).then(|| setup.vins.to_vec());

@@ -586,6 +586,8 @@ struct Report<'s> {
     problems: Vec<String>,
     /// Endpoints of cars newly found unsupported.
     unsupported: Vec<CarEndpoint>,
+    /// Endpoints of cars newly found blocked for the car's region or market.
+    unavailable: Vec<CarEndpoint>,
     extended_gone: bool,
     vehicles: usize,
 }
@@ -599,6 +601,7 @@ impl<'s> Report<'s> {
             tally: Tally::default(),
             problems: Vec::new(),
             unsupported: Vec::new(),
+            unavailable: Vec::new(),
             extended_gone: false,
             vehicles: 0,
         }
@@ -640,6 +643,16 @@ impl<'s> Report<'s> {
                 }
                 false
             }
+            // On the vehicle list a block hides every car: that stays a failure.
+            ApiError::NotAvailable(_) if !vin.is_empty() => {
+                let labels = [vin, api, endpoint.name()];
+                exp.gauge(&c::COLLECT_ENDPOINT_NOT_AVAILABLE, &labels, 1.0);
+                self.unavailable.push(CarEndpoint {
+                    vin: vin.to_string(),
+                    endpoint,
+                });
+                false
+            }
             _ => {
                 self.failure(exp, vin, endpoint, e);
                 true
@@ -650,7 +663,7 @@ impl<'s> Report<'s> {
     fn failure(&mut self, exp: &mut Exposition, vin: &str, endpoint: Endpoint, e: &ApiError) {
         let api = endpoint.api().label();
         self.tally.failed = true;
-        self.tally.config |= *e == ApiError::BadApiKey;
+        e.count(&mut self.tally);
         let labels = [vin, api, endpoint.name(), e.reason()];
         exp.gauge(&c::COLLECT_ENDPOINT_ERROR, &labels, 1.0);
         // The quota is said once for the account, not once per endpoint.
@@ -753,6 +766,9 @@ impl<'s> Report<'s> {
         for key in self.unsupported.drain(..) {
             state.not_supported.entry(key).or_insert(until);
         }
+        for key in self.unavailable.drain(..) {
+            state.not_available.entry(key).or_insert(until);
+        }
         if self.extended_gone {
             state.api_unavailable.insert(Origin::ExtendedVehicle, until);
             tracing::warn!(
@@ -800,10 +816,15 @@ fn state_metrics(
             *n as f64,
         );
     }
-    for key in state.not_supported.keys() {
-        let e = key.endpoint;
-        let labels = [key.vin.as_str(), e.api().label(), e.name()];
-        exp.gauge(&c::COLLECT_ENDPOINT_NOT_SUPPORTED, &labels, 1.0);
+    let remembered = [
+        (&state.not_supported, &c::COLLECT_ENDPOINT_NOT_SUPPORTED),
+        (&state.not_available, &c::COLLECT_ENDPOINT_NOT_AVAILABLE),
+    ];
+    for (map, family) in remembered {
+        for key in map.keys() {
+            let e = key.endpoint;
+            exp.gauge(family, &[key.vin.as_str(), e.api().label(), e.name()], 1.0);
+        }
     }
     if let Some(until) = state.unavailable_until(Origin::ExtendedVehicle, now) {
         if settings.sources.extended_vehicle {

@@ -1,8 +1,9 @@
 //! The small state file beside the token: what a one-shot run must remember until the next
 //! one. Request counters (so they are real Prometheus counters across runs), the last
-//! successful run, endpoints a car does not support, APIs that are gone for a while, the last
-//! answers (replayed between fetches) and what each car was doing. Its keys are typed values;
-//! they are written as the short texts the file has always had, and read back once, here.
+//! successful run, endpoints a car does not support or is not served, APIs that are gone for a
+//! while, the last answers (replayed between fetches) and what each car was doing. Its keys are
+//! typed values; they are written as the short texts the file has always had, and read back
+//! once, here.
 //! A missing file is a first run; a damaged or foreign one is rebuilt with one warning.
 
 use std::collections::BTreeMap;
@@ -37,6 +38,14 @@ pub struct State {
     /// Unix seconds until which the endpoint is not asked of the car.
     #[serde(default, with = "text_keys")]
     pub not_supported: BTreeMap<CarEndpoint, i64>,
+    /// Unix seconds until which the endpoint is not asked of the car: Volvo does not serve it
+    /// to the car or application in its region or market.
+    #[serde(
+        default,
+        with = "text_keys",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub not_available: BTreeMap<CarEndpoint, i64>,
     /// Unix seconds until which the API is not asked (Extended Vehicle's shutdown).
     #[serde(default, with = "text_keys")]
     pub api_unavailable: BTreeMap<Origin, i64>,
@@ -272,6 +281,7 @@ impl Default for State {
             retries: BTreeMap::new(),
             last_success: None,
             not_supported: BTreeMap::new(),
+            not_available: BTreeMap::new(),
             api_unavailable: BTreeMap::new(),
             quota_until: None,
             cache: BTreeMap::new(),
@@ -327,6 +337,7 @@ impl State {
     /// Forgets back-offs that have run out.
     pub fn expire(&mut self, now: i64) {
         self.not_supported.retain(|_, until| *until > now);
+        self.not_available.retain(|_, until| *until > now);
         self.api_unavailable.retain(|_, until| *until > now);
         self.quota_until = self.quota_until.filter(|u| *u > now);
         // Answers of cars that left the account, or older than any tier, go.
@@ -376,6 +387,7 @@ pub fn save_merged(
         (a, b) => a.or(b),
     };
     merged.not_supported.extend(ours.not_supported);
+    merged.not_available.extend(ours.not_available);
     merged.api_unavailable.extend(ours.api_unavailable);
     merged.quota_until = merged.quota_until.max(ours.quota_until);
     merged.cache.extend(ours.cache);

@@ -82,6 +82,9 @@ impl WeatherError {
     }
 }
 
+/// An answer of the current weather is about a kilobyte; a larger one than this is refused.
+const MAX_BODY_BYTES: usize = 256 * 1024;
+
 /// The current weather at (latitude, longitude), reusing `cached` while it is younger than
 /// the minimum age. Returns the answer and the cache entry to keep.
 pub async fn fetch(
@@ -112,10 +115,12 @@ pub async fn fetch(
     if !status.is_success() {
         return Err(WeatherError::from_status(status.as_u16()));
     }
-    let body = resp
-        .bytes()
+    let body = crate::http::read_capped(resp, MAX_BODY_BYTES)
         .await
-        .map_err(|e| WeatherError::Unreadable(describe(&e)))?;
+        .map_err(|e| match e {
+            crate::http::BodyError::Read(e) => WeatherError::Unreadable(describe(&e)),
+            too_large => WeatherError::Unreadable(too_large.to_string()),
+        })?;
     let current: Current =
         serde_json::from_slice(&body).map_err(|e| WeatherError::Decode(e.to_string()))?;
     let entry = CacheEntry::new(now, body.to_vec())

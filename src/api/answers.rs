@@ -90,6 +90,8 @@ pub struct CarAnswers {
     slots: BTreeMap<Ask, Slot>,
     /// Endpoints remembered as not supported by this car.
     unsupported: BTreeSet<Endpoint>,
+    /// Those Volvo does not serve to the car or application in its region or market.
+    blocked: BTreeSet<Endpoint>,
     /// What an answer never asked this run stands for.
     absent: Absent,
 }
@@ -103,6 +105,7 @@ impl CarAnswers {
             vin: vin.to_string(),
             slots: BTreeMap::new(),
             unsupported: BTreeSet::new(),
+            blocked: BTreeSet::new(),
             absent,
         }
     }
@@ -123,6 +126,13 @@ impl CarAnswers {
         self.unsupported.insert(endpoint);
     }
 
+    /// Remembers that Volvo does not serve `endpoint` to the car (a region or market block).
+    pub fn mark_blocked(&mut self, endpoint: Endpoint) {
+        self.unsupported.insert(endpoint);
+        self.blocked.insert(endpoint);
+    }
+
+    /// Whether the endpoint is not asked of this car: not supported, or blocked.
     pub fn is_unsupported(&self, endpoint: Endpoint) -> bool {
         self.unsupported.contains(&endpoint)
     }
@@ -191,7 +201,7 @@ impl CarAnswers {
             Some(Outcome::Deferred) => kept().ok_or(ApiError::Deferred),
             Some(Outcome::InFlight) => Err(ApiError::Timeout),
             None if self.is_unsupported(ask.endpoint) => {
-                Err(ApiError::NotSupported(REMEMBERED.into()))
+                Err(ApiError::remembered(self.blocked.contains(&ask.endpoint)))
             }
             None => kept().ok_or(match self.absent {
                 Absent::QuotaPaused => ApiError::Quota { reset_after: None },

@@ -16,7 +16,7 @@ use tokio::sync::{RwLock, Semaphore};
 use tokio::time::Instant;
 use url::Url;
 
-use super::ApiError;
+use super::{ApiError, Backoff};
 use crate::endpoints::{Endpoint, Origin};
 use crate::secret::Secret;
 use crate::state::RequestKey;
@@ -56,6 +56,12 @@ pub struct Client {
     quota_reset: Mutex<Option<Duration>>,
     /// Set when the access token was renewed after a 401 (the run saves it to the metrics).
     renewed: Mutex<Option<crate::error::Fatal>>,
+    /// Some request of this run got an answer: a refused API key elsewhere is worth asking
+    /// again, since Volvo has refused good keys on single requests.
+    answered: AtomicBool,
+    /// The API key was refused twice on one request: until an answer comes, a refusal is
+    /// believed at once rather than asked again.
+    key_doubted: AtomicBool,
 }
 
 /// Options for building a [`Client`].
@@ -89,6 +95,8 @@ impl Client {
             quota: AtomicBool::new(false),
             quota_reset: Mutex::new(None),
             renewed: Mutex::new(None),
+            answered: AtomicBool::new(false),
+            key_doubted: AtomicBool::new(false),
         }
     }
 
@@ -108,7 +116,7 @@ impl Client {
                 api_key,
                 access_token,
                 concurrency: 1,
-                deadline: Instant::now() + request_timeout,
+                deadline: after(request_timeout),
                 request_timeout,
                 window: None,
                 token_source: None,
@@ -204,24 +212,22 @@ impl Client {
             .map_err(|e| ApiError::Transport(format!("bad URL for {}: {e}", endpoint.template())))
     }
 
-    /// GETs `path` and returns the body of a 200 answer; retries transport errors, 5xx and 429
-    /// with exponential back-off and jitter, never past the deadline; after a 401 for the access
-    /// token, renews it once and retries once; after the daily quota's 403, asks nothing more.
+    /// GETs `path` and returns the body of a 200 answer. What follows a failed attempt is
+    /// the answer's [`Backoff`] (see [`Client::next_step`]), never past the deadline and
+    /// within the account's minute window.
     pub async fn get(&self, endpoint: Endpoint, path: &str) -> Result<Vec<u8>, ApiError> {
         let url = self.url(endpoint, path)?;
-        let api = endpoint.api();
-        let mut attempt = 0;
-        let mut renewed = false;
+        let mut tries = Tries::default();
         let mut last_err: Option<ApiError> = None;
         loop {
-            attempt += 1;
+            tries.attempt += 1;
             if self.quota.load(Ordering::Relaxed) {
                 return Err(ApiError::Quota {
                     reset_after: *self.quota_reset.lock().expect("quota lock"),
                 });
             }
             // The planned first attempt has its place in the window already; a retry needs one.
-            if attempt > 1 || renewed {
+            if tries.attempt > 1 || tries.renewed || tries.asked_again {
                 if let Some(w) = &self.window {
                     if w.reserve(1) == 0 {
                         return Err(err_after_window(last_err.take()));
@@ -240,57 +246,126 @@ impl Client {
                     }
                 };
             let err = match result {
-                Ok(body) => return Ok(body),
+                Ok(body) => {
+                    self.answered.store(true, Ordering::Relaxed);
+                    return Ok(body);
+                }
                 Err(e) => e,
             };
-            if let ApiError::Quota { reset_after } = &err {
-                // Every further request would be refused too, and each would still count.
-                if !self.quota.swap(true, Ordering::Relaxed) {
-                    *self.quota_reset.lock().expect("quota lock") = *reset_after;
-                    tracing::warn!(
-                        reset_after_s = reset_after.map(|d| d.as_secs()),
-                        "Volvo says the API key's daily quota is used up; no more requests until it is replenished"
-                    );
-                }
-                return Err(err);
-            }
-            // A refused access token: renew once and retry once (an API-key 401 is not this).
-            if err == ApiError::Unauthorized(401) && !renewed {
-                renewed = true;
-                if self.renew(&token).await {
-                    attempt -= 1;
+            let wait = match self.next_step(&err, &mut tries, &token, endpoint).await {
+                Next::Fail => return Err(err),
+                Next::Again => {
+                    tries.attempt -= 1;
                     last_err = Some(err);
                     continue;
                 }
-                return Err(err);
-            }
-            let retry_after = match &err {
-                ApiError::RateLimited { retry_after } => Some(retry_after.unwrap_or_default()),
-                ApiError::Transport(_) | ApiError::RequestTimeout => Some(Duration::ZERO),
-                ApiError::ServerError(500 | 502 | 503 | 504) => Some(Duration::ZERO),
-                _ => None,
+                Next::Retry(floor) => match self.retry_wait(tries.attempt, floor) {
+                    Some(wait) => wait,
+                    None => return Err(err),
+                },
             };
-            let Some(floor) = retry_after else {
-                return Err(err);
-            };
-            if attempt >= MAX_ATTEMPTS {
-                return Err(err);
-            }
-            // Full jitter over an exponential step, but never shorter than Retry-After.
-            let step = Duration::from_millis(200u64 << attempt);
-            let wait = floor.max(step.mul_f64(fastrand::f64()));
-            if Instant::now() + wait >= self.deadline {
-                return Err(err);
-            }
             *self
                 .retries
                 .lock()
                 .expect("retries lock")
-                .entry(api)
+                .entry(endpoint.api())
                 .or_default() += 1;
-            tracing::debug!(api = api.label(), endpoint = endpoint.template(), error = %err, wait_ms = wait.as_millis() as u64, "retrying");
+            tracing::debug!(api = endpoint.api().label(), endpoint = endpoint.template(), error = %err, wait_ms = wait.as_millis() as u64, "retrying");
             last_err = Some(err);
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// What follows a failed attempt, by the answer's [`Backoff`]: transport errors, 5xx and
+    /// 429 are retried; an access token refused is renewed once and the request asked once
+    /// more; an API key refused is asked once more (one refusal proves nothing while other
+    /// requests answer); after the daily quota's 403, nothing more is asked.
+    async fn next_step(
+        &self,
+        err: &ApiError,
+        tries: &mut Tries,
+        token: &Secret,
+        endpoint: Endpoint,
+    ) -> Next {
+        let (api, template) = (endpoint.api(), endpoint.template());
+        match err.backoff() {
+            Backoff::Quota => {
+                self.quota_met(err);
+                Next::Fail
+            }
+            Backoff::Renew if !tries.renewed => {
+                tries.renewed = true;
+                if self.renew(token).await {
+                    Next::Again
+                } else {
+                    Next::Fail
+                }
+            }
+            Backoff::Once if !tries.asked_again && self.key_worth_asking_again() => {
+                tries.asked_again = true;
+                tracing::info!(
+                    api = api.label(),
+                    endpoint = template,
+                    "Volvo refused the API key on one request; asking once more"
+                );
+                Next::Again
+            }
+            Backoff::Once => {
+                self.key_doubted
+                    .fetch_or(tries.asked_again, Ordering::Relaxed);
+                Next::Fail
+            }
+            Backoff::Day => {
+                if let ApiError::NotAvailable(words) = err {
+                    tracing::info!(
+                        api = api.label(),
+                        endpoint = template,
+                        volvo = words.as_str(),
+                        "Volvo does not serve this to the car or application in its region or market"
+                    );
+                }
+                Next::Fail
+            }
+            Backoff::Retry => Next::Retry(match err {
+                ApiError::RateLimited { retry_after } => retry_after.unwrap_or_default(),
+                _ => Duration::ZERO,
+            }),
+            Backoff::NextRun | Backoff::Renew => Next::Fail,
+        }
+    }
+
+    /// The wait before retry number `attempt`: full jitter over an exponential step, never
+    /// shorter than `floor` (a `Retry-After`); `None` when no retry is left or the wait would
+    /// end past the deadline.
+    fn retry_wait(&self, attempt: u32, floor: Duration) -> Option<Duration> {
+        if attempt >= MAX_ATTEMPTS {
+            return None;
+        }
+        let step = Duration::from_millis(200u64 << attempt);
+        let wait = floor.max(step.mul_f64(fastrand::f64()));
+        Instant::now()
+            .checked_add(wait)
+            .filter(|at| *at < self.deadline)
+            .map(|_| wait)
+    }
+
+    /// Whether a refused API key is worth one more request: always while some request of the
+    /// run has answered, and until a refusal repeated on one request.
+    fn key_worth_asking_again(&self) -> bool {
+        self.answered.load(Ordering::Relaxed) || !self.key_doubted.load(Ordering::Relaxed)
+    }
+
+    /// The first "out of call volume quota" answer stops every further request of the run:
+    /// each would be refused too, and each would still count.
+    fn quota_met(&self, err: &ApiError) {
+        if let ApiError::Quota { reset_after } = err {
+            if !self.quota.swap(true, Ordering::Relaxed) {
+                *self.quota_reset.lock().expect("quota lock") = *reset_after;
+                tracing::warn!(
+                    reset_after_s = reset_after.map(|d| d.as_secs()),
+                    "Volvo says the API key's daily quota is used up; no more requests until it is replenished"
+                );
+            }
         }
     }
 
@@ -329,7 +404,7 @@ impl Client {
             .timeout(self.request_timeout)
             .send()
             .await;
-        let mut response = match response {
+        let response = match response {
             Ok(r) => r,
             Err(e) => {
                 let (status, err) = if e.is_timeout() {
@@ -343,28 +418,19 @@ impl Client {
         };
         let status = response.status();
         self.count(endpoint, status.as_str());
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_BODY_BYTES {
-                        return Err(ApiError::Decode(format!(
-                            "response body larger than {MAX_BODY_BYTES} bytes"
-                        )));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) if e.is_timeout() => return Err(ApiError::RequestTimeout),
-                Err(e) => return Err(ApiError::Transport(describe(&e))),
+        let retry_after = crate::http::retry_after(response.headers());
+        let body = match crate::http::read_capped(response, MAX_BODY_BYTES).await {
+            Ok(body) => body,
+            Err(crate::http::BodyError::TooLarge(max)) => {
+                return Err(ApiError::Decode(format!(
+                    "response body larger than {max} bytes"
+                )))
             }
-        }
+            Err(crate::http::BodyError::Read(e)) if e.is_timeout() => {
+                return Err(ApiError::RequestTimeout)
+            }
+            Err(crate::http::BodyError::Read(e)) => return Err(ApiError::Transport(describe(&e))),
+        };
         tracing::trace!(
             api = endpoint.api().label(),
             endpoint = endpoint.template(),
@@ -378,6 +444,35 @@ impl Client {
         }
         Err(ApiError::from_status(status.as_u16(), &body, retry_after))
     }
+}
+
+/// How far one request has come.
+#[derive(Default)]
+struct Tries {
+    /// Attempts counted against the retry limit (a renewal or a second ask is not one).
+    attempt: u32,
+    renewed: bool,
+    /// The API key was refused and the request asked once more.
+    asked_again: bool,
+}
+
+/// What follows a failed attempt.
+enum Next {
+    /// Give up with the failure.
+    Fail,
+    /// Ask again at once (after a renewal, or a refused key).
+    Again,
+    /// Retry after at least this long.
+    Retry(Duration),
+}
+
+/// The instant `d` from now; a span no clock can hold is a day (durations are bounded where
+/// they are configured; this keeps any other from panicking).
+pub fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(86_400)))
+        .unwrap_or(now)
 }
 
 /// What a retry that found Volvo's minute window full reports: the failure it meant to retry.

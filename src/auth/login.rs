@@ -238,6 +238,13 @@ async fn exchange(
         .await;
     match result {
         Ok(r) => token_from(&r, settings, account),
+        Err(_) if recorder.too_large.load(Ordering::Relaxed) => Err(Fatal::new(
+            ExitCode::Temporary,
+            format!(
+                "Volvo ID answered the login with more than {} bytes, which no token answer needs; it was not read: run `volvo-collect login` again",
+                super::refresh::MAX_TOKEN_BODY_BYTES
+            ),
+        )),
         Err(e) => Err(exchange_error(
             e,
             recorder.status.load(Ordering::Relaxed),
@@ -258,7 +265,7 @@ fn token_from(
         )
     })?;
     let now = settings.clock.now();
-    let expires_in = r.expires_in().map(|d| d.as_secs() as i64).unwrap_or(300);
+    let expires_in = super::refresh::lifetime(r.expires_in());
     let scope = r
         .scopes()
         .map(|s| s.iter().map(|s| s.to_string()).collect::<Vec<_>>())

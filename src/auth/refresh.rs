@@ -9,7 +9,7 @@
 //! by a stop (a process-wide guard that [`quiesce`] waits for). Only SIGKILL can still cut it.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,14 +56,20 @@ pub struct OAuthClient<'a> {
     pub clock: crate::clock::Clock,
 }
 
+/// Volvo ID's token answers are a few kilobytes; a larger one than this is refused unread
+/// (a 300 MB answer must not take the process to 600 MB).
+pub const MAX_TOKEN_BODY_BYTES: usize = 256 * 1024;
+
 /// A reqwest-backed HTTP client for `oauth2` that remembers the last status code: `oauth2`
 /// reports a non-JSON 5xx as a parse error without it, and the status decides whether the
-/// failure is temporary.
+/// failure is temporary. It reads at most [`MAX_TOKEN_BODY_BYTES`] of an answer.
 pub struct StatusRecorder {
     pub http: reqwest::Client,
     pub status: AtomicU16,
-    /// The last `Retry-After` in seconds (`u64::MAX`: none).
+    /// The last `Retry-After`, clamped, in seconds (`u64::MAX`: none).
     pub retry_after_s: AtomicU64,
+    /// The last answer was larger than the cap.
+    pub too_large: AtomicBool,
 }
 
 impl StatusRecorder {
@@ -72,7 +78,38 @@ impl StatusRecorder {
             http: http.clone(),
             status: AtomicU16::new(0),
             retry_after_s: AtomicU64::new(u64::MAX),
+            too_large: AtomicBool::new(false),
         }
+    }
+
+    /// One request and its answer as `oauth2` takes it, recording the status, the
+    /// `Retry-After` and whether the body was too large.
+    async fn answer(
+        &self,
+        request: HttpRequest,
+    ) -> Result<oauth2::HttpResponse, oauth2::HttpClientError<reqwest::Error>> {
+        let request: reqwest::Request = request.try_into().map_err(Box::new)?;
+        let response = self.http.execute(request).await.map_err(Box::new)?;
+        self.status
+            .store(response.status().as_u16(), Ordering::Relaxed);
+        let retry_after =
+            crate::http::retry_after(response.headers()).map_or(u64::MAX, |d| d.as_secs());
+        self.retry_after_s.store(retry_after, Ordering::Relaxed);
+        let mut builder = oauth2::http::Response::builder()
+            .status(response.status())
+            .version(response.version());
+        for (name, value) in response.headers() {
+            builder = builder.header(name, value);
+        }
+        let body = match crate::http::read_capped(response, MAX_TOKEN_BODY_BYTES).await {
+            Ok(body) => body,
+            Err(crate::http::BodyError::Read(e)) => return Err(Box::new(e).into()),
+            Err(too_large) => {
+                self.too_large.store(true, Ordering::Relaxed);
+                return Err(oauth2::HttpClientError::Other(too_large.to_string()));
+            }
+        };
+        builder.body(body).map_err(oauth2::HttpClientError::Http)
     }
 }
 
@@ -88,20 +125,7 @@ impl<'c> AsyncHttpClient<'c> for StatusRecorder {
     >;
 
     fn call(&'c self, request: HttpRequest) -> Self::Future {
-        Box::pin(async move {
-            let r = self.http.call(request).await;
-            if let Ok(resp) = &r {
-                self.status.store(resp.status().as_u16(), Ordering::Relaxed);
-                let retry_after = resp
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(u64::MAX);
-                self.retry_after_s.store(retry_after, Ordering::Relaxed);
-            }
-            r
-        })
+        Box::pin(self.answer(request))
     }
 }
 
@@ -147,6 +171,12 @@ async fn exchange(
                 format!("Volvo ID refused the token refresh ({other}); the next run retries"),
             ),
         },
+        RequestTokenError::Request(_) if recorder.too_large.load(Ordering::Relaxed) => Fatal::new(
+            ExitCode::Temporary,
+            format!(
+                "Volvo ID answered the token refresh with more than {MAX_TOKEN_BODY_BYTES} bytes, which no token answer needs; it was not read, the login is kept and the next run retries"
+            ),
+        ),
         RequestTokenError::Request(_) => Fatal::new(
             ExitCode::Temporary,
             format!(
@@ -155,13 +185,26 @@ async fn exchange(
             ),
         ),
         RequestTokenError::Parse(..) | RequestTokenError::Other(_) => {
-            let s = status.load(Ordering::Relaxed);
-            Fatal::new(
-                ExitCode::Temporary,
-                format!("Volvo ID answered the token refresh with an unreadable response (HTTP {s}); the next run retries"),
-            )
+            unreadable(status.load(Ordering::Relaxed))
         }
     }))
+}
+
+/// A token answer that is not Volvo ID's JSON: a gateway's 5xx (`504 upstream request
+/// timeout` in plain text) is Volvo ID being away, not the login being over.
+pub fn unreadable(status: u16) -> Fatal {
+    let what = if (500..600).contains(&status) {
+        format!("Volvo ID is not answering properly (HTTP {status}); the login is kept and the next run retries")
+    } else {
+        format!("Volvo ID answered the token refresh with an unreadable response (HTTP {status}); the login is kept and the next run retries")
+    };
+    Fatal::new(ExitCode::Temporary, what)
+}
+
+/// An access token's lifetime in seconds from `expires_in`: Volvo's is 299; an absent one is
+/// taken as 300, and an absurd one as at most a day, so that no expiry overflows.
+pub fn lifetime(expires_in: Option<Duration>) -> i64 {
+    expires_in.map_or(300, |d| d.as_secs().min(86_400) as i64)
 }
 
 fn rate_limited(tries: u32) -> Fatal {
@@ -175,7 +218,7 @@ fn rate_limited(tries: u32) -> Fatal {
 /// Volvo ID does not send a new one.
 fn rotated_token(old: &Token, r: oauth2::basic::BasicTokenResponse, now: i64) -> Token {
     let rotated = r.refresh_token().map(|t| Secret::new(t.secret().clone()));
-    let expires_in = r.expires_in().map(|d| d.as_secs() as i64).unwrap_or(300);
+    let expires_in = lifetime(r.expires_in());
     Token {
         access_token: Secret::new(r.access_token().secret().clone()),
         refreshed_at: if rotated.is_some() {

@@ -1,11 +1,12 @@
 //! The account checks: the secrets, the token file and its folder, the access token (refreshed
 //! here when a run would refresh it), the refresh token's and the login's age, the scopes, the
-//! API key and the vehicle list, and what the state file says. At most two requests per account.
+//! API key and the vehicle list, and what the state file says (a car's region block is
+//! information, not a failure). At most two requests per account.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::findings::{at, expiry_text, human, thousands, Finding, Findings};
+use super::findings::{at, expiry_text, human, thousands, Finding, Findings, Level};
 use crate::api::client::Client;
 use crate::api::{connected_vehicle, ApiError};
 use crate::auth::refresh::{self, Freshness, OAuthClient, REFRESH_MARGIN_S};
@@ -430,6 +431,9 @@ async fn vehicle_list_finding(
         Err(ApiError::Unauthorized(status)) => f.fail(format!(
             "access token: Volvo refused it (HTTP {status}): run {login}"
         )),
+        Err(ApiError::MissingScope(m)) => f.fail(format!(
+            "scopes: Volvo says the access token lacks a scope the vehicle list needs (HTTP 403: {m}): register conve:vehicle_relation for your application in Volvo's developer portal ({DEVELOPER_PORTAL}), then run {login}"
+        )),
         Err(ApiError::Quota { reset_after }) => f.warn(format!(
             "API key: its daily quota of {} requests is used up{}; runs collect nothing until then",
             thousands(schedule::DAILY_QUOTA),
@@ -445,6 +449,10 @@ async fn vehicle_list_finding(
         Err(ApiError::Deferred) => f.warn(format!(
             "API key and token: not checked: this account's runs used this minute's {} requests (collect.requests_per_minute, below Volvo's 100); try again in a minute",
             a.s.requests_per_minute
+        )),
+        // Information for one endpoint of one car; on the list, no car could be read at all.
+        Err(e @ ApiError::NotAvailable(_)) => f.warn(format!(
+            "vehicle list: {e}: runs read no car of this account until Volvo serves it"
         )),
         Err(e) => f.warn(format!(
             "API key and token: not proven: the vehicle list answered: {e}; try again later"
@@ -511,7 +519,55 @@ fn cars_findings(f: &mut Findings, ac: &Account, listed: Option<&[String]>, offl
     }
 }
 
-/// What the state file says: APIs that answered they are gone, and an exhausted quota.
+/// What `check` says of an answer a run met, wherever it met it: a `FAIL` for what the user
+/// must fix (the API key, the login, a scope), information for what a car or its region does
+/// not have, a warning for what passes by itself. The README's classification table shows it.
+pub fn answer_level(e: &ApiError) -> Level {
+    match e {
+        ApiError::BadApiKey | ApiError::Unauthorized(_) | ApiError::MissingScope(_) => Level::Fail,
+        ApiError::NotAvailable(_) | ApiError::NotSupported(_) => Level::Info,
+        _ => Level::Warn,
+    }
+}
+
+/// What runs found a car lacks or is not served (remembered in the state file for a day), as
+/// information: one line per car and kind, naming the endpoints.
+fn backoff_findings(f: &mut Findings, state: &State, now: i64) {
+    let kinds = [
+        (
+            &state.not_available,
+            "not served to this car in its region or market (Volvo said so; not a fault, nothing to fix)",
+        ),
+        (
+            &state.not_supported,
+            "not supported by this car (HTTP 404)",
+        ),
+    ];
+    for (map, what) in kinds {
+        let mut by_car: std::collections::BTreeMap<&str, (Vec<String>, i64)> = Default::default();
+        for (key, until) in map.iter().filter(|(_, until)| **until > now) {
+            let car = by_car.entry(key.vin.as_str()).or_default();
+            let e = key.endpoint;
+            car.0.push(format!("{e} ({})", e.api().label()));
+            car.1 = car.1.max(*until);
+        }
+        for (vin, (endpoints, until)) in by_car {
+            let who = if vin.is_empty() {
+                "the account".to_string()
+            } else {
+                format!("car {vin}")
+            };
+            f.info(format!(
+                "{who}: {}: {what}; runs ask again after {}",
+                endpoints.join(", "),
+                at(until)
+            ));
+        }
+    }
+}
+
+/// What the state file says: APIs that answered they are gone, endpoints a car lacks or is
+/// not served, and an exhausted quota.
 fn state_findings(s: &Settings, ac: &Account, f: &mut Findings, now: i64) {
     let src = &s.sources;
     let onoff = |on: bool| if on { "on" } else { "off" };
@@ -538,6 +594,7 @@ fn state_findings(s: &Settings, ac: &Account, f: &mut Findings, now: i64) {
             ));
         }
     }
+    backoff_findings(f, &state, now);
     match state.quota_until.filter(|u| *u > now) {
         Some(until) => f.warn(format!(
             "daily quota: used up until {} (in {}, state file {}); runs make no requests until then",

@@ -1,19 +1,22 @@
-//! The findings framework of the check: one `ok`/`warn`/`FAIL` line per finding, and the
-//! helpers that put spans, times and counts into those lines.
+//! The findings framework of the check: one `ok`/`info`/`warn`/`FAIL` line per finding, and
+//! the helpers that put spans, times and counts into those lines.
 
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     Ok,
+    /// A fact the user cannot change and need not act on (a car's region block).
+    Info,
     Warn,
     Fail,
 }
 
 impl Level {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Level::Ok => "ok",
+            Level::Info => "info",
             Level::Warn => "warn",
             Level::Fail => "FAIL",
         }
@@ -45,6 +48,9 @@ impl Findings {
     }
     pub(super) fn ok(&mut self, text: impl Into<String>) {
         self.push(Level::Ok, text);
+    }
+    pub(super) fn info(&mut self, text: impl Into<String>) {
+        self.push(Level::Info, text);
     }
     pub(super) fn warn(&mut self, text: impl Into<String>) {
         self.push(Level::Warn, text);

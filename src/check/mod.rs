@@ -1,6 +1,7 @@
 //! `volvo-collect check`: a preflight of what a run depends on, in seconds and with at most two
 //! requests per account (a refresh when the access token is about to expire, the vehicle list),
-//! one `ok`/`warn`/`FAIL` line per finding; a `FAIL` is something a run would fail on (exit 1).
+//! one `ok`/`info`/`warn`/`FAIL` line per finding; a `FAIL` is something a run would fail on
+//! (exit 1), `info` a fact to know that needs nothing done.
 //! `--plan` adds the request budget per API key, so a fleet or an interval that would exhaust
 //! Volvo's daily quota is caught before it does.
 //!
@@ -16,6 +17,7 @@ mod plan;
 use std::io::Write;
 use std::time::Duration;
 
+pub use account::answer_level;
 pub use findings::{Finding, Level};
 
 use crate::config::{Account, Settings};

@@ -110,6 +110,34 @@ pub enum HttpAuth {
     Bearer(Secret),
 }
 
+/// The longest value of each duration setting, checked at load: a longer one is a
+/// configuration error that names the key, never an overflow of a clock later. The README's
+/// configuration table gives the same bounds.
+pub const MAX_DURATIONS: &[(&str, Duration)] = &[
+    ("collect.interval", Duration::from_secs(86_400)),
+    ("collect.timeout", Duration::from_secs(3_600)),
+    ("collect.request_timeout", Duration::from_secs(600)),
+    ("pushgateway.timeout", Duration::from_secs(600)),
+    ("remote_write.timeout", Duration::from_secs(600)),
+    ("weather.min_age", Duration::from_secs(86_400)),
+    // Cached answers are kept 8 days; a longer minimum age would never be met by them.
+    ("schedule.<endpoint>", Duration::from_secs(7 * 86_400)),
+];
+
+/// The longest value of a duration setting (`schedule.<endpoint>` for any endpoint).
+pub fn max_duration(key: &str) -> Duration {
+    let key = if key.starts_with("schedule.") {
+        "schedule.<endpoint>"
+    } else {
+        key
+    };
+    MAX_DURATIONS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, max)| *max)
+        .expect("every duration setting has a maximum")
+}
+
 /// How to reach an HTTP output (Pushgateway, remote write).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpOutput {

@@ -16,8 +16,8 @@ use super::raw::{
 use super::secrets::{self, header_safe, Places};
 use super::{
     Account, HttpAuth, HttpOutput, LocationPrivacy, Outputs, Prices, PushgatewayOptions, Settings,
-    Sources, WeatherOptions, WebOptions, DEFAULT_REDIRECT_URI, DEFAULT_WEATHER_URL,
-    VOLVO_API_URL, VOLVO_AUTH_URL, VOLVO_TOKEN_URL,
+    Sources, WeatherOptions, WebOptions, DEFAULT_REDIRECT_URI, DEFAULT_WEATHER_URL, VOLVO_API_URL,
+    VOLVO_AUTH_URL, VOLVO_TOKEN_URL,
 };
 use crate::endpoints::Endpoint;
 use crate::error::Fatal;
@@ -52,6 +52,24 @@ impl Context<'_> {
         } else {
             self.base.join(p)
         }
+    }
+
+    /// A duration setting within its bounds: more than zero and at most its maximum.
+    fn duration(&self, key: &str, d: Duration) -> Result<Duration, Fatal> {
+        if d.is_zero() {
+            return Err(self.bad(key, "must be more than 0s"));
+        }
+        let max = super::max_duration(key);
+        if d > max {
+            return Err(self.bad(
+                key,
+                &format!(
+                    "too long: use at most \"{}\"",
+                    humantime::format_duration(max)
+                ),
+            ));
+        }
+        Ok(d)
     }
 
     /// An http(s) URL, or `default` when unset.
@@ -330,12 +348,9 @@ fn collect(cx: &Context, c: RawCollect) -> Result<RawCollect, Fatal> {
     if c.interval < Duration::from_secs(10) {
         return Err(cx.bad("collect.interval", "too short: use at least \"10s\""));
     }
-    if c.timeout.is_zero() {
-        return Err(cx.bad("collect.timeout", "must be more than 0s"));
-    }
-    if c.request_timeout.is_zero() {
-        return Err(cx.bad("collect.request_timeout", "must be more than 0s"));
-    }
+    cx.duration("collect.interval", c.interval)?;
+    cx.duration("collect.timeout", c.timeout)?;
+    cx.duration("collect.request_timeout", c.request_timeout)?;
     if c.concurrency == 0 || c.concurrency > 1024 {
         return Err(cx.bad(
             "collect.concurrency",
@@ -418,7 +433,10 @@ fn pushgateway(cx: &Context, p: RawPushgateway) -> Result<PushgatewayOptions, Fa
         http: HttpOutput {
             auth,
             ca_file: p.ca_file.as_deref().map(|f| cx.resolve(f)),
-            timeout: p.timeout.unwrap_or(Duration::from_secs(15)),
+            timeout: cx.duration(
+                "pushgateway.timeout",
+                p.timeout.unwrap_or(Duration::from_secs(15)),
+            )?,
         },
     })
 }
@@ -476,7 +494,10 @@ fn remote_write(cx: &Context, r: RawRemoteWrite) -> Result<HttpOutput, Fatal> {
     Ok(HttpOutput {
         auth,
         ca_file: r.ca_file.as_deref().map(|f| cx.resolve(f)),
-        timeout: r.timeout.unwrap_or(Duration::from_secs(15)),
+        timeout: cx.duration(
+            "remote_write.timeout",
+            r.timeout.unwrap_or(Duration::from_secs(15)),
+        )?,
     })
 }
 
@@ -535,7 +556,12 @@ fn schedule(
                 ),
             ));
         };
-        ages.insert(e, age.0);
+        let age = if age.0.is_zero() {
+            age.0
+        } else {
+            cx.duration(&format!("schedule.{key}"), age.0)?
+        };
+        ages.insert(e, age);
     }
     Ok(ages)
 }
@@ -557,7 +583,11 @@ fn weather(cx: &Context, w: RawWeather) -> Result<Option<WeatherOptions>, Fatal>
     Ok(Some(WeatherOptions {
         api_key,
         url: cx.url("weather.url", w.url, DEFAULT_WEATHER_URL)?,
-        min_age: w.min_age.unwrap_or(Duration::from_secs(600)),
+        min_age: match w.min_age {
+            Some(d) if d.is_zero() => d,
+            Some(d) => cx.duration("weather.min_age", d)?,
+            None => Duration::from_secs(600),
+        },
     }))
 }
 
@@ -680,6 +710,35 @@ mod tests {
     }
 
     const MINIMAL: &str = "[volvo]\nclient_id = \"abc\"\n";
+
+    /// Every duration setting is bounded at load, naming its key: a year-long timeout once
+    /// overflowed the run's clock ("overflow when adding duration to instant").
+    #[test]
+    fn every_duration_setting_is_bounded_at_load() {
+        for (key, max) in crate::config::MAX_DURATIONS {
+            let key = key.replace("<endpoint>", "location");
+            let (table, name) = key.split_once('.').unwrap();
+            let extra = if table == "weather" {
+                "api_key = \"k\"\n"
+            } else {
+                ""
+            };
+            let toml = |d: &str| format!("{MINIMAL}[{table}]\n{extra}{name} = \"{d}\"\n");
+            let max_text = humantime::format_duration(*max).to_string();
+            parse_ok(&toml(&max_text));
+            for too_long in [
+                humantime::format_duration(*max + Duration::from_secs(1)).to_string(),
+                "500000000000y".to_string(),
+            ] {
+                let e = parse_err(&toml(&too_long));
+                assert_eq!(
+                    e,
+                    format!("/etc/vc/collector.toml: {key}: too long: use at most \"{max_text}\""),
+                    "{too_long}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn minimal_config_gets_safe_defaults() {

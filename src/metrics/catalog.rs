@@ -448,11 +448,15 @@ families! {
     COLLECT_ENDPOINT_ERROR: Gauge, Collector, "volvo_collect_endpoint_error",
         ["vin", "api", "endpoint", "reason"],
         None,
-        "An endpoint that failed in the last run, with the reason (timeout, transport, rate_limited, quota, unauthorized, not_supported, gone, server_error, client_error, decode); always 1.";
+        "An endpoint that failed in the last run, with the reason (timeout, transport, rate_limited, quota, unauthorized, missing_scope, gone, server_error, client_error, decode; not_available only on the vehicle list, where a block hides every car); always 1. An endpoint a car does not support or is not served is no failure: it has its own family.";
     COLLECT_ENDPOINT_NOT_SUPPORTED: Gauge, Collector, "volvo_collect_endpoint_not_supported",
         ["vin", "api", "endpoint"],
         None,
         "An endpoint the car does not support (HTTP 404); it is asked again only after a day; always 1.";
+    COLLECT_ENDPOINT_NOT_AVAILABLE: Gauge, Collector, "volvo_collect_endpoint_not_available",
+        ["vin", "api", "endpoint"],
+        None,
+        "An endpoint Volvo does not serve to this car or application in its region or market (reason not_available: e.g. Location outside Europe, the Middle East and Africa); not a failure; asked again only after a day; always 1.";
     COLLECT_API_UNAVAILABLE_UNTIL_TIMESTAMP_SECONDS: Gauge, Collector, "volvo_collect_api_unavailable_until_timestamp_seconds",
         ["account", "api"],
         None,

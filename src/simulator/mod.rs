@@ -7,7 +7,7 @@
 mod cars;
 mod scenario;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -78,26 +78,117 @@ impl Default for Options {
     }
 }
 
-/// One injected answer for requests whose path contains `path`.
+/// One injected answer for requests whose path contains `path`: any answer recorded from
+/// Volvo (status, headers, content type, body) can be served on any endpoint.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Fault {
     pub path: String,
     #[serde(default = "default_status")]
     pub status: u16,
-    /// Raw body; JSON bodies are given as text too, so garbage can be injected.
-    #[serde(default)]
+    /// The body. A JSON string is sent as its text, so that garbage and plain text can be
+    /// injected; any other JSON value is sent as JSON.
+    #[serde(default, deserialize_with = "text_or_json")]
     pub body: String,
+    /// Extra headers by name, e.g. `{"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The `Content-Type`; by default `application/json` on the APIs, `text/plain` on Volvo
+    /// ID's endpoints.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// This many spaces after the body, streamed: a huge answer without a huge fault.
+    #[serde(default)]
+    pub pad_bytes: u64,
     #[serde(default)]
     pub delay_ms: u64,
+    /// A `Retry-After` header (the same as `headers: {"retry-after": ..}`).
     #[serde(default)]
     pub retry_after: Option<String>,
     /// How many requests it answers; 0 means every request from now on.
     #[serde(default)]
     pub times: u32,
     /// Token endpoint only: answer normally (rotating the refresh token at once), but send the
-    /// answer after `delay_ms`, as a slow Volvo ID whose reply is still on its way.
+    /// answer after `delay_ms`, as a slow Volvo ID whose reply is still on its way. A JSON
+    /// object `body` is merged into the real answer (a JSON merge patch: `null` removes a
+    /// member); an answer without `refresh_token` leaves the presented one valid, as Volvo ID
+    /// does when it sends none. `pad_bytes` pads the real answer.
     #[serde(default)]
     pub pass_through: bool,
+}
+
+impl Fault {
+    /// Why the fault cannot be served as written, if it cannot.
+    fn problem(&self) -> Option<String> {
+        let types = self
+            .content_type
+            .iter()
+            .map(|t| ("content-type", t.as_str()));
+        for (name, value) in self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .chain(types)
+        {
+            if header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || header::HeaderValue::from_str(value).is_err()
+            {
+                return Some(format!("fault on {}: bad header {name:?}", self.path));
+            }
+        }
+        None
+    }
+
+    /// The fault as an answer, with `content_type` unless it names its own.
+    fn response(&self, content_type: &str) -> Response {
+        let body = if self.pad_bytes == 0 {
+            axum::body::Body::from(self.body.clone())
+        } else {
+            padded(self.body.clone(), self.pad_bytes)
+        };
+        let mut resp = Response::new(body);
+        *resp.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let h = resp.headers_mut();
+        let content_type = self.content_type.as_deref().unwrap_or(content_type);
+        if let Ok(v) = header::HeaderValue::from_str(content_type) {
+            h.insert(header::CONTENT_TYPE, v);
+        }
+        if let Some(v) = self.retry_after.as_ref().and_then(|ra| ra.parse().ok()) {
+            h.insert(header::RETRY_AFTER, v);
+        }
+        for (name, value) in &self.headers {
+            if let (Ok(n), Ok(v)) = (
+                header::HeaderName::from_bytes(name.as_bytes()),
+                header::HeaderValue::from_str(value),
+            ) {
+                h.insert(n, v);
+            }
+        }
+        resp
+    }
+}
+
+/// A fault's body: a JSON string as its text, any other value as JSON.
+fn text_or_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(text) => text,
+        other => other.to_string(),
+    })
+}
+
+/// `body` followed by `pad` spaces, streamed in chunks, so that neither side of a test has to
+/// hold a huge answer unless it reads one.
+fn padded(body: String, pad: u64) -> axum::body::Body {
+    static SPACES: [u8; 64 * 1024] = [b' '; 64 * 1024];
+    let chunk = SPACES.len() as u64;
+    let rest = (pad % chunk) as usize;
+    let tail = (0..pad / chunk)
+        .map(|_| Bytes::from_static(&SPACES))
+        .chain((rest > 0).then(|| Bytes::from_static(&SPACES[..rest])));
+    let chunks = std::iter::once(Bytes::from(body))
+        .chain(tail)
+        .map(Ok::<_, std::convert::Infallible>);
+    axum::body::Body::from_stream(futures_util::stream::iter(chunks))
 }
 
 fn default_status() -> u16 {
@@ -356,18 +447,7 @@ async fn answer(sim: &Sim, method: &Method, path: &str, headers: &HeaderMap) -> 
     }
     if let Some(f) = take_fault(sim, path) {
         tokio::time::sleep(Duration::from_millis(f.delay_ms)).await;
-        let mut resp = (
-            StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            [(header::CONTENT_TYPE, "application/json")],
-            f.body.clone(),
-        )
-            .into_response();
-        if let Some(ra) = &f.retry_after {
-            if let Ok(v) = ra.parse() {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
-        return (f.status, resp);
+        return (f.status, f.response("application/json"));
     }
     if method != Method::GET {
         let body = json!({"error": {"message": "Method not allowed", "description": "this simulator only reads"}});
@@ -482,11 +562,8 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((dec(id)?, dec(secret)?))
 }
 
-fn oauth_error(status: u16, error: &str, description: &str) -> Response {
-    json_response(
-        status,
-        &json!({"error": error, "error_description": description}),
-    )
+fn oauth_error(error: &str, description: &str) -> Value {
+    json!({"error": error, "error_description": description})
 }
 
 async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -512,31 +589,77 @@ fn token_answer(
     let fault = take_fault(sim, "/as/token.oauth2");
     let delay = Duration::from_millis(fault.as_ref().map_or(0, |f| f.delay_ms));
     match fault {
-        Some(f) if !f.pass_through => {
-            let mut resp = (
-                StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                f.body,
-            )
-                .into_response();
-            if let Some(v) = f.retry_after.and_then(|ra| ra.parse().ok()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
+        Some(f) if !f.pass_through => (f.status, f.response("text/plain; charset=utf-8"), delay),
+        Some(f) => {
+            let (status, mut answer) = token_grant(sim, headers, form);
+            if let Ok(patch @ Value::Object(_)) = serde_json::from_str::<Value>(&f.body) {
+                let issued = answer["refresh_token"].as_str().map(str::to_string);
+                merge_patch(&mut answer, &patch);
+                if status == 200 && answer.get("refresh_token").is_none() {
+                    keep_presented(sim, form, issued, &answer);
+                }
             }
-            (f.status, resp, delay)
+            let real = Fault {
+                body: answer.to_string(),
+                status,
+                ..f
+            };
+            (status, real.response("application/json"), delay)
         }
-        _ => {
-            let (status, resp) = token_grant(sim, headers, form);
-            (status, resp, delay)
+        None => {
+            let (status, answer) = token_grant(sim, headers, form);
+            (status, json_response(status, &answer), delay)
         }
     }
 }
 
-fn token_grant(sim: &Sim, headers: &HeaderMap, form: &HashMap<String, String>) -> (u16, Response) {
+/// RFC 7396: members of `patch` replace those of `target`, `null` removes one, objects merge.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let (Value::Object(t), Value::Object(p)) = (target, patch) else {
+        return;
+    };
+    for (k, v) in p {
+        match v {
+            Value::Null => {
+                t.remove(k);
+            }
+            Value::Object(_) if t.get(k).is_some_and(Value::is_object) => {
+                merge_patch(t.get_mut(k).expect("checked"), v)
+            }
+            _ => {
+                t.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// A refresh answered without a new refresh token leaves the presented one valid (and the
+/// one the simulator had issued never reaches the client, so it is withdrawn).
+fn keep_presented(
+    sim: &Sim,
+    form: &HashMap<String, String>,
+    issued: Option<String>,
+    answer: &Value,
+) {
+    let Some(presented) = form.get("refresh_token") else {
+        return;
+    };
+    let mut t = sim.tokens.lock().expect("tokens lock");
+    let scope = issued
+        .and_then(|i| t.refresh_valid.remove(&i))
+        .or_else(|| answer["scope"].as_str().map(str::to_string))
+        .unwrap_or_else(full_scope);
+    t.refresh_used.remove(presented);
+    t.refresh_valid.insert(presented.clone(), scope);
+}
+
+fn token_grant(sim: &Sim, headers: &HeaderMap, form: &HashMap<String, String>) -> (u16, Value) {
     match basic_credentials(headers) {
         Some((id, secret)) if id == CLIENT_ID && secret == CLIENT_SECRET => {}
         _ => {
             return (
                 401,
-                oauth_error(401, "invalid_client", "Client authentication failed"),
+                oauth_error("invalid_client", "Client authentication failed"),
             )
         }
     }
@@ -557,7 +680,6 @@ fn token_grant(sim: &Sim, headers: &HeaderMap, form: &HashMap<String, String>) -
                 return (
                     400,
                     oauth_error(
-                        400,
                         "invalid_grant",
                         "The refresh token is invalid, expired or already used",
                     ),
@@ -572,14 +694,13 @@ fn token_grant(sim: &Sim, headers: &HeaderMap, form: &HashMap<String, String>) -
             let Some((challenge, redirect, scope)) = entry else {
                 return (
                     400,
-                    oauth_error(400, "invalid_grant", "Unknown or used authorization code"),
+                    oauth_error("invalid_grant", "Unknown or used authorization code"),
                 );
             };
             if form.get("redirect_uri") != Some(&redirect) {
                 return (
                     400,
                     oauth_error(
-                        400,
                         "invalid_grant",
                         "redirect_uri does not match the authorization request",
                     ),
@@ -591,7 +712,7 @@ fn token_grant(sim: &Sim, headers: &HeaderMap, form: &HashMap<String, String>) -
             if computed != challenge {
                 return (
                     400,
-                    oauth_error(400, "invalid_grant", "PKCE verification failed"),
+                    oauth_error("invalid_grant", "PKCE verification failed"),
                 );
             }
             (200, grant(sim, &scope))
@@ -599,7 +720,6 @@ fn token_grant(sim: &Sim, headers: &HeaderMap, form: &HashMap<String, String>) -
         _ => (
             400,
             oauth_error(
-                400,
                 "unsupported_grant_type",
                 "grant_type must be refresh_token or authorization_code",
             ),
@@ -607,18 +727,15 @@ fn token_grant(sim: &Sim, headers: &HeaderMap, form: &HashMap<String, String>) -
     }
 }
 
-fn grant(sim: &Sim, scope: &str) -> Response {
+fn grant(sim: &Sim, scope: &str) -> Value {
     let t = issue(sim, scope, false);
-    json_response(
-        200,
-        &json!({
-            "access_token": t["access_token"],
-            "refresh_token": t["refresh_token"],
-            "token_type": "Bearer",
-            "expires_in": ACCESS_TOKEN_LIFETIME_S,
-            "scope": scope,
-        }),
-    )
+    json!({
+        "access_token": t["access_token"],
+        "refresh_token": t["refresh_token"],
+        "token_type": "Bearer",
+        "expires_in": ACCESS_TOKEN_LIFETIME_S,
+        "scope": scope,
+    })
 }
 
 /// Auto-approves, as if the user logged in and consented. A fault on this path with a 3xx
@@ -638,8 +755,7 @@ async fn authorize(
     };
     let fault = take_fault(&sim, "/as/authorization.oauth2");
     if let Some(f) = fault.as_ref().filter(|f| !(300..400).contains(&f.status)) {
-        let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (status, f.body.clone()).into_response();
+        return f.response("text/plain; charset=utf-8");
     }
     {
         let mut pairs = target.query_pairs_mut();
@@ -687,12 +803,11 @@ async fn weather(
 ) -> Response {
     let start = Instant::now();
     let path = "/data/2.5/weather";
-    let (status, body) = if let Some(f) = take_fault(&sim, path) {
-        (
-            f.status,
-            serde_json::from_str(&f.body).unwrap_or(Value::Null),
-        )
-    } else if q.get("appid").map(String::as_str) != Some(WEATHER_API_KEY) {
+    if let Some(f) = take_fault(&sim, path) {
+        record(&sim, "GET", path, f.status, start, None);
+        return f.response("application/json");
+    }
+    let (status, body) = if q.get("appid").map(String::as_str) != Some(WEATHER_API_KEY) {
         (
             401,
             json!({"cod": 401, "message": "Invalid API key. Please see https://openweathermap.org/faq#error401 for more info."}),
@@ -782,7 +897,10 @@ async fn new_token(State(sim): State<Arc<Sim>>, Query(q): Query<NewToken>) -> Js
     Json(issue(&sim, &scope, q.expired))
 }
 
-async fn add_faults(State(sim): State<Arc<Sim>>, Json(faults): Json<Vec<Fault>>) -> StatusCode {
+async fn add_faults(State(sim): State<Arc<Sim>>, Json(faults): Json<Vec<Fault>>) -> Response {
+    if let Some(problem) = faults.iter().find_map(Fault::problem) {
+        return json_response(400, &json!({ "error": problem }));
+    }
     sim.faults.lock().expect("faults lock").extend(faults);
-    StatusCode::NO_CONTENT
+    StatusCode::NO_CONTENT.into_response()
 }

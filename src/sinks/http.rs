@@ -25,10 +25,16 @@ pub fn transport(e: &reqwest::Error) -> anyhow::Error {
     anyhow::anyhow!(crate::api::client::describe(e))
 }
 
+/// How much of a refusal's body is read: its start says why; the rest is not read at all.
+const REFUSAL_READ_BYTES: usize = 64 * 1024;
+
 /// An answer that is not a success, as an error: its status and the start of its body.
 pub async fn refused(resp: reqwest::Response) -> anyhow::Error {
     let status = resp.status().as_u16();
-    let body = resp.text().await.unwrap_or_default();
+    let body = crate::http::read_start(resp, REFUSAL_READ_BYTES)
+        .await
+        .map(|(start, _)| String::from_utf8_lossy(&start).into_owned())
+        .unwrap_or_default();
     let body: String = body.trim().chars().take(200).collect();
     if body.is_empty() {
         anyhow::anyhow!("HTTP {status}")

@@ -57,3 +57,52 @@ fn readme_names_the_ci_test_command() {
     assert!(ci.contains("scripts/test"), "{ci}");
     assert!(readme.contains("scripts/test"));
 }
+
+/// The README's table of Volvo's answers is the classification's specification: each row's
+/// status and example body, fed to the code, give the row's reason, exit codes, back-off and
+/// the level `check` shows. A row the code disagrees with fails here, naming the row.
+#[test]
+fn readme_answers_table_matches_the_classification() {
+    use volvo_collect::api::ApiError;
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find("<!-- answers-table:start -->")
+        .expect("start marker");
+    let end = readme
+        .find("<!-- answers-table:end -->")
+        .expect("end marker");
+    let rows: Vec<Vec<&str>> = readme[start..end]
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| status"))
+        .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+        .collect();
+    assert!(rows.len() >= 14, "{} rows", rows.len());
+    let code = |text: &str| -> i32 { text.trim().parse().unwrap() };
+    for row in &rows {
+        let [statuses, body, _meaning, reason, exit, backoff, check] = row[..] else {
+            panic!("a row of 7 cells: {row:?}");
+        };
+        let body = body.trim_matches('`');
+        let (with_others, alone) = exit.split_once(" / ").expect("exit as `a / b`");
+        let level = check.split(':').next().unwrap();
+        for status in statuses.split(", ") {
+            let e = ApiError::from_status(status.parse().unwrap(), body.as_bytes(), None);
+            let got = [
+                format!("`{}`", e.reason()),
+                e.exit_code(true).code().to_string(),
+                e.exit_code(false).code().to_string(),
+                e.backoff().label().to_string(),
+                volvo_collect::check::answer_level(&e).label().to_string(),
+            ];
+            let want = [
+                reason.to_string(),
+                code(with_others).to_string(),
+                code(alone).to_string(),
+                backoff.to_string(),
+                level.to_string(),
+            ];
+            assert_eq!(got, want, "README row {status} {body}");
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Volvo as it answers in the field, where one replayed answer (`replay.rs`) does not tell the
+//! whole story: what `check` says of a car's region block afterwards, a kept refresh token
+//! still working at the next refresh, a duration no clock holds in the configuration, and the
+//! long-running mode outliving an absurd `Retry-After`.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+const REGION_BLOCK: &str = r#"{"error":{"message":"FORBIDDEN","description":"Client not allowed to access Location API"}}"#;
+
+fn location_path() -> String {
+    format!("=/location/v1/vehicles/{BEV}/location")
+}
+
+/// A car outside Location's regions: the run exits 0 and remembers the block in the state
+/// file; `check` then shows it as information, not a FAIL, and does not speak of the login.
+#[test]
+fn check_shows_a_region_block_as_information() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    sim.faults(json!([{"path": location_path(), "status": 403, "body": REGION_BLOCK}]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let state: Value = serde_json::from_str(&ws.read("token.state.json")).unwrap();
+    let until = state["not_available"][format!("{BEV} location location")]
+        .as_i64()
+        .expect("the block is remembered");
+    assert!((until - unix_now() - 86_400).abs() < 120, "{until}");
+
+    // Every scope granted, so that only the block could make a finding.
+    let mut token = ws.token();
+    token["scope"] = volvo_collect::endpoints::Sources {
+        extended_vehicle_explicit: false,
+        ..volvo_collect::endpoints::Sources::ALL
+    }
+    .default_scopes()
+    .join(" ")
+    .into();
+    ws.write("token.json", &token.to_string());
+    let o = ws.run(&["check"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{out}{}", stderr(&o));
+    assert!(!out.lines().any(|l| l.starts_with("FAIL")), "{out}");
+    let info: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("info ") && l.contains("location"))
+        .collect();
+    assert_eq!(info.len(), 1, "{out}");
+    assert!(
+        info[0].starts_with(&format!(
+            "info car {BEV}: location (location): not served to this car in its region or market"
+        )),
+        "{out}"
+    );
+    assert!(!info[0].contains("login"), "{out}");
+}
+
+/// A token answer without `refresh_token` keeps the previous one, and the previous one still
+/// works when the next run must refresh.
+#[test]
+fn a_kept_refresh_token_works_at_the_next_refresh() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let before = ws.token()["refresh_token"].clone();
+    sim.faults(json!([{"path": "/as/token.oauth2", "pass_through": true, "body": {"refresh_token": null}, "times": 1}]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(ws.token()["refresh_token"], before);
+
+    let mut token = ws.token();
+    token["expires_at"] = json!(unix_now() - 10);
+    ws.write("token.json", &token.to_string());
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(sim.stats()["refreshes"], 2);
+    assert_eq!(sim.stats()["invalid_grants"], 0);
+    assert_ne!(ws.token()["refresh_token"], before, "rotated this time");
+}
+
+/// A duration no clock holds (it once panicked the run: "overflow when adding duration to
+/// instant") is a configuration error at load that names the key.
+#[test]
+fn a_duration_beyond_its_bound_is_a_configuration_error() {
+    let sim = Sim::start(&[]);
+    for (rest, key) in [
+        (
+            "[collect]\ntimeout = \"500000000000y\"\n",
+            "collect.timeout",
+        ),
+        ("[collect]\ninterval = \"2days\"\n", "collect.interval"),
+        (
+            "[schedule]\nlocation = \"500000000000y\"\n",
+            "schedule.location",
+        ),
+        ("[pushgateway]\ntimeout = \"1h\"\n", "pushgateway.timeout"),
+    ] {
+        let ws = Workspace::new(&sim, "", rest);
+        let o = ws.run(&["--once", "--stdout"]);
+        assert_eq!(code(&o), 78, "{rest}: {}", stderr(&o));
+        assert_stderr_contains(&o, &format!("{key}: too long: use at most"));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+    assert!(sim.gets().is_empty(), "nothing asked");
+}
+
+/// The long-running mode outlives a `Retry-After` of 2^63 - 1 seconds (it once died of it)
+/// and goes on serving its metrics, with the endpoint reported as rate limited.
+#[test]
+fn the_long_running_mode_outlives_an_absurd_retry_after() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(
+        &sim,
+        &format!("vins = [\"{BEV}\"]"),
+        "[collect]\ninterval = \"10s\"\n",
+    );
+    sim.faults(
+        json!([{"path": format!("=/connected-vehicle/v2/vehicles/{BEV}/windows"),
+        "status": 429, "headers": {"retry-after": "9223372036854775807"}, "body": "{}"}]),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = ws
+        .command(&["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let started = Instant::now();
+    let served = loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the long-running mode stopped"
+        );
+        if let Ok(r) = client().get(&metrics).send() {
+            let text = r.text().unwrap_or_default();
+            if text.contains("volvo_collect_run_timestamp_seconds") {
+                break text;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no collection");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        served.contains(&format!("volvo_collect_endpoint_error{{api=\"connected_vehicle\",endpoint=\"windows\",reason=\"rate_limited\",vin=\"{BEV}\"}} 1")),
+        "{served}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "it stopped after a collection"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = log.join().unwrap().join("\n");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// A region or market block on the vehicle list would hide every car: there it is a failure
+/// (nothing collected: 75), not a fact remembered for a day.
+#[test]
+fn a_block_on_the_vehicle_list_is_a_failure() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let body = r#"{"code":"VEHICLE_NOT_FOUND","message":"Vehicle does not belong to allowed markets","details":[]}"#;
+    sim.faults(json!([{"path": "=/connected-vehicle/v2/vehicles", "status": 404, "body": body}]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 75, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("volvo_collect_endpoint_error{api=\"connected_vehicle\",endpoint=\"vehicles\",reason=\"not_available\",vin=\"\"} 1"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("volvo_collect_endpoint_not_available{"),
+        "{out}"
+    );
+    let state: Value = serde_json::from_str(&ws.read("token.state.json")).unwrap();
+    assert!(state.get("not_available").is_none(), "{state}");
+}

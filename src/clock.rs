@@ -68,8 +68,31 @@ pub fn now_f64() -> f64 {
     now_ms() as f64 / 1000.0
 }
 
+/// A Unix time (seconds) as a date in UTC, for messages. Times beyond what a calendar can
+/// hold (a bogus quota reset millions of years ahead) are clamped to its ends, so a message
+/// never shows an empty date.
+pub fn datetime(unix_s: i64) -> chrono::DateTime<chrono::Utc> {
+    use chrono::DateTime;
+    let s = unix_s.clamp(
+        DateTime::<chrono::Utc>::MIN_UTC.timestamp(),
+        DateTime::<chrono::Utc>::MAX_UTC.timestamp(),
+    );
+    DateTime::from_timestamp(s, 0).unwrap_or(DateTime::<chrono::Utc>::MAX_UTC)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_unix_time_has_a_date() {
+        assert_eq!(
+            super::datetime(1_780_000_000).to_rfc3339(),
+            "2026-05-28T20:26:40+00:00"
+        );
+        for t in [i64::MAX, i64::MIN, 9_000_000_000_000] {
+            assert!(!super::datetime(t).to_rfc3339().is_empty());
+        }
+    }
+
     #[test]
     fn the_start_is_unix_seconds() {
         assert_eq!(super::parse("1780000000"), Some(1_780_000_000_000));

@@ -60,6 +60,7 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     for a in &settings.accounts {
         settings.for_account(a).api_key()?;
         settings.for_account(a).client_secret()?;
+        state::preflight(&a.state_file)?;
     }
     let http = crate::http::client(settings.request_timeout);
     let exp = Mutex::new(Exposition::new());
@@ -136,12 +137,17 @@ async fn collect_account(
         Ok(t) => t,
         Err(fatal) => {
             report.login_failed(&fatal);
-            return report.finish(&mut lock(exp), &mut state, None, None);
+            let saving = state::lock_for_save(&settings.account.state_file, deadline).await;
+            return report.finish(&mut lock(exp), &mut state, None, None, saving);
         }
     };
     token_metrics(&mut lock(exp), &settings.account.name, &token);
 
-    let window = Window::new(&settings.account.state_file, settings.requests_per_minute);
+    let window = Window::new(
+        &settings.account.state_file,
+        settings.requests_per_minute,
+        deadline,
+    );
     let extended_until = state.unavailable_until(Origin::ExtendedVehicle.label(), now);
     let quota_paused = state.quota_until.is_some();
     let schedule = Schedule::with_overrides(&settings.schedule);
@@ -195,7 +201,14 @@ async fn collect_account(
         }
     }
     report.tally.failed |= quota_paused;
-    report.finish(&mut lock(exp), &mut state, Some(&client), Some(planner))
+    let saving = state::lock_for_save(&settings.account.state_file, deadline).await;
+    report.finish(
+        &mut lock(exp),
+        &mut state,
+        Some(&client),
+        Some(planner),
+        saving,
+    )
 }
 
 fn lock(exp: &Mutex<Exposition>) -> std::sync::MutexGuard<'_, Exposition> {
@@ -215,7 +228,7 @@ async fn token_step(
         auth_url: &settings.auth_url,
         token_url: &settings.token_url,
     };
-    let fresh = refresh::ensure_fresh(http, &oauth, &settings.account.token_file);
+    let fresh = refresh::ensure_fresh(http, &oauth, &settings.account.token_file, deadline);
     match tokio::time::timeout_at(deadline, fresh).await {
         Ok(r) => r.map(|(t, _)| t),
         Err(_) => Err(Fatal::new(
@@ -291,7 +304,7 @@ async fn fetch(
             let need = batch.len() + held;
             let from_carried = carried.min(need);
             carried -= from_carried;
-            let usable = from_carried + window.reserve(need - from_carried);
+            let usable = from_carried + window.reserve(need - from_carried).await;
             let asked = usable.saturating_sub(held).min(batch.len());
             carried += usable - asked;
             let (ask, later) = batch.split_at(asked);
@@ -666,8 +679,13 @@ impl<'s> Report<'s> {
         state: &mut State,
         client: Option<&Client>,
         planner: Option<Planner<'_>>,
+        saving: state::SaveLock,
     ) -> AccountRun {
         let settings = self.settings;
+        if let Some(fatal) = saving.problem() {
+            self.problems.push(fatal.message);
+            self.tally.failed = true;
+        }
         let account = settings.account.name.as_str();
         if let Some(planner) = planner {
             self.tally.collected = planner.fresh() > 0;
@@ -690,6 +708,7 @@ impl<'s> Report<'s> {
         // Runs may overlap (a timer run and a manual one): merge into what is on disk, under
         // a lock, so that no run's counts are lost.
         *state = state::save_merged(
+            saving,
             &settings.account.state_file,
             std::mem::take(state),
             &requests,
@@ -745,9 +764,7 @@ impl<'s> Report<'s> {
 }
 
 fn rfc3339(unix_s: i64) -> String {
-    chrono::DateTime::from_timestamp(unix_s, 0)
-        .map(|t| t.to_rfc3339())
-        .unwrap_or_default()
+    crate::clock::datetime(unix_s).to_rfc3339()
 }
 
 /// The self-metrics kept in the state file: counters, the quota, back-offs, the last success.

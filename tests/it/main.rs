@@ -12,6 +12,7 @@ mod delivery;
 mod failures;
 mod fuzz_mappers;
 mod hardening;
+mod host;
 mod household;
 mod layering;
 mod login;

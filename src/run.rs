@@ -683,7 +683,7 @@ impl<'s> Report<'s> {
     ) -> AccountRun {
         let settings = self.settings;
         if let Some(fatal) = saving.problem() {
-            self.problems.push(fatal.message);
+            self.problems.insert(0, fatal.message);
             self.tally.failed = true;
         }
         let account = settings.account.name.as_str();

@@ -260,6 +260,15 @@ fn timed(mut cmd: Command) -> (Output, Duration) {
 
 const SHORT: &str = "[collect]\ntimeout = \"3s\"\n";
 
+/// The one-line summary a failed `--once` prints last: it must lead with what matters.
+fn summary(o: &Output) -> String {
+    stderr(o)
+        .lines()
+        .rfind(|l| l.starts_with("volvo-collect: "))
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Guards the run's deadline against a held state lock: with another process holding
 /// `token.state.json.lock`, `--once` with a 3 s timeout ends well before the lock is let go
 /// (it waited 24.7 s on the runtime's only thread), exits 75, and names the lock file. And
@@ -276,6 +285,11 @@ fn a_held_state_lock_ends_the_run_and_check_at_their_deadline() {
     assert_eq!(code(&o), 75, "{}", stderr(&o));
     assert_stderr_contains(&o, &lock.display().to_string());
     assert_stderr_contains(&o, &format!("held by process {}", std::process::id()));
+    assert!(
+        summary(&o).contains(&lock.display().to_string()),
+        "{}",
+        stderr(&o)
+    );
 
     let (o, took) = timed(ws.command(&["check"]));
     assert!(took < HELD / 2, "check took {took:?}: {}", stdout(&o));
@@ -294,7 +308,11 @@ fn a_held_token_lock_ends_the_run_and_check_at_their_deadline() {
     let (o, took) = timed(ws.command(&["--once", "--stdout"]));
     assert!(took < HELD / 2, "the run took {took:?}: {}", stderr(&o));
     assert_eq!(code(&o), 75, "{}", stderr(&o));
-    assert_stderr_contains(&o, &lock.display().to_string());
+    assert!(
+        summary(&o).contains(&lock.display().to_string()),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(sim.stats()["refreshes"], 0);
 
     let mut cmd = ws.command(&["check"]);

@@ -67,6 +67,18 @@ impl Clock {
     }
 }
 
+/// A Unix time (seconds) as a date in UTC, for messages. Times beyond what a calendar can
+/// hold (a bogus quota reset millions of years ahead) are clamped to its ends, so a message
+/// never shows an empty date.
+pub fn datetime(unix_s: i64) -> chrono::DateTime<chrono::Utc> {
+    use chrono::DateTime;
+    let s = unix_s.clamp(
+        DateTime::<chrono::Utc>::MIN_UTC.timestamp(),
+        DateTime::<chrono::Utc>::MAX_UTC.timestamp(),
+    );
+    DateTime::from_timestamp(s, 0).unwrap_or(DateTime::<chrono::Utc>::MAX_UTC)
+}
+
 /// `VOLVO_COLLECT_NOW`'s value as Unix milliseconds; anything else is ignored.
 fn parse(value: &str) -> Option<i64> {
     let s = value.trim().parse::<f64>().ok()?;
@@ -76,6 +88,17 @@ fn parse(value: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_unix_time_has_a_date() {
+        assert_eq!(
+            datetime(1_780_000_000).to_rfc3339(),
+            "2026-05-28T20:26:40+00:00"
+        );
+        for t in [i64::MAX, i64::MIN, 9_000_000_000_000] {
+            assert!(!datetime(t).to_rfc3339().is_empty());
+        }
+    }
 
     #[test]
     fn the_start_is_unix_seconds() {

@@ -1,8 +1,11 @@
 //! Files shared by runs that may overlap, and the small file-system facts the collector needs
 //! about them. Durable replacement: write a temp file in the same folder, fsync it, rename it
 //! over the target, fsync the folder, so a reader or a crash sees the old file or the new one,
-//! never a mix or an empty file. The exclusive lock file that serialises a read-change-save of
-//! such a file. Where symlinks lead, whether a folder is writable, who may read a file.
+//! never a mix or an empty file; and a reservation of that space taken before a step that
+//! cannot be undone, for when the disk fills up. Reads that a FIFO cannot hang and a huge file
+//! cannot flood. The exclusive lock file that serialises a read-change-save of such a file,
+//! waited for without blocking and never past a deadline. Where symlinks lead, whether a
+//! folder is writable, who may read a file, and running out of file descriptors said as such.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -35,13 +38,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, backup: bool) -> io::R
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
-        if backup && path.exists() {
-            // A hard link keeps the previous file as it is: no copy, nothing more to sync.
-            let bak = dir.join(format!("{name}.bak"));
-            let bak_tmp = dir.join(format!(".{name}.bak.{}.tmp", std::process::id()));
-            let _ = fs::remove_file(&bak_tmp);
-            fs::hard_link(path, &bak_tmp)?;
-            fs::rename(&bak_tmp, &bak)?;
+        if backup {
+            keep_backup(path)?;
         }
         fs::rename(&tmp, path)?;
         File::open(&dir)?.sync_all()
@@ -101,11 +99,48 @@ pub fn resolve_links(path: &Path) -> io::Result<PathBuf> {
 /// Creates and removes a file in `dir`: the only sure test that this user can write there
 /// (permission bits do not tell about ACLs, read-only mounts or another owner).
 pub fn probe_writable(dir: &Path) -> Result<(), String> {
+    probe_folder(dir).map_err(|e| e.to_string())
+}
+
+/// Why a folder did not take a new file.
+#[derive(Debug)]
+pub enum ProbeError {
+    Missing(PathBuf),
+    NotAFolder(PathBuf),
+    Create(PathBuf, io::Error),
+}
+
+impl ProbeError {
+    /// Whether it failed only for want of a file descriptor: no fault of the folder.
+    pub fn out_of_descriptors(&self) -> bool {
+        matches!(self, ProbeError::Create(_, e) if out_of_descriptors(e))
+    }
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeError::Missing(d) => write!(f, "the folder {} does not exist", d.display()),
+            ProbeError::NotAFolder(d) => write!(f, "{} is not a folder", d.display()),
+            ProbeError::Create(d, e) => {
+                write!(
+                    f,
+                    "cannot create a file in {}: {}",
+                    d.display(),
+                    describe(e)
+                )
+            }
+        }
+    }
+}
+
+/// [`probe_writable`], with the reason as a value.
+pub fn probe_folder(dir: &Path) -> Result<(), ProbeError> {
     if !dir.is_dir() {
         return Err(if dir.exists() {
-            format!("{} is not a folder", dir.display())
+            ProbeError::NotAFolder(dir.to_path_buf())
         } else {
-            format!("the folder {} does not exist", dir.display())
+            ProbeError::Missing(dir.to_path_buf())
         });
     }
     // Hidden, and not ending in `.prom`, so that node_exporter never reads it.
@@ -119,9 +154,257 @@ pub fn probe_writable(dir: &Path) -> Result<(), String> {
         .create_new(true)
         .mode(0o600)
         .open(&probe)
-        .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
+        .map_err(|e| ProbeError::Create(dir.to_path_buf(), e))?;
     let _ = fs::remove_file(&probe);
     Ok(())
+}
+
+/// Whether an error is the process (or the system) running out of file descriptors: a
+/// limit of the machine, not a missing or unwritable folder, and worded as such.
+pub fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// An I/O error for a message: running out of descriptors says which limit it is.
+pub fn describe(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EMFILE) => format!(
+            "too many open files: this process has used up its file descriptor limit ({}; raise it with LimitNOFILE= or ulimit -n)",
+            descriptor_limit().map_or("unknown".to_string(), |n| n.to_string())
+        ),
+        Some(libc::ENFILE) => "too many open files in the system (fs.file-max is used up)".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// The process's soft limit on open file descriptors (`RLIMIT_NOFILE`).
+pub fn descriptor_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given and nothing else.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+    (rc == 0).then_some(lim.rlim_cur as u64)
+}
+
+/// Why a file could not be read whole.
+#[derive(Debug)]
+pub enum ReadError {
+    NotFound,
+    /// Something other than a regular file is in its place (a FIFO, a folder, a device).
+    NotRegular(&'static str),
+    /// Larger than the caller's cap (bytes found, cap).
+    TooLarge(u64, u64),
+    Io(io::Error),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::NotFound => f.write_str("it does not exist"),
+            ReadError::NotRegular(kind) => write!(f, "it is not a regular file but {kind}"),
+            ReadError::TooLarge(size, cap) => write!(
+                f,
+                "it holds {size} bytes, more than the {cap} such a file may hold"
+            ),
+            ReadError::Io(e) => f.write_str(&describe(e)),
+        }
+    }
+}
+
+/// What kind of file `t` is, for a message.
+fn kind_of(t: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a folder"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Reads a whole regular file of at most `cap` bytes. Opened without blocking, and judged by
+/// what was opened (not by a look at the path before), so that a FIFO or a device put in its
+/// place can neither hang the reader nor feed it without end.
+pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => ReadError::NotFound,
+            _ => ReadError::Io(e),
+        })?;
+    let meta = file.metadata().map_err(ReadError::Io)?;
+    if !meta.is_file() {
+        return Err(ReadError::NotRegular(kind_of(meta.file_type())));
+    }
+    if meta.len() > cap {
+        return Err(ReadError::TooLarge(meta.len(), cap));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    io::Read::read_to_end(&mut io::Read::take(&file, cap + 1), &mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > cap {
+        return Err(ReadError::TooLarge(bytes.len() as u64, cap));
+    }
+    Ok(bytes)
+}
+
+/// Checks that `path`, when it exists, is a regular file this user can read: what a file
+/// that the program rewrites by replacement must be.
+pub fn check_regular(path: &Path) -> Result<(), ReadError> {
+    match read_capped(path, 0) {
+        Ok(_) | Err(ReadError::NotFound | ReadError::TooLarge(..)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Space set aside in a file's folder for its next version, taken before something that
+/// cannot be undone (a token refresh spends the old refresh token) so that the new version
+/// can be written even when the file system fills up meanwhile. It is `<path>.new`,
+/// allocated and synced; [`Reserved::commit`] writes the new content into that space and
+/// renames it over `path`. Dropped without a commit, the file is removed.
+#[derive(Debug)]
+pub struct Reserved {
+    file: Option<File>,
+    path: PathBuf,
+    target: PathBuf,
+}
+
+/// `<path>.new`, where the next version of `path` is written before it replaces it.
+pub fn pending_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".new");
+    PathBuf::from(name)
+}
+
+/// Sets aside `size` bytes for the next version of `target` (see [`Reserved`]), with the
+/// given mode. An earlier `<target>.new` is replaced: callers take care of one that holds
+/// something to keep before they reserve.
+pub fn reserve(target: &Path, size: u64, mode: u32) -> io::Result<Reserved> {
+    let path = pending_path(target);
+    let _ = fs::remove_file(&path);
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&path)?;
+    let reserved = Reserved {
+        file: Some(file),
+        path,
+        target: target.to_path_buf(),
+    };
+    let f = reserved.file.as_ref().expect("just opened");
+    f.set_permissions(fs::Permissions::from_mode(mode))?;
+    allocate(f, size)?;
+    f.sync_all()?;
+    // The folder's entry too: when the rename fails later, the file must still be found.
+    File::open(folder_of(target))?.sync_all()?;
+    Ok(reserved)
+}
+
+/// Allocates `size` bytes of real blocks to `f` (posix_fallocate, which glibc emulates by
+/// writing where the file system cannot allocate), so that a later write needs no new space.
+fn allocate(f: &File, size: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is open for writing and stays open during the call.
+    let rc = unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, size as libc::off_t) };
+    match rc {
+        0 => Ok(()),
+        rc => Err(io::Error::from_raw_os_error(rc)),
+    }
+}
+
+/// Why a commit did not replace the file.
+#[derive(Debug)]
+pub enum CommitError {
+    /// The new content could not be written: it is nowhere on disk.
+    NotWritten(io::Error),
+    /// The new content is written and synced in the `.new` file (the path given), but it could
+    /// not replace the file: it stays there to be taken up later.
+    Kept(PathBuf, io::Error),
+}
+
+impl Reserved {
+    /// Writes `bytes` into the reserved space and replaces the target with it (atomically:
+    /// rename, then the folder synced). With `backup`, the previous file is first kept as
+    /// `<target>.bak` when that is possible (a failure there only warns).
+    pub fn commit(mut self, bytes: &[u8], backup: bool) -> Result<(), CommitError> {
+        let mut f = self.file.take().expect("a reservation commits once");
+        let written = (|| {
+            io::Seek::seek(&mut f, io::SeekFrom::Start(0))?;
+            f.write_all(bytes)?;
+            f.set_len(bytes.len() as u64)?;
+            f.sync_all()
+        })();
+        drop(f);
+        if let Err(e) = written {
+            let _ = fs::remove_file(&self.path);
+            return Err(CommitError::NotWritten(e));
+        }
+        if backup {
+            if let Err(e) = keep_backup(&self.target) {
+                tracing::warn!(file = %self.target.display(), error = %describe(&e), "cannot keep the previous file as .bak; replacing it anyway");
+            }
+        }
+        let path = std::mem::take(&mut self.path);
+        if let Err(e) = fs::rename(&path, &self.target) {
+            return Err(CommitError::Kept(path, e));
+        }
+        if let Err(e) = File::open(folder_of(&self.target)).and_then(|d| d.sync_all()) {
+            tracing::warn!(file = %self.target.display(), error = %describe(&e), "cannot sync the folder after replacing the file");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        if self.file.is_some() && !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Keeps `path` as `<path>.bak`, atomically: a hard link keeps the previous file as it is (no
+/// copy, nothing more to sync).
+fn keep_backup(path: &Path) -> io::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let dir = folder_of(path);
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?
+        .to_string_lossy()
+        .into_owned();
+    let bak = dir.join(format!("{name}.bak"));
+    let bak_tmp = dir.join(format!(".{name}.bak.{}.tmp", std::process::id()));
+    let _ = fs::remove_file(&bak_tmp);
+    fs::hard_link(path, &bak_tmp)?;
+    fs::rename(&bak_tmp, &bak).inspect_err(|_| {
+        let _ = fs::remove_file(&bak_tmp);
+    })
+}
+
+/// Moves `from` (a `.new` file written by an earlier commit that could not rename it) over
+/// `to`, keeping the previous `to` as `.bak` when `backup` is set.
+pub fn promote(from: &Path, to: &Path, backup: bool) -> io::Result<()> {
+    if backup {
+        if let Err(e) = keep_backup(to) {
+            tracing::warn!(file = %to.display(), error = %describe(&e), "cannot keep the previous file as .bak; replacing it anyway");
+        }
+    }
+    fs::rename(from, to)?;
+    File::open(folder_of(to))?.sync_all()
 }
 
 /// `<path>.lock`, the lock file that guards `path`.
@@ -132,33 +415,164 @@ pub fn lock_path(path: &Path) -> PathBuf {
 }
 
 /// An exclusive lock on a lock file, released when dropped (or when the process ends, even
-/// by a crash, so a killed run never leaves a stale lock).
+/// by a crash, so a killed run never leaves a stale lock). The lock file may carry a short
+/// note for the next holder (see [`LockFile::note`]).
 #[derive(Debug)]
 pub struct LockFile {
-    _file: File,
+    file: File,
 }
 
-/// Why a lock could not be taken; the callers word (and weigh) the two differently.
+impl LockFile {
+    /// Leaves `text` in the lock file for later holders (best effort: the lock file is small
+    /// and a full disk only loses the note).
+    pub fn note(&self, text: &str) {
+        use std::os::unix::fs::FileExt;
+        let _ = self
+            .file
+            .write_all_at(text.as_bytes(), 0)
+            .and_then(|()| self.file.set_len(text.len() as u64));
+    }
+
+    /// The note an earlier holder left, if any.
+    pub fn noted(&self) -> Option<String> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 64];
+        let n = self.file.read_at(&mut buf, 0).ok()?;
+        let text = std::str::from_utf8(&buf[..n]).ok()?.trim();
+        (!text.is_empty()).then(|| text.to_string())
+    }
+}
+
+/// Why a lock could not be taken; the callers word (and weigh) them differently.
 #[derive(Debug)]
 pub enum LockError {
-    /// The lock file cannot be created or opened: its folder is missing or not writable.
+    /// The lock file cannot be created or opened: its folder is missing or not writable, or
+    /// the process is out of file descriptors ([`out_of_descriptors`]).
     Create(io::Error),
     /// The file system refused the lock.
     Lock(io::Error),
+    /// Another process held the lock until the deadline.
+    Held(Holder),
 }
 
-/// Takes the exclusive lock on `lock_path` (created 0600 when missing), waiting while another
-/// process holds it. Blocking: async callers run it on a blocking thread.
-pub fn lock(lock_path: &Path) -> Result<LockFile, LockError> {
+/// Who holds a lock, as far as `/proc/locks` tells.
+#[derive(Debug, Clone, Default)]
+pub struct Holder {
+    pub pid: Option<u32>,
+    /// The holder's command name (`/proc/PID/comm`).
+    pub command: Option<String>,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.pid, &self.command) {
+            (Some(pid), Some(c)) => write!(f, "process {pid} ({c})"),
+            (Some(pid), None) => write!(f, "process {pid}"),
+            _ => f.write_str("another process"),
+        }
+    }
+}
+
+impl LockError {
+    /// One line naming the lock file and, for a lock held too long, its holder.
+    pub fn describe(&self, lock_path: &Path) -> String {
+        match self {
+            LockError::Create(e) => format!(
+                "cannot open the lock file {}: {}",
+                lock_path.display(),
+                describe(e)
+            ),
+            LockError::Lock(e) => format!("cannot lock {}: {}", lock_path.display(), describe(e)),
+            LockError::Held(holder) => format!(
+                "the lock file {} is held by {holder}, which did not release it before the run's deadline (see `fuser -v {}`)",
+                lock_path.display(),
+                lock_path.display()
+            ),
+        }
+    }
+}
+
+/// Opens (creating it 0600 when missing) a lock file, without blocking on whatever is there.
+fn open_lock_file(lock_path: &Path) -> Result<File, LockError> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .mode(0o600)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(lock_path)
         .map_err(LockError::Create)?;
-    file.lock().map_err(LockError::Lock)?;
-    Ok(LockFile { _file: file })
+    match file.metadata() {
+        Ok(m) if m.is_file() => Ok(file),
+        Ok(m) => Err(LockError::Create(io::Error::other(format!(
+            "it is {}, not a regular file",
+            kind_of(m.file_type())
+        )))),
+        Err(e) => Err(LockError::Create(e)),
+    }
+}
+
+/// Opens (creating it when missing) a lock file without locking it: whether it can be used.
+pub fn check_lock_file(lock_path: &Path) -> Result<(), LockError> {
+    open_lock_file(lock_path).map(drop)
+}
+
+/// Takes the exclusive lock on `lock_path` (created 0600 when missing), waiting while another
+/// process holds it, but never past `deadline`. The wait polls a non-blocking lock, so the
+/// runtime's one thread stays free for signals, the listener and other accounts meanwhile.
+pub async fn lock_until(
+    lock_path: &Path,
+    deadline: tokio::time::Instant,
+) -> Result<LockFile, LockError> {
+    use tokio::time::{sleep_until, Duration, Instant};
+    let file = open_lock_file(lock_path)?;
+    let mut step = Duration::from_millis(5);
+    let mut said = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(LockFile { file }),
+            Err(fs::TryLockError::Error(e)) => return Err(LockError::Lock(e)),
+            Err(fs::TryLockError::WouldBlock) => {}
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(LockError::Held(holder(&file)));
+        }
+        if !said && step >= Duration::from_millis(320) {
+            said = true;
+            tracing::info!(lock = %lock_path.display(), holder = %holder(&file), "waiting for a lock another process holds");
+        }
+        sleep_until((now + step).min(deadline)).await;
+        step = (step * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// Who holds a lock on `file`, from `/proc/locks` (`N: FLOCK ADVISORY WRITE PID MAJ:MIN:INO
+/// ...`, device numbers in hex).
+fn holder(file: &File) -> Holder {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = file.metadata() else {
+        return Holder::default();
+    };
+    let dev = meta.dev();
+    let (major, minor) = (
+        ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
+        (dev & 0xff) | ((dev >> 12) & !0xff),
+    );
+    let wanted = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let pid = fs::read_to_string("/proc/locks").ok().and_then(|text| {
+        text.lines()
+            .filter(|l| !l.contains("->"))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.len() > 5 && f[5] == wanted)
+            .and_then(|f| f[4].parse::<u32>().ok())
+    });
+    let command = pid
+        .and_then(|p| fs::read_to_string(format!("/proc/{p}/comm")).ok())
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
+    Holder { pid, command }
 }
 
 /// Whether a file can be read by users other than its owner (group or other read bits).
@@ -215,34 +629,124 @@ mod tests {
         assert_eq!(folder_of(Path::new("token.json")), PathBuf::from("."));
     }
 
-    #[test]
-    fn lock_is_exclusive_until_dropped() {
+    fn soon(ms: u64) -> tokio::time::Instant {
+        tokio::time::Instant::now() + std::time::Duration::from_millis(ms)
+    }
+
+    #[tokio::test]
+    async fn lock_is_exclusive_until_dropped_and_a_wait_ends_at_the_deadline() {
         let dir = tempfile::tempdir().unwrap();
         let p = lock_path(&dir.path().join("token.json"));
         assert_eq!(p, dir.path().join("token.json.lock"));
-        let held = lock(&p).unwrap();
+        let held = lock_until(&p, soon(1000)).await.unwrap();
         assert_eq!(
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        // Another open file description (as another process has) must wait.
-        let other = File::open(&p).unwrap();
-        assert!(matches!(
-            other.try_lock(),
-            Err(fs::TryLockError::WouldBlock)
-        ));
+        // Another open file description (as another process has) must wait, up to its deadline.
+        let t0 = std::time::Instant::now();
+        match lock_until(&p, soon(300)).await {
+            Err(LockError::Held(h)) => {
+                assert_eq!(h.pid, Some(std::process::id()), "{h}");
+                let text = LockError::Held(h).describe(&p);
+                assert!(text.contains(&p.display().to_string()), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(t0.elapsed() >= std::time::Duration::from_millis(300));
+        held.note("1234");
         drop(held);
-        other.try_lock().unwrap();
-        other.unlock().unwrap();
-        // Taken again at once, from the existing file.
-        drop(lock(&p).unwrap());
+        let again = lock_until(&p, soon(1000)).await.unwrap();
+        assert_eq!(again.noted().as_deref(), Some("1234"));
+    }
+
+    #[tokio::test]
+    async fn lock_in_a_missing_folder_or_on_a_fifo_is_a_create_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("missing").join("token.json.lock");
+        assert!(matches!(
+            lock_until(&p, soon(100)).await,
+            Err(LockError::Create(_))
+        ));
+        let fifo = dir.path().join("fifo.lock");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(matches!(
+            lock_until(&fifo, soon(100)).await,
+            Err(LockError::Create(_))
+        ));
     }
 
     #[test]
-    fn lock_in_a_missing_folder_is_a_create_error() {
+    fn capped_reads_refuse_fifos_and_large_files() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("missing").join("token.json.lock");
-        assert!(matches!(lock(&p), Err(LockError::Create(_))));
+        let fifo = dir.path().join("state.json");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        // Would hang for good with a blocking open.
+        assert!(matches!(
+            read_capped(&fifo, 100),
+            Err(ReadError::NotRegular("a FIFO"))
+        ));
+        let big = dir.path().join("big");
+        fs::write(&big, vec![b' '; 101]).unwrap();
+        assert!(matches!(
+            read_capped(&big, 100),
+            Err(ReadError::TooLarge(101, 100))
+        ));
+        assert_eq!(read_capped(&big, 101).unwrap().len(), 101);
+        assert!(matches!(
+            read_capped(&dir.path().join("none"), 1),
+            Err(ReadError::NotFound)
+        ));
+    }
+
+    #[test]
+    fn a_reservation_commits_into_its_space_or_keeps_what_it_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token.json");
+        fs::write(&p, b"old").unwrap();
+        let r = reserve(&p, 16384, 0o600).unwrap();
+        let new = pending_path(&p);
+        assert_eq!(fs::metadata(&new).unwrap().len(), 16384);
+        r.commit(b"new", true).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+        assert_eq!(fs::read(dir.path().join("token.json.bak")).unwrap(), b"old");
+        assert!(!new.exists());
+        // Dropped unused: nothing is left.
+        drop(reserve(&p, 4096, 0o600).unwrap());
+        assert!(!new.exists());
+        // A target that cannot be replaced (a folder with something in it): the new content
+        // stays in `.new`, complete.
+        let stuck = dir.path().join("stuck");
+        fs::create_dir_all(stuck.join("x")).unwrap();
+        match reserve(&stuck, 4096, 0o600).unwrap().commit(b"pair", false) {
+            Err(CommitError::Kept(kept, _)) => {
+                assert_eq!(kept, pending_path(&stuck));
+                assert_eq!(fs::read(&kept).unwrap(), b"pair");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn descriptor_errors_say_what_they_are() {
+        let e = io::Error::from_raw_os_error(libc::EMFILE);
+        assert!(out_of_descriptors(&e));
+        assert!(
+            describe(&e).starts_with("too many open files"),
+            "{}",
+            describe(&e)
+        );
+        assert!(!out_of_descriptors(&io::Error::from_raw_os_error(
+            libc::ENOENT
+        )));
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     for a in &settings.accounts {
         settings.api_key(a)?;
         settings.client_secret(a)?;
+        state::preflight(&a.state_file)?;
     }
     let http = crate::http::client(settings.request_timeout);
     let exp = Mutex::new(Exposition::new());
@@ -141,7 +142,8 @@ async fn collect_account(
         Ok(t) => t,
         Err(fatal) => {
             report.login_failed(&fatal);
-            return report.finish(&mut lock(exp), &mut state, None, None);
+            let saving = state::lock_for_save(&account.state_file, deadline).await;
+            return report.finish(&mut lock(exp), &mut state, None, None, saving);
         }
     };
     token_metrics(&mut lock(exp), &account.name, &token);
@@ -149,6 +151,7 @@ async fn collect_account(
     let window = Window::new(
         &account.state_file,
         settings.requests_per_minute,
+        deadline,
         settings.clock,
     );
     let schedule = Schedule::with_overrides(&settings.schedule);
@@ -174,7 +177,14 @@ async fn collect_account(
         map_weather(&mut exp, &weather);
     }
     report.tally.failed |= quota_paused;
-    report.finish(&mut lock(exp), &mut state, Some(&client), Some(planner))
+    let saving = state::lock_for_save(&account.state_file, deadline).await;
+    report.finish(
+        &mut lock(exp),
+        &mut state,
+        Some(&client),
+        Some(planner),
+        saving,
+    )
 }
 
 fn lock(exp: &Mutex<Exposition>) -> std::sync::MutexGuard<'_, Exposition> {
@@ -249,7 +259,7 @@ async fn token_step(
         token_url: &settings.token_url,
         clock: settings.clock,
     };
-    let fresh = refresh::ensure_fresh(http, &oauth, &account.token_file);
+    let fresh = refresh::ensure_fresh(http, &oauth, &account.token_file, deadline);
     match tokio::time::timeout_at(deadline, fresh).await {
         Ok(r) => r.map(|(t, _)| t),
         Err(_) => Err(Fatal::new(
@@ -322,7 +332,9 @@ async fn fetch(
                 planner.record(r, Err(ApiError::Timeout));
             }
         } else if !batch.is_empty() {
-            let a = crate::window::admit(batch.len(), held, carried, |n| window.reserve(n));
+            let n = crate::window::to_reserve(batch.len(), held, carried);
+            let granted = window.reserve(n).await;
+            let a = crate::window::admit(batch.len(), held, carried, granted);
             carried = a.carried;
             let (ask, later) = batch.split_at(a.asked);
             defer(planner, later, ask.len());
@@ -706,7 +718,12 @@ impl<'s> Report<'s> {
         state: &mut State,
         client: Option<&Client>,
         planner: Option<Planner<'_>>,
+        saving: state::SaveLock,
     ) -> AccountRun {
+        if let Some(fatal) = saving.problem() {
+            self.problems.insert(0, fatal.message);
+            self.tally.failed = true;
+        }
         let account = self.account.name.as_str();
         if let Some(planner) = planner {
             self.tally.collected = planner.fresh() > 0;
@@ -729,7 +746,8 @@ impl<'s> Report<'s> {
         // Runs may overlap (a timer run and a manual one): merge into what is on disk, under
         // a lock, so that no run's counts are lost.
         let path = &self.account.state_file;
-        *state = state::save_merged(path, std::mem::take(state), &requests, &retries, self.now);
+        let ours = std::mem::take(state);
+        *state = state::save_merged(saving, path, ours, &requests, &retries, self.now);
         state_metrics(exp, self.settings, account, state, self.now);
         AccountRun {
             exit,
@@ -780,9 +798,7 @@ impl<'s> Report<'s> {
 }
 
 fn rfc3339(unix_s: i64) -> String {
-    chrono::DateTime::from_timestamp(unix_s, 0)
-        .map(|t| t.to_rfc3339())
-        .unwrap_or_default()
+    crate::clock::datetime(unix_s).to_rfc3339()
 }
 
 /// The self-metrics kept in the state file: counters, the quota, back-offs, the last success.

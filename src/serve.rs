@@ -4,9 +4,20 @@
 //! A scrape never waits on Volvo: it gets the last finished run. The exposition holds the car's
 //! position, so the listener binds loopback unless told otherwise and supports basic auth
 //! (bcrypt hashes) and TLS, as Prometheus exporters' web configuration does.
+//!
+//! The listener bounds what clients can hold: a request header (on a new connection, between
+//! requests, or sent slowly) must arrive within 10 s, a TLS handshake likewise, and a
+//! connection lives at most 5 minutes. Connections are capped below the file descriptor limit,
+//! leaving room for the collection's own sockets and files; when the cap is reached, the
+//! connection that has been idle longest (handshakes included) makes room for the new one, so
+//! idle sockets can never keep a scrape out.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -16,8 +27,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use base64::Engine;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use sha2::Digest;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Settings, WebOptions};
@@ -91,7 +105,7 @@ pub async fn run_forever(
         )));
     }
     if let Some(addr) = settings.web.listen {
-        start_listener(addr, &settings.web, web.clone()).await?;
+        start_listener(addr, &settings, web.clone()).await?;
     }
     // A stop waits for a token refresh in flight to be saved; the collection it interrupts is
     // dropped only then (its refresh saves on a task of its own either way).
@@ -122,7 +136,8 @@ pub async fn run_forever(
     Ok(ExitCode::Ok)
 }
 
-async fn start_listener(addr: SocketAddr, opts: &WebOptions, web: Arc<Web>) -> Result<(), Fatal> {
+async fn start_listener(addr: SocketAddr, settings: &Settings, web: Arc<Web>) -> Result<(), Fatal> {
+    let opts: &WebOptions = &settings.web;
     if !addr.ip().is_loopback() && opts.basic_auth_users.is_empty() {
         tracing::warn!(%addr, "serving the car's data (and position) beyond this machine without basic auth: set [web] basic_auth_users");
     }
@@ -134,25 +149,25 @@ async fn start_listener(addr: SocketAddr, opts: &WebOptions, web: Arc<Web>) -> R
             get(|| async { "volvo-collect: metrics at /metrics\n" }),
         )
         .with_state(web);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| Fatal::config(format!("cannot listen on {addr}: {e}")))?;
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        Fatal::config(format!(
+            "cannot listen on {addr}: {}",
+            crate::fsutil::describe(&e)
+        ))
+    })?;
     let local = listener
         .local_addr()
         .map_err(|e| Fatal::config(e.to_string()))?;
-    match &opts.tls {
-        None => {
-            tracing::info!("serving metrics at http://{local}/metrics");
-            tokio::spawn(async move { axum::serve(listener, app).await });
-        }
-        Some((cert, key)) => {
-            let acceptor = tls_acceptor(cert, key)?;
-            tracing::info!("serving metrics at https://{local}/metrics");
-            let (tx, rx) = tokio::sync::mpsc::channel(HANDSHAKES);
-            tokio::spawn(accept_tls(listener, acceptor, tx));
-            tokio::spawn(async move { axum::serve(TlsListener { rx, local }, app).await });
-        }
-    }
+    let tls = match &opts.tls {
+        None => None,
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let cap = connection_cap(settings);
+    tracing::info!(
+        "serving metrics at {scheme}://{local}/metrics (at most {cap} connections at once)"
+    );
+    tokio::spawn(accept(listener, tls, app, Arc::new(Connections::new(cap))));
     Ok(())
 }
 
@@ -176,70 +191,258 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcce
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Handshakes in progress at most; connections beyond are closed at once, so idle sockets
-/// cannot pile up without bound.
-const HANDSHAKES: usize = 256;
+/// How long a client has to send a complete request header: on a new connection, between
+/// two requests on a kept-alive one, and when it sends slowly.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a connection lives; a request in progress then has [`CLOSING_GRACE`] to end.
+const CONNECTION_MAX_AGE: Duration = Duration::from_secs(300);
+const CLOSING_GRACE: Duration = Duration::from_secs(5);
+/// Connections at most, however high the descriptor limit.
+const MAX_CONNECTIONS: usize = 512;
+/// Connections at least, however low the descriptor limit.
+const MIN_CONNECTIONS: usize = 4;
+/// File descriptors kept for the collection beyond one socket per concurrent request: the
+/// runtime, standard streams, the state, window, token and lock files, the outputs' sockets.
+const DESCRIPTOR_HEADROOM: usize = 48;
 
-/// Accepts TCP connections and does each TLS handshake on a task of its own, so that a client
-/// that connects and says nothing holds up only itself, never the scrapes behind it.
-async fn accept_tls(
+/// The most connections the listener holds: below the file descriptor limit by the headroom
+/// the collection needs, so that idle clients can never starve a collection of descriptors.
+fn connection_cap(settings: &Settings) -> usize {
+    let Some(limit) = crate::fsutil::descriptor_limit() else {
+        return MAX_CONNECTIONS;
+    };
+    let collection = DESCRIPTOR_HEADROOM + settings.concurrency * settings.accounts.len().max(1);
+    let room = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(collection);
+    if room < MIN_CONNECTIONS {
+        tracing::warn!(
+            limit,
+            "the file descriptor limit leaves the listener almost no room beside the collection: raise it (LimitNOFILE=, ulimit -n) or lower collect.concurrency"
+        );
+    }
+    room.clamp(MIN_CONNECTIONS, MAX_CONNECTIONS)
+}
+
+/// What one connection is doing, for choosing which one makes room.
+struct Activity {
+    /// Requests being answered now.
+    busy: AtomicUsize,
+    /// When it last started or finished a request (or connected), in ms since `epoch`.
+    last_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+}
+
+/// Marks a request in progress on its connection until dropped (answered or cut off).
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn start(activity: Arc<Activity>) -> Busy {
+        activity.busy.fetch_add(1, Ordering::Relaxed);
+        activity.touch();
+        Busy(activity)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+type Open = (Arc<Activity>, Option<tokio::task::AbortHandle>);
+
+/// The open connections, at most `cap`.
+struct Connections {
+    cap: usize,
+    epoch: Instant,
+    next_id: AtomicU64,
+    /// Each connection's activity, and the handle that closes it once its task runs.
+    open: Mutex<HashMap<u64, Open>>,
+}
+
+impl Connections {
+    fn new(cap: usize) -> Connections {
+        Connections {
+            cap,
+            epoch: Instant::now(),
+            next_id: AtomicU64::new(0),
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A place for a new connection: when all are taken, the one idle longest is closed to
+    /// make room. `None` when every connection is answering a request.
+    fn admit(&self) -> Option<(u64, Arc<Activity>)> {
+        let mut open = self.open.lock().expect("connections lock");
+        if open.len() >= self.cap {
+            let idlest = open
+                .iter()
+                .filter(|(_, (a, abort))| a.busy.load(Ordering::Relaxed) == 0 && abort.is_some())
+                .min_by_key(|(_, (a, _))| a.last_ms.load(Ordering::Relaxed))
+                .map(|(id, _)| *id)?;
+            if let Some((_, Some(abort))) = open.remove(&idlest) {
+                abort.abort();
+            }
+            tracing::debug!("connection limit reached; the connection idle longest was closed");
+        }
+        let activity = Arc::new(Activity {
+            busy: AtomicUsize::new(0),
+            last_ms: AtomicU64::new(0),
+            epoch: self.epoch,
+        });
+        activity.touch();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        open.insert(id, (activity.clone(), None));
+        Some((id, activity))
+    }
+
+    fn started(&self, id: u64, abort: tokio::task::AbortHandle) {
+        if let Some(entry) = self.open.lock().expect("connections lock").get_mut(&id) {
+            entry.1 = Some(abort);
+        }
+    }
+}
+
+/// Gives a connection's place back when its task ends, however it ends.
+struct Place(Arc<Connections>, u64);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0
+            .open
+            .lock()
+            .expect("connections lock")
+            .remove(&self.1);
+    }
+}
+
+/// Accepts connections and serves each on a task of its own (its TLS handshake too), so that
+/// a client that connects and says nothing holds up only itself.
+async fn accept(
     tcp: TcpListener,
-    acceptor: TlsAcceptor,
-    ready: tokio::sync::mpsc::Sender<(TlsStream, SocketAddr)>,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    connections: Arc<Connections>,
 ) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
+    let mut warned: Option<Instant> = None;
     loop {
         let (stream, addr) = match tcp.accept().await {
             Ok(x) => x,
             Err(e) => {
-                // Usually out of file descriptors: wait for some to be freed.
-                tracing::debug!(error = %e, "accept failed");
+                if crate::fsutil::out_of_descriptors(&e) {
+                    // Said once a minute: the condition lasts, and the log must not flood.
+                    if warned.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                        warned = Some(Instant::now());
+                        tracing::warn!(
+                            "cannot accept a connection: {}",
+                            crate::fsutil::describe(&e)
+                        );
+                    }
+                } else {
+                    tracing::debug!(error = %e, "accept failed");
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%addr, "too many TLS handshakes in progress; connection closed");
+        let Some((id, activity)) = connections.admit() else {
+            tracing::debug!(%addr, "every connection is answering a request; connection closed");
             continue;
         };
-        let (acceptor, ready) = (acceptor.clone(), ready.clone());
-        tokio::spawn(async move {
-            let _slot = slot;
+        let place = Place(connections.clone(), id);
+        let task = tokio::spawn(connection(
+            stream,
+            tls.clone(),
+            app.clone(),
+            activity,
+            place,
+        ));
+        connections.started(id, task.abort_handle());
+    }
+}
+
+/// One connection: its TLS handshake (bounded), then HTTP/1 with the header timeout, for at
+/// most [`CONNECTION_MAX_AGE`].
+async fn connection(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    activity: Arc<Activity>,
+    _place: Place,
+) {
+    match tls {
+        None => serve_http(TokioIo::new(stream), app, activity).await,
+        Some(acceptor) => {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => {
-                    let _ = ready.send((tls, addr)).await;
+                    activity.touch();
+                    serve_http(TokioIo::new(tls), app, activity).await
                 }
-                Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
             }
-        });
-    }
-}
-
-type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
-
-/// The connections whose handshake is done, for `axum::serve`.
-struct TlsListener {
-    rx: tokio::sync::mpsc::Receiver<(TlsStream, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(x) => x,
-            // The accept task never ends while the listener lives.
-            None => std::future::pending().await,
         }
     }
+}
 
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
+async fn serve_http<I>(io: I, app: Router, activity: Arc<Activity>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = Tracked {
+        inner: TowerToHyperService::new(app),
+        activity,
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended");
+            }
+            return;
+        }
+        _ = tokio::time::sleep(CONNECTION_MAX_AGE) => conn.as_mut().graceful_shutdown(),
+    }
+    let _ = tokio::time::timeout(CLOSING_GRACE, conn).await;
+}
+
+/// The router as a hyper service that marks its connection busy while it answers.
+struct Tracked {
+    inner: TowerToHyperService<Router>,
+    activity: Arc<Activity>,
+}
+
+type Answer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Tracked {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        let busy = Busy::start(self.activity.clone());
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let r = answer.await;
+            drop(busy);
+            r
+        })
     }
 }
 

@@ -3,16 +3,21 @@
 //! successful run, endpoints a car does not support or is not served, APIs that are gone for a
 //! while, the last answers (replayed between fetches) and what each car was doing. Its keys are
 //! typed values; they are written as the short texts the file has always had, and read back
-//! once, here.
-//! A missing file is a first run; a damaged or foreign one is rebuilt with one warning.
+//! once, here. A missing file is a first run; a damaged, foreign or oversized one is rebuilt
+//! with one warning. Before a run asks anything, [`preflight`] makes sure the state can be
+//! saved, and the save at its end waits for the state's lock no longer than the run's deadline
+//! allows.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use crate::endpoints::{Endpoint, Origin};
+use crate::error::{ExitCode, Fatal};
 use crate::fsutil;
 
 pub const VERSION: u32 = 1;
@@ -22,6 +27,17 @@ pub const VERSION: u32 = 1;
 pub type RequestCounts = BTreeMap<RequestKey, u64>;
 /// How long a "not supported" or "gone" answer is believed before asking again.
 pub const BACKOFF_S: i64 = 24 * 3600;
+/// The most a state file may hold. A 100-car account's file is about 0.96 MB (measured with
+/// `simulate --cars 100`), so this leaves room for fleets of over a thousand cars, while a
+/// runaway or foreign file can no longer take hundreds of megabytes and seconds to read.
+pub const STATE_MAX: u64 = 16 << 20;
+/// Volvo replenishes the daily quota at 00:00 UTC: no pause is longer than a day (and an
+/// hour, for clocks that disagree). A longer one read from an answer is cut to this.
+pub const QUOTA_PAUSE_MAX_S: i64 = 25 * 3600;
+/// How long the save at the end of a run may wait for the state's lock past the run's
+/// deadline: a run that used all its time still keeps what it asked, unless another process
+/// holds the lock that long.
+pub const SAVE_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct State {
@@ -297,11 +313,11 @@ pub const CACHE_KEPT_S: i64 = 8 * 86_400;
 impl State {
     /// Loads the state; never fails the run.
     pub fn load(path: &Path) -> State {
-        let bytes = match std::fs::read(path) {
+        let bytes = match fsutil::read_capped(path, STATE_MAX) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return State::default(),
+            Err(fsutil::ReadError::NotFound) => return State::default(),
             Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "cannot read the state file; starting a new one");
+                tracing::warn!(file = %path.display(), "cannot read the state file ({e}); starting a new one (counters restart)");
                 return State::default();
             }
         };
@@ -320,7 +336,7 @@ impl State {
 
     /// Reads the state without a word when it is missing or unusable.
     fn read_quietly(path: &Path) -> State {
-        std::fs::read(path)
+        fsutil::read_capped(path, STATE_MAX)
             .ok()
             .and_then(|b| serde_json::from_slice::<State>(&b).ok())
             .filter(|s| s.version == VERSION)
@@ -339,7 +355,10 @@ impl State {
         self.not_supported.retain(|_, until| *until > now);
         self.not_available.retain(|_, until| *until > now);
         self.api_unavailable.retain(|_, until| *until > now);
-        self.quota_until = self.quota_until.filter(|u| *u > now);
+        self.quota_until = self
+            .quota_until
+            .filter(|u| *u > now)
+            .map(|u| u.min(now + QUOTA_PAUSE_MAX_S));
         // Answers of cars that left the account, or older than any tier, go.
         self.cache.retain(|_, e| now - e.fetched_at < CACHE_KEPT_S);
         self.weather
@@ -351,31 +370,109 @@ impl State {
     }
 }
 
-/// Takes the exclusive lock `lock_path` until it is dropped. A lock that cannot be taken is a
-/// warning: the state is a convenience, and a run goes on without the lock rather than fail.
-pub fn lock(lock_path: &Path) -> Option<fsutil::LockFile> {
-    match fsutil::lock(lock_path) {
-        Ok(lock) => Some(lock),
-        Err(fsutil::LockError::Create(e) | fsutil::LockError::Lock(e)) => {
-            tracing::warn!(file = %lock_path.display(), error = %e, "cannot lock the state file; going on without the lock");
-            None
+/// `<state_file>.window`, the account's request window beside its state.
+pub fn window_file(state_file: &Path) -> PathBuf {
+    let mut p = state_file.as_os_str().to_owned();
+    p.push(".window");
+    PathBuf::from(p)
+}
+
+/// Checks, before a run asks anything, that its state can be kept: the state and window
+/// files, when they exist, are regular files this user can read, their folder takes new files
+/// (they are replaced atomically), and the lock file opens. A state that cannot be kept makes
+/// every run a cold start that spends about 90 requests, so this is a configuration error
+/// (exit 78) naming the path, not a warning.
+pub fn preflight(state_file: &Path) -> Result<(), Fatal> {
+    let unusable = |what: String| {
+        Fatal::config(format!(
+            "{what}: every run keeps its counters, cached answers and Volvo's request window in the state file, and without them each run starts cold (about 90 requests); its folder must exist and be writable by this user: fix it, or set state_file elsewhere"
+        ))
+    };
+    for file in [state_file.to_path_buf(), window_file(state_file)] {
+        match fsutil::check_regular(&file) {
+            Err(fsutil::ReadError::Io(e)) if fsutil::out_of_descriptors(&e) => return Ok(()),
+            Err(e) => return Err(unusable(format!("cannot use {}: {e}", file.display()))),
+            Ok(()) => {}
+        }
+    }
+    let dir = fsutil::folder_of(state_file);
+    match fsutil::probe_folder(&dir) {
+        // A limit of the moment, not of the setup: the run goes on and says it where it bites.
+        Err(e) if e.out_of_descriptors() => return Ok(()),
+        Err(e) => {
+            return Err(unusable(format!(
+                "the state file {} cannot be saved: {e}",
+                state_file.display()
+            )))
+        }
+        Ok(()) => {}
+    }
+    let lock = fsutil::lock_path(state_file);
+    match fsutil::check_lock_file(&lock) {
+        Ok(()) => Ok(()),
+        // A limit of the moment, not of the setup: the run goes on and says it where it bites.
+        Err(fsutil::LockError::Create(e)) if fsutil::out_of_descriptors(&e) => Ok(()),
+        Err(e) => Err(unusable(e.describe(&lock))),
+    }
+}
+
+/// The state's lock for the save at the end of a run, as it was found: taken, not available
+/// here (a warning: the run goes on without it), or held by another process past the run's
+/// deadline (the run fails, and says which lock).
+#[derive(Debug)]
+pub struct SaveLock(Result<Option<fsutil::LockFile>, String>);
+
+impl SaveLock {
+    /// Why the state cannot be saved this run, when another process holds its lock.
+    pub fn problem(&self) -> Option<Fatal> {
+        self.0
+            .as_ref()
+            .err()
+            .map(|m| Fatal::new(ExitCode::Temporary, m.clone()))
+    }
+}
+
+/// Takes the state's lock for the save, waiting while another process holds it until the
+/// run's `deadline` (or [`SAVE_GRACE`] from now, when the deadline has passed already).
+pub async fn lock_for_save(state_file: &Path, deadline: Instant) -> SaveLock {
+    let lock_path = fsutil::lock_path(state_file);
+    let until = deadline.max(Instant::now() + SAVE_GRACE);
+    match fsutil::lock_until(&lock_path, until).await {
+        Ok(lock) => SaveLock(Ok(Some(lock))),
+        Err(e @ fsutil::LockError::Held(_)) => SaveLock(Err(format!(
+            "cannot save the state file {}: {}; this run's request counts and answers are not kept",
+            state_file.display(),
+            e.describe(&lock_path)
+        ))),
+        Err(e) => {
+            tracing::warn!(
+                "{}; saving the state without the lock",
+                e.describe(&lock_path)
+            );
+            SaveLock(Ok(None))
         }
     }
 }
 
-/// Saves this run's state merged into the one on disk, under an exclusive lock on
-/// `<state_file>.lock`: counters add this run's `requests` and `retries`; back-offs, the quota
-/// and cached answers take this run's news; the last success is the latest. Returns the merged
-/// state (whose counters the run exports). A failed save is a warning, never a failed run.
+/// Saves this run's state merged into the one on disk, under the state's lock (`lock`, taken
+/// by [`lock_for_save`]): counters add this run's `requests` and `retries`; back-offs, the
+/// quota and cached answers take this run's news; the last success is the latest. Returns the
+/// merged state (whose counters the run exports). A failed write is a warning; a lock another
+/// process held past the deadline saves nothing (the run reports it as a failure).
 pub fn save_merged(
+    lock: SaveLock,
     path: &Path,
     ours: State,
     requests: &RequestCounts,
     retries: &BTreeMap<Origin, u64>,
     now: i64,
 ) -> State {
-    let lock = lock(&fsutil::lock_path(path));
-    let mut merged = State::read_quietly(path);
+    let held = lock.0.is_ok();
+    let mut merged = if held {
+        State::read_quietly(path)
+    } else {
+        State::default()
+    };
     for (key, n) in requests {
         *merged.requests.entry(key.clone()).or_default() += n;
     }
@@ -394,8 +491,10 @@ pub fn save_merged(
     merged.weather.extend(ours.weather);
     merged.cars.extend(ours.cars);
     merged.expire(now);
-    if let Err(e) = merged.save(path) {
-        tracing::warn!(file = %path.display(), error = %e, "cannot save the state file; counters will restart");
+    if held {
+        if let Err(e) = merged.save(path) {
+            tracing::warn!(file = %path.display(), "cannot save the state file ({}); counters will restart", fsutil::describe(&e));
+        }
     }
     drop(lock);
     merged
@@ -471,8 +570,8 @@ mod tests {
         assert_eq!(s.requests.len(), 1);
     }
 
-    #[test]
-    fn overlapping_runs_add_their_counts() {
+    #[tokio::test]
+    async fn overlapping_runs_add_their_counts() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.json");
         let key = RequestKey {
@@ -481,10 +580,13 @@ mod tests {
         };
         let mut counts = RequestCounts::new();
         counts.insert(key.clone(), 2);
+        let soon = || Instant::now() + Duration::from_secs(1);
         // Two runs that both started from an empty state.
-        let a = save_merged(&p, State::default(), &counts, &BTreeMap::new(), 0);
+        let lock = lock_for_save(&p, soon()).await;
+        let a = save_merged(lock, &p, State::default(), &counts, &BTreeMap::new(), 0);
         assert_eq!(a.requests[&key], 2);
-        let b = save_merged(&p, State::default(), &counts, &BTreeMap::new(), 0);
+        let lock = lock_for_save(&p, soon()).await;
+        let b = save_merged(lock, &p, State::default(), &counts, &BTreeMap::new(), 0);
         assert_eq!(b.requests[&key], 4);
         assert_eq!(State::load(&p).requests[&key], 4);
     }

@@ -1,15 +1,28 @@
 //! Volvo's per-minute request limit, shared by every process of one account. Volvo counts
 //! requests per user over a sliding minute, whoever sends them (a timer run, a hand run,
 //! `check`), so the window is kept in a small file beside the account's state
-//! (`<state_file>.window`), changed only under the state's lock. A run reserves its places
-//! before it asks; what finds no place is deferred to the next run, never sent into a 429.
+//! (`<state_file>.window`), changed only under the state's lock, which is waited for no
+//! longer than the run's deadline. A run reserves its places before it asks; what finds no
+//! place is deferred to the next run, never sent into a 429.
+//!
+//! A window file that cannot be read (damaged, deleted, not a regular file) is not taken for
+//! an empty minute: every reservation also notes its time in the state's lock file, and a
+//! damaged window file still has the time it was written. When either says the account asked
+//! Volvo within the last minute, the minute is taken as full from then on, with a warning;
+//! only when neither does (a first run, or an account quiet for a minute) does the window
+//! start empty.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::fsutil::{self, LockFile, ReadError};
 
 /// The sliding window's length.
 const MINUTE_MS: i64 = 60_000;
+/// The most a window file may hold: one number for each place of the minute.
+const WINDOW_MAX: u64 = 1 << 20;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Sent {
@@ -24,62 +37,125 @@ pub struct Window {
     file: PathBuf,
     lock: PathBuf,
     per_minute: usize,
+    /// The run's deadline: no wait for the lock goes past it.
+    deadline: Instant,
     clock: crate::clock::Clock,
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(suffix);
-    PathBuf::from(p)
 }
 
 impl Window {
     /// The window of the account whose state is `state_file`, allowing `per_minute`
-    /// requests (0: no limit).
-    pub fn new(state_file: &Path, per_minute: usize, clock: crate::clock::Clock) -> Window {
+    /// requests (0: no limit), for a run that ends at `deadline` and reads `clock`.
+    pub fn new(
+        state_file: &Path,
+        per_minute: usize,
+        deadline: Instant,
+        clock: crate::clock::Clock,
+    ) -> Window {
         Window {
-            file: with_suffix(state_file, ".window"),
-            lock: crate::fsutil::lock_path(state_file),
+            file: crate::state::window_file(state_file),
+            lock: fsutil::lock_path(state_file),
             per_minute,
+            deadline,
             clock,
         }
     }
 
-    /// Reserves up to `wanted` places now and returns how many it got.
-    pub fn reserve(&self, wanted: usize) -> usize {
-        if self.per_minute == 0 || wanted == 0 {
-            return wanted;
+    /// Reserves up to `wanted` places now and returns how many it got: none when another
+    /// process holds the state's lock until the deadline (which the log says).
+    pub async fn reserve(&self, wanted: usize) -> usize {
+        match self.try_reserve(wanted).await {
+            Ok(granted) => granted,
+            Err(e) => {
+                tracing::warn!("{e}");
+                0
+            }
         }
-        let _lock = crate::state::lock(&self.lock);
-        let now = self.clock.now_ms();
-        let mut w: Sent = std::fs::read(&self.file)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        // A time in the future (a clock set back) would block the window: it is dropped.
-        w.sent.retain(|t| *t > now - MINUTE_MS && *t <= now);
-        let granted = wanted.min(self.per_minute.saturating_sub(w.sent.len()));
-        w.sent.extend(std::iter::repeat_n(now, granted));
-        let bytes = serde_json::to_vec(&w).expect("the window serializes");
-        if let Err(e) = crate::fsutil::write_atomic(&self.file, &bytes, 0o600, false) {
-            tracing::warn!(file = %self.file.display(), error = %e, "cannot save the request window; other runs may not see these requests");
-        }
-        granted
     }
 
-    /// Places taken in the last minute, by every process of the account.
-    pub fn used(&self) -> usize {
+    /// [`Window::reserve`], with the reason when the lock could not be had in time.
+    pub async fn try_reserve(&self, wanted: usize) -> Result<usize, String> {
+        if self.per_minute == 0 || wanted == 0 {
+            return Ok(wanted);
+        }
+        let lock = match fsutil::lock_until(&self.lock, self.deadline).await {
+            Ok(lock) => Some(lock),
+            Err(e @ fsutil::LockError::Held(_)) => {
+                return Err(format!(
+                    "Volvo's request window cannot be used, so nothing more is asked: {}",
+                    e.describe(&self.lock)
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "{}; using the request window without the lock",
+                    e.describe(&self.lock)
+                );
+                None
+            }
+        };
         let now = self.clock.now_ms();
-        std::fs::read(&self.file)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Sent>(&b).ok())
-            .map(|w| {
-                w.sent
-                    .iter()
-                    .filter(|t| **t > now - MINUTE_MS && **t <= now)
-                    .count()
-            })
-            .unwrap_or(0)
+        let mut sent = self.load(now, lock.as_ref());
+        // A time in the future (a clock set back) would block the window: it is dropped.
+        sent.retain(|t| *t > now - MINUTE_MS && *t <= now);
+        let granted = wanted.min(self.per_minute.saturating_sub(sent.len()));
+        sent.extend(std::iter::repeat_n(now, granted));
+        let bytes = serde_json::to_vec(&Sent { sent }).expect("the window serializes");
+        if let Err(e) = fsutil::write_atomic(&self.file, &bytes, 0o600, false) {
+            tracing::warn!(file = %self.file.display(), "cannot save the request window ({}); other runs may not see these requests", fsutil::describe(&e));
+        }
+        if granted > 0 {
+            if let Some(lock) = &lock {
+                lock.note(&now.to_string());
+            }
+        }
+        Ok(granted)
+    }
+
+    /// The places taken as the window file records them; when it cannot tell, the safe
+    /// assumption of the module's rule.
+    fn load(&self, now: i64, lock: Option<&LockFile>) -> Vec<i64> {
+        let (missing, what) = match fsutil::read_capped(&self.file, WINDOW_MAX) {
+            Ok(bytes) => match serde_json::from_slice::<Sent>(&bytes) {
+                Ok(w) => return w.sent,
+                Err(_) => (false, "is damaged".to_string()),
+            },
+            Err(ReadError::NotFound) => (true, "is missing".to_string()),
+            Err(e) => (false, format!("cannot be read ({e})")),
+        };
+        let mut last = lock
+            .and_then(|l| l.noted())
+            .and_then(|n| n.parse::<i64>().ok());
+        if !missing {
+            // Something is there: it was written at its time, or, when that is unknown, now.
+            last = last.max(Some(self.modified(&self.file).unwrap_or(now)));
+        }
+        let Some(last) = last.map(|t| t.min(now)) else {
+            return Vec::new();
+        };
+        if last <= now - MINUTE_MS {
+            if !missing {
+                tracing::warn!(file = %self.file.display(), "the request window {what}; this account last asked Volvo more than a minute ago, so a new window starts");
+            }
+            return Vec::new();
+        }
+        let until = crate::clock::datetime((last + MINUTE_MS).div_euclid(1000));
+        tracing::warn!(
+            file = %self.file.display(),
+            "the request window {what}, but this account asked Volvo within the last minute: the minute is taken as full until {}, and what does not fit is deferred",
+            until.to_rfc3339()
+        );
+        vec![last; self.per_minute]
+    }
+
+    /// A file's modification time in Unix milliseconds, unless the clock was set (`clock`):
+    /// file times are on another clock then.
+    fn modified(&self, path: &Path) -> Option<i64> {
+        if self.clock.is_set() {
+            return None;
+        }
+        let t = std::fs::metadata(path).ok()?.modified().ok()?;
+        let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+        i64::try_from(ms).ok()
     }
 }
 
@@ -94,17 +170,12 @@ pub struct Admission {
 
 /// A batch of `batch` requests, with `held` places to keep for requests that will follow from
 /// their answers (an energy state after its capabilities): the places already `carried` from
-/// earlier batches are used first, the rest are reserved (`reserve(n)` returns how many it
-/// got), and what the batch cannot use is carried on.
-pub fn admit(
-    batch: usize,
-    held: usize,
-    carried: usize,
-    reserve: impl FnOnce(usize) -> usize,
-) -> Admission {
+/// earlier batches are used first; the rest, [`to_reserve`], are asked of the window, which
+/// `granted` of them; what the batch cannot use is carried on.
+pub fn admit(batch: usize, held: usize, carried: usize, granted: usize) -> Admission {
     let need = batch + held;
     let from_carried = carried.min(need);
-    let usable = from_carried + reserve(need - from_carried);
+    let usable = from_carried + granted.min(need - from_carried);
     let asked = usable.saturating_sub(held).min(batch);
     Admission {
         asked,
@@ -112,29 +183,63 @@ pub fn admit(
     }
 }
 
+/// The places a batch asks of the window: what it and the held places need beyond the
+/// carried ones.
+pub fn to_reserve(batch: usize, held: usize, carried: usize) -> usize {
+    (batch + held).saturating_sub(carried)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn two_windows_on_one_file_share_the_minute() {
+    fn soon() -> Instant {
+        Instant::now() + std::time::Duration::from_secs(1)
+    }
+
+    #[tokio::test]
+    async fn two_windows_on_one_file_share_the_minute() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state.json");
-        let a = Window::new(&state, 10, Default::default());
-        let b = Window::new(&state, 10, Default::default());
-        assert_eq!(a.reserve(7), 7);
-        assert_eq!(b.reserve(7), 3, "the second process gets what is left");
-        assert_eq!(a.reserve(1), 0);
-        assert_eq!(a.used(), 10);
+        let a = Window::new(&state, 10, soon(), Default::default());
+        let b = Window::new(&state, 10, soon(), Default::default());
+        assert_eq!(a.reserve(7).await, 7);
         assert_eq!(
-            Window::new(&state, 0, Default::default()).reserve(500),
+            b.reserve(7).await,
+            3,
+            "the second process gets what is left"
+        );
+        assert_eq!(a.reserve(1).await, 0);
+        assert_eq!(
+            Window::new(&state, 0, soon(), Default::default())
+                .reserve(500)
+                .await,
             500,
             "0 turns it off"
         );
     }
 
+    #[tokio::test]
+    async fn a_lost_window_is_a_full_minute_unless_nothing_was_asked_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        let w = Window::new(&state, 10, soon(), Default::default());
+        // A first run: nothing on disk says the minute was used.
+        assert_eq!(w.reserve(2).await, 2);
+        // Deleted: the lock file's note says the account asked just now.
+        std::fs::remove_file(dir.path().join("state.json.window")).unwrap();
+        assert_eq!(w.reserve(2).await, 0);
+        // Damaged: the same.
+        std::fs::write(dir.path().join("state.json.window"), "{\"sent\": [1,").unwrap();
+        assert_eq!(w.reserve(2).await, 0);
+        // Both the window and the lock file gone: nothing tells, so a first run again.
+        std::fs::remove_file(dir.path().join("state.json.window")).unwrap();
+        std::fs::remove_file(dir.path().join("state.json.lock")).unwrap();
+        assert_eq!(w.reserve(2).await, 2);
+    }
+
     /// The admit arithmetic, case by case: (batch, held, carried, places the window gives)
-    /// → (asked now, carried on), and what was asked of the window.
+    /// → (asked now, carried on), and how many were asked of the window.
     #[test]
     fn a_batch_takes_carried_places_first_and_holds_places_for_what_follows() {
         let cases = [
@@ -154,14 +259,11 @@ mod tests {
             ((0, 2, 0, usize::MAX), (0, 2), 2),
         ];
         for ((batch, held, carried, room), (asked, left), wanted) in cases {
-            let mut asked_of_window = 0;
-            let a = admit(batch, held, carried, |n| {
-                asked_of_window = n;
-                n.min(room)
-            });
             let case = (batch, held, carried, room);
+            let n = to_reserve(batch, held, carried);
+            assert_eq!(n, wanted, "{case:?}");
+            let a = admit(batch, held, carried, n.min(room));
             assert_eq!((a.asked, a.carried), (asked, left), "{case:?}");
-            assert_eq!(asked_of_window, wanted, "{case:?}");
         }
     }
 }

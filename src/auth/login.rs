@@ -32,6 +32,8 @@ use crate::text::shell_word;
 
 /// Where the user registers the redirect URI and scopes of their application.
 const DEVELOPER_PORTAL: &str = "https://developer.volvocars.com";
+/// The longest a login waits for a run that holds the token lock.
+const LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// Runs the whole login; `timeout` bounds the wait for the redirect (or the paste).
 pub async fn run(
@@ -349,7 +351,7 @@ fn exchange_error(
 async fn save(account: &Account, token: &Token) -> Result<(), Fatal> {
     let path = &account.token_file;
     token::create_folder(path)?;
-    let _lock = token::lock(path).await?;
+    let _lock = token::lock(path, Instant::now() + LOCK_WAIT).await?;
     token::save(path, token)
 }
 

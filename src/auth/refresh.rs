@@ -5,8 +5,10 @@
 //!
 //! Volvo ID spends the old refresh token the moment it answers, so the stretch from sending a
 //! refresh to saving its answer must not be cut short: not by the run's deadline (the request
-//! and the save run in their own task, which owns the token lock until the save is done) and not
-//! by a stop (a process-wide guard that [`quiesce`] waits for). Only SIGKILL can still cut it.
+//! and the save run in their own task, which owns the token lock until the save is done), not
+//! by a stop (a process-wide guard that [`quiesce`] waits for), and not by a full disk (the
+//! space for the new pair is set aside before the request is sent: see
+//! [`token::reserve`]). Only SIGKILL can still cut it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
@@ -36,6 +38,8 @@ static IN_FLIGHT: RwLock<()> = RwLock::const_new(());
 /// longest `Retry-After` honoured: the run's deadline is about a minute.
 const RATE_LIMIT_TRIES: u32 = 3;
 const RATE_LIMIT_MAX_WAIT: Duration = Duration::from_secs(10);
+/// The longest a renewal after a 401 waits for the token lock.
+const RENEW_LOCK_WAIT: Duration = Duration::from_secs(120);
 
 /// Waits until no refresh is between its request and its save, and keeps new ones from
 /// starting while the guard lives: what a stop holds before the process exits.
@@ -252,12 +256,15 @@ pub enum Freshness {
 
 /// The run's token step. Holds the lock across read-refresh-save, so that concurrent runs
 /// never spend the same refresh token twice.
+/// Waiting for the token lock ends at `deadline`, with a message that names the lock file.
 pub async fn ensure_fresh(
     http: &reqwest::Client,
     oauth: &OAuthClient<'_>,
     token_file: &Path,
+    deadline: tokio::time::Instant,
 ) -> Result<(Token, Freshness), Fatal> {
-    let lock = token::lock(token_file).await?;
+    let lock = token::lock(token_file, deadline).await?;
+    token::recover(token_file)?;
     let current = token::read(token_file)?;
     if !current.expires_within(oauth.clock.now(), REFRESH_MARGIN_S) {
         return Ok((current, Freshness::Fresh));
@@ -279,7 +286,10 @@ pub async fn renew(
     token_file: &Path,
     failed: &Secret,
 ) -> Result<Secret, Fatal> {
-    let lock = token::lock(token_file).await?;
+    // The caller waits no longer than its run's deadline; this bound only keeps the thread
+    // that renews from waiting for good.
+    let lock = token::lock(token_file, tokio::time::Instant::now() + RENEW_LOCK_WAIT).await?;
+    token::recover(token_file)?;
     let current = token::read(token_file)?;
     let now = oauth.clock.now();
     if current.access_token != *failed && !current.expires_within(now, REFRESH_MARGIN_S) {
@@ -363,10 +373,12 @@ fn refresh_attempt(
     Box::pin(async move {
         let _in_flight = in_flight;
         let _lock = lock;
+        // Without room for the new pair, the old refresh token is not spent.
+        let room = token::reserve(&path, &current).map_err(Failure::Fatal)?;
         let clock = oauth.clock;
         let r = exchange(http, oauth, refresh_token).await?;
         let fresh = rotated_token(&current, r, clock.now());
-        token::save(&path, &fresh).map_err(Failure::Fatal)?;
+        token::save_reserved(room, &fresh).map_err(Failure::Fatal)?;
         Ok(fresh)
     })
 }

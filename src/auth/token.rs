@@ -1,13 +1,16 @@
 //! The token file: `{"access_token", "refresh_token", "expires_at", "token_type", "scope", ...}`,
 //! mode 0600, replaced atomically with the previous one kept as `.bak`. Refresh tokens rotate
 //! on every refresh, so the read-refresh-save sequence runs under an exclusive lock on
-//! `<token_file>.lock`: a second run waits, re-reads, and uses the fresh token.
+//! `<token_file>.lock`: a second run waits (never past its deadline), re-reads, and uses the
+//! fresh token. Before a refresh spends the old refresh token, the space for its successor is
+//! set aside in `<token_file>.new` ([`reserve`]); a pair that was written there but could not
+//! replace the token file stays there, and the next run takes it up ([`recover`]).
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Fatal;
+use crate::error::{ExitCode, Fatal};
 use crate::fsutil;
 use crate::secret::Secret;
 
@@ -62,11 +65,24 @@ fn json_error(e: &serde_json::Error) -> String {
     format!("{kind} at line {} column {}", e.line(), e.column())
 }
 
+/// The most a token file may hold: a pair with its extra fields is a few kilobytes.
+const TOKEN_MAX: u64 = 1 << 20;
+/// The least space set aside for a rotated pair; more when the current pair is large (a new
+/// pair may be larger than the old one).
+const RESERVE_MIN: u64 = 16 * 1024;
+const RESERVE_FACTOR: u64 = 4;
+
+/// Parses a token file's bytes. Trailing NULs are the unused end of a reservation.
+fn parse(bytes: &[u8]) -> Result<Token, serde_json::Error> {
+    let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    serde_json::from_slice(&bytes[..end])
+}
+
 /// Reads the token file. Missing or unusable: exit 77 with what to do.
 pub fn read(path: &Path) -> Result<Token, Fatal> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match fsutil::read_capped(path, TOKEN_MAX) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(fsutil::ReadError::NotFound) => {
             return Err(Fatal::login(format!(
                 "no token file at {}: run `volvo-collect login` first",
                 path.display()
@@ -79,7 +95,7 @@ pub fn read(path: &Path) -> Result<Token, Fatal> {
             )))
         }
     };
-    let token: Token = serde_json::from_slice(&bytes).map_err(|e| {
+    let token: Token = parse(&bytes).map_err(|e| {
         Fatal::login(format!(
             "the token file {} is damaged ({}): {}",
             path.display(),
@@ -101,27 +117,163 @@ pub fn read(path: &Path) -> Result<Token, Fatal> {
     Ok(token)
 }
 
-/// Saves the token durably (0600, fsync, rename, previous kept as `.bak`). A symlinked token
-/// file is written through: its target is replaced (atomically, in the target's folder, with
-/// the `.bak` beside it) and the link stays, so every reader of the target sees the new
-/// refresh token.
-pub fn save(path: &Path, token: &Token) -> Result<(), Fatal> {
-    let mut bytes = serde_json::to_vec_pretty(token).expect("a token serializes");
-    bytes.push(b'\n');
-    let target = fsutil::resolve_links(path).map_err(|e| {
+/// The file a token file leads to through its symlinks: the one that is replaced.
+fn target_of(path: &Path) -> Result<PathBuf, Fatal> {
+    fsutil::resolve_links(path).map_err(|e| {
         Fatal::config(format!(
             "the token file {} is a symlink that cannot be followed ({e}): point it at a file in a writable folder, or set volvo.token_file to the file itself",
             path.display()
         ))
-    })?;
-    let path = target.as_path();
-    fsutil::remove_stale_temps(path);
-    fsutil::write_atomic(path, &bytes, 0o600, true).map_err(|e| {
-        Fatal::new(
-            crate::error::ExitCode::LoginNeeded,
-            format!("cannot save the token file {}: {e}", path.display()),
-        )
     })
+}
+
+fn to_bytes(token: &Token) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(token).expect("a token serializes");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Space set aside beside the token file for the pair a refresh is about to bring.
+#[derive(Debug)]
+pub struct Reservation {
+    reserved: fsutil::Reserved,
+    target: PathBuf,
+}
+
+/// Sets aside, in the token file's folder, room for a pair larger than `current` (written and
+/// synced in `<token_file>.new`), so that the refresh that follows can always be saved: when
+/// the space is not there, the refresh is not sent and the refresh token stays valid.
+pub fn reserve(path: &Path, current: &Token) -> Result<Reservation, Fatal> {
+    let target = target_of(path)?;
+    fsutil::remove_stale_temps(&target);
+    let size = RESERVE_MIN.max(RESERVE_FACTOR * to_bytes(current).len() as u64);
+    let reserved = fsutil::reserve(&target, size, 0o600).map_err(|e| {
+        let dir = fsutil::folder_of(&target);
+        let what = format!(
+            "cannot set aside {size} bytes for the rotated token in {}: {}",
+            dir.display(),
+            fsutil::describe(&e)
+        );
+        match e.raw_os_error() {
+            Some(libc::ENOSPC | libc::EDQUOT) => Fatal::new(
+                ExitCode::Temporary,
+                format!("{what}: free space there; the token was not refreshed, so the refresh token stays valid and the next run refreshes it"),
+            ),
+            _ if fsutil::out_of_descriptors(&e) => Fatal::new(ExitCode::Temporary, what),
+            _ => Fatal::config(format!(
+                "{what}: the folder of volvo.token_file must be writable by this user (every refresh saves the rotated token there)"
+            )),
+        }
+    })?;
+    Ok(Reservation { reserved, target })
+}
+
+/// Saves `token` into its reservation and makes it the token file (the previous one kept as
+/// `.bak`). A pair that was written but could not replace the token file stays in
+/// `<token_file>.new`, from where the next run takes it ([`recover`]): that is a warning, and
+/// the pair is used meanwhile. Only a pair that could not be written at all is lost.
+pub fn save_reserved(r: Reservation, token: &Token) -> Result<(), Fatal> {
+    let path = r.target;
+    match r.reserved.commit(&to_bytes(token), true) {
+        Ok(()) => Ok(()),
+        Err(fsutil::CommitError::Kept(kept, e)) => {
+            tracing::warn!(
+                "cannot replace the token file {} ({}): the new token pair is saved in {}, and the next run moves it into place",
+                path.display(),
+                fsutil::describe(&e),
+                kept.display()
+            );
+            Ok(())
+        }
+        Err(fsutil::CommitError::NotWritten(e)) => Err(Fatal::login(format!(
+            "cannot save the token file {}: {}: run `volvo-collect login`",
+            path.display(),
+            fsutil::describe(&e)
+        ))),
+    }
+}
+
+/// Saves the token durably (0600, fsync, rename, previous kept as `.bak`). A symlinked token
+/// file is written through: its target is replaced (atomically, in the target's folder, with
+/// the `.bak` beside it) and the link stays, so every reader of the target sees the new
+/// refresh token. A pair waiting in `<token_file>.new` is superseded.
+pub fn save(path: &Path, token: &Token) -> Result<(), Fatal> {
+    let target = target_of(path)?;
+    fsutil::remove_stale_temps(&target);
+    let bytes = to_bytes(token);
+    let reserved = fsutil::reserve(&target, bytes.len() as u64, 0o600).map_err(|e| {
+        Fatal::login(format!(
+            "cannot save the token file {}: {}",
+            target.display(),
+            fsutil::describe(&e)
+        ))
+    })?;
+    save_reserved(Reservation { reserved, target }, token)
+}
+
+/// Takes up a rotated pair that an earlier run wrote to `<token_file>.new` but could not move
+/// over the token file (the disk was full, say): it replaces the token file now, unless the
+/// token file holds a newer pair (a login since). A `.new` that holds no pair is the
+/// reservation of a run that ended before its refresh answered: it goes. Runs under the
+/// token lock, before the token file is read.
+pub fn recover(path: &Path) -> Result<(), Fatal> {
+    let Ok(target) = fsutil::resolve_links(path) else {
+        return Ok(());
+    };
+    let pending = fsutil::pending_path(&target);
+    let bytes = match fsutil::read_capped(&pending, TOKEN_MAX) {
+        Ok(b) => b,
+        Err(fsutil::ReadError::NotFound) => return Ok(()),
+        Err(fsutil::ReadError::Io(e)) if fsutil::out_of_descriptors(&e) => {
+            return Err(Fatal::new(
+                ExitCode::Temporary,
+                format!("cannot read {}: {}", pending.display(), fsutil::describe(&e)),
+            ))
+        }
+        Err(e) => {
+            return Err(Fatal::config(format!(
+                "cannot read {}, where a rotated token pair may wait: {e}: remove it if it is not a token file",
+                pending.display()
+            )))
+        }
+    };
+    let Some(waiting) = parse(&bytes).ok().filter(|t| !t.refresh_token.is_empty()) else {
+        let _ = std::fs::remove_file(&pending);
+        return Ok(());
+    };
+    let current = fsutil::read_capped(&target, TOKEN_MAX)
+        .ok()
+        .and_then(|b| parse(&b).ok());
+    if current.is_some_and(|c| c.expires_at > waiting.expires_at) {
+        tracing::warn!(file = %pending.display(), "an older token pair than the token file's own was left here; removed");
+        let _ = std::fs::remove_file(&pending);
+        return Ok(());
+    }
+    // The unused end of its reserved space, if its save stopped before cutting it off.
+    let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    if end < bytes.len() {
+        let cut = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&pending)
+            .and_then(|f| f.set_len(end as u64).and_then(|()| f.sync_all()));
+        if let Err(e) = cut {
+            tracing::warn!(file = %pending.display(), "cannot cut the unused end off the waiting token pair ({})", fsutil::describe(&e));
+        }
+    }
+    fsutil::promote(&pending, &target, true).map_err(|e| {
+        Fatal::new(
+            ExitCode::Temporary,
+            format!(
+                "the rotated token pair in {} cannot replace the token file {}: {}: free space in {} (or move the file there by hand); the token was not refreshed meanwhile",
+                pending.display(),
+                target.display(),
+                fsutil::describe(&e),
+                fsutil::folder_of(&target).display()
+            ),
+        )
+    })?;
+    tracing::info!(file = %target.display(), "the rotated token pair an earlier run kept in {} is now the token file", pending.display());
+    Ok(())
 }
 
 /// Creates the token's folder (0700, so only this user sees the token) when it is missing,
@@ -168,24 +320,36 @@ pub fn lock_path(token_file: &Path) -> PathBuf {
     fsutil::lock_path(token_file)
 }
 
-/// Takes the token lock, waiting for another run that holds it. Not being able to lock is a
-/// configuration problem: without the lock, overlapping runs could lose a rotated token.
-pub async fn lock(token_file: &Path) -> Result<fsutil::LockFile, Fatal> {
+/// Takes the token lock, waiting for another run that holds it until `deadline`. Not being
+/// able to lock is a configuration problem (without the lock, overlapping runs could lose a
+/// rotated token), unless the process is out of file descriptors or another process holds the
+/// lock past the deadline: those are temporary, and said as what they are.
+pub async fn lock(
+    token_file: &Path,
+    deadline: tokio::time::Instant,
+) -> Result<fsutil::LockFile, Fatal> {
     let path = lock_path(token_file);
-    let taking = path.clone();
-    tokio::task::spawn_blocking(move || fsutil::lock(&taking))
+    fsutil::lock_until(&path, deadline)
         .await
-        .expect("lock task does not panic")
-        .map_err(|e| match e {
+        .map_err(|e| match &e {
+            fsutil::LockError::Create(io) if fsutil::out_of_descriptors(io) => {
+                Fatal::new(ExitCode::Temporary, e.describe(&path))
+            }
             // A login cannot fix this: the token's folder is wrong or not writable.
-            fsutil::LockError::Create(e) => Fatal::config(format!(
-                "cannot create the lock file {}: {e}: the folder of volvo.token_file must exist and be writable by this user (every refresh saves the rotated token there); fix it or set token_file elsewhere",
-                path.display()
+            fsutil::LockError::Create(io) => Fatal::config(format!(
+                "cannot create the lock file {}: {}: the folder of volvo.token_file must exist and be writable by this user (every refresh saves the rotated token there); fix it or set token_file elsewhere",
+                path.display(),
+                fsutil::describe(io)
             )),
-            fsutil::LockError::Lock(e) => Fatal::config(format!(
-                "cannot lock {}: {e}: put volvo.token_file on a local file system that supports locks",
-                path.display()
+            fsutil::LockError::Lock(io) => Fatal::config(format!(
+                "cannot lock {}: {}: put volvo.token_file on a local file system that supports locks",
+                path.display(),
+                fsutil::describe(io)
             )),
+            fsutil::LockError::Held(_) => Fatal::new(
+                ExitCode::Temporary,
+                format!("{}; the token was not refreshed, and the next run tries again", e.describe(&path)),
+            ),
         })
 }
 

@@ -18,6 +18,7 @@ use crate::schedule;
 use crate::secret::Secret;
 use crate::state::State;
 use crate::text::shell_word;
+use crate::window::Window;
 
 /// The refresh token dies after 7 days unused; warn with two days to spare.
 const ROTATION_WARN_S: i64 = 5 * 86_400;
@@ -40,6 +41,8 @@ struct Check<'a> {
     /// The login command, as the user would type it for this config file and account.
     login: &'a str,
     now: i64,
+    /// No wait for a lock goes past this: the run's timeout, or the check's own bound.
+    deadline: tokio::time::Instant,
 }
 
 /// What the token file's place on disk allows.
@@ -68,6 +71,7 @@ pub(super) async fn check_account(
         offline,
         login: &login,
         now: s.clock.now(),
+        deadline: tokio::time::Instant::now() + s.timeout.min(super::PROBE_TIMEOUT),
     };
     let mut f = Findings::default();
     secret_findings(&mut f, ac);
@@ -245,7 +249,7 @@ async fn refresh_finding(f: &mut Findings, a: &Check<'_>, path: &Path) -> (Optio
         token_url: &a.s.token_url,
         clock: a.s.clock,
     };
-    match refresh::ensure_fresh(a.http, &oauth, path).await {
+    match refresh::ensure_fresh(a.http, &oauth, path, a.deadline).await {
         Ok((t, Freshness::Refreshed)) => {
             f.ok(format!(
                 "access token: refreshed at Volvo ID, rotated refresh token saved; the new access token expires in {}",
@@ -413,7 +417,24 @@ async fn vehicle_list_finding(
         return None;
     };
     let login = a.login;
-    match vehicle_list(a.http, a.s, a.ac, key, &t.access_token).await {
+    // The check shares the account's minute window with its runs: its one request takes a
+    // place like any other, and waits for the next run rather than draw a 429.
+    let deadline = a.deadline;
+    let window = Window::new(
+        &a.ac.state_file,
+        a.s.requests_per_minute,
+        deadline,
+        a.s.clock,
+    );
+    let listed = match window.try_reserve(1).await {
+        Ok(0) => Err(ApiError::Deferred),
+        Ok(_) => vehicle_list(a.http, a.s, key, &t.access_token).await,
+        Err(e) => {
+            f.fail(format!("API key and token: not checked: {e}"));
+            return None;
+        }
+    };
+    match listed {
         Ok(vins) => {
             f.ok(format!(
                 "API key and token: GET {}/vehicles answered 200 with {} {}",
@@ -466,16 +487,9 @@ async fn vehicle_list_finding(
 async fn vehicle_list(
     http: &reqwest::Client,
     s: &Settings,
-    ac: &Account,
     api_key: &Secret,
     access_token: &Secret,
 ) -> Result<Vec<String>, ApiError> {
-    // The check shares the account's minute window with its runs: its one request takes a
-    // place like any other, and waits for the next run rather than draw a 429.
-    let window = crate::window::Window::new(&ac.state_file, s.requests_per_minute, s.clock);
-    if window.reserve(1) == 0 {
-        return Err(ApiError::Deferred);
-    }
     let client = Client::single(
         http.clone(),
         s.api_url.clone(),
@@ -582,6 +596,10 @@ fn state_findings(s: &Settings, ac: &Account, f: &mut Findings, now: i64) {
             (true, false) => "when its scopes are granted",
         }
     ));
+    // A run would stop here with exit 78: say it now.
+    if let Err(e) = crate::state::preflight(&ac.state_file) {
+        f.fail(format!("state file: {}", e.message));
+    }
     let state = State::load(&ac.state_file);
     let state_path = std::path::absolute(&ac.state_file).unwrap_or_else(|_| ac.state_file.clone());
     for (origin, until) in &state.api_unavailable {

@@ -77,9 +77,9 @@ pub(super) fn expiry_text(expires_at: i64, now: i64) -> String {
 
 /// A Unix time as "2026-11-27 01:20 UTC".
 pub(super) fn at(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
-        .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|| t.to_string())
+    crate::clock::datetime(t)
+        .format("%Y-%m-%d %H:%M UTC")
+        .to_string()
 }
 
 /// 12345 → "12,345".

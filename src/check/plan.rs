@@ -32,6 +32,11 @@ impl<'a> PlannedAccount<'a> {
             (n, format!("the account's vehicle list{}", unused(n)))
         } else if let Some(n) = flag {
             (n, "--cars".to_string())
+        } else if let Some(n) = cars_in_state(account) {
+            (
+                n,
+                "the account's last vehicle list, in the state file".to_string(),
+            )
         } else {
             (1, "assumed; pass --cars N".to_string())
         };
@@ -41,6 +46,15 @@ impl<'a> PlannedAccount<'a> {
             from,
         }
     }
+}
+
+/// How many cars the account's last vehicle list named, as the state file keeps it (`check
+/// --offline`, or a vehicle list that did not answer now).
+fn cars_in_state(account: &Account) -> Option<usize> {
+    let state = crate::state::State::load(&account.state_file);
+    crate::run::last_vehicle_list(&state)
+        .map(|v| v.len())
+        .filter(|n| *n > 0)
 }
 
 /// The plan as printed: per API key a table (endpoint, how often in the worst case, requests a

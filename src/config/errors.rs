@@ -28,7 +28,7 @@ pub(super) fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Fatal 
         Some(t) => format!("in {}", shorten(t)),
         None => "at the top level".to_string(),
     };
-    let spanned = text.get(span.clone()).unwrap_or("").trim();
+    let spanned = whole_token(text, span.clone()).trim();
     // The key the error is about: the spanned text itself for unknown and duplicate keys; none
     // for a missing one (the span is the table); otherwise the key written before the `=` that
     // precedes the spanned value, within the same table.
@@ -92,6 +92,23 @@ pub(super) fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Fatal 
             path.display()
         ))
     }
+}
+
+/// The text of a span, widened to the whole key or value it starts: toml points some errors
+/// (a duplicate key, a number too large) at the first character only.
+fn whole_token(text: &str, span: std::ops::Range<usize>) -> &str {
+    let start = span.start.min(text.len());
+    let Some(rest) = text.get(start..) else {
+        return "";
+    };
+    let len = match rest.chars().next() {
+        Some(q @ ('"' | '\'')) => rest[1..].find(q).map_or(rest.len(), |i| i + 2),
+        _ => rest
+            .find(|c: char| c.is_whitespace() || matches!(c, ',' | ']' | '}' | '#' | '='))
+            .unwrap_or(rest.len()),
+    };
+    let end = (start + len).max(span.end).min(text.len());
+    text.get(start..end).unwrap_or("")
 }
 
 /// `text` without the `user:password@` of any URL in it.
@@ -265,6 +282,22 @@ mod tests {
         assert!(e.contains("`interval`") && e.contains('…'), "{e}");
         let e = parse_err(&format!("[volvo]\nclient_id = \"abc\"\n{big} = 1\n"));
         assert!(e.len() < 600, "{} bytes", e.len());
+    }
+
+    /// Guards the naming of the key and value that toml points at by their first character:
+    /// a duplicate key was named `` `c` `` for `client_id`, and a number too large for its
+    /// type was shown as its first digit.
+    #[test]
+    fn duplicate_keys_and_huge_numbers_are_named_whole() {
+        let e = parse_err("[volvo]\nclient_id = \"x\"\nclient_id = \"y\"\n");
+        assert!(e.contains("`client_id`: duplicate key"), "{e}");
+        let e = parse_err(
+            "[volvo]\nclient_id = \"x\"\n[collect]\nrequests_per_minute = 99999999999999999999999\n",
+        );
+        assert!(
+            e.contains("`requests_per_minute` = 99999999999999999999999:"),
+            "{e}"
+        );
     }
 
     #[test]

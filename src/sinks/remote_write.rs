@@ -1,6 +1,8 @@
 //! Prometheus remote write 1.0: the exposition as a snappy-compressed protobuf `WriteRequest`
 //! (labels sorted by name, one sample per series stamped with the run's time), POSTed with the
-//! protocol's headers. Only 5xx and 429 are retried; any other answer is final. Prometheus,
+//! protocol's headers. Only 5xx, 429 and a connection that could not be made are retried; any
+//! other answer is final, and so is a timeout (the receiver may be working on it, and three
+//! waits of the output's timeout would hold the run up three times as long). Prometheus,
 //! Grafana Mimir, Thanos Receive, VictoriaMetrics and Cortex accept it.
 
 use std::time::Duration;
@@ -84,8 +86,8 @@ pub fn encode(req: &WriteRequest) -> Vec<u8> {
 
 const ATTEMPTS: u32 = 3;
 
-/// POSTs `body`, retrying 5xx, 429 and transport errors. The error names the receiver
-/// (without credentials), the attempts, and the last answer.
+/// POSTs `body`, retrying 5xx, 429 and failed connections, never a timeout. The error names
+/// the receiver (without credentials), the attempts, and the last answer.
 pub async fn send(url: &Url, o: &HttpOutput, body: Vec<u8>) -> anyhow::Result<()> {
     let client = http::client(o).with_context(|| format!("writing to {}", shown_url(url)))?;
     let mut attempt = 0;
@@ -105,9 +107,10 @@ pub async fn send(url: &Url, o: &HttpOutput, body: Vec<u8>) -> anyhow::Result<()
                 let retry = status.is_server_error() || status.as_u16() == 429;
                 (retry, http::refused(resp).await)
             }
-            // A transport error may have delivered nothing: sending again is safe, since the
-            // same samples with the same timestamps are idempotent.
-            Err(e) => (true, http::transport(&e)),
+            // A connection that was never made delivered nothing: sending again is safe (the
+            // same samples with the same timestamps are idempotent anyway), and quick. A
+            // timeout is not retried: it already took the output's whole timeout.
+            Err(e) => (e.is_connect() && !e.is_timeout(), http::transport(&e)),
         };
         if !retry || attempt >= ATTEMPTS {
             let tries = if attempt == 1 {

@@ -5,7 +5,8 @@
 //! with a private CA, an unreachable gateway), node_exporter's textfile collector (every
 //! sample, atomic replacement under concurrent readers), remote write into Prometheus (and
 //! which answers are retried), all outputs at once, the long-running mode's listener
-//! (basic auth, TLS, scraped by Prometheus, SIGTERM) and the last good run staying visible.
+//! (basic auth, TLS, scraped by Prometheus, SIGTERM, and its bounds against idle, slow and
+//! flooding connections) and the last good run staying visible.
 //!
 //! Every server runs on a free loopback port in a temporary folder and is killed on drop. A
 //! missing program fails the test with the Debian package to install.
@@ -1647,5 +1648,176 @@ fn a_flood_of_wrong_passwords_runs_few_bcrypt_checks_at_once() {
         during <= 8,
         "{during} threads during the flood: bcrypt checks are not bounded"
     );
+    collector.stops_cleanly(Duration::from_secs(2));
+}
+
+/// Reads from `stream` until the other end closes it; how long that took, or `None` when it
+/// was still open after `within`.
+fn closed_within(mut stream: &TcpStream, within: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(t0.elapsed()),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(t0.elapsed()),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Guards the listener's timeouts: a connection that sends nothing, and one that sends its
+/// request header a byte a second (slowloris), are closed by the listener within seconds of
+/// its 10 s header timeout. Both used to stay open for good (still open after 53 s).
+#[test]
+fn idle_and_slow_connections_are_closed_by_the_listener() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "[collect]\ninterval = \"10s\"\n");
+    let collector = listener(&ws, "http", None);
+    let idle = TcpStream::connect(("127.0.0.1", collector.port)).unwrap();
+    let slow = TcpStream::connect(("127.0.0.1", collector.port)).unwrap();
+    let mut writer = slow.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let _ = writer.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
+        for b in b"X-Slow: ".iter().cycle() {
+            if writer.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let limit = Duration::from_secs(40);
+    let idle_closed = closed_within(&idle, limit);
+    let slow_closed = closed_within(&slow, limit);
+    assert!(
+        idle_closed.is_some(),
+        "an idle connection still open after {limit:?}"
+    );
+    assert!(
+        slow_closed.is_some(),
+        "a slowloris connection still open after {limit:?}"
+    );
+    assert!(
+        idle_closed.unwrap() < Duration::from_secs(30),
+        "closed after {idle_closed:?}"
+    );
+}
+
+/// Guards the listener against running the process out of file descriptors: under a limit
+/// of 128 descriptors, a flood of idle connections (129 at once, then more, all held) keeps
+/// neither a scrape nor a collection from working, and nothing says the token's folder is
+/// missing. Before, every scrape failed and every collection exited 78 with "cannot create
+/// the lock file ... the folder of volvo.token_file must exist".
+#[test]
+fn idle_connections_under_a_low_descriptor_limit_stop_no_scrape_and_no_collection() {
+    require("prlimit", "util-linux");
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "[collect]\ninterval = \"10s\"\n");
+    let http = Http::plain();
+    let mut collector = Server::start(
+        "volvo-collect --listen under prlimit",
+        tempfile::tempdir().unwrap(),
+        |port| {
+            let mut c = Command::new("prlimit");
+            c.args(["--nofile=128:128", "--", BIN, "--config"])
+                .arg(ws.path("collector.toml"))
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .env("LOG_LEVEL", "info")
+                .env_remove("VOLVO_CLIENT_SECRET")
+                .env_remove("VOLVO_API_KEY")
+                .env_remove("CREDENTIALS_DIRECTORY");
+            c
+        },
+        |port| http.answers_200(&format!("http://127.0.0.1:{port}/-/healthy"), None),
+    );
+    let metrics = format!("{}/metrics", collector.url("http"));
+    poll("the first collection", Duration::from_secs(15), || {
+        matches!(http.get(&metrics, None), Ok((200, _))).then_some(())
+    });
+    let finished = |log: &str| log.matches("collection finished").count();
+    let before = finished(&collector.log());
+
+    // The flood: 129 idle connections, then 20 more a second, none ever closed by the client.
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = collector.port;
+    let connect = move |n: usize, open: &mut Vec<TcpStream>| {
+        for _ in 0..n {
+            if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
+                open.push(s);
+            }
+        }
+    };
+    let mut open = Vec::new();
+    connect(129, &mut open);
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                connect(20, &mut open);
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            open.len()
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    for i in 0..3 {
+        // A new client each time: a pooled connection would skip the accept under test.
+        let got = Http::plain().get(&metrics, None);
+        assert!(
+            matches!(got, Ok((200, _))),
+            "scrape {i} during the flood: {got:?}\n{}",
+            collector.log()
+        );
+    }
+    let log = poll(
+        "a collection during the flood",
+        Duration::from_secs(30),
+        || {
+            let log = collector.log();
+            (finished(&log) > before).then_some(log)
+        },
+    );
+    stop.store(true, Ordering::Relaxed);
+    let opened = flood.join().unwrap();
+    assert!(opened >= 129, "{opened} connections opened");
+    let last = log
+        .lines()
+        .rfind(|l| l.contains("collection finished"))
+        .unwrap();
+    assert!(last.contains("exit=0"), "{last}\n{log}");
+    assert!(!log.contains("must exist"), "{log}");
+    collector.stops_cleanly(Duration::from_secs(5));
+}
+
+/// Guards the HTTPS listener's handshakes against idle sockets: 300 clients that connect and
+/// never start a handshake do not keep a real scrape out (they filled the 256 handshake slots,
+/// and the scrape was reset).
+#[test]
+fn three_hundred_idle_tls_sockets_do_not_keep_a_scrape_out() {
+    let pki = Pki::new();
+    let sim = Sim::start(&[]);
+    let (_ws, mut collector) = https_listener(&sim, &pki);
+    let https = Http::new(Some(&pki.ca()));
+    let metrics = format!("{}/metrics", collector.url("https"));
+    poll(
+        "the first run on https /metrics",
+        Duration::from_secs(15),
+        || matches!(https.get(&metrics, None), Ok((200, _))).then_some(()),
+    );
+    let idle: Vec<TcpStream> = (0..300)
+        .map(|_| TcpStream::connect(("127.0.0.1", collector.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..3 {
+        let got = Http::new(Some(&pki.ca())).get(&metrics, None);
+        assert!(
+            matches!(got, Ok((200, _))),
+            "scrape {i} with {} idle TLS sockets open: {got:?}\n{}",
+            idle.len(),
+            collector.log()
+        );
+    }
+    drop(idle);
     collector.stops_cleanly(Duration::from_secs(2));
 }

@@ -14,6 +14,7 @@ mod failures;
 mod field;
 mod fuzz_mappers;
 mod hardening;
+mod host;
 mod household;
 mod layering;
 mod login;

@@ -235,6 +235,34 @@ fn account_name_ok(n: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// `vins`: each one a VIN.
+fn vins(cx: &Context, key: &str, vins: Option<Vec<String>>) -> Result<Vec<String>, Fatal> {
+    let vins = vins.unwrap_or_default();
+    if let Some(vin) = vins.iter().find(|v| !valid_vin(v)) {
+        return Err(cx.bad(
+            key,
+            &format!(
+                "{} is not a VIN: expected 17 letters and digits (no I, O or Q)",
+                shown_value(vin)
+            ),
+        ));
+    }
+    Ok(vins)
+}
+
+/// `scopes`: never a command scope. Unset, the scopes come from the endpoints the sources
+/// collect (`Settings::scopes`).
+fn scopes(cx: &Context, key: &str, scopes: Option<Vec<String>>) -> Result<Vec<String>, Fatal> {
+    let scopes = scopes.unwrap_or_default();
+    if let Some(cmd) = scopes.iter().find(|s| COMMAND_SCOPES.contains(&s.as_str())) {
+        return Err(cx.bad(
+            key,
+            &format!("{cmd:?} is a command scope; this tool only reads: remove it"),
+        ));
+    }
+    Ok(scopes)
+}
+
 /// One account's keys, from `[volvo]` or one `[[account]]` table.
 fn account(
     cx: &Context,
@@ -288,24 +316,8 @@ fn account(
             )
         })?;
     }
-    let vins = v.vins.unwrap_or_default();
-    if let Some(vin) = vins.iter().find(|v| !valid_vin(v)) {
-        return Err(cx.bad(
-            &key("vins"),
-            &format!(
-                "{} is not a VIN: expected 17 letters and digits (no I, O or Q)",
-                shown_value(vin)
-            ),
-        ));
-    }
-    // Unset, the scopes come from the endpoints the sources collect (`endpoints::scopes`).
-    let scopes = v.scopes.unwrap_or_default();
-    if let Some(cmd) = scopes.iter().find(|s| COMMAND_SCOPES.contains(&s.as_str())) {
-        return Err(cx.bad(
-            &key("scopes"),
-            &format!("{cmd:?} is a command scope; this tool only reads: remove it"),
-        ));
-    }
+    let vins = vins(cx, &key("vins"), v.vins)?;
+    let scopes = scopes(cx, &key("scopes"), v.scopes)?;
     let token_file = cx.resolve(v.token_file.as_deref().unwrap_or(Path::new(default_token)));
     if let Some(what) = not_a_file_path(v.token_file.as_deref(), &token_file) {
         return Err(cx.bad(

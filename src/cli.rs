@@ -124,9 +124,10 @@ pub enum Command {
         /// Whether the Extended Vehicle API answers or is shut down.
         #[arg(long, value_enum, default_value = "served")]
         extended: ExtendedMode,
-        /// How many cars the account has (the four samples, then copies).
-        #[arg(long, default_value_t = 4)]
-        cars: usize,
+        /// How many cars the account has: the four samples, then copies (default 4); with
+        /// --scenario, households of an electric and a petrol car in turn (default 2).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=10_000))]
+        cars: Option<u16>,
         /// Answer 429 beyond this many API requests per sliding minute, like Volvo (100); 0 is off.
         #[arg(long, default_value_t = 0)]
         rate_limit: usize,
@@ -134,10 +135,11 @@ pub enum Command {
         /// API key (10000); 0 is off.
         #[arg(long, default_value_t = 0)]
         quota: u64,
-        /// Play a scripted scenario under the simulator's clock (`day`: an electric car's
-        /// commutes and evening charge and a petrol car's trip on 2026-12-01, UTC; its cars
-        /// replace --cars, and Extended Vehicle answers as shut down). Set the clock with
-        /// POST /_sim/clock {"now": <unix s>}; GET /_sim/scenario lists the day's uploads.
+        /// Play a scripted scenario under the simulator's clock (`day`: per household an
+        /// electric car's commutes and evening charge and a petrol car's trip on 2026-12-01,
+        /// UTC, each household 11 minutes after the one before; `busy`: every car driving
+        /// fifty minutes of every hour; Extended Vehicle answers as shut down). Set the clock
+        /// with POST /_sim/clock {"now": <unix s>}; GET /_sim/scenario lists the day's uploads.
         #[arg(long, value_enum, value_name = "NAME")]
         scenario: Option<crate::simulator::Scenario>,
         /// Write a token file this simulator accepts (its access token already expired).

@@ -4,8 +4,8 @@
 //! The pipeline, module by module, each importing only those before it: the helpers
 //! ([`error`], [`secret`], [`clock`], [`fsutil`], [`text`], [`values`]); [`records`] (trips
 //! and charges worked out from the uploads); [`endpoints`] (every endpoint, one typed value
-//! each, and the sources); [`config`] (file → validated settings); [`state`] and [`window`]
-//! (what runs remember, Volvo's shared minute); [`http`]; [`auth`] (token file, refresh,
+//! each, and the sources); [`config`] (file → validated settings); [`state`], [`window`] and
+//! [`spent`] (what runs remember, Volvo's shared minute, the API key's day); [`http`]; [`auth`] (token file, refresh,
 //! login); [`api`] (one module per Volvo API over one request client, and each car's answers
 //! decoded once); [`metrics`] (one mapper per API, the catalog of every family); [`sinks`];
 //! [`schedule`] and [`planner`] (what each run asks of each car); [`weather`]; [`run`] (one
@@ -35,6 +35,7 @@ pub mod secret;
 pub mod serve;
 pub mod simulator;
 pub mod sinks;
+pub mod spent;
 pub mod state;
 pub mod stop;
 pub mod text;
@@ -179,7 +180,7 @@ async fn simulate(cli: &cli::Cli) -> Result<ExitCode, Fatal> {
     let opts = simulator::Options {
         latency: *latency,
         extended: *extended,
-        cars: *cars,
+        cars: usize::from(cars.unwrap_or(if scenario.is_some() { 2 } else { 4 })),
         rate_limit: *rate_limit,
         quota: *quota,
         scenario: *scenario,

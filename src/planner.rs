@@ -92,12 +92,15 @@ pub fn wants(car: &CarAnswers, mem: Option<&CarMemory>, cx: &Context) -> Vec<Wan
             Fact::TripEnd if trip_ended => true,
             _ => net_due(car, e, mode, cx),
         };
+        // A driving car's trip facts rank with the state of the cars: when a run is short,
+        // parked cars' trip facts wait first.
+        let priority = match e.fact() {
+            Fact::Trip if driving => Fact::State,
+            f => f,
+        };
         if due {
-            out.extend(
-                asks(car, e)
-                    .into_iter()
-                    .filter_map(|ask| want(car, ask, cx)),
-            );
+            let wants = asks(car, e).into_iter();
+            out.extend(wants.filter_map(|ask| want(car, ask, priority, cx)));
         }
     }
     out
@@ -120,7 +123,7 @@ fn asks(car: &CarAnswers, e: Endpoint) -> Vec<Ask> {
 }
 
 /// `ask` as a want, unless it was asked this run already or its floor has not passed.
-fn want(car: &CarAnswers, ask: Ask, cx: &Context) -> Option<Want> {
+fn want(car: &CarAnswers, ask: Ask, priority: Fact, cx: &Context) -> Option<Want> {
     if car.outcome(&ask).is_some() || !floor_passed(car, &ask, cx) {
         return None;
     }
@@ -129,7 +132,7 @@ fn want(car: &CarAnswers, ask: Ask, cx: &Context) -> Option<Want> {
     let priority = if gates && car.kept(&ask).is_none() {
         Fact::Wake
     } else {
-        ask.endpoint.fact()
+        priority
     };
     Some(Want { ask, priority })
 }
@@ -291,13 +294,22 @@ pub struct Setup<'a> {
     /// key's daily quota is shared by all of them.
     pub other_cars_on_key: usize,
     pub accounts_on_key: usize,
+    /// Where the key stands in Volvo's day: what it spent, until when.
+    pub day: schedule::Day,
 }
 
 /// The plan of one account's run: its cars' answers and memory, round by round.
 pub struct Planner<'a> {
     setup: Setup<'a>,
+    /// This run's service level.
     stretch: Stretch,
+    /// The key's worst-case day plan, for the record.
     plan: Option<schedule::DayPlan>,
+    /// What the key's day allows, and this account's part of it in this run.
+    budget: Option<schedule::Budget>,
+    allowance: u64,
+    /// Requests sent this run.
+    sent: u64,
     /// The account's vehicle list (a record with an empty VIN).
     list: CarAnswers,
     cars: BTreeMap<String, CarAnswers>,
@@ -362,6 +374,9 @@ impl<'a> Planner<'a> {
             setup,
             stretch: Stretch::default(),
             plan: None,
+            budget: None,
+            allowance: u64::MAX,
+            sent: 0,
             list,
             cars,
             memory: std::mem::take(&mut state.cars),
@@ -375,24 +390,78 @@ impl<'a> Planner<'a> {
         self.plan.as_ref()
     }
 
-    fn make_plan(&mut self, cars: usize) {
-        let fleet = schedule::Fleet {
+    fn fleet(&self, cars: usize) -> schedule::Fleet<'_> {
+        schedule::Fleet {
             schedule: self.setup.schedule,
             sources: &self.setup.collecting.sources,
             interval: std::time::Duration::from_secs(self.setup.interval_s.max(1) as u64),
             cars: cars + self.setup.other_cars_on_key,
             accounts: self.setup.accounts_on_key,
-        };
+        }
+    }
+
+    /// The key's day plan and budget, once the number of cars is known, and this account's
+    /// part of the run's allowance (its share of the key's cars).
+    fn make_plan(&mut self, cars: usize) {
+        let fleet = self.fleet(cars);
+        let budget = fleet.budget(&self.setup.day);
+        let share = cars.max(1) as f64 / fleet.cars.max(1) as f64;
         let plan = fleet.plan(schedule::DAILY_BUDGET);
-        if plan.stretch.is_stretched() {
+        self.allowance = (budget.allowance as f64 * share).ceil() as u64;
+        self.plan = Some(plan);
+        self.budget = Some(budget);
+    }
+
+    /// This run's service level: the first step of the ladder, down to the floor, whose
+    /// first round fits this run's allowance; the floor when none does.
+    fn choose_level(&mut self) {
+        let Some(budget) = &self.budget else { return };
+        let floor = budget.floor;
+        let mut level = floor;
+        for s in schedule::ladder(floor.every_runs) {
+            self.stretch = s;
+            if s == floor || self.first_round_size() as u64 <= self.allowance {
+                level = s;
+                break;
+            }
+        }
+        self.stretch = level;
+        if level.is_stretched() {
+            let [daily, hourly, quarter] = level.tiers;
             tracing::info!(
-                planned = plan.total,
-                every_runs = plan.stretch.every_runs,
-                "the API key's cars need more than its daily quota allows; intervals stretched to fit"
+                spent = budget.spent,
+                left = budget.left,
+                allowance = self.allowance,
+                every_runs = level.every_runs,
+                "the API key's budget is short for full service: tiers stretched (daily ×{daily}, hourly ×{hourly}, quarter-hour ×{quarter}), every-run endpoints every {} runs",
+                level.every_runs
             );
         }
-        self.stretch = plan.stretch;
-        self.plan = Some(plan);
+    }
+
+    /// How many requests the first round of this run would make at the current level.
+    fn first_round_size(&self) -> usize {
+        let cx = self.context();
+        self.vins
+            .iter()
+            .flatten()
+            .filter_map(|v| Some(wants(self.cars.get(v)?, self.memory.get(v), &cx).len()))
+            .sum()
+    }
+
+    /// The key's budget of this run, once known.
+    pub fn budget(&self) -> Option<&schedule::Budget> {
+        self.budget.as_ref()
+    }
+
+    /// This run's service level.
+    pub fn level(&self) -> Stretch {
+        self.stretch
+    }
+
+    /// What this run may spend of the key's day, once the cars are known.
+    pub fn allowance(&self) -> Option<u64> {
+        self.budget.as_ref().map(|_| self.allowance)
     }
 
     fn context(&self) -> Context<'_> {
@@ -482,7 +551,14 @@ impl<'a> Planner<'a> {
     /// window to keep for the round after it (the energy states that wait for capabilities
     /// asked now); empty when the run has asked everything it needs.
     pub fn next_round(&mut self) -> (Vec<Request>, usize) {
-        let round = self.round();
+        let mut round = self.round();
+        // Beyond this run's allowance of the key's day, the least important wait a run.
+        let room = self.allowance.saturating_sub(self.sent) as usize;
+        if round.len() > room {
+            for r in round.split_off(room) {
+                self.defer(&r);
+            }
+        }
         let held = round
             .iter()
             .filter(|r| r.endpoint() == Endpoint::EnergyCapabilities)
@@ -535,6 +611,7 @@ impl<'a> Planner<'a> {
             }
         }
         self.make_plan(self.vins.as_ref().map_or(0, Vec::len));
+        self.choose_level();
         true
     }
 
@@ -576,7 +653,9 @@ impl<'a> Planner<'a> {
         round
     }
 
-    /// Most important first; within a priority, the cars in the account's order.
+    /// Most important first; within a priority, the answer asked longest ago first (so that
+    /// what a short run leaves for the next takes its turn then), then the cars in the
+    /// account's order.
     fn order(&self, round: &mut [Request]) {
         if round.len() < 2 {
             return;
@@ -588,7 +667,14 @@ impl<'a> Planner<'a> {
             .enumerate()
             .map(|(i, v)| (v.as_str(), i))
             .collect();
-        round.sort_by_key(|r| (r.priority, order.get(r.vin.as_str()).copied()));
+        let fetched = |r: &Request| {
+            let car = self.cars.get(&r.vin)?;
+            car.kept(&r.ask).map(|k| k.fetched_at)
+        };
+        round.sort_by_cached_key(|r| {
+            let since = fetched(r).unwrap_or(i64::MIN);
+            (r.priority, since, order.get(r.vin.as_str()).copied())
+        });
     }
 
     fn answers_of(&mut self, vin: &str) -> &mut CarAnswers {
@@ -621,6 +707,7 @@ impl<'a> Planner<'a> {
 
     /// Marks a request as sent.
     pub fn dispatch(&mut self, req: &Request) {
+        self.sent += 1;
         self.answers_of(&req.vin)
             .mark(req.ask.clone(), Outcome::InFlight);
     }

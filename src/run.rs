@@ -28,9 +28,10 @@ use crate::error::{ExitCode, Fatal, Tally};
 use crate::metrics::catalog::{self as c, Origin};
 use crate::metrics::{self, Exposition, MapContext};
 use crate::planner::{Collecting, Planner, Request, Setup};
-use crate::schedule::Schedule;
+use crate::schedule::{self, Schedule};
 use crate::secret::Secret;
 use crate::sinks;
+use crate::spent;
 use crate::state::{self, AnswerKey, CacheEntry, CarEndpoint, Mode, State};
 use crate::window::Window;
 
@@ -217,6 +218,7 @@ fn setup<'a>(
         quota_paused: state.quota_until.is_some(),
         other_cars_on_key: other_cars_on_key(settings, account),
         accounts_on_key: settings.accounts_on_key(account).count().max(1),
+        day: key_day(settings, account, now),
     }
 }
 
@@ -266,6 +268,23 @@ async fn token_step(
             ExitCode::Temporary,
             "the run's deadline passed while the access token was being refreshed",
         )),
+    }
+}
+
+/// Where the account's API key stands in Volvo's day: what every account on it spent so far,
+/// from their day files.
+pub fn key_day(settings: &Settings, account: &Account, now: i64) -> schedule::Day {
+    let others = settings
+        .accounts_on_key(account)
+        .filter(|a| a.name != account.name);
+    let files = std::iter::once(account)
+        .chain(others)
+        .map(|a| a.state_file.as_path());
+    let spent = spent::on_key(files, &account.key_id(), now);
+    schedule::Day {
+        spent: spent.requests,
+        now,
+        reset_at: spent::next_reset(now, spent.reset_s),
     }
 }
 
@@ -565,11 +584,15 @@ fn plan_metrics(exp: &mut Exposition, account: &str, planner: &Planner<'_>) {
         &[account],
         plan.estimate as f64,
     );
-    exp.gauge(
-        &c::COLLECT_PLAN_EVERY_RUNS,
-        &[account],
-        plan.stretch.every_runs as f64,
-    );
+    let level = planner.level();
+    let every = level.every_runs as f64;
+    exp.gauge(&c::COLLECT_PLAN_EVERY_RUNS, &[account], every);
+    for (tier, m) in ["daily", "hourly", "quarter_hour"].iter().zip(level.tiers) {
+        exp.gauge(&c::COLLECT_PLAN_TIER_STRETCH, &[account, tier], m as f64);
+    }
+    if let Some(allowed) = planner.allowance() {
+        exp.gauge(&c::COLLECT_KEY_REQUESTS_ALLOWED, &[account], allowed as f64);
+    }
 }
 
 /// The weather at each car, or its failure.
@@ -725,6 +748,7 @@ impl<'s> Report<'s> {
             self.tally.failed = true;
         }
         let account = self.account.name.as_str();
+        let budget = planner.as_ref().and_then(|p| p.budget().cloned());
         if let Some(planner) = planner {
             self.tally.collected = planner.fresh() > 0;
             planner.finish(state);
@@ -745,6 +769,10 @@ impl<'s> Report<'s> {
             .unwrap_or_default();
         // Runs may overlap (a timer run and a manual one): merge into what is on disk, under
         // a lock, so that no run's counts are lost.
+        if saving.problem().is_none() {
+            let spent = self.spend(client, budget.as_ref());
+            day_metrics(exp, self.settings, account, budget.as_ref(), spent);
+        }
         let path = &self.account.state_file;
         let ours = std::mem::take(state);
         *state = state::save_merged(saving, path, ours, &requests, &retries, self.now);
@@ -753,6 +781,33 @@ impl<'s> Report<'s> {
             exit,
             problems: self.problems,
         }
+    }
+
+    /// Adds this run's requests to the account's count of its API key's day (the caller holds
+    /// the state's lock), and returns the key's spending today with them. A quota answer that
+    /// said when the quota is replenished moves the day's boundary there.
+    fn spend(&mut self, client: Option<&Client>, budget: Option<&schedule::Budget>) -> u64 {
+        let ours: u64 = client.map_or(0, |c| {
+            // Only what reached Volvo counts: timeouts and transport errors did not.
+            let counts = c.request_counts();
+            let reached = counts
+                .iter()
+                .filter(|(k, _)| k.status.parse::<u16>().is_ok());
+            reached.map(|(_, n)| n).sum()
+        });
+        let reset_at = client
+            .and_then(Client::quota_exhausted)
+            .flatten()
+            .map(|d| self.now + d.as_secs() as i64);
+        let key = self.account.key_id();
+        spent::add(&self.account.state_file, &key, self.now, ours, reset_at);
+        let spent = budget.map_or(0, |b| b.spent) + ours;
+        if client.is_some_and(|c| c.quota_exhausted().is_some()) && spent < schedule::DAILY_BUDGET {
+            self.problems.push(format!(
+                "Volvo says the API key's daily quota is used up, but the collector's runs spent only {spent} of it today: another application may be using the same API key"
+            ));
+        }
+        spent
     }
 
     /// What the client met: the daily quota (remembered until Volvo replenishes it) and a
@@ -854,6 +909,28 @@ fn state_metrics(
     if let Some(t) = state.last_success {
         exp.gauge(&c::COLLECT_LAST_SUCCESS_TIMESTAMP_SECONDS, &[account], t);
     }
+}
+
+/// The key's day: what it spent, and what it would spend by the reset at today's pace.
+fn day_metrics(
+    exp: &mut Exposition,
+    settings: &Settings,
+    account: &str,
+    budget: Option<&schedule::Budget>,
+    spent: u64,
+) {
+    exp.gauge(&c::COLLECT_KEY_REQUESTS_TODAY, &[account], spent as f64);
+    let Some(b) = budget else { return };
+    let interval = settings.interval.as_secs().max(1) as i64;
+    let day = 86_400 / interval;
+    let runs_so_far = (day - b.runs_left as i64 + 1).max(1) as u64;
+    let today = schedule::Budget {
+        spent,
+        runs_left: b.runs_left.saturating_sub(1),
+        ..b.clone()
+    };
+    let projected = today.projection(runs_so_far) as f64;
+    exp.gauge(&c::COLLECT_KEY_REQUESTS_PROJECTED, &[account], projected);
 }
 
 fn token_metrics(exp: &mut Exposition, account: &str, token: &Token) {

@@ -1,11 +1,18 @@
-//! How often each endpoint may and must be asked, and the day's request plan per API key.
+//! How often each endpoint may and must be asked, and how an API key's day of requests is
+//! spent.
 //!
 //! Every endpoint has a floor (a minimum age: never asked sooner again; `[schedule]` sets it)
 //! and a tier (the safety net: asked at least that often whatever the car does). Between the
-//! two the planner follows the car (see `planner`). The day plan adds up what one key's cars
-//! can cost in the worst case — every car awake all day — and, when that is more than Volvo's
-//! daily quota less a tenth, stretches the tiers, slowest first, and then the every-run
-//! endpoints to every second (third, ...) run, until it fits.
+//! two the planner follows the car (see `planner`).
+//!
+//! Volvo counts each API key's requests per day. The [`Budget`] spends them as the day goes:
+//! what the key spent so far (every run of every account on it, hand runs and `check`
+//! included) and what is left until Volvo's reset. A run may spend what its cars need as long
+//! as what is left still covers the rest of the day at the minimum service, the floor: the
+//! worst case (every car awake all day), stretched along the [`Stretch`] ladder until it fits
+//! what is left. The ladder is also the order in which a short budget degrades the service:
+//! the daily tiers first, then the hourly and quarter-hour ones (the facts of parked cars),
+//! and the every-run endpoints (each car's probe) last.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,8 +24,9 @@ use crate::endpoints::{Endpoint, Fact, Sources};
 pub const TOLERANCE_S: i64 = 30;
 /// Volvo's requests a day per API key.
 pub const DAILY_QUOTA: u64 = 10_000;
-/// What a key's plan may use: a tenth stays free for retries, `check` and hand runs.
-pub const DAILY_BUDGET: u64 = DAILY_QUOTA / 10 * 9;
+/// What a key's day may spend: a twentieth of Volvo's quota stays free for what the collector
+/// cannot count (another application on the same key).
+pub const DAILY_BUDGET: u64 = DAILY_QUOTA / 20 * 19;
 /// Volvo's requests a minute per user.
 pub const PER_MINUTE_LIMIT: u64 = 100;
 /// Extended Vehicle values a car has, for plans made before its resource list is known.
@@ -91,6 +99,32 @@ fn group(tier: u64) -> usize {
 /// How far each group may stretch: a week, a day, a day.
 const TIER_CAPS: [u64; 3] = [7, 24, 96];
 const STEPS: &[u64] = &[1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96];
+
+/// The service levels, from full service to the least: each tier group stretched in turn,
+/// slowest first, each as far as it may go; then the every-run endpoints every second, third,
+/// ... run (up to `max_every`). Each step costs no more than the one before.
+pub fn ladder(max_every: u64) -> impl Iterator<Item = Stretch> {
+    let tiers = (0..3).flat_map(|g| {
+        STEPS
+            .iter()
+            .copied()
+            .filter(move |m| *m > 1 && *m <= TIER_CAPS[g])
+            .map(move |m| {
+                let mut tiers = [1; 3];
+                tiers[..g].copy_from_slice(&TIER_CAPS[..g]);
+                tiers[g] = m;
+                Stretch {
+                    every_runs: 1,
+                    tiers,
+                }
+            })
+    });
+    let runs = (2..=max_every.max(1)).map(|k| Stretch {
+        every_runs: k,
+        tiers: TIER_CAPS,
+    });
+    std::iter::once(Stretch::default()).chain(tiers).chain(runs)
+}
 
 impl Stretch {
     /// The endpoint's tier after stretching, in seconds.
@@ -210,44 +244,100 @@ impl Fleet<'_> {
         per_car * self.cars as u64 + self.accounts as u64
     }
 
-    /// The plan: the least stretch under which the worst case fits `budget`. Every-run
-    /// endpoints wait for more runs only when no stretch of the tiers is enough.
+    /// The plan: the first step of the [`ladder`] under which the worst case fits `budget`
+    /// requests a day. Every-run endpoints wait for more runs only when no stretch of the
+    /// tiers is enough.
     pub fn plan(&self, budget: u64) -> DayPlan {
-        let stretch = (1..=self.runs_a_day())
-            .find_map(|k| self.tiers_that_fit(k, budget))
-            .unwrap_or(Stretch {
-                every_runs: self.runs_a_day(),
-                tiers: TIER_CAPS,
-            });
+        let mut ladder = ladder(self.runs_a_day()).peekable();
+        let stretch = loop {
+            let s = ladder.next().expect("the ladder has a last step");
+            if ladder.peek().is_none() || self.total(&s) <= budget {
+                break s;
+            }
+        };
+        self.plan_at(stretch)
+    }
+
+    /// The plan at a given stretch.
+    pub fn plan_at(&self, stretch: Stretch) -> DayPlan {
+        // A typical day is served in full while the budget allows it, at worst at the floor.
+        let typical = self.estimate(&Stretch::default()).min(DAILY_BUDGET);
         DayPlan {
             rows: self.rows(&stretch),
             total: self.total(&stretch),
-            estimate: self.estimate(&stretch),
+            estimate: typical.max(self.estimate(&stretch)),
             stretch,
             cars: self.cars,
         }
     }
 
-    /// With every-run endpoints every `k` runs: the tiers stretched slowest first, each as
-    /// little as will do, or `None` when even the longest tiers do not fit.
-    fn tiers_that_fit(&self, k: u64, budget: u64) -> Option<Stretch> {
-        let mut s = Stretch {
-            every_runs: k,
-            tiers: [1, 1, 1],
-        };
-        if self.total(&s) <= budget {
-            return Some(s);
+    /// What a run may spend of the key's day, and the minimum service that stays covered.
+    pub fn budget(&self, day: &Day) -> Budget {
+        let runs_a_day = self.runs_a_day();
+        let left = DAILY_BUDGET.saturating_sub(day.spent);
+        let runs_left = day.runs_left(self.interval.as_secs().max(1));
+        // The floor: the worst case of a whole day within the budget, stretched further when
+        // the rest of the day does not fit what is left (the day spent faster than that).
+        let pace = (left as f64 * runs_a_day as f64 / runs_left as f64) as u64;
+        let per_day = pace.min(DAILY_BUDGET);
+        let floor = self.plan(per_day).stretch;
+        let floor_per_run = self.total(&floor) as f64 / runs_a_day as f64;
+        let reserve = (floor_per_run * (runs_left - 1) as f64).ceil() as u64;
+        Budget {
+            spent: day.spent,
+            left,
+            runs_left,
+            floor,
+            floor_per_run,
+            allowance: left
+                .saturating_sub(reserve)
+                .max(floor_per_run.ceil() as u64)
+                .min(left),
         }
-        for (g, cap) in TIER_CAPS.iter().enumerate() {
-            for &m in STEPS.iter().filter(|m| *m <= cap) {
-                s.tiers[g] = m;
-                if self.total(&s) <= budget {
-                    return Some(s);
-                }
-            }
-            s.tiers[g] = *cap;
-        }
-        None
+    }
+}
+
+/// Where an API key stands in Volvo's day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Day {
+    /// Requests the key spent since the last reset, by every account on it.
+    pub spent: u64,
+    pub now: i64,
+    /// When Volvo resets the quota next (Unix seconds).
+    pub reset_at: i64,
+}
+
+impl Day {
+    /// Runs of an `interval` left until the reset, this one included.
+    pub fn runs_left(&self, interval: u64) -> u64 {
+        let seconds = (self.reset_at - self.now).max(1) as u64;
+        seconds.div_ceil(interval).max(1)
+    }
+}
+
+/// What a run may spend of its API key's day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    /// Spent today by the key, before this run.
+    pub spent: u64,
+    /// Left of [`DAILY_BUDGET`] until the reset.
+    pub left: u64,
+    pub runs_left: u64,
+    /// The minimum service the rest of the day is sure of: the worst case, stretched to fit.
+    pub floor: Stretch,
+    /// What the floor costs a run, for every car on the key.
+    pub floor_per_run: f64,
+    /// What the key's runs may spend now: what is left beyond the floor of the runs after
+    /// this one, and at least this run's share of the floor.
+    pub allowance: u64,
+}
+
+impl Budget {
+    /// Requests a day the key would spend at its pace so far: what it spent, and for each run
+    /// left, today's average per run.
+    pub fn projection(&self, runs_so_far: u64) -> u64 {
+        let pace = self.spent as f64 / runs_so_far.max(1) as f64;
+        self.spent + (pace.max(0.0) * self.runs_left as f64) as u64
     }
 }
 
@@ -317,5 +407,80 @@ mod tests {
         let split = fleet(&s, &src, 4).plan(DAILY_BUDGET);
         assert!(one_key.stretch.every_runs > 1);
         assert_eq!(split.stretch.every_runs, 1, "{:?}", split.stretch);
+    }
+
+    /// 2026-12-01T00:00:00Z, a quota reset.
+    const MIDNIGHT: i64 = 1_796_083_200;
+
+    fn day(spent: u64, hours: i64) -> Day {
+        Day {
+            spent,
+            now: MIDNIGHT + hours * 3600,
+            reset_at: MIDNIGHT + 86_400,
+        }
+    }
+
+    /// Guards the order in which a short budget degrades the service: each step costs no
+    /// more than the one before; the daily tiers go first, then the hourly and quarter-hour
+    /// ones, and the every-run endpoints (each car's probe) last.
+    #[test]
+    fn the_ladder_degrades_slow_tiers_first_and_the_probe_last() {
+        let (s, src) = (Schedule::default(), all_sources());
+        let f = fleet(&s, &src, 14);
+        let steps: Vec<Stretch> = ladder(6).collect();
+        assert_eq!(steps[0], Stretch::default());
+        for w in steps.windows(2) {
+            assert!(
+                f.total(&w[1]) <= f.total(&w[0]),
+                "{:?} costs more than {:?}",
+                w[1],
+                w[0]
+            );
+        }
+        let first = |pred: &dyn Fn(&Stretch) -> bool| steps.iter().position(pred).unwrap();
+        let daily = first(&|s| s.tiers[0] > 1);
+        let hourly = first(&|s| s.tiers[1] > 1);
+        let quarter = first(&|s| s.tiers[2] > 1);
+        let probe = first(&|s| s.every_runs > 1);
+        assert!(
+            daily < hourly && hourly < quarter && quarter < probe,
+            "{steps:?}"
+        );
+        assert_eq!(
+            steps[probe].tiers, TIER_CAPS,
+            "every tier stretched before the probe"
+        );
+        assert_eq!(steps.last().unwrap().every_runs, 6);
+    }
+
+    /// Guards the budget arithmetic: a fresh day keeps the floor of the rest of the day in
+    /// reserve and lets a run spend the rest; a day spent early shrinks the floor so that the
+    /// rest of the day still fits; a day spent out allows nothing.
+    #[test]
+    fn a_run_spends_what_the_floor_of_the_rest_of_the_day_leaves() {
+        let (s, src) = (Schedule::default(), all_sources());
+        // Two cars: the whole worst case fits, so the floor is full service.
+        let two = fleet(&s, &src, 2).budget(&day(0, 0));
+        assert_eq!(two.floor, Stretch::default());
+        assert_eq!(two.runs_left, 288);
+        // Fourteen cars at midnight: the floor of the 287 runs after this one stays in reserve.
+        let f = fleet(&s, &src, 14);
+        let b = f.budget(&day(0, 0));
+        assert!(b.floor.is_stretched());
+        let reserve = (b.floor_per_run * 287.0).ceil() as u64;
+        assert_eq!(b.allowance, DAILY_BUDGET - reserve);
+        assert!(f.total(&b.floor) <= DAILY_BUDGET, "{b:?}");
+        // At noon with a typical morning spent, a run may spend far more than the floor.
+        let noon = f.budget(&day(2_500, 12));
+        assert_eq!(noon.runs_left, 144);
+        assert!(noon.allowance > 1_000, "{noon:?}");
+        assert_eq!(noon.floor, b.floor, "the day's floor stands while it fits");
+        // 7,000 spent by 09:00: the floor stretches until the rest of the day fits what is left.
+        let early = f.budget(&day(7_000, 9));
+        assert!(early.floor.every_runs > b.floor.every_runs, "{early:?}");
+        assert!(early.floor_per_run * early.runs_left as f64 <= early.left as f64);
+        // Spent out: nothing more.
+        let out = f.budget(&day(DAILY_BUDGET, 20));
+        assert_eq!((out.left, out.allowance), (0, 0));
     }
 }

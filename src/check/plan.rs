@@ -98,16 +98,19 @@ pub(super) fn plan_lines(
             human(interval.as_secs() as i64),
             thousands(runs_a_day)
         ));
-        let plan = schedule::Fleet {
-            schedule: &schedule::Schedule::with_overrides(&settings.schedule),
+        let schedule = schedule::Schedule::with_overrides(&settings.schedule);
+        let fleet = schedule::Fleet {
+            schedule: &schedule,
             sources: &settings.sources,
             interval,
             cars: group.iter().map(|a| a.cars).sum(),
             accounts: group.len(),
-        }
-        .plan(schedule::DAILY_BUDGET);
+        };
+        let plan = fleet.plan(schedule::DAILY_BUDGET);
         lines.extend(plan_table(&plan));
         lines.push(budget_finding(&plan).line(""));
+        let day = crate::run::key_day(settings, group[0].account, settings.clock.now());
+        lines.push(today_finding(&fleet, &day).line(""));
         let multi = group.len() > 1;
         for a in &group {
             let who = if multi {
@@ -171,25 +174,59 @@ fn budget_finding(plan: &schedule::DayPlan) -> Finding {
         return Finding {
             level: Level::Warn,
             text: format!(
-                "budget: {total} requests a day even with every interval stretched, above the {budget} planned of Volvo's {quota} per API key: collect fewer cars per key, or give some of them an API key of their own ([[account]] with another application)"
+                "budget: {total} requests a day even with every interval stretched, above the {budget} a day spends of Volvo's {quota} per API key: collect fewer cars per key, or give some of them an API key of their own ([[account]] with another application)"
             ),
         };
     }
     let text = if plan.stretch.is_stretched() {
         let [daily, hourly, quarter] = plan.stretch.tiers;
         format!(
-            "budget: {total} requests a day, within {budget} of Volvo's {quota} per API key because the intervals are stretched: daily tier ×{daily}, hourly ×{hourly}, quarter-hour ×{quarter}, every-run endpoints every {} runs; an API key of its own for some cars ([[account]]) keeps them every run",
+            "budget: the worst case (every car awake all day) is {total} requests a day within {budget} of Volvo's {quota} per API key with the intervals stretched: daily tier ×{daily}, hourly ×{hourly}, quarter-hour ×{quarter}, every-run endpoints every {} runs; that is the floor of service, and a day that needs less than the worst case is served in full (see today); an API key of its own for some cars ([[account]]) raises the floor",
             plan.stretch.every_runs
         )
     } else {
         format!(
-            "budget: {total} requests a day at most, {}% of Volvo's {quota} per API key (planned within {budget})",
+            "budget: {total} requests a day at most, {}% of Volvo's {quota} per API key (a day spends at most {budget})",
             (plan.total * 100).div_ceil(schedule::DAILY_QUOTA)
         )
     };
     Finding {
         level: Level::Ok,
         text,
+    }
+}
+
+/// Today's spending of the key, where it is heading, and the service a run gets now.
+fn today_finding(fleet: &schedule::Fleet, day: &schedule::Day) -> Finding {
+    let budget = fleet.budget(day);
+    let quota = thousands(schedule::DAILY_QUOTA);
+    let interval = fleet.interval.as_secs().max(1) as i64;
+    let runs_so_far = (86_400 / interval - budget.runs_left as i64 + 1).max(1) as u64;
+    let projected = budget.projection(runs_so_far);
+    let floor = &budget.floor;
+    let service = if floor.is_stretched() {
+        let [daily, hourly, quarter] = floor.tiers;
+        format!(
+            "the rest of the day is sure of at least: every-run endpoints every {} runs, tiers daily ×{daily}, hourly ×{hourly}, quarter-hour ×{quarter}",
+            floor.every_runs
+        )
+    } else {
+        "the rest of the day is sure of full service, every car awake all day".to_string()
+    };
+    Finding {
+        level: if projected > schedule::DAILY_BUDGET {
+            Level::Warn
+        } else {
+            Level::Ok
+        },
+        text: format!(
+            "today: the key spent {} of Volvo's {quota} since its reset ({} ago; counted by every run, hand run and check of its accounts), {} at this pace by the next reset at {}; a run now may spend {} (the rest stays for the floor); {service}",
+            thousands(budget.spent),
+            human(86_400 - (day.reset_at - day.now)),
+            thousands(projected),
+            super::findings::at(day.reset_at),
+            thousands(budget.allowance),
+        ),
     }
 }
 

@@ -202,6 +202,19 @@ pub struct Account {
     pub scopes: Vec<String>,
 }
 
+impl Account {
+    /// The account's API key as its day's request count names it: the start of the key's
+    /// SHA-256, never the key itself. Accounts of one application share it.
+    pub fn key_id(&self) -> String {
+        use sha2::Digest;
+        let Some(key) = &self.api_key else {
+            return String::new();
+        };
+        let digest = sha2::Sha256::digest(key.expose().as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 /// Validated settings. What belongs to one Volvo ID (credentials, token, cars) is an
 /// [`Account`], always passed beside the settings, so that no code can work on an account it
 /// was not given.

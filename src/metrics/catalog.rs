@@ -504,11 +504,11 @@ families! {
     COLLECT_ENDPOINT_DEFERRED: Gauge, Collector, "volvo_collect_endpoint_deferred",
         ["vin", "api", "endpoint"],
         None,
-        "1 for an endpoint deferred to the next run because Volvo's per-minute limit was reached; its last answer, if any, is replayed. Not a failure.";
+        "1 for an endpoint deferred to the next run because Volvo's per-minute limit or the API key's daily budget was reached; its last answer, if any, is replayed. Not a failure.";
     COLLECT_PLANNED_REQUESTS_PER_DAY: Gauge, Collector, "volvo_collect_planned_requests_per_day",
         ["account"],
         None,
-        "Requests a day the account's API key is planned for in the worst case (every car awake all day), at most 9,000 of Volvo's 10,000.";
+        "Requests a day the account's API key would need in the worst case (every car awake all day), stretched to fit 9,500 of Volvo's 10,000: the floor of service of a full day.";
     COLLECT_ESTIMATED_REQUESTS_PER_DAY: Gauge, Collector, "volvo_collect_estimated_requests_per_day",
         ["account"],
         None,
@@ -516,7 +516,23 @@ families! {
     COLLECT_PLAN_EVERY_RUNS: Gauge, Collector, "volvo_collect_plan_every_runs",
         ["account"],
         None,
-        "Every how many runs a driving or awake car's every-run endpoints are asked: 1 unless the API key's cars need more than its daily quota allows.";
+        "Every how many runs a driving or awake car's every-run endpoints are asked in this run: 1 unless the API key's budget for the rest of the day is short.";
+    COLLECT_PLAN_TIER_STRETCH: Gauge, Collector, "volvo_collect_plan_tier_stretch",
+        ["account", "tier"],
+        None,
+        "How many times longer than configured the safety nets of a tier (daily, hourly, quarter_hour) are in this run: 1 unless the API key's budget is short.";
+    COLLECT_KEY_REQUESTS_TODAY: Gauge, Collector, "volvo_collect_key_requests_today",
+        ["account"],
+        None,
+        "Requests the account's API key spent since Volvo's last daily reset, counted by the collector: every run, hand run and check of every account on the key.";
+    COLLECT_KEY_REQUESTS_PROJECTED: Gauge, Collector, "volvo_collect_key_requests_projected",
+        ["account"],
+        None,
+        "Requests the account's API key would have spent by Volvo's next reset at today's pace so far.";
+    COLLECT_KEY_REQUESTS_ALLOWED: Gauge, Collector, "volvo_collect_key_requests_allowed",
+        ["account"],
+        None,
+        "Requests this run of the account could spend: what the API key has left beyond the floor of service for the rest of the day, the account's share of it.";
     COLLECT_REQUESTS_TOTAL: Counter, Collector, "volvo_collect_requests_total",
         ["account", "api", "endpoint", "status"],
         None,

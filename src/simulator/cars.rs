@@ -48,37 +48,44 @@ fn copy_vin(vin: &str, n: usize) -> String {
     format!("{}{:06}", &vin[..11], n)
 }
 
-/// The cars' VINs and every answer by path: `opts.cars` cars, or the samples `only` names
-/// (a scripted day has its own cars, whatever `--cars` says).
+/// The cars' VINs and every answer by path: `opts.cars` cars (the samples, then copies), or
+/// the given `fleet` of (sample VIN, VIN): each a copy of its sample with a VIN of its own.
 pub fn build(
     opts: &Options,
-    only: Option<&[String]>,
+    fleet: Option<&[(&str, String)]>,
 ) -> (Vec<String>, HashMap<String, (u16, Value)>) {
-    let mut samples = samples();
-    let mut cars = opts.cars;
-    if let Some(vins) = only {
-        samples.retain(|c| vins.contains(&c.vin));
-        cars = samples.len();
-    }
-    let mut vins = Vec::new();
+    let samples = samples();
+    let cars: Vec<(&SampleCar, String)> = match fleet {
+        Some(fleet) => fleet
+            .iter()
+            .map(|(sample_vin, vin)| {
+                let sample = samples.iter().find(|s| s.vin == *sample_vin);
+                (sample.expect("a fleet copies the samples"), vin.clone())
+            })
+            .collect(),
+        None => (0..opts.cars.max(1))
+            .map(|i| {
+                let car = &samples[i % samples.len()];
+                let vin = if i < samples.len() {
+                    car.vin.clone()
+                } else {
+                    copy_vin(&car.vin, i)
+                };
+                (car, vin)
+            })
+            .collect(),
+    };
     let mut responses = HashMap::new();
-    for i in 0..cars.max(1) {
-        let car = &samples[i % samples.len()];
-        let vin = if i < samples.len() {
-            car.vin.clone()
-        } else {
-            copy_vin(&car.vin, i)
-        };
+    for (car, vin) in &cars {
         for (path, a) in &car.responses {
-            let body = if vin == car.vin {
+            let body = if *vin == car.vin {
                 a.body.clone()
             } else {
-                serde_json::from_str(&a.body.to_string().replace(&car.vin, &vin))
+                serde_json::from_str(&a.body.to_string().replace(&car.vin, vin))
                     .expect("still JSON")
             };
-            responses.insert(path.replace(&car.vin, &vin), (a.status, body));
+            responses.insert(path.replace(&car.vin, vin), (a.status, body));
         }
-        vins.push(vin);
     }
-    (vins, responses)
+    (cars.into_iter().map(|(_, vin)| vin).collect(), responses)
 }

@@ -304,9 +304,16 @@ fn issue(sim: &Sim, scope: &str, expired: bool) -> Value {
 
 /// Starts the simulator on `listen` (port 0 picks a free one).
 pub async fn start(listen: SocketAddr, mut opts: Options) -> std::io::Result<Running> {
-    let scripted = opts.scenario.map(|_| scenario::Day::vins());
-    let (vins, responses) = cars::build(&opts, scripted.as_deref());
-    let day = opts.scenario.map(|_| scenario::Day::new(&responses));
+    // A scripted day has its own cars: households of the electric and the petrol sample.
+    let fleet = opts.scenario.map(|_| scenario::fleet(opts.cars));
+    let copies: Option<Vec<(&str, String)>> = fleet
+        .as_ref()
+        .map(|f| f.iter().map(|c| (c.sample(), c.vin.clone())).collect());
+    let (vins, responses) = cars::build(&opts, copies.as_deref());
+    let day = opts
+        .scenario
+        .zip(fleet.as_ref())
+        .map(|(sc, fleet)| scenario::Day::new(sc, fleet, &responses));
     if day.is_some() {
         // The scripted day is set after Volvo's shutdown of Extended Vehicle.
         opts.extended = ExtendedMode::Gone;
@@ -838,11 +845,22 @@ async fn weather(
     json_response(status, &body)
 }
 
-async fn stats(State(sim): State<Arc<Sim>>) -> Json<Value> {
+#[derive(Deserialize)]
+struct StatsQuery {
+    /// `false` leaves out the list of every request (for drivers that poll after every run).
+    #[serde(default)]
+    requests: Option<bool>,
+}
+
+async fn stats(State(sim): State<Arc<Sim>>, Query(q): Query<StatsQuery>) -> Json<Value> {
     let seen = sim.seen.lock().expect("seen lock").clone();
     let (day, used) = *sim.quota_day.lock().expect("quota lock");
     let today = sim.now().div_euclid(DAY_S);
-    Json(json!({
+    let api_requests = seen
+        .iter()
+        .filter(|s| !s.path.starts_with("/as/") && !s.path.starts_with("/data/"))
+        .count();
+    let mut stats = json!({
         "refreshes": *sim.refreshes.lock().expect("lock"),
         "invalid_grants": *sim.invalid_grants.lock().expect("lock"),
         "quota": {
@@ -850,8 +868,12 @@ async fn stats(State(sim): State<Arc<Sim>>) -> Json<Value> {
             "day_start": today * DAY_S,
             "used": if day == today { used } else { 0 },
         },
-        "requests": seen,
-    }))
+        "api_requests": api_requests,
+    });
+    if q.requests != Some(false) {
+        stats["requests"] = json!(seen);
+    }
+    Json(stats)
 }
 
 #[derive(Deserialize)]

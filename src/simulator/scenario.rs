@@ -1,6 +1,9 @@
 //! The scripted day (`simulate --scenario day`): the electric and the petrol sample car live
 //! through 2026-12-01 (UTC) under the simulator's clock, so that a driver can run a whole day
 //! of five-minute collector runs in seconds and see which changes reached the output when.
+//! With more cars (`--cars N`), the cars come as households of an electric and a petrol car,
+//! each household's day 11 minutes after the one before, all on one account. The busy day
+//! (`--scenario busy`) has every car driving round the clock: fifty minutes of every hour.
 //!
 //! Each car has a table of events (unlock, a door, start, drive, stop, lock, plug in, ...).
 //! Expanding a table gives the car's uploads: at a time, one endpoint's named fields get new
@@ -27,9 +30,52 @@ pub const PETROL_VIN: &str = "YV1ZWA8U0P1000003";
 /// Which scripted scenario the simulator plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
-    /// Two cars through one day: an electric car's two commutes and evening charge, and a
-    /// petrol car's midday trip.
+    /// A typical day: an electric car's two commutes and evening charge, and a petrol car's
+    /// midday trip, per household.
     Day,
+    /// A busy day: every car drives fifty minutes of every hour, all day.
+    Busy,
+}
+
+/// How far each household's day is behind the one before.
+const HOUSEHOLD_STAGGER_S: i64 = 11 * 60;
+
+/// One car of a scripted day: which sample it copies, its VIN, and how far its day is shifted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scripted {
+    profile: usize,
+    pub vin: String,
+    shift_s: i64,
+}
+
+impl Scripted {
+    /// The VIN of the sample car whose answers this car starts from.
+    pub fn sample(&self) -> &'static str {
+        CARS[self.profile].vin
+    }
+}
+
+/// The cars of a scripted day: `cars` of them, households of an electric and a petrol car in
+/// turn. The first household is the samples themselves; the others are copies with VINs of
+/// their own (the sample's last six characters replaced by 100 + the household's number, so
+/// that no copy takes another sample's VIN).
+pub fn fleet(cars: usize) -> Vec<Scripted> {
+    (0..cars.max(1))
+        .map(|i| {
+            let (household, profile) = (i / CARS.len(), i % CARS.len());
+            let sample = CARS[profile].vin;
+            let vin = if household == 0 {
+                sample.to_string()
+            } else {
+                format!("{}{:06}", &sample[..11], 100 + household)
+            };
+            Scripted {
+                profile,
+                vin,
+                shift_s: household as i64 * HOUSEHOLD_STAGGER_S,
+            }
+        })
+        .collect()
 }
 
 /// Where a car is parked: longitude, latitude, altitude (m).
@@ -90,6 +136,26 @@ const PETROL_DAY: &[Event] = &[
     ("12:48:00", Act::Lock),
 ];
 
+/// The busy day's driving: fifty minutes of every hour, uses a fraction of the typical day's
+/// energy a minute so that a day of it stays within the battery and the tank.
+const BUSY_USE: f64 = 0.15;
+
+/// A car's busy day: each hour unlocked, driven fifty minutes, parked and locked.
+fn busy_events() -> Vec<(i64, Act)> {
+    (0..24)
+        .flat_map(|h| {
+            let hour = DAY_START + h * 3600;
+            [
+                (hour, Act::Unlock),
+                (hour + 60, Act::Start),
+                (hour + 60, Act::Drive(50)),
+                (hour + 51 * 60, Act::Stop(BEV_WORK, "90")),
+                (hour + 52 * 60, Act::Lock),
+            ]
+        })
+        .collect()
+}
+
 /// A car's constants for the day.
 struct Profile {
     vin: &'static str,
@@ -138,7 +204,7 @@ const KM_PER_LITRE: f64 = 12.8;
 #[derive(Debug, Clone)]
 pub struct Upload {
     pub time: i64,
-    pub vin: &'static str,
+    pub vin: String,
     pub endpoint: Endpoint,
     pub fields: Vec<(String, Option<Value>)>,
 }
@@ -146,7 +212,7 @@ pub struct Upload {
 impl Upload {
     /// The path whose answer this upload changes.
     fn path(&self) -> String {
-        self.endpoint.path(self.vin, None)
+        self.endpoint.path(&self.vin, None)
     }
 
     /// The upload log's entry.
@@ -228,6 +294,9 @@ fn round1(x: f64) -> f64 {
 /// A car's running figures while its table is expanded.
 struct Car<'a> {
     p: &'a Profile,
+    vin: &'a str,
+    /// Energy used per minute of driving.
+    use_per_min: f64,
     /// Field names of each Connected Vehicle endpoint in the fixture, for uploads of all.
     keys: &'a HashMap<Endpoint, Vec<String>>,
     odometer: f64,
@@ -246,7 +315,7 @@ impl Car<'_> {
     fn push(&mut self, time: i64, endpoint: Endpoint, fields: Vec<(String, Option<Value>)>) {
         self.uploads.push(Upload {
             time,
-            vin: self.p.vin,
+            vin: self.vin.to_string(),
             endpoint,
             fields,
         });
@@ -454,7 +523,7 @@ impl Car<'_> {
             let t = start + 60 * k;
             self.odometer += self.p.km_per_min;
             self.trip += self.p.km_per_min;
-            self.energy -= self.p.use_per_min;
+            self.energy -= self.use_per_min;
             self.odometer(t);
             self.energy_level(t, false);
             self.statistics(t);
@@ -491,33 +560,16 @@ pub struct Day {
 }
 
 impl Day {
-    /// The day over the fixture answers (`responses`, path → body) of the two cars.
-    pub fn new(responses: &HashMap<String, (u16, Value)>) -> Day {
+    /// The day of `cars` over their fixture answers (`responses`, path → body).
+    pub fn new(
+        scenario: Scenario,
+        cars: &[Scripted],
+        responses: &HashMap<String, (u16, Value)>,
+    ) -> Day {
         let mut base = HashMap::new();
         let mut uploads = Vec::new();
-        for p in CARS {
-            let keys = endpoint_keys(p.vin, responses);
-            let mut car = Car {
-                p,
-                keys: &keys,
-                odometer: p.odometer,
-                energy: p.energy,
-                trip: 0.0,
-                charge_end: 0,
-                uploads: Vec::new(),
-            };
-            car.evening_before();
-            for u in std::mem::take(&mut car.uploads) {
-                let path = u.path();
-                let body = base
-                    .entry(path.clone())
-                    .or_insert_with(|| responses[&path].1.clone());
-                u.apply(body);
-            }
-            for (hms, act) in p.events {
-                car.play(at(hms), *act);
-            }
-            uploads.extend(car.uploads);
+        for c in cars {
+            uploads.extend(Day::car(scenario, c, responses, &mut base));
         }
         // Stable: uploads at one instant keep their table order.
         uploads.sort_by_key(|u| u.time);
@@ -530,6 +582,45 @@ impl Day {
             uploads,
             by_path,
         }
+    }
+
+    /// One car's day: the evening before written into `base`, the day's uploads returned.
+    fn car(
+        scenario: Scenario,
+        c: &Scripted,
+        responses: &HashMap<String, (u16, Value)>,
+        base: &mut HashMap<String, Value>,
+    ) -> Vec<Upload> {
+        let p = &CARS[c.profile];
+        let keys = endpoint_keys(&c.vin, responses);
+        let busy = scenario == Scenario::Busy;
+        let mut car = Car {
+            p,
+            vin: &c.vin,
+            use_per_min: p.use_per_min * if busy { BUSY_USE } else { 1.0 },
+            keys: &keys,
+            odometer: p.odometer,
+            energy: p.energy,
+            trip: 0.0,
+            charge_end: 0,
+            uploads: Vec::new(),
+        };
+        car.evening_before();
+        for u in std::mem::take(&mut car.uploads) {
+            let path = u.path();
+            let body = base
+                .entry(path.clone())
+                .or_insert_with(|| responses[&path].1.clone());
+            u.apply(body);
+        }
+        let events: Vec<(i64, Act)> = match scenario {
+            Scenario::Day => p.events.iter().map(|(hms, a)| (at(hms), *a)).collect(),
+            Scenario::Busy => busy_events(),
+        };
+        for (t, act) in events {
+            car.play(t + c.shift_s, act);
+        }
+        car.uploads
     }
 
     /// The answer body of a scripted path at `now` (Unix seconds), or None for a path the
@@ -550,10 +641,6 @@ impl Day {
     pub fn log(&self) -> Value {
         let uploads: Vec<Value> = self.uploads.iter().map(Upload::log_entry).collect();
         json!({"day_start": DAY_START, "uploads": uploads})
-    }
-
-    pub fn vins() -> Vec<String> {
-        CARS.iter().map(|p| p.vin.to_string()).collect()
     }
 }
 
@@ -589,9 +676,14 @@ mod tests {
             scenario: Some(Scenario::Day),
             ..Default::default()
         };
-        let (vins, responses) = crate::simulator::cars::build(&opts, Some(&Day::vins()));
-        assert_eq!(vins, Day::vins());
-        Day::new(&responses)
+        let cars = fleet(2);
+        let (vins, responses) = crate::simulator::cars::build(&opts, Some(&copies(&cars)));
+        assert_eq!(vins, [BEV_VIN, PETROL_VIN]);
+        Day::new(Scenario::Day, &cars, &responses)
+    }
+
+    fn copies(cars: &[Scripted]) -> Vec<(&'static str, String)> {
+        cars.iter().map(|c| (c.sample(), c.vin.clone())).collect()
     }
 
     fn cv(vin: &str, endpoint: &str) -> String {
@@ -604,6 +696,43 @@ mod tests {
 
     fn t(hms: &str) -> f64 {
         at(hms) as f64
+    }
+
+    /// Guards the households: copies of the two samples with VINs of their own, each
+    /// household's day 11 minutes behind the one before; the busy day drives every hour.
+    #[test]
+    fn households_are_staggered_copies_and_the_busy_day_drives_all_day() {
+        let cars = fleet(5);
+        let vins: Vec<&str> = cars.iter().map(|c| c.vin.as_str()).collect();
+        assert_eq!(
+            vins,
+            [
+                BEV_VIN,
+                PETROL_VIN,
+                "YV1XZK9V0R2000101",
+                "YV1ZWA8U0P1000101",
+                "YV1XZK9V0R2000102"
+            ]
+        );
+        assert_eq!(cars[4].sample(), BEV_VIN);
+        let opts = crate::simulator::Options::default();
+        let (_, responses) = crate::simulator::cars::build(&opts, Some(&copies(&cars)));
+        let day = Day::new(Scenario::Day, &cars, &responses);
+        let starts = |vin: &str| -> Vec<i64> {
+            day.uploads
+                .iter()
+                .filter(|u| u.vin == vin && u.endpoint == Endpoint::EngineStatus)
+                .map(|u| u.time)
+                .collect()
+        };
+        assert_eq!(starts(&cars[4].vin)[0], starts(BEV_VIN)[0] + 2 * 11 * 60);
+        let busy = Day::new(Scenario::Busy, &cars[..1], &responses);
+        let engine: Vec<&Upload> = busy
+            .uploads
+            .iter()
+            .filter(|u| u.endpoint == Endpoint::EngineStatus)
+            .collect();
+        assert_eq!(engine.len(), 48, "a start and a stop every hour");
     }
 
     #[test]

@@ -594,7 +594,9 @@ impl CarRecords {
         if t.opened == run.now && run.stopped.is_some_and(|s| s >= t.first_move) {
             t.start = None; // it began and ended between two runs
         }
-        if run.moved {
+        // The last stretch up to the stop comes with the stop's upload: only movement after
+        // it keeps the trip going, so the run that sees the stop is the first quiet one.
+        if run.moved && run.stopped.is_none_or(|s| s < t.last_move) {
             t.quiet_since = None;
             return;
         }
@@ -1169,6 +1171,23 @@ mod tests {
         let t = r.last_trip.unwrap();
         assert!(near(t.distance_meters, Some(20_000.0)), "{t:?}");
         assert_eq!(t.end, hm("08:40"));
+    }
+
+    /// Guards the end of a trip: the run that sees the stop, with the odometer's last stretch
+    /// up to it, is the first without movement, so the next run ends the trip.
+    #[test]
+    fn the_trip_ends_in_the_run_after_the_stop() {
+        let s = bev_day(Some(CAPACITY));
+        let mut r = CarRecords::default();
+        for t in ["07:00", "07:50", "08:15"] {
+            r.observe(&s.observation(hm(t)));
+        }
+        assert_eq!(r.trips, 0, "the stop is not yet confirmed");
+        r.observe(&s.observation(hm("08:20")));
+        assert_eq!(r.trips, 1, "{r:?}");
+        // Awake at the first upload this sparse a car shows: the start.
+        let want = trip(Some("07:32"), "08:12", 32.0, Some(8.0), None);
+        assert!(same_trip(&r.last_trip, &Some(want)), "{:?}", r.last_trip);
     }
 
     /// Guards a remote start: the engine ran, the odometer did not move, no trip.

@@ -19,6 +19,7 @@ use crate::api::answers::{Ask, CarAnswers};
 use crate::api::client::{Client, ClientOptions, TokenSource};
 use crate::api::connected_vehicle::VehicleList;
 use crate::api::location::Feature;
+use crate::api::observe;
 use crate::api::ApiError;
 use crate::auth::refresh::{self, OAuthClient};
 use crate::auth::token::Token;
@@ -28,6 +29,7 @@ use crate::error::{ExitCode, Fatal, Tally};
 use crate::metrics::catalog::{self as c, Origin};
 use crate::metrics::{self, Exposition, MapContext};
 use crate::planner::{Collecting, Planner, Request, Setup};
+use crate::records::CarRecords;
 use crate::schedule::{self, Schedule};
 use crate::secret::Secret;
 use crate::sinks;
@@ -81,6 +83,9 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     let codes: Vec<ExitCode> = runs.iter().map(|r| r.exit).collect();
     let collected = crate::error::merge(&codes, false);
     run_metrics(&mut exp, settings, started, collected == ExitCode::Ok);
+    if let Some(prices) = &settings.prices {
+        metrics::records::map_prices(&mut exp, prices);
+    }
     exp.finish_skips();
     let text = exp.encode();
     let failures = sinks::deliver(settings, &exp, &text).await;
@@ -174,6 +179,7 @@ async fn collect_account(
             &planner,
             &durations,
             &mut report,
+            &mut state.records,
         );
         map_weather(&mut exp, &weather);
     }
@@ -464,8 +470,8 @@ async fn weather(
 
 // ---- map --------------------------------------------------------------------------------
 
-/// Every car's answers, asked or replayed, into the exposition; each API's outcome into the
-/// report.
+/// Every car's answers, asked or replayed, into the exposition, and into its trip and charge
+/// records; each API's outcome into the report.
 fn map(
     settings: &Settings,
     account: &Account,
@@ -473,6 +479,7 @@ fn map(
     planner: &Planner<'_>,
     durations: &Durations,
     report: &mut Report,
+    records: &mut BTreeMap<String, CarRecords>,
 ) {
     let Some(vins) = cars_to_map(account, exp, planner, report) else {
         return;
@@ -484,6 +491,12 @@ fn map(
     };
     for car in vins.iter().filter_map(|v| planner.car(v)) {
         map_car(settings, planner, &cx, exp, durations, report, car);
+        map_records(
+            exp,
+            records.entry(car.vin.clone()).or_default(),
+            car,
+            report.now,
+        );
     }
     for (vin, e, err) in planner.replayed_failures() {
         report.error(exp, &vin, e, &err);
@@ -557,6 +570,13 @@ fn map_car(
             .unwrap_or(0.0);
         report.api(exp, &car.vin, origin, &mapped.errors, seconds);
     }
+}
+
+/// The car's trips and charges: what this run knows of it observed, every run (also when
+/// all its answers are replayed), and the records into the exposition.
+fn map_records(exp: &mut Exposition, records: &mut CarRecords, car: &CarAnswers, now: i64) {
+    records.observe(&observe::observation(car, now));
+    metrics::records::map(exp, &car.vin, records);
 }
 
 /// Each car's mode, as one 0/1 series per mode.

@@ -1,12 +1,12 @@
 //! The small state file beside the token: what a one-shot run must remember until the next
 //! one. Request counters (so they are real Prometheus counters across runs), the last
 //! successful run, endpoints a car does not support or is not served, APIs that are gone for a
-//! while, the last answers (replayed between fetches) and what each car was doing. Its keys are
-//! typed values; they are written as the short texts the file has always had, and read back
-//! once, here. A missing file is a first run; a damaged, foreign or oversized one is rebuilt
-//! with one warning. Before a run asks anything, [`preflight`] makes sure the state can be
-//! saved, and the save at its end waits for the state's lock no longer than the run's deadline
-//! allows.
+//! while, the last answers (replayed between fetches), what each car was doing, and each car's
+//! trip and charge records. Its keys are typed values; they are written as the short texts the
+//! file has always had, and read back once, here. A missing file is a first run; a damaged,
+//! foreign or oversized one is rebuilt with one warning. Before a run asks anything,
+//! [`preflight`] makes sure the state can be saved, and the save at its end waits for the
+//! state's lock no longer than the run's deadline allows.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::endpoints::{Endpoint, Origin};
 use crate::error::{ExitCode, Fatal};
 use crate::fsutil;
+use crate::records::CarRecords;
 
 pub const VERSION: u32 = 1;
 
@@ -77,6 +78,9 @@ pub struct State {
     /// vin → what the planner learnt of the car by the last run.
     #[serde(default)]
     pub cars: BTreeMap<String, CarMemory>,
+    /// vin → the car's trips and charging sessions: their counters and what is under way.
+    #[serde(default)]
+    pub records: BTreeMap<String, CarRecords>,
 }
 
 /// A key of the state file, written as text.
@@ -303,6 +307,7 @@ impl Default for State {
             cache: BTreeMap::new(),
             weather: BTreeMap::new(),
             cars: BTreeMap::new(),
+            records: BTreeMap::new(),
         }
     }
 }
@@ -490,6 +495,7 @@ pub fn save_merged(
     merged.cache.extend(ours.cache);
     merged.weather.extend(ours.weather);
     merged.cars.extend(ours.cars);
+    merged.records.extend(ours.records);
     merged.expire(now);
     if held {
         if let Err(e) = merged.save(path) {
@@ -568,6 +574,36 @@ mod tests {
         .unwrap();
         assert_eq!(s.cache.keys().collect::<Vec<_>>(), [&doors_of("V")]);
         assert_eq!(s.requests.len(), 1);
+    }
+
+    /// Guards the trip and charge records in the state file: kept by VIN across saves, a
+    /// run's records replace that car's and leave the other cars' on disk, and a file written
+    /// before there were records loads without any (their counters start again at 0).
+    #[tokio::test]
+    async fn records_are_kept_by_car() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.json");
+        let soon = || Instant::now() + Duration::from_secs(1);
+        let with = |vin: &str, trips: u64| {
+            let mut s = State::default();
+            let mut r = CarRecords::default();
+            r.trips = trips;
+            s.records.insert(vin.to_string(), r);
+            s
+        };
+        let none = RequestCounts::new();
+        let save = |s: State| async {
+            let lock = lock_for_save(&p, soon()).await;
+            save_merged(lock, &p, s, &none, &BTreeMap::new(), 0)
+        };
+        save(with("A", 2)).await;
+        save(with("B", 1)).await;
+        let merged = save(with("A", 3)).await;
+        assert_eq!(merged.records["A"].trips, 3);
+        assert_eq!(merged.records["B"].trips, 1);
+        assert_eq!(State::load(&p), merged);
+        let older: State = serde_json::from_str(r#"{"version":1,"cars":{}}"#).unwrap();
+        assert!(older.records.is_empty());
     }
 
     #[tokio::test]

@@ -1,8 +1,9 @@
 //! Volvo's four APIs, each part using only those before it: [`answers`] (what each car said,
 //! every answer decoded once), [`client`] (the one request client), then one module per API
 //! with its response types (serde models that accept the quirks listed in the README):
-//! [`connected_vehicle`], [`energy`], [`extended_vehicle`], [`location`]. This file holds what
-//! they share: the typed [`Answer`] of every endpoint, the [`Api`] interface and [`ApiError`].
+//! [`connected_vehicle`], [`energy`], [`extended_vehicle`], [`location`]; and [`observe`]
+//! (what a run knows of a car for its trip and charge records). This file holds what they
+//! share: the typed [`Answer`] of every endpoint, the [`Api`] interface and [`ApiError`].
 
 /// A typed answer: a struct with one `Option<Field<V>>` per JSON member, and for each member
 /// an accessor method of the same name that gives the value together with its JSON key. The
@@ -142,6 +143,7 @@ pub mod connected_vehicle;
 pub mod energy;
 pub mod extended_vehicle;
 pub mod location;
+pub mod observe;
 
 use std::time::Duration;
 

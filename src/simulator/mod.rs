@@ -348,7 +348,9 @@ pub async fn start(listen: SocketAddr, mut opts: Options) -> std::io::Result<Run
         .route("/_sim/scenario", get(scenario_log))
         .route(
             "/_sim/faults",
-            post(add_faults).layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024)),
+            post(add_faults)
+                .delete(clear_faults)
+                .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024)),
         )
         .fallback(api)
         .with_state(sim.clone());
@@ -924,5 +926,11 @@ async fn add_faults(State(sim): State<Arc<Sim>>, Json(faults): Json<Vec<Fault>>)
         return json_response(400, &json!({ "error": problem }));
     }
     sim.faults.lock().expect("faults lock").extend(faults);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Takes back every fault not yet served: a driver that fails one run with `times` 0 ends it.
+async fn clear_faults(State(sim): State<Arc<Sim>>) -> Response {
+    sim.faults.lock().expect("faults lock").clear();
     StatusCode::NO_CONTENT.into_response()
 }

@@ -218,12 +218,19 @@ impl Upload {
     /// The upload log's entry.
     pub fn log_entry(&self) -> Value {
         let fields: Vec<&str> = self.fields.iter().map(|(f, _)| f.as_str()).collect();
+        // Each field's new value; null where only its timestamp is new.
+        let values: serde_json::Map<String, Value> = self
+            .fields
+            .iter()
+            .map(|(f, v)| (f.clone(), v.clone().unwrap_or(Value::Null)))
+            .collect();
         json!({
             "time": self.time,
             "vin": self.vin,
             "api": self.endpoint.api().label(),
             "endpoint": self.endpoint.name(),
             "fields": fields,
+            "values": values,
         })
     }
 
@@ -637,11 +644,37 @@ impl Day {
         Some(body)
     }
 
-    /// The upload log (`GET /_sim/scenario`).
+    /// The upload log (`GET /_sim/scenario`), with each car's readings before the day.
     pub fn log(&self) -> Value {
         let uploads: Vec<Value> = self.uploads.iter().map(Upload::log_entry).collect();
-        json!({"day_start": DAY_START, "uploads": uploads})
+        json!({"day_start": DAY_START, "uploads": uploads, "cars": before_the_day()})
     }
+}
+
+/// Each car's readings of the evening before (odometer in km; battery in % or fuel in litres)
+/// and its battery's capacity from its details (kWh; null for a car without one): with the
+/// upload log, the truth that trip and charge records are checked against.
+fn before_the_day() -> Vec<Value> {
+    let samples = super::cars::samples();
+    CARS.iter()
+        .map(|p| {
+            let details = Endpoint::Details.path(p.vin, None);
+            let capacity = samples
+                .iter()
+                .find(|c| c.vin == p.vin)
+                .and_then(|c| c.responses.get(&details))
+                .map_or(Value::Null, |a| {
+                    a.body["data"]["batteryCapacityKWH"].clone()
+                });
+            json!({
+                "vin": p.vin,
+                "electric": p.electric,
+                "odometer_km": p.odometer,
+                "energy": p.energy,
+                "battery_capacity_kwh": capacity,
+            })
+        })
+        .collect()
 }
 
 /// The field names of each Connected Vehicle endpoint a car's uploads touch wholesale.
@@ -842,5 +875,39 @@ mod tests {
             location_times,
             [at("08:12:00"), at("12:47:00"), at("17:42:00")]
         );
+    }
+
+    /// Guards the truth a driver checks records against: each upload's new values, and each
+    /// car's readings before the day with its battery's capacity.
+    #[test]
+    fn the_log_holds_values_and_the_readings_before_the_day() {
+        let log = day().log();
+        let stop = log["uploads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| {
+                u["vin"] == BEV_VIN && u["endpoint"] == "odometer" && u["time"] == at("08:12:00")
+            })
+            .unwrap();
+        assert_eq!(stop["values"]["odometer"], 18766.0);
+        let touched = log["uploads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["vin"] == BEV_VIN && u["endpoint"] == "windows")
+            .unwrap();
+        assert!(touched["values"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(Value::is_null));
+        let cars = log["cars"].as_array().unwrap();
+        assert_eq!(cars[0]["vin"], BEV_VIN);
+        assert_eq!(cars[0]["odometer_km"], 18734.0);
+        assert_eq!(cars[0]["battery_capacity_kwh"], 78.0);
+        assert_eq!(cars[1]["vin"], PETROL_VIN);
+        assert_eq!(cars[1]["energy"], 42.0);
+        assert_eq!(cars[1]["battery_capacity_kwh"], Value::Null);
     }
 }

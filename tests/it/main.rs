@@ -23,6 +23,7 @@ mod openapi_validator;
 mod ops;
 mod ops_cli;
 mod readme;
+mod records;
 mod replay;
 mod schedule;
 mod scripted_day;

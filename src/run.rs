@@ -82,6 +82,7 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     let mut problems = account_problems(settings, &runs);
     let codes: Vec<ExitCode> = runs.iter().map(|r| r.exit).collect();
     let collected = crate::error::merge(&codes, false);
+    day_metrics(&mut exp, settings);
     run_metrics(&mut exp, settings, started, collected == ExitCode::Ok);
     if let Some(prices) = &settings.prices {
         metrics::records::map_prices(&mut exp, prices);
@@ -790,8 +791,7 @@ impl<'s> Report<'s> {
         // Runs may overlap (a timer run and a manual one): merge into what is on disk, under
         // a lock, so that no run's counts are lost.
         if saving.problem().is_none() {
-            let spent = self.spend(client, budget.as_ref());
-            day_metrics(exp, self.settings, account, budget.as_ref(), spent);
+            self.spend(client, budget.as_ref());
         }
         let path = &self.account.state_file;
         let ours = std::mem::take(state);
@@ -806,7 +806,7 @@ impl<'s> Report<'s> {
     /// Adds this run's requests to the account's count of its API key's day (the caller holds
     /// the state's lock), and returns the key's spending today with them. A quota answer that
     /// said when the quota is replenished moves the day's boundary there.
-    fn spend(&mut self, client: Option<&Client>, budget: Option<&schedule::Budget>) -> u64 {
+    fn spend(&mut self, client: Option<&Client>, budget: Option<&schedule::Budget>) {
         let ours: u64 = client.map_or(0, |c| {
             // Only what reached Volvo counts: timeouts and transport errors did not.
             let counts = c.request_counts();
@@ -827,7 +827,6 @@ impl<'s> Report<'s> {
                 "Volvo says the API key's daily quota is used up, but the collector's runs spent only {spent} of it today: another application may be using the same API key"
             ));
         }
-        spent
     }
 
     /// What the client met: the daily quota (remembered until Volvo replenishes it) and a
@@ -931,26 +930,18 @@ fn state_metrics(
     }
 }
 
-/// The key's day: what it spent, and what it would spend by the reset at today's pace.
-fn day_metrics(
-    exp: &mut Exposition,
-    settings: &Settings,
-    account: &str,
-    budget: Option<&schedule::Budget>,
-    spent: u64,
-) {
-    exp.gauge(&c::COLLECT_KEY_REQUESTS_TODAY, &[account], spent as f64);
-    let Some(b) = budget else { return };
-    let interval = settings.interval.as_secs().max(1) as i64;
-    let day = 86_400 / interval;
-    let runs_so_far = (day - b.runs_left as i64 + 1).max(1) as u64;
-    let today = schedule::Budget {
-        spent,
-        runs_left: b.runs_left.saturating_sub(1),
-        ..b.clone()
-    };
-    let projected = today.projection(runs_so_far) as f64;
-    exp.gauge(&c::COLLECT_KEY_REQUESTS_PROJECTED, &[account], projected);
+/// Each account's API key's day, once every account of the run has added its requests: what
+/// the key spent (every account on it), and what it would spend by the reset at today's pace.
+fn day_metrics(exp: &mut Exposition, settings: &Settings) {
+    let now = settings.clock.now();
+    let interval = settings.interval.as_secs().max(1);
+    for a in &settings.accounts {
+        let day = key_day(settings, a, now);
+        let account = a.name.as_str();
+        exp.gauge(&c::COLLECT_KEY_REQUESTS_TODAY, &[account], day.spent as f64);
+        let projected = day.projection(interval) as f64;
+        exp.gauge(&c::COLLECT_KEY_REQUESTS_PROJECTED, &[account], projected);
+    }
 }
 
 fn token_metrics(exp: &mut Exposition, account: &str, token: &Token) {

@@ -308,6 +308,15 @@ pub struct Day {
 }
 
 impl Day {
+    /// Requests the key would have spent by the reset at today's pace so far (the day's
+    /// average per run, for every run left).
+    pub fn projection(&self, interval: u64) -> u64 {
+        let runs_left = self.runs_left(interval);
+        let runs_so_far = (DAY / interval.max(1)).saturating_sub(runs_left).max(1);
+        let pace = self.spent as f64 / runs_so_far as f64;
+        self.spent + (pace * runs_left.saturating_sub(1) as f64).round() as u64
+    }
+
     /// Runs of an `interval` left until the reset, this one included.
     pub fn runs_left(&self, interval: u64) -> u64 {
         let seconds = (self.reset_at - self.now).max(1) as u64;
@@ -330,15 +339,6 @@ pub struct Budget {
     /// What the key's runs may spend now: what is left beyond the floor of the runs after
     /// this one, and at least this run's share of the floor.
     pub allowance: u64,
-}
-
-impl Budget {
-    /// Requests a day the key would spend at its pace so far: what it spent, and for each run
-    /// left, today's average per run.
-    pub fn projection(&self, runs_so_far: u64) -> u64 {
-        let pace = self.spent as f64 / runs_so_far.max(1) as f64;
-        self.spent + (pace.max(0.0) * self.runs_left as f64) as u64
-    }
 }
 
 #[cfg(test)]

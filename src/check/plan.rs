@@ -200,9 +200,7 @@ fn budget_finding(plan: &schedule::DayPlan) -> Finding {
 fn today_finding(fleet: &schedule::Fleet, day: &schedule::Day) -> Finding {
     let budget = fleet.budget(day);
     let quota = thousands(schedule::DAILY_QUOTA);
-    let interval = fleet.interval.as_secs().max(1) as i64;
-    let runs_so_far = (86_400 / interval - budget.runs_left as i64 + 1).max(1) as u64;
-    let projected = budget.projection(runs_so_far);
+    let projected = day.projection(fleet.interval.as_secs());
     let floor = &budget.floor;
     let service = if floor.is_stretched() {
         let [daily, hourly, quarter] = floor.tiers;

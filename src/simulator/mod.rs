@@ -345,6 +345,7 @@ pub async fn start(listen: SocketAddr, mut opts: Options) -> std::io::Result<Run
         .route("/_sim/stats", get(stats))
         .route("/_sim/token", post(new_token))
         .route("/_sim/clock", get(get_clock).post(set_clock))
+        .route("/_sim/quota", post(set_quota))
         .route("/_sim/scenario", get(scenario_log))
         .route(
             "/_sim/faults",
@@ -876,6 +877,21 @@ async fn stats(State(sim): State<Arc<Sim>>, Query(q): Query<StatsQuery>) -> Json
         stats["requests"] = json!(seen);
     }
     Json(stats)
+}
+
+#[derive(Deserialize)]
+struct SetQuota {
+    /// Requests counted against today's quota so far, as if another client of the same API
+    /// key had sent them.
+    used: u64,
+}
+
+/// Sets how much of today's quota is used (`--quota`): what another application on the same
+/// key, or requests the collector no longer knows of, spent.
+async fn set_quota(State(sim): State<Arc<Sim>>, Json(q): Json<SetQuota>) -> Json<Value> {
+    let today = sim.now().div_euclid(DAY_S);
+    *sim.quota_day.lock().expect("quota lock") = (today, q.used);
+    Json(json!({"used": q.used}))
 }
 
 #[derive(Deserialize)]

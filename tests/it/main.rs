@@ -5,6 +5,7 @@
 mod support;
 
 mod accounts;
+mod budget;
 mod check;
 mod collect;
 mod deadline;

@@ -25,6 +25,10 @@ use crate::values::Field;
 /// last engine or charging state says (a car that lost its connection mid-trip).
 const ACTIVE_WITHIN_S: i64 = 3_600;
 
+/// How old a failed vehicle list's last good answer is made: old enough to be due under any
+/// stretch of its daily tier, young enough to be kept (`state::CACHE_KEPT_S`).
+const LIST_RETRY_AGE_S: i64 = crate::state::CACHE_KEPT_S - 86_400;
+
 /// Which APIs this run reads.
 #[derive(Debug, Clone, Copy)]
 pub struct Collecting {
@@ -338,11 +342,11 @@ impl<'a> Planner<'a> {
                 resource: key.resource,
             };
             if key.vin.is_empty() {
-                list.keep(ask, entry);
+                list.keep(ask, entry, setup.now);
             } else {
                 let car = cars.entry(key.vin.clone());
                 car.or_insert_with(|| CarAnswers::new(&key.vin, absent))
-                    .keep(ask, entry);
+                    .keep(ask, entry, setup.now);
             }
         }
         let remembered = |map: &BTreeMap<CarEndpoint, i64>| {
@@ -370,6 +374,12 @@ impl<'a> Planner<'a> {
             }
         }
         let vins = (!setup.vins.is_empty()).then(|| setup.vins.to_vec());
+        let mut memory = std::mem::take(&mut state.cars);
+        // Time only moves forward: an upload remembered after now (the clock stepped back, a
+        // bad upload time) counts as now.
+        for m in memory.values_mut() {
+            m.last_upload = m.last_upload.min(setup.now);
+        }
         Planner {
             setup,
             stretch: Stretch::default(),
@@ -379,7 +389,7 @@ impl<'a> Planner<'a> {
             sent: 0,
             list,
             cars,
-            memory: std::mem::take(&mut state.cars),
+            memory,
             vins,
             changed: None,
         }
@@ -595,9 +605,9 @@ impl<'a> Planner<'a> {
             return true;
         }
         if self.vins.is_none() {
-            match self.list.typed::<VehicleList>(Endpoint::Vehicles) {
-                Ok(l) => self.vins = Some(l.0.clone()),
-                Err(_) => return false,
+            match self.listed() {
+                Some(vins) => self.vins = Some(vins),
+                None => return false,
             }
         }
         let absent = if self.setup.quota_paused {
@@ -613,6 +623,25 @@ impl<'a> Planner<'a> {
         self.make_plan(self.vins.as_ref().map_or(0, Vec::len));
         self.choose_level();
         true
+    }
+
+    /// The VINs of the vehicle list, asked or replayed. When it failed this run, the last good
+    /// list stands in, with a warning: the account's cars are not hidden by one bad answer.
+    fn listed(&self) -> Option<Vec<String>> {
+        let ask = Ask::of(Endpoint::Vehicles);
+        match self.list.typed::<VehicleList>(Endpoint::Vehicles) {
+            Ok(l) => Some(l.0.clone()),
+            Err(e) if matches!(self.list.outcome(&ask), Some(Outcome::Failed(_))) => {
+                let kept = self.list.kept(&ask)?;
+                let vins = <VehicleList as crate::api::Typed>::from_answer(&kept.answer)?;
+                tracing::warn!(
+                    cars = vins.0.len(),
+                    "the vehicle list failed ({e}); its last good answer stands in until the next run asks again"
+                );
+                Some(vins.0.clone())
+            }
+            Err(_) => None,
+        }
     }
 
     fn round(&mut self) -> Vec<Request> {
@@ -703,6 +732,12 @@ impl<'a> Planner<'a> {
         let now = self.setup.now;
         self.answers_of(&req.vin)
             .record(req.ask.clone(), now, result);
+        // A failed or empty vehicle list is no truth to keep for a day: the next run asks
+        // again (its last good answer is kept meanwhile).
+        let failed = matches!(self.list.outcome(&req.ask), Some(Outcome::Failed(_)));
+        if req.ask.endpoint == Endpoint::Vehicles && failed {
+            self.list.age_to(&req.ask, now - LIST_RETRY_AGE_S);
+        }
     }
 
     /// Marks a request as sent.

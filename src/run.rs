@@ -322,7 +322,7 @@ pub fn last_vehicle_list(state: &State) -> Option<Vec<String>> {
     };
     let entry = state.cache.get(&key)?;
     let mut list = CarAnswers::new("", crate::api::answers::Absent::Deferred);
-    list.keep(Ask::of(Endpoint::Vehicles), entry.clone());
+    list.keep(Ask::of(Endpoint::Vehicles), entry.clone(), i64::MAX);
     list.typed::<VehicleList>(Endpoint::Vehicles)
         .ok()
         .map(|l| l.0.clone())
@@ -486,6 +486,9 @@ fn map(
         return;
     };
     report.vehicles = vins.len();
+    if vins.is_empty() {
+        report.no_car();
+    }
     let cx = MapContext {
         account: &account.name,
         location: &settings.location,
@@ -498,6 +501,10 @@ fn map(
             car,
             report.now,
         );
+        for (api, n) in car.future_uploads() {
+            let labels = [car.vin.as_str(), api.label()];
+            exp.gauge(&c::COLLECT_FUTURE_UPLOADS, &labels, n as f64);
+        }
     }
     for (vin, e, err) in planner.replayed_failures() {
         report.error(exp, &vin, e, &err);
@@ -671,9 +678,24 @@ impl<'s> Report<'s> {
     }
 
     fn list_failed(&mut self, exp: &mut Exposition, e: &ApiError) {
+        let said = match e {
+            // A 404 speaks of a car elsewhere; here no car is meant.
+            ApiError::NotSupported(m) => format!("Volvo answered 404 ({m})"),
+            e => e.to_string(),
+        };
         self.problems
-            .push(format!("cannot list the vehicles on the account: {e}"));
+            .push(format!("cannot list the vehicles on the account: {said}"));
         self.error(exp, "", Endpoint::Vehicles, e);
+        self.no_car();
+    }
+
+    /// A run that delivered no car is no success, whatever the reason (a deferred vehicle
+    /// list with nothing kept, an empty one): the account's cars exist, and none was read.
+    fn no_car(&mut self) {
+        self.tally.failed = true;
+        self.problems.push(
+            "no car of the account could be read in this run; the next run tries again".into(),
+        );
     }
 
     /// One endpoint's failure into the self-metrics and the tally; returns whether it is a
@@ -682,7 +704,8 @@ impl<'s> Report<'s> {
         let api = endpoint.api().label();
         match e {
             ApiError::Deferred => false,
-            ApiError::NotSupported(_) => {
+            // The vehicle list is never "not supported": that would hide every car.
+            ApiError::NotSupported(_) if endpoint != Endpoint::Vehicles => {
                 let labels = [vin, api, endpoint.name()];
                 exp.gauge(&c::COLLECT_ENDPOINT_NOT_SUPPORTED, &labels, 1.0);
                 // Remembered per endpoint; Energy's and Extended Vehicle's own answers already

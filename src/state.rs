@@ -357,9 +357,14 @@ impl State {
 
     /// Forgets back-offs that have run out.
     pub fn expire(&mut self, now: i64) {
-        self.not_supported.retain(|_, until| *until > now);
-        self.not_available.retain(|_, until| *until > now);
-        self.api_unavailable.retain(|_, until| *until > now);
+        // A back-off lasts a day from now at most, even when the clock stepped back.
+        let day = |until: &mut i64| {
+            *until = (*until).min(now + BACKOFF_S);
+            *until > now
+        };
+        self.not_supported.retain(|_, until| day(until));
+        self.not_available.retain(|_, until| day(until));
+        self.api_unavailable.retain(|_, until| day(until));
         self.quota_until = self
             .quota_until
             .filter(|u| *u > now)

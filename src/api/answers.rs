@@ -46,16 +46,24 @@ pub struct Kept {
     pub fetched_at: i64,
     pub body: Box<RawValue>,
     pub answer: Answer,
-    /// The newest upload time in it (Unix seconds), as the car stamped it.
+    /// The newest upload time in it (Unix seconds), never later than the run's clock: a time
+    /// in the future (a car's clock ahead, a bad value) counts as now for every decision.
     pub newest: Option<i64>,
+    /// The car stamped an upload later than the run's clock (by more than a minute).
+    pub future: bool,
 }
 
+/// How far ahead of the clock an upload time may be before it is counted as in the future.
+const FUTURE_SKEW_S: i64 = 60;
+
 impl Kept {
-    /// Decodes a body of `endpoint` once; `None` with the reason when it does not decode.
+    /// Decodes a body of `endpoint` once, for a run at `now`; the reason when it does not
+    /// decode.
     pub fn decode(
         endpoint: Endpoint,
         fetched_at: i64,
         body: Box<RawValue>,
+        now: i64,
     ) -> Result<Kept, ApiError> {
         let answer = api_of(endpoint).decode(endpoint, body.get())?;
         let newest = answer.newest_upload();
@@ -63,7 +71,8 @@ impl Kept {
             fetched_at,
             body,
             answer,
-            newest,
+            newest: newest.map(|t| t.min(now)),
+            future: newest.is_some_and(|t| t > now.saturating_add(FUTURE_SKEW_S)),
         })
     }
 }
@@ -111,9 +120,12 @@ impl CarAnswers {
     }
 
     /// Takes a kept answer from the state file, decoding it once. One that no longer decodes
-    /// is dropped with a warning, so that it is asked again rather than failing every run.
-    pub fn keep(&mut self, ask: Ask, entry: CacheEntry) {
-        match Kept::decode(ask.endpoint, entry.fetched_at, entry.body) {
+    /// is dropped with a warning, so that it is asked again rather than failing every run. A
+    /// fetch time after `now` (the clock stepped back) is taken as now: time only moves
+    /// forward for the planner.
+    pub fn keep(&mut self, ask: Ask, entry: CacheEntry, now: i64) {
+        let fetched_at = entry.fetched_at.min(now);
+        match Kept::decode(ask.endpoint, fetched_at, entry.body, now) {
             Ok(kept) => self.slot(ask).kept = Some(kept),
             Err(e) => {
                 tracing::warn!(vin = self.vin, endpoint = %ask.endpoint, error = %e, "cached answer no longer decodes; asking it again");
@@ -151,7 +163,7 @@ impl CarAnswers {
             let not_json = || ApiError::Decode("the answer is not JSON".into());
             let text = String::from_utf8(body).map_err(|_| not_json())?;
             let raw = RawValue::from_string(text).map_err(|_| not_json())?;
-            Kept::decode(endpoint, now, raw)
+            Kept::decode(endpoint, now, raw, now)
         });
         slot.outcome = Some(match decoded {
             Ok(kept) => {
@@ -159,12 +171,34 @@ impl CarAnswers {
                 Outcome::Fresh
             }
             Err(e) => {
-                if matches!(e, ApiError::Decode(_)) {
+                // An answer gone wrong is asked again next run; the account's vehicle list
+                // keeps its last good answer, which stands in until a good one comes.
+                if matches!(e, ApiError::Decode(_)) && endpoint != Endpoint::Vehicles {
                     slot.kept = None;
                 }
                 Outcome::Failed(e)
             }
         });
+    }
+
+    /// Makes the kept answer of `ask` as old as `at` at most, so that its tier comes round
+    /// (the account's vehicle list after a failure: asked again next run, kept meanwhile).
+    pub fn age_to(&mut self, ask: &Ask, at: i64) {
+        if let Some(k) = self.slots.get_mut(ask).and_then(|s| s.kept.as_mut()) {
+            k.fetched_at = k.fetched_at.min(at);
+        }
+    }
+
+    /// This run's fresh answers of each API whose upload time lay in the future.
+    pub fn future_uploads(&self) -> BTreeMap<crate::endpoints::Origin, u64> {
+        let mut out = BTreeMap::new();
+        for (ask, slot) in &self.slots {
+            if slot.outcome == Some(Outcome::Fresh) && slot.kept.as_ref().is_some_and(|k| k.future)
+            {
+                *out.entry(ask.endpoint.api()).or_default() += 1;
+            }
+        }
+        out
     }
 
     /// Marks `ask` as sent, or as deferred by the minute window.

@@ -273,7 +273,13 @@ impl super::Api for ConnectedVehicle {
 
     fn decode(&self, endpoint: Endpoint, body: &str) -> Result<Answer, ApiError> {
         Ok(match endpoint {
-            Endpoint::Vehicles => vehicles(body)?.into(),
+            Endpoint::Vehicles => match vehicles(body)? {
+                // The account's truth about its cars: an empty answer is no answer.
+                l if l.0.is_empty() => {
+                    return Err(ApiError::Decode("the vehicle list names no car".into()))
+                }
+                l => l.into(),
+            },
             Endpoint::Details => data::<Details>(body)?.into(),
             Endpoint::Doors => data::<Doors>(body)?.into(),
             Endpoint::Windows => data::<Windows>(body)?.into(),

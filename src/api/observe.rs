@@ -218,7 +218,7 @@ mod tests {
                 fetched_at: T,
                 body,
             };
-            car.keep(Ask::of(Endpoint::Odometer), entry);
+            car.keep(Ask::of(Endpoint::Odometer), entry, i64::MAX);
         };
         let mut replayed = CarAnswers::new(VIN, Absent::Deferred);
         kept(&mut replayed);

@@ -501,6 +501,10 @@ families! {
         ["vin", "mode"],
         None,
         "What the car was doing by its uploads, which decides what the next run asks: asleep (only what shows a wake), parked_awake, driving (trip facts every run) or charging (energy every run); 1 for the current mode.";
+    COLLECT_FUTURE_UPLOADS: Gauge, Collector, "volvo_collect_future_uploads",
+        ["vin", "api"],
+        None,
+        "This run's answers of the API that carried an upload time more than a minute after the collector's clock (the car's clock ahead, or a bad value); each such time is taken as now for every decision; absent when none.";
     COLLECT_ENDPOINT_DEFERRED: Gauge, Collector, "volvo_collect_endpoint_deferred",
         ["vin", "api", "endpoint"],
         None,

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::support::*;
 
@@ -148,11 +148,7 @@ fn two_accounts_on_one_key(sim: &Sim) -> Workspace {
 }
 
 fn run_at(sim: &Sim, ws: &Workspace, now: i64) -> std::process::Output {
-    sim.post("/_sim/clock", &json!({ "now": now }).to_string());
-    ws.command(&["--once"])
-        .env("VOLVO_COLLECT_NOW", now.to_string())
-        .output()
-        .unwrap()
+    ws.run_at(sim, now as f64, &["--once"])
 }
 
 fn today(out: &str, account: &str) -> f64 {

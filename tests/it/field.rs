@@ -193,3 +193,100 @@ fn a_block_on_the_vehicle_list_is_a_failure() {
     let state: Value = serde_json::from_str(&ws.read("token.state.json")).unwrap();
     assert!(state.get("not_available").is_none(), "{state}");
 }
+
+/// The scripted day's midnight (2026-12-01 00:00 UTC), and a run at HH:MM of it.
+const DAY_START: i64 = 1_796_083_200;
+
+fn at(h: i64, m: i64) -> f64 {
+    (DAY_START + h * 3600 + m * 60) as f64
+}
+
+fn run_on_day(sim: &Sim, ws: &Workspace, h: i64, m: i64) -> String {
+    let o = ws.run_at(sim, at(h, m), &["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{h:02}:{m:02}: {}", stderr(&o));
+    stdout(&o)
+}
+
+/// An upload time in the year 2100 on the electric car's doors, an hour before it is unlocked
+/// and started: it was taken as the car's last upload, so no later upload looked new, the car
+/// was never seen awake and `volvo_engine_running` stayed 0 through the drive. Now the time
+/// counts as the run's own, is counted in `volvo_collect_future_uploads`, and the run after the
+/// start shows the engine running.
+#[test]
+fn an_upload_time_in_the_future_does_not_stop_wake_detection() {
+    let sim = Sim::start(&["--scenario", "day"]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    run_on_day(&sim, &ws, 7, 0);
+    let doors =
+        json!({"data": {"centralLock": {"value": "LOCKED", "timestamp": "2100-01-01T00:00:00Z"}}});
+    let path = format!("=/connected-vehicle/v2/vehicles/{BEV}/doors");
+    sim.faults(json!([{"path": path, "status": 200, "body": doors, "times": 1}]));
+    let future = run_on_day(&sim, &ws, 7, 10);
+    let counted =
+        format!("volvo_collect_future_uploads{{api=\"connected_vehicle\",vin=\"{BEV}\"}}");
+    assert_eq!(value(&future, &counted), Some(1.0), "{future}");
+    let state: Value = serde_json::from_str(&ws.read("token.state.json")).unwrap();
+    let last = state["cars"][BEV]["last_upload"].as_f64().unwrap();
+    assert!(last <= at(7, 10), "last upload {last} after the run");
+
+    let quiet = run_on_day(&sim, &ws, 7, 20);
+    assert!(value(&quiet, &counted).is_none(), "{quiet}");
+    // Unlocked at 07:30, started at 07:32.
+    let driving = run_on_day(&sim, &ws, 7, 40);
+    let engine = format!("volvo_engine_running{{vin=\"{BEV}\"}}");
+    assert_eq!(value(&driving, &engine), Some(1.0), "{driving}");
+    let mode = format!("volvo_collect_vehicle_mode{{mode=\"driving\",vin=\"{BEV}\"}}");
+    assert_eq!(value(&driving, &mode), Some(1.0), "{driving}");
+}
+
+/// The vehicle list failing after a good one: its last good answer stands in, with a warning,
+/// so the cars are still read (exit 1: the list failed); the failure is not kept for a day,
+/// so the next run asks the list again, and a good answer ends it.
+#[test]
+fn a_failed_vehicle_list_replays_the_last_good_one_and_is_asked_again() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let t0 = unix_now() as f64;
+    let o = ws.run_at(&sim, t0, &["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let list = "=/connected-vehicle/v2/vehicles";
+    let body = json!({"error": {"message": "NOT_FOUND", "description": "Resource not found"}});
+    sim.faults(json!([{"path": list, "status": 404, "body": body, "times": 1}]));
+
+    // A day on, when the list is due again.
+    let day = t0 + 86_400.0 + 60.0;
+    let o = ws.run_at(&sim, day, &["--once", "--stdout"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert_stderr_contains(&o, "its last good answer stands in");
+    for vin in [BEV, PHEV, PETROL, DIESEL] {
+        let mode = format!("volvo_collect_vehicle_mode{{mode=\"asleep\",vin=\"{vin}\"}}");
+        assert!(value(&out, &mode).is_some(), "{vin} hidden: {out}");
+    }
+    let list_error = "volvo_collect_endpoint_error{api=\"connected_vehicle\",endpoint=\"vehicles\",reason=\"not_supported\",vin=\"\"} 1";
+    assert!(out.contains(list_error), "{out}");
+    assert!(
+        !out.contains(
+            "volvo_collect_endpoint_not_supported{api=\"connected_vehicle\",endpoint=\"vehicles\""
+        ),
+        "{out}"
+    );
+    let lists = |sim: &Sim| {
+        sim.requests("/vehicles")
+            .iter()
+            .filter(|r| r["path"] == "/connected-vehicle/v2/vehicles")
+            .count()
+    };
+    let before = lists(&sim);
+
+    let o = ws.run_at(&sim, day + 300.0, &["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        lists(&sim),
+        before + 1,
+        "the list is asked again the next run"
+    );
+    let o = ws.run_at(&sim, day + 600.0, &["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(lists(&sim), before + 1, "a good list is kept again");
+}

@@ -522,6 +522,46 @@ fn a_damaged_or_deleted_window_is_taken_as_a_full_minute() {
     assert!(!statuses.contains(&json!(429)), "{statuses:?}");
 }
 
+/// Guards the verdict of a run that delivered no car: right after a run that filled the
+/// minute, a run with the state file deleted has its vehicle list deferred and nothing kept.
+/// It delivered 0 cars and said success (exit 0, `run_success 1`, a new last-success time);
+/// now it exits 75 with `run_success 0` and says why. A run that only replays what it kept
+/// (the list and every car deferred) is no failure and still exits 0.
+#[test]
+fn a_run_that_delivered_no_car_is_no_success() {
+    let sim = Sim::start(&["--rate-limit", "100"]);
+    let ws = Workspace::new(&sim, "", "[collect]\nrequests_per_minute = 30\n");
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_ne!(code(&o), 77, "{}", stderr(&o));
+    let asked = sim.gets().len();
+
+    // The same minute, with what the first run kept: every car replayed.
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(value(&out, "volvo_collect_run_success"), Some(1.0));
+    assert!(
+        out.contains("\nvolvo_collect_last_success_timestamp_seconds{"),
+        "{out}"
+    );
+
+    std::fs::remove_file(ws.path("token.state.json")).unwrap();
+    let o = ws.run(&["--once", "--stdout"]);
+    let out = stdout(&o);
+    assert_eq!(
+        sim.gets().len(),
+        asked,
+        "the minute is full: nothing is sent"
+    );
+    assert_eq!(code(&o), 75, "{}", stderr(&o));
+    assert_eq!(value(&out, "volvo_collect_run_success"), Some(0.0), "{out}");
+    assert!(
+        !out.contains("\nvolvo_collect_last_success_timestamp_seconds{"),
+        "{out}"
+    );
+    assert_stderr_contains(&o, "no car of the account could be read in this run");
+}
+
 // ---- small things ------------------------------------------------------------------------------
 
 /// Guards `check --plan` against a fleet it knows: offline, after a run, the plan counts the

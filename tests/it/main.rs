@@ -7,6 +7,7 @@ mod support;
 mod accounts;
 mod budget;
 mod check;
+mod clock_steps;
 mod collect;
 mod deadline;
 mod delivery;

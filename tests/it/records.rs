@@ -10,12 +10,7 @@ const DAY_START: i64 = 1_796_083_200;
 /// A run of the scripted day at HH:MM (30 s past, as a timer's), on both programs' clocks.
 fn run_at(sim: &Sim, ws: &Workspace, h: i64, m: i64) -> String {
     let now = DAY_START + h * 3600 + m * 60 + 30;
-    sim.post("/_sim/clock", &format!("{{\"now\": {now}}}"));
-    let o = ws
-        .command(&["--once", "--stdout"])
-        .env("VOLVO_COLLECT_NOW", now.to_string())
-        .output()
-        .expect("run volvo-collect");
+    let o = ws.run_at(sim, now as f64, &["--once", "--stdout"]);
     assert_eq!(code(&o), 0, "{h:02}:{m:02}: {}", stderr(&o));
     stdout(&o)
 }

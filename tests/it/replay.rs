@@ -153,8 +153,12 @@ fn reason_problem(out: &str, reason: Option<&str>) -> Option<String> {
         .collect();
     let ok = match reason {
         None => failed.is_empty(),
+        // No failure on a car's endpoint; on the vehicle list, a failure with that reason.
         Some(r @ ("not_available" | "not_supported")) => {
             out.contains(&format!("volvo_collect_endpoint_{r}{{"))
+                || failed.iter().any(|l| {
+                    l.contains("endpoint=\"vehicles\"") && l.contains(&format!("reason=\"{r}\""))
+                })
         }
         Some(r) => failed
             .iter()

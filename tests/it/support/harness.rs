@@ -210,6 +210,16 @@ impl Workspace {
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run volvo-collect")
     }
+
+    /// Runs `volvo-collect --config <ws>/collector.toml <args>` as if the time were `now`
+    /// (Unix seconds): the simulator's clock is set to it too, as one machine's clock would be.
+    pub fn run_at(&self, sim: &Sim, now: f64, args: &[&str]) -> Output {
+        sim.post("/_sim/clock", &format!("{{\"now\": {now}}}"));
+        self.command(args)
+            .env("VOLVO_COLLECT_NOW", now.to_string())
+            .output()
+            .expect("run volvo-collect")
+    }
 }
 
 pub fn code(o: &Output) -> i32 {

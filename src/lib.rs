@@ -5,12 +5,13 @@
 //! ([`error`], [`secret`], [`clock`], [`fsutil`], [`text`], [`values`]); [`records`] (trips
 //! and charges worked out from the uploads); [`endpoints`] (every endpoint, one typed value
 //! each, and the sources); [`config`] (file → validated settings); [`state`], [`window`] and
-//! [`spent`] (what runs remember, Volvo's shared minute, the API key's day); [`http`]; [`auth`] (token file, refresh,
-//! login); [`api`] (one module per Volvo API over one request client, and each car's answers
-//! decoded once); [`metrics`] (one mapper per API, the catalog of every family); [`sinks`];
-//! [`schedule`] and [`planner`] (what each run asks of each car); [`weather`]; [`run`] (one
-//! collection in phases); [`stop`] (signals that wait for a token save). On top: [`serve`],
-//! [`check`], the [`simulator`] and [`demo`], and [`cli`] (the command line).
+//! [`spent`] (what runs remember, Volvo's shared minute, the API key's day); [`http`];
+//! [`auth`] (token file, refresh, login); [`api`] (one module per Volvo API over one request
+//! client, and each car's answers decoded once); [`metrics`] (one mapper per API, the catalog
+//! of every family); [`sinks`]; [`schedule`] and [`planner`] (what each run asks of each car);
+//! [`weather`]; [`run`] (one collection in phases); [`stop`] (signals that wait for a token
+//! save). On top: [`serve`], [`check`], the [`simulator`] and [`demo`], and [`cli`] (the
+//! command line).
 
 // Functions stay short enough to read at once (threshold in clippy.toml).
 #![warn(clippy::too_many_lines)]

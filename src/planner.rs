@@ -788,3 +788,483 @@ impl<'a> Planner<'a> {
         state.cache.extend(entries);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! What one car needs asked, case by case: the electric sample car's recorded answers,
+    //! re-stamped to the case's times, kept or answered in this run, with its memory of the
+    //! last run.
+
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::state::CacheEntry;
+
+    const SAMPLE: &str = include_str!("simulator/cars/bev.json");
+    const VIN: &str = "YV1XZK9V0R2000001";
+    /// 2026-12-01T08:00:00Z, a run's clock.
+    const NOW: i64 = 1_796_112_000;
+    const INTERVAL: i64 = 300;
+    /// The car's uploads before the case: two hours ago.
+    const BEFORE: i64 = NOW - 7_200;
+
+    /// The sample's answer of `ask`: its status and body.
+    fn sample(ask: &Ask) -> (u16, Value) {
+        let car: Value = serde_json::from_str(SAMPLE).unwrap();
+        let path = ask.endpoint.path(VIN, ask.resource.as_deref());
+        let a = &car["responses"][&path];
+        let status = a["status"].as_u64().unwrap_or_else(|| panic!("no {path}"));
+        (status as u16, a["body"].clone())
+    }
+
+    /// Every upload time in `body` set to `t`, as the car would stamp a new upload.
+    fn stamp(body: &mut Value, t: i64) {
+        match body {
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    match (k.as_str(), &*v) {
+                        ("timestamp" | "updatedAt", Value::String(_)) => {
+                            let at = chrono::DateTime::from_timestamp(t, 0).unwrap();
+                            *v = Value::String(at.to_rfc3339());
+                        }
+                        ("timestamp", Value::Number(_)) => *v = t.into(),
+                        _ => stamp(v, t),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| stamp(v, t)),
+            _ => {}
+        }
+    }
+
+    /// The sample's body of `ask` uploaded at `t`, with `edits` (JSON pointer, text value).
+    fn body(ask: &Ask, t: i64, edits: &[(&str, &str)]) -> String {
+        let mut b = sample(ask).1;
+        stamp(&mut b, t);
+        for (pointer, value) in edits {
+            *b.pointer_mut(pointer).expect("the sample has it") = Value::from(*value);
+        }
+        b.to_string()
+    }
+
+    /// Every answer the car can give.
+    fn all_asks() -> Vec<Ask> {
+        let mut asks = Vec::new();
+        for e in Endpoint::ALL.into_iter().filter(|e| e.per_vehicle()) {
+            if e == Endpoint::ExtendedValues {
+                for r in ["odometer", "batteryChargeLevel", "frontLeftDoor"] {
+                    asks.push(Ask {
+                        endpoint: e,
+                        resource: Some(r.into()),
+                    });
+                }
+            } else {
+                asks.push(Ask::of(e));
+            }
+        }
+        asks
+    }
+
+    /// The car between runs: every answer kept, fetched `age` seconds ago and uploaded before
+    /// the case, not charging; what the car lacks (its engine endpoint) marked unsupported.
+    fn parked(age: i64) -> CarAnswers {
+        let mut car = CarAnswers::new(VIN, Absent::Deferred);
+        for ask in all_asks() {
+            if sample(&ask).0 == 404 {
+                car.mark_unsupported(ask.endpoint);
+                continue;
+            }
+            let idle: &[(&str, &str)] = match ask.endpoint {
+                Endpoint::EnergyState => &[("/chargingStatus/value", "IDLE")],
+                _ => &[],
+            };
+            keep(&mut car, ask, age, BEFORE, idle);
+        }
+        car
+    }
+
+    fn keep(car: &mut CarAnswers, ask: Ask, age: i64, uploaded: i64, edits: &[(&str, &str)]) {
+        let b = body(&ask, uploaded, edits);
+        let body = serde_json::value::RawValue::from_string(b).unwrap();
+        let entry = CacheEntry {
+            fetched_at: NOW - age,
+            body,
+        };
+        car.keep(ask, entry, NOW);
+    }
+
+    /// `e` answered in this run, uploaded at `uploaded`.
+    fn answer(car: &mut CarAnswers, e: Endpoint, uploaded: i64, edits: &[(&str, &str)]) {
+        let b = body(&Ask::of(e), uploaded, edits);
+        car.record(Ask::of(e), NOW, Ok(b.into_bytes()));
+    }
+
+    const RUNNING: &[(&str, &str)] = &[("/data/engineStatus/value", "RUNNING")];
+    const STOPPED: &[(&str, &str)] = &[("/data/engineStatus/value", "STOPPED")];
+    const CHARGING: &[(&str, &str)] = &[("/chargingStatus/value", "CHARGING")];
+
+    fn memory(mode: Mode, last_upload: i64) -> CarMemory {
+        CarMemory {
+            mode,
+            last_upload,
+            trip_end_pending: false,
+        }
+    }
+
+    fn context<'a>(schedule: &'a Schedule, every_runs: u64) -> Context<'a> {
+        Context {
+            now: NOW,
+            interval_s: INTERVAL,
+            schedule,
+            stretch: Stretch {
+                every_runs,
+                ..Stretch::default()
+            },
+            collecting: Collecting {
+                sources: crate::endpoints::Sources::ALL,
+                extended: true,
+            },
+        }
+    }
+
+    /// One case: the car's answers (kept and of this run), its memory, the plan; what it
+    /// wants and what it is doing after the run.
+    struct Case {
+        name: &'static str,
+        car: fn() -> CarAnswers,
+        memory: Option<CarMemory>,
+        schedule: &'static [(Endpoint, u64)],
+        every_runs: u64,
+        wants: &'static [Endpoint],
+        mode_after: Mode,
+    }
+
+    use Endpoint as E;
+
+    const STATE: &[Endpoint] = &[E::Doors, E::Windows, E::EngineStatus, E::EnergyState];
+    const TRIP_END: &[Endpoint] = &[E::Statistics, E::Tyres, E::Warnings, E::Location];
+
+    /// A sleeping car between runs, every answer kept ten minutes ago: the base of each case.
+    fn quiet() -> Case {
+        Case {
+            name: "",
+            car: || parked(600),
+            memory: Some(memory(Mode::Asleep, BEFORE)),
+            schedule: &[],
+            every_runs: 1,
+            wants: &[],
+            mode_after: Mode::Asleep,
+        }
+    }
+
+    /// A sleeping car: what shows a wake, a wake, a safety net.
+    fn sleep_cases() -> Vec<Case> {
+        vec![
+            Case {
+                name: "asleep: only what shows a wake",
+                wants: &[E::Doors, E::EnergyState],
+                ..quiet()
+            },
+            Case {
+                name: "asleep, the probes answered with nothing new: nothing more",
+                car: || {
+                    let mut car = parked(600);
+                    answer(&mut car, E::Doors, BEFORE, &[]);
+                    answer(
+                        &mut car,
+                        E::EnergyState,
+                        BEFORE,
+                        &[("/chargingStatus/value", "IDLE")],
+                    );
+                    car
+                },
+                ..quiet()
+            },
+            Case {
+                name: "woke: a new upload brings the state",
+                car: || {
+                    let mut car = parked(600);
+                    answer(&mut car, E::Doors, NOW - 60, &[]);
+                    answer(
+                        &mut car,
+                        E::EnergyState,
+                        BEFORE,
+                        &[("/chargingStatus/value", "IDLE")],
+                    );
+                    car
+                },
+                wants: &[E::Windows, E::EngineStatus],
+                mode_after: Mode::ParkedAwake,
+                ..quiet()
+            },
+            Case {
+                name: "parked awake: the state every run; nothing new since: asleep after",
+                memory: Some(memory(Mode::ParkedAwake, NOW - 300)),
+                wants: STATE,
+                mode_after: Mode::Asleep,
+                ..quiet()
+            },
+            Case {
+                name: "asleep, a net gone stale: asked as a safety net",
+                car: || {
+                    let mut car = parked(600);
+                    keep(&mut car, Ask::of(E::Odometer), 6 * 3_600, BEFORE, &[]);
+                    keep(&mut car, Ask::of(E::Details), 6 * 3_600, BEFORE, &[]);
+                    car
+                },
+                wants: &[E::Doors, E::EnergyState, E::Odometer],
+                ..quiet()
+            },
+        ]
+    }
+
+    /// A car in use: driving, a trip ended, charging.
+    fn active_cases() -> Vec<Case> {
+        vec![
+            Case {
+                name: "driving: the trip facts every run",
+                car: || {
+                    let mut car = parked(600);
+                    answer(&mut car, E::EngineStatus, NOW - 60, RUNNING);
+                    car
+                },
+                memory: Some(memory(Mode::Driving, NOW - 300)),
+                wants: &[
+                    E::Doors,
+                    E::Windows,
+                    E::EnergyState,
+                    E::Fuel,
+                    E::Odometer,
+                    E::Statistics,
+                ],
+                mode_after: Mode::Driving,
+                ..quiet()
+            },
+            Case {
+                name: "trip ended: what a trip's end uploads",
+                car: || {
+                    let mut car = parked(600);
+                    answer(&mut car, E::EngineStatus, NOW - 120, STOPPED);
+                    answer(&mut car, E::Doors, NOW - 100, &[]);
+                    answer(&mut car, E::Windows, NOW - 100, &[]);
+                    answer(
+                        &mut car,
+                        E::EnergyState,
+                        NOW - 100,
+                        &[("/chargingStatus/value", "IDLE")],
+                    );
+                    car
+                },
+                memory: Some(memory(Mode::Driving, NOW - 300)),
+                wants: TRIP_END,
+                mode_after: Mode::ParkedAwake,
+                ..quiet()
+            },
+            Case {
+                name: "charging: energy's uploads are no wake, the rest sleeps",
+                car: || {
+                    let mut car = parked(600);
+                    answer(&mut car, E::EnergyState, NOW - 60, CHARGING);
+                    answer(&mut car, E::Doors, BEFORE, &[]);
+                    car
+                },
+                memory: Some(memory(Mode::Charging, NOW - 300)),
+                mode_after: Mode::Charging,
+                ..quiet()
+            },
+            Case {
+                name: "charging: the net of an hour",
+                car: || parked(3_600),
+                memory: Some(memory(Mode::Charging, NOW - 300)),
+                wants: &[
+                    E::Doors,
+                    E::EnergyState,
+                    E::Windows,
+                    E::EngineStatus,
+                    E::Diagnostics,
+                    E::Brakes,
+                    E::Fuel,
+                    E::Odometer,
+                    E::Statistics,
+                    E::Tyres,
+                    E::Warnings,
+                    E::CommandAccessibility,
+                    E::Location,
+                    E::ExtendedValues,
+                ],
+                mode_after: Mode::Asleep,
+                ..quiet()
+            },
+        ]
+    }
+
+    /// What holds a want back: a floor, this run's deferral, no support, a stretched plan.
+    fn limit_cases() -> Vec<Case> {
+        vec![
+            Case {
+                name: "driving, a floor not yet passed: not asked sooner",
+                car: || {
+                    let mut car = parked(300);
+                    answer(&mut car, E::EngineStatus, NOW - 60, RUNNING);
+                    car
+                },
+                memory: Some(memory(Mode::Driving, NOW - 300)),
+                schedule: &[(E::Fuel, 600)],
+                wants: &[
+                    E::Doors,
+                    E::Windows,
+                    E::EnergyState,
+                    E::Odometer,
+                    E::Statistics,
+                ],
+                mode_after: Mode::Driving,
+                ..quiet()
+            },
+            Case {
+                name: "driving, the floor passed",
+                car: || {
+                    let mut car = parked(600);
+                    answer(&mut car, E::EngineStatus, NOW - 60, RUNNING);
+                    car
+                },
+                memory: Some(memory(Mode::Driving, NOW - 300)),
+                schedule: &[(E::Fuel, 600)],
+                wants: &[
+                    E::Doors,
+                    E::Windows,
+                    E::EnergyState,
+                    E::Fuel,
+                    E::Odometer,
+                    E::Statistics,
+                ],
+                mode_after: Mode::Driving,
+                ..quiet()
+            },
+            Case {
+                name: "deferred in this run: not asked again in it",
+                car: || {
+                    let mut car = parked(600);
+                    car.mark(Ask::of(E::Doors), Outcome::Deferred);
+                    car
+                },
+                wants: &[E::EnergyState],
+                ..quiet()
+            },
+            Case {
+                name: "not supported: never asked",
+                car: || {
+                    let mut car = parked(600);
+                    car.mark_unsupported(E::EnergyState);
+                    car
+                },
+                wants: &[E::Doors],
+                ..quiet()
+            },
+            Case {
+                name: "stretched to every second run, a run after the last: nothing",
+                car: || parked(300),
+                every_runs: 2,
+                ..quiet()
+            },
+            Case {
+                name: "stretched to every second run, two runs after the last",
+                every_runs: 2,
+                wants: &[E::Doors, E::EnergyState],
+                ..quiet()
+            },
+        ]
+    }
+
+    fn cases() -> Vec<Case> {
+        [sleep_cases(), active_cases(), limit_cases()]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Guards the planner's decisions, one case per mode and transition.
+    #[test]
+    fn what_a_car_wants_in_each_mode() {
+        let mut wrong = Vec::new();
+        for case in cases() {
+            let overrides = case
+                .schedule
+                .iter()
+                .map(|(e, s)| (*e, std::time::Duration::from_secs(*s)))
+                .collect();
+            let schedule = Schedule::with_overrides(&overrides);
+            let cx = context(&schedule, case.every_runs);
+            let car = (case.car)();
+            let got: BTreeSet<Endpoint> = wants(&car, case.memory.as_ref(), &cx)
+                .into_iter()
+                .map(|w| w.ask.endpoint)
+                .collect();
+            let want: BTreeSet<Endpoint> = case.wants.iter().copied().collect();
+            if got != want {
+                wrong.push(format!("{}: wants {got:?}, expected {want:?}", case.name));
+            }
+            let mode = memory_after(&car, case.memory.as_ref(), &cx).mode;
+            if mode != case.mode_after {
+                wrong.push(format!(
+                    "{}: mode {mode:?}, expected {:?}",
+                    case.name, case.mode_after
+                ));
+            }
+        }
+        assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    }
+
+    /// Guards a trip's end across runs: when the run that saw the stop could not ask all of
+    /// what a trip's end uploads, the memory says so, and the next run asks it although the
+    /// engine is not asked again.
+    #[test]
+    fn a_trip_end_not_all_asked_is_asked_the_next_run() {
+        let schedule = Schedule::default();
+        let cx = context(&schedule, 1);
+        let mut car = parked(600);
+        answer(&mut car, E::EngineStatus, NOW - 120, STOPPED);
+        answer(&mut car, E::Tyres, NOW - 100, &[]);
+        let driving = memory(Mode::Driving, NOW - 300);
+        let after = memory_after(&car, Some(&driving), &cx);
+        assert!(after.trip_end_pending, "{after:?}");
+
+        let next = CarMemory {
+            mode: Mode::Asleep,
+            ..after
+        };
+        let endpoints: BTreeSet<Endpoint> = wants(&parked(300), Some(&next), &cx)
+            .into_iter()
+            .map(|w| w.ask.endpoint)
+            .collect();
+        assert!(
+            TRIP_END.iter().all(|e| endpoints.contains(e)),
+            "{endpoints:?}"
+        );
+
+        for e in [E::Warnings, E::Location, E::Statistics] {
+            answer(&mut car, e, NOW - 100, &[]);
+        }
+        assert!(!memory_after(&car, Some(&driving), &cx).trip_end_pending);
+    }
+
+    /// Guards the first run of a car: nothing kept, no memory: everything it can give is
+    /// wanted, except what waits for another answer: Extended Vehicle's values for its
+    /// resource list, Energy's state for its capabilities.
+    #[test]
+    fn a_car_never_seen_wants_everything_it_can_give() {
+        let schedule = Schedule::default();
+        let cx = context(&schedule, 1);
+        let car = CarAnswers::new(VIN, Absent::Deferred);
+        let got: BTreeSet<Endpoint> = wants(&car, None, &cx)
+            .into_iter()
+            .map(|w| w.ask.endpoint)
+            .collect();
+        let all: BTreeSet<Endpoint> = Endpoint::ALL
+            .into_iter()
+            .filter(|e| e.per_vehicle() && *e != E::ExtendedValues && *e != E::EnergyState)
+            .collect();
+        assert_eq!(got, all);
+    }
+}

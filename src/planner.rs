@@ -901,6 +901,14 @@ mod tests {
         car.record(Ask::of(e), NOW, Ok(b.into_bytes()));
     }
 
+    /// A car that answered its engine running in this run, its other answers kept `age`
+    /// seconds ago.
+    fn driving(age: i64) -> CarAnswers {
+        let mut car = parked(age);
+        answer(&mut car, E::EngineStatus, NOW - 60, RUNNING);
+        car
+    }
+
     const RUNNING: &[(&str, &str)] = &[("/data/engineStatus/value", "RUNNING")];
     const STOPPED: &[(&str, &str)] = &[("/data/engineStatus/value", "STOPPED")];
     const CHARGING: &[(&str, &str)] = &[("/chargingStatus/value", "CHARGING")];
@@ -1025,11 +1033,7 @@ mod tests {
         vec![
             Case {
                 name: "driving: the trip facts every run",
-                car: || {
-                    let mut car = parked(600);
-                    answer(&mut car, E::EngineStatus, NOW - 60, RUNNING);
-                    car
-                },
+                car: || driving(600),
                 memory: Some(memory(Mode::Driving, NOW - 300)),
                 wants: &[
                     E::Doors,
@@ -1105,11 +1109,7 @@ mod tests {
         vec![
             Case {
                 name: "driving, a floor not yet passed: not asked sooner",
-                car: || {
-                    let mut car = parked(300);
-                    answer(&mut car, E::EngineStatus, NOW - 60, RUNNING);
-                    car
-                },
+                car: || driving(300),
                 memory: Some(memory(Mode::Driving, NOW - 300)),
                 schedule: &[(E::Fuel, 600)],
                 wants: &[
@@ -1124,11 +1124,7 @@ mod tests {
             },
             Case {
                 name: "driving, the floor passed",
-                car: || {
-                    let mut car = parked(600);
-                    answer(&mut car, E::EngineStatus, NOW - 60, RUNNING);
-                    car
-                },
+                car: || driving(600),
                 memory: Some(memory(Mode::Driving, NOW - 300)),
                 schedule: &[(E::Fuel, 600)],
                 wants: &[

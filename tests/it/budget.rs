@@ -5,8 +5,6 @@
 //! count surviving from process to process until Volvo's reset.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -14,23 +12,7 @@ use crate::support::*;
 
 /// One household day through `scripts/bench --day --day-cars N`, as its JSON figures.
 fn household(args: &[&str]) -> Value {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("python3")
-        .arg(root.join("scripts/bench"))
-        .args(["--day", "--no-build", "--json", "--bin"])
-        .arg(env!("CARGO_BIN_EXE_volvo-collect"))
-        .args(args)
-        .current_dir(root)
-        .output()
-        .expect("python3 runs scripts/bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "scripts/bench --day {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let fig: Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
-    let day = fig["households"][0].clone();
+    let day = bench_day(args)["households"][0].clone();
     println!("{args:?}: {day}");
     day
 }

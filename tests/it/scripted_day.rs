@@ -5,10 +5,9 @@
 //! measured, holds the request planner's targets, and holds the trip and charge records to
 //! the truth the day scripted.
 
-use std::path::Path;
-use std::process::Command;
-
 use serde_json::Value;
+
+use crate::support::bench_day;
 
 const ELECTRIC: &str = "YV1XZK9V0R2000001";
 const PETROL: &str = "YV1ZWA8U0P1000003";
@@ -17,25 +16,6 @@ const DAY_START: i64 = 1_796_083_200;
 
 fn hms(h: i64, m: i64) -> i64 {
     DAY_START + h * 3600 + m * 60
-}
-
-fn bench_day() -> Value {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("python3")
-        .arg(root.join("scripts/bench"))
-        .args(["--day", "--no-build", "--json", "--bin"])
-        .arg(env!("CARGO_BIN_EXE_volvo-collect"))
-        .current_dir(root)
-        .output()
-        .expect("python3 runs scripts/bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "scripts/bench --day failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.trim()).expect("one JSON object")
 }
 
 /// Whether the log has an upload of `endpoint` by `vin` at `time` that names `field`.
@@ -52,7 +32,7 @@ fn uploaded(log: &[Value], vin: &str, endpoint: &str, field: &str, time: i64) ->
 /// modes, and the trip and charge records of both days against the script.
 #[test]
 fn the_scripted_day_is_played_and_measured() {
-    let fig = bench_day();
+    let fig = bench_day(&[]);
     for m in fig["measures"].as_array().unwrap() {
         println!(
             "{:<70} target {:<8} measured {}",

@@ -399,3 +399,25 @@ pub fn unix_now_f64() -> f64 {
         .unwrap()
         .as_secs_f64()
 }
+
+/// `scripts/bench --day <args>` with this build's binary, as its JSON figures: whole scripted
+/// days of five-minute runs against the simulator.
+pub fn bench_day(args: &[&str]) -> Value {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .arg(root.join("scripts/bench"))
+        .args(["--day", "--no-build", "--json", "--bin"])
+        .arg(BIN)
+        .args(args)
+        .current_dir(root)
+        .output()
+        .expect("python3 runs scripts/bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "scripts/bench --day {args:?} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).expect("one JSON object")
+}

@@ -437,14 +437,12 @@ impl<'a> Planner<'a> {
         }
         self.stretch = level;
         if level.is_stretched() {
-            let [daily, hourly, quarter] = level.tiers;
             tracing::info!(
                 spent = budget.spent,
                 left = budget.left,
                 allowance = self.allowance,
                 every_runs = level.every_runs,
-                "the API key's budget is short for full service: tiers stretched (daily ×{daily}, hourly ×{hourly}, quarter-hour ×{quarter}), every-run endpoints every {} runs",
-                level.every_runs
+                "the API key's budget is short for full service: {level}"
             );
         }
     }

@@ -133,9 +133,27 @@ impl Stretch {
         t * self.tiers[group(t)]
     }
 
-    /// Whether the every-run endpoints wait for more than one run.
+    /// Whether any interval is stretched.
     pub fn is_stretched(&self) -> bool {
         *self != Stretch::default()
+    }
+}
+
+/// The level in words, as `check`, the log and the README say it: "daily tier ×7, hourly ×2,
+/// quarter-hour unstretched, every-run endpoints every run".
+impl std::fmt::Display for Stretch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = ["daily tier", "hourly", "quarter-hour"];
+        for (name, m) in names.iter().zip(self.tiers) {
+            match m {
+                1 => write!(f, "{name} unstretched, ")?,
+                m => write!(f, "{name} ×{m}, ")?,
+            }
+        }
+        match self.every_runs {
+            1 => f.write_str("every-run endpoints every run"),
+            k => write!(f, "every-run endpoints every {k} runs"),
+        }
     }
 }
 
@@ -344,6 +362,23 @@ pub struct Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Guards the level in words: each tier's factor, "unstretched" for 1, and "every run".
+    #[test]
+    fn a_level_in_words() {
+        assert_eq!(
+            Stretch::default().to_string(),
+            "daily tier unstretched, hourly unstretched, quarter-hour unstretched, every-run endpoints every run"
+        );
+        let floor = Stretch {
+            every_runs: 4,
+            tiers: [7, 24, 96],
+        };
+        assert_eq!(
+            floor.to_string(),
+            "daily tier ×7, hourly ×24, quarter-hour ×96, every-run endpoints every 4 runs"
+        );
+    }
 
     fn all_sources() -> Sources {
         Sources::ALL

@@ -179,10 +179,9 @@ fn budget_finding(plan: &schedule::DayPlan) -> Finding {
         };
     }
     let text = if plan.stretch.is_stretched() {
-        let [daily, hourly, quarter] = plan.stretch.tiers;
         format!(
-            "budget: the worst case (every car awake all day) is {total} requests a day within {budget} of Volvo's {quota} per API key with the intervals stretched: daily tier ×{daily}, hourly ×{hourly}, quarter-hour ×{quarter}, every-run endpoints every {} runs; that is the floor of service, and a day that needs less than the worst case is served in full (see today); an API key of its own for some cars ([[account]]) raises the floor",
-            plan.stretch.every_runs
+            "budget: the worst case (every car awake all day) is {total} requests a day within {budget} of Volvo's {quota} per API key with the intervals stretched: {}; that is the floor of service, and a day that needs less than the worst case is served in full (see today); an API key of its own for some cars ([[account]]) raises the floor",
+            plan.stretch
         )
     } else {
         format!(
@@ -203,11 +202,7 @@ fn today_finding(fleet: &schedule::Fleet, day: &schedule::Day) -> Finding {
     let projected = day.projection(fleet.interval.as_secs());
     let floor = &budget.floor;
     let service = if floor.is_stretched() {
-        let [daily, hourly, quarter] = floor.tiers;
-        format!(
-            "the rest of the day is sure of at least: every-run endpoints every {} runs, tiers daily ×{daily}, hourly ×{hourly}, quarter-hour ×{quarter}",
-            floor.every_runs
-        )
+        format!("the rest of the day is sure of at least: {floor}")
     } else {
         "the rest of the day is sure of full service, every car awake all day".to_string()
     };

@@ -2,6 +2,8 @@
 //! enforces 100 requests a minute: a cold start of seven cars loses none of them, two runs at
 //! once share one minute window, and a fleet's day is planned within the key's quota.
 
+use std::process::Stdio;
+
 use crate::support::*;
 
 /// Runs `--once --stdout` as if the time were `now` (the simulator's clock is set to it too).
@@ -107,8 +109,14 @@ fn seven_cars_cold_start_lose_nothing() {
 fn two_runs_at_once_share_one_minute() {
     let sim = Sim::start(&["--cars", "7", "--rate-limit", "100"]);
     let ws = Workspace::new(&sim, "", "");
-    let a = ws.command(&["--once", "--stdout"]).spawn().unwrap();
-    let b = ws.command(&["--once", "--stdout"]).spawn().unwrap();
+    let start = || {
+        ws.command(&["--once", "--stdout"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (start(), start());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     // A run that found the minute full before its vehicle list, with none kept yet, read no
     // car: that is no success (75), and the other run read them.

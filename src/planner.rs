@@ -588,7 +588,7 @@ impl<'a> Planner<'a> {
             .enumerate()
             .map(|(i, v)| (v.as_str(), i))
             .collect();
-        round.sort_by_key(|r| (r.priority, order.get(r.vin.as_str()).copied()));
+        round.sort_by_cached_key(|r| (r.priority, order.get(r.vin.as_str()).copied()));
     }
 
     fn answers_of(&mut self, vin: &str) -> &mut CarAnswers {

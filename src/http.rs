@@ -89,7 +89,9 @@ pub async fn read_start(
     if resp.content_length().is_some_and(|n| n > max as u64) {
         return Ok((Vec::new(), true));
     }
-    let mut body = Vec::new();
+    // Sized for the answer when it says its length, so that the body is neither copied as
+    // it grows nor again when it is kept.
+    let mut body = Vec::with_capacity(resp.content_length().map_or(0, |n| n as usize));
     while let Some(chunk) = resp.chunk().await.map_err(BodyError::Read)? {
         if body.len() + chunk.len() > max {
             let room = max - body.len();

@@ -1,9 +1,10 @@
-//! The exposition of one run: the samples of every family from the catalog, held as plain
-//! sorted maps and written family by family in the Prometheus text format 0.0.4 (the format
-//! `prometheus::TextEncoder` writes, which a test holds this writer to), plus the helpers the
-//! per-API mappers share (state sets, unit conversion, source times, and the count of fields
-//! skipped as unusable). Each series is kept under its label values in the order the text
-//! shows them, so that writing it is one pass in order: a run over a hundred cars stays cheap.
+//! The exposition of one run: the samples of every family from the catalog, written family by
+//! family in the Prometheus text format 0.0.4 (the format `prometheus::TextEncoder` writes,
+//! which a test holds this writer to), plus the helpers the per-API mappers share (state sets,
+//! unit conversion, source times, and the count of fields skipped as unusable). A hundred cars
+//! make thirty thousand samples but a few hundred distinct label values: each value is kept
+//! once, a sample is the numbers of its values and its own value in a list, and each family
+//! is put in order once, when it is written. Setting a sample allocates nothing.
 //!
 //! Its parts, each using only those before it: [`catalog`] (every family), then one mapper per
 //! API: [`connected_vehicle`], [`energy`], [`extended_vehicle`], [`location`]; and

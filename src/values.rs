@@ -4,6 +4,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// One field of a response, decoded on its own: a field of the wrong shape becomes
@@ -14,10 +15,19 @@ pub enum Field<T> {
     Invalid(String),
 }
 
+/// The member is taken whole as its JSON text, then read as a `T`: no tree of values is built
+/// for the thousands of members a fleet's answers hold. Only a member that does not read so
+/// is read again through a [`Value`], as a map of values reads it (a repeated key keeps its
+/// last value), so that a field means exactly what it meant when every member went through
+/// a `Value`.
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = Value::deserialize(d)?;
-        Ok(match serde_json::from_value::<T>(raw) {
+        let raw = Box::<RawValue>::deserialize(d)?;
+        if let Ok(v) = serde_json::from_str::<T>(raw.get()) {
+            return Ok(Field::Ok(v));
+        }
+        let value = serde_json::from_str::<Value>(raw.get());
+        Ok(match value.and_then(serde_json::from_value::<T>) {
             Ok(v) => Field::Ok(v),
             Err(e) => Field::Invalid(e.to_string()),
         })
@@ -329,6 +339,51 @@ mod tests {
         assert_eq!(s, Stamps(Some(1777640400)));
         let none: Stamps = serde_json::from_str(r#"[1, "x", {"timestamp": "soon"}]"#).unwrap();
         assert_eq!(none, Stamps(None));
+    }
+
+    /// Guards the reading of a member from its text: read from a body or from a `Value`, a
+    /// field is what a `Value` makes of it, a repeated key inside a member included.
+    #[test]
+    fn a_field_reads_as_a_map_of_values_does() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct V {
+            value: Value,
+            #[serde(default)]
+            unit: Option<String>,
+        }
+        #[derive(Deserialize, Debug)]
+        struct S {
+            a: Option<Field<V>>,
+        }
+        let cases = [
+            r#"{"a": {"value": 1, "unit": "km"}}"#,
+            r#"{"a": {"value": "1.5", "extra": [1, {"x": null}]}}"#,
+            r#"{"a": {"value": 1, "value": 2}}"#,
+            r#"{"a": {"unit": "km"}}"#,
+            r#"{"a": {"value": 1, "unit": 5}}"#,
+            r#"{"a": [1, "km"]}"#,
+            r#"{"a": "weird"}"#,
+            r#"{"a": null}"#,
+            r#"{"a": {"val\u0075e": 3}}"#,
+        ];
+        for text in cases {
+            let from_text: S = serde_json::from_str(text).unwrap();
+            let value: Value = serde_json::from_str(text).unwrap();
+            let from_value: S = serde_json::from_value(value.clone()).unwrap();
+            let through_value = value["a"].clone();
+            let expected = match &through_value {
+                Value::Null => None,
+                v => Some(serde_json::from_value::<V>(v.clone()).ok()),
+            };
+            let got = from_text.a.as_ref().map(|f| match f {
+                Field::Ok(v) => Some(v),
+                Field::Invalid(_) => None,
+            });
+            assert_eq!(got, expected.as_ref().map(Option::as_ref), "{text}");
+            assert_eq!(from_value.a, from_text.a, "{text}");
+        }
+        let twice: S = serde_json::from_str(r#"{"a": {"value": 1, "value": 2}}"#).unwrap();
+        assert!(matches!(twice.a, Some(Field::Ok(V { value, .. })) if value == 2));
     }
 
     #[test]

@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
-use tokio::sync::{RwLock, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use url::Url;
 
@@ -36,11 +37,39 @@ pub trait TokenSource: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<Secret, crate::error::Fatal>> + Send + 'a>>;
 }
 
+/// Volvo's header for the application's key.
+const VCC_API_KEY: HeaderName = HeaderName::from_static("vcc-api-key");
+
+/// The access token and the `Authorization` header that carries it, made once per token
+/// rather than once per request. Read under a plain lock, never held across a wait: an async
+/// lock would be one more thing each of a run's thousands of requests waits its turn for.
+struct Bearer {
+    token: Secret,
+    /// `None` when the token cannot be a header; the request then fails as it always did.
+    header: Option<HeaderValue>,
+}
+
+impl Bearer {
+    fn new(token: Secret) -> Arc<Bearer> {
+        let header = HeaderValue::try_from(format!("Bearer {}", token.expose()))
+            .ok()
+            .map(sensitive);
+        Arc::new(Bearer { token, header })
+    }
+}
+
+/// A header value marked sensitive, so that no debug output of a request can show it.
+fn sensitive(mut value: HeaderValue) -> HeaderValue {
+    value.set_sensitive(true);
+    value
+}
+
 pub struct Client {
     http: reqwest::Client,
     base: Url,
-    api_key: Secret,
-    access_token: RwLock<Secret>,
+    /// The API key as its header; `None` when it holds characters no header can carry.
+    api_key: Option<HeaderValue>,
+    access_token: std::sync::RwLock<Arc<Bearer>>,
     token_source: Option<Box<dyn TokenSource>>,
     /// Serialises renewals: one 401 storm causes one refresh.
     renewing: tokio::sync::Mutex<()>,
@@ -82,8 +111,10 @@ impl Client {
         Client {
             http,
             base: o.base,
-            api_key: o.api_key,
-            access_token: RwLock::new(o.access_token),
+            api_key: HeaderValue::from_str(o.api_key.expose())
+                .ok()
+                .map(sensitive),
+            access_token: std::sync::RwLock::new(Bearer::new(o.access_token)),
             token_source: o.token_source,
             renewing: tokio::sync::Mutex::new(()),
             in_flight: Semaphore::new(o.concurrency.max(1)),
@@ -132,8 +163,8 @@ impl Client {
         path: &str,
     ) -> Result<T, ApiError> {
         let url = self.url(endpoint, path)?;
-        let token = self.access_token.read().await.clone();
-        let body = self.attempt(endpoint, &url, &token).await?;
+        let bearer = self.bearer();
+        let body = self.attempt(endpoint, &url, &bearer).await?;
         serde_json::from_slice(&body).map_err(|e| ApiError::Decode(e.to_string()))
     }
 
@@ -156,7 +187,7 @@ impl Client {
             return false;
         };
         let _one = self.renewing.lock().await;
-        if *self.access_token.read().await != *failed {
+        if self.bearer().token != *failed {
             return true; // another request renewed it meanwhile
         }
         // Bounded by the run's deadline like every other wait.
@@ -169,7 +200,7 @@ impl Client {
         };
         match renewed {
             Ok(fresh) => {
-                *self.access_token.write().await = fresh;
+                *self.access_token.write().expect("token lock") = Bearer::new(fresh);
                 true
             }
             Err(e) => {
@@ -177,6 +208,11 @@ impl Client {
                 false
             }
         }
+    }
+
+    /// The access token as it is now.
+    fn bearer(&self) -> Arc<Bearer> {
+        self.access_token.read().expect("token lock").clone()
     }
 
     pub fn deadline(&self) -> Instant {
@@ -234,9 +270,9 @@ impl Client {
                     }
                 }
             }
-            let token = self.access_token.read().await.clone();
+            let bearer = self.bearer();
             let result =
-                match tokio::time::timeout_at(self.deadline, self.attempt(endpoint, &url, &token))
+                match tokio::time::timeout_at(self.deadline, self.attempt(endpoint, &url, &bearer))
                     .await
                 {
                     Ok(r) => r,
@@ -252,7 +288,10 @@ impl Client {
                 }
                 Err(e) => e,
             };
-            let wait = match self.next_step(&err, &mut tries, &token, endpoint).await {
+            let wait = match self
+                .next_step(&err, &mut tries, &bearer.token, endpoint)
+                .await
+            {
                 Next::Fail => return Err(err),
                 Next::Again => {
                     tries.attempt -= 1;
@@ -373,7 +412,7 @@ impl Client {
         &self,
         endpoint: Endpoint,
         url: &Url,
-        token: &Secret,
+        bearer: &Bearer,
     ) -> Result<Vec<u8>, ApiError> {
         let _permit = self
             .in_flight
@@ -387,20 +426,16 @@ impl Client {
             });
         }
         let started = Instant::now();
-        // Marked sensitive, so that no debug output of the request can show it.
-        let mut key =
-            reqwest::header::HeaderValue::from_str(self.api_key.expose()).map_err(|_| {
-                ApiError::Transport(
-                    "volvo.api_key holds characters an HTTP header cannot carry".into(),
-                )
-            })?;
-        key.set_sensitive(true);
-        let response = self
-            .http
-            .get(url.clone())
-            .header("vcc-api-key", key)
-            .bearer_auth(token.expose())
-            .header("accept", "application/json")
+        let key = self.api_key.clone().ok_or_else(|| {
+            ApiError::Transport("volvo.api_key holds characters an HTTP header cannot carry".into())
+        })?;
+        let request = self.http.get(url.clone()).header(VCC_API_KEY, key);
+        let request = match &bearer.header {
+            Some(header) => request.header(AUTHORIZATION, header.clone()),
+            None => request.bearer_auth(bearer.token.expose()),
+        };
+        let response = request
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
             .timeout(self.request_timeout)
             .send()
             .await;

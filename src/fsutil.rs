@@ -279,11 +279,16 @@ pub struct Reserved {
     target: PathBuf,
 }
 
+/// `path` with `suffix` added to its file name: `token.json` and `.new` give `token.json.new`.
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// `<path>.new`, where the next version of `path` is written before it replaces it.
 pub fn pending_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".new");
-    PathBuf::from(name)
+    with_suffix(path, ".new")
 }
 
 /// Sets aside `size` bytes for the next version of `target` (see [`Reserved`]), with the
@@ -409,9 +414,7 @@ pub fn promote(from: &Path, to: &Path, backup: bool) -> io::Result<()> {
 
 /// `<path>.lock`, the lock file that guards `path`.
 pub fn lock_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".lock");
-    PathBuf::from(name)
+    with_suffix(path, ".lock")
 }
 
 /// An exclusive lock on a lock file, released when dropped (or when the process ends, even

@@ -75,6 +75,10 @@ impl std::fmt::Display for BodyError {
 /// An answer's body, whole, when it is at most `max` bytes. Every body read from the network
 /// goes through here or [`read_start`], so that no server can fill the memory.
 pub async fn read_capped(resp: reqwest::Response, max: usize) -> Result<Vec<u8>, BodyError> {
+    // An answer that says it is too large is not read at all.
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(BodyError::TooLarge(max));
+    }
     match read_start(resp, max).await? {
         (body, false) => Ok(body),
         (_, true) => Err(BodyError::TooLarge(max)),
@@ -86,12 +90,12 @@ pub async fn read_start(
     mut resp: reqwest::Response,
     max: usize,
 ) -> Result<(Vec<u8>, bool), BodyError> {
-    if resp.content_length().is_some_and(|n| n > max as u64) {
-        return Ok((Vec::new(), true));
-    }
     // Sized for the answer when it says its length, so that the body is neither copied as
     // it grows nor again when it is kept.
-    let mut body = Vec::with_capacity(resp.content_length().map_or(0, |n| n as usize));
+    let mut body = Vec::with_capacity(
+        resp.content_length()
+            .map_or(0, |n| n.min(max as u64) as usize),
+    );
     while let Some(chunk) = resp.chunk().await.map_err(BodyError::Read)? {
         if body.len() + chunk.len() > max {
             let room = max - body.len();

@@ -153,7 +153,6 @@ async fn collect_account(
             return report.finish(&mut lock(exp), &mut state, None, None, saving);
         }
     };
-    token_metrics(&mut lock(exp), &account.name, &token);
 
     let window = Window::new(
         &account.state_file,
@@ -170,6 +169,9 @@ async fn collect_account(
         tracing::info!("the API key's daily quota is used up; replaying the last answers until it is replenished");
     }
     let durations = fetch(&mut planner, &client, &window, deadline).await;
+    // An API's 401 may have renewed the token meanwhile: the metrics show the pair on disk.
+    let current = crate::auth::token::read(&account.token_file).unwrap_or(token);
+    token_metrics(&mut lock(exp), &account.name, &current);
     let weather = weather(settings, http, &planner, &mut state.weather, now).await;
     {
         let mut exp = lock(exp);

@@ -321,6 +321,9 @@ impl State {
         let bytes = match fsutil::read_capped(path, STATE_MAX) {
             Ok(b) => b,
             Err(fsutil::ReadError::NotFound) => return State::default(),
+            Err(e @ fsutil::ReadError::TooLarge(..)) => {
+                return State::set_aside(path, &format!("cannot read the state file ({e})"))
+            }
             Err(e) => {
                 tracing::warn!(file = %path.display(), "cannot read the state file ({e}); starting a new one (counters restart)");
                 return State::default();
@@ -328,18 +331,30 @@ impl State {
         };
         match serde_json::from_slice::<State>(&bytes) {
             Ok(s) if s.version == VERSION => s,
-            Ok(s) => {
-                tracing::warn!(file = %path.display(), version = s.version, "state file of another version; starting a new one (counters restart)");
-                State::default()
-            }
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "state file is damaged; starting a new one (counters restart)");
-                State::default()
-            }
+            Ok(s) => State::set_aside(
+                path,
+                &format!("the state file is of another version ({})", s.version),
+            ),
+            Err(e) => State::set_aside(path, &format!("the state file is damaged ({e})")),
         }
     }
 
-    /// Reads the state without a word when it is missing or unusable.
+    /// Moves an unusable state file to `<state_file>.damaged`, so that the run's save does not
+    /// overwrite what someone may want to look at, and starts a new state.
+    fn set_aside(path: &Path, why: &str) -> State {
+        let aside = fsutil::with_suffix(path, ".damaged");
+        match std::fs::rename(path, &aside) {
+            Ok(()) => {
+                tracing::warn!(file = %path.display(), "{why}; it is set aside as {} and a new one started (counters restart)", aside.display())
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), "{why}; starting a new one (counters restart); it could not be set aside: {e}")
+            }
+        }
+        State::default()
+    }
+
+    /// Reads the state without a word when it is missing or unusable (the load has warned).
     fn read_quietly(path: &Path) -> State {
         fsutil::read_capped(path, STATE_MAX)
             .ok()
@@ -365,6 +380,7 @@ impl State {
         self.not_supported.retain(|_, until| day(until));
         self.not_available.retain(|_, until| day(until));
         self.api_unavailable.retain(|_, until| day(until));
+        self.last_success = self.last_success.map(|t| t.min(now as f64 + 1.0));
         self.quota_until = self
             .quota_until
             .filter(|u| *u > now)
@@ -382,9 +398,7 @@ impl State {
 
 /// `<state_file>.window`, the account's request window beside its state.
 pub fn window_file(state_file: &Path) -> PathBuf {
-    let mut p = state_file.as_os_str().to_owned();
-    p.push(".window");
-    PathBuf::from(p)
+    fsutil::with_suffix(state_file, ".window")
 }
 
 /// Checks, before a run asks anything, that its state can be kept: the state and window
@@ -489,7 +503,9 @@ pub fn save_merged(
     for (api, n) in retries {
         *merged.retries.entry(*api).or_default() += n;
     }
-    merged.last_success = match (merged.last_success, ours.last_success) {
+    // A last success after the clock (it was set back) counts as now, like every stored time.
+    let clamp = |t: Option<f64>| t.map(|t| t.min(now as f64 + 1.0));
+    merged.last_success = match (clamp(merged.last_success), clamp(ours.last_success)) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };

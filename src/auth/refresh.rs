@@ -8,7 +8,9 @@
 //! and the save run in their own task, which owns the token lock until the save is done), not
 //! by a stop (a process-wide guard that [`quiesce`] waits for), and not by a full disk (the
 //! space for the new pair is set aside before the request is sent: see
-//! [`token::reserve`]). Only SIGKILL can still cut it.
+//! [`token::reserve`]). Only SIGKILL can still cut it. Nor by the answer itself: it is read
+//! leniently ([`TokenAnswer`]), so that a field of the wrong type or an absurd number never
+//! costs the rotated refresh token it carries.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
@@ -20,7 +22,7 @@ use tokio::sync::{RwLock, RwLockWriteGuard};
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
     AsyncHttpClient, AuthUrl, ClientId, ClientSecret, HttpRequest, RefreshToken, RequestTokenError,
-    TokenResponse, TokenUrl,
+    TokenUrl,
 };
 
 use super::token::{self, Token};
@@ -40,6 +42,11 @@ const RATE_LIMIT_TRIES: u32 = 3;
 const RATE_LIMIT_MAX_WAIT: Duration = Duration::from_secs(10);
 /// The longest a renewal after a 401 waits for the token lock.
 const RENEW_LOCK_WAIT: Duration = Duration::from_secs(120);
+/// How long a sent refresh waits for Volvo ID's answer, past the run's deadline and its
+/// request timeout: Volvo ID spends the old refresh token when it answers, so giving up on a
+/// sent refresh would lose the login. Connecting is still bounded by the client's timeout
+/// (nothing is spent before the request is sent).
+pub const ANSWER_WAIT: Duration = Duration::from_secs(120);
 
 /// Waits until no refresh is between its request and its save, and keeps new ones from
 /// starting while the guard lives: what a stop holds before the process exits.
@@ -74,6 +81,8 @@ pub struct StatusRecorder {
     pub retry_after_s: AtomicU64,
     /// The last answer was larger than the cap.
     pub too_large: AtomicBool,
+    /// The last answer's body, or its first [`MAX_TOKEN_BODY_BYTES`].
+    pub body: std::sync::Mutex<Vec<u8>>,
 }
 
 impl StatusRecorder {
@@ -83,6 +92,7 @@ impl StatusRecorder {
             status: AtomicU16::new(0),
             retry_after_s: AtomicU64::new(u64::MAX),
             too_large: AtomicBool::new(false),
+            body: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -92,7 +102,8 @@ impl StatusRecorder {
         &self,
         request: HttpRequest,
     ) -> Result<oauth2::HttpResponse, oauth2::HttpClientError<reqwest::Error>> {
-        let request: reqwest::Request = request.try_into().map_err(Box::new)?;
+        let mut request: reqwest::Request = request.try_into().map_err(Box::new)?;
+        *request.timeout_mut() = Some(ANSWER_WAIT);
         let response = self.http.execute(request).await.map_err(Box::new)?;
         self.status
             .store(response.status().as_u16(), Ordering::Relaxed);
@@ -105,14 +116,18 @@ impl StatusRecorder {
         for (name, value) in response.headers() {
             builder = builder.header(name, value);
         }
-        let body = match crate::http::read_capped(response, MAX_TOKEN_BODY_BYTES).await {
-            Ok(body) => body,
+        let (body, more) = match crate::http::read_start(response, MAX_TOKEN_BODY_BYTES).await {
+            Ok(read) => read,
             Err(crate::http::BodyError::Read(e)) => return Err(Box::new(e).into()),
-            Err(too_large) => {
-                self.too_large.store(true, Ordering::Relaxed);
-                return Err(oauth2::HttpClientError::Other(too_large.to_string()));
-            }
+            Err(e) => return Err(oauth2::HttpClientError::Other(e.to_string())),
         };
+        // Kept whole or cut: a token answer padded past the cap still starts with its JSON.
+        body.clone_into(&mut self.body.lock().expect("body lock"));
+        if more {
+            self.too_large.store(true, Ordering::Relaxed);
+            let e = crate::http::BodyError::TooLarge(MAX_TOKEN_BODY_BYTES);
+            return Err(oauth2::HttpClientError::Other(e.to_string()));
+        }
         builder.body(body).map_err(oauth2::HttpClientError::Http)
     }
 }
@@ -143,7 +158,7 @@ async fn exchange(
     http: reqwest::Client,
     oauth: OwnedOAuth,
     refresh_token: Secret,
-) -> Result<oauth2::basic::BasicTokenResponse, Failure> {
+) -> Result<TokenAnswer, Failure> {
     let client = BasicClient::new(ClientId::new(oauth.client_id.to_string()))
         .set_client_secret(ClientSecret::new(oauth.client_secret.expose().to_string()))
         .set_auth_uri(AuthUrl::from_url(oauth.auth_url.clone()))
@@ -161,7 +176,23 @@ async fn exchange(
             (after != u64::MAX).then(|| Duration::from_secs(after)),
         ));
     }
-    result.map_err(|e| Failure::Fatal(match e {
+    let answered = status.load(Ordering::Relaxed);
+    if (200..300).contains(&answered) {
+        // Volvo ID has rotated the refresh token: read what it sent, whatever `oauth2` made
+        // of it.
+        let body = recorder.body.lock().expect("body lock");
+        return TokenAnswer::read(&body).ok_or_else(|| {
+            Failure::Fatal(match recorder.too_large.load(Ordering::Relaxed) {
+                true => too_large(),
+                false => unreadable(answered),
+            })
+        });
+    }
+    let e = match result {
+        Ok(_) => return Err(Failure::Fatal(unreadable(answered))),
+        Err(e) => e,
+    };
+    Err(Failure::Fatal(match e {
         RequestTokenError::ServerResponse(r) => match r.error() {
             BasicErrorResponseType::InvalidGrant => Fatal::login(
                 "Volvo ID refused the refresh token (invalid_grant): it has expired or was used already; run `volvo-collect login`",
@@ -175,12 +206,9 @@ async fn exchange(
                 format!("Volvo ID refused the token refresh ({other}); the next run retries"),
             ),
         },
-        RequestTokenError::Request(_) if recorder.too_large.load(Ordering::Relaxed) => Fatal::new(
-            ExitCode::Temporary,
-            format!(
-                "Volvo ID answered the token refresh with more than {MAX_TOKEN_BODY_BYTES} bytes, which no token answer needs; it was not read, the login is kept and the next run retries"
-            ),
-        ),
+        RequestTokenError::Request(_) if recorder.too_large.load(Ordering::Relaxed) => {
+            too_large()
+        }
         RequestTokenError::Request(_) => Fatal::new(
             ExitCode::Temporary,
             format!(
@@ -188,10 +216,17 @@ async fn exchange(
                 crate::secret::shown_url(&oauth.token_url)
             ),
         ),
-        RequestTokenError::Parse(..) | RequestTokenError::Other(_) => {
-            unreadable(status.load(Ordering::Relaxed))
-        }
+        RequestTokenError::Parse(..) | RequestTokenError::Other(_) => unreadable(answered),
     }))
+}
+
+fn too_large() -> Fatal {
+    Fatal::new(
+        ExitCode::Temporary,
+        format!(
+            "Volvo ID answered the token refresh with more than {MAX_TOKEN_BODY_BYTES} bytes, which no token answer needs, and no token answer at its start; the login is kept and the next run retries"
+        ),
+    )
 }
 
 /// A token answer that is not Volvo ID's JSON: a gateway's 5xx (`504 upstream request
@@ -218,32 +253,109 @@ fn rate_limited(tries: u32) -> Fatal {
     )
 }
 
-/// The token after Volvo ID's answer `r` to refreshing `old`. The refresh token is kept when
-/// Volvo ID does not send a new one.
-fn rotated_token(old: &Token, r: oauth2::basic::BasicTokenResponse, now: i64) -> Token {
-    let rotated = r.refresh_token().map(|t| Secret::new(t.secret().clone()));
-    let expires_in = lifetime(r.expires_in());
-    Token {
-        access_token: Secret::new(r.access_token().secret().clone()),
-        refreshed_at: if rotated.is_some() {
-            Some(now)
-        } else {
-            old.refreshed_at
-        },
-        refresh_token: rotated.unwrap_or_else(|| old.refresh_token.clone()),
-        expires_at: now + expires_in,
+/// The token after Volvo ID's answer to refreshing `old`, and why the run cannot go on with
+/// it when it cannot. The refresh token is kept when Volvo ID sends no usable new one; an
+/// answer without a usable access token still has its refresh token saved (the access token
+/// then counts as expired, so the next run refreshes with it).
+fn rotated_token(old: &Token, answer: TokenAnswer, now: i64) -> (Token, Option<Fatal>) {
+    if !answer.unusable.is_empty() {
+        tracing::warn!(
+            fields = answer.unusable.join(", "),
+            "Volvo ID's token answer has fields that cannot be used; the rest of it is taken"
+        );
+    }
+    let rotated = answer.refresh_token.is_some();
+    let (access_token, expires_at, problem) = match answer.access_token {
+        Some(a) => (a, now + answer.expires_in.unwrap_or(300), None),
+        None => {
+            let kept = if rotated {
+                "its new refresh token is saved"
+            } else {
+                "the refresh token is kept"
+            };
+            let why = format!("Volvo ID's token answer holds no usable access token; {kept} and the next run refreshes again");
+            (
+                old.access_token.clone(),
+                now,
+                Some(Fatal::new(ExitCode::Temporary, why)),
+            )
+        }
+    };
+    let token = Token {
+        access_token,
+        refreshed_at: if rotated { Some(now) } else { old.refreshed_at },
+        refresh_token: answer
+            .refresh_token
+            .unwrap_or_else(|| old.refresh_token.clone()),
+        expires_at,
         token_type: "Bearer".into(),
-        scope: r
-            .scopes()
-            .map(|s| {
-                s.iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .or_else(|| old.scope.clone()),
+        scope: answer.scope.or_else(|| old.scope.clone()),
         logged_in_at: old.logged_in_at,
         extra: old.extra.clone(),
+    };
+    (token, problem)
+}
+
+/// A token answer as read, leniently: Volvo ID's strings and numbers are input. A field of
+/// the wrong type, an empty token or one that cannot be sent in a header counts as absent
+/// (and is named in a warning, never shown); a lifetime is read from a number or a numeric
+/// string and clamped to a day.
+#[derive(Debug, Default)]
+pub struct TokenAnswer {
+    pub access_token: Option<Secret>,
+    pub refresh_token: Option<Secret>,
+    pub expires_in: Option<i64>,
+    pub scope: Option<String>,
+    pub unusable: Vec<&'static str>,
+}
+
+impl TokenAnswer {
+    /// The answer in `body`: its first JSON object, whatever follows it (padding cut at the
+    /// cap); `None` when it starts with no object.
+    pub fn read(body: &[u8]) -> Option<TokenAnswer> {
+        let first = serde_json::Deserializer::from_slice(body)
+            .into_iter::<serde_json::Value>()
+            .next()?
+            .ok()?;
+        let serde_json::Value::Object(map) = first else {
+            return None;
+        };
+        let mut answer = TokenAnswer::default();
+        answer.access_token = answer.token(&map, "access_token");
+        answer.refresh_token = answer.token(&map, "refresh_token");
+        answer.expires_in = map.get("expires_in").and_then(|v| {
+            let seconds = v.as_f64().or_else(|| v.as_str()?.trim().parse().ok());
+            let ok = seconds.filter(|s| s.is_finite());
+            if ok.is_none() {
+                answer.unusable.push("expires_in");
+            }
+            ok.map(|s| s.clamp(0.0, 86_400.0) as i64)
+        });
+        answer.scope = match map.get("scope") {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            None | Some(serde_json::Value::Null) => None,
+            Some(_) => {
+                answer.unusable.push("scope");
+                None
+            }
+        };
+        Some(answer)
+    }
+
+    /// A token member that can be sent: a non-empty string of visible ASCII.
+    fn token(
+        &mut self,
+        map: &serde_json::Map<String, serde_json::Value>,
+        name: &'static str,
+    ) -> Option<Secret> {
+        let value = map.get(name)?;
+        let usable = value
+            .as_str()
+            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()));
+        if usable.is_none() {
+            self.unusable.push(name);
+        }
+        usable.map(Secret::new)
     }
 }
 
@@ -376,9 +488,12 @@ fn refresh_attempt(
         // Without room for the new pair, the old refresh token is not spent.
         let room = token::reserve(&path, &current).map_err(Failure::Fatal)?;
         let clock = oauth.clock;
-        let r = exchange(http, oauth, refresh_token).await?;
-        let fresh = rotated_token(&current, r, clock.now());
+        let answer = exchange(http, oauth, refresh_token).await?;
+        let (fresh, problem) = rotated_token(&current, answer, clock.now());
         token::save_reserved(room, &fresh).map_err(Failure::Fatal)?;
-        Ok(fresh)
+        match problem {
+            Some(f) => Err(Failure::Fatal(f)),
+            None => Ok(fresh),
+        }
     })
 }

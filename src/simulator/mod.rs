@@ -605,7 +605,10 @@ fn token_answer(
             if let Ok(patch @ Value::Object(_)) = serde_json::from_str::<Value>(&f.body) {
                 let issued = answer["refresh_token"].as_str().map(str::to_string);
                 merge_patch(&mut answer, &patch);
-                if status == 200 && answer.get("refresh_token").is_none() {
+                // An empty refresh token is none: the presented one stays valid.
+                let sent = answer["refresh_token"].as_str() != Some("")
+                    && answer.get("refresh_token").is_some();
+                if status == 200 && !sent {
                     keep_presented(sim, form, issued, &answer);
                 }
             }

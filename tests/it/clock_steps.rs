@@ -43,6 +43,9 @@ fn stored_times(state: &Value) -> Vec<(String, i64)> {
     for (vin, car) in state["cars"].as_object().unwrap() {
         times.push((format!("car {vin}"), car["last_upload"].as_i64().unwrap()));
     }
+    if let Some(t) = state["last_success"].as_f64() {
+        times.push(("last success".into(), t as i64));
+    }
     times
 }
 

@@ -232,9 +232,10 @@ fn a_401_refreshes_once_and_an_api_key_401_names_the_key() {
     assert_stderr_contains(&o, "check volvo.api_key");
 }
 
-/// A damaged or foreign state file is rebuilt with one warning, and the run goes on.
+/// A damaged or foreign state file is rebuilt with one warning, and the run goes on. What was
+/// there is set aside as `<state_file>.damaged`, not overwritten, for whoever wants to look.
 #[test]
-fn a_damaged_state_file_is_rebuilt() {
+fn a_damaged_state_file_is_set_aside_and_rebuilt() {
     let sim = Sim::start(&[]);
     for content in ["{not json", "{\"version\": 99}", ""] {
         let ws = only_bev(&sim, "");
@@ -246,6 +247,8 @@ fn a_damaged_state_file_is_rebuilt() {
             "{}",
             stderr(&o)
         );
+        assert_stderr_contains(&o, "set aside as");
+        assert_eq!(ws.read("token.state.json.damaged"), content);
         let state: serde_json::Value = serde_json::from_str(&ws.read("token.state.json")).unwrap();
         assert_eq!(state["version"], 1);
     }

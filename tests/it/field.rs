@@ -82,6 +82,112 @@ fn a_kept_refresh_token_works_at_the_next_refresh() {
     assert_ne!(ws.token()["refresh_token"], before, "rotated this time");
 }
 
+/// Runs with a token answer changed by `fault`, then forces the next run to refresh: the
+/// first run's exit code, and whether the next refresh worked (no `invalid_grant`).
+fn refresh_after(fault: Value) -> (i32, String, bool) {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let mut fault = fault;
+    fault["path"] = json!("/as/token.oauth2");
+    fault["times"] = json!(1);
+    sim.faults(json!([fault]));
+    let first = ws.run(&["--once", "--stdout"]);
+    let mut token = ws.token();
+    token["expires_at"] = json!(unix_now() - 10);
+    ws.write("token.json", &token.to_string());
+    let next = ws.run(&["--once", "--stdout"]);
+    let worked = code(&next) == 0 && sim.stats()["invalid_grants"] == 0;
+    (code(&first), stderr(&first), worked)
+}
+
+/// Guards the rotated refresh token against a token answer Volvo ID garbled: whatever is
+/// wrong with it (a lifetime as text, negative or absurd, a scope of the wrong type, no usable
+/// access token, an empty refresh token, an access token that cannot be sent, padding past the
+/// cap), the refresh token it carries is saved, so the next refresh works. Before, each of
+/// these was "unreadable, the login is kept" and the next run needed a login.
+#[test]
+fn a_garbled_token_answer_never_costs_the_login() {
+    let pass = |body: Value| json!({"pass_through": true, "body": body});
+    let cases = [
+        ("expires_in as text", pass(json!({"expires_in": "299"})), 0),
+        ("expires_in negative", pass(json!({"expires_in": -5})), 0),
+        ("expires_in absurd", pass(json!({"expires_in": 1e30})), 0),
+        ("scope a number", pass(json!({"scope": 5})), 0),
+        ("no access token", pass(json!({"access_token": null})), 75),
+        (
+            "an access token with a line break",
+            pass(json!({"access_token": "x\ny"})),
+            75,
+        ),
+        (
+            "an empty refresh token",
+            pass(json!({"refresh_token": ""})),
+            0,
+        ),
+        (
+            "padded past the cap",
+            json!({"pass_through": true, "pad_bytes": 52_428_800}),
+            0,
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (what, fault, exit) in cases {
+        let (code, err, worked) = refresh_after(fault);
+        if code != exit || !worked || err.contains("panicked") {
+            wrong.push(format!(
+                "{what}: exit {code} (expected {exit}), next refresh worked: {worked}\n{err}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Guards a slow refresh answer: Volvo ID answering after the request timeout (and after the
+/// run's deadline) still has its rotated pair saved, since it spent the old refresh token on
+/// receipt; before, the run gave up at the request timeout and the next run needed a login.
+#[test]
+fn a_slow_refresh_answer_is_waited_for_and_saved() {
+    let sim = Sim::start(&[]);
+    let config = "[collect]\ntimeout = \"2s\"\nrequest_timeout = \"1s\"\n";
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), config);
+    let before = ws.token()["refresh_token"].clone();
+    let fault =
+        json!({"path": "/as/token.oauth2", "pass_through": true, "delay_ms": 3000, "times": 1});
+    sim.faults(json!([fault]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_ne!(code(&o), 77, "{}", stderr(&o));
+    assert_ne!(ws.token()["refresh_token"], before, "{}", stderr(&o));
+
+    let mut token = ws.token();
+    token["expires_at"] = json!(unix_now() - 10);
+    ws.write("token.json", &token.to_string());
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(sim.stats()["invalid_grants"], 0);
+}
+
+/// Guards the token's self-metrics after an API's 401 renewed the token in the middle of the
+/// run: they show the pair the run saved, not the one it started with.
+#[test]
+fn the_token_metrics_follow_a_renewal_in_the_run() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let started_with = ws.token()["expires_at"].as_f64().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let doors = format!("=/connected-vehicle/v2/vehicles/{BEV}/doors");
+    let body = json!({"status": 401, "error": {"message": "Unauthorized", "description": "Full authentication is required to access this resource"}});
+    sim.faults(json!([{"path": doors, "status": 401, "body": body, "times": 1}]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let saved = ws.token()["expires_at"].as_f64().unwrap();
+    assert!(saved > started_with, "the 401 renewed the token");
+    let out = stdout(&o);
+    let key = "volvo_collect_access_token_expiry_timestamp_seconds{account=\"default\"}";
+    assert_eq!(value(&out, key), Some(saved), "{out}");
+}
+
 /// A duration no clock holds (it once panicked the run: "overflow when adding duration to
 /// instant") is a configuration error at load that names the key.
 #[test]

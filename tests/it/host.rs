@@ -495,6 +495,8 @@ fn a_fifo_or_an_oversized_file_in_place_of_the_state_is_no_hang() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_stderr_contains(&o, "more than the 16777216");
     assert!(std::fs::metadata(&state).unwrap().len() < 1 << 20);
+    let aside = ws.path("token.state.json.damaged");
+    assert_eq!(std::fs::metadata(aside).unwrap().len(), 17 << 20);
 }
 
 /// Guards Volvo's minute against a damaged or deleted window file: right after a run that used

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::error::{ExitCode, Fatal};
 use clap::{Parser, Subcommand};
-use url::Url;
 
 use crate::config::{Outputs, Settings};
 use crate::simulator::ExtendedMode;
@@ -49,13 +49,14 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub textfile: Option<PathBuf>,
 
-    /// Push the exposition to this Pushgateway.
+    /// Push the exposition to this Pushgateway. Read as text and checked by the collector, so
+    /// that a refused URL is never echoed (it may hold a password).
     #[arg(long, value_name = "URL")]
-    pub pushgateway: Option<Url>,
+    pub pushgateway: Option<String>,
 
     /// Send the exposition by Prometheus remote write to this URL.
     #[arg(long, value_name = "URL")]
-    pub remote_write: Option<Url>,
+    pub remote_write: Option<String>,
 
     /// Long-running mode: also serve the latest exposition at http://ADDR/metrics
     /// (`:PORT` means loopback).
@@ -149,29 +150,39 @@ pub enum Command {
 }
 
 impl Cli {
-    /// Output flags replace the `[output]` table when any is given.
-    pub fn outputs(&self) -> Option<Outputs> {
+    /// Output flags replace the `[output]` table when any is given. A URL that is not http(s)
+    /// with a host is a usage error (exit 2).
+    pub fn outputs(&self) -> Result<Option<Outputs>, Fatal> {
         if !self.stdout
             && self.textfile.is_none()
             && self.pushgateway.is_none()
             && self.remote_write.is_none()
         {
-            return None;
+            return Ok(None);
         }
-        Some(Outputs {
+        let url = |flag: &str, text: &Option<String>| {
+            text.as_deref()
+                .map(|t| {
+                    crate::config::http_url(t)
+                        .map_err(|why| Fatal::new(ExitCode::Usage, format!("{flag}: {why}")))
+                })
+                .transpose()
+        };
+        Ok(Some(Outputs {
             stdout: self.stdout,
             textfile: self.textfile.clone(),
-            pushgateway: self.pushgateway.clone(),
-            remote_write: self.remote_write.clone(),
-        })
+            pushgateway: url("--pushgateway", &self.pushgateway)?,
+            remote_write: url("--remote-write", &self.remote_write)?,
+        }))
     }
 
-    pub fn apply(&self, settings: &mut Settings) {
-        if let Some(o) = self.outputs() {
+    pub fn apply(&self, settings: &mut Settings) -> Result<(), Fatal> {
+        if let Some(o) = self.outputs()? {
             settings.output = o;
         }
         if let Some(l) = self.listen {
             settings.web.listen = Some(l);
         }
+        Ok(())
     }
 }

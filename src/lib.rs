@@ -94,7 +94,7 @@ fn print(bytes: &[u8]) -> ExitCode {
 fn settings(cli: &cli::Cli) -> Result<config::Settings, Fatal> {
     let path = config::locate(cli.config.as_deref())?;
     let mut settings = config::load(&path)?;
-    cli.apply(&mut settings);
+    cli.apply(&mut settings)?;
     settings.check_outputs()?;
     Ok(settings)
 }

@@ -20,6 +20,9 @@ pub(super) fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Fatal 
     };
     let start = span.start.min(text.len());
     let line = text[..start].matches('\n').count() + 1;
+    if let Some(fatal) = unknown_table(path, text, start, line, &msg) {
+        return fatal;
+    }
     let table = text[..start].lines().rev().find_map(|l| {
         let l = l.trim();
         (l.starts_with('[') && l.ends_with(']')).then(|| l.to_string())
@@ -92,6 +95,31 @@ pub(super) fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Fatal 
             path.display()
         ))
     }
+}
+
+/// An unknown name in a table header (`[volvo2]`, `[[acount]]`, `[volvo.x]`) is a table the
+/// file may not have: said so, with the table it would be in, rather than blamed on the table
+/// above it.
+fn unknown_table(path: &Path, text: &str, start: usize, line: usize, msg: &str) -> Option<Fatal> {
+    let allowed = msg.strip_prefix("unknown field ")?;
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let header = text[line_start..start].trim_start();
+    if !header.starts_with('[') {
+        return None;
+    }
+    let parent = header.trim_start_matches('[').trim_end_matches('.').trim();
+    let place = if parent.is_empty() {
+        "at the top level".to_string()
+    } else {
+        format!("in [{}]", shorten(parent))
+    };
+    let allowed = allowed.split_once(", expected ").map_or("", |(_, a)| a);
+    let name = shorten(whole_token(text, start..start).trim_matches('"'));
+    Some(Fatal::config(format!(
+        "{} line {line}: {place}: unknown table `{name}`; the tables are {}",
+        path.display(),
+        shorten_quoted(allowed).replace("one of ", "")
+    )))
 }
 
 /// The text of a span, widened to the whole key or value it starts: toml points some errors
@@ -183,11 +211,19 @@ mod tests {
         assert!(!e.contains('\n'));
     }
 
+    /// A misspelt table is named as a table of the level it is written at, never blamed on
+    /// the table above it.
     #[test]
     fn unknown_table_is_rejected() {
         let e = parse_err("[volvo]\nclient_id = \"abc\"\n[outputs]\nstdout = true\n");
-        assert!(e.contains("unknown field `outputs`"), "{e}");
-        assert!(e.contains("line 3"), "{e}");
+        assert_eq!(e, "/etc/vc/collector.toml line 3: at the top level: unknown table `outputs`; the tables are `volvo`, `account`, `sources`, `output`, `collect`, `location`, `pushgateway`, `remote_write`, `web`, `schedule`, `weather`, `prices`");
+        let e = parse_err("[volvo]\nclient_id = \"abc\"\n[[acount]]\nname = \"a\"\n");
+        assert!(
+            e.contains("line 3: at the top level: unknown table `acount`"),
+            "{e}"
+        );
+        let e = parse_err("[volvo]\nclient_id = \"abc\"\n[web.tls]\ncert = \"a\"\n");
+        assert!(e.contains("line 3: in [web]: unknown table `tls`"), "{e}");
     }
 
     #[test]
@@ -263,7 +299,7 @@ mod tests {
     fn urls_in_errors_lose_their_credentials() {
         let e = parse_err("[volvo]\nclient_id = \"abc\"\n[output]\npushgateway = \"http://user:SuperSecretPw@host:port/\"\n");
         assert!(
-            !e.contains("SuperSecretPw") && e.contains("`pushgateway` = "),
+            !e.contains("SuperSecretPw") && e.contains("output.pushgateway: not a usable URL"),
             "{e}"
         );
         assert_eq!(

@@ -70,6 +70,25 @@ pub const DEFAULT_WEATHER_URL: &str = "https://api.openweathermap.org/data/2.5/w
 
 pub use crate::endpoints::{is_extended_vehicle_scope, Sources};
 
+/// An http:// or https:// URL with a host, from the configuration or the command line. The
+/// reason it is refused never quotes the text: a URL may carry a password.
+pub fn http_url(text: &str) -> Result<Url, String> {
+    const SHAPE: &str = "write it as http://host[:port]/path or https://...";
+    const HIDDEN: &str = "the value is not shown: it may hold a password";
+    let lower = text.trim().get(..8).unwrap_or(text).to_ascii_lowercase();
+    if !lower.starts_with("http://") && !lower.starts_with("https://") {
+        return Err(format!(
+            "not an http:// or https:// URL: {SHAPE} ({HIDDEN})"
+        ));
+    }
+    match Url::parse(text.trim()) {
+        Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => Ok(u),
+        Ok(_) => Err(format!("the URL has no host: {SHAPE} ({HIDDEN})")),
+        // The url crate's reasons ("empty host", "invalid port number") never quote the input.
+        Err(e) => Err(format!("not a usable URL ({e}): {SHAPE} ({HIDDEN})")),
+    }
+}
+
 /// Where a run delivers its exposition. Any combination.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outputs {

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use url::Url;
 
 use crate::secret::Secret;
 
@@ -55,7 +54,7 @@ pub(super) struct RawPrices {
 pub(super) struct RawWeather {
     pub api_key: Option<Secret>,
     pub api_key_file: Option<PathBuf>,
-    pub url: Option<Url>,
+    pub url: Option<String>,
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub min_age: Option<Duration>,
 }
@@ -121,14 +120,14 @@ pub(super) struct RawVolvo {
     pub client_secret_file: Option<PathBuf>,
     pub api_key: Option<Secret>,
     pub api_key_file: Option<PathBuf>,
-    pub redirect_uri: Option<Url>,
+    pub redirect_uri: Option<String>,
     pub token_file: Option<PathBuf>,
     pub state_file: Option<PathBuf>,
     pub vins: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
-    pub api_url: Option<Url>,
-    pub auth_url: Option<Url>,
-    pub token_url: Option<Url>,
+    pub api_url: Option<String>,
+    pub auth_url: Option<String>,
+    pub token_url: Option<String>,
 }
 
 /// `[sources]`; every API is read unless turned off.
@@ -160,8 +159,8 @@ pub(super) struct RawOutput {
     #[serde(default)]
     pub stdout: bool,
     pub textfile: Option<PathBuf>,
-    pub pushgateway: Option<Url>,
-    pub remote_write: Option<Url>,
+    pub pushgateway: Option<String>,
+    pub remote_write: Option<String>,
 }
 
 /// `[collect]`, with its defaults.

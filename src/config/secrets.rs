@@ -55,6 +55,9 @@ fn read_file(p: &Path) -> Result<Secret, String> {
     if text.is_empty() {
         return Err(format!("{} is empty", p.display()));
     }
+    if crate::fsutil::readable_by_others(p) {
+        tracing::warn!(file = %p.display(), "a secret file that other users can read: chmod 600 it (owned by the collector's user)");
+    }
     Ok(Secret::new(text))
 }
 

@@ -73,18 +73,17 @@ impl Context<'_> {
     }
 
     /// An http(s) URL, or `default` when unset.
-    fn url(&self, key: &str, u: Option<Url>, default: &str) -> Result<Url, Fatal> {
-        let u = u.unwrap_or_else(|| Url::parse(default).expect("default URL is valid"));
-        match u.scheme() {
-            "http" | "https" => Ok(u),
-            other => Err(self.bad(
-                key,
-                &format!(
-                    "scheme {} is not allowed: use an http:// or https:// URL",
-                    shown_value(other)
-                ),
-            )),
+    fn url(&self, key: &str, u: Option<String>, default: &str) -> Result<Url, Fatal> {
+        match u {
+            None => Ok(Url::parse(default).expect("default URL is valid")),
+            Some(text) => super::http_url(&text).map_err(|why| self.bad(key, &why)),
         }
+    }
+
+    /// An optional http(s) URL.
+    fn optional_url(&self, key: &str, u: Option<String>) -> Result<Option<Url>, Fatal> {
+        u.map(|text| super::http_url(&text).map_err(|why| self.bad(key, &why)))
+            .transpose()
     }
 
     /// The secret `key` (with its table, such as `volvo.api_key`) from wherever it is written.
@@ -128,7 +127,7 @@ pub(super) fn settings(
         auth_url,
         token_url,
         sources,
-        output: output(&cx, raw.output),
+        output: output(&cx, raw.output)?,
         interval: collect.interval,
         timeout: collect.timeout,
         request_timeout: collect.request_timeout,
@@ -308,13 +307,19 @@ fn account(
             credential: Some(&format!("api_key{credential_suffix}")),
         },
     )?;
-    if let Some(k) = &api_key {
-        header_safe(k).map_err(|what| {
-            cx.bad(
-                &key("api_key"),
-                &format!("{what}: an API key is one line of visible characters; check the value (in the file, api_key_file or {env_api_key})"),
-            )
-        })?;
+    // Both are sent in headers: a stray space or newline would only show later, as a refusal.
+    for (name, secret, env) in [
+        ("api_key", &api_key, &env_api_key),
+        ("client_secret", &client_secret, &env_client_secret),
+    ] {
+        if let Some(k) = secret {
+            header_safe(k).map_err(|what| {
+                cx.bad(
+                    &key(name),
+                    &format!("{what}: it is one line of visible characters; check the value (in the file, {name}_file or {env})"),
+                )
+            })?;
+        }
     }
     let vins = vins(cx, &key("vins"), v.vins)?;
     let scopes = scopes(cx, &key("scopes"), v.scopes)?;
@@ -346,13 +351,13 @@ fn account(
 }
 
 /// `[output]`: any combination, none included (the command line may add one).
-fn output(cx: &Context, o: RawOutput) -> Outputs {
-    Outputs {
+fn output(cx: &Context, o: RawOutput) -> Result<Outputs, Fatal> {
+    Ok(Outputs {
         stdout: o.stdout,
         textfile: o.textfile.as_deref().map(|p| cx.resolve(p)),
-        pushgateway: o.pushgateway,
-        remote_write: o.remote_write,
-    }
+        pushgateway: cx.optional_url("output.pushgateway", o.pushgateway)?,
+        remote_write: cx.optional_url("output.remote_write", o.remote_write)?,
+    })
 }
 
 /// `[collect]`: the same table, its values checked.
@@ -363,6 +368,12 @@ fn collect(cx: &Context, c: RawCollect) -> Result<RawCollect, Fatal> {
     cx.duration("collect.interval", c.interval)?;
     cx.duration("collect.timeout", c.timeout)?;
     cx.duration("collect.request_timeout", c.request_timeout)?;
+    if c.requests_per_minute > 100 {
+        return Err(cx.bad(
+            "collect.requests_per_minute",
+            &format!("{} is above Volvo's 100 requests a minute per account, so runs would be refused (HTTP 429): use 1 to 100 (90 leaves room for a hand run), or 0 to turn the window off", c.requests_per_minute),
+        ));
+    }
     if c.concurrency == 0 || c.concurrency > 1024 {
         return Err(cx.bad(
             "collect.concurrency",
@@ -832,7 +843,7 @@ mod tests {
         assert!(e.contains("volvo.vins: \"YV1-bad\" is not a VIN"), "{e}");
         let e = parse_err("[volvo]\nclient_id = \"a\"\napi_url = \"ftp://x\"\n");
         assert!(
-            e.contains("volvo.api_url: scheme \"ftp\" is not allowed"),
+            e.contains("volvo.api_url: not an http:// or https:// URL"),
             "{e}"
         );
     }

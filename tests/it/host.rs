@@ -623,6 +623,92 @@ fn configuration_errors_name_the_whole_key_and_value() {
     assert_stderr_contains(&o, "`requests_per_minute` = 99999999999999999999999:");
 }
 
+/// Guards the checks made before anything is asked: an output URL that is not http(s) with a
+/// host is refused by its key (file, exit 78) or flag (exit 2) without echoing the URL, which
+/// may hold a password; a misspelt table is named as a table; a minute window above Volvo's
+/// 100 and a client secret with a space are configuration errors; a secret file other users
+/// can read is warned about.
+#[test]
+fn bad_urls_tables_and_secrets_are_refused_before_any_request() {
+    let sim = Sim::start(&[]);
+    let pw = "Pa55w0rdInUrl";
+    let plain = Workspace::new(&sim, "", "");
+    for url in [
+        format!("http://user:{pw}@"),
+        format!("ftp://user:{pw}@host/"),
+        format!("notaurl:{pw}"),
+        format!("http:{pw}"),
+        format!("http://user:{pw}@host:99999/"),
+    ] {
+        let ws = Workspace::new(&sim, "", &format!("[output]\npushgateway = \"{url}\"\n"));
+        let o = ws.run(&["--once"]);
+        assert_eq!(code(&o), 78, "{url}: {}", stderr(&o));
+        assert_stderr_contains(&o, "output.pushgateway: not");
+        assert!(!stderr(&o).contains(pw), "{url}: {}", stderr(&o));
+        for flag in ["--pushgateway", "--remote-write"] {
+            let o = plain.run(&["--once", flag, &url]);
+            assert_eq!(code(&o), 2, "{flag} {url}: {}", stderr(&o));
+            assert_stderr_contains(&o, &format!("{flag}: not"));
+            assert!(!stderr(&o).contains(pw), "{flag} {url}: {}", stderr(&o));
+        }
+    }
+    assert!(sim.gets().is_empty());
+
+    let refused = [
+        (
+            "",
+            "[volvo2]\nx = 1\n",
+            "at the top level: unknown table `volvo2`; the tables are `volvo`",
+        ),
+        (
+            "",
+            "[collect]\nrequests_per_minute = 500\n",
+            "collect.requests_per_minute: 500 is above Volvo's 100",
+        ),
+        (
+            "client_secret = \"demo secret\"",
+            "",
+            "client_secret: contains a space",
+        ),
+    ];
+    for (volvo, rest, said) in refused {
+        let ws = Workspace::new(&sim, "", rest);
+        if !volvo.is_empty() {
+            let text = ws
+                .read("collector.toml")
+                .replace("client_secret = \"demo-secret\"", volvo);
+            ws.write("collector.toml", &text);
+        }
+        let o = ws.run(&["--once", "--stdout"]);
+        assert_eq!(code(&o), 78, "{said}: {}", stderr(&o));
+        assert_stderr_contains(&o, said);
+    }
+
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let text = ws.read("collector.toml").replace(
+        "client_secret = \"demo-secret\"",
+        "client_secret_file = \"secret.txt\"",
+    );
+    ws.write("collector.toml", &text);
+    ws.write("secret.txt", "demo-secret\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        ws.path("secret.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_stderr_contains(&o, "a secret file that other users can read: chmod 600 it");
+    std::fs::set_permissions(
+        ws.path("secret.txt"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let o = ws.run(&["--once", "--stdout"]);
+    assert!(!stderr(&o).contains("a secret file"), "{}", stderr(&o));
+}
+
 /// Guards remote write's retry rule: a receiver that takes the request and never answers is
 /// tried once (it was tried three times, three times the output's timeout).
 #[test]

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+
 /// Where data comes from: one of Volvo's four APIs (its name is the `api` label, the
 /// `[sources]` key and the module name everywhere), the weather, or the collector itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -412,11 +414,22 @@ impl Endpoint {
     /// path-escaped so that no answer can change the path of the next request; resource names
     /// are checked before they get here (`extended_vehicle::safe_name`).
     pub fn path(self, vin: &str, resource: Option<&str>) -> String {
-        let t = self
-            .template()
-            .replace("{vin}", &segment(vin))
-            .replace("{resource}", resource.unwrap_or(""));
-        format!("{}{t}", self.api().prefix())
+        let (prefix, mut rest) = (self.api().prefix(), self.template());
+        // Built in one string: a run makes one per request.
+        let mut path = String::with_capacity(prefix.len() + rest.len() + vin.len() + 32);
+        path.push_str(prefix);
+        while let Some(open) = rest.find('{') {
+            path.push_str(&rest[..open]);
+            let close = rest[open..].find('}').map_or(rest.len(), |i| open + i + 1);
+            match &rest[open..close] {
+                "{vin}" => path.extend(utf8_percent_encode(vin, NON_ALPHANUMERIC)),
+                "{resource}" => path.push_str(resource.unwrap_or("")),
+                other => path.push_str(other),
+            }
+            rest = &rest[close..];
+        }
+        path.push_str(rest);
+        path
     }
 }
 
@@ -446,7 +459,7 @@ impl std::str::FromStr for Endpoint {
 /// A value (a VIN from the vehicle list) as one URL path segment: whatever the API answered,
 /// it cannot change the path of the next request.
 pub fn segment(value: &str) -> String {
-    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+    utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
 }
 
 /// Which of Volvo's four APIs a run reads.
@@ -580,6 +593,28 @@ pub fn markdown_table() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The path of each kind of endpoint, with a VIN from an answer kept to one segment.
+    #[test]
+    fn paths_put_the_vin_and_resource_in_their_places() {
+        let vin = "YV1ABCDEFGH123456";
+        assert_eq!(
+            Endpoint::Vehicles.path(vin, None),
+            "/connected-vehicle/v2/vehicles"
+        );
+        assert_eq!(
+            Endpoint::Details.path(vin, None),
+            "/connected-vehicle/v2/vehicles/YV1ABCDEFGH123456"
+        );
+        assert_eq!(
+            Endpoint::ExtendedValues.path(vin, Some("fuelAmount")),
+            "/extended-vehicle/v1/vehicles/YV1ABCDEFGH123456/resources/fuelAmount"
+        );
+        assert_eq!(
+            Endpoint::Doors.path("../x?y", None),
+            "/connected-vehicle/v2/vehicles/%2E%2E%2Fx%3Fy/doors"
+        );
+    }
 
     #[test]
     fn names_are_unique_and_read_back() {

@@ -33,9 +33,7 @@ pub struct Spent {
 
 /// `<state_file>.day`.
 pub fn day_file(state_file: &Path) -> PathBuf {
-    let mut p = state_file.as_os_str().to_owned();
-    p.push(".day");
-    PathBuf::from(p)
+    fsutil::with_suffix(state_file, ".day")
 }
 
 /// The quota day `now` is in, for a reset at `reset_s` into the UTC day.

@@ -600,17 +600,24 @@ fn weather(cx: &Context, w: RawWeather) -> Result<Option<WeatherOptions>, Fatal>
             credential: Some("openweathermap_api_key"),
         },
     )?;
+    // Checked whether or not the weather is on, so that a mistake shows when it is turned on.
+    let set = w.url.is_some() || w.min_age.is_some();
+    let url = cx.url("weather.url", w.url, DEFAULT_WEATHER_URL)?;
+    let min_age = match w.min_age {
+        Some(d) if d.is_zero() => d,
+        Some(d) => cx.duration("weather.min_age", d)?,
+        None => Duration::from_secs(600),
+    };
     let Some(api_key) = api_key else {
+        if set {
+            tracing::warn!("[weather] sets url or min_age but has no api_key (nor api_key_file or OPENWEATHERMAP_API_KEY): the weather is off");
+        }
         return Ok(None);
     };
     Ok(Some(WeatherOptions {
         api_key,
-        url: cx.url("weather.url", w.url, DEFAULT_WEATHER_URL)?,
-        min_age: match w.min_age {
-            Some(d) if d.is_zero() => d,
-            Some(d) => cx.duration("weather.min_age", d)?,
-            None => Duration::from_secs(600),
-        },
+        url,
+        min_age,
     }))
 }
 

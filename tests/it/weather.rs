@@ -23,6 +23,22 @@ fn weather_is_off_without_a_key() {
     assert_eq!(code(&o), 0);
     assert!(!stdout(&o).contains("volvo_weather_"));
     assert!(sim.requests("/data/2.5/weather").is_empty());
+    assert!(!stderr(&o).contains("[weather]"), "{}", stderr(&o));
+
+    // A [weather] table without a key says the weather is off; its values are still checked.
+    let ws = Workspace::new(
+        &sim,
+        &format!("vins = [\"{BEV}\"]"),
+        "[weather]\nmin_age = \"5m\"\n",
+    );
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_stderr_contains(&o, "has no api_key");
+    assert!(sim.requests("/data/2.5/weather").is_empty());
+    let ws = Workspace::new(&sim, "", "[weather]\nmin_age = \"9days\"\n");
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert_stderr_contains(&o, "weather.min_age: too long");
 }
 
 #[test]

@@ -289,30 +289,18 @@ fn account(
     let env_client_secret = format!("VOLVO_CLIENT_SECRET{env_suffix}");
     let env_api_key = format!("VOLVO_API_KEY{env_suffix}");
     let credential_suffix = env_suffix.to_ascii_lowercase();
-    let client_secret = cx.secret(
-        &key("client_secret"),
-        Places {
-            value: v.client_secret,
-            file: v.client_secret_file.as_deref().map(|p| cx.resolve(p)),
-            env_var: Some(&env_client_secret),
-            credential: Some(&format!("client_secret{credential_suffix}")),
-        },
-    )?;
-    let api_key = cx.secret(
-        &key("api_key"),
-        Places {
-            value: v.api_key,
-            file: v.api_key_file.as_deref().map(|p| cx.resolve(p)),
-            env_var: Some(&env_api_key),
-            credential: Some(&format!("api_key{credential_suffix}")),
-        },
-    )?;
     // Both are sent in headers: a stray space or newline would only show later, as a refusal.
-    for (name, secret, env) in [
-        ("api_key", &api_key, &env_api_key),
-        ("client_secret", &client_secret, &env_client_secret),
-    ] {
-        if let Some(k) = secret {
+    let header_secret = |name: &str, value, file: Option<PathBuf>, env: &str| {
+        let found = cx.secret(
+            &key(name),
+            Places {
+                value,
+                file: file.as_deref().map(|p| cx.resolve(p)),
+                env_var: Some(env),
+                credential: Some(&format!("{name}{credential_suffix}")),
+            },
+        )?;
+        if let Some(k) = &found {
             header_safe(k).map_err(|what| {
                 cx.bad(
                     &key(name),
@@ -320,7 +308,15 @@ fn account(
                 )
             })?;
         }
-    }
+        Ok::<_, Fatal>(found)
+    };
+    let client_secret = header_secret(
+        "client_secret",
+        v.client_secret,
+        v.client_secret_file,
+        &env_client_secret,
+    )?;
+    let api_key = header_secret("api_key", v.api_key, v.api_key_file, &env_api_key)?;
     let vins = vins(cx, &key("vins"), v.vins)?;
     let scopes = scopes(cx, &key("scopes"), v.scopes)?;
     let token_file = cx.resolve(v.token_file.as_deref().unwrap_or(Path::new(default_token)));

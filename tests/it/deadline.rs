@@ -1,7 +1,8 @@
-//! No wait in a run outlives its deadline: a fault injected at each step of a run (the token
-//! refresh, the vehicle list, capabilities, every endpoint, each output) ends the process
-//! within `collect.timeout` plus the step's own timeout and a few seconds, with the
-//! documented exit code. Faults hang (an answer 60 s late) unless said otherwise.
+//! No wait in a run outlives its deadline: a fault injected at each step of a run (the vehicle
+//! list, capabilities, every endpoint, each output) ends the process within `collect.timeout`
+//! plus the step's own timeout and a few seconds, with the documented exit code. Faults hang
+//! (an answer 60 s late) unless said otherwise. The one exception is a sent token refresh,
+//! whose answer is waited for (it carries the only valid refresh token).
 
 use std::time::{Duration, Instant};
 
@@ -95,18 +96,25 @@ fn one_401_on_the_vehicle_list_renews_once_and_the_run_ends() {
     assert_eq!(code, 0, "{err}");
 }
 
+/// The one wait that may outlive the run's deadline: a sent refresh waits for Volvo ID's
+/// answer (up to two minutes), since Volvo ID spends the old refresh token when it answers.
+/// The run then ends as soon as the answer is saved.
 #[test]
-fn a_hanging_token_endpoint_ends_within_the_request_timeout() {
-    let fault = json!({"path": "/as/token.oauth2", "status": 200, "body": "{}", "delay_ms": HANG_MS, "times": 0});
+fn a_slow_token_endpoint_is_waited_for_past_the_deadline_and_no_longer() {
+    const SLOW_MS: u64 = 10_000;
+    let fault = json!({"path": "/as/token.oauth2", "status": 200, "body": "{}", "delay_ms": SLOW_MS, "times": 0});
     let (code, took, err) = run_with(
         fault,
         &format!("vins = [\"{BEV}\"]"),
         COLLECT,
         &["--stdout"],
     );
-    // The refresh is never cut short (its answer holds the rotated refresh token): it ends
-    // with its request timeout.
-    assert_ends("token refresh", took, 3 + 2 + 8);
+    assert!(
+        took >= Duration::from_millis(SLOW_MS),
+        "took {took:?}: {err}"
+    );
+    assert_ends("token refresh", took, SLOW_MS / 1000 + 8);
+    // The answer holds no token: the refresh token is kept and the next run refreshes.
     assert_eq!(code, 75, "{err}");
 }
 

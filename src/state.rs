@@ -343,9 +343,14 @@ impl State {
     /// overwrite what someone may want to look at, and starts a new state.
     fn set_aside(path: &Path, why: &str) -> State {
         let aside = fsutil::with_suffix(path, ".damaged");
+        // One copy is kept: a file damaged every run must not fill the folder.
+        let replacing = match aside.symlink_metadata().is_ok() {
+            true => " (replacing the one set aside before)",
+            false => "",
+        };
         match std::fs::rename(path, &aside) {
             Ok(()) => {
-                tracing::warn!(file = %path.display(), "{why}; it is set aside as {} and a new one started (counters restart)", aside.display())
+                tracing::warn!(file = %path.display(), "{why}; it is set aside as {}{replacing} and a new one started (counters restart)", aside.display())
             }
             Err(e) => {
                 tracing::warn!(file = %path.display(), "{why}; starting a new one (counters restart); it could not be set aside: {e}")

@@ -20,7 +20,7 @@ pub(super) fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Fatal 
     };
     let start = span.start.min(text.len());
     let line = text[..start].matches('\n').count() + 1;
-    if let Some(fatal) = unknown_table(path, text, start, line, &msg) {
+    if let Some(fatal) = header_error(path, text, start, line, &msg) {
         return fatal;
     }
     let table = text[..start].lines().rev().find_map(|l| {
@@ -32,43 +32,18 @@ pub(super) fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Fatal 
         None => "at the top level".to_string(),
     };
     let spanned = whole_token(text, span.clone()).trim();
-    // The key the error is about: the spanned text itself for unknown and duplicate keys; none
-    // for a missing one (the span is the table); otherwise the key written before the `=` that
-    // precedes the spanned value, within the same table.
-    let key_is_span = msg.starts_with("unknown field") || msg.starts_with("duplicate key");
     let since_table = match text[..start].rfind("\n[") {
         Some(i) => &text[i + 1..start],
         None => &text[..start],
     };
-    let key = if key_is_span {
-        Some(spanned.trim_matches('"').to_string())
-    } else if msg.starts_with("missing field") {
-        None
-    } else {
-        since_table.rsplit_once('=').map(|(before, _)| {
-            before
-                .trim_end()
-                .rsplit(|c: char| c.is_whitespace() || c == '{' || c == ',')
-                .next()
-                .unwrap_or("")
-                .trim_matches('"')
-                .to_string()
-        })
-    }
-    .filter(|k| !k.is_empty());
+    let (key, key_is_span) = error_key(text, start, spanned, since_table, &msg);
     let last = key.as_deref().map(|k| k.rsplit('.').next().unwrap_or(k));
     let line_text = since_table.rsplit('\n').next().unwrap_or("");
     let secret = last.is_some_and(|k| SECRET_KEYS.contains(&k))
         || table.as_deref() == Some("[web.basic_auth_users]")
         || line_text.contains("basic_auth_users");
-    let what = if let Some(kinds) = msg.strip_prefix("invalid type: ") {
-        // "invalid type: integer `5`, expected a string": keep the kinds, never the value.
-        let found = kinds.split([' ', ',']).next().unwrap_or("value");
-        let expected = msg
-            .split_once("expected ")
-            .map(|(_, e)| e)
-            .unwrap_or("another type");
-        format!("found {found}, expected {}", shorten_quoted(expected))
+    let what = if msg.starts_with("invalid type: ") {
+        describe(&msg)
     } else if msg.starts_with("invalid duration") {
         msg.clone()
     } else if secret && !key_is_span && msg.contains(['"', '`', '\'']) {
@@ -97,29 +72,104 @@ pub(super) fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Fatal 
     }
 }
 
-/// An unknown name in a table header (`[volvo2]`, `[[acount]]`, `[volvo.x]`) is a table the
-/// file may not have: said so, with the table it would be in, rather than blamed on the table
-/// above it.
-fn unknown_table(path: &Path, text: &str, start: usize, line: usize, msg: &str) -> Option<Fatal> {
-    let allowed = msg.strip_prefix("unknown field ")?;
+/// The key an error is about, and whether the error spans the key itself (then no value is
+/// shown): the spanned text for unknown and duplicate keys and for a key written dotted
+/// (`client_secret.x = 1`, its first part); none for a missing one (the span is the table);
+/// otherwise the key written before the `=` that precedes the spanned value, in its table.
+fn error_key(
+    text: &str,
+    start: usize,
+    spanned: &str,
+    since_table: &str,
+    msg: &str,
+) -> (Option<String>, bool) {
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
-    let header = text[line_start..start].trim_start();
+    let at_key = text[line_start..start].trim().is_empty()
+        && text[start..]
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains('='))
+        && spanned
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.\"".contains(c));
+    let named = msg.starts_with("unknown field") || msg.starts_with("duplicate key");
+    let key = if named || at_key {
+        let written = spanned.trim_matches('"');
+        let key = match at_key && !msg.starts_with("unknown field") {
+            true => written.split('.').next().unwrap_or(written),
+            false => written,
+        };
+        Some(key.to_string())
+    } else if msg.starts_with("missing field") {
+        None
+    } else {
+        since_table.rsplit_once('=').map(|(before, _)| {
+            before
+                .trim_end()
+                .rsplit(|c: char| c.is_whitespace() || c == '{' || c == ',')
+                .next()
+                .unwrap_or("")
+                .trim_matches('"')
+                .to_string()
+        })
+    };
+    (key.filter(|k| !k.is_empty()), named || at_key)
+}
+
+/// An error in a table header (`[volvo2]`, `[[acount]]`, `[volvo.extra]`, a key written as
+/// `[output.pushgateway]`): named by the table it is in and its own name, rather than blamed
+/// on the key above it.
+fn header_error(path: &Path, text: &str, start: usize, line: usize, msg: &str) -> Option<Fatal> {
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let header = text[line_start..line_end].trim();
     if !header.starts_with('[') {
         return None;
     }
-    let parent = header.trim_start_matches('[').trim_end_matches('.').trim();
+    let inner = header.trim_start_matches('[');
+    let inner = inner.split(']').next().unwrap_or(inner).trim();
+    let (parent, name) = inner.rsplit_once('.').unwrap_or(("", inner));
+    let name = shorten(name.trim().trim_matches('"'));
     let place = if parent.is_empty() {
         "at the top level".to_string()
     } else {
-        format!("in [{}]", shorten(parent))
+        format!("in [{}]", shorten(parent.trim()))
     };
-    let allowed = allowed.split_once(", expected ").map_or("", |(_, a)| a);
-    let name = shorten(whole_token(text, start..start).trim_matches('"'));
+    let what = match msg.strip_prefix("unknown field ") {
+        Some(rest) => {
+            let allowed = shorten_quoted(rest.split_once(", expected ").map_or("", |(_, a)| a))
+                .replace("one of ", "");
+            if parent.is_empty() {
+                format!("unknown table `{name}`; the tables are {allowed}")
+            } else {
+                format!(
+                    "`{name}` is not a key of [{}]; its keys are {allowed}",
+                    shorten(parent)
+                )
+            }
+        }
+        None => format!("`{name}`: {}", describe(msg)),
+    };
     Some(Fatal::config(format!(
-        "{} line {line}: {place}: unknown table `{name}`; the tables are {}",
-        path.display(),
-        shorten_quoted(allowed).replace("one of ", "")
+        "{} line {line}: {place}: {what}",
+        path.display()
     )))
+}
+
+/// toml's message without the value it may quote: a wrong type keeps only the kinds.
+fn describe(msg: &str) -> String {
+    match msg.strip_prefix("invalid type: ") {
+        // "invalid type: integer `5`, expected a string": keep the kinds, never the value.
+        Some(kinds) => {
+            let found = kinds.split([' ', ',']).next().unwrap_or("value");
+            let expected = msg
+                .split_once("expected ")
+                .map(|(_, e)| e)
+                .unwrap_or("another type");
+            format!("found {found}, expected {}", shorten_quoted(expected))
+        }
+        None => shorten_quoted(msg),
+    }
 }
 
 /// The text of a span, widened to the whole key or value it starts: toml points some errors
@@ -139,17 +189,16 @@ fn whole_token(text: &str, span: std::ops::Range<usize>) -> &str {
     text.get(start..end).unwrap_or("")
 }
 
-/// `text` without the `user:password@` of any URL in it.
+/// `text` without the `user:password@` of any URL in it. A password as written may hold any
+/// character (a space, a slash, a quote), so everything from `://` to the last `@` after it
+/// goes: this may cut more than the credentials, never less.
 fn without_userinfo(text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(i) = rest.find("://") {
         out.push_str(&rest[..i + 3]);
         rest = &rest[i + 3..];
-        let end = rest
-            .find(|c: char| c == '/' || c == '"' || c == '`' || c.is_whitespace())
-            .unwrap_or(rest.len());
-        if let Some(at) = rest[..end].rfind('@') {
+        if let Some(at) = rest.rfind('@') {
             rest = &rest[at + 1..];
         }
     }
@@ -223,7 +272,25 @@ mod tests {
             "{e}"
         );
         let e = parse_err("[volvo]\nclient_id = \"abc\"\n[web.tls]\ncert = \"a\"\n");
-        assert!(e.contains("line 3: in [web]: unknown table `tls`"), "{e}");
+        assert!(
+            e.contains("line 3: in [web]: `tls` is not a key of [web]; its keys are `listen`"),
+            "{e}"
+        );
+    }
+
+    /// A key written as a table, or dotted, is named as written, never as the key above it.
+    #[test]
+    fn a_key_written_as_a_table_or_dotted_is_named() {
+        let e = parse_err("[volvo]\nclient_id = \"abc\"\ntoken_url = \"http://h/\"\n[output.pushgateway]\nx = 1\n");
+        assert!(
+            e.contains("line 4: in [output]: `pushgateway`: found map, expected a string"),
+            "{e}"
+        );
+        let e = parse_err("[volvo]\nclient_id = \"abc\"\nclient_secret.x = \"SuperSecret\"\n");
+        assert!(e.contains("in [volvo], `client_secret`: found map"), "{e}");
+        assert!(!e.contains("SuperSecret"), "{e}");
+        let e = parse_err("account.x = 1\n[volvo]\nclient_id = \"abc\"\n");
+        assert!(e.contains("at the top level, `account`: found map"), "{e}");
     }
 
     #[test]
@@ -306,6 +373,15 @@ mod tests {
             without_userinfo("a \"https://u:p@h/x\" b"),
             "a \"https://h/x\" b"
         );
+        // A password as written may hold a space, a slash or a quote; a wrong type shows the
+        // value, never the password.
+        for pw in ["SEK RET19", "SEK/RET24", "SEKRET22\\\""] {
+            let text = format!(
+                "[volvo]\nclient_id = \"abc\"\n[output]\npushgateway = [\"http://u:{pw}@h/\"]\n"
+            );
+            let e = parse_err(&text);
+            assert!(!e.contains("SEK") && e.contains("found sequence"), "{e}");
+        }
     }
 
     #[test]

@@ -33,8 +33,9 @@ pub(super) struct RawConfig {
     pub web: RawWeb,
     #[serde(default)]
     pub schedule: BTreeMap<String, ScheduleAge>,
+    /// `None` when the file has no `[weather]` table (the environment may still turn it on).
     #[serde(default)]
-    pub weather: RawWeather,
+    pub weather: Option<RawWeather>,
     #[serde(default)]
     pub prices: RawPrices,
 }

@@ -46,11 +46,17 @@ pub(super) fn read(
     Ok(None)
 }
 
+/// The most a secret file may hold: secrets are a line, certificates are not read here.
+const SECRET_FILE_MAX: u64 = 64 * 1024;
+
 /// A secret file's content without the trailing newline editors add; an empty file is an
 /// error, since it was named on purpose.
 fn read_file(p: &Path) -> Result<Secret, String> {
+    // A secret is a line: a device or FIFO named by mistake can neither hang nor fill the run.
+    let bytes = crate::fsutil::read_capped(p, SECRET_FILE_MAX)
+        .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
     let text =
-        std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+        String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", p.display()))?;
     let text = text.trim();
     if text.is_empty() {
         return Err(format!("{} is empty", p.display()));
@@ -97,6 +103,19 @@ mod tests {
         assert_eq!(
             s.accounts[0].client_secret.clone().unwrap().expose(),
             "from-file"
+        );
+    }
+
+    /// A device or FIFO named as a secret file is refused at once, never read without end.
+    #[test]
+    fn a_secret_file_that_is_no_regular_file_is_refused() {
+        let text = "[volvo]\nclient_id = \"a\"\napi_key_file = \"/dev/zero\"\n";
+        let e = parse(Path::new("c.toml"), text, &|_| None).unwrap_err();
+        assert!(
+            e.message
+                .contains("volvo.api_key_file: cannot read /dev/zero: it is not a regular file"),
+            "{}",
+            e.message
         );
     }
 

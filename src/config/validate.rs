@@ -72,12 +72,21 @@ impl Context<'_> {
         Ok(d)
     }
 
-    /// An http(s) URL, or `default` when unset.
+    /// An http(s) URL without credentials, or `default` when unset. Volvo's and the weather's
+    /// APIs take none in the URL: a user name there would replace the access token with Basic
+    /// authentication, and libraries' debug logs name a connection by it.
     fn url(&self, key: &str, u: Option<String>, default: &str) -> Result<Url, Fatal> {
-        match u {
-            None => Ok(Url::parse(default).expect("default URL is valid")),
-            Some(text) => super::http_url(&text).map_err(|why| self.bad(key, &why)),
+        let Some(text) = u else {
+            return Ok(Url::parse(default).expect("default URL is valid"));
+        };
+        let url = super::http_url(&text).map_err(|why| self.bad(key, &why))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(self.bad(
+                key,
+                "holds a user name or password, which this API does not take: remove the `user:password@` (the value is not shown)",
+            ));
         }
+        Ok(url)
     }
 
     /// An optional http(s) URL.
@@ -586,7 +595,9 @@ fn schedule(
 }
 
 /// `[weather]`: on when an OpenWeatherMap API key is found.
-fn weather(cx: &Context, w: RawWeather) -> Result<Option<WeatherOptions>, Fatal> {
+fn weather(cx: &Context, w: Option<RawWeather>) -> Result<Option<WeatherOptions>, Fatal> {
+    let written = w.is_some();
+    let w = w.unwrap_or_default();
     let api_key = cx.secret(
         "weather.api_key",
         Places {
@@ -597,7 +608,6 @@ fn weather(cx: &Context, w: RawWeather) -> Result<Option<WeatherOptions>, Fatal>
         },
     )?;
     // Checked whether or not the weather is on, so that a mistake shows when it is turned on.
-    let set = w.url.is_some() || w.min_age.is_some();
     let url = cx.url("weather.url", w.url, DEFAULT_WEATHER_URL)?;
     let min_age = match w.min_age {
         Some(d) if d.is_zero() => d,
@@ -605,8 +615,8 @@ fn weather(cx: &Context, w: RawWeather) -> Result<Option<WeatherOptions>, Fatal>
         None => Duration::from_secs(600),
     };
     let Some(api_key) = api_key else {
-        if set {
-            tracing::warn!("[weather] sets url or min_age but has no api_key (nor api_key_file or OPENWEATHERMAP_API_KEY): the weather is off");
+        if written {
+            tracing::warn!("[weather] has no api_key (nor api_key_file or OPENWEATHERMAP_API_KEY, or it is empty): the weather is off");
         }
         return Ok(None);
     };

@@ -248,7 +248,13 @@ fn a_damaged_state_file_is_set_aside_and_rebuilt() {
             stderr(&o)
         );
         assert_stderr_contains(&o, "set aside as");
+        assert!(!stderr(&o).contains("replacing"), "{}", stderr(&o));
         assert_eq!(ws.read("token.state.json.damaged"), content);
+        // A second damaged file replaces the first, and says so.
+        ws.write("token.state.json", "{again");
+        let o = ws.run(&["--once", "--stdout"]);
+        assert_stderr_contains(&o, "(replacing the one set aside before)");
+        assert_eq!(ws.read("token.state.json.damaged"), "{again");
         let state: serde_json::Value = serde_json::from_str(&ws.read("token.state.json")).unwrap();
         assert_eq!(state["version"], 1);
     }

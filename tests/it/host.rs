@@ -652,6 +652,22 @@ fn bad_urls_tables_and_secrets_are_refused_before_any_request() {
             assert!(!stderr(&o).contains(pw), "{flag} {url}: {}", stderr(&o));
         }
     }
+    // Volvo's APIs take no credentials in the URL: they would replace the access token, and
+    // libraries' debug logs name connections by them.
+    let ws = Workspace::new(&sim, "", "");
+    let text = ws.read("collector.toml").replace(
+        "token_url = \"http://",
+        &format!("token_url = \"http://user:{pw}@"),
+    );
+    ws.write("collector.toml", &text);
+    let o = ws
+        .command(&["--once", "--stdout"])
+        .env("LOG_LEVEL", "trace")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert_stderr_contains(&o, "volvo.token_url: holds a user name or password");
+    assert!(!stderr(&o).contains(pw), "{}", stderr(&o));
     assert!(sim.gets().is_empty());
 
     let refused = [

@@ -35,6 +35,12 @@ fn weather_is_off_without_a_key() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_stderr_contains(&o, "has no api_key");
     assert!(sim.requests("/data/2.5/weather").is_empty());
+    for table in ["[weather]\n", "[weather]\napi_key = \"\"\n"] {
+        let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), table);
+        let o = ws.run(&["--once", "--stdout"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert_stderr_contains(&o, "[weather] has no api_key");
+    }
     let ws = Workspace::new(&sim, "", "[weather]\nmin_age = \"9days\"\n");
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 78, "{}", stderr(&o));

@@ -266,7 +266,7 @@ fn rotated_token(old: &Token, answer: TokenAnswer, now: i64) -> (Token, Option<F
     }
     let rotated = answer.refresh_token.is_some();
     let (access_token, expires_at, problem) = match answer.access_token {
-        Some(a) => (a, now + answer.expires_in.unwrap_or(300), None),
+        Some(a) => (a, now + lifetime(answer.expires_in), None),
         None => {
             let kept = if rotated {
                 "its new refresh token is saved"
@@ -304,7 +304,7 @@ fn rotated_token(old: &Token, answer: TokenAnswer, now: i64) -> (Token, Option<F
 pub struct TokenAnswer {
     pub access_token: Option<Secret>,
     pub refresh_token: Option<Secret>,
-    pub expires_in: Option<i64>,
+    pub expires_in: Option<Duration>,
     pub scope: Option<String>,
     pub unusable: Vec<&'static str>,
 }
@@ -329,7 +329,8 @@ impl TokenAnswer {
             if ok.is_none() {
                 answer.unusable.push("expires_in");
             }
-            ok.map(|s| s.clamp(0.0, 86_400.0) as i64)
+            // `as` saturates (a negative lifetime is 0); [`lifetime`] bounds it to a day.
+            ok.map(|s| Duration::from_secs(s as u64))
         });
         answer.scope = match map.get("scope") {
             Some(serde_json::Value::String(s)) => Some(s.clone()),
@@ -496,4 +497,47 @@ fn refresh_attempt(
             None => Ok(fresh),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn old() -> Token {
+        serde_json::from_str(r#"{"access_token":"a0","refresh_token":"r0","expires_at":0}"#)
+            .unwrap()
+    }
+
+    /// What a token answer becomes: its lifetime read from a number or text and bounded to a
+    /// day, a missing one taken as Volvo's 300 s, and a rotated refresh token kept even when
+    /// the access token is unusable.
+    #[test]
+    fn a_token_answer_is_read_leniently_and_bounded() {
+        let now = 1_000;
+        let cases = [
+            (r#"{"access_token":"a1","expires_in":299}"#, now + 299),
+            (r#"{"access_token":"a1","expires_in":"299"}"#, now + 299),
+            (r#"{"access_token":"a1","expires_in":-5}"#, now),
+            (r#"{"access_token":"a1","expires_in":1e30}"#, now + 86_400),
+            (r#"{"access_token":"a1"}"#, now + 300),
+            (
+                r#"{"access_token":"a1","expires_in":[1]}    padding"#,
+                now + 300,
+            ),
+        ];
+        for (body, expires_at) in cases {
+            let answer = TokenAnswer::read(body.as_bytes()).expect(body);
+            let (token, problem) = rotated_token(&old(), answer, now);
+            assert_eq!(token.expires_at, expires_at, "{body}");
+            assert_eq!(token.access_token.expose(), "a1", "{body}");
+            assert!(problem.is_none(), "{body}");
+        }
+        let answer = TokenAnswer::read(br#"{"access_token":"x y","refresh_token":"r1"}"#).unwrap();
+        assert_eq!(answer.unusable, ["access_token"]);
+        let (token, problem) = rotated_token(&old(), answer, now);
+        assert_eq!(token.refresh_token.expose(), "r1");
+        assert_eq!(token.expires_at, now);
+        assert!(problem.is_some());
+        assert!(TokenAnswer::read(b"<html>").is_none());
+    }
 }

@@ -19,6 +19,10 @@ pub fn client(request_timeout: Duration) -> reqwest::Client {
         .tcp_keepalive_retries(None)
         // Never resend a token request's body (refresh token, code) or a bearer token elsewhere.
         .redirect(reqwest::redirect::Policy::none())
+        // No resending by the client itself: its default retries only HTTP/2 refusals, which
+        // an HTTP/1 client never meets, yet copies every request's headers in case it must.
+        // The API client retries what is worth retrying, within Volvo's minute window.
+        .retry(reqwest::retry::never().max_retries_per_request(0))
         .build()
         .expect("the HTTP client builds with static settings")
 }

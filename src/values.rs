@@ -15,13 +15,42 @@ pub enum Field<T> {
     Invalid(String),
 }
 
+thread_local! {
+    /// Whether a [`Field`] being decoded reads its member as a `T` straight from the answer,
+    /// failing the whole answer when it does not read so (see [`read`]).
+    static WHOLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Decodes an answer that holds [`Field`]s. Nearly every answer reads whole: that is tried
+/// first, each member read once as it streams by. Only an answer with a member of the wrong
+/// shape is read again, member by member, so that the others still count. A member reads the
+/// same either way: the same text read as the same `T`.
+pub fn read<T: DeserializeOwned>(json: &str) -> serde_json::Result<T> {
+    /// Ends the whole reading even when a decoder panics.
+    struct Whole;
+    impl Drop for Whole {
+        fn drop(&mut self) {
+            WHOLE.with(|w| w.set(false));
+        }
+    }
+    let whole = {
+        let _whole = Whole;
+        WHOLE.with(|w| w.set(true));
+        serde_json::from_str(json)
+    };
+    whole.or_else(|_| serde_json::from_str(json))
+}
+
 /// The member is taken whole as its JSON text, then read as a `T`: no tree of values is built
 /// for the thousands of members a fleet's answers hold. Only a member that does not read so
 /// is read again through a [`Value`], as a map of values reads it (a repeated key keeps its
 /// last value), so that a field means exactly what it meant when every member went through
-/// a `Value`.
+/// a `Value`. Within [`read`]'s first, whole reading the member is read as a `T` at once.
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if WHOLE.with(|w| w.get()) {
+            return T::deserialize(d).map(Field::Ok);
+        }
         let raw = Box::<RawValue>::deserialize(d)?;
         if let Ok(v) = serde_json::from_str::<T>(raw.get()) {
             return Ok(Field::Ok(v));
@@ -223,6 +252,11 @@ pub fn convert(value: f64, unit: &str, quantity: Quantity) -> Result<f64, SkipRe
 /// Rounds away the noise of the conversion's float arithmetic (5.9 × 1e-5 is
 /// 5.900000000000001e-5): 12 significant digits are far more than any car reports.
 fn tidy(v: f64) -> f64 {
+    // A whole number of at most 12 digits has no noise to round away (most values: meters,
+    // seconds, watts), and the formatter is the costliest step of mapping a car.
+    if v.fract() == 0.0 && v.abs() < 1e12 {
+        return v;
+    }
     format!("{v:.11e}").parse().unwrap_or(v)
 }
 
@@ -262,6 +296,63 @@ pub fn unit_factor(unit: &str) -> Option<(Quantity, f64)> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Rounding to 12 significant digits removes a conversion's float noise, and whole numbers
+    /// (which skip the formatter) come out as the formatter would leave them.
+    #[test]
+    fn tidy_rounds_away_float_noise_only() {
+        assert_eq!(tidy(5.9 * 1e-5), 5.9e-5);
+        assert_eq!(tidy(0.1 + 0.2), 0.3);
+        assert_eq!(tidy(1.234_567_890_123_45), 1.234_567_890_12);
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -7.0,
+            86_400.0,
+            999_999_999_999.0,
+            123_456_789_012_345.0,
+        ] {
+            let formatted: f64 = format!("{v:.11e}").parse().unwrap();
+            assert_eq!(tidy(v).to_bits(), formatted.to_bits(), "{v}");
+        }
+        assert!(tidy(f64::NAN).is_nan());
+        assert_eq!(tidy(f64::INFINITY), f64::INFINITY);
+    }
+
+    /// An answer reads the same whole as member by member: a member of the wrong shape is
+    /// `Invalid` and the others still read, a repeated key in a member keeps its last value.
+    #[test]
+    fn an_answer_reads_whole_or_member_by_member_alike() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct A {
+            a: Option<Field<f64>>,
+            b: Option<Field<String>>,
+        }
+        let good: A = read(r#"{"a":1.5,"b":"x"}"#).unwrap();
+        assert_eq!(
+            good,
+            A {
+                a: Some(Field::Ok(1.5)),
+                b: Some(Field::Ok("x".into()))
+            }
+        );
+        let bad: A = read(r#"{"a":"not a number","b":"x"}"#).unwrap();
+        assert!(matches!(bad.a, Some(Field::Invalid(_))), "{bad:?}");
+        assert_eq!(bad.b, Some(Field::Ok("x".into())));
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct V {
+            value: f64,
+        }
+        #[derive(Deserialize, Debug)]
+        struct R {
+            r: Option<Field<V>>,
+        }
+        let repeated: R = read(r#"{"r":{"value":1,"value":2}}"#).unwrap();
+        assert_eq!(repeated.r, Some(Field::Ok(V { value: 2.0 })));
+        assert!(read::<A>("3").is_err());
+        assert!(read::<A>(r#"{"a":1} trailing"#).is_err());
+    }
 
     #[test]
     fn numbers_and_numeric_strings() {

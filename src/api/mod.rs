@@ -228,7 +228,7 @@ fn not_this_api(endpoint: Endpoint, api: Origin) -> ApiError {
 
 /// Decodes a body into `T`.
 pub fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, ApiError> {
-    serde_json::from_str(body).map_err(|e| ApiError::Decode(e.to_string()))
+    crate::values::read(body).map_err(|e| ApiError::Decode(e.to_string()))
 }
 
 /// The message of an endpoint skipped because an earlier run found it blocked.

@@ -344,9 +344,10 @@ impl State {
     fn set_aside(path: &Path, why: &str) -> State {
         let aside = fsutil::with_suffix(path, ".damaged");
         // One copy is kept: a file damaged every run must not fill the folder.
-        let replacing = match aside.symlink_metadata().is_ok() {
-            true => " (replacing the one set aside before)",
-            false => "",
+        let replacing = if aside.symlink_metadata().is_ok() {
+            " (replacing the one set aside before)"
+        } else {
+            ""
         };
         match std::fs::rename(path, &aside) {
             Ok(()) => {

@@ -182,9 +182,10 @@ async fn exchange(
         // of it.
         let body = recorder.body.lock().expect("body lock");
         return TokenAnswer::read(&body).ok_or_else(|| {
-            Failure::Fatal(match recorder.too_large.load(Ordering::Relaxed) {
-                true => too_large(),
-                false => unreadable(answered),
+            Failure::Fatal(if recorder.too_large.load(Ordering::Relaxed) {
+                too_large()
+            } else {
+                unreadable(answered)
             })
         });
     }

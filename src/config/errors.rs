@@ -95,9 +95,10 @@ fn error_key(
     let named = msg.starts_with("unknown field") || msg.starts_with("duplicate key");
     let key = if named || at_key {
         let written = spanned.trim_matches('"');
-        let key = match at_key && !msg.starts_with("unknown field") {
-            true => written.split('.').next().unwrap_or(written),
-            false => written,
+        let key = if at_key && !msg.starts_with("unknown field") {
+            written.split('.').next().unwrap_or(written)
+        } else {
+            written
         };
         Some(key.to_string())
     } else if msg.starts_with("missing field") {

@@ -11,7 +11,7 @@
 //! the key's plan ([`wants`], [`memory_after`]); the [`Planner`] keeps the account's answers
 //! between rounds and asks those functions about the cars whose answers came.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::api::answers::{Absent, Ask, CarAnswers, Outcome};
 use crate::api::connected_vehicle::{EngineStatus, VehicleList};
@@ -323,6 +323,12 @@ pub struct Planner<'a> {
     /// answer can only change what its own car needs, so a round looks at those cars alone
     /// (a fleet's run would otherwise cost cars × answers).
     changed: Option<BTreeSet<String>>,
+    /// Requests that had a place this run but wait for more important answers still in
+    /// flight (`window::admit`); they join the next round.
+    waiting: Vec<Request>,
+    /// How many of the last round's requests were waiting ones (already marked, so
+    /// [`Planner::may_follow`] does not count them among the open asks).
+    merged: usize,
 }
 
 impl<'a> Planner<'a> {
@@ -392,6 +398,8 @@ impl<'a> Planner<'a> {
             memory,
             vins,
             changed: None,
+            waiting: Vec::new(),
+            merged: 0,
         }
     }
 
@@ -555,28 +563,42 @@ impl<'a> Planner<'a> {
         self.cars.get(vin)
     }
 
-    /// The next round's requests, the most important first, and how many places in the minute
-    /// window to keep for the round after it (the energy states that wait for capabilities
-    /// asked now); empty when the run has asked everything it needs.
-    pub fn next_round(&mut self) -> (Vec<Request>, usize) {
-        let mut round = self.round();
-        // Beyond this run's allowance of the key's day, the least important wait a run.
-        let room = self.allowance.saturating_sub(self.sent) as usize;
-        if round.len() > room {
-            for r in round.split_off(room) {
-                self.defer(&r);
-            }
-        }
-        let held = round
+    /// At most how many more requests the answers in flight or in `batch` (about to go) may
+    /// bring this run: every ask of their cars neither asked yet nor in `batch`. A car that woke
+    /// may want all it did not; an answer only changes its own car's wants.
+    pub fn may_follow(&self, batch: &[Request]) -> usize {
+        let in_batch: HashSet<&str> = batch.iter().map(|r| r.vin.as_str()).collect();
+        let open: usize = self
+            .cars
             .iter()
-            .filter(|r| r.endpoint() == Endpoint::EnergyCapabilities)
-            .filter(|r| {
-                self.cars
-                    .get(&r.vin)
-                    .is_none_or(|c| c.kept(&r.ask).is_none())
+            .filter(|(vin, car)| car.pending() || in_batch.contains(vin.as_str()))
+            .map(|(_, car)| self.unasked(car))
+            .sum();
+        // What is in the batch and not waiting is among the open asks.
+        let listed = batch.iter().filter(|r| r.vin.is_empty()).count();
+        open.saturating_sub(batch.len().saturating_sub(listed + self.merged))
+    }
+
+    /// How many asks of `car` it collects have not been asked this run: what it can give (an
+    /// answer still waited for counts as one) less what has an outcome.
+    fn unasked(&self, car: &CarAnswers) -> usize {
+        let askable: usize = Endpoint::ALL
+            .into_iter()
+            .filter(|e| {
+                e.per_vehicle() && self.setup.collecting.collects(*e) && !car.is_unsupported(*e)
             })
-            .count();
-        (round, held)
+            .map(|e| match crate::api::api_of(e).needs(e, car) {
+                Need::Each(names) => names.len(),
+                Need::Never => 0,
+                Need::Ready | Need::Waiting => 1,
+            })
+            .sum();
+        askable.saturating_sub(car.asked())
+    }
+
+    /// How many more requests this run's allowance of the key's day lets go out.
+    pub fn room(&self) -> usize {
+        usize::try_from(self.allowance.saturating_sub(self.sent)).unwrap_or(usize::MAX)
     }
 
     /// The vehicle list, when it is due: asked first when no VINs are configured (the cars
@@ -642,7 +664,10 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn round(&mut self) -> Vec<Request> {
+    /// The next round's requests, the most important first (those waiting among them); empty
+    /// when the run has asked everything it needs.
+    pub fn next_round(&mut self) -> Vec<Request> {
+        self.merged = 0;
         // Each request goes out at most once a run, so the rounds end.
         let paused = self.setup.quota_paused;
         if self.vins.is_none() && !paused {
@@ -676,6 +701,8 @@ impl<'a> Planner<'a> {
                     }),
             );
         }
+        self.merged = self.waiting.len();
+        round.append(&mut self.waiting);
         self.order(&mut round);
         round
     }
@@ -698,9 +725,11 @@ impl<'a> Planner<'a> {
             let car = self.cars.get(&r.vin)?;
             car.kept(&r.ask).map(|k| k.fetched_at)
         };
+        // The ask last, so that the order never depends on which answers came first.
         round.sort_by_cached_key(|r| {
             let since = fetched(r).unwrap_or(i64::MIN);
-            (r.priority, since, order.get(r.vin.as_str()).copied())
+            let car = order.get(r.vin.as_str()).copied();
+            (r.priority, since, car, r.ask.clone())
         });
     }
 
@@ -745,7 +774,15 @@ impl<'a> Planner<'a> {
             .mark(req.ask.clone(), Outcome::InFlight);
     }
 
-    /// Marks a request that found no place in the minute window.
+    /// Keeps a request that has a place for the next round: it waits for more important
+    /// answers in flight.
+    pub fn wait(&mut self, req: &Request) {
+        self.answers_of(&req.vin)
+            .mark(req.ask.clone(), Outcome::Waiting);
+        self.waiting.push(req.clone());
+    }
+
+    /// Marks a request that found no place in the minute window or the day's allowance.
     pub fn defer(&mut self, req: &Request) {
         self.answers_of(&req.vin)
             .mark(req.ask.clone(), Outcome::Deferred);
@@ -1260,5 +1297,62 @@ mod tests {
             .filter(|e| e.per_vehicle() && *e != E::ExtendedValues && *e != E::EnergyState)
             .collect();
         assert_eq!(got, all);
+    }
+
+    /// Guards the places of a short minute across rounds: what may follow a car's answers is
+    /// every ask it has not had (its energy state, which waits for the capabilities, on a
+    /// first run); a request that waits is not wanted again meanwhile, and it joins the next
+    /// round in the ladder's order.
+    #[test]
+    fn a_waiting_request_joins_the_next_round_in_order() {
+        let schedule = Schedule::default();
+        let vins = vec![VIN.to_string()];
+        let setup = Setup {
+            schedule: &schedule,
+            collecting: context(&schedule, 1).collecting,
+            interval_s: INTERVAL,
+            now: NOW,
+            vins: &vins,
+            quota_paused: false,
+            other_cars_on_key: 0,
+            accounts_on_key: 1,
+            day: schedule::Day {
+                spent: 0,
+                now: NOW,
+                reset_at: NOW + 3_600,
+            },
+        };
+        let mut state = State::default();
+        let mut p = Planner::new(setup, &mut state);
+        let first = p.next_round();
+        assert!(
+            first.windows(2).all(|w| w[0].priority <= w[1].priority),
+            "most important first: {first:?}"
+        );
+        assert_eq!(p.may_follow(&first), 1, "the energy state may follow");
+
+        let (go, rest) = first.split_at(2);
+        let (wait, later) = rest.split_at(3);
+        for r in go {
+            p.dispatch(r);
+        }
+        for r in wait {
+            p.wait(r);
+        }
+        for r in later {
+            p.defer(r);
+        }
+        let car = p.car(VIN).unwrap();
+        assert_eq!(car.outcome(&wait[0].ask), Some(&Outcome::Waiting));
+        assert!(car.pending());
+        // Nothing answered: no car wants anything new; only the waiting requests come back.
+        let second = p.next_round();
+        assert_eq!(second, wait.to_vec());
+        assert_eq!(
+            p.may_follow(&second),
+            1,
+            "still the energy state, nothing else"
+        );
+        assert!(p.next_round().is_empty(), "a request waits once per round");
     }
 }

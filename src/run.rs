@@ -24,7 +24,7 @@ use crate::api::ApiError;
 use crate::auth::refresh::{self, OAuthClient};
 use crate::auth::token::Token;
 use crate::config::{Account, Settings};
-use crate::endpoints::Endpoint;
+use crate::endpoints::{Endpoint, Fact};
 use crate::error::{ExitCode, Fatal, Tally};
 use crate::metrics::catalog::{self as c, Origin};
 use crate::metrics::{self, Exposition, MapContext};
@@ -338,8 +338,8 @@ type Durations = BTreeMap<(String, Origin), f64>;
 /// Asks what the planner wants until it wants nothing more. There are no round barriers:
 /// each answer that comes in may make the planner want more (a car that woke, a trip that
 /// ended), and what it wants goes out at once, so a slow endpoint holds up nothing else. Each
-/// batch takes what Volvo's minute window has room for, most important first, and defers the
-/// rest to the next run.
+/// batch takes what Volvo's minute window and the run's part of the key's day have room for,
+/// in the ladder's order (see [`crate::window::admit`]), and defers the rest to the next run.
 async fn fetch(
     planner: &mut Planner<'_>,
     client: &Client,
@@ -350,24 +350,22 @@ async fn fetch(
     use futures_util::FutureExt;
     let mut durations = Durations::new();
     let mut in_flight = FuturesUnordered::new();
-    // Places reserved in the window for requests that wait for an answer in flight.
+    let mut flying = Flying::default();
+    // Places reserved in the window and not used yet: for requests that may follow an answer
+    // in flight, or that wait for one.
     let mut carried = 0;
     loop {
-        let (batch, held) = planner.next_round();
+        let batch = planner.next_round();
         if Instant::now() >= deadline {
             // Wanted, but the run's time is up: that is the deadline, not a deferral.
             for r in &batch {
                 planner.record(r, Err(ApiError::Timeout));
             }
         } else if !batch.is_empty() {
-            let n = crate::window::to_reserve(batch.len(), held, carried);
-            let granted = window.reserve(n).await;
-            let a = crate::window::admit(batch.len(), held, carried, granted);
-            carried = a.carried;
-            let (ask, later) = batch.split_at(a.asked);
-            defer(planner, later, ask.len());
-            for r in ask {
+            let go = admit(planner, window, &batch, &mut carried, &flying).await;
+            for r in go {
                 planner.dispatch(r);
+                flying.add(r);
                 let r = r.clone();
                 in_flight.push(async move {
                     let answer = one(client, &r).await;
@@ -385,6 +383,7 @@ async fn fetch(
             ready.push(next);
         }
         for (r, (result, seconds)) in ready {
+            flying.remove(&r);
             let d = durations
                 .entry((r.vin.clone(), r.endpoint().api()))
                 .or_default();
@@ -392,18 +391,79 @@ async fn fetch(
             planner.record(&r, result);
         }
     }
+    window.release(carried).await;
     durations
 }
 
-/// Defers what found no place in the minute window to the next run.
-fn defer(planner: &mut Planner<'_>, later: &[Request], asked: usize) {
+/// How many requests of each priority are in flight.
+#[derive(Default)]
+struct Flying(BTreeMap<Fact, usize>);
+
+impl Flying {
+    fn add(&mut self, r: &Request) {
+        *self.0.entry(r.priority).or_default() += 1;
+    }
+
+    fn remove(&mut self, r: &Request) {
+        if let Some(n) = self.0.get_mut(&r.priority) {
+            *n -= 1;
+            if *n == 0 {
+                self.0.remove(&r.priority);
+            }
+        }
+    }
+
+    /// The most important priority in flight.
+    fn lead(&self) -> Option<Fact> {
+        self.0.keys().next().copied()
+    }
+}
+
+/// Takes places for a batch in the minute window, within the run's part of the key's day,
+/// and returns the requests that go now; those that wait keep their places (`carried`), the
+/// rest are deferred to the next run.
+async fn admit<'b>(
+    planner: &mut Planner<'_>,
+    window: &Window,
+    batch: &'b [Request],
+    carried: &mut usize,
+    flying: &Flying,
+) -> &'b [Request] {
+    let room = planner.room();
+    // Without a window or a budget, nothing can run short: no need to count what may follow.
+    let follow = if window.limits() || planner.allowance().is_some() {
+        planner.may_follow(batch)
+    } else {
+        0
+    };
+    let n = crate::window::to_reserve(batch.len(), follow, room, *carried);
+    let granted = window.reserve(n).await;
+    let priorities: Vec<Fact> = batch.iter().map(|r| r.priority).collect();
+    let a = crate::window::admit(&priorities, follow, room, *carried, granted, flying.lead());
+    *carried = a.carried;
+    let (go, rest) = batch.split_at(a.go);
+    let (wait, later) = rest.split_at(a.wait);
+    for r in wait {
+        planner.wait(r);
+    }
+    defer(planner, later, a.go + a.wait, room < batch.len());
+    go
+}
+
+/// Defers what found no place in the minute window or the day's allowance to the next run.
+fn defer(planner: &mut Planner<'_>, later: &[Request], places: usize, budget: bool) {
     if later.is_empty() {
         return;
     }
+    let why = if budget {
+        "this run's part of the API key's day is spent"
+    } else {
+        "Volvo's per-minute limit is reached"
+    };
     tracing::info!(
-        asked,
+        places,
         deferred = later.len(),
-        "Volvo's per-minute limit is reached; deferring the rest to the next run"
+        "{why}; deferring the rest to the next run"
     );
     for r in later {
         planner.defer(r);

@@ -13,10 +13,12 @@
 //! start empty.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::endpoints::Fact;
 use crate::fsutil::{self, LockFile, ReadError};
 
 /// The sliding window's length.
@@ -40,6 +42,9 @@ pub struct Window {
     /// The run's deadline: no wait for the lock goes past it.
     deadline: Instant,
     clock: crate::clock::Clock,
+    /// This run's reservations (their times), so that places it did not use can be given
+    /// back ([`Window::release`]).
+    mine: Arc<Mutex<Vec<i64>>>,
 }
 
 impl Window {
@@ -57,7 +62,13 @@ impl Window {
             per_minute,
             deadline,
             clock,
+            mine: Arc::default(),
         }
+    }
+
+    /// Whether the window limits anything (`requests_per_minute` is not 0).
+    pub fn limits(&self) -> bool {
+        self.per_minute > 0
     }
 
     /// Reserves up to `wanted` places now and returns how many it got: none when another
@@ -77,38 +88,78 @@ impl Window {
         if self.per_minute == 0 || wanted == 0 {
             return Ok(wanted);
         }
-        let lock = match fsutil::lock_until(&self.lock, self.deadline).await {
-            Ok(lock) => Some(lock),
-            Err(e @ fsutil::LockError::Held(_)) => {
-                return Err(format!(
-                    "Volvo's request window cannot be used, so nothing more is asked: {}",
-                    e.describe(&self.lock)
-                ))
-            }
-            Err(e) => {
-                tracing::warn!(
-                    "{}; using the request window without the lock",
-                    e.describe(&self.lock)
-                );
-                None
-            }
-        };
+        let lock = self.lock().await.map_err(|e| {
+            format!("Volvo's request window cannot be used, so nothing more is asked: {e}")
+        })?;
         let now = self.clock.now_ms();
         let mut sent = self.load(now, lock.as_ref());
         // A time in the future (a clock set back) would block the window: it is dropped.
         sent.retain(|t| *t > now - MINUTE_MS && *t <= now);
         let granted = wanted.min(self.per_minute.saturating_sub(sent.len()));
         sent.extend(std::iter::repeat_n(now, granted));
-        let bytes = serde_json::to_vec(&Sent { sent }).expect("the window serializes");
-        if let Err(e) = fsutil::write_atomic(&self.file, &bytes, 0o600, false) {
-            tracing::warn!(file = %self.file.display(), "cannot save the request window ({}); other runs may not see these requests", fsutil::describe(&e));
-        }
+        self.mine
+            .lock()
+            .expect("window lock")
+            .extend(std::iter::repeat_n(now, granted));
+        self.save(sent);
         if granted > 0 {
             if let Some(lock) = &lock {
                 lock.note(&now.to_string());
             }
         }
         Ok(granted)
+    }
+
+    /// Gives back `n` places this run reserved and will not use, so that other runs of the
+    /// account have them. Which of its reservations went unused is not known, so its oldest
+    /// are given back: the window then frees no sooner than Volvo's does.
+    pub async fn release(&self, n: usize) {
+        if self.per_minute == 0 || n == 0 {
+            return;
+        }
+        let lock = match self.lock().await {
+            Ok(lock) => lock,
+            Err(e) => {
+                tracing::warn!("the request window's unused places stay taken for a minute: {e}");
+                return;
+            }
+        };
+        let now = self.clock.now_ms();
+        let mut sent = self.load(now, lock.as_ref());
+        let given: Vec<i64> = {
+            let mut mine = self.mine.lock().expect("window lock");
+            let k = n.min(mine.len());
+            mine.drain(..k).collect()
+        };
+        for t in given {
+            if let Some(i) = sent.iter().position(|s| *s == t) {
+                sent.remove(i);
+            }
+        }
+        self.save(sent);
+    }
+
+    /// The state's lock, waited for until the deadline; `None` when it cannot be taken for
+    /// another reason than a holder (the window is then used without it).
+    async fn lock(&self) -> Result<Option<LockFile>, String> {
+        match fsutil::lock_until(&self.lock, self.deadline).await {
+            Ok(lock) => Ok(Some(lock)),
+            Err(e @ fsutil::LockError::Held(_)) => Err(e.describe(&self.lock)),
+            Err(e) => {
+                tracing::warn!(
+                    "{}; using the request window without the lock",
+                    e.describe(&self.lock)
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    fn save(&self, sent: Vec<i64>) {
+        let bytes = serde_json::to_vec(&Sent { sent }).expect("the window serializes");
+        if let Err(e) = fsutil::write_atomic(&self.file, &bytes, 0o600, false) {
+            tracing::warn!(file = %self.file.display(), "cannot save the request window ({}); other runs may not see these requests", fsutil::describe(&e));
+        }
     }
 
     /// The places taken as the window file records them; when it cannot tell, the safe
@@ -159,34 +210,72 @@ impl Window {
     }
 }
 
-/// How one batch of requests took its places in the window.
+/// How one batch of requests, most important first, takes its places: the first `go` go out
+/// now, the next `wait` keep their places for the next batch, the rest are deferred to the
+/// next run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Admission {
-    /// How many of the batch go out now (the first ones; the rest are deferred).
-    pub asked: usize,
-    /// Places reserved and not used, kept for the requests that wait for an answer in flight.
+    pub go: usize,
+    pub wait: usize,
+    /// Places reserved and not used now, kept for the next batch.
     pub carried: usize,
 }
 
-/// A batch of `batch` requests, with `held` places to keep for requests that will follow from
-/// their answers (an energy state after its capabilities): the places already `carried` from
-/// earlier batches are used first; the rest, [`to_reserve`], are asked of the window, which
-/// `granted` of them; what the batch cannot use is carried on.
-pub fn admit(batch: usize, held: usize, carried: usize, granted: usize) -> Admission {
-    let need = batch + held;
-    let from_carried = carried.min(need);
-    let usable = from_carried + granted.min(need - from_carried);
-    let asked = usable.saturating_sub(held).min(batch);
-    Admission {
-        asked,
-        carried: carried - from_carried + usable - asked,
-    }
+/// What a batch asks of the window: places for itself and for all that may follow it (see
+/// [`admit`]), within the run's `room` (its part of the key's day), beyond those carried.
+pub fn to_reserve(batch: usize, follow: usize, room: usize, carried: usize) -> usize {
+    (batch + follow).min(room).saturating_sub(carried)
 }
 
-/// The places a batch asks of the window: what it and the held places need beyond the
-/// carried ones.
-pub fn to_reserve(batch: usize, held: usize, carried: usize) -> usize {
-    (batch + held).saturating_sub(carried)
+/// A batch with these `priorities` (most important first) takes its places: those `carried`
+/// from earlier batches and those the window `granted`. `follow` is at most how many more
+/// requests the answers in flight or about to go may bring (a car that woke wants its state),
+/// `room` what the run's part of the key's day still allows, `lead` the most important
+/// request in flight.
+///
+/// When the places and the room cover the batch and all that may follow, it all goes and the
+/// rest of the places wait for what follows. When they do not, the places are spent in the
+/// ladder's order across batches, never in the order answers happen to arrive: only requests
+/// more important than every one in flight go now (with none in flight, the batch's most
+/// important class), and the rest of the places wait for those answers, since they may bring
+/// wants that outrank what is left.
+pub fn admit(
+    priorities: &[Fact],
+    follow: usize,
+    room: usize,
+    carried: usize,
+    granted: usize,
+    lead: Option<Fact>,
+) -> Admission {
+    let places = carried + granted;
+    let batch = priorities.len();
+    if places >= batch + follow && room >= batch + follow {
+        return Admission {
+            go: batch,
+            wait: 0,
+            carried: places - batch,
+        };
+    }
+    let usable = places.min(room).min(batch);
+    let Some(&first) = priorities.first() else {
+        return Admission {
+            go: 0,
+            wait: 0,
+            carried: places,
+        };
+    };
+    let go = priorities[..usable]
+        .iter()
+        .take_while(|p| match lead {
+            Some(l) => **p < l,
+            None => **p == first,
+        })
+        .count();
+    Admission {
+        go,
+        wait: usable - go,
+        carried: places - go,
+    }
 }
 
 #[cfg(test)]
@@ -220,6 +309,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn places_a_run_did_not_use_go_back_to_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        let a = Window::new(&state, 10, soon(), Default::default());
+        let b = Window::new(&state, 10, soon(), Default::default());
+        assert_eq!(a.reserve(6).await, 6);
+        assert_eq!(b.reserve(3).await, 3);
+        a.release(4).await;
+        assert_eq!(
+            b.reserve(10).await,
+            5,
+            "the 2 a used and the 3 b holds stay taken"
+        );
+        b.release(100).await;
+        assert_eq!(
+            Window::new(&state, 10, soon(), Default::default())
+                .reserve(10)
+                .await,
+            8,
+            "b gives back only its own 8: a's 2 stay"
+        );
+    }
+
+    #[tokio::test]
     async fn a_lost_window_is_a_full_minute_unless_nothing_was_asked_in_it() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state.json");
@@ -238,32 +351,57 @@ mod tests {
         assert_eq!(w.reserve(2).await, 2);
     }
 
-    /// The admit arithmetic, case by case: (batch, held, carried, places the window gives)
-    /// → (asked now, carried on), and how many were asked of the window.
+    /// A batch's priorities, what may follow, room, carried, places the window gives, lead.
+    type Batch = (&'static [Fact], usize, usize, usize, usize, Option<Fact>);
+
+    /// The admit arithmetic, case by case: (priorities, follow, room, carried, places the
+    /// window gives, lead in flight) → (go, wait, carried on), and how many were asked of
+    /// the window.
     #[test]
-    fn a_batch_takes_carried_places_first_and_holds_places_for_what_follows() {
-        let cases = [
-            // Room for everything: the batch goes, the held places are carried.
-            ((10, 2, 0, usize::MAX), (10, 2), 12),
-            // The window gives 5 of 12: the held places come first, 3 of the batch go.
-            ((10, 2, 0, 5), (3, 2), 12),
-            // Fewer places than held: nothing of the batch goes, all is carried.
-            ((10, 4, 0, 3), (0, 3), 14),
-            // Carried places cover the batch: the window is not asked at all.
-            ((3, 0, 5, usize::MAX), (3, 2), 0),
-            // Carried places cover part; the window gives the rest.
-            ((6, 1, 4, usize::MAX), (6, 1), 3),
-            // A full window and nothing carried: all deferred.
-            ((4, 0, 0, 0), (0, 0), 4),
-            // An empty batch that only holds: the places are reserved and carried.
-            ((0, 2, 0, usize::MAX), (0, 2), 2),
+    fn a_batch_spends_its_places_in_the_ladders_order() {
+        use Fact::{Slow, State, Static, Trip, Wake};
+        let all = usize::MAX;
+        let cases: Vec<(Batch, (usize, usize, usize), usize)> = vec![
+            // Room for the batch and all that may follow: it goes, the rest waits for those.
+            ((&[Wake, State, Static], 4, all, 0, all, None), (3, 0, 4), 7),
+            // Carried places cover it all: the window is not asked.
+            ((&[Trip, Slow], 1, all, 5, all, Some(Wake)), (2, 0, 3), 0),
+            // The window gives 4 of 7: the most important class goes, the rest of the places
+            // wait for its answers, the last is deferred.
+            (
+                (&[Wake, Wake, State, Static, Static], 2, all, 0, 4, None),
+                (2, 2, 2),
+                7,
+            ),
+            // The same while a wake fact is in flight: nothing outranks it, all places wait.
+            (
+                (&[Wake, State, Static], 2, all, 0, 2, Some(Wake)),
+                (0, 2, 2),
+                5,
+            ),
+            // A state fact in flight: the wake facts go before it is in.
+            (
+                (&[Wake, Trip, Trip], 3, all, 0, 2, Some(State)),
+                (1, 1, 1),
+                6,
+            ),
+            // The run's part of the day binds, not the window: 3 of room, the class goes.
+            (
+                (&[State, State, Trip, Slow], 2, 3, 0, all, None),
+                (2, 1, 1),
+                3,
+            ),
+            // Nothing in flight and one class: the places it has go, the rest is deferred.
+            ((&[Trip, Trip, Trip], 0, all, 2, 0, None), (2, 0, 0), 1),
+            // A full window, nothing carried: all deferred.
+            ((&[Wake, Static], 3, all, 0, 0, None), (0, 0, 0), 5),
         ];
-        for ((batch, held, carried, room), (asked, left), wanted) in cases {
-            let case = (batch, held, carried, room);
-            let n = to_reserve(batch, held, carried);
-            assert_eq!(n, wanted, "{case:?}");
-            let a = admit(batch, held, carried, n.min(room));
-            assert_eq!((a.asked, a.carried), (asked, left), "{case:?}");
+        for ((priorities, follow, room, carried, window, lead), want, asked) in cases {
+            let case = (priorities, follow, room, carried, window, lead);
+            let n = to_reserve(priorities.len(), follow, room, carried);
+            assert_eq!(n, asked, "{case:?}");
+            let a = admit(priorities, follow, room, carried, n.min(window), lead);
+            assert_eq!((a.go, a.wait, a.carried), want, "{case:?}");
         }
     }
 }

@@ -37,6 +37,9 @@ pub enum Outcome {
     Deferred,
     /// Asked; the answer has not come yet.
     InFlight,
+    /// Has a place in the minute window, and waits for more important answers in flight
+    /// before it goes (see `window::admit`).
+    Waiting,
 }
 
 /// The last answer of one [`Ask`]: its body as it came (for the state file), when it was
@@ -206,6 +209,18 @@ impl CarAnswers {
         self.slot(ask).outcome = Some(outcome);
     }
 
+    /// Whether an ask of this run is in flight or waits to go.
+    pub fn pending(&self) -> bool {
+        self.slots
+            .values()
+            .any(|s| matches!(s.outcome, Some(Outcome::InFlight | Outcome::Waiting)))
+    }
+
+    /// How many asks have an outcome this run (asked, waiting, deferred).
+    pub fn asked(&self) -> usize {
+        self.slots.values().filter(|s| s.outcome.is_some()).count()
+    }
+
     pub fn outcome(&self, ask: &Ask) -> Option<&Outcome> {
         self.slots.get(ask).and_then(|s| s.outcome.as_ref())
     }
@@ -232,7 +247,7 @@ impl CarAnswers {
             Some(Outcome::Fresh) => kept().ok_or(ApiError::Decode("no answer kept".into())),
             Some(Outcome::Failed(e @ ApiError::Quota { .. })) => kept().ok_or_else(|| e.clone()),
             Some(Outcome::Failed(e)) => Err(e.clone()),
-            Some(Outcome::Deferred) => kept().ok_or(ApiError::Deferred),
+            Some(Outcome::Deferred | Outcome::Waiting) => kept().ok_or(ApiError::Deferred),
             Some(Outcome::InFlight) => Err(ApiError::Timeout),
             None if self.is_unsupported(ask.endpoint) => {
                 Err(ApiError::remembered(self.blocked.contains(&ask.endpoint)))

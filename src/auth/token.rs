@@ -382,13 +382,14 @@ mod tests {
             "{}",
             e.message
         );
-        std::fs::write(&p, "{\"access_token\": \"AT\", \"refre").unwrap();
+        // A value no temporary folder's random name can contain.
+        std::fs::write(&p, "{\"access_token\": \"at-secret-value\", \"refre").unwrap();
         let e = read(&p).unwrap_err();
         assert!(
             e.message.contains("is damaged") && e.message.contains(".bak"),
             "{}",
             e.message
         );
-        assert!(!e.message.contains("AT"), "{}", e.message);
+        assert!(!e.message.contains("at-secret"), "{}", e.message);
     }
 }

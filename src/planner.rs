@@ -117,10 +117,10 @@ fn asks(car: &CarAnswers, e: Endpoint) -> Vec<Ask> {
         Need::Ready => vec![Ask::of(e)],
         Need::Waiting | Need::Never => Vec::new(),
         Need::Each(names) => names
-            .into_iter()
+            .iter()
             .map(|r| Ask {
                 endpoint: e,
-                resource: Some(r),
+                resource: Some(r.clone()),
             })
             .collect(),
     }
@@ -168,10 +168,10 @@ pub fn net_due(car: &CarAnswers, e: Endpoint, mode: Mode, cx: &Context) -> bool 
     };
     // Values follow their list's age when their own differ: the oldest decides.
     match crate::api::api_of(e).needs(e, car) {
-        Need::Each(names) => names.into_iter().any(|r| {
+        Need::Each(names) => names.iter().any(|r| {
             old(&Ask {
                 endpoint: e,
-                resource: Some(r),
+                resource: Some(r.clone()),
             })
         }),
         _ => old(&Ask::of(e)),

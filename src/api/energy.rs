@@ -114,7 +114,7 @@ impl super::Api for Energy {
 
     /// The energy state waits for the car's capabilities (a car without energy is never asked
     /// it); when they cannot be had this run, it is asked anyway.
-    fn needs(&self, endpoint: Endpoint, car: &CarAnswers) -> Need {
+    fn needs<'c>(&self, endpoint: Endpoint, car: &'c CarAnswers) -> Need<'c> {
         if endpoint != Endpoint::EnergyState {
             return Need::Ready;
         }

@@ -73,13 +73,13 @@ impl super::Api for ExtendedVehicle {
     }
 
     /// The values are asked one per resource the car's list names.
-    fn needs(&self, endpoint: Endpoint, car: &CarAnswers) -> Need {
+    fn needs<'c>(&self, endpoint: Endpoint, car: &'c CarAnswers) -> Need<'c> {
         if endpoint != Endpoint::ExtendedValues {
             return Need::Ready;
         }
         match car.typed::<ResourceNames>(Endpoint::ExtendedResources) {
-            Ok(names) => Need::Each(names.0.clone()),
-            Err(_) => Need::Each(Vec::new()),
+            Ok(names) => Need::Each(&names.0),
+            Err(_) => Need::Each(&[]),
         }
     }
 }

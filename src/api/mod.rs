@@ -187,21 +187,21 @@ pub trait Api: Sync {
     fn decode(&self, endpoint: Endpoint, body: &str) -> Result<Answer, ApiError>;
 
     /// Whether `endpoint` can be asked of the car now, given what else it answered.
-    fn needs(&self, _endpoint: Endpoint, _car: &answers::CarAnswers) -> Need {
+    fn needs<'c>(&self, _endpoint: Endpoint, _car: &'c answers::CarAnswers) -> Need<'c> {
         Need::Ready
     }
 }
 
 /// What an endpoint waits for before it is asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Need {
+pub enum Need<'c> {
     Ready,
     /// Not until another answer came (the energy state waits for the capabilities).
     Waiting,
     /// Never for this car (the capabilities rule the energy state out).
     Never,
     /// One request per resource (Extended Vehicle's values, one per listed resource).
-    Each(Vec<String>),
+    Each(&'c [String]),
 }
 
 /// The four APIs.

@@ -141,6 +141,16 @@ fn want(car: &CarAnswers, ask: Ask, priority: Fact, cx: &Context) -> Option<Want
     Some(Want { ask, priority })
 }
 
+/// The most important priority an ask of `e` can have: a trip fact ranks with the state facts
+/// while the car drives, and capabilities never seen with the wake facts (see [`wants`]).
+fn best_rank(e: Endpoint) -> Fact {
+    match (e, e.fact()) {
+        (Endpoint::EnergyCapabilities, _) => Fact::Wake,
+        (_, Fact::Trip) => Fact::State,
+        (_, f) => f,
+    }
+}
+
 /// An every-run endpoint is due every run, or every k-th run when the key's plan stretched
 /// it.
 fn every_run_due(car: &CarAnswers, e: Endpoint, cx: &Context) -> bool {
@@ -326,9 +336,6 @@ pub struct Planner<'a> {
     /// Requests that had a place this run but wait for more important answers still in
     /// flight (`window::admit`); they join the next round.
     waiting: Vec<Request>,
-    /// How many of the last round's requests were waiting ones (already marked, so
-    /// [`Planner::may_follow`] does not count them among the open asks).
-    merged: usize,
 }
 
 impl<'a> Planner<'a> {
@@ -399,7 +406,6 @@ impl<'a> Planner<'a> {
             vins,
             changed: None,
             waiting: Vec::new(),
-            merged: 0,
         }
     }
 
@@ -563,37 +569,56 @@ impl<'a> Planner<'a> {
         self.cars.get(vin)
     }
 
-    /// At most how many more requests the answers in flight or in `batch` (about to go) may
-    /// bring this run: every ask of their cars neither asked yet nor in `batch`. A car that woke
-    /// may want all it did not; an answer only changes its own car's wants.
+    /// At most how many more requests that could outrank something in `batch` the answers in
+    /// flight or about to go may bring this run: every such ask of their cars neither asked
+    /// yet nor in `batch`. A car that woke may want all it did not; an answer only changes its
+    /// own car's wants; what ranks below the whole batch can wait a run anyway.
     pub fn may_follow(&self, batch: &[Request]) -> usize {
+        // Nothing outranks a batch of wake facts alone (a quiet run's probes).
+        let worst = match batch.iter().map(|r| r.priority).max() {
+            None | Some(Fact::Wake) => return 0,
+            Some(worst) => worst,
+        };
         let in_batch: HashSet<&str> = batch.iter().map(|r| r.vin.as_str()).collect();
         let open: usize = self
             .cars
             .iter()
             .filter(|(vin, car)| car.pending() || in_batch.contains(vin.as_str()))
-            .map(|(_, car)| self.unasked(car))
+            .map(|(_, car)| self.open_above(car, worst))
             .sum();
-        // What is in the batch and not waiting is among the open asks.
-        let listed = batch.iter().filter(|r| r.vin.is_empty()).count();
-        open.saturating_sub(batch.len().saturating_sub(listed + self.merged))
+        let counted = batch
+            .iter()
+            .filter(|r| !r.vin.is_empty() && best_rank(r.endpoint()) < worst)
+            .count();
+        open.saturating_sub(counted)
     }
 
-    /// How many asks of `car` it collects have not been asked this run: what it can give (an
-    /// answer still waited for counts as one) less what has an outcome.
-    fn unasked(&self, car: &CarAnswers) -> usize {
-        let askable: usize = Endpoint::ALL
+    /// How many asks of `car` that may rank above `worst` have not gone this run (waiting
+    /// ones included; an answer still waited for counts as one).
+    fn open_above(&self, car: &CarAnswers, worst: Fact) -> usize {
+        let open = |ask: &Ask| matches!(car.outcome(ask), None | Some(Outcome::Waiting));
+        Endpoint::ALL
             .into_iter()
             .filter(|e| {
-                e.per_vehicle() && self.setup.collecting.collects(*e) && !car.is_unsupported(*e)
+                e.per_vehicle()
+                    && best_rank(*e) < worst
+                    && self.setup.collecting.collects(*e)
+                    && !car.is_unsupported(*e)
             })
             .map(|e| match crate::api::api_of(e).needs(e, car) {
-                Need::Each(names) => names.len(),
                 Need::Never => 0,
-                Need::Ready | Need::Waiting => 1,
+                Need::Ready | Need::Waiting => usize::from(open(&Ask::of(e))),
+                Need::Each(names) => names
+                    .iter()
+                    .filter(|r| {
+                        open(&Ask {
+                            endpoint: e,
+                            resource: Some((*r).clone()),
+                        })
+                    })
+                    .count(),
             })
-            .sum();
-        askable.saturating_sub(car.asked())
+            .sum()
     }
 
     /// How many more requests this run's allowance of the key's day lets go out.
@@ -667,7 +692,6 @@ impl<'a> Planner<'a> {
     /// The next round's requests, the most important first (those waiting among them); empty
     /// when the run has asked everything it needs.
     pub fn next_round(&mut self) -> Vec<Request> {
-        self.merged = 0;
         // Each request goes out at most once a run, so the rounds end.
         let paused = self.setup.quota_paused;
         if self.vins.is_none() && !paused {
@@ -701,7 +725,6 @@ impl<'a> Planner<'a> {
                     }),
             );
         }
-        self.merged = self.waiting.len();
         round.append(&mut self.waiting);
         self.order(&mut round);
         round

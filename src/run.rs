@@ -337,9 +337,11 @@ type Durations = BTreeMap<(String, Origin), f64>;
 
 /// Asks what the planner wants until it wants nothing more. There are no round barriers:
 /// each answer that comes in may make the planner want more (a car that woke, a trip that
-/// ended), and what it wants goes out at once, so a slow endpoint holds up nothing else. Each
-/// batch takes what Volvo's minute window and the run's part of the key's day have room for,
-/// in the ladder's order (see [`crate::window::admit`]), and defers the rest to the next run.
+/// ended), and what it wants goes out at once, so a slow endpoint holds up nothing else while
+/// there is room. Each batch takes what Volvo's minute window and the run's part of the key's
+/// day have room for, in the ladder's order (see [`crate::window::admit`]): when they are
+/// short, a less important class waits for the more important answers in flight. The rest is
+/// deferred to the next run.
 async fn fetch(
     planner: &mut Planner<'_>,
     client: &Client,
@@ -391,7 +393,7 @@ async fn fetch(
             planner.record(&r, result);
         }
     }
-    window.release(carried).await;
+    window.release().await;
     durations
 }
 
@@ -447,6 +449,7 @@ async fn admit<'b>(
         planner.wait(r);
     }
     defer(planner, later, a.go + a.wait, room < batch.len());
+    window.take(go.len()).await;
     go
 }
 

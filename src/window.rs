@@ -42,9 +42,10 @@ pub struct Window {
     /// The run's deadline: no wait for the lock goes past it.
     deadline: Instant,
     clock: crate::clock::Clock,
-    /// This run's reservations (their times), so that places it did not use can be given
-    /// back ([`Window::release`]).
-    mine: Arc<Mutex<Vec<i64>>>,
+    /// The times of this run's reserved places not used yet, oldest first: a place used
+    /// later is stamped anew ([`Window::take`]), one never used is given back
+    /// ([`Window::release`]).
+    unused: Arc<Mutex<Vec<i64>>>,
 }
 
 impl Window {
@@ -62,7 +63,7 @@ impl Window {
             per_minute,
             deadline,
             clock,
-            mine: Arc::default(),
+            unused: Arc::default(),
         }
     }
 
@@ -83,8 +84,25 @@ impl Window {
         }
     }
 
+    /// Reserves up to `wanted` places for requests that go out now: [`Window::reserve`] and
+    /// [`Window::take`] in one.
+    pub async fn reserve_now(&self, wanted: usize) -> usize {
+        match self.reserving(wanted, false).await {
+            Ok(granted) => granted,
+            Err(e) => {
+                tracing::warn!("{e}");
+                0
+            }
+        }
+    }
+
     /// [`Window::reserve`], with the reason when the lock could not be had in time.
     pub async fn try_reserve(&self, wanted: usize) -> Result<usize, String> {
+        self.reserving(wanted, true).await
+    }
+
+    /// Reserves up to `wanted` places; `later`: they are kept as unused until taken.
+    async fn reserving(&self, wanted: usize, later: bool) -> Result<usize, String> {
         if self.per_minute == 0 || wanted == 0 {
             return Ok(wanted);
         }
@@ -97,10 +115,10 @@ impl Window {
         sent.retain(|t| *t > now - MINUTE_MS && *t <= now);
         let granted = wanted.min(self.per_minute.saturating_sub(sent.len()));
         sent.extend(std::iter::repeat_n(now, granted));
-        self.mine
-            .lock()
-            .expect("window lock")
-            .extend(std::iter::repeat_n(now, granted));
+        if later {
+            let mut unused = self.unused.lock().expect("window lock");
+            unused.extend(std::iter::repeat_n(now, granted));
+        }
         self.save(sent);
         if granted > 0 {
             if let Some(lock) = &lock {
@@ -110,33 +128,64 @@ impl Window {
         Ok(granted)
     }
 
-    /// Gives back `n` places this run reserved and will not use, so that other runs of the
-    /// account have them. Which of its reservations went unused is not known, so its oldest
-    /// are given back: the window then frees no sooner than Volvo's does.
-    pub async fn release(&self, n: usize) {
-        if self.per_minute == 0 || n == 0 {
+    /// `n` of the reserved places are used now, the latest reserved first. A place reserved
+    /// more than a second ago is stamped anew: Volvo counts a request for a minute from when it
+    /// is sent, and so must the window.
+    pub async fn take(&self, n: usize) {
+        let now = self.clock.now_ms();
+        let stale: Vec<i64> = {
+            let mut unused = self.unused.lock().expect("window lock");
+            let keep = unused.len().saturating_sub(n);
+            let taken = unused.split_off(keep);
+            taken.into_iter().filter(|t| now - t > 1_000).collect()
+        };
+        if stale.is_empty() {
+            return;
+        }
+        self.rewrite(&stale, Some(now), "the places it used late may free early")
+            .await;
+    }
+
+    /// Gives back the places this run reserved and did not use, so that other runs of the
+    /// account have them.
+    pub async fn release(&self) {
+        let unused = std::mem::take(&mut *self.unused.lock().expect("window lock"));
+        if unused.is_empty() {
+            return;
+        }
+        self.rewrite(&unused, None, "its unused places stay taken for a minute")
+            .await;
+    }
+
+    /// Replaces each of these times of this run's in the window file by `with` (`None`:
+    /// removes it). Only under the lock and with the file as it was written: a window taken
+    /// as full because its file was lost is left as it is.
+    async fn rewrite(&self, times: &[i64], with: Option<i64>, otherwise: &str) {
+        if self.per_minute == 0 {
             return;
         }
         let lock = match self.lock().await {
-            Ok(lock) => lock,
-            Err(e) => {
-                tracing::warn!("the request window's unused places stay taken for a minute: {e}");
+            Ok(Some(lock)) => lock,
+            Ok(None) | Err(_) => {
+                tracing::warn!(file = %self.file.display(), "the request window cannot be locked: {otherwise}");
                 return;
             }
         };
-        let now = self.clock.now_ms();
-        let mut sent = self.load(now, lock.as_ref());
-        let given: Vec<i64> = {
-            let mut mine = self.mine.lock().expect("window lock");
-            let k = n.min(mine.len());
-            mine.drain(..k).collect()
+        let Some(mut sent) = self.read() else {
+            return;
         };
-        for t in given {
-            if let Some(i) = sent.iter().position(|s| *s == t) {
-                sent.remove(i);
+        for t in times {
+            if let Some(i) = sent.iter().position(|s| s == t) {
+                match with {
+                    Some(now) => sent[i] = now,
+                    None => {
+                        sent.remove(i);
+                    }
+                }
             }
         }
         self.save(sent);
+        drop(lock);
     }
 
     /// The state's lock, waited for until the deadline; `None` when it cannot be taken for
@@ -198,6 +247,12 @@ impl Window {
         vec![last; self.per_minute]
     }
 
+    /// The places the window file records, when it can be read.
+    fn read(&self) -> Option<Vec<i64>> {
+        let bytes = fsutil::read_capped(&self.file, WINDOW_MAX).ok()?;
+        serde_json::from_slice::<Sent>(&bytes).ok().map(|w| w.sent)
+    }
+
     /// A file's modification time in Unix milliseconds, unless the clock was set (`clock`):
     /// file times are on another clock then.
     fn modified(&self, path: &Path) -> Option<i64> {
@@ -229,9 +284,9 @@ pub fn to_reserve(batch: usize, follow: usize, room: usize, carried: usize) -> u
 
 /// A batch with these `priorities` (most important first) takes its places: those `carried`
 /// from earlier batches and those the window `granted`. `follow` is at most how many more
-/// requests the answers in flight or about to go may bring (a car that woke wants its state),
-/// `room` what the run's part of the key's day still allows, `lead` the most important
-/// request in flight.
+/// requests that could outrank something in the batch the answers in flight or about to go
+/// may bring (a car that woke wants its state), `room` what the run's part of the key's day
+/// still allows, `lead` the most important request in flight.
 ///
 /// When the places and the room cover the batch and all that may follow, it all goes and the
 /// rest of the places wait for what follows. When they do not, the places are spent in the
@@ -316,20 +371,58 @@ mod tests {
         let b = Window::new(&state, 10, soon(), Default::default());
         assert_eq!(a.reserve(6).await, 6);
         assert_eq!(b.reserve(3).await, 3);
-        a.release(4).await;
+        a.take(2).await;
+        a.release().await;
         assert_eq!(
             b.reserve(10).await,
             5,
             "the 2 a used and the 3 b holds stay taken"
         );
-        b.release(100).await;
+        b.release().await;
         assert_eq!(
             Window::new(&state, 10, soon(), Default::default())
                 .reserve(10)
                 .await,
             8,
-            "b gives back only its own 8: a's 2 stay"
+            "b gives back its own 8 unused: a's 2 stay"
         );
+    }
+
+    /// Volvo counts a request for a minute from when it is sent: a place reserved early and
+    /// used late is stamped when it is used.
+    #[tokio::test]
+    async fn a_place_used_late_counts_from_when_it_is_used() {
+        use crate::clock::Clock;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        let t0 = 1_796_000_000_000;
+        let a = Window::new(&state, 10, soon(), Clock::starting_at_ms(t0));
+        assert_eq!(a.reserve(3).await, 3);
+        a.take(1).await;
+        let mut later = a.clone();
+        later.clock = Clock::starting_at_ms(t0 + 30_000);
+        later.take(1).await;
+        later.release().await;
+        let after = Window::new(&state, 10, soon(), Clock::starting_at_ms(t0 + 61_000));
+        assert_eq!(
+            after.reserve(10).await,
+            9,
+            "the place used at once has expired, the one used 30 s later has not"
+        );
+    }
+
+    /// A window taken as full because its file was lost is not made less full by a release:
+    /// what the lost file held is unknown.
+    #[tokio::test]
+    async fn a_release_leaves_a_lost_window_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        let a = Window::new(&state, 10, soon(), Default::default());
+        assert_eq!(a.reserve(4).await, 4);
+        std::fs::remove_file(dir.path().join("state.json.window")).unwrap();
+        a.release().await;
+        let b = Window::new(&state, 10, soon(), Default::default());
+        assert_eq!(b.reserve(1).await, 0);
     }
 
     #[tokio::test]

@@ -216,11 +216,6 @@ impl CarAnswers {
             .any(|s| matches!(s.outcome, Some(Outcome::InFlight | Outcome::Waiting)))
     }
 
-    /// How many asks have an outcome this run (asked, waiting, deferred).
-    pub fn asked(&self) -> usize {
-        self.slots.values().filter(|s| s.outcome.is_some()).count()
-    }
-
     pub fn outcome(&self, ask: &Ask) -> Option<&Outcome> {
         self.slots.get(ask).and_then(|s| s.outcome.as_ref())
     }

@@ -275,7 +275,7 @@ impl Client {
             // The planned first attempt has its place in the window already; a retry needs one.
             if tries.attempt > 1 || tries.renewed || tries.asked_again {
                 if let Some(w) = &self.window {
-                    if w.reserve(1).await == 0 {
+                    if w.reserve_now(1).await == 0 {
                         return Err(err_after_window(last_err.take()));
                     }
                 }

@@ -608,6 +608,8 @@ impl<'a> Planner<'a> {
             .map(|e| match crate::api::api_of(e).needs(e, car) {
                 Need::Never => 0,
                 Need::Ready | Need::Waiting => usize::from(open(&Ask::of(e))),
+                // One per resource once their list is known; until then, at least one.
+                Need::Each([]) => 1,
                 Need::Each(names) => names
                     .iter()
                     .filter(|r| {
@@ -1323,9 +1325,10 @@ mod tests {
     }
 
     /// Guards the places of a short minute across rounds: what may follow a car's answers is
-    /// every ask it has not had (its energy state, which waits for the capabilities, on a
-    /// first run); a request that waits is not wanted again meanwhile, and it joins the next
-    /// round in the ladder's order.
+    /// every ask it has not had that could outrank the batch (on a first run, its energy state,
+    /// which waits for the capabilities, and its Extended Vehicle values, which wait for their
+    /// list); a request that waits is not wanted again meanwhile, and it joins the next round
+    /// in the ladder's order.
     #[test]
     fn a_waiting_request_joins_the_next_round_in_order() {
         let schedule = Schedule::default();
@@ -1352,7 +1355,11 @@ mod tests {
             first.windows(2).all(|w| w[0].priority <= w[1].priority),
             "most important first: {first:?}"
         );
-        assert_eq!(p.may_follow(&first), 1, "the energy state may follow");
+        assert_eq!(
+            p.may_follow(&first),
+            2,
+            "the energy state and Extended Vehicle's values (their list not in yet) may follow"
+        );
 
         let (go, rest) = first.split_at(2);
         let (wait, later) = rest.split_at(3);

@@ -432,6 +432,10 @@ async fn admit<'b>(
     flying: &Flying,
 ) -> &'b [Request] {
     let room = planner.room();
+    if window.limits() {
+        // A place kept too long is given up: the window would forget it before it is used.
+        *carried = window.usable();
+    }
     // Without a window or a budget, nothing can run short: no need to count what may follow.
     let follow = if window.limits() || planner.allowance().is_some() {
         planner.may_follow(batch)

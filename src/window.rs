@@ -23,6 +23,9 @@ use crate::fsutil::{self, LockFile, ReadError};
 
 /// The sliding window's length.
 const MINUTE_MS: i64 = 60_000;
+/// How long a reserved place stays usable: it must be used, and stamped anew, well before the
+/// window forgets it.
+const PLACE_MS: i64 = 50_000;
 /// The most a window file may hold: one number for each place of the minute.
 const WINDOW_MAX: u64 = 1 << 20;
 
@@ -146,6 +149,16 @@ impl Window {
             .await;
     }
 
+    /// How many of this run's reserved places are still usable: those reserved longer ago
+    /// than [`PLACE_MS`] are dropped (the window forgets them soon; what they were kept for
+    /// then needs a new place).
+    pub fn usable(&self) -> usize {
+        let now = self.clock.now_ms();
+        let mut unused = self.unused.lock().expect("window lock");
+        unused.retain(|t| now - t <= PLACE_MS);
+        unused.len()
+    }
+
     /// Gives back the places this run reserved and did not use, so that other runs of the
     /// account have them.
     pub async fn release(&self) {
@@ -185,7 +198,10 @@ impl Window {
             }
         }
         self.save(sent);
-        drop(lock);
+        if let Some(now) = with {
+            // Should the window file be lost, the lock file's note tells of these sends too.
+            lock.note(&now.to_string());
+        }
     }
 
     /// The state's lock, waited for until the deadline; `None` when it cannot be taken for
@@ -408,6 +424,35 @@ mod tests {
             after.reserve(10).await,
             9,
             "the place used at once has expired, the one used 30 s later has not"
+        );
+    }
+
+    /// A place kept longer than it can be used is given up; a place stamped anew is what the
+    /// lock file's note tells should the window file be lost.
+    #[tokio::test]
+    async fn a_place_kept_too_long_is_given_up_and_a_late_use_is_noted() {
+        use crate::clock::Clock;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        let t0 = 1_796_000_000_000;
+        let at = |ms: i64| Window::new(&state, 10, soon(), Clock::starting_at_ms(t0 + ms));
+        let a = at(0);
+        assert_eq!(a.reserve(4).await, 4);
+        let mut later = a.clone();
+        later.clock = Clock::starting_at_ms(t0 + 40_000);
+        assert_eq!(later.usable(), 4);
+        later.take(1).await;
+        later.clock = Clock::starting_at_ms(t0 + 55_000);
+        assert_eq!(
+            later.usable(),
+            0,
+            "reserved 55 s ago: the window forgets it soon"
+        );
+        std::fs::remove_file(dir.path().join("state.json.window")).unwrap();
+        assert_eq!(
+            at(61_000).reserve(1).await,
+            0,
+            "the place used at 40 s is noted: the minute is full until 100 s"
         );
     }
 

@@ -3,7 +3,9 @@
 //! `check`), so the window is kept in a small file beside the account's state
 //! (`<state_file>.window`), changed only under the state's lock, which is waited for no
 //! longer than the run's deadline. A run reserves its places before it asks; what finds no
-//! place is deferred to the next run, never sent into a 429.
+//! place is deferred to the next run, never sent into a 429. A place used later than it was
+//! reserved is stamped when used (Volvo counts a request from when it is sent), and the places
+//! a run did not use are given back when it ends.
 //!
 //! A window file that cannot be read (damaged, deleted, not a regular file) is not taken for
 //! an empty minute: every reservation also notes its time in the state's lock file, and a
@@ -184,6 +186,10 @@ impl Window {
                 return;
             }
         };
+        if let Some(now) = with {
+            // Should the window file be lost, the lock file's note tells of these sends too.
+            lock.note(&now.to_string());
+        }
         let Some(mut sent) = self.read() else {
             return;
         };
@@ -198,10 +204,6 @@ impl Window {
             }
         }
         self.save(sent);
-        if let Some(now) = with {
-            // Should the window file be lost, the lock file's note tells of these sends too.
-            lock.note(&now.to_string());
-        }
     }
 
     /// The state's lock, waited for until the deadline; `None` when it cannot be taken for

@@ -406,24 +406,39 @@ mod tests {
         );
     }
 
+    const T0: i64 = 1_796_000_000_000;
+
+    /// A window of 10 a minute on `state`, its clock `ms` after [`T0`].
+    fn at(state: &Path, ms: i64) -> Window {
+        Window::new(
+            state,
+            10,
+            soon(),
+            crate::clock::Clock::starting_at_ms(T0 + ms),
+        )
+    }
+
+    /// The same run's window (its unused places), its clock moved to `ms` after [`T0`].
+    fn later(w: &Window, ms: i64) -> Window {
+        let mut w = w.clone();
+        w.clock = crate::clock::Clock::starting_at_ms(T0 + ms);
+        w
+    }
+
     /// Volvo counts a request for a minute from when it is sent: a place reserved early and
     /// used late is stamped when it is used.
     #[tokio::test]
     async fn a_place_used_late_counts_from_when_it_is_used() {
-        use crate::clock::Clock;
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state.json");
-        let t0 = 1_796_000_000_000;
-        let a = Window::new(&state, 10, soon(), Clock::starting_at_ms(t0));
+        let a = at(&state, 0);
         assert_eq!(a.reserve(3).await, 3);
         a.take(1).await;
-        let mut later = a.clone();
-        later.clock = Clock::starting_at_ms(t0 + 30_000);
-        later.take(1).await;
-        later.release().await;
-        let after = Window::new(&state, 10, soon(), Clock::starting_at_ms(t0 + 61_000));
+        let a = later(&a, 30_000);
+        a.take(1).await;
+        a.release().await;
         assert_eq!(
-            after.reserve(10).await,
+            at(&state, 61_000).reserve(10).await,
             9,
             "the place used at once has expired, the one used 30 s later has not"
         );
@@ -433,26 +448,21 @@ mod tests {
     /// lock file's note tells should the window file be lost.
     #[tokio::test]
     async fn a_place_kept_too_long_is_given_up_and_a_late_use_is_noted() {
-        use crate::clock::Clock;
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state.json");
-        let t0 = 1_796_000_000_000;
-        let at = |ms: i64| Window::new(&state, 10, soon(), Clock::starting_at_ms(t0 + ms));
-        let a = at(0);
+        let a = at(&state, 0);
         assert_eq!(a.reserve(4).await, 4);
-        let mut later = a.clone();
-        later.clock = Clock::starting_at_ms(t0 + 40_000);
-        assert_eq!(later.usable(), 4);
-        later.take(1).await;
-        later.clock = Clock::starting_at_ms(t0 + 55_000);
+        let a = later(&a, 40_000);
+        assert_eq!(a.usable(), 4);
+        a.take(1).await;
         assert_eq!(
-            later.usable(),
+            later(&a, 55_000).usable(),
             0,
             "reserved 55 s ago: the window forgets it soon"
         );
         std::fs::remove_file(dir.path().join("state.json.window")).unwrap();
         assert_eq!(
-            at(61_000).reserve(1).await,
+            at(&state, 61_000).reserve(1).await,
             0,
             "the place used at 40 s is noted: the minute is full until 100 s"
         );

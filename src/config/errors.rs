@@ -14,7 +14,7 @@ pub(super) const SECRET_KEYS: &[&str] = &["client_secret", "api_key", "password"
 /// value is shown only for keys that are not secrets, and cut short; toml's own message, which
 /// may quote the value, is used only where it names keys (unknown or missing fields).
 pub(super) fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Fatal {
-    let msg = without_userinfo(&e.message().replace('\n', " "));
+    let msg = without_credentials(&e.message().replace('\n', " "));
     let Some(span) = e.span() else {
         return Fatal::config(format!("{}: {}", path.display(), shorten_quoted(&msg)));
     };
@@ -52,7 +52,9 @@ pub(super) fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Fatal 
         shorten_quoted(&msg)
     };
     let shown_key = key.as_deref().map(shorten).unwrap_or_default();
-    let value = if !secret && !key_is_span && key.is_some() && !spanned.is_empty() {
+    // Only a plain value is shown: an inline table or an array may hold a secret's key.
+    let plain = !spanned.is_empty() && !spanned.starts_with(['{', '[']);
+    let value = if !secret && !key_is_span && key.is_some() && plain {
         format!(" = {}", shorten(spanned))
     } else {
         String::new()
@@ -104,17 +106,136 @@ fn error_key(
     } else if msg.starts_with("missing field") {
         None
     } else {
-        since_table.rsplit_once('=').map(|(before, _)| {
-            before
-                .trim_end()
-                .rsplit(|c: char| c.is_whitespace() || c == '{' || c == ',')
-                .next()
-                .unwrap_or("")
-                .trim_matches('"')
-                .to_string()
-        })
+        entry_key(since_table)
     };
     (key.filter(|k| !k.is_empty()), named || at_key)
+}
+
+/// The key of the last entry that starts in `text` (a table's text up to an error), read the
+/// way TOML reads it: an `=`, a `#` or a line inside a string (a secret's base64 padding, a
+/// comment after it) is never taken for a key. Keys in inline tables count; a key on the last
+/// line without its `=` yet is the entry the error cut short.
+fn entry_key(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let (mut i, mut last) = (0, None);
+    // The open arrays and inline tables, and whether a key may start here.
+    let (mut open, mut entry) = (Vec::new(), true);
+    while i < b.len() {
+        let c = b[i];
+        if entry && !matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'#') {
+            entry = false;
+            if c == b'[' && open.is_empty() {
+                // A table header: its line holds no entry.
+                i = line_end(b, i);
+                continue;
+            }
+            if let Some((key, end, assigned)) = read_key(b, i) {
+                if assigned || end == b.len() {
+                    last = Some(key);
+                }
+                i = end;
+                continue;
+            }
+        }
+        match c {
+            b'#' => i = line_end(b, i),
+            b'"' | b'\'' => i = string_end(b, i),
+            b'\n' => {
+                entry |= open.is_empty();
+                i += 1;
+            }
+            b' ' | b'\t' | b'\r' => i += 1,
+            _ => {
+                match c {
+                    b'[' | b'{' => open.push(c),
+                    b']' | b'}' => drop(open.pop()),
+                    _ => {}
+                }
+                entry = matches!(c, b'{' | b',') && open.last() == Some(&b'{');
+                i += 1;
+            }
+        }
+    }
+    last
+}
+
+/// A key at `i` (bare or quoted parts joined by dots, quotes dropped): the key, where it ends
+/// (after its `=` when one follows), and whether one does. `None` where no key is written.
+fn read_key(b: &[u8], mut i: usize) -> Option<(String, usize, bool)> {
+    let mut parts = Vec::new();
+    loop {
+        let start = i;
+        let part = match b.get(i) {
+            Some(q @ (b'"' | b'\'')) => {
+                let close = b[i + 1..].iter().position(|c| c == q || *c == b'\n')?;
+                i += close + 2;
+                String::from_utf8_lossy(&b[start + 1..i - 1])
+            }
+            _ => {
+                while b
+                    .get(i)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'))
+                {
+                    i += 1;
+                }
+                String::from_utf8_lossy(&b[start..i])
+            }
+        };
+        if i == start {
+            return None;
+        }
+        parts.push(part.into_owned());
+        while matches!(b.get(i), Some(b' ' | b'\t')) {
+            i += 1;
+        }
+        match b.get(i) {
+            Some(b'.') => i += 1,
+            Some(b'=') => return Some((parts.join("."), i + 1, true)),
+            None => return Some((parts.join("."), i, false)),
+            Some(_) => return None,
+        }
+        while matches!(b.get(i), Some(b' ' | b'\t')) {
+            i += 1;
+        }
+    }
+}
+
+/// Where the line holding `i` ends (its line feed, or the end).
+fn line_end(b: &[u8], i: usize) -> usize {
+    b[i..]
+        .iter()
+        .position(|c| *c == b'\n')
+        .map_or(b.len(), |n| i + n)
+}
+
+/// Just past the string that opens at `i`: basic or literal, on one line or three-quoted
+/// over several; an unterminated one-line string ends with its line, as TOML ends it.
+fn string_end(b: &[u8], i: usize) -> usize {
+    let q = b[i];
+    if b[i..].starts_with(&[q, q, q]) {
+        let mut j = i + 3;
+        while j < b.len() {
+            if q == b'"' && b[j] == b'\\' {
+                j += 2;
+            } else if b[j..].starts_with(&[q, q, q]) {
+                return j + 3;
+            } else {
+                j += 1;
+            }
+        }
+        return b.len();
+    }
+    let mut j = i + 1;
+    while j < b.len() && b[j] != b'\n' {
+        if q == b'"' && b[j] == b'\\' {
+            j += 2;
+        } else if b[j] == q {
+            return j + 1;
+        } else {
+            j += 1;
+        }
+    }
+    j.min(b.len())
 }
 
 /// An error in a table header (`[volvo2]`, `[[acount]]`, `[volvo.extra]`, a key written as
@@ -190,10 +311,11 @@ fn whole_token(text: &str, span: std::ops::Range<usize>) -> &str {
     text.get(start..end).unwrap_or("")
 }
 
-/// `text` without the `user:password@` of any URL in it. A password as written may hold any
-/// character (a space, a slash, a quote), so everything from `://` to the last `@` after it
-/// goes: this may cut more than the credentials, never less.
-fn without_userinfo(text: &str) -> String {
+/// `text` without the `user:password@` and the query of any URL in it, where credentials and
+/// tokens are written. A password as written may hold any character (a space, a slash, a
+/// quote), so everything from `://` to the last `@` after it goes, and a query goes up to the
+/// next space or quote: this may cut more than the credentials, never less.
+fn without_credentials(text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(i) = rest.find("://") {
@@ -201,6 +323,13 @@ fn without_userinfo(text: &str) -> String {
         rest = &rest[i + 3..];
         if let Some(at) = rest.rfind('@') {
             rest = &rest[at + 1..];
+        }
+        let url_end = rest
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`'))
+            .unwrap_or(rest.len());
+        if let Some(q) = rest[..url_end].find(['?', '#']) {
+            out.push_str(&rest[..q]);
+            rest = &rest[url_end..];
         }
     }
     out.push_str(rest);
@@ -210,7 +339,7 @@ fn without_userinfo(text: &str) -> String {
 /// `text` cut to 60 characters, on one line, without URL credentials.
 fn shorten(text: &str) -> String {
     const MAX: usize = 60;
-    let one_line = without_userinfo(text).replace(['\n', '\r'], " ");
+    let one_line = without_credentials(text).replace(['\n', '\r'], " ");
     let mut cut: String = one_line.chars().take(MAX).collect();
     if cut.len() < one_line.len() {
         cut.push('…');
@@ -363,6 +492,63 @@ mod tests {
         assert!(!e.contains("SuperSecret") && e.contains("`prom`"), "{e}");
     }
 
+    /// Guards the key an error names: it was the text before the last `=` ahead of the error,
+    /// which in a secret with base64 padding (or an `=` in a comment after it) is the secret.
+    #[test]
+    fn syntax_errors_name_the_entry_never_a_secret() {
+        let cases = [
+            (
+                "[remote_write]\nbearer_token = \"glc_SEKRITeyJvIj0iMTIzNDUifQ==\n",
+                "`bearer_token`",
+            ),
+            (
+                "[volvo]\nclient_secret = \"SEKRITc2VjcmV0NA==\"\ntoken_file \"token.json\"\n",
+                "`token_file`",
+            ),
+            (
+                "[volvo]\napi_key = \"SEKRITa2V5==\" ; the api key\n",
+                "`api_key`",
+            ),
+            (
+                "[pushgateway]\npassword = \"SEKRIT=pw\" // password\n",
+                "`password`",
+            ),
+            (
+                "[volvo]\nclient_secret = \"\"\"SEKRIT=cs\n",
+                "`client_secret`",
+            ),
+            (
+                "[volvo]\nclient_id = \"x\" # a = b\nclient_secret = '''SEKRIT=cs\n",
+                "`client_secret`",
+            ),
+            (
+                "[volvo]\n'client_secret' = [\"SEKRIT-cs-1234\"]\n",
+                "`client_secret`",
+            ),
+            (
+                "account = { name = \"home\", client_id = \"x\", client_secret = \"SEKRIT-cs\" }\n",
+                "`account`",
+            ),
+            (
+                "volvo = [{ client_id = \"x\", client_secret = \"SEKRIT-cs\" }]\n",
+                "`volvo`",
+            ),
+            (
+                "[[account]]\nname = \"a\"\nclient_id = 5\nclient_secret = \"SEKRIT=x\"\n",
+                "`client_id`",
+            ),
+            (
+                "[output]\npushgateway = [\"https://h/push?token=SEKRIT-q\"]\n",
+                "`pushgateway`",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = parse_err(text);
+            assert!(!e.contains("SEKRIT"), "{text}\n→ {e}");
+            assert!(e.contains(key), "{text}\n→ {e}");
+        }
+    }
+
     #[test]
     fn urls_in_errors_lose_their_credentials() {
         let e = parse_err("[volvo]\nclient_id = \"abc\"\n[output]\npushgateway = \"http://user:SuperSecretPw@host:port/\"\n");
@@ -371,8 +557,12 @@ mod tests {
             "{e}"
         );
         assert_eq!(
-            without_userinfo("a \"https://u:p@h/x\" b"),
+            without_credentials("a \"https://u:p@h/x\" b"),
             "a \"https://h/x\" b"
+        );
+        assert_eq!(
+            without_credentials("`https://h/push?token=SEKRIT#f` and http://g/?a=b"),
+            "`https://h/push` and http://g/"
         );
         // A password as written may hold a space, a slash or a quote; a wrong type shows the
         // value, never the password.

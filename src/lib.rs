@@ -55,7 +55,7 @@ pub async fn main_with(cli: cli::Cli) -> ExitCode {
     let code = match dispatch(cli).await {
         Ok(code) => code,
         Err(f) => {
-            eprintln!("volvo-collect: {}", f.message);
+            secret::say(&format!("volvo-collect: {}", f.message));
             f.code
         }
     };
@@ -235,7 +235,7 @@ async fn collect(cli: &cli::Cli) -> Result<ExitCode, Fatal> {
             } else {
                 String::new()
             };
-            eprintln!("volvo-collect: {first}{tail}");
+            secret::say(&format!("volvo-collect: {first}{tail}"));
         }
     }
     Ok(outcome.exit)

@@ -13,12 +13,12 @@ fn main() {
     };
     let filter = std::env::var("LOG_LEVEL").unwrap_or_else(|_| default.into());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| {
-        eprintln!("volvo-collect: LOG_LEVEL={filter:?} is not a level (error, warn, info, debug, trace) or a tracing filter; using info");
+        volvo_collect::secret::say(&format!("volvo-collect: LOG_LEVEL={filter:?} is not a level (error, warn, info, debug, trace) or a tracing filter; using info"));
         EnvFilter::new("info")
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| volvo_collect::secret::MaskedStderr)
         .with_ansi(false)
         .init();
     // One thread does: the work is waiting on the network, and each extra thread costs memory

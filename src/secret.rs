@@ -1,7 +1,12 @@
 //! Secrets (client secret, API key, tokens) wrapped so that they never reach a log line,
 //! an error message or `Debug` output by accident: reading the value is an explicit call.
+//! Text from elsewhere (a server's error body that echoes a request) can still hold one, so
+//! every secret the process holds is remembered, and standard error masks them all.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::io::Write;
+use std::sync::Mutex;
 
 /// A string that must not be printed. `Debug` and `Display` both show `(redacted)`.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -9,7 +14,9 @@ pub struct Secret(String);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        let value = value.into();
+        hold(&value);
+        Secret(value)
     }
 
     /// The secret itself, for the one place that must send it.
@@ -42,7 +49,7 @@ impl serde::Serialize for Secret {
 
 impl<'de> serde::Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
+        String::deserialize(d).map(Secret::new)
     }
 }
 
@@ -67,6 +74,99 @@ pub fn shown_value(value: &str) -> String {
     format!("{cut:?}")
 }
 
+/// The secrets this process holds, newest last: what [`mask`] hides. Bounded, because a
+/// long-running process renews its token every hour.
+static HELD: Mutex<Vec<Box<str>>> = Mutex::new(Vec::new());
+const HELD_MAX: usize = 64;
+/// Shorter values are not masked: they would hide ordinary words and numbers.
+const MASKED_MIN: usize = 4;
+
+fn hold(value: &str) {
+    if value.len() < MASKED_MIN {
+        return;
+    }
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    if held.iter().any(|h| &**h == value) {
+        return;
+    }
+    if held.len() == HELD_MAX {
+        held.remove(0);
+    }
+    held.push(value.into());
+}
+
+/// `text` with every secret this process holds, and the credentials of any `Bearer` or
+/// `Basic` authorization in it, shown as `(redacted)`.
+pub fn mask(text: &str) -> Cow<'_, str> {
+    let mut out = Cow::Borrowed(text);
+    let held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    for secret in held.iter().rev() {
+        if out.contains(&**secret) {
+            out = Cow::Owned(out.replace(&**secret, "(redacted)"));
+        }
+    }
+    drop(held);
+    match after_auth_schemes(&out) {
+        Some(masked) => Cow::Owned(masked),
+        None => out,
+    }
+}
+
+/// `text` with the credentials after each `Bearer ` or `Basic ` (any case) redacted; `None`
+/// when it holds none.
+fn after_auth_schemes(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::new();
+    let mut from = 0;
+    let mut starts: Vec<usize> = ["bearer ", "basic "]
+        .iter()
+        .flat_map(|scheme| lower.match_indices(scheme).map(|(i, m)| i + m.len()))
+        .collect();
+    starts.sort_unstable();
+    for start in starts {
+        let len = text[start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "-._~+/=".contains(c)))
+            .unwrap_or(text.len() - start);
+        let credentials = &text[start..start + len];
+        if start < from || !looks_like_credentials(credentials) {
+            continue;
+        }
+        out.push_str(&text[from..start]);
+        out.push_str("(redacted)");
+        from = start + len;
+    }
+    (from > 0).then(|| out + &text[from..])
+}
+
+/// Whether the word after `Bearer ` or `Basic ` is credentials rather than prose ("a bearer
+/// token is…", "basic authentication"): long enough, and not only lower-case letters.
+fn looks_like_credentials(word: &str) -> bool {
+    word.len() >= 6 && !word.bytes().all(|b| b.is_ascii_lowercase())
+}
+
+/// Standard error as this process writes its log and its last words: every held secret
+/// masked, and a write that fails (a full disk under the journal) dropped rather than a
+/// panic that would change the run's exit code.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MaskedStderr;
+
+impl Write for MaskedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let _ = std::io::stderr().lock().write_all(mask(&text).as_bytes());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One line on standard error, the way [`MaskedStderr`] writes it.
+pub fn say(line: &str) {
+    let _ = writeln!(MaskedStderr, "{line}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +177,25 @@ mod tests {
         assert_eq!(format!("{s:?}"), "(redacted)");
         assert_eq!(format!("{s}"), "(redacted)");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn held_secrets_and_authorization_credentials_are_masked() {
+        let _held = Secret::new("s3cret-token");
+        let _short = Secret::new("abc");
+        assert_eq!(
+            mask("token s3cret-token, again s3cret-token; abc"),
+            "token (redacted), again (redacted); abc"
+        );
+        assert_eq!(
+            mask("'authorization': 'Basic dTpwdw==', BEARER xyz.123-_~+/ and basic"),
+            "'authorization': 'Basic (redacted)', BEARER (redacted) and basic"
+        );
+        assert_eq!(mask("nothing here"), "nothing here");
+        let prose = "a bearer token is one line; without basic auth or basic authentication";
+        assert_eq!(mask(prose), prose);
+        let _: Secret = serde_json::from_str("\"from-a-file\"").unwrap();
+        assert_eq!(mask("x from-a-file y"), "x (redacted) y");
     }
 
     #[test]

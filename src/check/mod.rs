@@ -95,15 +95,15 @@ pub async fn run(settings: &Settings, opts: &Options) -> Result<ExitCode, Fatal>
 
     let mut out = std::io::stdout().lock();
     for l in &lines {
-        let _ = writeln!(out, "{l}");
+        let _ = writeln!(out, "{}", crate::secret::mask(l));
     }
     let _ = out.flush();
     drop(out);
     if fails > 0 {
-        eprintln!(
+        crate::secret::say(&format!(
             "volvo-collect: check: {fails} {} a run would fail on; fix the FAIL lines above",
             if fails == 1 { "problem" } else { "problems" }
-        );
+        ));
         return Ok(ExitCode::Partial);
     }
     Ok(ExitCode::Ok)

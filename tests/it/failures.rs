@@ -413,3 +413,67 @@ fn secrets_never_reach_the_log_even_at_trace_level() {
         "the latitude is in the log"
     );
 }
+
+/// Guards the log against a server that echoes a request: an error body quoting the access
+/// token, the API key or any `Bearer` credentials is shown masked, at every level.
+#[test]
+fn server_text_that_echoes_a_secret_is_masked() {
+    let sim = Sim::start(&[]);
+    let ws = only_bev(&sim, "");
+    ws.write("token.json", &sim.token(false).to_string());
+    let access = ws.token()["access_token"].as_str().unwrap().to_string();
+    let echo = |m: String| json!({"error": {"message": m}}).to_string();
+    sim.faults(json!([
+        {"path": "/odometer", "status": 400, "body": echo(format!("bad request for token {access}")), "times": 0},
+        {"path": "/doors", "status": 400, "body": echo("denied for Bearer Other-Token_123456 key demo-api-key".into()), "times": 0},
+    ]));
+    let mut cmd = ws.command(&["--once", "--stdout"]);
+    cmd.env("LOG_LEVEL", "trace");
+    let o = cmd.output().unwrap();
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let log = stderr(&o);
+    assert!(log.contains("bad request for token (redacted)"), "{log}");
+    assert!(
+        log.contains("denied for Bearer (redacted) key (redacted)"),
+        "{log}"
+    );
+    for s in [access.as_str(), "Other-Token_123456", "demo-api-key"] {
+        assert!(!log.contains(s), "a secret is in the log");
+    }
+}
+
+/// Guards the exit code against a log that cannot be written (standard error on a full
+/// disk): the run still writes its output and says how it went by its code, not by a panic.
+#[test]
+fn a_full_standard_error_changes_nothing() {
+    let sim = Sim::start(&[]);
+    let ws = only_bev(&sim, "");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = ws
+        .command(&["--once", "--stdout"])
+        .env("LOG_LEVEL", "debug")
+        .stderr(full)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0);
+    assert!(value(
+        &stdout(&o),
+        &format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")
+    )
+    .is_some());
+    // A failed run's last words go nowhere too, and its code stays the documented one.
+    ws.write("token.json", "{");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = ws
+        .command(&["--once", "--stdout"])
+        .stderr(full)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 77);
+}

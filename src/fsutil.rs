@@ -214,6 +214,13 @@ impl std::fmt::Display for ReadError {
     }
 }
 
+/// What stands at `path` (through its links) when it is something other than a regular file
+/// ("a folder", "a FIFO", ...); `None` for a regular file or nothing at all.
+pub fn not_regular(path: &Path) -> Option<&'static str> {
+    let m = fs::metadata(path).ok()?;
+    (!m.is_file()).then(|| kind_of(m.file_type()))
+}
+
 /// What kind of file `t` is, for a message.
 fn kind_of(t: fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;

@@ -302,10 +302,14 @@ impl Settings {
     }
 
     /// Checks the outputs once the command line has been applied over the file: a textfile
-    /// path that is empty or a folder is a configuration error, not a failed write.
+    /// path that is empty or names a folder, a FIFO, a socket or a device (which the write
+    /// would replace with a file) is a configuration error, not a failed write.
     pub fn check_outputs(&self) -> Result<(), Fatal> {
         if let Some(p) = &self.output.textfile {
-            if let Some(what) = not_a_file_path(Some(p), p) {
+            let what = not_a_file_path(Some(p), p)
+                .map(str::to_string)
+                .or_else(|| crate::fsutil::not_regular(p).map(|kind| format!("names {kind}")));
+            if let Some(what) = what {
                 return Err(Fatal::config(format!(
                     "{}: output.textfile (or --textfile) {what}: set it to a file, such as \"/var/lib/prometheus/node-exporter/volvo.prom\"",
                     self.config_path.display()

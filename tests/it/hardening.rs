@@ -269,6 +269,50 @@ fn configuration_mistakes_exit_78_and_name_the_key() {
     assert_stderr_contains(&o, "names a folder");
 }
 
+/// Guards the textfile's place: a FIFO or a socket there was replaced by a regular file (and,
+/// as root, `/dev/null` too), and a symlinked textfile lost its link.
+#[test]
+fn a_textfile_is_written_through_its_link_and_never_over_a_fifo_or_socket() {
+    use std::os::unix::fs::FileTypeExt;
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let fifo = ws.path("fifo.prom");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let o = ws.run(&["--once", "--textfile", fifo.to_str().unwrap()]);
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert_stderr_contains(&o, "output.textfile (or --textfile) names a FIFO");
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    let socket = ws.path("socket.prom");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let o = ws.run(&["--once", "--textfile", socket.to_str().unwrap()]);
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert_stderr_contains(&o, "names a socket");
+    assert!(std::fs::symlink_metadata(&socket)
+        .unwrap()
+        .file_type()
+        .is_socket());
+
+    let real = ws.path("real.prom");
+    let link = ws.path("volvo.prom");
+    std::os::unix::fs::symlink("real.prom", &link).unwrap();
+    let o = ws.run(&["--once", "--textfile", link.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::read_to_string(&real)
+        .unwrap()
+        .contains("volvo_odometer_meters"));
+}
+
 /// Guards issue 12's "a symlinked token file loses its link": the refresh writes through the
 /// link, so the link stays a link and its target holds the rotated refresh token.
 #[test]

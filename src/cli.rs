@@ -25,6 +25,15 @@ fn duration_upto<const MAX_S: u64>(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A wait or a period: more than 0s and at most `MAX_S` seconds.
+fn period_upto<const MAX_S: u64>(text: &str) -> Result<Duration, String> {
+    let d = duration_upto::<MAX_S>(text)?;
+    if d.is_zero() {
+        return Err("must be more than 0s".into());
+    }
+    Ok(d)
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "volvo-collect",
@@ -75,7 +84,7 @@ pub enum Command {
         #[arg(long)]
         no_browser: bool,
         /// Give up waiting for the redirect after this long (at most 1h).
-        #[arg(long, value_parser = duration_upto::<3600>, default_value = "5m")]
+        #[arg(long, value_parser = period_upto::<3600>, default_value = "5m")]
         timeout: Duration,
         /// Which `[[account]]` to log in (needed when the config has several).
         #[arg(long, value_name = "NAME")]
@@ -105,7 +114,7 @@ pub enum Command {
         #[arg(long, value_name = "N", requires = "plan", value_parser = clap::value_parser!(u32).range(1..=100_000))]
         cars: Option<u32>,
         /// Timer interval to plan for (default: collect.interval; at most 1day).
-        #[arg(long, value_name = "DURATION", requires = "plan", value_parser = duration_upto::<86400>)]
+        #[arg(long, value_name = "DURATION", requires = "plan", value_parser = period_upto::<86400>)]
         interval: Option<Duration>,
     },
     /// The whole pipeline against the built-in simulator, printing the exposition.
@@ -184,5 +193,25 @@ impl Cli {
             settings.web.listen = Some(l);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guards the waits a user gives: `login --timeout 0s` gave up at once, though every
+    /// timeout must be more than 0s.
+    #[test]
+    fn waits_and_periods_must_be_more_than_zero() {
+        for args in [
+            &["volvo-collect", "login", "--timeout", "0s"][..],
+            &["volvo-collect", "check", "--plan", "--interval", "0s"],
+            &["volvo-collect", "login", "--timeout", "2h"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+        assert!(Cli::try_parse_from(["volvo-collect", "login", "--timeout", "30s"]).is_ok());
+        assert!(Cli::try_parse_from(["volvo-collect", "demo", "--latency", "0s"]).is_ok());
     }
 }

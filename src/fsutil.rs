@@ -39,7 +39,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, backup: bool) -> io::R
         f.sync_all()?;
         drop(f);
         if backup {
-            keep_backup(path)?;
+            keep_backup(path, mode)?;
         }
         fs::rename(&tmp, path)?;
         File::open(&dir)?.sync_all()
@@ -363,7 +363,7 @@ impl Reserved {
             return Err(CommitError::NotWritten(e));
         }
         if backup {
-            if let Err(e) = keep_backup(&self.target) {
+            if let Err(e) = keep_backup(&self.target, mode_of(&self.path)) {
                 tracing::warn!(file = %self.target.display(), error = %describe(&e), "cannot keep the previous file as .bak; replacing it anyway");
             }
         }
@@ -388,9 +388,15 @@ impl Drop for Reserved {
 
 /// Keeps `path` as `<path>.bak`, atomically: a hard link keeps the previous file as it is (no
 /// copy, nothing more to sync).
-fn keep_backup(path: &Path) -> io::Result<()> {
+fn keep_backup(path: &Path, mode: u32) -> io::Result<()> {
     if !path.exists() {
         return Ok(());
+    }
+    // The backup holds what the file held (a refresh token): no wider mode than the new file.
+    // The previous file shares its inode, and is about to be replaced anyway.
+    let old = fs::metadata(path)?.permissions().mode() & 0o7777;
+    if old & !mode != 0 {
+        fs::set_permissions(path, fs::Permissions::from_mode(old & mode))?;
     }
     let dir = folder_of(path);
     let name = path
@@ -407,11 +413,16 @@ fn keep_backup(path: &Path) -> io::Result<()> {
     })
 }
 
+/// The permission bits of `path`; owner-only when they cannot be read.
+fn mode_of(path: &Path) -> u32 {
+    fs::metadata(path).map_or(0o600, |m| m.permissions().mode() & 0o7777)
+}
+
 /// Moves `from` (a `.new` file written by an earlier commit that could not rename it) over
 /// `to`, keeping the previous `to` as `.bak` when `backup` is set.
 pub fn promote(from: &Path, to: &Path, backup: bool) -> io::Result<()> {
     if backup {
-        if let Err(e) = keep_backup(to) {
+        if let Err(e) = keep_backup(to, mode_of(from)) {
             tracing::warn!(file = %to.display(), error = %describe(&e), "cannot keep the previous file as .bak; replacing it anyway");
         }
     }
@@ -605,6 +616,11 @@ mod tests {
         write_atomic(&p, b"two", 0o600, true).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read(dir.path().join("token.json.bak")).unwrap(), b"one");
+        // A previous file open to others leaves a backup as closed as the new file.
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomic(&p, b"three", 0o600, true).unwrap();
+        let bak = fs::metadata(dir.path().join("token.json.bak")).unwrap();
+        assert_eq!(bak.permissions().mode() & 0o777, 0o600);
         assert_eq!(
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600

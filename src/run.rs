@@ -66,6 +66,7 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     for a in &settings.accounts {
         settings.api_key(a)?;
         settings.client_secret(a)?;
+        crate::auth::token::preflight(&a.token_file)?;
         state::preflight(&a.state_file)?;
     }
     let http = crate::http::client(settings.request_timeout);

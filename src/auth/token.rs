@@ -59,10 +59,35 @@ fn json_error(e: &serde_json::Error) -> String {
     let kind = match e.classify() {
         serde_json::error::Category::Io => "unreadable",
         serde_json::error::Category::Syntax => "not valid JSON",
-        serde_json::error::Category::Data => "a field is missing or of the wrong type",
+        serde_json::error::Category::Data => return data_error(e),
         serde_json::error::Category::Eof => "truncated",
     };
     format!("{kind} at line {} column {}", e.line(), e.column())
+}
+
+/// A field missing (named: the names are this program's) or of the wrong type (the kinds
+/// only: the value may be a token).
+fn data_error(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let what = match msg.strip_prefix("missing field `") {
+        Some(rest) => format!(
+            "the field `{}` is missing",
+            rest.split('`').next().unwrap_or("")
+        ),
+        None => match msg.strip_prefix("invalid type: ") {
+            Some(kinds) => {
+                let found = kinds.split([' ', ',']).next().unwrap_or("a value");
+                let expected = kinds
+                    .split_once(", expected ")
+                    .map_or("another type", |(_, e)| {
+                        e.split(" at line").next().unwrap_or(e)
+                    });
+                format!("a field is of the wrong type (found {found}, expected {expected})")
+            }
+            None => "a field is of the wrong type".to_string(),
+        },
+    };
+    format!("{what}, at line {} column {}", e.line(), e.column())
 }
 
 /// The most a token file may hold: a pair with its extra fields is a few kilobytes.
@@ -320,6 +345,20 @@ pub fn lock_path(token_file: &Path) -> PathBuf {
     fsutil::lock_path(token_file)
 }
 
+/// Checks, before a run asks anything, that the token's folder exists: the token, its lock
+/// and by default the state live there, so a missing folder is named as the token's.
+pub fn preflight(token_file: &Path) -> Result<(), Fatal> {
+    let dir = fsutil::folder_of(token_file);
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(Fatal::config(format!(
+        "the folder of volvo.token_file {}, {}, does not exist: the token, its lock and by default the state live there; it must exist: run `volvo-collect login` (which creates it), or set token_file elsewhere",
+        token_file.display(),
+        dir.display()
+    )))
+}
+
 /// Takes the token lock, waiting for another run that holds it until `deadline`. Not being
 /// able to lock is a configuration problem (without the lock, overlapping runs could lose a
 /// rotated token), unless the process is out of file descriptors or another process holds the
@@ -391,5 +430,28 @@ mod tests {
             e.message
         );
         assert!(!e.message.contains("at-secret"), "{}", e.message);
+        // A missing field is named; a wrong type says the kinds, never the value.
+        std::fs::write(
+            &p,
+            "{\"access_token\": \"at-secret-value\", \"expires_at\": 1}",
+        )
+        .unwrap();
+        let e = read(&p).unwrap_err();
+        assert!(
+            e.message.contains("the field `refresh_token` is missing"),
+            "{}",
+            e.message
+        );
+        let body =
+            "{\"access_token\": 4242, \"refresh_token\": \"rt-secret-value\", \"expires_at\": 1}";
+        std::fs::write(&p, body).unwrap();
+        let e = read(&p).unwrap_err();
+        assert!(
+            e.message.contains("found integer, expected a string")
+                && !e.message.contains("4242")
+                && !e.message.contains("rt-secret"),
+            "{}",
+            e.message
+        );
     }
 }

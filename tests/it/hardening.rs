@@ -254,6 +254,8 @@ fn configuration_mistakes_exit_78_and_name_the_key() {
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 78, "{}", stderr(&o));
     assert_stderr_contains(&o, "must exist");
+    // Named as the token's folder, not as the state file beside it.
+    assert_stderr_contains(&o, "the folder of volvo.token_file");
 
     // An empty textfile, in the file or on the command line (it used to exit 74).
     let ws = Workspace::new(&sim, "", "[output]\ntextfile = \"\"\n");

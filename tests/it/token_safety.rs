@@ -212,3 +212,21 @@ fn a_killed_run_leaves_a_whole_token_pair() {
         "{outcomes:?}"
     );
 }
+
+/// Guards the backup a refresh keeps: a token file left open to others (0644) was kept as a
+/// 0644 `.bak` beside the new 0600 file, so the old refresh token stayed readable.
+#[test]
+fn a_refresh_keeps_its_backup_as_closed_as_the_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let token = ws.path("token.json");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(sim.stats()["refreshes"], 1);
+    for p in [token.clone(), ws.path("token.json.bak")] {
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", p.display());
+    }
+}

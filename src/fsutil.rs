@@ -159,6 +159,31 @@ pub fn probe_folder(dir: &Path) -> Result<(), ProbeError> {
     Ok(())
 }
 
+/// Whether `dir` has room for `size` more bytes: allocated in a temp file, which is removed.
+/// Not a reservation (another writer may take the room meanwhile), but it finds a full disk
+/// before a run spends requests it could not remember.
+pub fn probe_space(dir: &Path, size: u64) -> io::Result<()> {
+    let probe = dir.join(format!(
+        ".volvo-collect-space.{}.{}.tmp",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&probe)?;
+    let allocated = allocate(&file, size);
+    drop(file);
+    let _ = fs::remove_file(&probe);
+    allocated
+}
+
+/// Whether an error is the file system being full (or the user's quota used up).
+pub fn out_of_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
 /// Whether an error is the process (or the system) running out of file descriptors: a
 /// limit of the machine, not a missing or unwritable folder, and worded as such.
 pub fn out_of_descriptors(e: &io::Error) -> bool {

@@ -888,8 +888,18 @@ impl<'s> Report<'s> {
         }
         let path = &self.account.state_file;
         let ours = std::mem::take(state);
-        *state = state::save_merged(saving, path, ours, &requests, &retries, self.now);
+        let (merged, unsaved) =
+            state::save_merged(saving, path, ours, &requests, &retries, self.now);
+        *state = merged;
         state_metrics(exp, self.settings, account, state, self.now);
+        let exit = match unsaved {
+            Some(problem) => {
+                self.problems.insert(0, problem);
+                self.tally.failed = true;
+                self.tally.exit()
+            }
+            None => exit,
+        };
         AccountRun {
             exit,
             problems: self.problems,

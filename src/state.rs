@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -437,12 +438,34 @@ pub fn preflight(state_file: &Path) -> Result<(), Fatal> {
         }
         Ok(()) => {}
     }
+    check_room(state_file, &dir)?;
     let lock = fsutil::lock_path(state_file);
     match fsutil::check_lock_file(&lock) {
         Ok(()) => Ok(()),
         // A limit of the moment, not of the setup: the run goes on and says it where it bites.
         Err(fsutil::LockError::Create(e)) if fsutil::out_of_descriptors(&e) => Ok(()),
         Err(e) => Err(unusable(e.describe(&lock))),
+    }
+}
+
+/// Room for what a run saves: twice the state and window files as they are, and at least
+/// 64 KiB. A full disk is temporary (exit 75), found before any request: a run whose state
+/// cannot be saved leaves the next run cold (about 90 requests a car) and blind to the minute
+/// it spent, which can draw Volvo's 429s.
+fn check_room(state_file: &Path, dir: &Path) -> Result<(), Fatal> {
+    let size_of = |p: &Path| fs::metadata(p).map_or(0, |m| m.len());
+    let need = (2 * (size_of(state_file) + size_of(&window_file(state_file)))).max(64 * 1024);
+    match fsutil::probe_space(dir, need) {
+        Err(e) if fsutil::out_of_space(&e) => Err(Fatal::new(
+            ExitCode::Temporary,
+            format!(
+                "no room for the state in {} ({need} bytes needed: {}): free space there; nothing was asked, because a run that cannot save its state makes the next one start cold",
+                dir.display(),
+                fsutil::describe(&e)
+            ),
+        )),
+        // Other failures of the probe are the folder's, which the checks above report.
+        _ => Ok(()),
     }
 }
 
@@ -487,8 +510,9 @@ pub async fn lock_for_save(state_file: &Path, deadline: Instant) -> SaveLock {
 /// Saves this run's state merged into the one on disk, under the state's lock (`lock`, taken
 /// by [`lock_for_save`]): counters add this run's `requests` and `retries`; back-offs, the
 /// quota and cached answers take this run's news; the last success is the latest. Returns the
-/// merged state (whose counters the run exports). A failed write is a warning; a lock another
-/// process held past the deadline saves nothing (the run reports it as a failure).
+/// merged state (whose counters the run exports), and what went wrong when it could not be
+/// written: the run's failure, since the next run then starts cold. A lock another process
+/// held past the deadline saves nothing (the run reports that itself).
 pub fn save_merged(
     lock: SaveLock,
     path: &Path,
@@ -496,7 +520,7 @@ pub fn save_merged(
     requests: &RequestCounts,
     retries: &BTreeMap<Origin, u64>,
     now: i64,
-) -> State {
+) -> (State, Option<String>) {
     let held = lock.0.is_ok();
     let mut merged = if held {
         State::read_quietly(path)
@@ -524,13 +548,15 @@ pub fn save_merged(
     merged.cars.extend(ours.cars);
     merged.records.extend(ours.records);
     merged.expire(now);
-    if held {
-        if let Err(e) = merged.save(path) {
-            tracing::warn!(file = %path.display(), "cannot save the state file ({}); counters will restart", fsutil::describe(&e));
-        }
-    }
+    let problem = held.then(|| merged.save(path).err()).flatten().map(|e| {
+        format!(
+            "cannot save the state file {} ({}): this run's counts and answers are lost, and the next run asks like a first one; free space or fix the folder",
+            path.display(),
+            fsutil::describe(&e)
+        )
+    });
     drop(lock);
-    merged
+    (merged, problem)
 }
 
 #[cfg(test)]
@@ -621,7 +647,7 @@ mod tests {
         let none = RequestCounts::new();
         let save = |s: State| async {
             let lock = lock_for_save(&p, soon()).await;
-            save_merged(lock, &p, s, &none, &BTreeMap::new(), 0)
+            save_merged(lock, &p, s, &none, &BTreeMap::new(), 0).0
         };
         save(with("A", 2)).await;
         save(with("B", 1)).await;
@@ -646,10 +672,10 @@ mod tests {
         let soon = || Instant::now() + Duration::from_secs(1);
         // Two runs that both started from an empty state.
         let lock = lock_for_save(&p, soon()).await;
-        let a = save_merged(lock, &p, State::default(), &counts, &BTreeMap::new(), 0);
+        let (a, _) = save_merged(lock, &p, State::default(), &counts, &BTreeMap::new(), 0);
         assert_eq!(a.requests[&key], 2);
         let lock = lock_for_save(&p, soon()).await;
-        let b = save_merged(lock, &p, State::default(), &counts, &BTreeMap::new(), 0);
+        let (b, _) = save_merged(lock, &p, State::default(), &counts, &BTreeMap::new(), 0);
         assert_eq!(b.requests[&key], 4);
         assert_eq!(State::load(&p).requests[&key], 4);
     }

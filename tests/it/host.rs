@@ -105,6 +105,14 @@ fn a_full_token_folder_spends_no_refresh_token() {
     };
     let sim = Sim::start(&[]);
     let ws = workspace_with_token_in(&sim, fs.dir.path(), "");
+    // The state elsewhere: a full state folder stops the run before the token is looked at.
+    let state = ws.path("state.json");
+    let config = ws.read("collector.toml").replacen(
+        "[volvo]",
+        &format!("[volvo]\nstate_file = {:?}", state.to_str().unwrap()),
+        1,
+    );
+    ws.write("collector.toml", &config);
     let before = token_in(fs.dir.path());
     fs.fill();
 
@@ -470,6 +478,57 @@ fn a_state_that_cannot_be_saved_stops_the_run_before_any_request() {
     let stats = sim.stats();
     assert_eq!(stats["refreshes"], 0);
     assert!(sim.gets().is_empty(), "requests were made: {stats}");
+}
+
+/// Guards the quota and Volvo's minute against a full state folder: the run stops before any
+/// request (exit 75, naming the folder), and a disk that fills during a run fails the run
+/// rather than passing with a warning. It used to exit 0 and start every run cold (84
+/// requests a run), and a second run in the same minute drew 174 429s.
+#[test]
+fn a_full_state_folder_stops_the_run_before_any_request() {
+    let Some(fs) = Tmpfs::mount("a_full_state_folder", "size=512k") else {
+        return;
+    };
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let config = ws.read("collector.toml").replacen(
+        "token_file = \"token.json\"",
+        &format!(
+            "token_file = \"token.json\"\nstate_file = {:?}",
+            fs.path("state.json").to_str().unwrap()
+        ),
+        1,
+    );
+    ws.write("collector.toml", &config);
+    fs.fill();
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 75, "{}", stderr(&o));
+    assert_stderr_contains(&o, "no room for the state in");
+    assert_eq!(sim.stats()["refreshes"], 0);
+    assert!(sim.gets().is_empty(), "requests were made");
+
+    // Room at the start, none at the end: the run says its state is lost and fails.
+    fs.free();
+    sim.faults(json!([{"path": "/odometer", "delay_ms": 1500, "pass_through": true, "times": 1}]));
+    let run = ws
+        .command(&["--once", "--stdout"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while sim.requests("/odometer").is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no odometer request"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    fs.fill();
+    let o = run.wait_with_output().unwrap();
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert_stderr_contains(&o, "cannot save the state file");
+    assert_stderr_contains(&o, "the next run asks like a first one");
 }
 
 /// Guards reading the state safely: a FIFO in place of the state file ends the run at once

@@ -71,11 +71,13 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     }
     let http = crate::http::client(settings.request_timeout);
     let exp = Mutex::new(Exposition::new());
+    // Delivering is part of the run: collection leaves the outputs their time.
+    let collecting = deadline - sinks::time_needed(settings);
     let runs = futures_util::future::join_all(
         settings
             .accounts
             .iter()
-            .map(|a| collect_account(settings, a, &http, deadline, &exp)),
+            .map(|a| collect_account(settings, a, &http, collecting, &exp)),
     )
     .await;
 
@@ -90,7 +92,7 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     }
     exp.finish_skips();
     let text = exp.encode();
-    let failures = sinks::deliver(settings, &exp, &text).await;
+    let failures = sinks::deliver(settings, &exp, &text, deadline).await;
     for (output, err) in &failures {
         problems.push(format!("output {output} failed: {err:#}"));
     }

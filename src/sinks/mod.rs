@@ -8,17 +8,56 @@ pub mod pushgateway;
 pub mod remote_write;
 pub mod textfile;
 
+use std::future::Future;
 use std::io::Write;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::config::Settings;
 use crate::metrics::Exposition;
 
-/// Delivers `text` (the encoded `exp`) to every configured output; returns the failures as
-/// (output, error). Each error says what was tried where; print it with `{:#}` for one line.
+/// The part of the run's deadline kept for the network outputs: the longest of their
+/// timeouts, at most a quarter of the run. Collection stops that much before the deadline,
+/// so that delivering never outlives it.
+pub fn time_needed(settings: &Settings) -> Duration {
+    let timeouts = [
+        settings
+            .output
+            .pushgateway
+            .as_ref()
+            .map(|_| settings.pushgateway.http.timeout),
+        settings
+            .output
+            .remote_write
+            .as_ref()
+            .map(|_| settings.remote_write.timeout),
+    ];
+    let longest = timeouts.into_iter().flatten().max().unwrap_or_default();
+    longest.min(settings.timeout / 4)
+}
+
+/// A network output's send, ended by the run's deadline if it has not ended by then.
+async fn by_deadline(
+    deadline: Instant,
+    send: impl Future<Output = anyhow::Result<()>>,
+) -> Option<anyhow::Error> {
+    match tokio::time::timeout_at(deadline, send).await {
+        Ok(result) => result.err(),
+        Err(_) => Some(anyhow::anyhow!(
+            "no answer before the run's deadline (collect.timeout)"
+        )),
+    }
+}
+
+/// Delivers `text` (the encoded `exp`) to every configured output, the network ones within
+/// the run's `deadline`; returns the failures as (output, error). Each error says what was
+/// tried where; print it with `{:#}` for one line.
 pub async fn deliver(
     settings: &Settings,
     exp: &Exposition,
     text: &[u8],
+    deadline: Instant,
 ) -> Vec<(&'static str, anyhow::Error)> {
     let outputs = &settings.output;
     let mut failures = Vec::new();
@@ -38,24 +77,22 @@ pub async fn deliver(
     }
     // The two network outputs go out together; neither waits for the other.
     let push = async {
-        match &outputs.pushgateway {
-            Some(url) => pushgateway::push(url, &settings.pushgateway, text)
-                .await
-                .err(),
-            None => None,
-        }
+        let url = outputs.pushgateway.as_ref()?;
+        by_deadline(
+            deadline,
+            pushgateway::push(url, &settings.pushgateway, text),
+        )
+        .await
     };
     let remote = async {
-        match &outputs.remote_write {
-            Some(url) => {
-                let now_ms = settings.clock.now_ms();
-                let request = remote_write::write_request(exp, now_ms);
-                remote_write::send(url, &settings.remote_write, remote_write::encode(&request))
-                    .await
-                    .err()
-            }
-            None => None,
-        }
+        let url = outputs.remote_write.as_ref()?;
+        let request = remote_write::write_request(exp, settings.clock.now_ms());
+        let body = remote_write::encode(&request);
+        by_deadline(
+            deadline,
+            remote_write::send(url, &settings.remote_write, body),
+        )
+        .await
     };
     let (push, remote) = tokio::join!(push, remote);
     if let Some(e) = push {

@@ -172,6 +172,8 @@ fn systemd_units_say_what_the_deployment_relies_on() {
         ),
         ("LoadCredential", "api_key:/etc/volvo-collect/api_key"),
         ("SuccessExitStatus", "1"),
+        // Longer than the 2 minutes a sent refresh's answer is waited for after SIGTERM.
+        ("TimeoutStopSec", "150s"),
         ("UMask", "0077"),
         ("ProtectSystem", "strict"),
         ("ProtectHome", "yes"),

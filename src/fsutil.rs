@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 /// Replaces `path` with `bytes`, atomically and durably, with the given mode. When `backup`
 /// is set, the previous file (if any) is first kept as `<path>.bak`, also atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, backup: bool) -> io::Result<()> {
+    remove_stale_temps(path);
     let dir = folder_of(path);
     let name = path
         .file_name()
@@ -50,8 +51,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, backup: bool) -> io::R
     result
 }
 
-/// Removes temp files of `path` that an earlier, killed writer left behind. Only for callers
-/// that hold the file's lock, so no live writer owns them.
+/// Removes temp files of `path` that a writer killed before its rename left behind: those
+/// of processes that are gone, and those of this process's PID (an earlier process that had
+/// it, as in a container, or this one's own failed write). A live writer's temp is kept.
 pub fn remove_stale_temps(path: &Path) {
     let Some(name) = path.file_name() else {
         return;
@@ -61,12 +63,28 @@ pub fn remove_stale_temps(path: &Path) {
     let Ok(entries) = fs::read_dir(&dir) else {
         return;
     };
+    let own = std::process::id();
     for e in entries.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
-        if n.starts_with(&prefix) && n.ends_with(".tmp") {
+        let Some(rest) = n.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".tmp")) else {
+            continue;
+        };
+        // `.<name>.<pid>.<random>.tmp`, or `.<name>.bak.<pid>.tmp` for a backup's link.
+        let pid = rest.split('.').find_map(|p| p.parse::<u32>().ok());
+        if pid.is_none_or(|p| p == own || !process_alive(p)) {
             let _ = fs::remove_file(e.path());
         }
     }
+}
+
+/// Whether a process with this PID exists (one of another user counts).
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 sends nothing; kill only reports whether the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// The folder a file is in; `.` for a bare file name.
@@ -655,6 +673,39 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 2, "no temp files left: {names:?}");
+    }
+
+    /// Guards the folders against temps of killed writers: only the token's were removed,
+    /// so a state or textfile write killed before its rename left its temp for good.
+    #[test]
+    fn temps_of_gone_writers_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("volvo.prom");
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let gone_pid = gone.id();
+        gone.wait().unwrap();
+        let own = std::process::id();
+        let names = [
+            format!(".volvo.prom.{gone_pid}.77.tmp"),
+            format!(".volvo.prom.{own}.78.tmp"),
+            format!(".volvo.prom.bak.{gone_pid}.tmp"),
+            ".volvo.prom.1.79.tmp".to_string(),
+            ".other.prom.5.80.tmp".to_string(),
+        ];
+        for n in &names {
+            fs::write(dir.path().join(n), "x").unwrap();
+        }
+        write_atomic(&p, b"new", 0o644, false).unwrap();
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        // PID 1 is alive; another file's temps are not this file's to judge.
+        assert_eq!(
+            left,
+            [".other.prom.5.80.tmp", ".volvo.prom.1.79.tmp", "volvo.prom"]
+        );
     }
 
     #[test]

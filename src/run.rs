@@ -69,7 +69,8 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
         crate::auth::token::preflight(&a.token_file)?;
         state::preflight(&a.state_file)?;
     }
-    let http = crate::http::client(settings.request_timeout);
+    // No request, nor a refresh's connection before it is sent, outlasts the whole run.
+    let http = crate::http::client(settings.request_timeout.min(settings.timeout));
     let exp = Mutex::new(Exposition::new());
     // Delivering is part of the run: collection leaves the outputs their time.
     let collecting = deadline - sinks::time_needed(settings);

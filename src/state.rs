@@ -430,6 +430,17 @@ pub fn preflight(state_file: &Path) -> Result<(), Fatal> {
     match fsutil::probe_folder(&dir) {
         // A limit of the moment, not of the setup: the run goes on and says it where it bites.
         Err(e) if e.out_of_descriptors() => return Ok(()),
+        // No inode left: as temporary as no byte left.
+        Err(fsutil::ProbeError::Create(_, io)) if fsutil::out_of_space(&io) => {
+            return Err(Fatal::new(
+                ExitCode::Temporary,
+                format!(
+                    "the state file {} cannot be saved: {}: free space there; nothing was asked",
+                    state_file.display(),
+                    fsutil::describe(&io)
+                ),
+            ))
+        }
         Err(e) => {
             return Err(unusable(format!(
                 "the state file {} cannot be saved: {e}",

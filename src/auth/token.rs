@@ -289,16 +289,34 @@ pub fn recover(path: &Path) -> Result<(), Fatal> {
         Fatal::new(
             ExitCode::Temporary,
             format!(
-                "the rotated token pair in {} cannot replace the token file {}: {}: free space in {} (or move the file there by hand); the token was not refreshed meanwhile",
+                "the rotated token pair in {} cannot replace the token file {}: {}: {}; the token was not refreshed meanwhile",
                 pending.display(),
                 target.display(),
                 fsutil::describe(&e),
-                fsutil::folder_of(&target).display()
+                promote_hint(&e, &target)
             ),
         )
     })?;
     tracing::info!(file = %target.display(), "the rotated token pair an earlier run kept in {} is now the token file", pending.display());
     Ok(())
+}
+
+/// What to do when a waiting pair cannot replace the token file.
+fn promote_hint(e: &std::io::Error, target: &Path) -> String {
+    let folder = fsutil::folder_of(target);
+    if fsutil::out_of_space(e) {
+        format!(
+            "free space in {} (or move the file there by hand)",
+            folder.display()
+        )
+    } else if e.raw_os_error() == Some(libc::EBUSY) {
+        "the token file is a mount point (a file mounted on its own cannot be replaced): mount its folder instead, and move the file there by hand".to_string()
+    } else {
+        format!(
+            "make {} writable, or move the file there by hand",
+            folder.display()
+        )
+    }
 }
 
 /// Creates the token's folder (0700, so only this user sees the token) when it is missing,
@@ -374,6 +392,10 @@ pub async fn lock(
             fsutil::LockError::Create(io) if fsutil::out_of_descriptors(io) => {
                 Fatal::new(ExitCode::Temporary, e.describe(&path))
             }
+            fsutil::LockError::Create(io) if fsutil::out_of_space(io) => Fatal::new(
+                ExitCode::Temporary,
+                format!("{}: free space there", e.describe(&path)),
+            ),
             // A login cannot fix this: the token's folder is wrong or not writable.
             fsutil::LockError::Create(io) => Fatal::config(format!(
                 "cannot create the lock file {}: {}: the folder of volvo.token_file must exist and be writable by this user (every refresh saves the rotated token there); fix it or set token_file elsewhere",

@@ -531,6 +531,34 @@ fn a_full_state_folder_stops_the_run_before_any_request() {
     assert_stderr_contains(&o, "the next run asks like a first one");
 }
 
+/// Guards the exit code of a folder out of inodes: no file can be made there, which is as
+/// temporary as no byte left (75, "free space"), not a configuration error (78).
+#[test]
+fn a_state_folder_out_of_inodes_is_temporary() {
+    let Some(fs) = Tmpfs::mount("a_state_folder_out_of_inodes", "size=512k,nr_inodes=32") else {
+        return;
+    };
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let config = ws.read("collector.toml").replacen(
+        "token_file = \"token.json\"",
+        &format!(
+            "token_file = \"token.json\"\nstate_file = {:?}",
+            fs.path("state.json").to_str().unwrap()
+        ),
+        1,
+    );
+    ws.write("collector.toml", &config);
+    let mut n = 0;
+    while File::create(fs.path(&format!("f{n}"))).is_ok() {
+        n += 1;
+    }
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 75, "{}", stderr(&o));
+    assert_stderr_contains(&o, "free space there");
+    assert!(sim.gets().is_empty(), "requests were made");
+}
+
 /// Guards reading the state safely: a FIFO in place of the state file ends the run at once
 /// with exit 78 naming it (it hung the run for good), and an oversized state file (valid, but
 /// padded past the cap) is set aside with a warning rather than read whole.

@@ -65,6 +65,50 @@ impl Clock {
     pub fn now_f64(&self) -> f64 {
         self.now_ms() as f64 / 1000.0
     }
+
+    /// Where the machine's boot clock stands, for the system's clock only: it never steps, so
+    /// it tells how long ago a time of this clock really was even when the wall clock was set
+    /// forward or back meanwhile. `None` for a set clock (its times are its own).
+    pub fn since_boot(&self) -> Option<BootTime> {
+        if self.is_set() {
+            return None;
+        }
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the struct it is given and nothing else.
+        if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
+            return None;
+        }
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        Some(BootTime {
+            // time_t and c_long are i64 on the 64-bit targets this is built for.
+            ms: ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000,
+            boot: boot.trim().to_string(),
+        })
+    }
+}
+
+/// Milliseconds since the machine booted, and which boot (`boot_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootTime {
+    pub ms: i64,
+    pub boot: String,
+}
+
+/// How far the wall clock stepped between a time noted with its boot time and now (positive:
+/// forward), when the boot clock can tell: same boot, and a step of more than a second.
+pub fn step_since(then_wall_ms: i64, then: &BootTime, now_wall_ms: i64, now: &BootTime) -> i64 {
+    if then.boot != now.boot {
+        return 0;
+    }
+    let step = (now_wall_ms - then_wall_ms) - (now.ms - then.ms);
+    if step.abs() > 1000 {
+        step
+    } else {
+        0
+    }
 }
 
 /// A Unix time (seconds) as a date in UTC, for messages. Times beyond what a calendar can

@@ -500,7 +500,7 @@ impl LockFile {
     /// The note an earlier holder left, if any.
     pub fn noted(&self) -> Option<String> {
         use std::os::unix::fs::FileExt;
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 128];
         let n = self.file.read_at(&mut buf, 0).ok()?;
         let text = std::str::from_utf8(&buf[..n]).ok()?.trim();
         (!text.is_empty()).then(|| text.to_string())

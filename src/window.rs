@@ -115,8 +115,18 @@ impl Window {
             format!("Volvo's request window cannot be used, so nothing more is asked: {e}")
         })?;
         let now = self.clock.now_ms();
-        let mut sent = self.load(now, lock.as_ref());
-        // A time in the future (a clock set back) would block the window: it is dropped.
+        let boot = self.clock.since_boot();
+        let noted = lock
+            .as_ref()
+            .and_then(|l| l.noted())
+            .and_then(|n| Note::parse(&n));
+        // The window as it stood, in the clock it was written by, then moved into today's.
+        let step = self.step(noted.as_ref(), now, boot.as_ref());
+        let mut sent = self.load(now - step, noted.as_ref().map(|n| n.wall_ms));
+        for t in &mut sent {
+            *t += step;
+        }
+        // A time still in the future (a set clock set back) would block the window: dropped.
         sent.retain(|t| *t > now - MINUTE_MS && *t <= now);
         let granted = wanted.min(self.per_minute.saturating_sub(sent.len()));
         sent.extend(std::iter::repeat_n(now, granted));
@@ -127,10 +137,32 @@ impl Window {
         self.save(sent);
         if granted > 0 {
             if let Some(lock) = &lock {
-                lock.note(&now.to_string());
+                lock.note(&Note::text(now, boot.as_ref()));
             }
         }
         Ok(granted)
+    }
+
+    /// How far the system's wall clock stepped since the last reservation was noted, as the
+    /// boot clock tells it (0 when it cannot tell). The window's times move by it: a clock
+    /// set forward by a day must not make the window forget the requests of a real minute
+    /// ago (Volvo's minute is real time), nor a clock set back drop them as future ones.
+    fn step(&self, noted: Option<&Note>, now: i64, boot: Option<&crate::clock::BootTime>) -> i64 {
+        let (Some(noted), Some(boot)) = (noted, boot) else {
+            return 0;
+        };
+        let Some(then) = &noted.boot else {
+            return 0;
+        };
+        let step = crate::clock::step_since(noted.wall_ms, then, now, boot);
+        if step != 0 {
+            tracing::warn!(
+                file = %self.file.display(),
+                step_s = step / 1000,
+                "the wall clock was set since this account's last request; the request window follows it"
+            );
+        }
+        step
     }
 
     /// `n` of the reserved places are used now, the latest reserved first. A place reserved
@@ -188,7 +220,7 @@ impl Window {
         };
         if let Some(now) = with {
             // Should the window file be lost, the lock file's note tells of these sends too.
-            lock.note(&now.to_string());
+            lock.note(&Note::text(now, self.clock.since_boot().as_ref()));
         }
         let Some(mut sent) = self.read() else {
             return;
@@ -231,7 +263,7 @@ impl Window {
 
     /// The places taken as the window file records them; when it cannot tell, the safe
     /// assumption of the module's rule.
-    fn load(&self, now: i64, lock: Option<&LockFile>) -> Vec<i64> {
+    fn load(&self, now: i64, noted: Option<i64>) -> Vec<i64> {
         let (missing, what) = match fsutil::read_capped(&self.file, WINDOW_MAX) {
             Ok(bytes) => match serde_json::from_slice::<Sent>(&bytes) {
                 Ok(w) => return w.sent,
@@ -240,9 +272,7 @@ impl Window {
             Err(ReadError::NotFound) => (true, "is missing".to_string()),
             Err(e) => (false, format!("cannot be read ({e})")),
         };
-        let mut last = lock
-            .and_then(|l| l.noted())
-            .and_then(|n| n.parse::<i64>().ok());
+        let mut last = noted;
         if !missing {
             // Something is there: it was written at its time, or, when that is unknown, now.
             last = last.max(Some(self.modified(&self.file).unwrap_or(now)));
@@ -280,6 +310,37 @@ impl Window {
         let t = std::fs::metadata(path).ok()?.modified().ok()?;
         let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
         i64::try_from(ms).ok()
+    }
+}
+
+/// What a reservation notes in the state's lock file: its time, and for the system's clock
+/// where the boot clock stood (`<unix ms> <boot ms> <boot id>`), so that a later run can tell
+/// how far the wall clock stepped since.
+#[derive(Debug, PartialEq)]
+struct Note {
+    wall_ms: i64,
+    boot: Option<crate::clock::BootTime>,
+}
+
+impl Note {
+    fn text(wall_ms: i64, boot: Option<&crate::clock::BootTime>) -> String {
+        match boot {
+            Some(b) => format!("{wall_ms} {} {}", b.ms, b.boot),
+            None => wall_ms.to_string(),
+        }
+    }
+
+    fn parse(text: &str) -> Option<Note> {
+        let mut parts = text.split_whitespace();
+        let wall_ms = parts.next()?.parse().ok()?;
+        let boot = match (parts.next().and_then(|m| m.parse().ok()), parts.next()) {
+            (Some(ms), Some(boot)) => Some(crate::clock::BootTime {
+                ms,
+                boot: boot.to_string(),
+            }),
+            _ => None,
+        };
+        Some(Note { wall_ms, boot })
     }
 }
 
@@ -403,6 +464,72 @@ mod tests {
                 .await,
             8,
             "b gives back its own 8 unused: a's 2 stay"
+        );
+    }
+
+    /// Guards Volvo's minute against a wall clock set forward (or back) between two runs: the
+    /// window's times were taken as a day old (or as future ones) and dropped, so the next run
+    /// could send a whole minute's worth into Volvo's 429s.
+    #[tokio::test]
+    async fn a_wall_clock_step_moves_the_window_with_it() {
+        let clock = crate::clock::Clock::system();
+        let Some(boot) = clock.since_boot() else {
+            return; // No boot clock on this machine: nothing can tell a step.
+        };
+        for step in [2 * 86_400_000, -3_600_000] {
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("state.json");
+            // Six requests sent 5 s ago, stamped by a wall clock `step` behind today's.
+            let then = clock.now_ms() - step - 5_000;
+            let sent = serde_json::to_vec(&Sent {
+                sent: vec![then; 6],
+            })
+            .unwrap();
+            std::fs::write(crate::state::window_file(&state), sent).unwrap();
+            let then_boot = crate::clock::BootTime {
+                ms: boot.ms - 5_000,
+                boot: boot.boot.clone(),
+            };
+            std::fs::write(
+                fsutil::lock_path(&state),
+                Note::text(then, Some(&then_boot)),
+            )
+            .unwrap();
+            let w = Window::new(&state, 10, soon(), clock);
+            assert_eq!(w.reserve(10).await, 4, "step {step}: the six still count");
+        }
+        // Another boot's note tells nothing: the wall clock is all there is.
+        let other = crate::clock::BootTime {
+            ms: 0,
+            boot: "another".into(),
+        };
+        assert_eq!(crate::clock::step_since(0, &other, 86_400_000, &boot), 0);
+    }
+
+    #[test]
+    fn a_note_reads_back_and_an_old_one_has_no_boot_time() {
+        let boot = crate::clock::BootTime {
+            ms: 12_345,
+            boot: "0b5e4d2c-8f1a-4c3e-9d7b-2a6f1e0c9b8a".into(),
+        };
+        let text = Note::text(T0, Some(&boot));
+        assert!(
+            text.len() <= 128,
+            "the lock file's note is read up to 128 bytes"
+        );
+        assert_eq!(
+            Note::parse(&text),
+            Some(Note {
+                wall_ms: T0,
+                boot: Some(boot)
+            })
+        );
+        assert_eq!(
+            Note::parse("1796000000000"),
+            Some(Note {
+                wall_ms: T0,
+                boot: None
+            })
         );
     }
 

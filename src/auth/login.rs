@@ -281,6 +281,7 @@ fn token_from(
         scope: Some(scope),
         refreshed_at: Some(now),
         logged_in_at: Some(now),
+        replaces: None,
         extra: serde_json::Map::new(),
     })
 }

@@ -30,6 +30,11 @@ pub struct Token {
     /// When the user last logged in (Unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logged_in_at: Option<i64>,
+    /// Of a refreshed pair: the [`fingerprint`] of the refresh token it was made from, so
+    /// that a pair left waiting in `.new` is known to be newer than the token file it was
+    /// meant to replace, whatever the clock says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
     /// Fields this version does not know are kept as they are.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -37,6 +42,13 @@ pub struct Token {
 
 fn bearer() -> String {
     "Bearer".into()
+}
+
+/// A short, one-way fingerprint of a refresh token: it names the token without revealing it.
+pub fn fingerprint(refresh_token: &Secret) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(refresh_token.expose().as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Token {
@@ -269,7 +281,11 @@ pub fn recover(path: &Path) -> Result<(), Fatal> {
     let current = fsutil::read_capped(&target, TOKEN_MAX)
         .ok()
         .and_then(|b| parse(&b).ok());
-    if current.is_some_and(|c| c.expires_at > waiting.expires_at) {
+    // A pair made from the token file's own refresh token is newer than it, whatever the
+    // clock says; any other token file was put there since (a login elsewhere, a restore),
+    // and the later expiry tells.
+    let made_from = |c: &Token| waiting.replaces.as_deref() == Some(&fingerprint(&c.refresh_token));
+    if current.is_some_and(|c| !made_from(&c) && c.expires_at > waiting.expires_at) {
         tracing::warn!(file = %pending.display(), "an older token pair than the token file's own was left here; removed");
         let _ = std::fs::remove_file(&pending);
         return Ok(());
@@ -430,6 +446,40 @@ mod tests {
         let back = serde_json::to_value(&t).unwrap();
         assert_eq!(back["id_token"], "x");
         assert_eq!(back["refresh_token"], "RT");
+    }
+
+    fn pair(refresh: &str, expires_at: i64, replaces: Option<&str>) -> Token {
+        let mut t: Token = serde_json::from_value(serde_json::json!({
+            "access_token": format!("at-{refresh}"),
+            "refresh_token": refresh,
+            "expires_at": expires_at,
+        }))
+        .unwrap();
+        t.replaces = replaces.map(|r| fingerprint(&Secret::new(r)));
+        t
+    }
+
+    /// Guards the only valid refresh token against a clock set back: a pair left in `.new`
+    /// that was made from the token file's own pair expires earlier by the stepped clock, and
+    /// was dropped as older, so the next run got `invalid_grant` and needed a login.
+    #[test]
+    fn a_waiting_pair_made_from_the_token_file_wins_whatever_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token.json");
+        let new = dir.path().join("token.json.new");
+        let write = |path: &Path, t: &Token| std::fs::write(path, to_bytes(t)).unwrap();
+        // Made from the file's pair, with an earlier expiry: it replaces the file.
+        write(&p, &pair("rt-one", 90_000, None));
+        write(&new, &pair("rt-two", 4_200, Some("rt-one")));
+        recover(&p).unwrap();
+        assert_eq!(read(&p).unwrap().refresh_token.expose(), "rt-two");
+        assert!(!new.exists());
+        // Made from another pair than the file's (a login since): the later expiry wins.
+        write(&p, &pair("rt-login", 90_000, None));
+        write(&new, &pair("rt-three", 4_200, Some("rt-two")));
+        recover(&p).unwrap();
+        assert_eq!(read(&p).unwrap().refresh_token.expose(), "rt-login");
+        assert!(!new.exists());
     }
 
     #[test]

@@ -72,8 +72,10 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     // No request, nor a refresh's connection before it is sent, outlasts the whole run.
     let http = crate::http::client(settings.request_timeout.min(settings.timeout));
     let exp = Mutex::new(Exposition::new());
-    // Delivering is part of the run: collection leaves the outputs their time.
-    let collecting = deadline - sinks::time_needed(settings);
+    // Saving and delivering are part of the run: collection leaves them their time, at
+    // most a quarter of the run.
+    let after = (state::SAVE_GRACE + sinks::time_needed(settings)).min(settings.timeout / 4);
+    let collecting = deadline - after;
     let runs = futures_util::future::join_all(
         settings
             .accounts

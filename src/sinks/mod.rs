@@ -17,9 +17,7 @@ use tokio::time::Instant;
 use crate::config::Settings;
 use crate::metrics::Exposition;
 
-/// The part of the run's deadline kept for the network outputs: the longest of their
-/// timeouts, at most a quarter of the run. Collection stops that much before the deadline,
-/// so that delivering never outlives it.
+/// How long the network outputs may take: the longest of their timeouts (none without one).
 pub fn time_needed(settings: &Settings) -> Duration {
     let timeouts = [
         settings
@@ -33,8 +31,7 @@ pub fn time_needed(settings: &Settings) -> Duration {
             .as_ref()
             .map(|_| settings.remote_write.timeout),
     ];
-    let longest = timeouts.into_iter().flatten().max().unwrap_or_default();
-    longest.min(settings.timeout / 4)
+    timeouts.into_iter().flatten().max().unwrap_or_default()
 }
 
 /// A network output's send, ended by the run's deadline if it has not ended by then.

@@ -87,6 +87,19 @@ fn workspace_with_token_in(sim: &Sim, folder: &Path, rest: &str) -> Workspace {
     ws
 }
 
+/// Sets the workspace's `state_file` to `state` (the token stays where it is).
+fn keep_state_in(ws: &Workspace, state: &Path) {
+    let config = ws.read("collector.toml").replacen(
+        "token_file = \"token.json\"",
+        &format!(
+            "token_file = \"token.json\"\nstate_file = {:?}",
+            state.to_str().unwrap()
+        ),
+        1,
+    );
+    ws.write("collector.toml", &config);
+}
+
 fn token_in(folder: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(folder.join("token.json")).unwrap()).unwrap()
 }
@@ -453,15 +466,7 @@ fn a_state_that_cannot_be_saved_stops_the_run_before_any_request() {
     if is_root() {
         _mount = Tmpfs::mount("a_state_that_cannot_be_saved", "ro,size=64k");
         let m = _mount.as_ref().unwrap();
-        let config = ws.read("collector.toml").replacen(
-            "token_file = \"token.json\"",
-            &format!(
-                "token_file = \"token.json\"\nstate_file = {:?}",
-                m.path("state.json").to_str().unwrap()
-            ),
-            1,
-        );
-        ws.write("collector.toml", &config);
+        keep_state_in(&ws, &m.path("state.json"));
     } else {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
@@ -491,15 +496,7 @@ fn a_full_state_folder_stops_the_run_before_any_request() {
     };
     let sim = Sim::start(&[]);
     let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
-    let config = ws.read("collector.toml").replacen(
-        "token_file = \"token.json\"",
-        &format!(
-            "token_file = \"token.json\"\nstate_file = {:?}",
-            fs.path("state.json").to_str().unwrap()
-        ),
-        1,
-    );
-    ws.write("collector.toml", &config);
+    keep_state_in(&ws, &fs.path("state.json"));
     fs.fill();
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 75, "{}", stderr(&o));
@@ -540,15 +537,7 @@ fn a_state_folder_out_of_inodes_is_temporary() {
     };
     let sim = Sim::start(&[]);
     let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
-    let config = ws.read("collector.toml").replacen(
-        "token_file = \"token.json\"",
-        &format!(
-            "token_file = \"token.json\"\nstate_file = {:?}",
-            fs.path("state.json").to_str().unwrap()
-        ),
-        1,
-    );
-    ws.write("collector.toml", &config);
+    keep_state_in(&ws, &fs.path("state.json"));
     let mut n = 0;
     while File::create(fs.path(&format!("f{n}"))).is_ok() {
         n += 1;

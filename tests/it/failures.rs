@@ -448,14 +448,17 @@ fn server_text_that_echoes_a_secret_is_masked() {
 fn a_full_standard_error_changes_nothing() {
     let sim = Sim::start(&[]);
     let ws = only_bev(&sim, "");
-    let full = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .unwrap();
+    // Standard error on a device that is always full.
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
     let o = ws
         .command(&["--once", "--stdout"])
         .env("LOG_LEVEL", "debug")
-        .stderr(full)
+        .stderr(full())
         .output()
         .unwrap();
     assert_eq!(code(&o), 0);
@@ -466,13 +469,9 @@ fn a_full_standard_error_changes_nothing() {
     .is_some());
     // A failed run's last words go nowhere too, and its code stays the documented one.
     ws.write("token.json", "{");
-    let full = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .unwrap();
     let o = ws
         .command(&["--once", "--stdout"])
-        .stderr(full)
+        .stderr(full())
         .output()
         .unwrap();
     assert_eq!(code(&o), 77);

@@ -459,9 +459,11 @@ fn error_message(body: &str) -> String {
         .or_else(|| pick("/message"))
         .unwrap_or_else(|| match body.trim() {
             "" => "(an empty answer)".to_string(),
-            b => b.chars().take(120).collect(),
+            b => crate::secret::mask(b).chars().take(120).collect(),
         });
-    msg.chars()
+    // Masked whole before it is cut: a cut secret would no longer be found.
+    crate::secret::mask(&msg)
+        .chars()
         .take(200)
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()

@@ -35,7 +35,8 @@ pub async fn refused(resp: reqwest::Response) -> anyhow::Error {
         .await
         .map(|(start, _)| String::from_utf8_lossy(&start).into_owned())
         .unwrap_or_default();
-    let body: String = body.trim().chars().take(200).collect();
+    // Masked whole before it is cut: a cut secret would no longer be found.
+    let body: String = crate::secret::mask(body.trim()).chars().take(200).collect();
     if body.is_empty() {
         anyhow::anyhow!("HTTP {status}")
     } else {

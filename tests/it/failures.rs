@@ -426,6 +426,8 @@ fn server_text_that_echoes_a_secret_is_masked() {
     sim.faults(json!([
         {"path": "/odometer", "status": 400, "body": echo(format!("bad request for token {access}")), "times": 0},
         {"path": "/doors", "status": 400, "body": echo("denied for Bearer Other-Token_123456 key demo-api-key".into()), "times": 0},
+        // A secret where the message is cut short.
+        {"path": "/windows", "status": 400, "body": format!("{} {access}", "y".repeat(100)), "times": 0},
     ]));
     let mut cmd = ws.command(&["--once", "--stdout"]);
     cmd.env("LOG_LEVEL", "trace");
@@ -440,6 +442,7 @@ fn server_text_that_echoes_a_secret_is_masked() {
     for s in [access.as_str(), "Other-Token_123456", "demo-api-key"] {
         assert!(!log.contains(s), "a secret is in the log");
     }
+    assert!(!log.contains(&access[..12]), "a cut secret is in the log");
 }
 
 /// Guards the exit code against a log that cannot be written (standard error on a full

@@ -53,7 +53,8 @@ pub(super) fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Fatal 
     };
     let shown_key = key.as_deref().map(shorten).unwrap_or_default();
     // Only a plain value is shown: an inline table or an array may hold a secret's key.
-    let plain = !spanned.is_empty() && !spanned.starts_with(['{', '[']);
+    let plain =
+        !spanned.is_empty() && !spanned.starts_with(['{', '[']) && !read_entries(since_table).1;
     let value = if !secret && !key_is_span && key.is_some() && plain {
         format!(" = {}", shorten(spanned))
     } else {
@@ -106,7 +107,7 @@ fn error_key(
     } else if msg.starts_with("missing field") {
         None
     } else {
-        entry_key(since_table)
+        read_entries(since_table).0
     };
     (key.filter(|k| !k.is_empty()), named || at_key)
 }
@@ -114,8 +115,9 @@ fn error_key(
 /// The key of the last entry that starts in `text` (a table's text up to an error), read the
 /// way TOML reads it: an `=`, a `#` or a line inside a string (a secret's base64 padding, a
 /// comment after it) is never taken for a key. Keys in inline tables count; a key on the last
-/// line without its `=` yet is the entry the error cut short.
-fn entry_key(text: &str) -> Option<String> {
+/// line without its `=` yet is the entry the error cut short. Also whether `text` ends inside
+/// an array or inline table.
+fn read_entries(text: &str) -> (Option<String>, bool) {
     let b = text.as_bytes();
     let (mut i, mut last) = (0, None);
     // The open arrays and inline tables, and whether a key may start here.
@@ -156,7 +158,7 @@ fn entry_key(text: &str) -> Option<String> {
             }
         }
     }
-    last
+    (last, !open.is_empty())
 }
 
 /// A key at `i` (bare or quoted parts joined by dots, quotes dropped): the key, where it ends
@@ -541,6 +543,8 @@ mod tests {
                 "[output]\npushgateway = [\"https://h/push?token=SEKRIT-q\"]\n",
                 "`pushgateway`",
             ),
+            ("[volvo]\nscopes = [SEKRITword]\n", "`scopes`"),
+            ("[volvo]\nvins = [\"SEKRIT-vin\", 5]\n", "`vins`"),
         ];
         for (text, key) in cases {
             let e = parse_err(text);

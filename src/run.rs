@@ -75,12 +75,15 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     // Saving and delivering are part of the run: collection leaves them their time, at
     // most a quarter of the run.
     let after = (state::SAVE_GRACE + sinks::time_needed(settings)).min(settings.timeout / 4);
-    let collecting = deadline - after;
+    let ends = Ends {
+        collecting: deadline - after,
+        saving: (deadline - after + state::SAVE_GRACE).min(deadline),
+    };
     let runs = futures_util::future::join_all(
         settings
             .accounts
             .iter()
-            .map(|a| collect_account(settings, a, &http, collecting, &exp)),
+            .map(|a| collect_account(settings, a, &http, ends, &exp)),
     )
     .await;
 
@@ -132,6 +135,16 @@ fn run_metrics(exp: &mut Exposition, settings: &Settings, started: Instant, succ
     exp.gauge(&c::COLLECT_RUN_SUCCESS, &[], success);
 }
 
+/// When an account's phases must end, both within the run's deadline.
+#[derive(Clone, Copy)]
+struct Ends {
+    /// The token, the requests and the weather: collection leaves the rest their time.
+    collecting: Instant,
+    /// The save may wait this long for a lock another process holds: [`state::SAVE_GRACE`]
+    /// past collection, never past the run's deadline.
+    saving: Instant,
+}
+
 /// What one account's collection came to.
 struct AccountRun {
     exit: ExitCode,
@@ -143,9 +156,10 @@ async fn collect_account(
     settings: &Settings,
     account: &Account,
     http: &reqwest::Client,
-    deadline: Instant,
+    ends: Ends,
     exp: &Mutex<Exposition>,
 ) -> AccountRun {
+    let deadline = ends.collecting;
     let now = settings.clock.now();
     let mut state = State::load(&account.state_file);
     state.expire(now);
@@ -155,7 +169,7 @@ async fn collect_account(
         Ok(t) => t,
         Err(fatal) => {
             report.login_failed(&fatal);
-            let saving = state::lock_for_save(&account.state_file, deadline).await;
+            let saving = state::lock_for_save(&account.state_file, ends.saving).await;
             return report.finish(&mut lock(exp), &mut state, None, None, saving);
         }
     };
@@ -193,7 +207,7 @@ async fn collect_account(
         map_weather(&mut exp, &weather);
     }
     report.tally.failed |= quota_paused;
-    let saving = state::lock_for_save(&account.state_file, deadline).await;
+    let saving = state::lock_for_save(&account.state_file, ends.saving).await;
     report.finish(
         &mut lock(exp),
         &mut state,

@@ -36,9 +36,9 @@ pub const STATE_MAX: u64 = 16 << 20;
 /// Volvo replenishes the daily quota at 00:00 UTC: no pause is longer than a day (and an
 /// hour, for clocks that disagree). A longer one read from an answer is cut to this.
 pub const QUOTA_PAUSE_MAX_S: i64 = 25 * 3600;
-/// How long the save at the end of a run may wait for the state's lock past the run's
-/// deadline: a run that used all its time still keeps what it asked, unless another process
-/// holds the lock that long.
+/// How long the save at the end of a run may wait for the state's lock past the end of
+/// collection: a run that used all its collecting time still keeps what it asked, unless
+/// another process holds the lock that long. The run's deadline caps it too.
 pub const SAVE_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -496,11 +496,10 @@ impl SaveLock {
     }
 }
 
-/// Takes the state's lock for the save, waiting while another process holds it until the
-/// run's `deadline` (or [`SAVE_GRACE`] from now, when the deadline has passed already).
-pub async fn lock_for_save(state_file: &Path, deadline: Instant) -> SaveLock {
+/// Takes the state's lock for the save, waiting while another process holds it until
+/// `until` (once, at least, when that has passed).
+pub async fn lock_for_save(state_file: &Path, until: Instant) -> SaveLock {
     let lock_path = fsutil::lock_path(state_file);
-    let until = deadline.max(Instant::now() + SAVE_GRACE);
     match fsutil::lock_until(&lock_path, until).await {
         Ok(lock) => SaveLock(Ok(Some(lock))),
         Err(e @ fsutil::LockError::Held(_)) => SaveLock(Err(format!(

@@ -317,6 +317,27 @@ fn a_held_state_lock_ends_the_run_and_check_at_their_deadline() {
     assert_eq!(code(&o), 1, "{}", stderr(&o));
 }
 
+/// Guards the save's grace against the run's deadline: with the minute window off, nothing
+/// but the save waits for the state's lock, and a run of one second that collected quickly
+/// still ends by its deadline (the save waited two seconds past the end of collection, to
+/// 2.1 s) and says the state was not kept.
+#[test]
+fn the_save_waits_for_a_held_lock_no_longer_than_the_run() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(
+        &sim,
+        &format!("vins = [\"{BEV}\"]"),
+        "[collect]\ntimeout = \"1s\"\nrequests_per_minute = 0\n",
+    );
+    let _held = hold_lock(&ws.path("token.state.json.lock"));
+
+    let (o, took) = timed(ws.command(&["--once", "--stdout"]));
+    assert!(took < Duration::from_millis(1700), "the run took {took:?}");
+    assert_stderr_contains(&o, "this run's request counts and answers are not kept");
+    // Collected and delivered, not kept: partial.
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+}
+
 /// The same for the token's lock: the run ends at its deadline naming `token.json.lock`, with
 /// no refresh sent, and `check` ends at its own deadline naming it too.
 #[test]

@@ -14,7 +14,7 @@ use crate::error::{ExitCode, Fatal};
 use crate::fsutil;
 use crate::secret::Secret;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Token {
     pub access_token: Secret,
     pub refresh_token: Secret,
@@ -42,6 +42,24 @@ pub struct Token {
 
 fn bearer() -> String {
     "Bearer".into()
+}
+
+/// Shows the unknown fields by name only: one may be a secret this version does not know
+/// (an `id_token`, say).
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("access_token", &self.access_token)
+            .field("refresh_token", &self.refresh_token)
+            .field("expires_at", &self.expires_at)
+            .field("token_type", &self.token_type)
+            .field("scope", &self.scope)
+            .field("refreshed_at", &self.refreshed_at)
+            .field("logged_in_at", &self.logged_in_at)
+            .field("replaces", &self.replaces)
+            .field("extra", &self.extra.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// A short, one-way fingerprint of a refresh token: it names the token without revealing it.
@@ -437,14 +455,19 @@ mod tests {
     #[test]
     fn keeps_unknown_fields_and_hides_secrets_in_debug() {
         let t: Token = serde_json::from_str(
-            r#"{"access_token":"AT","refresh_token":"RT","expires_at":10,"token_type":"Bearer","scope":"openid","id_token":"x"}"#,
+            r#"{"access_token":"AT","refresh_token":"RT","expires_at":10,"token_type":"Bearer","scope":"openid","id_token":"ID-TOKEN-VALUE"}"#,
         )
         .unwrap();
-        assert_eq!(t.extra["id_token"], "x");
+        assert_eq!(t.extra["id_token"], "ID-TOKEN-VALUE");
         let dbg = format!("{t:?}");
         assert!(!dbg.contains("AT\"") && !dbg.contains("RT"), "{dbg}");
+        // An unknown field may be a secret too: its name shows, never its value.
+        assert!(
+            dbg.contains("id_token") && !dbg.contains("ID-TOKEN-VALUE"),
+            "{dbg}"
+        );
         let back = serde_json::to_value(&t).unwrap();
-        assert_eq!(back["id_token"], "x");
+        assert_eq!(back["id_token"], "ID-TOKEN-VALUE");
         assert_eq!(back["refresh_token"], "RT");
     }
 

@@ -67,56 +67,106 @@ pub async fn run(
         eprintln!("(Trying to open it in your browser; if nothing opens, open it yourself.)");
     }
 
-    let deadline = Instant::now() + timeout;
-    let http = crate::http::client(settings.request_timeout);
+    let login = Login {
+        settings,
+        account,
+        client,
+        http: crate::http::client(settings.request_timeout),
+        state,
+        redirect,
+        deadline: Instant::now() + timeout,
+        timeout,
+    };
     let token = match listener {
-        Some(listener) => {
-            eprintln!(
-                "Waiting up to {} for Volvo ID to send your browser back to {redirect} ...",
-                humantime::format_duration(timeout)
-            );
-            let (callback, reply) = listener.wait(redirect.path(), deadline, timeout).await?;
-            let outcome = match check_redirect(&callback, state.secret(), settings, account) {
-                Ok(code) => exchange(&client, &http, code, verifier, settings, account).await,
-                Err(f) => Err(f),
-            };
-            let outcome = match outcome {
-                Ok(t) => save(account, &t).await.map(|()| t),
-                Err(f) => Err(f),
-            };
-            let page = match &outcome {
-                Ok(_) => Page::ok(),
-                Err(f) => Page::failed(&f.message),
-            };
-            reply.send(page).await;
-            outcome?
-        }
-        None => {
-            eprintln!(
-                "After you log in, Volvo ID sends your browser to {redirect}?code=... (that page may show an error; that is expected).\n\
-                 Copy the whole address from the browser's address bar, paste it here and press Enter (waiting up to {}):",
-                humantime::format_duration(timeout)
-            );
-            let code = match read_pasted(deadline, timeout).await? {
-                Pasted::Redirect(callback) => {
-                    check_redirect(&callback, state.secret(), settings, account)?
-                }
-                Pasted::BareCode(code) => {
-                    eprintln!(
-                        "note: only the code was pasted, so the state of this login cannot be checked; paste the whole address to have it checked"
-                    );
-                    code
-                }
-            };
-            let token = exchange(&client, &http, code, verifier, settings, account).await?;
-            save(account, &token).await?;
-            token
-        }
+        Some(listener) => login.by_listener(listener, verifier).await?,
+        None => login.by_paste(verifier).await?,
     };
 
     warn_missing_scopes(settings, account, &token);
     print_next_steps(settings, account);
     Ok(ExitCode::Ok)
+}
+
+/// A login under way, from the authorize URL shown to the token saved.
+struct Login<'a> {
+    settings: &'a Settings,
+    account: &'a Account,
+    client: LoginClient,
+    http: reqwest::Client,
+    /// The `state` the authorize URL carries, which the redirect must bring back.
+    state: CsrfToken,
+    redirect: url::Url,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+impl Login<'_> {
+    /// The redirect arrives at the loopback listener; the browser is told how it went.
+    async fn by_listener(
+        &self,
+        listener: Listener,
+        verifier: PkceCodeVerifier,
+    ) -> Result<Token, Fatal> {
+        let (settings, account) = (self.settings, self.account);
+        eprintln!(
+            "Waiting up to {} for Volvo ID to send your browser back to {} ...",
+            humantime::format_duration(self.timeout),
+            self.redirect
+        );
+        let (callback, reply) = listener
+            .wait(self.redirect.path(), self.deadline, self.timeout)
+            .await?;
+        let outcome = match check_redirect(&callback, self.state.secret(), settings, account) {
+            Ok(code) => self.exchange(code, verifier).await,
+            Err(f) => Err(f),
+        };
+        let outcome = match outcome {
+            Ok(t) => save(account, &t).await.map(|()| t),
+            Err(f) => Err(f),
+        };
+        let page = match &outcome {
+            Ok(_) => Page::ok(),
+            Err(f) => Page::failed(&f.message),
+        };
+        reply.send(page).await;
+        outcome
+    }
+
+    /// The user pastes the redirected address (or only its code) on standard input.
+    async fn by_paste(&self, verifier: PkceCodeVerifier) -> Result<Token, Fatal> {
+        eprintln!(
+            "After you log in, Volvo ID sends your browser to {}?code=... (that page may show an error; that is expected).\n\
+             Copy the whole address from the browser's address bar, paste it here and press Enter (waiting up to {}):",
+            self.redirect,
+            humantime::format_duration(self.timeout)
+        );
+        let code = match read_pasted(self.deadline, self.timeout).await? {
+            Pasted::Redirect(callback) => {
+                check_redirect(&callback, self.state.secret(), self.settings, self.account)?
+            }
+            Pasted::BareCode(code) => {
+                eprintln!(
+                    "note: only the code was pasted, so the state of this login cannot be checked; paste the whole address to have it checked"
+                );
+                code
+            }
+        };
+        let token = self.exchange(code, verifier).await?;
+        save(self.account, &token).await?;
+        Ok(token)
+    }
+
+    async fn exchange(&self, code: Secret, verifier: PkceCodeVerifier) -> Result<Token, Fatal> {
+        exchange(
+            &self.client,
+            &self.http,
+            code,
+            verifier,
+            self.settings,
+            self.account,
+        )
+        .await
+    }
 }
 
 // ---- checking the redirect ---------------------------------------------------------------------

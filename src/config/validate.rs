@@ -271,6 +271,28 @@ fn scopes(cx: &Context, key: &str, scopes: Option<Vec<String>>) -> Result<Vec<St
     Ok(scopes)
 }
 
+/// A secret sent in a header (the client secret `name` of `key`, the API key), from its
+/// `places` (`env` among them): a stray space or newline would only show later, as a
+/// refusal, so it is refused here.
+fn header_secret(
+    cx: &Context,
+    key: &str,
+    name: &str,
+    env: &str,
+    places: Places,
+) -> Result<Option<Secret>, Fatal> {
+    let found = cx.secret(key, places)?;
+    if let Some(k) = &found {
+        header_safe(k).map_err(|what| {
+            cx.bad(
+                key,
+                &format!("{what}: it is one line of visible characters; check the value (in the file, {name}_file or {env})"),
+            )
+        })?;
+    }
+    Ok(found)
+}
+
 /// One account's keys, from `[volvo]` or one `[[account]]` table.
 fn account(
     cx: &Context,
@@ -297,27 +319,14 @@ fn account(
         };
     let env_client_secret = format!("VOLVO_CLIENT_SECRET{env_suffix}");
     let env_api_key = format!("VOLVO_API_KEY{env_suffix}");
-    let credential_suffix = env_suffix.to_ascii_lowercase();
-    // Both are sent in headers: a stray space or newline would only show later, as a refusal.
     let header_secret = |name: &str, value, file: Option<PathBuf>, env: &str| {
-        let found = cx.secret(
-            &key(name),
-            Places {
-                value,
-                file: file.as_deref().map(|p| cx.resolve(p)),
-                env_var: Some(env),
-                credential: Some(&format!("{name}{credential_suffix}")),
-            },
-        )?;
-        if let Some(k) = &found {
-            header_safe(k).map_err(|what| {
-                cx.bad(
-                    &key(name),
-                    &format!("{what}: it is one line of visible characters; check the value (in the file, {name}_file or {env})"),
-                )
-            })?;
-        }
-        Ok::<_, Fatal>(found)
+        let places = Places {
+            value,
+            file: file.as_deref().map(|p| cx.resolve(p)),
+            env_var: Some(env),
+            credential: Some(&format!("{name}{}", env_suffix.to_ascii_lowercase())),
+        };
+        header_secret(cx, &key(name), name, env, places)
     };
     let client_secret = header_secret(
         "client_secret",

@@ -41,8 +41,9 @@ fn period_upto<const MAX_S: u64>(text: &str) -> Result<Duration, String> {
     about = "Reads a Volvo car's data from Volvo's APIs and hands it to Prometheus."
 )]
 pub struct Cli {
-    /// Configuration file (default: $VOLVO_COLLECT_CONFIG, ./collector.toml,
-    /// $XDG_CONFIG_HOME/volvo-collect/collector.toml, /etc/volvo-collect/collector.toml).
+    /// Configuration file (default: $VOLVO_COLLECT_CONFIG when set, else the first of
+    /// ./collector.toml, $XDG_CONFIG_HOME/volvo-collect/collector.toml,
+    /// /etc/volvo-collect/collector.toml).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 

@@ -546,7 +546,10 @@ impl CarRecords {
             _ => None,
         };
         self.charging_sessions += 1;
-        self.charged_energy_joules += energy.unwrap_or(0.0);
+        // The counter sums the energies that are known: a session without one adds nothing.
+        if let Some(e) = energy {
+            self.charged_energy_joules += e;
+        }
         self.last_charge = Some(Charge {
             start: c.start,
             end: end.max(c.start),
@@ -645,7 +648,10 @@ impl CarRecords {
             _ => None,
         };
         self.trips += 1;
-        self.trip_distance_meters += distance.unwrap_or(0.0);
+        // The counter sums the distances that are known: a trip without one adds nothing.
+        if let Some(d) = distance {
+            self.trip_distance_meters += d;
+        }
         self.last_trip = Some(Trip {
             start: t.start.map(|s| s.min(end)),
             end,

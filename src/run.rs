@@ -352,7 +352,8 @@ pub fn last_vehicle_list(state: &State) -> Option<Vec<String>> {
 
 // ---- fetch ------------------------------------------------------------------------------
 
-/// Seconds each (vin, API) spent on requests this run.
+/// The longest request of each (vin, API) this run, in seconds: its requests go out
+/// together, so this is about the time the API's answers took.
 type Durations = BTreeMap<(String, Origin), f64>;
 
 /// Asks what the planner wants until it wants nothing more. There are no round barriers:
@@ -661,10 +662,8 @@ fn map_car(
         }
         let mapped = api.map(exp, car, cx);
         report.extended_gone |= mapped.api_gone;
-        let seconds = durations
-            .get(&(car.vin.clone(), origin))
-            .copied()
-            .unwrap_or(0.0);
+        // None when this run asked the API nothing for the car (its answers were replayed).
+        let seconds = durations.get(&(car.vin.clone(), origin)).copied();
         report.api(exp, &car.vin, origin, &mapped.errors, seconds);
     }
 }
@@ -852,7 +851,7 @@ impl<'s> Report<'s> {
         vin: &str,
         api: Origin,
         errors: &[(Endpoint, ApiError)],
-        seconds: f64,
+        seconds: Option<f64>,
     ) {
         let mut ok = true;
         for (endpoint, e) in errors {
@@ -860,11 +859,10 @@ impl<'s> Report<'s> {
         }
         let success = if ok { 1.0 } else { 0.0 };
         exp.gauge(&c::COLLECT_API_SUCCESS, &[vin, api.label()], success);
-        exp.gauge(
-            &c::COLLECT_API_DURATION_SECONDS,
-            &[vin, api.label()],
-            seconds,
-        );
+        if let Some(seconds) = seconds {
+            let labels = [vin, api.label()];
+            exp.gauge(&c::COLLECT_API_DURATION_SECONDS, &labels, seconds);
+        }
     }
 
     /// The account's self-metrics, its state saved, and its exit code.

@@ -444,7 +444,7 @@ families! {
     COLLECT_API_DURATION_SECONDS: Gauge, Collector, "volvo_collect_api_duration_seconds",
         ["vin", "api"],
         None,
-        "Wall time spent fetching this API for the vehicle in the last run, in seconds.";
+        "The longest request to this API for the vehicle in the last run, in seconds; absent when the run asked it nothing (its answers were replayed).";
     COLLECT_ENDPOINT_ERROR: Gauge, Collector, "volvo_collect_endpoint_error",
         ["vin", "api", "endpoint", "reason"],
         None,

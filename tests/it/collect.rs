@@ -640,3 +640,40 @@ fn a_world_readable_config_with_secrets_is_warned_about() {
         stderr(&o)
     );
 }
+
+/// Guards the API duration against a made-up 0: a run that asks an API nothing for a car
+/// (its answers replayed) leaves the car's `volvo_collect_api_duration_seconds` for that API
+/// out, while its success still shows; an API it asked has its duration.
+#[test]
+fn an_api_asked_nothing_has_no_duration() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let (code, out, err) = once_stdout(&ws);
+    assert_eq!(code, 0, "{err}");
+    let duration =
+        |api: &str| format!("volvo_collect_api_duration_seconds{{api=\"{api}\",vin=\"{BEV}\"}}");
+    let success = |api: &str| format!("volvo_collect_api_success{{api=\"{api}\",vin=\"{BEV}\"}}");
+    assert!(value(&out, &duration("location")).is_some(), "{out}");
+
+    let before = sim.gets().len();
+    let (code, out, err) = once_stdout(&ws);
+    assert_eq!(code, 0, "{err}");
+    let asked: Vec<String> = sim.gets()[before..]
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !asked.iter().any(|p| p.starts_with("/location/")),
+        "{asked:?}"
+    );
+    assert!(
+        asked.iter().any(|p| p.starts_with("/connected-vehicle/")),
+        "{asked:?}"
+    );
+    assert_eq!(value(&out, &success("location")), Some(1.0), "{out}");
+    assert_eq!(value(&out, &duration("location")), None, "{out}");
+    assert!(
+        value(&out, &duration("connected_vehicle")).is_some(),
+        "{out}"
+    );
+}

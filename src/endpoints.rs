@@ -456,12 +456,6 @@ impl std::str::FromStr for Endpoint {
     }
 }
 
-/// A value (a VIN from the vehicle list) as one URL path segment: whatever the API answered,
-/// it cannot change the path of the next request.
-pub fn segment(value: &str) -> String {
-    utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
-}
-
 /// Which of Volvo's four APIs a run reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sources {

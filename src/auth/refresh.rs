@@ -292,7 +292,7 @@ fn rotated_token(old: &Token, answer: TokenAnswer, now: i64) -> (Token, Option<F
         token_type: "Bearer".into(),
         scope: answer.scope.or_else(|| old.scope.clone()),
         logged_in_at: old.logged_in_at,
-        replaces: Some(token::fingerprint(&old.refresh_token)),
+        replaces: Some(old.refresh_token.fingerprint()),
         extra: old.extra.clone(),
     };
     (token, problem)

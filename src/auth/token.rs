@@ -30,7 +30,7 @@ pub struct Token {
     /// When the user last logged in (Unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logged_in_at: Option<i64>,
-    /// Of a refreshed pair: the [`fingerprint`] of the refresh token it was made from, so
+    /// Of a refreshed pair: the [`Secret::fingerprint`] of the refresh token it was made from, so
     /// that a pair left waiting in `.new` is known to be newer than the token file it was
     /// meant to replace, whatever the clock says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,13 +60,6 @@ impl std::fmt::Debug for Token {
             .field("extra", &self.extra.keys().collect::<Vec<_>>())
             .finish()
     }
-}
-
-/// A short, one-way fingerprint of a refresh token: it names the token without revealing it.
-pub fn fingerprint(refresh_token: &Secret) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(refresh_token.expose().as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Token {
@@ -302,7 +295,7 @@ pub fn recover(path: &Path) -> Result<(), Fatal> {
     // A pair made from the token file's own refresh token is newer than it, whatever the
     // clock says; any other token file was put there since (a login elsewhere, a restore),
     // and the later expiry tells.
-    let made_from = |c: &Token| waiting.replaces.as_deref() == Some(&fingerprint(&c.refresh_token));
+    let made_from = |c: &Token| waiting.replaces.as_deref() == Some(&c.refresh_token.fingerprint());
     if current.is_some_and(|c| !made_from(&c) && c.expires_at > waiting.expires_at) {
         tracing::warn!(file = %pending.display(), "an older token pair than the token file's own was left here; removed");
         let _ = std::fs::remove_file(&pending);
@@ -478,7 +471,7 @@ mod tests {
             "expires_at": expires_at,
         }))
         .unwrap();
-        t.replaces = replaces.map(|r| fingerprint(&Secret::new(r)));
+        t.replaces = replaces.map(|r| Secret::new(r).fingerprint());
         t
     }
 

@@ -228,23 +228,27 @@ async fn access_token_finding(
             expiry()
         ));
         (None, false)
-    } else if !file.folder_writable || a.ac.client_secret.is_none() {
+    } else if let (true, Some(secret)) = (file.folder_writable, &a.ac.client_secret) {
+        refresh_finding(f, a, secret, &file.path).await
+    } else {
         f.warn(format!(
             "access token: {}; not refreshed (see above)",
             expiry()
         ));
         (None, false)
-    } else {
-        refresh_finding(f, a, &file.path).await
     }
 }
 
 /// Refreshes the access token as a run would.
-async fn refresh_finding(f: &mut Findings, a: &Check<'_>, path: &Path) -> (Option<Token>, bool) {
-    let secret = a.ac.client_secret.clone().unwrap_or_default();
+async fn refresh_finding(
+    f: &mut Findings,
+    a: &Check<'_>,
+    secret: &Secret,
+    path: &Path,
+) -> (Option<Token>, bool) {
     let oauth = OAuthClient {
         client_id: &a.ac.client_id,
-        client_secret: &secret,
+        client_secret: secret,
         auth_url: &a.s.auth_url,
         token_url: &a.s.token_url,
         clock: a.s.clock,

@@ -11,6 +11,7 @@ use super::PROBE_TIMEOUT;
 use crate::api::client::describe;
 use crate::config::{HttpOutput, PushgatewayOptions, Settings};
 use crate::sinks::http as sink_http;
+use crate::secret::shown_url;
 
 pub(super) async fn check_outputs(settings: &Settings, offline: bool) -> Vec<Finding> {
     let mut f = Findings::default();
@@ -169,15 +170,6 @@ fn ready_url(base: &Url) -> Url {
         segs.pop_if_empty().extend(["-", "ready"]);
     }
     url
-}
-
-/// A URL as printed: without user info or query, where credentials may hide.
-fn shown_url(url: &Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.set_query(None);
-    u.to_string()
 }
 
 #[cfg(test)]

@@ -67,6 +67,8 @@ pub const VOLVO_TOKEN_URL: &str = "https://volvoid.eu.volvocars.com/as/token.oau
 pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:8765/callback";
 /// OpenWeatherMap's current-weather endpoint, the default for `weather.url`.
 pub const DEFAULT_WEATHER_URL: &str = "https://api.openweathermap.org/data/2.5/weather";
+/// The shortest `collect.interval` (and `check --interval`) accepted.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
 
 pub use crate::endpoints::{is_extended_vehicle_scope, Sources};
 
@@ -225,12 +227,10 @@ impl Account {
     /// The account's API key as its day's request count names it: the start of the key's
     /// SHA-256, never the key itself. Accounts of one application share it.
     pub fn key_id(&self) -> String {
-        use sha2::Digest;
-        let Some(key) = &self.api_key else {
-            return String::new();
-        };
-        let digest = sha2::Sha256::digest(key.expose().as_bytes());
-        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+        self.api_key
+            .as_ref()
+            .map(Secret::fingerprint)
+            .unwrap_or_default()
     }
 }
 

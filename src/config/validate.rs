@@ -376,7 +376,7 @@ fn output(cx: &Context, o: RawOutput) -> Result<Outputs, Fatal> {
 
 /// `[collect]`: the same table, its values checked.
 fn collect(cx: &Context, c: RawCollect) -> Result<RawCollect, Fatal> {
-    if c.interval < Duration::from_secs(10) {
+    if c.interval < super::MIN_INTERVAL {
         return Err(cx.bad("collect.interval", "too short: use at least \"10s\""));
     }
     cx.duration("collect.interval", c.interval)?;

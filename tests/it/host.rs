@@ -18,18 +18,18 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// A small tmpfs mounted on a temporary folder, unmounted when dropped. `None` (with the
-/// reason printed) when the test does not run as root.
+/// A small tmpfs mounted on a temporary folder, unmounted when dropped. Mounting needs root:
+/// run as another user, the test fails saying so (it never passes untested).
 struct Tmpfs {
     dir: tempfile::TempDir,
 }
 
 impl Tmpfs {
-    fn mount(test: &str, options: &str) -> Option<Tmpfs> {
-        if !is_root() {
-            println!("{test}: skipped: mounting a tmpfs needs root (CI runs the tests as root)");
-            return None;
-        }
+    fn mount(test: &str, options: &str) -> Tmpfs {
+        assert!(
+            is_root(),
+            "{test}: mounting a tmpfs needs root: run the tests as root, as CI does"
+        );
         let dir = tempfile::tempdir().unwrap();
         let status = Command::new("mount")
             .args(["-t", "tmpfs", "-o", options, "tmpfs"])
@@ -37,7 +37,7 @@ impl Tmpfs {
             .status()
             .expect("run mount");
         assert!(status.success(), "mount -t tmpfs -o {options} failed");
-        Some(Tmpfs { dir })
+        Tmpfs { dir }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -110,12 +110,10 @@ fn token_in(folder: &Path) -> Value {
 /// to send the refresh, fail to save the rotated token (exit 77) and need a new login.
 #[test]
 fn a_full_token_folder_spends_no_refresh_token() {
-    let Some(fs) = Tmpfs::mount(
+    let fs = Tmpfs::mount(
         "a_full_token_folder_spends_no_refresh_token",
         "size=512k,mode=0700",
-    ) else {
-        return;
-    };
+    );
     let sim = Sim::start(&[]);
     let ws = workspace_with_token_in(&sim, fs.dir.path(), "");
     // The state elsewhere: a full state folder stops the run before the token is looked at.
@@ -151,12 +149,10 @@ fn a_full_token_folder_spends_no_refresh_token() {
 /// next run refreshes with it (no `invalid_grant`). It used to fail to save (exit 77).
 #[test]
 fn a_token_folder_that_fills_during_the_refresh_keeps_the_rotated_token() {
-    let Some(fs) = Tmpfs::mount(
+    let fs = Tmpfs::mount(
         "a_token_folder_that_fills_during_the_refresh_keeps_the_rotated_token",
         "size=512k,mode=0700",
-    ) else {
-        return;
-    };
+    );
     let sim = Sim::start(&[]);
     let ws = workspace_with_token_in(&sim, fs.dir.path(), "");
     let before = token_in(fs.dir.path());
@@ -486,8 +482,7 @@ fn a_state_that_cannot_be_saved_stops_the_run_before_any_request() {
     let _mount;
     if is_root() {
         _mount = Tmpfs::mount("a_state_that_cannot_be_saved", "ro,size=64k");
-        let m = _mount.as_ref().unwrap();
-        keep_state_in(&ws, &m.path("state.json"));
+        keep_state_in(&ws, &_mount.path("state.json"));
     } else {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
@@ -512,9 +507,7 @@ fn a_state_that_cannot_be_saved_stops_the_run_before_any_request() {
 /// requests a run), and a second run in the same minute drew 174 429s.
 #[test]
 fn a_full_state_folder_stops_the_run_before_any_request() {
-    let Some(fs) = Tmpfs::mount("a_full_state_folder", "size=512k") else {
-        return;
-    };
+    let fs = Tmpfs::mount("a_full_state_folder", "size=512k");
     let sim = Sim::start(&[]);
     let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
     keep_state_in(&ws, &fs.path("state.json"));
@@ -553,9 +546,7 @@ fn a_full_state_folder_stops_the_run_before_any_request() {
 /// temporary as no byte left (75, "free space"), not a configuration error (78).
 #[test]
 fn a_state_folder_out_of_inodes_is_temporary() {
-    let Some(fs) = Tmpfs::mount("a_state_folder_out_of_inodes", "size=512k,nr_inodes=32") else {
-        return;
-    };
+    let fs = Tmpfs::mount("a_state_folder_out_of_inodes", "size=512k,nr_inodes=32");
     let sim = Sim::start(&[]);
     let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
     keep_state_in(&ws, &fs.path("state.json"));

@@ -41,7 +41,10 @@ pub struct Options {
 
 /// Runs the check and prints its findings (and the plan) on standard output.
 pub async fn run(settings: &Settings, opts: &Options) -> Result<ExitCode, Fatal> {
-    if opts.interval.is_some_and(|i| i < crate::config::MIN_INTERVAL) {
+    if opts
+        .interval
+        .is_some_and(|i| i < crate::config::MIN_INTERVAL)
+    {
         return Err(Fatal::new(
             ExitCode::Usage,
             "--interval is too short: use at least 10s, like collect.interval",

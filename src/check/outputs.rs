@@ -10,8 +10,8 @@ use super::findings::{Finding, Findings};
 use super::PROBE_TIMEOUT;
 use crate::api::client::describe;
 use crate::config::{HttpOutput, PushgatewayOptions, Settings};
-use crate::sinks::http as sink_http;
 use crate::secret::shown_url;
+use crate::sinks::http as sink_http;
 
 pub(super) async fn check_outputs(settings: &Settings, offline: bool) -> Vec<Finding> {
     let mut f = Findings::default();

@@ -229,3 +229,29 @@ proptest! {
         assert_valid(&String::from_utf8(exp.encode()).unwrap());
     }
 }
+
+/// Keeps the location property above from passing untested: a body of the shape it feeds,
+/// with odd coordinates and properties, decodes, and its mapping is checked like theirs.
+#[test]
+fn location_bodies_of_the_fuzzed_shape_decode() {
+    for (coords, props) in [
+        (
+            json!([11.9, 57.7, "high"]),
+            json!({"timestamp": "2026-05-01T12:00:00Z"}),
+        ),
+        (json!([null, {}, "NaN"]), json!({"heading": "1e999"})),
+        (json!([]), json!({})),
+    ] {
+        let body = json!({"status": 200, "operationId": "x", "data": {"type": "Feature", "properties": props, "geometry": {"type": "Point", "coordinates": coords}}});
+        let env = decode::<location::Envelope>(&body).expect("the fuzzed shape decodes");
+        let mut exp = Exposition::new();
+        let privacy = LocationPrivacy {
+            precision: None,
+            export_coordinates: true,
+            home: Some((57.7, 11.9)),
+        };
+        metrics::location::map(&mut exp, "YV1XZK9V0R2000001", &env.data, &privacy);
+        exp.finish_skips();
+        assert_valid(&String::from_utf8(exp.encode()).unwrap());
+    }
+}

@@ -94,6 +94,18 @@ impl Tally {
     }
 }
 
+/// What writing a command's text to standard output came to: a closed pipe (`| head`) is the
+/// reader's choice, not an error; anything else (a full disk) is the output failing (74).
+pub fn stdout_written(written: std::io::Result<()>) -> Result<(), Fatal> {
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Fatal::new(
+            ExitCode::Output,
+            format!("writing to standard output failed: {e}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A run's exit code from its accounts' codes and whether an output failed. What only the
 /// operator can fix (login, configuration, an output) comes first; then the accounts agree
 /// (all fine, all temporary) or the run is partial.

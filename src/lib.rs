@@ -74,7 +74,7 @@ async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut cmd, "volvo-collect", &mut script);
-            Ok(print(&script))
+            print(&script)
         }
         Some(cli::Command::Man) => man(),
         Some(cli::Command::Login { .. }) => login(&cli).await,
@@ -83,11 +83,11 @@ async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
     }
 }
 
-/// Writes data to standard output; a closed pipe (`| head`) is the reader's choice, not an
-/// error.
-fn print(bytes: &[u8]) -> ExitCode {
-    let _ = std::io::stdout().write_all(bytes);
-    ExitCode::Ok
+/// Writes data to standard output (see [`error::stdout_written`]).
+fn print(bytes: &[u8]) -> Result<ExitCode, Fatal> {
+    let mut out = std::io::stdout().lock();
+    error::stdout_written(out.write_all(bytes).and_then(|()| out.flush()))?;
+    Ok(ExitCode::Ok)
 }
 
 /// The configuration with the command line applied over it.
@@ -160,7 +160,7 @@ fn man() -> Result<ExitCode, Fatal> {
             format!("cannot render the manual page: {e}"),
         )
     })?;
-    Ok(print(&page))
+    print(&page)
 }
 
 /// `volvo-collect simulate`: the simulated cloud until a stop signal.

@@ -97,10 +97,12 @@ pub async fn run(settings: &Settings, opts: &Options) -> Result<ExitCode, Fatal>
     }
 
     let mut out = std::io::stdout().lock();
-    for l in &lines {
-        let _ = writeln!(out, "{}", crate::secret::mask(l));
-    }
-    let _ = out.flush();
+    crate::error::stdout_written(
+        lines
+            .iter()
+            .try_for_each(|l| writeln!(out, "{}", crate::secret::mask(l)))
+            .and_then(|()| out.flush()),
+    )?;
     drop(out);
     if fails > 0 {
         crate::secret::say(&format!(

@@ -479,3 +479,37 @@ fn a_full_standard_error_changes_nothing() {
         .unwrap();
     assert_eq!(code(&o), 77);
 }
+
+/// Guards the commands that print text against a standard output that cannot be written:
+/// `check`, `man` and `completions` on a full disk said nothing and exited 0; now they exit 74
+/// (the output failed) and say why, while a closed pipe (`| head`) stays the reader's choice.
+#[test]
+fn a_full_standard_output_fails_the_commands_that_print() {
+    let sim = Sim::start(&[]);
+    let ws = only_bev(&sim, "");
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    for args in [
+        &["check", "--offline"][..],
+        &["man"],
+        &["completions", "bash"],
+    ] {
+        let o = ws.command(args).stdout(full()).output().unwrap();
+        assert_eq!(code(&o), 74, "{args:?}: {}", stderr(&o));
+        assert_stderr_contains(&o, "writing to standard output failed");
+    }
+    // A reader that closes the pipe early.
+    let mut child = ws
+        .command(&["man"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}

@@ -8,7 +8,9 @@ use serde_json::Value;
 use super::answers::CarAnswers;
 use super::client::Client;
 use super::{parse, Answer, ApiError};
+use crate::config::valid_vin;
 use crate::endpoints::{Endpoint, Origin};
+use crate::secret::shown_value;
 use crate::values::{Field, Uploaded};
 
 /// The API's path prefix (see the endpoint table).
@@ -322,13 +324,30 @@ pub struct Snapshot<'a> {
 pub async fn vehicles_once(client: &Client) -> Result<Vec<String>, ApiError> {
     let e = Endpoint::Vehicles;
     let list: Data<Vec<VehicleRef>> = client.get_json_once(e, &e.path("", None)).await?;
-    Ok(list.data.into_iter().map(|v| v.vin).collect())
+    Ok(listed(list.data))
 }
 
 /// The VINs of a vehicle list answer.
 fn vehicles(body: &str) -> Result<VehicleList, ApiError> {
-    parse::<Data<Vec<VehicleRef>>>(body)
-        .map(|l| VehicleList(l.data.into_iter().map(|v| v.vin).collect()))
+    parse::<Data<Vec<VehicleRef>>>(body).map(|l| VehicleList(listed(l.data)))
+}
+
+/// The list's VINs, each once, in its order. An entry that is no VIN (empty, say) names no
+/// car that can be asked: it is left out with a warning rather than asked for ever.
+fn listed(refs: Vec<VehicleRef>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(refs.len());
+    let mut vins = Vec::with_capacity(refs.len());
+    for VehicleRef { vin } in refs {
+        if !valid_vin(&vin) {
+            tracing::warn!(
+                vin = %shown_value(&vin),
+                "the vehicle list names something that is no VIN (17 letters and digits); left out"
+            );
+        } else if seen.insert(vin.clone()) {
+            vins.push(vin);
+        }
+    }
+    vins
 }
 
 fn data<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, ApiError> {

@@ -396,3 +396,43 @@ fn a_failed_vehicle_list_replays_the_last_good_one_and_is_asked_again() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(lists(&sim), before + 1, "a good list is kept again");
 }
+
+/// Guards the key's day against a vehicle list with entries that are no VIN: an empty VIN
+/// (which named the account's own answers) made one run send 9,317 requests, nearly the whole
+/// day's quota, to `/vehicles//...`. Now such entries, and a car listed twice, are left out
+/// with a warning: the run asks what a list of the one real car asks, and exits 0.
+#[test]
+fn a_vehicle_list_entry_that_is_no_vin_is_left_out() {
+    let sim = Sim::start(&[]);
+    let plain = Workspace::new(&sim, "", "[collect]\nrequests_per_minute = 0\n");
+    let list = json!({"data": [{"vin": ""}, {"vin": "not a vin"}, {"vin": BEV}, {"vin": BEV}]});
+    sim.faults(json!([{"path": "=/connected-vehicle/v2/vehicles", "status": 200, "body": list}]));
+    let o = plain.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let asked: Vec<String> = sim
+        .gets()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!asked.iter().any(|p| p.contains("//")), "{asked:?}");
+    assert!(
+        asked
+            .iter()
+            .all(|p| p == "/connected-vehicle/v2/vehicles" || p.contains(BEV)),
+        "{asked:?}"
+    );
+    let mut once = asked.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(
+        once.len(),
+        asked.len(),
+        "a car listed twice is asked once: {asked:?}"
+    );
+    assert_stderr_contains(&o, "names something that is no VIN");
+    let out = stdout(&o);
+    assert!(
+        value(&out, &format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")).is_some(),
+        "{out}"
+    );
+}

@@ -1,36 +1,49 @@
-//! Stopping on SIGTERM or SIGINT without losing the login: once a [`Stop`] is installed, a
-//! signal no longer ends the process outright; it waits until no token refresh is between its
-//! request and its save (see `auth::refresh`), then lets the command end.
+//! Stopping on a signal without losing the login: once a [`Stop`] is installed, a signal that
+//! would end the process (SIGTERM, SIGINT, SIGHUP from a closed terminal or SSH session,
+//! SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM) no longer ends it outright; it waits until no token
+//! refresh is between its request and its save (see `auth::refresh`), then lets the command
+//! end. Only SIGKILL cannot be waited for.
+
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::error::{ExitCode, Fatal};
 
-/// Resolves on SIGTERM or SIGINT.
+/// Resolves on a stop signal.
 pub async fn shutdown_signal() {
     Stop::install().signal().await
 }
 
-/// SIGTERM and SIGINT, caught from the moment of [`Stop::install`] (until then they end the
+/// The signals whose default action ends the process and which a user, a terminal or a
+/// service manager sends to stop it.
+const STOP_SIGNALS: [SignalKind; 7] = [
+    SignalKind::terminate(),
+    SignalKind::interrupt(),
+    SignalKind::hangup(),
+    SignalKind::quit(),
+    SignalKind::user_defined1(),
+    SignalKind::user_defined2(),
+    SignalKind::alarm(),
+];
+
+/// The stop signals, caught from the moment of [`Stop::install`] (until then they end the
 /// process at once, which is harmless before any token refresh).
 pub struct Stop {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
+    signals: Vec<Signal>,
 }
 
 impl Stop {
     pub fn install() -> Stop {
-        use tokio::signal::unix::{signal, SignalKind};
-        Stop {
-            term: signal(SignalKind::terminate()).expect("SIGTERM handler"),
-            int: signal(SignalKind::interrupt()).expect("SIGINT handler"),
-        }
+        let signals = STOP_SIGNALS
+            .iter()
+            .map(|&kind| signal(kind).expect("a handler for a stop signal"))
+            .collect();
+        Stop { signals }
     }
 
-    /// Resolves on the next SIGTERM or SIGINT.
+    /// Resolves on the next stop signal.
     pub async fn signal(&mut self) {
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
-        }
+        let next = self.signals.iter_mut().map(|s| Box::pin(s.recv()));
+        futures_util::future::select_all(next).await;
     }
 
     /// Resolves after a stop signal once no token refresh is between its request and its

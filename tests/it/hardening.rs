@@ -9,13 +9,17 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 use serde_json::json;
 
-/// Sends SIGTERM to `child`.
-fn sigterm(child: &Child) {
+/// Sends `signal` (`-TERM`, say) to `child`.
+fn kill(signal: &str, child: &Child) {
     let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .expect("run kill");
     assert!(sent.success());
+}
+
+fn sigterm(child: &Child) {
+    kill("-TERM", child);
 }
 
 /// Waits for `f` to hold, polling.
@@ -31,6 +35,16 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 /// slow refresh (its answer held back 1.5 s), sends SIGTERM, and returns the exit code and
 /// stderr.
 fn stop_during_refresh(sim: &Sim, ws: &Workspace, args: &[&str]) -> (Option<i32>, String) {
+    signal_during_refresh("-TERM", sim, ws, args)
+}
+
+/// [`stop_during_refresh`] with another `signal`.
+fn signal_during_refresh(
+    signal: &str,
+    sim: &Sim,
+    ws: &Workspace,
+    args: &[&str],
+) -> (Option<i32>, String) {
     sim.faults(
         json!([{"path": "/as/token.oauth2", "pass_through": true, "delay_ms": 1500, "times": 1}]),
     );
@@ -45,7 +59,7 @@ fn stop_during_refresh(sim: &Sim, ws: &Workspace, args: &[&str]) -> (Option<i32>
         Duration::from_secs(10),
         || sim.stats()["refreshes"] == 1,
     );
-    sigterm(&child);
+    kill(signal, &child);
     let out = child.wait_with_output().unwrap();
     (out.status.code(), stderr(&out))
 }
@@ -79,6 +93,20 @@ fn sigterm_during_a_refresh_keeps_the_login_in_once_mode() {
     assert_eq!(code, Some(75), "{err}");
     assert!(err.contains("stopped by a signal"), "{err}");
     login_survived(&sim, &ws, &old);
+}
+
+/// The same for the other signals that would end the process: a closed terminal or SSH
+/// session (SIGHUP) killed a run mid-refresh with the spent token on disk (exit 129, then 77).
+#[test]
+fn every_stop_signal_during_a_refresh_keeps_the_login() {
+    for signal in ["-HUP", "-QUIT", "-USR1", "-USR2", "-ALRM"] {
+        let sim = Sim::start(&[]);
+        let ws = Workspace::new(&sim, "", "");
+        let old = ws.token()["refresh_token"].clone();
+        let (code, err) = signal_during_refresh(signal, &sim, &ws, &["--once", "--stdout"]);
+        assert_eq!(code, Some(75), "{signal}: {err}");
+        login_survived(&sim, &ws, &old);
+    }
 }
 
 /// The same for the long-running mode: the stop waits for the save, then exits 0.

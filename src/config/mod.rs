@@ -67,6 +67,8 @@ pub const VOLVO_TOKEN_URL: &str = "https://volvoid.eu.volvocars.com/as/token.oau
 pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:8765/callback";
 /// OpenWeatherMap's current-weather endpoint, the default for `weather.url`.
 pub const DEFAULT_WEATHER_URL: &str = "https://api.openweathermap.org/data/2.5/weather";
+/// The largest configuration file read: far above any real one (a few KiB).
+const CONFIG_MAX: u64 = 1024 * 1024;
 /// The shortest `collect.interval` (and `check --interval`) accepted.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -357,12 +359,15 @@ impl Settings {
 
 /// Reads and validates the configuration file.
 pub fn load(path: &Path) -> Result<Settings, Fatal> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    // A FIFO or a device named by mistake can neither hang the run nor fill its memory.
+    let cannot = |why: &dyn std::fmt::Display| {
         Fatal::config(format!(
-            "cannot read configuration file {}: {e}",
+            "cannot read configuration file {}: {why}",
             path.display()
         ))
-    })?;
+    };
+    let bytes = crate::fsutil::read_capped(path, CONFIG_MAX).map_err(|e| cannot(&e))?;
+    let text = String::from_utf8(bytes).map_err(|_| cannot(&"it is not UTF-8 text"))?;
     let settings = parse(path, &text, &|name| std::env::var(name).ok())?;
     // A token folder that does not exist yet is no configuration error here: `login` creates
     // it, and so does systemd for the package's service; a run where the lock file cannot be

@@ -399,3 +399,48 @@ fn a_world_writable_token_folder_draws_a_warning() {
     let o = ws.run(&["--once", "--stdout"]);
     assert!(!stderr(&o).contains("any user can write"), "{}", stderr(&o));
 }
+
+/// Guards the configuration file's reading: `--config` naming a FIFO hung the process (no
+/// signal ended it) and `/dev/zero` filled the memory until the kernel killed it. Each is now
+/// refused at once (exit 78), saying what stands there, like a file too large to be one.
+#[test]
+fn a_configuration_path_that_is_no_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("collector.toml");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let huge = dir.path().join("huge.toml");
+    std::fs::write(&huge, "# padding\n".repeat(200_000)).unwrap();
+    for (path, says) in [
+        (fifo.as_path(), "it is not a regular file but a FIFO"),
+        (
+            std::path::Path::new("/dev/zero"),
+            "it is not a regular file but a device",
+        ),
+        (dir.path(), "it is not a regular file but a folder"),
+        (huge.as_path(), "more than the 1048576 such a file may hold"),
+    ] {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(path)
+            .args(["--once", "--stdout"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if t0.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("--config {} still running after 10 s", path.display());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(code(&o), 78, "{}: {}", path.display(), stderr(&o));
+        assert_stderr_contains(&o, says);
+    }
+}

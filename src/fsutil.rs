@@ -437,7 +437,15 @@ fn keep_backup(path: &Path, mode: u32) -> io::Result<()> {
     }
     // The backup holds what the file held (a refresh token): no wider mode than the new file.
     // The previous file shares its inode, and is about to be replaced anyway.
-    let old = fs::metadata(path)?.permissions().mode() & 0o7777;
+    let meta = fs::metadata(path)?;
+    if !meta.is_file() {
+        // Never narrow the mode of, or link, a folder or a device named by mistake.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is {}", path.display(), kind_of(meta.file_type())),
+        ));
+    }
+    let old = meta.permissions().mode() & 0o7777;
     if old & !mode != 0 {
         fs::set_permissions(path, fs::Permissions::from_mode(old & mode))?;
     }

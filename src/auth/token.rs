@@ -247,6 +247,12 @@ pub fn save_reserved(r: Reservation, token: &Token) -> Result<(), Fatal> {
 /// refresh token. A pair waiting in `<token_file>.new` is superseded.
 pub fn save(path: &Path, token: &Token) -> Result<(), Fatal> {
     let target = target_of(path)?;
+    if let Some(kind) = fsutil::not_regular(&target) {
+        return Err(Fatal::config(format!(
+            "cannot save the token file {}: it is {kind}; name a file, such as token.json",
+            target.display()
+        )));
+    }
     fsutil::remove_stale_temps(&target);
     let bytes = to_bytes(token);
     let reserved = fsutil::reserve(&target, bytes.len() as u64, 0o600).map_err(|e| {

@@ -444,3 +444,37 @@ fn a_configuration_path_that_is_no_file_is_refused_at_once() {
         assert_stderr_contains(&o, says);
     }
 }
+
+/// Guards a folder named where a token file goes: `simulate --write-token <folder>` narrowed
+/// the folder to mode 0600 (only root could enter it) and left `<folder>.new` beside it. Now
+/// it is refused (exit 78) and the folder is as it was.
+#[test]
+fn a_token_written_over_a_folder_is_refused_and_the_folder_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("tokens");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["simulate", "--listen", "127.0.0.1:0", "--write-token"])
+        .arg(&folder)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("the simulator kept serving with a folder as its token file");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert_stderr_contains(&o, "it is a folder");
+    let mode = std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o755);
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}

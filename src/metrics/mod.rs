@@ -395,12 +395,19 @@ impl Exposition {
 
     /// Counts a field that was not exported.
     pub fn skip(&mut self, vin: &str, origin: Origin, field: &str, reason: SkipReason) {
+        // Only the time is left out of a value whose upload time is unreadable.
+        let what = match reason {
+            SkipReason::BadTimestamp => {
+                "upload time skipped; the value is exported without its _timestamp_seconds gauge"
+            }
+            _ => "value skipped",
+        };
         tracing::warn!(
             vin,
             api = origin.label(),
             field,
             reason = reason.label(),
-            "value skipped"
+            "{what}"
         );
         *self
             .skipped

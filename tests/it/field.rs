@@ -436,3 +436,37 @@ fn a_vehicle_list_entry_that_is_no_vin_is_left_out() {
         "{out}"
     );
 }
+
+/// Guards what a run says of a value whose upload time is unreadable: the value is exported
+/// without its `_timestamp_seconds` gauge, the time is counted as skipped, and the log says
+/// that only the time was left out (it said "value skipped" over a value it exported).
+#[test]
+fn an_unreadable_upload_time_leaves_out_only_the_time() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let body = json!({"data": {"odometer": {"value": 5, "unit": "km", "timestamp": "yesterday"}}});
+    sim.faults(json!([{"path": format!("=/connected-vehicle/v2/vehicles/{BEV}/odometer"), "status": 200, "body": body}]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let vin = format!("vin=\"{BEV}\"");
+    assert_eq!(
+        value(&out, &format!("volvo_odometer_meters{{{vin}}}")),
+        Some(5000.0),
+        "{out}"
+    );
+    assert_eq!(
+        value(&out, &format!("volvo_odometer_timestamp_seconds{{{vin}}}")),
+        None,
+        "{out}"
+    );
+    let skipped = format!(
+        "volvo_collect_fields_skipped{{api=\"connected_vehicle\",reason=\"bad_timestamp\",{vin}}}"
+    );
+    assert_eq!(value(&out, &skipped), Some(1.0), "{out}");
+    assert_stderr_contains(
+        &o,
+        "upload time skipped; the value is exported without its _timestamp_seconds gauge",
+    );
+    assert!(!stderr(&o).contains("value skipped"), "{}", stderr(&o));
+}

@@ -18,9 +18,6 @@ fn kill(signal: &str, child: &Child) {
     assert!(sent.success());
 }
 
-fn sigterm(child: &Child) {
-    kill("-TERM", child);
-}
 
 /// Waits for `f` to hold, polling.
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {

@@ -18,17 +18,26 @@ use crate::secret::Secret;
 pub struct Token {
     pub access_token: Secret,
     pub refresh_token: Secret,
-    /// Unix seconds.
+    /// Unix seconds (a file written by other tools may hold a fraction: it is dropped).
+    #[serde(deserialize_with = "unix_seconds::whole")]
     pub expires_at: i64,
     #[serde(default = "bearer")]
     pub token_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// When the refresh token was last rotated (Unix seconds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "unix_seconds::optional"
+    )]
     pub refreshed_at: Option<i64>,
     /// When the user last logged in (Unix seconds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "unix_seconds::optional"
+    )]
     pub logged_in_at: Option<i64>,
     /// Of a refreshed pair: the [`Secret::fingerprint`] of the refresh token it was made from, so
     /// that a pair left waiting in `.new` is known to be newer than the token file it was
@@ -42,6 +51,64 @@ pub struct Token {
 
 fn bearer() -> String {
     "Bearer".into()
+}
+
+/// Unix seconds as a whole number or with a fraction (as Python's `time.time()` gives them):
+/// a token file that other tools wrote is read, not called damaged.
+mod unix_seconds {
+    use serde::de::{Deserializer, Error, Visitor};
+    use std::fmt;
+
+    struct Seconds;
+
+    impl Visitor<'_> for Seconds {
+        type Value = i64;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("Unix seconds (a number)")
+        }
+
+        fn visit_i64<E: Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+
+        fn visit_u64<E: Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom("Unix seconds beyond any date"))
+        }
+
+        fn visit_f64<E: Error>(self, v: f64) -> Result<i64, E> {
+            // `as` saturates; a time past the range of i64 is no time a token holds.
+            if v.is_finite() && v.abs() < 9.2e18 {
+                Ok(v.floor() as i64)
+            } else {
+                Err(E::custom("Unix seconds beyond any date"))
+            }
+        }
+    }
+
+    pub fn whole<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        d.deserialize_any(Seconds)
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        struct MaybeSeconds;
+        impl<'de> Visitor<'de> for MaybeSeconds {
+            type Value = Option<i64>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("Unix seconds (a number) or null")
+            }
+            fn visit_none<E: Error>(self) -> Result<Option<i64>, E> {
+                Ok(None)
+            }
+            fn visit_unit<E: Error>(self) -> Result<Option<i64>, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<i64>, D::Error> {
+                whole(d).map(Some)
+            }
+        }
+        d.deserialize_option(MaybeSeconds)
+    }
 }
 
 /// Shows the unknown fields by name only: one may be a secret this version does not know
@@ -468,6 +535,28 @@ mod tests {
         let back = serde_json::to_value(&t).unwrap();
         assert_eq!(back["id_token"], "ID-TOKEN-VALUE");
         assert_eq!(back["refresh_token"], "RT");
+    }
+
+    /// Guards token files that other tools wrote: times with a fraction (Python's
+    /// `time.time()`) are read, not called damaged; a time that is no number still is.
+    #[test]
+    fn times_with_a_fraction_are_read() {
+        let t: Token = serde_json::from_str(
+            r#"{"access_token":"a","refresh_token":"r","expires_at":1796599014.7,"logged_in_at":1796590000.2,"refreshed_at":null}"#,
+        )
+        .unwrap();
+        assert_eq!(t.expires_at, 1_796_599_014);
+        assert_eq!(t.logged_in_at, Some(1_796_590_000));
+        assert_eq!(t.refreshed_at, None);
+        let back = serde_json::to_value(&t).unwrap();
+        assert_eq!(back["expires_at"], 1_796_599_014);
+        for bad in [r#""soon""#, "1e300", "true"] {
+            let text = format!(r#"{{"access_token":"a","refresh_token":"r","expires_at":{bad}}}"#);
+            let e = serde_json::from_str::<Token>(&text)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("Unix seconds"), "{bad}: {e}");
+        }
     }
 
     fn pair(refresh: &str, expires_at: i64, replaces: Option<&str>) -> Token {

@@ -18,7 +18,6 @@ fn kill(signal: &str, child: &Child) {
     assert!(sent.success());
 }
 
-
 /// Waits for `f` to hold, polling.
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();

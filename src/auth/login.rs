@@ -113,8 +113,14 @@ impl Login<'_> {
             humantime::format_duration(self.timeout),
             self.redirect
         );
+        let expected = self.state.secret();
         let (callback, reply) = listener
-            .wait(self.redirect.path(), self.deadline, self.timeout)
+            .wait(
+                self.redirect.path(),
+                (self.deadline, self.timeout),
+                |cb| is_this_logins(cb, expected),
+                || Page::not_ours(STATE_MISMATCH),
+            )
             .await?;
         let outcome = match check_redirect(&callback, self.state.secret(), settings, account) {
             Ok(code) => self.exchange(code, verifier).await,
@@ -171,6 +177,18 @@ impl Login<'_> {
 
 // ---- checking the redirect ---------------------------------------------------------------------
 
+/// Why a redirect is not this login's.
+const STATE_MISMATCH: &str = "the redirect's state does not match this login (state mismatch): it belongs to an older login attempt or was forged";
+
+/// Whether a redirect answers this login: it carries its `state`. Volvo ID may leave the state
+/// out of an error; the error is then what the user needs.
+fn is_this_logins(cb: &Callback, expected_state: &str) -> bool {
+    match cb.state.as_deref() {
+        Some(s) => s == expected_state,
+        None => cb.error.is_some(),
+    }
+}
+
 /// Checks the redirect against this login: the state first (an answer meant for another
 /// login, or forged, is not read further), then an error Volvo ID reports, then the code.
 fn check_redirect(
@@ -179,15 +197,10 @@ fn check_redirect(
     settings: &Settings,
     account: &Account,
 ) -> Result<Secret, Fatal> {
-    match cb.state.as_deref() {
-        Some(s) if s == expected_state => {}
-        // Volvo ID may leave out the state on an error; the error is what the user needs.
-        None if cb.error.is_some() => {}
-        _ => {
-            return Err(Fatal::login(
-                "the redirect's state does not match this login (state mismatch): it belongs to an older login attempt or was forged; run `volvo-collect login` again and use the newest URL",
-            ))
-        }
+    if !is_this_logins(cb, expected_state) {
+        return Err(Fatal::login(format!(
+            "{STATE_MISMATCH}; run `volvo-collect login` again and use the newest URL"
+        )));
     }
     if let Some(error) = &cb.error {
         let error = one_line(error);

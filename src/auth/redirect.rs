@@ -110,13 +110,16 @@ impl Listener {
         }
     }
 
-    /// Serves `path` until Volvo ID's answer arrives or `deadline` passes. The answer comes
-    /// with its [`Reply`], through which the login sends the browser its result page.
+    /// Serves `path` until Volvo ID's answer for this login arrives or `deadline` passes. The
+    /// answer comes with its [`Reply`], through which the login sends the browser its result
+    /// page. An answer that is not this login's (`ours` says no: an older attempt's tab, or a
+    /// forged request) is refused with `refused`'s page, and the wait goes on.
     pub async fn wait(
         self,
         path: &str,
-        deadline: Instant,
-        timeout: Duration,
+        (deadline, timeout): (Instant, Duration),
+        ours: impl Fn(&Callback) -> bool,
+        refused: impl Fn() -> Page,
     ) -> Result<(Callback, Reply), Fatal> {
         let (answers, mut arrived) = mpsc::channel(1);
         let (stop, stopped) = watch::channel(false);
@@ -136,7 +139,17 @@ impl Listener {
                     .await;
             });
         }
-        let waited = tokio::time::timeout_at(deadline, arrived.recv()).await;
+        let answer = async {
+            loop {
+                let (callback, page) = arrived.recv().await?;
+                if ours(&callback) {
+                    return Some((callback, page));
+                }
+                eprintln!("A redirect that is not this login's was refused (state mismatch); still waiting for the newest login's.");
+                let _ = page.send(refused());
+            }
+        };
+        let waited = tokio::time::timeout_at(deadline, answer).await;
         // The login takes one answer only; later ones are told so.
         drop(arrived);
         match waited {
@@ -242,6 +255,17 @@ impl Page {
             status: StatusCode::BAD_REQUEST,
             title: "volvo-collect login failed",
             text: format!("{message}. The terminal says more."),
+        }
+    }
+
+    /// For an answer that is not the login's under way, which still waits.
+    pub fn not_ours(message: &str) -> Page {
+        Page {
+            status: StatusCode::BAD_REQUEST,
+            title: "Not the answer volvo-collect is waiting for",
+            text: format!(
+                "{message}. The login under way still waits: finish it in the tab of its newest URL."
+            ),
         }
     }
 
@@ -377,6 +401,15 @@ pub async fn read_pasted(deadline: Instant, timeout: Duration) -> Result<Pasted,
 pub(super) mod tests {
     use super::*;
 
+    /// This login's answers carry the state `s`.
+    fn ours(cb: &Callback) -> bool {
+        cb.state.as_deref() == Some("s")
+    }
+
+    fn stale() -> Page {
+        Page::not_ours("state mismatch")
+    }
+
     /// The callback in a pasted redirect, for tests that check it.
     pub fn redirect(pasted: &str) -> Callback {
         match parse_pasted(pasted).unwrap() {
@@ -442,8 +475,8 @@ pub(super) mod tests {
         assert_eq!(addrs("http://localhost.example.com:8765/cb"), None);
     }
 
-    /// Guards the listener's manners: strays and other methods are answered at once and do
-    /// not end the wait; the answer's page comes only when the login is done; a second
+    /// Guards the listener's manners: strays, other methods and another login's answer are
+    /// answered at once and do not end the wait; the answer's page comes only when the login is done; a second
     /// answer is told the login has one.
     #[tokio::test]
     async fn listener_waits_for_the_answer_and_answers_it_last() {
@@ -455,7 +488,12 @@ pub(super) mod tests {
         let deadline = Instant::now() + Duration::from_secs(30);
         let waiting = tokio::spawn(async move {
             listener
-                .wait("/callback", deadline, Duration::from_secs(30))
+                .wait(
+                    "/callback",
+                    (deadline, Duration::from_secs(30)),
+                    ours,
+                    stale,
+                )
                 .await
         });
         let http = reqwest::Client::new();
@@ -473,6 +511,13 @@ pub(super) mod tests {
         assert_eq!(head.status(), StatusCode::METHOD_NOT_ALLOWED);
         let empty = http.get(format!("{base}/callback")).send().await.unwrap();
         assert_eq!(empty.status(), StatusCode::BAD_REQUEST);
+        let foreign = http
+            .get(format!("{base}/callback?code=x&state=older"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(foreign.status(), StatusCode::BAD_REQUEST);
+        assert!(foreign.text().await.unwrap().contains("state mismatch"));
         assert!(!waiting.is_finished());
 
         let browser = tokio::spawn(
@@ -505,7 +550,12 @@ pub(super) mod tests {
         };
         let deadline = Instant::now() + Duration::from_millis(50);
         let e = match listener
-            .wait("/callback", deadline, Duration::from_millis(50))
+            .wait(
+                "/callback",
+                (deadline, Duration::from_millis(50)),
+                ours,
+                stale,
+            )
             .await
         {
             Err(e) => e,

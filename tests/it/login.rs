@@ -351,8 +351,12 @@ fn pasted_redirect_url_and_pasted_code() {
     assert_eq!(code(&ws.run(&["--once", "--stdout"])), 0);
 }
 
+/// Guards the login against an answer that is not its own: a redirect with another state (an
+/// older attempt's tab, a stray local request) is refused without exchanging its code, and
+/// the login goes on waiting for its own (one such request used to end it with exit 77). A
+/// pasted one ends the login, since the user chose it.
 #[test]
-fn state_mismatch_is_refused() {
+fn a_state_mismatch_is_refused_and_the_login_waits_on() {
     let sim = Sim::start(&[]);
     let redirect = format!("http://127.0.0.1:{}/callback", free_port());
     let ws = login_workspace(&sim, &redirect, "");
@@ -362,21 +366,23 @@ fn state_mismatch_is_refused() {
     let (status, _, page) = get(&forged);
     assert_eq!(status, 400, "{page}");
     assert!(
-        page.contains("login failed") && page.contains("state mismatch"),
+        page.contains("state mismatch") && page.contains("still waits"),
         "{page}"
-    );
-    let (exit, printed) = login.finish();
-    assert_eq!(exit, 77, "{printed}");
-    let last = printed.lines().last().unwrap();
-    assert!(
-        last.starts_with("volvo-collect: ") && last.contains("state mismatch"),
-        "{printed}"
     );
     assert!(!ws.path("token.json").exists());
     assert!(
         sim.requests("/as/token.oauth2").is_empty(),
         "the code was exchanged anyway"
     );
+    // The login goes on waiting: an old tab or a stray request does not end it, and the
+    // real answer still logs in.
+    let (status, _, page) = get(&location);
+    assert_eq!(status, 200, "{page}");
+    let (exit, printed) = login.finish();
+    assert_eq!(exit, 0, "{printed}");
+    assert!(printed.contains("state mismatch"), "{printed}");
+    assert_fresh_token(&ws);
+    assert_eq!(sim.requests("/as/token.oauth2").len(), 1);
 
     // Pasted, too.
     let ws = login_workspace(&sim, "https://example.com/callback", "");

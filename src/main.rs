@@ -11,8 +11,18 @@ fn main() {
         Some(volvo_collect::cli::Command::Simulate { .. }) => "info,volvo_collect::simulator=debug",
         _ => "info",
     };
-    let filter = std::env::var("LOG_LEVEL").unwrap_or_else(|_| default.into());
-    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| {
+    let filter = std::env::var("LOG_LEVEL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.into());
+    // A lone word that is no level parses as a filter for a module of that name, which
+    // silences every log of this program: taken as the mistake it is.
+    let lone_word = !filter.contains(['=', ',', ':', '['])
+        && !filter.trim().starts_with("volvo_collect")
+        && !["error", "warn", "info", "debug", "trace", "off"]
+            .contains(&filter.trim().to_ascii_lowercase().as_str());
+    let parsed = EnvFilter::try_new(&filter).ok().filter(|_| !lone_word);
+    let filter = parsed.unwrap_or_else(|| {
         volvo_collect::secret::say(&format!("volvo-collect: LOG_LEVEL={filter:?} is not a level (error, warn, info, debug, trace) or a tracing filter; using info"));
         EnvFilter::new("info")
     });

@@ -474,3 +474,35 @@ fn a_token_written_over_a_folder_is_refused_and_the_folder_kept() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(left.len(), 1, "{left:?}");
 }
+
+/// Guards the log level against a word that is none: `LOG_LEVEL=verbose` parsed as a filter
+/// for a module named `verbose` and silenced every log, warnings included. Now it is named
+/// as no level and info is used; a real filter is still taken as it is.
+#[test]
+fn a_log_level_that_is_no_level_is_named_and_info_used() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let expired = sim.token(true);
+    ws.write("token.json", &expired.to_string());
+    let o = ws
+        .command(&["--once", "--stdout"])
+        .env("LOG_LEVEL", "verbose")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_stderr_contains(&o, "LOG_LEVEL=\"verbose\" is not a level");
+    assert_stderr_contains(&o, "access token refreshed");
+    for filter in ["warn", "volvo_collect=warn", "WARN"] {
+        let o = ws
+            .command(&["--once", "--stdout"])
+            .env("LOG_LEVEL", filter)
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 0, "{filter}: {}", stderr(&o));
+        assert!(
+            !stderr(&o).contains("is not a level"),
+            "{filter}: {}",
+            stderr(&o)
+        );
+    }
+}

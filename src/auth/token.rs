@@ -463,9 +463,17 @@ pub fn lock_path(token_file: &Path) -> PathBuf {
     fsutil::lock_path(token_file)
 }
 
-/// Checks, before a run asks anything, that the token's folder exists: the token, its lock
-/// and by default the state live there, so a missing folder is named as the token's.
+/// Checks, before a run asks anything, that the token file is no FIFO or device and that its
+/// folder exists: the token, its lock and by default the state live there, so a missing
+/// folder is named as the token's.
 pub fn preflight(token_file: &Path) -> Result<(), Fatal> {
+    // A FIFO or a device in its place can never hold the token: no login helps with that.
+    if let Some(kind) = fsutil::not_regular(token_file) {
+        return Err(Fatal::config(format!(
+            "volvo.token_file {} is {kind}: name a file, such as token.json",
+            token_file.display()
+        )));
+    }
     let dir = fsutil::folder_of(token_file);
     if dir.is_dir() {
         return Ok(());

@@ -506,3 +506,35 @@ fn a_log_level_that_is_no_level_is_named_and_info_used() {
         );
     }
 }
+
+/// Guards a token file that is no file: a FIFO or a device named as `token_file` was called a
+/// missing login (exit 77), which no login could fix. It is a configuration error (78).
+#[test]
+fn a_token_file_that_is_a_fifo_or_device_is_a_configuration_error() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let fifo = ws.path("fifo.json");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for (path, kind) in [
+        (fifo.to_str().unwrap(), "a FIFO"),
+        ("/dev/null", "a device"),
+    ] {
+        config_with(
+            &ws,
+            "token_file = \"token.json\"",
+            &format!("token_file = {path:?}\nstate_file = \"state.json\""),
+        );
+        let o = ws.run(&["--once", "--stdout"]);
+        assert_eq!(code(&o), 78, "{path}: {}", stderr(&o));
+        assert_stderr_contains(&o, &format!("is {kind}: name a file"));
+        config_with(
+            &ws,
+            &format!("token_file = {path:?}\nstate_file = \"state.json\""),
+            "token_file = \"token.json\"",
+        );
+    }
+}

@@ -432,7 +432,7 @@ mod tests {
         assert_eq!(e, "/etc/vc/collector.toml line 4: in [collect], `interval` = \"5 minutes please\": invalid duration: expected a duration like \"90s\", \"5m\" or \"1h\"");
     }
 
-    /// Guards issue 12: an error about a secret key never shows its value, whatever the wrong
+    /// Guards the secrets in configuration errors: an error about a secret key never shows its value, whatever the wrong
     /// type; it names the file, line, table and key, and what is allowed.
     #[test]
     fn errors_about_secret_keys_never_show_the_value() {

@@ -77,7 +77,7 @@ fn login_survived(sim: &Sim, ws: &Workspace, old_refresh: &serde_json::Value) {
     assert_eq!(sim.stats()["invalid_grants"], 0);
 }
 
-/// Guards issue 12's "SIGTERM during a token refresh loses the login" for `--once`: the stop
+/// Guards the login against SIGTERM during a token refresh, for `--once`: the stop
 /// waits for the rotated pair to be saved, then exits 75 (nothing delivered; the next run
 /// collects). Before, the process died at once with the spent token on disk.
 #[test]
@@ -148,7 +148,7 @@ fn config_with(ws: &Workspace, replace: &str, with: &str) {
     ws.write("collector.toml", &text.replacen(replace, with, 1));
 }
 
-/// Guards issue 12's "secrets in configuration errors" through the binary: a secret of the
+/// Guards the secrets in configuration errors, through the binary: a secret of the
 /// wrong type exits 78 with an error naming file, line, table and key, and never the value.
 #[test]
 fn configuration_errors_never_show_a_secret() {
@@ -218,7 +218,7 @@ fn output_failures_do_not_print_url_credentials() {
     assert!(!err.contains("SuperSecretPw"), "{err}");
 }
 
-/// Guards the exit codes of configuration mistakes (issue 12): each is 78 with a message that
+/// Guards the exit codes of configuration mistakes: each is 78 with a message that
 /// says which key to fix, where they used to exit 75, 77 or 74.
 #[test]
 fn configuration_mistakes_exit_78_and_name_the_key() {
@@ -339,7 +339,7 @@ fn a_textfile_is_written_through_its_link_and_never_over_a_fifo_or_socket() {
         .contains("volvo_odometer_meters"));
 }
 
-/// Guards issue 12's "a symlinked token file loses its link": the refresh writes through the
+/// Guards a symlinked token file against losing its link: the refresh writes through the
 /// link, so the link stays a link and its target holds the rotated refresh token.
 #[test]
 fn a_symlinked_token_file_is_written_through() {

@@ -381,10 +381,13 @@ pub async fn ensure_fresh(
     let lock = token::lock(token_file, deadline).await?;
     token::recover(token_file)?;
     let current = token::read(token_file)?;
-    if !current.expires_within(oauth.clock.now(), REFRESH_MARGIN_S) {
+    if !current.sendable() {
+        tracing::warn!("the access token in the token file cannot be sent (it is not one line of visible characters); refreshing it");
+    } else if !current.expires_within(oauth.clock.now(), REFRESH_MARGIN_S) {
         return Ok((current, Freshness::Fresh));
+    } else {
+        tracing::debug!("access token expires within a minute; refreshing");
     }
-    tracing::debug!("access token expires within a minute; refreshing");
     let fresh = refresh_and_save(http, oauth, token_file, lock, current).await?;
     tracing::info!(
         expires_at = fresh.expires_at,
@@ -407,7 +410,10 @@ pub async fn renew(
     token::recover(token_file)?;
     let current = token::read(token_file)?;
     let now = oauth.clock.now();
-    if current.access_token != *failed && !current.expires_within(now, REFRESH_MARGIN_S) {
+    if current.access_token != *failed
+        && current.sendable()
+        && !current.expires_within(now, REFRESH_MARGIN_S)
+    {
         return Ok(current.access_token);
     }
     tracing::info!("an API refused the access token; refreshing it once");

@@ -134,6 +134,14 @@ impl Token {
     pub fn expires_within(&self, now: i64, margin: i64) -> bool {
         self.expires_at <= now + margin
     }
+
+    /// Whether the access token can be sent in a header at all: one line of visible
+    /// characters. One damaged in the file is refreshed rather than refused by every request
+    /// until it expires.
+    pub fn sendable(&self) -> bool {
+        let t = self.access_token.expose();
+        !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic())
+    }
 }
 
 /// How to recover from a token file that cannot be used.

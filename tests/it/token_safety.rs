@@ -230,3 +230,20 @@ fn a_refresh_keeps_its_backup_as_closed_as_the_token() {
         assert_eq!(mode, 0o600, "{}", p.display());
     }
 }
+
+/// Guards an access token that cannot be sent: one with a line break in the token file, far
+/// from expiring, failed every request of every run (exit 75) until it expired. It is now
+/// refreshed first, and the run collects.
+#[test]
+fn an_access_token_that_cannot_be_sent_is_refreshed() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let mut token = ws.token();
+    token["access_token"] = format!("{}\nx", token["access_token"].as_str().unwrap()).into();
+    ws.write("token.json", &token.to_string());
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_stderr_contains(&o, "cannot be sent");
+    assert_eq!(sim.stats()["refreshes"], 1);
+    assert!(!ws.token()["access_token"].as_str().unwrap().contains('\n'));
+}

@@ -14,7 +14,7 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
-use tokio::io::AsyncBufReadExt;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -358,10 +358,10 @@ fn parse_pasted(input: &str) -> Result<Pasted, String> {
 /// Reads lines until one parses; a line that does not parse is explained and asked again, so
 /// a slip at the terminal does not cost a new login.
 pub async fn read_pasted(deadline: Instant, timeout: Duration) -> Result<Pasted, Fatal> {
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let mut last_problem = None;
     loop {
-        let line = match tokio::time::timeout_at(deadline, lines.next_line()).await {
+        let line = match tokio::time::timeout_at(deadline, pasted_line(&mut stdin)).await {
             Err(_) => {
                 return Err(Fatal::new(
                     ExitCode::Temporary,
@@ -382,7 +382,12 @@ pub async fn read_pasted(deadline: Instant, timeout: Duration) -> Result<Pasted,
                     "standard input ended without the redirected address or code{why}; run `volvo-collect login` again"
                 )));
             }
-            Ok(Ok(Some(line))) => line,
+            Ok(Ok(Some(Err(problem)))) => {
+                eprintln!("{problem}; paste the whole address again:");
+                last_problem = Some(problem);
+                continue;
+            }
+            Ok(Ok(Some(Ok(line)))) => line,
         };
         if line.trim().is_empty() {
             continue;
@@ -395,6 +400,44 @@ pub async fn read_pasted(deadline: Instant, timeout: Duration) -> Result<Pasted,
             }
         }
     }
+}
+
+/// The longest line read as a pasted address: far above any redirect Volvo ID makes.
+const PASTE_MAX: u64 = 16 * 1024;
+
+/// The next line of `input`, without its line break; `None` at the end. A line longer than
+/// [`PASTE_MAX`] is read past (never held whole: `login < /dev/zero` must not fill the
+/// memory) and is a problem to report.
+async fn pasted_line<R: AsyncBufRead + Unpin>(
+    input: &mut R,
+) -> std::io::Result<Option<Result<String, String>>> {
+    let mut buf = Vec::new();
+    if (&mut *input)
+        .take(PASTE_MAX + 1)
+        .read_until(b'\n', &mut buf)
+        .await?
+        == 0
+    {
+        return Ok(None);
+    }
+    if buf.len() as u64 > PASTE_MAX && !buf.ends_with(b"\n") {
+        loop {
+            buf.clear();
+            let n = (&mut *input)
+                .take(PASTE_MAX)
+                .read_until(b'\n', &mut buf)
+                .await?;
+            if n == 0 || buf.ends_with(b"\n") {
+                break;
+            }
+        }
+        return Ok(Some(Err(format!(
+            "the pasted line is longer than any address from Volvo ID (over {} KiB)",
+            PASTE_MAX / 1024
+        ))));
+    }
+    let text = String::from_utf8_lossy(&buf);
+    Ok(Some(Ok(text.trim_end_matches(['\n', '\r']).to_string())))
 }
 
 #[cfg(test)]
@@ -563,6 +606,26 @@ pub(super) mod tests {
         };
         assert_eq!(e.code, ExitCode::Temporary);
         assert!(e.message.contains("timed out after 50ms"), "{}", e.message);
+    }
+
+    /// Guards the paste against an endless or huge line: it is read past in bounded pieces
+    /// and reported, and the next line is read as usual.
+    #[tokio::test]
+    async fn a_pasted_line_is_bounded() {
+        let long = "x".repeat(20 * 1024);
+        let text = format!("short\n{long}\nnext\r\n");
+        let mut input = text.as_bytes();
+        assert_eq!(
+            pasted_line(&mut input).await.unwrap(),
+            Some(Ok("short".into()))
+        );
+        let e = pasted_line(&mut input).await.unwrap().unwrap().unwrap_err();
+        assert!(e.contains("longer than any address"), "{e}");
+        assert_eq!(
+            pasted_line(&mut input).await.unwrap(),
+            Some(Ok("next".into()))
+        );
+        assert_eq!(pasted_line(&mut input).await.unwrap(), None);
     }
 
     #[test]

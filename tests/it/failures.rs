@@ -335,8 +335,9 @@ fn hostile_bodies_never_break_the_output() {
     .is_some());
 }
 
-/// A vehicle list with odd VINs: each is asked for with its VIN escaped in the path, shows up
-/// as a label escaped by the encoder, and the exposition stays valid.
+/// A vehicle list with odd VINs (a path, quotes and a line break): none is a VIN, so none is
+/// asked or exported; each is named in a warning on one line, the real car is read, and the
+/// exposition stays valid.
 #[test]
 fn odd_vins_from_the_vehicle_list_stay_harmless() {
     let sim = Sim::start(&[]);
@@ -347,8 +348,20 @@ fn odd_vins_from_the_vehicle_list_stay_harmless() {
     let out = stdout(&o);
     promtool_check(&out);
     check_exposition(&out);
-    assert!(out.contains(r#"vin="YV1\"odd\\vin\nÅ""#), "{out}");
+    assert!(
+        !out.contains("odd") && !out.contains("token.oauth2"),
+        "{out}"
+    );
     assert!(value(&out, &format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")).is_some());
+    let log = stderr(&o);
+    let warned: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("names something that is no VIN"))
+        .collect();
+    assert_eq!(warned.len(), 2, "{log}");
+    // Each on one line of its own: the odd VIN quoted, its line break escaped.
+    assert!(warned[0].contains("token.oauth2"), "{log}");
+    assert!(warned[1].contains(r#"odd\\vin\nÅ"#), "{log}");
     // No request left the API paths.
     assert!(sim.gets().iter().all(|r| {
         let p = r["path"].as_str().unwrap();

@@ -458,23 +458,24 @@ fn server_text_that_echoes_a_secret_is_masked() {
     assert!(!log.contains(&access[..12]), "a cut secret is in the log");
 }
 
+/// `/dev/full`, opened for writing: a device that is always full.
+fn full_device() -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap()
+}
+
 /// Guards the exit code against a log that cannot be written (standard error on a full
 /// disk): the run still writes its output and says how it went by its code, not by a panic.
 #[test]
 fn a_full_standard_error_changes_nothing() {
     let sim = Sim::start(&[]);
     let ws = only_bev(&sim, "");
-    // Standard error on a device that is always full.
-    let full = || {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/full")
-            .unwrap()
-    };
     let o = ws
         .command(&["--once", "--stdout"])
         .env("LOG_LEVEL", "debug")
-        .stderr(full())
+        .stderr(full_device())
         .output()
         .unwrap();
     assert_eq!(code(&o), 0);
@@ -487,7 +488,7 @@ fn a_full_standard_error_changes_nothing() {
     ws.write("token.json", "{");
     let o = ws
         .command(&["--once", "--stdout"])
-        .stderr(full())
+        .stderr(full_device())
         .output()
         .unwrap();
     assert_eq!(code(&o), 77);
@@ -500,18 +501,12 @@ fn a_full_standard_error_changes_nothing() {
 fn a_full_standard_output_fails_the_commands_that_print() {
     let sim = Sim::start(&[]);
     let ws = only_bev(&sim, "");
-    let full = || {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/full")
-            .unwrap()
-    };
     for args in [
         &["check", "--offline"][..],
         &["man"],
         &["completions", "bash"],
     ] {
-        let o = ws.command(args).stdout(full()).output().unwrap();
+        let o = ws.command(args).stdout(full_device()).output().unwrap();
         assert_eq!(code(&o), 74, "{args:?}: {}", stderr(&o));
         assert_stderr_contains(&o, "writing to standard output failed");
     }

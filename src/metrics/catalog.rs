@@ -603,7 +603,11 @@ pub fn stamp_help(f: &Family) -> String {
         .unwrap_or(stamp)
         .trim_start_matches("volvo_")
         .replace('_', " ");
-    format!("Source time of the {what} value(s), as reported by the car, in Unix seconds.")
+    let by = match f.origin {
+        Origin::Weather => "OpenWeatherMap (the time of its observation)",
+        _ => "the car",
+    };
+    format!("Source time of the {what} value(s), as reported by {by}, in Unix seconds.")
 }
 
 /// The README's metrics table, made from the catalog (a test keeps the README in step).

@@ -589,6 +589,8 @@ impl<'a> VehicleOut<'a> {
     ) {
         let n = match values::number(r.value) {
             Ok(n) => n,
+            // Volvo sends `null` for a value it does not have: absent, not unusable.
+            Err(_) if r.value.is_null() => return,
             Err(reason) => return self.skip(field, reason),
         };
         let v = match r.unit {
@@ -656,6 +658,7 @@ impl<'a> VehicleOut<'a> {
     ) {
         match r.value.as_str() {
             Some(s) if !s.trim().is_empty() => self.state_set(f, extra, field, s, known, r.time),
+            _ if r.value.is_null() => {}
             _ => self.skip(field, SkipReason::Malformed),
         }
     }

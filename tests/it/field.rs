@@ -470,3 +470,28 @@ fn an_unreadable_upload_time_leaves_out_only_the_time() {
     );
     assert!(!stderr(&o).contains("value skipped"), "{}", stderr(&o));
 }
+
+/// Guards Volvo's nulls (`"value": null`, `"unit": null`): a null is an absent value, so the
+/// series is absent and nothing is counted as skipped (it was counted as `not_a_number`,
+/// which an alert on skipped fields would take for a fault).
+#[test]
+fn a_null_value_is_absent_and_not_skipped() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let nulls = json!({"value": null, "unit": null, "timestamp": null});
+    let body = json!({"data": {"batteryChargeLevel": nulls.clone(), "fuelAmount": nulls}});
+    let doors = json!({"data": {"centralLock": null, "hood": {"value": null, "timestamp": null}}});
+    sim.faults(json!([
+        {"path": format!("=/connected-vehicle/v2/vehicles/{BEV}/fuel"), "status": 200, "body": body},
+        {"path": format!("=/connected-vehicle/v2/vehicles/{BEV}/doors"), "status": 200, "body": doors},
+    ]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        !out.contains("volvo_collect_fields_skipped{api=\"connected_vehicle\""),
+        "{out}"
+    );
+    assert!(!out.contains("volvo_fuel_amount_liters{"), "{out}");
+    assert!(!out.contains("door=\"hood\""), "{out}");
+}

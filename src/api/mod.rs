@@ -469,7 +469,9 @@ fn error_message(body: &str) -> String {
         .collect()
 }
 
-/// "Quota will be replenished in 06:40:24." → 6 h 40 min 24 s, at most [`MAX_QUOTA_RESET`].
+/// "Quota will be replenished in 06:40:24." → 6 h 40 min 24 s. A countdown longer than
+/// [`MAX_QUOTA_RESET`] is no day's: it is not believed (`None`, as when there is none), so that
+/// the runs look again soon rather than pausing a whole day past Volvo's reset.
 pub fn parse_replenish(text: &str) -> Option<Duration> {
     let idx = text.find("replenished in")?;
     let rest = text[idx + "replenished in".len()..].trim_start();
@@ -485,7 +487,8 @@ pub fn parse_replenish(text: &str) -> Option<Duration> {
         [h, m, s] if *m < 60 && *s < 60 => h.saturating_mul(3600).saturating_add(m * 60 + s),
         _ => return None,
     };
-    Some(Duration::from_secs(secs).min(MAX_QUOTA_RESET))
+    let left = Duration::from_secs(secs);
+    (left <= MAX_QUOTA_RESET).then_some(left)
 }
 
 #[cfg(test)]
@@ -609,10 +612,16 @@ mod tests {
         );
         assert_eq!(parse_replenish("replenished in soon"), None);
         assert_eq!(parse_replenish("replenished in 1:99:00"), None);
-        // A countdown no day has is a day; one no number holds is none.
+        // A countdown no day has, or no number holds, is none: it is not believed.
+        assert_eq!(
+            parse_replenish("replenished in 24:00:00"),
+            Some(MAX_QUOTA_RESET)
+        );
+        assert_eq!(parse_replenish("replenished in 24:00:01"), None);
+        assert_eq!(parse_replenish("replenished in 99999:40:24"), None);
         assert_eq!(
             parse_replenish("replenished in 5124095576030431:00:00"),
-            Some(MAX_QUOTA_RESET)
+            None
         );
         assert_eq!(
             parse_replenish("replenished in 99999999999999999999999:00:00"),

@@ -151,13 +151,20 @@ fn plan_table(plan: &schedule::DayPlan) -> Vec<String> {
         ));
     }
     lines.push(format!(
-        "  {:<24} {:>10} {:>13}  (worst case: every car awake all day)",
+        "  {:<24} {:>10} {:>13}  (worst case at these intervals: every car awake all day)",
         "total",
         "",
         thousands(plan.total)
     ));
+    // The intervals above are the floor: a day that needs less than the worst case is asked
+    // more often, so a typical day may spend more than that total.
+    let more = if plan.estimate > plan.total {
+        ", asked more often than above while the day's budget lasts"
+    } else {
+        ""
+    };
     lines.push(format!(
-        "  {:<24} {:>10} {:>13}  (a typical day: asleep but for two 40-minute trips and a charge)",
+        "  {:<24} {:>10} {:>13}  (a typical day: asleep but for two 40-minute trips and a charge{more})",
         "estimate",
         "",
         thousands(plan.estimate)

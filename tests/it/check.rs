@@ -419,10 +419,15 @@ fn check_makes_at_most_two_requests_per_account() {
 }
 
 fn plan_total(out: &str) -> u64 {
+    plan_figure(out, "total ")
+}
+
+/// The number on the plan's line that starts with `label`.
+fn plan_figure(out: &str, label: &str) -> u64 {
     let line = out
         .lines()
-        .find(|l| l.trim_start().starts_with("total "))
-        .unwrap_or_else(|| panic!("no total line in:\n{out}"));
+        .find(|l| l.trim_start().starts_with(label))
+        .unwrap_or_else(|| panic!("no {label}line in:\n{out}"));
     line.split_whitespace()
         .nth(1)
         .unwrap()
@@ -485,6 +490,15 @@ fn plan_offline_a_fleet_on_one_key_is_stretched_into_the_quota() {
         assert_line(&out, "ok", "budget: the worst case");
         assert!(out.contains("with the intervals stretched"), "{out}");
     }
+    // Fourteen cars: a typical day is asked more often than the stretched worst case, and
+    // spends more than its total; the plan says why rather than contradicting itself.
+    let o = ws.run(&["check", "--plan", "--offline", "--cars", "14"]);
+    let out = stdout(&o);
+    assert!(plan_figure(&out, "estimate ") > plan_total(&out), "{out}");
+    assert!(
+        out.contains("asked more often than above while the day's budget lasts"),
+        "{out}"
+    );
     assert!(served(&sim).is_empty());
 }
 

@@ -927,14 +927,7 @@ impl<'s> Report<'s> {
     /// the state's lock), and returns the key's spending today with them. A quota answer that
     /// said when the quota is replenished moves the day's boundary there.
     fn spend(&mut self, client: Option<&Client>, budget: Option<&schedule::Budget>) {
-        let ours: u64 = client.map_or(0, |c| {
-            // Only what reached Volvo counts: timeouts and transport errors did not.
-            let counts = c.request_counts();
-            let reached = counts
-                .iter()
-                .filter(|(k, _)| k.status.parse::<u16>().is_ok());
-            reached.map(|(_, n)| n).sum()
-        });
+        let ours = client.map_or(0, |c| state::reached_volvo(&c.request_counts()));
         let reset_at = client
             .and_then(Client::quota_exhausted)
             .flatten()

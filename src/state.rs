@@ -27,6 +27,16 @@ pub const VERSION: u32 = 1;
 /// Requests made in one run, by endpoint and status (or error kind); added to the state's
 /// counters at the end of the run.
 pub type RequestCounts = BTreeMap<RequestKey, u64>;
+
+/// How many of `counts` reached Volvo (answered with a status): timeouts and transport errors
+/// did not, and take nothing of the API key's day.
+pub fn reached_volvo(counts: &RequestCounts) -> u64 {
+    counts
+        .iter()
+        .filter(|(k, _)| k.status.parse::<u16>().is_ok())
+        .map(|(_, n)| n)
+        .sum()
+}
 /// How long a "not supported" or "gone" answer is believed before asking again.
 pub const BACKOFF_S: i64 = 24 * 3600;
 /// The most a state file may hold. A 100-car account's file is about 0.96 MB (measured with

@@ -16,7 +16,8 @@ use crate::endpoints::is_extended_vehicle_scope;
 use crate::error::ExitCode;
 use crate::schedule;
 use crate::secret::Secret;
-use crate::state::State;
+use crate::spent;
+use crate::state::{self, State};
 use crate::text::shell_word;
 use crate::window::Window;
 
@@ -432,7 +433,7 @@ async fn vehicle_list_finding(
     );
     let listed = match window.try_reserve(1).await {
         Ok(0) => Err(ApiError::Deferred),
-        Ok(_) => vehicle_list(a.http, a.s, key, &t.access_token).await,
+        Ok(_) => vehicle_list(a, key, &t.access_token).await,
         Err(e) => {
             f.fail(format!("API key and token: not checked: {e}"));
             return None;
@@ -487,21 +488,41 @@ async fn vehicle_list_finding(
 }
 
 /// `GET /connected-vehicle/v2/vehicles`, exactly once: the run's client retries, and the check
-/// promises a bounded number of requests.
+/// promises a bounded number of requests. The request counts like a run's, in the account's
+/// counters and its API key's day.
 async fn vehicle_list(
-    http: &reqwest::Client,
-    s: &Settings,
+    a: &Check<'_>,
     api_key: &Secret,
     access_token: &Secret,
 ) -> Result<Vec<String>, ApiError> {
     let client = Client::single(
-        http.clone(),
-        s.api_url.clone(),
+        a.http.clone(),
+        a.s.api_url.clone(),
         api_key.clone(),
         access_token.clone(),
-        s.request_timeout,
+        a.s.request_timeout,
     );
-    connected_vehicle::vehicles_once(&client).await
+    let listed = connected_vehicle::vehicles_once(&client).await;
+    count_requests(a, &client.request_counts()).await;
+    listed
+}
+
+/// Adds the check's requests to the account's state, as a run's are added: its counters and
+/// its API key's day, under the state's lock.
+async fn count_requests(a: &Check<'_>, counts: &state::RequestCounts) {
+    let path = &a.ac.state_file;
+    let lock = state::lock_for_save(path, a.deadline).await;
+    if let Some(why) = lock.problem() {
+        tracing::warn!("{}", why.message);
+        return;
+    }
+    let reached = state::reached_volvo(counts);
+    spent::add(path, &a.ac.key_id(), a.now, reached, None);
+    let none = std::collections::BTreeMap::new();
+    let (_, problem) = state::save_merged(lock, path, State::default(), counts, &none, a.now);
+    if let Some(why) = problem {
+        tracing::warn!("{why}");
+    }
 }
 
 /// The configured cars against the account's vehicle list.

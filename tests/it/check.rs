@@ -530,3 +530,34 @@ fn check_shares_the_minute_window_with_the_runs() {
         served(&sim)
     );
 }
+
+/// Guards the key's day against uncounted checks: `check`'s request (the vehicle list) is
+/// added to the account's request counters and to its API key's day, as a run's are. Three
+/// checks after a run left both where the run had put them.
+#[test]
+fn a_checks_request_counts_in_the_keys_day() {
+    let sim = Sim::start(&[]);
+    let ws = healthy(&sim, "");
+    let o = ws.run(&["--once"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let day = |ws: &Workspace| -> u64 {
+        let v: Value = serde_json::from_str(&ws.read("token.state.json.day")).unwrap();
+        v["requests"].as_u64().unwrap()
+    };
+    let listed = |ws: &Workspace| -> u64 {
+        let v: Value = serde_json::from_str(&ws.read("token.state.json")).unwrap();
+        v["requests"]["connected_vehicle /vehicles 200"]
+            .as_u64()
+            .unwrap()
+    };
+    let (day0, listed0) = (day(&ws), listed(&ws));
+    let asked0 = served(&sim).len();
+    for _ in 0..3 {
+        let o = ws.run(&["check"]);
+        assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    }
+    let asked = (served(&sim).len() - asked0) as u64;
+    assert_eq!(asked, 3, "{:?}", served(&sim));
+    assert_eq!(day(&ws), day0 + asked);
+    assert_eq!(listed(&ws), listed0 + asked);
+}

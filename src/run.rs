@@ -635,6 +635,8 @@ fn cars_to_map(
                 ));
             }
             vins.retain(|v| on_account.0.contains(v));
+            // None of the configured cars can be read: only the configuration can fix that.
+            report.tally.config |= vins.is_empty();
         }
         _ => {}
     }

@@ -506,6 +506,16 @@ fn a_vin_not_on_the_account_is_named() {
         "YV1AAAAAAAA999999: this VIN (volvo.vins) is not on the account",
     );
     assert!(stdout(&o).contains(&format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")));
+
+    // When none of the configured cars is on the account, only the configuration can help:
+    // exit 78 (it was 1, as if some car had been read).
+    let ws = Workspace::new(&sim, "vins = [\"YV1AAAAAAAA999999\"]", "");
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert_stderr_contains(
+        &o,
+        "YV1AAAAAAAA999999: this VIN (volvo.vins) is not on the account",
+    );
 }
 
 #[test]

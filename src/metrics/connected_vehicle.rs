@@ -360,9 +360,31 @@ fn diagnostics(out: &mut VehicleOut, d: &Diagnostics) {
 }
 
 /// `statistics`: each field into its family, with its trip or source label.
+/// The spec's older statistics names (by label) and the newer ones that carry the same
+/// quantity: a car that sends both sends the same values twice, and they are exported once.
+const OLDER_NAMES: &[(&str, &[&str])] = &[
+    ("trip1", &["manual"]),
+    ("trip2", &["automatic"]),
+    ("total", &["tank", "battery"]),
+];
+
 fn statistics(out: &mut VehicleOut, st: &Statistics) {
+    // Whether the car sent the field of `family` with `label`.
+    let sent = |family: &Family, label: &str| {
+        STATISTICS
+            .iter()
+            .any(|(get, f, l, _)| f.name == family.name && *l == label && get(st).field.is_some())
+    };
+    let superseded = |family: &Family, label: &str| {
+        OLDER_NAMES
+            .iter()
+            .any(|(older, newer)| *older == label && newer.iter().any(|n| sent(family, n)))
+    };
     for (get, fam, label, q) in STATISTICS {
         let e = get(st);
+        if superseded(fam, label) {
+            continue;
+        }
         if let Some(v) = out.field(e.key, e.field) {
             out.quantity(fam, &[label], e.key, &reading(v), *q);
         }
@@ -468,6 +490,49 @@ mod tests {
         map(&mut exp, VIN, "default", &Snapshot::of(&car));
         exp.finish_skips();
         String::from_utf8(exp.encode()).unwrap()
+    }
+
+    #[test]
+    /// Guards the spec's older statistics names against exporting one quantity twice: sent
+    /// beside the newer names (as some cars do, with the same values), they are left out; sent
+    /// alone, they are exported under their own label.
+    #[test]
+    fn older_statistics_names_are_exported_only_alone() {
+        let both = r#"{"data":{
+            "tripMeterManual":{"value":9812.4,"unit":"km"},"tripMeter1":{"value":9812.4,"unit":"km"},
+            "tripMeterAutomatic":{"value":38.5,"unit":"km"},"tripMeter2":{"value":38.5,"unit":"km"},
+            "distanceToEmptyTank":{"value":560,"unit":"km"},"distanceToEmpty":{"value":560,"unit":"km"},
+            "averageSpeed":{"value":36,"unit":"km/h"}
+        }}"#;
+        let text = exposition("{}", "{}", "{}", both);
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("volvo_trip_meter_meters")
+                    || l.starts_with("volvo_distance_to_empty_meters")
+            })
+            .collect();
+        assert_eq!(
+            series,
+            [
+                r#"volvo_distance_to_empty_meters{source="tank",vin="YV1XZK9V0R2000001"} 560000"#,
+                r#"volvo_trip_meter_meters{trip="automatic",vin="YV1XZK9V0R2000001"} 38500"#,
+                r#"volvo_trip_meter_meters{trip="manual",vin="YV1XZK9V0R2000001"} 9812400"#,
+            ],
+            "{text}"
+        );
+        let alone = r#"{"data":{"tripMeter2":{"value":1,"unit":"km"},"distanceToEmpty":{"value":2,"unit":"km"}}}"#;
+        let text = exposition("{}", "{}", "{}", alone);
+        assert!(
+            text.contains(r#"volvo_trip_meter_meters{trip="trip2",vin="YV1XZK9V0R2000001"} 1000"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"volvo_distance_to_empty_meters{source="total",vin="YV1XZK9V0R2000001"} 2000"#
+            ),
+            "{text}"
+        );
     }
 
     #[test]

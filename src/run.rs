@@ -664,6 +664,10 @@ fn map_car(
         }
         let mapped = api.map(exp, car, cx);
         report.extended_gone |= mapped.api_gone;
+        if mapped.api_gone {
+            // Neither a success nor a failure: the API is gone, and the next runs skip it.
+            continue;
+        }
         // None when this run asked the API nothing for the car (its answers were replayed).
         let seconds = durations.get(&(car.vin.clone(), origin)).copied();
         report.api(exp, &car.vin, origin, &mapped.errors, seconds);

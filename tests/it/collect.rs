@@ -442,6 +442,13 @@ fn extended_vehicle_gone_is_said_once_and_skipped_for_a_day() {
     )
     .is_some());
     assert!(stdout(&o).contains("volvo_odometer_meters"));
+    // A gone API is neither a success nor a failure: it has no success series (it was 1, as
+    // if its data had come), as on the runs that skip it.
+    assert!(
+        !stdout(&o).contains("volvo_collect_api_success{api=\"extended_vehicle\""),
+        "{}",
+        stdout(&o)
+    );
     let asked = sim.requests("/extended-vehicle/").len();
     assert!(asked >= 1);
     let o = ws.run(&["--once", "--stdout"]);

@@ -70,7 +70,7 @@ pub struct Cli {
 
     /// Long-running mode: also serve the latest exposition at http://ADDR/metrics
     /// (`:PORT` means loopback).
-    #[arg(long, value_name = "ADDR", value_parser = crate::config::parse_listen)]
+    #[arg(long, value_name = "ADDR", value_parser = crate::config::parse_listen, conflicts_with = "once")]
     pub listen: Option<SocketAddr>,
 
     #[command(subcommand)]

@@ -1,5 +1,5 @@
 //! The long-running mode: collect every `collect.interval` (with jitter), one collection at a
-//! time, until SIGTERM or SIGINT; with `web.listen` (or `--listen`), also serve the latest
+//! time, until a stop signal; with `web.listen` (or `--listen`), also serve the latest
 //! exposition at `/metrics` and a health check at `/-/healthy`, as the original exporter did.
 //! A scrape never waits on Volvo: it gets the last finished run. The exposition holds the car's
 //! position, so the listener binds loopback unless told otherwise and supports basic auth

@@ -54,3 +54,16 @@ fn the_manual_page_renders() {
         assert!(page.contains(word), "manual page lacks {word}");
     }
 }
+
+/// Guards contradictory modes: `--once --listen` ran once and ignored the listener without a
+/// word; it is a usage error (exit 2) that names both flags.
+#[test]
+fn once_and_listen_together_are_a_usage_error() {
+    let o = std::process::Command::new(BIN)
+        .args(["--once", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("'--once' cannot be used with '--listen"), "{err}");
+}

@@ -97,6 +97,9 @@ pub struct Client {
     quota_reset: Mutex<Option<Duration>>,
     /// Set when the access token was renewed after a 401 (the run saves it to the metrics).
     renewed: Mutex<Option<crate::error::Fatal>>,
+    /// The token was renewed once this run: a refusal of the new one is not renewed again, since
+    /// one more rotation could not help and each is one more chance to lose the login.
+    renewed_once: AtomicBool,
     /// Some request of this run got an answer: a refused API key elsewhere is worth asking
     /// again, since Volvo has refused good keys on single requests.
     answered: AtomicBool,
@@ -138,6 +141,7 @@ impl Client {
             quota: AtomicBool::new(false),
             quota_reset: Mutex::new(None),
             renewed: Mutex::new(None),
+            renewed_once: AtomicBool::new(false),
             answered: AtomicBool::new(false),
             key_doubted: AtomicBool::new(false),
         }
@@ -202,6 +206,9 @@ impl Client {
         if self.bearer().token != *failed {
             return true; // another request renewed it meanwhile
         }
+        if self.renewed_once.load(Ordering::Relaxed) {
+            return false; // the renewed token was refused too
+        }
         // Bounded by the run's deadline like every other wait.
         let renewed = match tokio::time::timeout_at(self.deadline, source.renew(failed)).await {
             Ok(r) => r,
@@ -213,6 +220,7 @@ impl Client {
         match renewed {
             Ok(fresh) => {
                 *self.access_token.write().expect("token lock") = Bearer::new(fresh);
+                self.renewed_once.store(true, Ordering::Relaxed);
                 true
             }
             Err(e) => {

@@ -65,5 +65,8 @@ fn once_and_listen_together_are_a_usage_error() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("'--once' cannot be used with '--listen"), "{err}");
+    assert!(
+        err.contains("'--once' cannot be used with '--listen"),
+        "{err}"
+    );
 }

@@ -9,7 +9,7 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use crate::support::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn run_in_background(ws: &Workspace) -> Child {
     ws.command(&["--once", "--stdout"])
@@ -246,4 +246,26 @@ fn an_access_token_that_cannot_be_sent_is_refreshed() {
     assert_stderr_contains(&o, "cannot be sent");
     assert_eq!(sim.stats()["refreshes"], 1);
     assert!(!ws.token()["access_token"].as_str().unwrap().contains('\n'));
+}
+
+/// Guards "an API's 401 leads to one refresh": with every API request refused, one run
+/// refreshed (rotated) the token twice, the second time for a later round's 401 on the token
+/// it had just renewed. Now the renewed token's refusal is believed, and the run says so.
+#[test]
+fn a_refusal_of_the_renewed_token_is_not_renewed_again() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    // A fresh token: the run's only refresh is the renewal.
+    ws.write("token.json", &sim.token(false).to_string());
+    let body = json!({"status": 401, "operationId": "a1", "error": {"message": "Unauthorized", "description": "Full authentication is required to access this resource"}});
+    sim.faults(json!([{"path": "/v", "status": 401, "body": body, "times": 0}]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_ne!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(sim.stats()["refreshes"], 1, "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).matches("refreshing it once").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
 }

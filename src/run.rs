@@ -802,13 +802,9 @@ impl<'s> Report<'s> {
             ApiError::NotSupported(_) if endpoint != Endpoint::Vehicles => {
                 let labels = [vin, api, endpoint.name()];
                 exp.gauge(&c::COLLECT_ENDPOINT_NOT_SUPPORTED, &labels, 1.0);
-                // Remembered per endpoint; Energy's and Extended Vehicle's own answers already
-                // say what a car lacks.
-                let own = matches!(
-                    endpoint,
-                    Endpoint::EnergyState | Endpoint::EnergyCapabilities | Endpoint::ExtendedValues
-                );
-                if !own {
+                // Remembered per endpoint for a day. Extended Vehicle's values are asked per
+                // resource, and its resource list already says which a car has.
+                if endpoint != Endpoint::ExtendedValues {
                     self.unsupported.push(CarEndpoint {
                         vin: vin.to_string(),
                         endpoint,

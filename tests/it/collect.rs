@@ -496,6 +496,24 @@ fn not_supported_endpoints_are_remembered() {
         ),
         Some(2.0)
     );
+
+    // A car without the Energy API (404 on the whole endpoint) is not asked it again every
+    // run either: it was, at a third of the car's requests.
+    let ws = Workspace::new(&sim, &format!("vins = [\"{DIESEL}\"]"), "");
+    assert_eq!(code(&ws.run(&["--once", "--stdout"])), 0);
+    let energy = || {
+        sim.requests(&format!("/energy/v2/vehicles/{DIESEL}/"))
+            .len()
+    };
+    let asked = energy();
+    assert!(asked >= 1);
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(energy(), asked, "Energy asked again");
+    assert_eq!(
+        value(&stdout(&o), &format!("volvo_collect_endpoint_not_supported{{api=\"energy\",endpoint=\"energy_capabilities\",vin=\"{DIESEL}\"}}")),
+        Some(1.0)
+    );
 }
 
 #[test]

@@ -882,6 +882,11 @@ impl<'s> Report<'s> {
         }
         let account = self.account.name.as_str();
         let budget = planner.as_ref().and_then(|p| p.budget().cloned());
+        // The cars of this run: a back-off remembered for a car no longer collected is kept
+        // in the state but not exported.
+        let cars = planner
+            .as_ref()
+            .and_then(|p| p.vins().map(<[String]>::to_vec));
         if let Some(planner) = planner {
             self.tally.collected = planner.fresh() > 0;
             planner.finish(state);
@@ -910,7 +915,14 @@ impl<'s> Report<'s> {
         let (merged, unsaved) =
             state::save_merged(saving, path, ours, &requests, &retries, self.now);
         *state = merged;
-        state_metrics(exp, self.settings, account, state, self.now);
+        state_metrics(
+            exp,
+            self.settings,
+            account,
+            cars.as_deref(),
+            state,
+            self.now,
+        );
         let exit = match unsaved {
             Some(problem) => {
                 self.problems.insert(0, problem);
@@ -995,6 +1007,8 @@ fn state_metrics(
     exp: &mut Exposition,
     settings: &Settings,
     account: &str,
+    // The cars of the run, when it knows them: back-offs of other cars are not exported.
+    cars: Option<&[String]>,
     state: &State,
     now: i64,
 ) {
@@ -1025,8 +1039,9 @@ fn state_metrics(
         (&state.not_supported, &c::COLLECT_ENDPOINT_NOT_SUPPORTED),
         (&state.not_available, &c::COLLECT_ENDPOINT_NOT_AVAILABLE),
     ];
+    let collected = |vin: &str| cars.is_none_or(|cars| cars.iter().any(|c| c == vin));
     for (map, family) in remembered {
-        for key in map.keys() {
+        for key in map.keys().filter(|k| collected(&k.vin)) {
             let e = key.endpoint;
             exp.gauge(family, &[key.vin.as_str(), e.api().label(), e.name()], 1.0);
         }

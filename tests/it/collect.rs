@@ -712,3 +712,27 @@ fn an_api_asked_nothing_has_no_duration() {
         "{out}"
     );
 }
+
+/// Guards the output against a car no longer collected: after it was taken out of
+/// `volvo.vins`, its remembered back-offs were still exported for a day (and put back into a
+/// Pushgateway group every run). They stay in the state, and only the run's cars are shown.
+#[test]
+fn a_car_taken_out_of_the_configuration_leaves_the_output() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\", \"{DIESEL}\"]"), "");
+    let o = ws.run(&["--once", "--stdout"]);
+    assert!(
+        stdout(&o).contains(&format!("vin=\"{DIESEL}\"")),
+        "{}",
+        stdout(&o)
+    );
+    let config = ws.read("collector.toml").replace(
+        &format!("vins = [\"{BEV}\", \"{DIESEL}\"]"),
+        &format!("vins = [\"{BEV}\"]"),
+    );
+    ws.write("collector.toml", &config);
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!stdout(&o).contains(DIESEL), "{}", stdout(&o));
+    assert!(ws.read("token.state.json").contains(DIESEL));
+}

@@ -492,7 +492,6 @@ mod tests {
         String::from_utf8(exp.encode()).unwrap()
     }
 
-    #[test]
     /// Guards the spec's older statistics names against exporting one quantity twice: sent
     /// beside the newer names (as some cars do, with the same values), they are left out; sent
     /// alone, they are exported under their own label.

@@ -19,8 +19,10 @@ fn main() {
     // silences every log of this program: taken as the mistake it is.
     let lone_word = !filter.contains(['=', ',', ':', '['])
         && !filter.trim().starts_with("volvo_collect")
-        && !["error", "warn", "info", "debug", "trace", "off"]
-            .contains(&filter.trim().to_ascii_lowercase().as_str());
+        && ![
+            "error", "warn", "info", "debug", "trace", "off", "0", "1", "2", "3", "4", "5",
+        ]
+        .contains(&filter.trim().to_ascii_lowercase().as_str());
     let parsed = EnvFilter::try_new(&filter).ok().filter(|_| !lone_word);
     let filter = parsed.unwrap_or_else(|| {
         volvo_collect::secret::say(&format!("volvo-collect: LOG_LEVEL={filter:?} is not a level (error, warn, info, debug, trace) or a tracing filter; using info"));

@@ -576,7 +576,8 @@ fn map(
         return;
     };
     report.vehicles = vins.len();
-    if vins.is_empty() {
+    // No configured car on the account says what to fix itself; "tries again" would not.
+    if vins.is_empty() && !report.tally.config {
         report.no_car();
     }
     let cx = MapContext {

@@ -503,23 +503,38 @@ async fn vehicle_list(
         a.s.request_timeout,
     );
     let listed = connected_vehicle::vehicles_once(&client).await;
-    count_requests(a, &client.request_counts()).await;
+    count_requests(a, &client).await;
     listed
 }
 
 /// Adds the check's requests to the account's state, as a run's are added: its counters and
-/// its API key's day, under the state's lock.
-async fn count_requests(a: &Check<'_>, counts: &state::RequestCounts) {
+/// its API key's day, under the state's lock. A check run as another user than the state's
+/// owner (sudo) leaves the state alone: files it made would be unreadable to the collector.
+async fn count_requests(a: &Check<'_>, client: &Client) {
+    use std::os::unix::fs::MetadataExt;
     let path = &a.ac.state_file;
+    let owner = std::fs::metadata(path)
+        .or_else(|_| std::fs::metadata(crate::fsutil::folder_of(path)))
+        .map(|m| m.uid())
+        .ok();
+    if owner.is_some() && owner != effective_uid() {
+        tracing::info!(state = %path.display(), "the state belongs to another user: this check's request is not counted in it");
+        return;
+    }
+    let counts = client.request_counts();
+    let reset_at = client
+        .quota_exhausted()
+        .flatten()
+        .map(|d| a.now + d.as_secs() as i64);
     let lock = state::lock_for_save(path, a.deadline).await;
     if let Some(why) = lock.problem() {
         tracing::warn!("{}", why.message);
         return;
     }
-    let reached = state::reached_volvo(counts);
-    spent::add(path, &a.ac.key_id(), a.now, reached, None);
+    let reached = state::reached_volvo(&counts);
+    spent::add(path, &a.ac.key_id(), a.now, reached, reset_at);
     let none = std::collections::BTreeMap::new();
-    let (_, problem) = state::save_merged(lock, path, State::default(), counts, &none, a.now);
+    let (_, problem) = state::save_merged(lock, path, State::default(), &counts, &none, a.now);
     if let Some(why) = problem {
         tracing::warn!("{why}");
     }

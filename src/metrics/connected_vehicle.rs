@@ -369,11 +369,13 @@ const OLDER_NAMES: &[(&str, &[&str])] = &[
 ];
 
 fn statistics(out: &mut VehicleOut, st: &Statistics) {
-    // Whether the car sent the field of `family` with `label`.
+    // Whether the car sent the field of `family` with `label`, with a value: a newer field
+    // that is null or malformed leaves the older one its say.
     let sent = |family: &Family, label: &str| {
-        STATISTICS
-            .iter()
-            .any(|(get, f, l, _)| f.name == family.name && *l == label && get(st).field.is_some())
+        STATISTICS.iter().any(|(get, f, l, _)| {
+            let usable = matches!(get(st).field, Some(Field::Ok(v)) if !v.value.is_null());
+            f.name == family.name && *l == label && usable
+        })
     };
     let superseded = |family: &Family, label: &str| {
         OLDER_NAMES
@@ -494,7 +496,7 @@ mod tests {
 
     /// Guards the spec's older statistics names against exporting one quantity twice: sent
     /// beside the newer names (as some cars do, with the same values), they are left out; sent
-    /// alone, they are exported under their own label.
+    /// alone (or beside a newer one that is null), they are exported under their own label.
     #[test]
     fn older_statistics_names_are_exported_only_alone() {
         let both = r#"{"data":{
@@ -520,7 +522,7 @@ mod tests {
             ],
             "{text}"
         );
-        let alone = r#"{"data":{"tripMeter2":{"value":1,"unit":"km"},"distanceToEmpty":{"value":2,"unit":"km"}}}"#;
+        let alone = r#"{"data":{"tripMeter2":{"value":1,"unit":"km"},"distanceToEmpty":{"value":2,"unit":"km"},"distanceToEmptyTank":{"value":null,"unit":null}}}"#;
         let text = exposition("{}", "{}", "{}", alone);
         assert!(
             text.contains(r#"volvo_trip_meter_meters{trip="trip2",vin="YV1XZK9V0R2000001"} 1000"#),

@@ -560,4 +560,18 @@ fn a_checks_request_counts_in_the_keys_day() {
     assert_eq!(asked, 3, "{:?}", served(&sim));
     assert_eq!(day(&ws), day0 + asked);
     assert_eq!(listed(&ws), listed0 + asked);
+
+    // A check run as another user than the state's owner (sudo) leaves the state alone: the
+    // files it wrote would be unreadable to the collector. The state is handed to another
+    // user (which needs root, as CI runs the tests).
+    let other = 65_534;
+    for name in ["token.state.json", "token.state.json.day"] {
+        std::os::unix::fs::chown(ws.path(name), Some(other), Some(other)).unwrap();
+    }
+    let before = ws.read("token.state.json");
+    let o = ws.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(served(&sim).len() - asked0, 4);
+    assert_eq!(ws.read("token.state.json"), before);
+    assert_eq!(day(&ws), day0 + asked);
 }

@@ -541,6 +541,11 @@ fn a_vin_not_on_the_account_is_named() {
         &o,
         "YV1AAAAAAAA999999: this VIN (volvo.vins) is not on the account",
     );
+    assert!(
+        !stderr(&o).contains("the next run tries again"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -480,7 +480,7 @@ fn a_log_level_that_is_no_level_is_named_and_info_used() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_stderr_contains(&o, "LOG_LEVEL=\"verbose\" is not a level");
     assert_stderr_contains(&o, "access token refreshed");
-    for filter in ["warn", "volvo_collect=warn", "WARN"] {
+    for filter in ["warn", "volvo_collect=warn", "WARN", "2"] {
         let o = ws
             .command(&["--once", "--stdout"])
             .env("LOG_LEVEL", filter)

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use crate::api::answers::{Ask, CarAnswers};
 use crate::api::client::{Client, ClientOptions, TokenSource};
 use crate::api::connected_vehicle::VehicleList;
+use crate::api::extended_vehicle::ResourceNames;
 use crate::api::location::Feature;
 use crate::api::observe;
 use crate::api::ApiError;
@@ -583,6 +584,10 @@ fn map(
     let cx = MapContext {
         account: &account.name,
         location: &settings.location,
+        extended_answers: vins.iter().filter_map(|v| planner.car(v)).any(|car| {
+            car.typed::<ResourceNames>(Endpoint::ExtendedResources)
+                .is_ok()
+        }),
     };
     for car in vins.iter().filter_map(|v| planner.car(v)) {
         map_car(settings, planner, &cx, exp, durations, report, car);

@@ -2,7 +2,7 @@
 //! sometimes missing, RFC 3339 timestamps with 0 to 7 fraction digits, and units that differ
 //! from car to car. Everything here is pure and converts to the base units of the metric names.
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IntoDeserializer};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -49,18 +49,86 @@ pub fn read<T: DeserializeOwned>(json: &str) -> serde_json::Result<T> {
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if WHOLE.with(|w| w.get()) {
-            return T::deserialize(d).map(Field::Ok);
+            return NoArray::<T>::deserialize(d).map(|m| Field::Ok(m.0));
         }
         let raw = Box::<RawValue>::deserialize(d)?;
-        if let Ok(v) = serde_json::from_str::<T>(raw.get()) {
-            return Ok(Field::Ok(v));
+        if let Ok(v) = serde_json::from_str::<NoArray<T>>(raw.get()) {
+            return Ok(Field::Ok(v.0));
         }
         let value = serde_json::from_str::<Value>(raw.get());
-        Ok(match value.and_then(serde_json::from_value::<T>) {
-            Ok(v) => Field::Ok(v),
+        Ok(match value.and_then(serde_json::from_value::<NoArray<T>>) {
+            Ok(v) => Field::Ok(v.0),
             Err(e) => Field::Invalid(e.to_string()),
         })
     }
+}
+
+/// A `T` read from anything but a JSON array. Serde's derived structs also read an array, by
+/// position, so `[18734, "mi", "2026-11-19T17:58:12Z"]` would pass for a value object; no
+/// member of Volvo's is an array of its fields, and a mangled answer must not become data.
+#[derive(Debug)]
+pub struct NoArray<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for NoArray<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoArrayVisitor(std::marker::PhantomData))
+            .map(NoArray)
+    }
+}
+
+/// [`NoArray`] for one member (`#[serde(deserialize_with = "crate::values::no_array")]`).
+pub fn no_array<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    NoArray::<T>::deserialize(d).map(|n| n.0)
+}
+
+struct NoArrayVisitor<T>(std::marker::PhantomData<T>);
+
+/// Hands every JSON value but an array on to `T`, as it came.
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for NoArrayVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("anything but an array")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<T, E> {
+        T::deserialize(v.into_deserializer())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<T, E> {
+        T::deserialize(v.into_deserializer())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<T, E> {
+        T::deserialize(v.into_deserializer())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<T, E> {
+        T::deserialize(v.into_deserializer())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        T::deserialize(v.into_deserializer())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<T, E> {
+        T::deserialize(().into_deserializer())
+    }
+}
+
+/// A member that should be text (an upload time), read whatever it is: text as it came, any
+/// other JSON as its JSON text, which then reads as no time, so that only the time is left
+/// out and never the value beside it; `null` as absent.
+pub fn any_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Null => None,
+        Value::String(s) => Some(s),
+        other => Some(other.to_string()),
+    })
 }
 
 /// One member of a typed answer: its JSON key and its value, if the answer had it.
@@ -433,7 +501,8 @@ mod tests {
     }
 
     /// Guards the reading of a member from its text: read from a body or from a `Value`, a
-    /// field is what a `Value` makes of it, a repeated key inside a member included.
+    /// field is what a `Value` makes of it, a repeated key inside a member included, and an
+    /// array is never a value object.
     #[test]
     fn a_field_reads_as_a_map_of_values_does() {
         #[derive(Deserialize, Debug, PartialEq)]
@@ -462,8 +531,10 @@ mod tests {
             let value: Value = serde_json::from_str(text).unwrap();
             let from_value: S = serde_json::from_value(value.clone()).unwrap();
             let through_value = value["a"].clone();
+            // An array is no value object, though serde's derived `V` reads one by position.
             let expected = match &through_value {
                 Value::Null => None,
+                Value::Array(_) => Some(None),
                 v => Some(serde_json::from_value::<V>(v.clone()).ok()),
             };
             let got = from_text.a.as_ref().map(|f| match f {

@@ -11,7 +11,7 @@ use super::{parse, Answer, ApiError};
 use crate::config::valid_vin;
 use crate::endpoints::{Endpoint, Origin};
 use crate::secret::shown_value;
-use crate::values::{Field, Uploaded};
+use crate::values::{Field, NoArray, Uploaded};
 
 /// The API's path prefix (see the endpoint table).
 pub const PREFIX: &str = Origin::ConnectedVehicle.prefix();
@@ -28,7 +28,7 @@ pub struct ValueObject {
     pub value: Value,
     #[serde(default)]
     pub unit: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::values::any_text")]
     pub timestamp: Option<String>,
 }
 
@@ -173,9 +173,22 @@ answer! {
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct VehicleRef {
-    pub vin: String,
+/// One entry of the vehicle list. Any JSON is accepted: an entry that is no object, or whose
+/// `vin` is missing, `null` or not text, names no car, and must not hide the others.
+#[derive(Debug)]
+pub struct VehicleRef(Value);
+
+impl<'de> Deserialize<'de> for VehicleRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Value::deserialize(d).map(VehicleRef)
+    }
+}
+
+impl VehicleRef {
+    /// The entry's VIN as text, if it has one.
+    fn vin(&self) -> Option<&str> {
+        self.0.get("vin").and_then(Value::as_str)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -219,7 +232,7 @@ pub struct Availability {
     pub value: Value,
     #[serde(default)]
     pub unavailable_reason: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::values::any_text")]
     pub timestamp: Option<String>,
 }
 
@@ -282,7 +295,7 @@ impl super::Api for ConnectedVehicle {
                 }
                 l => l.into(),
             },
-            Endpoint::Details => data::<Details>(body)?.into(),
+            Endpoint::Details => data::<NoArray<Details>>(body)?.0.into(),
             Endpoint::Doors => data::<Doors>(body)?.into(),
             Endpoint::Windows => data::<Windows>(body)?.into(),
             Endpoint::EngineStatus => data::<EngineStatus>(body)?.into(),
@@ -294,7 +307,7 @@ impl super::Api for ConnectedVehicle {
             Endpoint::Statistics => data::<Statistics>(body)?.into(),
             Endpoint::Tyres => data::<Tyres>(body)?.into(),
             Endpoint::Warnings => data::<Warnings>(body)?.into(),
-            Endpoint::CommandAccessibility => data::<CommandAccessibility>(body)?.into(),
+            Endpoint::CommandAccessibility => data::<NoArray<CommandAccessibility>>(body)?.0.into(),
             Endpoint::Commands => Commands(data(body)?).into(),
             other => return Err(super::not_this_api(other, Origin::ConnectedVehicle)),
         })
@@ -332,19 +345,26 @@ fn vehicles(body: &str) -> Result<VehicleList, ApiError> {
     parse::<Data<Vec<VehicleRef>>>(body).map(|l| VehicleList(listed(l.data)))
 }
 
-/// The list's VINs, each once, in its order. An entry that is no VIN (empty, say) names no
-/// car that can be asked: it is left out with a warning rather than asked for ever.
+/// The list's VINs, each once, in its order. An entry that is no VIN (empty, `null`, missing)
+/// names no car that can be asked: it is left out with a warning rather than asked for ever,
+/// and the other cars are read as usual.
 fn listed(refs: Vec<VehicleRef>) -> Vec<String> {
     let mut seen = std::collections::HashSet::with_capacity(refs.len());
     let mut vins = Vec::with_capacity(refs.len());
-    for VehicleRef { vin } in refs {
-        if !valid_vin(&vin) {
-            tracing::warn!(
-                vin = %shown_value(&vin),
+    for entry in &refs {
+        match entry.vin() {
+            Some(vin) if valid_vin(vin) => {
+                if seen.insert(vin) {
+                    vins.push(vin.to_string());
+                }
+            }
+            Some(vin) => tracing::warn!(
+                vin = %shown_value(vin),
                 "the vehicle list names something that is no VIN (17 letters and digits); left out"
-            );
-        } else if seen.insert(vin.clone()) {
-            vins.push(vin);
+            ),
+            None => tracing::warn!(
+                "the vehicle list has an entry without a VIN (none, null or not text); left out"
+            ),
         }
     }
     vins

@@ -54,7 +54,7 @@ pub struct StateField {
     pub value: Option<Value>,
     #[serde(default)]
     pub unit: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::values::any_text")]
     pub updated_at: Option<String>,
     #[serde(default)]
     pub code: Option<String>,

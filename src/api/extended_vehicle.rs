@@ -24,6 +24,7 @@ pub struct ResourcePointer {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceEnvelope {
+    #[serde(deserialize_with = "crate::values::no_array")]
     pub resource_value: ResourceValue,
 }
 
@@ -152,12 +153,16 @@ fn safe_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// The resource names of a resource list answer that are safe to put in a path.
+/// The resource names of a resource list answer that are safe to put in a path, each once
+/// (a name listed twice is one resource, asked once).
 pub fn resource_names(list: &ResourceList) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
     list.resources
         .iter()
         .filter_map(|r| match r {
-            Field::Ok(p) if safe_name(&p.name) => Some(p.name.clone()),
+            Field::Ok(p) if safe_name(&p.name) && seen.insert(p.name.as_str()) => {
+                Some(p.name.clone())
+            }
             _ => None,
         })
         .collect()

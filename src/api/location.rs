@@ -11,6 +11,7 @@ use crate::values::{Field, Uploaded};
 
 #[derive(Debug, Deserialize)]
 pub struct Envelope {
+    #[serde(deserialize_with = "crate::values::no_array")]
     pub data: Feature,
 }
 
@@ -23,7 +24,7 @@ pub struct Feature {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Properties {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::values::any_text")]
     pub timestamp: Option<String>,
     #[serde(default)]
     pub heading: Option<Value>,

@@ -23,10 +23,10 @@ fn family_of(q: Quantity) -> Option<&'static Family> {
 
 impl MapApi for ExtendedVehicle {
     /// A shut-down API is no failure of the car's: it is said once and backed off.
-    fn map(&self, exp: &mut Exposition, car: &CarAnswers, _: &MapContext) -> Mapped {
+    fn map(&self, exp: &mut Exposition, car: &CarAnswers, cx: &MapContext) -> Mapped {
         let s = Snapshot::of(car);
         map(exp, &car.vin, &s);
-        let api_gone = s.api_gone();
+        let api_gone = s.api_gone() && !cx.extended_answers;
         Mapped {
             errors: if api_gone {
                 Vec::new()
@@ -41,7 +41,11 @@ impl MapApi for ExtendedVehicle {
 pub fn map(exp: &mut Exposition, vin: &str, s: &Snapshot) {
     let mut out = VehicleOut::new(exp, vin, Origin::ExtendedVehicle);
     for (name, r) in &s.resources {
+        // A `null` value is an absent one, and no skip.
         let Ok(v) = r else { continue };
+        if v.value.is_null() {
+            continue;
+        }
         // Names come from Volvo's list; as label values they are bounded and control-free.
         let name = &super::sanitize_state(name);
         let time = v

@@ -68,7 +68,11 @@ pub fn map(exp: &mut Exposition, vin: &str, f: &Feature, privacy: &LocationPriva
     else {
         return;
     };
-    let coord = |i: usize| point.get(i).map(values::number);
+    // A `null` is an absent value (Volvo sends nulls for what it used to leave out).
+    let coord = |i: usize| point.get(i).filter(|v| !v.is_null()).map(values::number);
+    if point.iter().take(2).any(serde_json::Value::is_null) {
+        return;
+    }
     let (lon, lat) = match (coord(0), coord(1)) {
         (Some(Ok(lon)), Some(Ok(lat)))
             if (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat) =>

@@ -32,6 +32,9 @@ pub struct MapContext<'a> {
     /// The account's name (the `account` label of `volvo_vehicle_info`).
     pub account: &'a str,
     pub location: &'a crate::config::LocationPrivacy,
+    /// Some car of the account has Extended Vehicle's resource list, asked or replayed: the
+    /// API answers, so another car's 404 speaks of that car's model, not of a shutdown.
+    pub extended_answers: bool,
 }
 
 /// What mapping one API of one car came to.

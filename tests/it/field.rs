@@ -405,7 +405,9 @@ fn a_failed_vehicle_list_replays_the_last_good_one_and_is_asked_again() {
 fn a_vehicle_list_entry_that_is_no_vin_is_left_out() {
     let sim = Sim::start(&[]);
     let plain = Workspace::new(&sim, "", "[collect]\nrequests_per_minute = 0\n");
-    let list = json!({"data": [{"vin": ""}, {"vin": "not a vin"}, {"vin": BEV}, {"vin": BEV}]});
+    // Volvo's nulls reach the list too: an entry without a usable VIN never hides the others.
+    let list = json!({"data": [{"vin": ""}, {"vin": "not a vin"}, {"vin": null}, {"id": "x"},
+        null, 5, {"vin": BEV}, {"vin": BEV}]});
     sim.faults(json!([{"path": "=/connected-vehicle/v2/vehicles", "status": 200, "body": list}]));
     let o = plain.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -430,6 +432,12 @@ fn a_vehicle_list_entry_that_is_no_vin_is_left_out() {
         "a car listed twice is asked once: {asked:?}"
     );
     assert_stderr_contains(&o, "names something that is no VIN");
+    assert_eq!(
+        stderr(&o).matches("has an entry without a VIN").count(),
+        4,
+        "{}",
+        stderr(&o)
+    );
     let out = stdout(&o);
     assert!(
         value(&out, &format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")).is_some(),
@@ -494,4 +502,161 @@ fn a_null_value_is_absent_and_not_skipped() {
     );
     assert!(!out.contains("volvo_fuel_amount_liters{"), "{out}");
     assert!(!out.contains("door=\"hood\""), "{out}");
+}
+
+/// Guards members of the wrong shape. An array where a value object belongs is no value:
+/// serde's derived structs read an array by position, which made `[18734, "km", ..]` an
+/// odometer and `{"data": [..]}` a car's details. A time that is no text (a number) leaves
+/// out only the time, as an unreadable text does; it threw the value away.
+#[test]
+fn an_array_is_no_value_and_a_time_that_is_no_text_leaves_out_only_the_time() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let cv = |e: &str| format!("=/connected-vehicle/v2/vehicles/{BEV}{e}");
+    let odometer = json!({"data": {"odometer": [18734, "km", "2026-11-19T17:58:12Z"]}});
+    let doors = json!({"data": {"frontLeftDoor": ["OPEN"],
+        "hood": {"value": "OPEN", "timestamp": 1795111092}}});
+    let details = json!({"data": [{"vin": BEV, "modelYear": 2024}]});
+    sim.faults(json!([
+        {"path": cv("/odometer"), "status": 200, "body": odometer},
+        {"path": cv("/doors"), "status": 200, "body": doors},
+        {"path": cv(""), "status": 200, "body": details},
+    ]));
+    let o = ws.run(&["--once", "--stdout"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "the details failed: {}", stderr(&o));
+    let vin = format!("vin=\"{BEV}\"");
+    assert_eq!(
+        value(&out, &format!("volvo_collect_endpoint_error{{api=\"connected_vehicle\",endpoint=\"details\",reason=\"decode\",{vin}}}")),
+        Some(1.0),
+        "{out}"
+    );
+    assert!(!out.contains("volvo_odometer_meters{"), "{out}");
+    assert!(!out.contains("door=\"front_left\""), "{out}");
+    let skipped = |reason: &str| {
+        value(
+            &out,
+            &format!("volvo_collect_fields_skipped{{api=\"connected_vehicle\",reason=\"{reason}\",{vin}}}"),
+        )
+    };
+    assert_eq!(skipped("malformed"), Some(2.0), "{out}");
+    assert_eq!(skipped("bad_timestamp"), Some(1.0), "{out}");
+    assert_eq!(
+        value(
+            &out,
+            &format!("volvo_door_state{{door=\"hood\",state=\"OPEN\",{vin}}}")
+        ),
+        Some(1.0),
+        "{out}"
+    );
+    assert!(
+        !out.contains("door_timestamp_seconds{door=\"hood\""),
+        "{out}"
+    );
+}
+
+/// Guards the nulls of Location and Extended Vehicle: a `null` altitude or resource value is
+/// absent and not counted as skipped (they were counted as `not_a_number` and `malformed`).
+#[test]
+fn a_null_position_part_or_resource_value_is_absent_and_not_skipped() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let position = json!({"status": 200, "operationId": "x", "data": {"type": "Feature",
+        "properties": {"timestamp": "2026-11-19T17:58:14Z", "heading": null},
+        "geometry": {"type": "Point", "coordinates": [11.97, 57.7, null]}}});
+    let resource = json!({"resourceValue": {"timestamp": 1795111092, "unit": "km", "value": null}});
+    sim.faults(json!([
+        {"path": format!("=/location/v1/vehicles/{BEV}/location"), "status": 200, "body": position},
+        {"path": format!("=/extended-vehicle/v1/vehicles/{BEV}/resources/odometer"), "status": 200, "body": resource},
+    ]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(!out.contains("volvo_collect_fields_skipped{"), "{out}");
+    assert!(!out.contains("volvo_location_altitude_meters{"), "{out}");
+    assert!(!out.contains("volvo_location_heading_degrees{"), "{out}");
+    assert!(
+        value(
+            &out,
+            &format!("volvo_location_latitude_degrees{{vin=\"{BEV}\"}}")
+        )
+        .is_some(),
+        "{out}"
+    );
+    assert!(!out.contains("resource=\"odometer\""), "{out}");
+}
+
+/// Guards a resource listed twice by Extended Vehicle: one resource, asked once.
+#[test]
+fn a_resource_listed_twice_is_asked_once() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let list =
+        json!({"resources": [{"name": "odometer"}, {"name": "odometer"}, {"name": "odometer"}]});
+    sim.faults(json!([
+        {"path": format!("=/extended-vehicle/v1/vehicles/{BEV}/resources"), "status": 200, "body": list},
+    ]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let asked = sim.requests(&format!("{BEV}/resources/odometer"));
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(
+        value(
+            &stdout(&o),
+            &format!("volvo_extended_meters{{resource=\"odometer\",vin=\"{BEV}\"}}")
+        )
+        .is_some(),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// Guards a household where Extended Vehicle serves one car and answers 404 "not supported"
+/// for another's model: the API is alive, so the 404 is that car's, remembered for it, and
+/// the other car keeps its Extended Vehicle data (the 404 was taken for the API's shutdown and
+/// turned it off for every car for a day).
+#[test]
+fn one_cars_extended_404_does_not_turn_the_api_off_for_the_others() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\", \"{PETROL}\"]"), "");
+    let not_supported = json!({"error": {"message": "Car model is not supported", "description": "Resource not found"}});
+    sim.faults(json!([
+        {"path": format!("=/extended-vehicle/v1/vehicles/{BEV}/resources"), "status": 404, "body": not_supported},
+    ]));
+    for run in 1..=2 {
+        let o = ws.run(&["--once", "--stdout"]);
+        assert_eq!(code(&o), 0, "run {run}: {}", stderr(&o));
+        let out = stdout(&o);
+        assert!(
+            !stderr(&o).contains("shut down"),
+            "run {run}: {}",
+            stderr(&o)
+        );
+        assert!(
+            !out.contains("volvo_collect_api_unavailable_until_timestamp_seconds{"),
+            "run {run}: {out}"
+        );
+        assert_eq!(
+            value(&out, &format!("volvo_collect_endpoint_not_supported{{api=\"extended_vehicle\",endpoint=\"extended_resources\",vin=\"{BEV}\"}}")),
+            Some(1.0),
+            "run {run}: {out}"
+        );
+        assert_eq!(
+            value(
+                &out,
+                &format!("volvo_collect_api_success{{api=\"extended_vehicle\",vin=\"{PETROL}\"}}")
+            ),
+            Some(1.0),
+            "run {run}: {out}"
+        );
+        assert!(
+            out.contains(&format!("resource=\"odometer\",vin=\"{PETROL}\"")),
+            "run {run}: {out}"
+        );
+    }
+    assert_eq!(
+        sim.requests(&format!("{BEV}/resources")).len(),
+        1,
+        "the car's 404 is remembered"
+    );
 }

@@ -122,6 +122,7 @@ fn map_answers(bodies: &[(Endpoint, Value)]) -> String {
     let cx = MapContext {
         account: "default",
         location: &privacy,
+        extended_answers: false,
     };
     let mut exp = Exposition::new();
     for api in metrics::APIS {

@@ -9,7 +9,6 @@ pub mod remote_write;
 pub mod textfile;
 
 use std::future::Future;
-use std::io::Write;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -34,22 +33,43 @@ pub fn time_needed(settings: &Settings) -> Duration {
     timeouts.into_iter().flatten().max().unwrap_or_default()
 }
 
-/// A network output's send, ended by the run's deadline if it has not ended by then.
+/// An output's send, ended by the run's deadline if it has not ended by then; `late` says
+/// what was still missing.
 async fn by_deadline(
     deadline: Instant,
+    late: &str,
     send: impl Future<Output = anyhow::Result<()>>,
 ) -> Option<anyhow::Error> {
     match tokio::time::timeout_at(deadline, send).await {
         Ok(result) => result.err(),
         Err(_) => Some(anyhow::anyhow!(
-            "no answer before the run's deadline (collect.timeout)"
+            "{late} before the run's deadline (collect.timeout)"
         )),
     }
 }
 
-/// Delivers `text` (the encoded `exp`) to every configured output, the network ones within
-/// the run's `deadline`; returns the failures as (output, error). Each error says what was
-/// tried where; print it with `{:#}` for one line.
+/// The exposition on standard output, written off the runtime's thread: a reader that stops
+/// reading (a stalled pipe, a paused terminal) must hold up neither the other outputs, nor the
+/// deadline, nor a stop signal. A pipe its reader closed (`| head`) is no failure: the reader
+/// had what it wanted.
+async fn write_stdout(text: &[u8]) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut out = tokio::io::stdout();
+    let written = async {
+        out.write_all(text).await?;
+        out.flush().await
+    };
+    match written.await {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing to standard output"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Delivers `text` (the encoded `exp`) to every configured output, all but the textfile
+/// together and within the run's `deadline`; returns the failures as (output, error). Each
+/// error says what was tried where; print it with `{:#}` for one line.
 pub async fn deliver(
     settings: &Settings,
     exp: &Exposition,
@@ -57,46 +77,39 @@ pub async fn deliver(
     deadline: Instant,
 ) -> Vec<(&'static str, anyhow::Error)> {
     let outputs = &settings.output;
-    let mut failures = Vec::new();
-    if outputs.stdout {
-        let mut out = std::io::stdout().lock();
-        if let Err(e) = out.write_all(text).and_then(|_| out.flush()) {
-            failures.push((
-                "stdout",
-                anyhow::Error::new(e).context("writing to standard output"),
-            ));
+    // A local file, written at once: it never waits for a reader.
+    let textfile = outputs
+        .textfile
+        .as_ref()
+        .and_then(|path| textfile::write(path, text).err());
+    let stdout = async {
+        if !outputs.stdout {
+            return None;
         }
-    }
-    if let Some(path) = &outputs.textfile {
-        if let Err(e) = textfile::write(path, text) {
-            failures.push(("textfile", e));
-        }
-    }
-    // The two network outputs go out together; neither waits for the other.
+        let late = "standard output was not read";
+        by_deadline(deadline, late, write_stdout(text)).await
+    };
     let push = async {
         let url = outputs.pushgateway.as_ref()?;
-        by_deadline(
-            deadline,
-            pushgateway::push(url, &settings.pushgateway, text),
-        )
-        .await
+        let send = pushgateway::push(url, &settings.pushgateway, text);
+        by_deadline(deadline, "no answer", send).await
     };
     let remote = async {
         let url = outputs.remote_write.as_ref()?;
         let request = remote_write::write_request(exp, settings.clock.now_ms());
         let body = remote_write::encode(&request);
-        by_deadline(
-            deadline,
-            remote_write::send(url, &settings.remote_write, body),
-        )
-        .await
+        let send = remote_write::send(url, &settings.remote_write, body);
+        by_deadline(deadline, "no answer", send).await
     };
-    let (push, remote) = tokio::join!(push, remote);
-    if let Some(e) = push {
-        failures.push(("pushgateway", e));
-    }
-    if let Some(e) = remote {
-        failures.push(("remote_write", e));
-    }
-    failures
+    // None waits for another.
+    let (stdout, push, remote) = tokio::join!(stdout, push, remote);
+    [
+        ("stdout", stdout),
+        ("textfile", textfile),
+        ("pushgateway", push),
+        ("remote_write", remote),
+    ]
+    .into_iter()
+    .filter_map(|(output, failure)| Some((output, failure?)))
+    .collect()
 }

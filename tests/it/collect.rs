@@ -741,3 +741,123 @@ fn a_car_taken_out_of_the_configuration_leaves_the_output() {
     assert!(!stdout(&o).contains(DIESEL), "{}", stdout(&o));
     assert!(ws.read("token.state.json").contains(DIESEL));
 }
+
+/// A FIFO held open for reading that nobody reads, with a pipe buffer of one page: the
+/// collector's standard output blocks once the page is full.
+fn unread_pipe(ws: &Workspace) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let path = ws.path("unread");
+    let made = std::process::Command::new("mkfifo").arg(&path).status();
+    assert!(made.unwrap().success(), "mkfifo");
+    // Read and write: opening a FIFO so never waits for the other end.
+    let pipe = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    // SAFETY: a plain fcntl on a descriptor this test owns.
+    unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    pipe
+}
+
+/// Guards a standard output nobody reads (a stalled pipe, a paused terminal): the textfile
+/// is still written, and the run ends by its deadline with 74. It blocked the run for ever,
+/// past the deadline, before the other outputs.
+#[test]
+fn an_unread_standard_output_holds_up_neither_the_textfile_nor_the_deadline() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "[collect]\ntimeout = \"2s\"\n");
+    let pipe = unread_pipe(&ws);
+    let textfile = ws.path("volvo.prom");
+    let mut child = ws
+        .command(&[
+            "--once",
+            "--stdout",
+            "--textfile",
+            textfile.to_str().unwrap(),
+        ])
+        .stdout(pipe)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed().as_secs() > 30 {
+            child.kill().unwrap();
+            panic!("still running 30 s after a deadline of 2 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 74, "{}", stderr(&o));
+    assert_stderr_contains(
+        &o,
+        "output stdout failed: standard output was not read before the run's deadline",
+    );
+    let written = std::fs::read_to_string(&textfile).unwrap();
+    assert!(written.contains("volvo_odometer_meters{"), "{written}");
+}
+
+/// Guards a stop signal while standard output is not read: the run ends with 75, as a stop
+/// does (the signal was not even seen while the write blocked).
+#[test]
+fn a_stop_ends_a_run_whose_standard_output_is_not_read() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "[collect]\ntimeout = \"60s\"\n");
+    let pipe = unread_pipe(&ws);
+    let textfile = ws.path("volvo.prom");
+    let mut child = ws
+        .command(&[
+            "--once",
+            "--stdout",
+            "--textfile",
+            textfile.to_str().unwrap(),
+        ])
+        .stdout(pipe)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The textfile is written before standard output is waited for.
+    let start = std::time::Instant::now();
+    while !textfile.exists() {
+        assert!(start.elapsed().as_secs() < 30, "no textfile");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: a signal to the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let stopped = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if stopped.elapsed().as_secs() > 20 {
+            child.kill().unwrap();
+            panic!("still running 20 s after SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 75, "{}", stderr(&o));
+    assert_stderr_contains(&o, "stopped by a signal");
+}
+
+/// Guards `--once --stdout | head`: a pipe its reader closed is no failure of the output (it
+/// was 74 with a warning), as for `check`, `man` and `completions`.
+#[test]
+fn a_standard_output_closed_by_its_reader_is_no_failure() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let mut child = ws
+        .command(&["--once", "--stdout"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed long before the run has collected anything to write.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("output stdout failed"),
+        "{}",
+        stderr(&o)
+    );
+}

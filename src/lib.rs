@@ -217,6 +217,11 @@ async fn collect(cli: &cli::Cli) -> Result<ExitCode, Fatal> {
     // token refresh in flight to be saved (see `auth::refresh`).
     let mut stop = Stop::install();
     let settings = settings(cli)?;
+    if let Some(path) = &settings.output.textfile {
+        if let Some(why) = config::textfile_unread(path) {
+            tracing::warn!("output textfile {}: {why}", path.display());
+        }
+    }
     if !cli.once {
         return serve::run_forever(settings, stop).await;
     }

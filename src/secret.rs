@@ -71,6 +71,22 @@ pub fn shown_url(url: &url::Url) -> String {
     u.to_string()
 }
 
+/// Remembers what [`shown_url`] leaves out of `url` because it may be a secret (a password,
+/// the query and its values), so that text from elsewhere that echoes the URL (a server's
+/// error body) is masked too.
+pub fn hold_url(url: &url::Url) {
+    if let Some(password) = url.password() {
+        hold(password);
+        hold(&percent_encoding::percent_decode_str(password).decode_utf8_lossy());
+    }
+    if let Some(query) = url.query() {
+        hold(query);
+    }
+    for (_, value) in url.query_pairs() {
+        hold(&value);
+    }
+}
+
 /// A configuration value as it may be shown in an error: quoted, one line, and cut short, so a
 /// mistaken huge value does not flood the log. Only for values that are not secrets.
 pub fn shown_value(value: &str) -> String {

@@ -84,11 +84,8 @@ fn textfile_finding(f: &mut Findings, path: &Path) {
         ));
         return;
     }
-    if path.extension().and_then(|e| e.to_str()) != Some("prom") {
-        f.warn(format!(
-            "output textfile {name}: node_exporter reads only files ending in .prom: rename it, such as {}",
-            path.with_extension("prom").display()
-        ));
+    if let Some(why) = crate::config::textfile_unread(path) {
+        f.warn(format!("output textfile {name}: {why}"));
     } else {
         f.ok(format!(
             "output textfile {name}: folder {} writable",

@@ -86,11 +86,25 @@ pub fn http_url(text: &str) -> Result<Url, String> {
         ));
     }
     match Url::parse(text.trim()) {
-        Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => Ok(u),
+        Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => {
+            crate::secret::hold_url(&u);
+            Ok(u)
+        }
         Ok(_) => Err(format!("the URL has no host: {SHAPE} ({HIDDEN})")),
         // The url crate's reasons ("empty host", "invalid port number") never quote the input.
         Err(e) => Err(format!("not a usable URL ({e}): {SHAPE} ({HIDDEN})")),
     }
+}
+
+/// Why node_exporter would not read the textfile `path`, if it would not: its textfile
+/// collector reads only files ending in `.prom`.
+pub fn textfile_unread(path: &Path) -> Option<String> {
+    (path.extension().and_then(|e| e.to_str()) != Some("prom")).then(|| {
+        format!(
+            "node_exporter reads only files ending in .prom: rename it, such as {}",
+            path.with_extension("prom").display()
+        )
+    })
 }
 
 /// Where a run delivers its exposition. Any combination.
@@ -307,6 +321,16 @@ impl Settings {
     /// path that is empty or names a folder, a FIFO, a socket or a device (which the write
     /// would replace with a file) is a configuration error, not a failed write.
     pub fn check_outputs(&self) -> Result<(), Fatal> {
+        let push_path = self.output.pushgateway.as_ref().filter(|u| {
+            u.path_segments()
+                .is_some_and(|mut s| s.any(|seg| seg == "metrics"))
+        });
+        if push_path.is_some() {
+            return Err(Fatal::config(format!(
+                "{}: output.pushgateway (or --pushgateway) names a push path (/metrics/...): give the Pushgateway's own URL, such as \"http://localhost:9091\", and set the job and grouping in [pushgateway]",
+                self.config_path.display()
+            )));
+        }
         if let Some(p) = &self.output.textfile {
             let what = not_a_file_path(Some(p), p)
                 .map(str::to_string)

@@ -331,6 +331,15 @@ struct Canned {
 
 impl Canned {
     fn start(status: u16) -> Canned {
+        Canned::serve(status, false)
+    }
+
+    /// One that answers with the request's first line in its body, as some servers do.
+    fn echoing(status: u16) -> Canned {
+        Canned::serve(status, true)
+    }
+
+    fn serve(status: u16, echo: bool) -> Canned {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -347,11 +356,14 @@ impl Canned {
                 let Some(request) = read_request(&mut conn) else {
                     continue;
                 };
-                r.lock().unwrap().push(request);
+                r.lock().unwrap().push(request.clone());
                 let _ = if status == 204 {
                     write!(conn, "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
                 } else {
-                    let body = format!("canned answer {status}\n");
+                    let body = match request.0.lines().next() {
+                        Some(line) if echo => format!("echo: {line}\n"),
+                        _ => format!("canned answer {status}\n"),
+                    };
                     write!(
                         conn,
                         "HTTP/1.1 {status} Canned\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -827,6 +839,73 @@ fn pushgateway_down_exits_74_and_the_textfile_is_still_written() {
     let file = std::fs::read_to_string(&prom).expect("the textfile was not written");
     assert_eq!(odometers(&file).len(), 4, "{file}");
     promtool_check(&file);
+}
+
+/// Guards a key in an output URL's query: URLs are shown without their query, and a server
+/// that echoes the request in its refusal does not bring the key back into the log (it did,
+/// for the Pushgateway and remote write alike).
+#[test]
+fn a_key_in_an_output_urls_query_never_comes_back_in_an_echoed_refusal() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let echo = Canned::echoing(400);
+    let base = format!("http://127.0.0.1:{}", echo.port);
+    let push = format!("{base}/pg?api_key=QSECRET123");
+    let write = format!("{base}/api/v1/write?token=QSECRET456");
+    let mut c = collector(
+        &ws,
+        &["--once", "--pushgateway", &push, "--remote-write", &write],
+    );
+    c.env("LOG_LEVEL", "trace");
+    let o = c.output().unwrap();
+    assert_eq!(code(&o), 74, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("echo: PUT /pg/metrics/job/"),
+        "the refusal is shown: {err}"
+    );
+    assert!(err.contains("echo: POST /api/v1/write"), "{err}");
+    assert!(!err.contains("QSECRET"), "{err}");
+    assert!(echo.hits() >= 2);
+}
+
+/// Guards a Pushgateway URL pasted with its push path: a configuration error that says what to
+/// give instead (the push went to `/metrics/job/myjob/metrics/job/volvo_collect`, and the
+/// Pushgateway's refusal said nothing of the mistake).
+#[test]
+fn a_pushgateway_url_with_a_push_path_is_a_configuration_error() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let o = run(
+        &ws,
+        &[
+            "--once",
+            "--pushgateway",
+            "http://127.0.0.1:9/metrics/job/myjob",
+        ],
+    );
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert_stderr_contains(
+        &o,
+        "names a push path (/metrics/...): give the Pushgateway's own URL",
+    );
+    assert!(sim.gets().is_empty(), "nothing asked of Volvo");
+}
+
+/// Guards a textfile node_exporter would never read (not `*.prom`): written, and said, as
+/// `check` says it (it was written without a word).
+#[test]
+fn a_textfile_node_exporter_would_not_read_is_said() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let txt = ws.path("volvo.txt");
+    let o = run(&ws, &["--once", "--textfile", txt.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_stderr_contains(
+        &o,
+        "node_exporter reads only files ending in .prom: rename it",
+    );
+    assert!(txt.exists());
 }
 
 // ---- 2. Pushgateway with basic auth over HTTPS --------------------------------------------

@@ -466,9 +466,12 @@ pub fn open_folder(path: &Path) -> Option<PathBuf> {
     (mode & 0o002 != 0 && mode & 0o1000 == 0).then_some(folder)
 }
 
-/// `<token_file>.lock`, which guards the token's read-refresh-save.
+/// `<token_file>.lock`, which guards the token's read-refresh-save, beside the file the token
+/// file leads to through its symlinks: runs that name the file and runs that name a link to it
+/// share one token, so they must share one lock.
 pub fn lock_path(token_file: &Path) -> PathBuf {
-    fsutil::lock_path(token_file)
+    let target = fsutil::resolve_links(token_file).unwrap_or_else(|_| token_file.to_path_buf());
+    fsutil::lock_path(&target)
 }
 
 /// Checks, before a run asks anything, that the token file is no FIFO or device and that its

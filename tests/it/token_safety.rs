@@ -5,7 +5,7 @@
 //! Volvo ID kills a refresh token once it is used, so a second use would log the user out.
 
 use std::collections::HashSet;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::support::*;
@@ -267,5 +267,61 @@ fn a_refusal_of_the_renewed_token_is_not_renewed_again() {
         1,
         "{}",
         stderr(&o)
+    );
+}
+
+/// Guards a token file reached through a symlink by some runs and by its own name by others
+/// (a hand run through a link while the service names the file): they share one token, so one
+/// lock. Each locked beside the name it was given, both refreshed at once, and the login was
+/// lost while one of them said the pair was saved.
+#[test]
+fn runs_through_a_link_and_by_the_files_name_refresh_once() {
+    let sim = Sim::start(&["--latency", "100ms"]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    std::fs::create_dir(ws.path("real")).unwrap();
+    std::fs::rename(ws.path("token.json"), ws.path("real/token.json")).unwrap();
+    std::os::unix::fs::symlink("real/token.json", ws.path("token.json")).unwrap();
+    let by_name = ws.read("collector.toml").replace(
+        "token_file = \"token.json\"",
+        "token_file = \"real/token.json\"",
+    );
+    ws.write("by-name.toml", &by_name);
+    let runs: Vec<Child> = (0..6)
+        .map(|i| {
+            let mut c = ws.command(&["--once", "--stdout"]);
+            if i % 2 == 1 {
+                c = Command::new(BIN);
+                c.arg("--config")
+                    .arg(ws.path("by-name.toml"))
+                    .args(["--once", "--stdout"])
+                    .env("LOG_LEVEL", "info")
+                    .env_remove("VOLVO_CLIENT_SECRET")
+                    .env_remove("VOLVO_API_KEY")
+                    .env_remove("CREDENTIALS_DIRECTORY");
+            }
+            c.stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, run) in runs.into_iter().enumerate() {
+        let o = run.wait_with_output().unwrap();
+        assert_eq!(code(&o), 0, "run {i}: {}", stderr(&o));
+    }
+    let stats = sim.stats();
+    assert_eq!(stats["refreshes"], 1, "{:?}", token_requests(&sim));
+    assert_eq!(stats["invalid_grants"], 0);
+    assert!(
+        std::fs::symlink_metadata(ws.path("token.json"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link stays"
+    );
+    let after: Value = serde_json::from_str(&ws.read("real/token.json")).unwrap();
+    assert!(
+        after["expires_at"].as_i64().unwrap() > unix_now() + 200,
+        "{after}"
     );
 }

@@ -383,9 +383,24 @@ fn allocate(f: &File, size: u64) -> io::Result<()> {
 pub enum CommitError {
     /// The new content could not be written: it is nowhere on disk.
     NotWritten(io::Error),
-    /// The new content is written and synced in the `.new` file (the path given), but it could
-    /// not replace the file: it stays there to be taken up later.
+    /// The new content is written in the `.new` file (the path given), but it could not be
+    /// cut to length and synced, or could not replace the file: it stays there to be taken up
+    /// later (a reader trims the zeros of the reserved space after it).
     Kept(PathBuf, io::Error),
+}
+
+/// How often a write into a reservation is tried: a disk's I/O error can pass (a flash card's
+/// hiccup), and what is written there may be the only copy of a rotated refresh token.
+const WRITE_TRIES: u32 = 3;
+
+/// Writes `bytes` at the start of `f`, cuts it to their length and syncs it; `whole` is set
+/// once the bytes are all in the file.
+fn write_whole(f: &mut File, bytes: &[u8], whole: &mut bool) -> io::Result<()> {
+    io::Seek::seek(f, io::SeekFrom::Start(0))?;
+    f.write_all(bytes)?;
+    *whole = true;
+    f.set_len(bytes.len() as u64)?;
+    f.sync_all()
 }
 
 impl Reserved {
@@ -394,14 +409,20 @@ impl Reserved {
     /// `<target>.bak` when that is possible (a failure there only warns).
     pub fn commit(mut self, bytes: &[u8], backup: bool) -> Result<(), CommitError> {
         let mut f = self.file.take().expect("a reservation commits once");
-        let written = (|| {
-            io::Seek::seek(&mut f, io::SeekFrom::Start(0))?;
-            f.write_all(bytes)?;
-            f.set_len(bytes.len() as u64)?;
-            f.sync_all()
-        })();
+        let mut whole = false;
+        let mut written = write_whole(&mut f, bytes, &mut whole);
+        for _ in 1..WRITE_TRIES {
+            if written.is_ok() {
+                break;
+            }
+            written = write_whole(&mut f, bytes, &mut whole);
+        }
         drop(f);
         if let Err(e) = written {
+            if whole {
+                // In the file, though perhaps not on the disk yet: better than nowhere.
+                return Err(CommitError::Kept(std::mem::take(&mut self.path), e));
+            }
             let _ = fs::remove_file(&self.path);
             return Err(CommitError::NotWritten(e));
         }

@@ -294,25 +294,53 @@ pub fn reserve(path: &Path, current: &Token) -> Result<Reservation, Fatal> {
 /// Saves `token` into its reservation and makes it the token file (the previous one kept as
 /// `.bak`). A pair that was written but could not replace the token file stays in
 /// `<token_file>.new`, from where the next run takes it ([`recover`]): that is a warning, and
-/// the pair is used meanwhile. Only a pair that could not be written at all is lost.
+/// the pair is used meanwhile. A pair that could not be written is tried once more in a new
+/// file; only one that could not be written at all is lost.
 pub fn save_reserved(r: Reservation, token: &Token) -> Result<(), Fatal> {
-    let path = r.target;
+    let path = r.target.clone();
+    let Err(e) = commit(r, token) else {
+        return Ok(());
+    };
+    // The reservation is gone with the failure; this pair may be the only valid refresh
+    // token there is.
+    tracing::warn!(
+        "cannot write the new token pair beside {} ({}); trying once more",
+        path.display(),
+        fsutil::describe(&e)
+    );
+    let bytes = to_bytes(token);
+    let again = fsutil::reserve(&path, bytes.len() as u64, 0o600).and_then(|reserved| {
+        commit(
+            Reservation {
+                reserved,
+                target: path.clone(),
+            },
+            token,
+        )
+    });
+    again.map_err(|_| {
+        Fatal::login(format!(
+            "cannot save the token file {}: {}: run `volvo-collect login`",
+            path.display(),
+            fsutil::describe(&e)
+        ))
+    })
+}
+
+/// Writes the pair into its reservation: `Ok` once it is the token file or waits in `.new`.
+fn commit(r: Reservation, token: &Token) -> std::io::Result<()> {
     match r.reserved.commit(&to_bytes(token), true) {
         Ok(()) => Ok(()),
         Err(fsutil::CommitError::Kept(kept, e)) => {
             tracing::warn!(
                 "cannot replace the token file {} ({}): the new token pair is saved in {}, and the next run moves it into place",
-                path.display(),
+                r.target.display(),
                 fsutil::describe(&e),
                 kept.display()
             );
             Ok(())
         }
-        Err(fsutil::CommitError::NotWritten(e)) => Err(Fatal::login(format!(
-            "cannot save the token file {}: {}: run `volvo-collect login`",
-            path.display(),
-            fsutil::describe(&e)
-        ))),
+        Err(fsutil::CommitError::NotWritten(e)) => Err(e),
     }
 }
 

@@ -325,3 +325,57 @@ fn runs_through_a_link_and_by_the_files_name_refresh_once() {
         "{after}"
     );
 }
+
+/// Runs `--once` under strace, with `inject` (strace's `-e inject=` syntax) failing the system
+/// calls it names, like a flash card's I/O error.
+fn run_with_fault(ws: &Workspace, syscall: &str, inject: &str) -> std::process::Output {
+    let mut c = Command::new("strace");
+    c.args(["-f", "-o", "/dev/null", "-e"])
+        .arg(format!("trace={syscall}"))
+        .arg("-e")
+        .arg(format!("inject={syscall}:{inject}"))
+        .arg(BIN)
+        .arg("--config")
+        .arg(ws.path("collector.toml"))
+        .args(["--once", "--stdout"])
+        .env("LOG_LEVEL", "info")
+        .stdout(Stdio::null());
+    let o = c.output().expect("strace runs (apt-get install strace)");
+    assert!(
+        !stderr(&o).contains("strace: "),
+        "strace could not run: {}",
+        stderr(&o)
+    );
+    o
+}
+
+/// Guards the rotated pair against a disk's I/O error while it is saved: a failed write is
+/// tried again, and a pair written but not cut to length or synced stays in `.new` for the
+/// next run. Either way the login survives (the pair was thrown away, and the run asked for a
+/// login that the next run then needed).
+#[test]
+fn an_io_error_while_the_rotated_pair_is_saved_never_costs_the_login() {
+    for (inject, kept) in [("error=EIO:when=1", false), ("error=EIO", true)] {
+        let sim = Sim::start(&[]);
+        let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+        let o = run_with_fault(&ws, "ftruncate", inject);
+        assert_ne!(code(&o), 77, "{inject}: {}", stderr(&o));
+        assert!(
+            !stderr(&o).contains("run `volvo-collect login`"),
+            "{inject}: {}",
+            stderr(&o)
+        );
+        assert_eq!(
+            ws.path("token.json.new").exists(),
+            kept,
+            "{inject}: {}",
+            stderr(&o)
+        );
+        let o = ws.run(&["--once", "--stdout"]);
+        assert_eq!(code(&o), 0, "{inject}, the next run: {}", stderr(&o));
+        let stats = sim.stats();
+        assert_eq!(stats["refreshes"], 1, "{inject}");
+        assert_eq!(stats["invalid_grants"], 0, "{inject}");
+        assert!(!ws.path("token.json.new").exists(), "{inject}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Stopping on a signal without losing the login: once a [`Stop`] is installed, a signal that
 //! would end the process (SIGTERM, SIGINT, SIGHUP from a closed terminal or SSH session,
-//! SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM) no longer ends it outright; it waits until no token
+//! SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, and SIGXCPU, SIGVTALRM, SIGPROF from CPU limits and
+//! timers) no longer ends it outright; it waits until no token
 //! refresh is between its request and its save (see `auth::refresh`), then lets the command
 //! end. Only SIGKILL cannot be waited for.
 
@@ -15,7 +16,7 @@ pub async fn shutdown_signal() {
 
 /// The signals whose default action ends the process and which a user, a terminal or a
 /// service manager sends to stop it.
-const STOP_SIGNALS: [SignalKind; 7] = [
+const STOP_SIGNALS: [SignalKind; 10] = [
     SignalKind::terminate(),
     SignalKind::interrupt(),
     SignalKind::hangup(),
@@ -23,6 +24,11 @@ const STOP_SIGNALS: [SignalKind; 7] = [
     SignalKind::user_defined1(),
     SignalKind::user_defined2(),
     SignalKind::alarm(),
+    // A CPU time limit's warning (`LimitCPU=`, `ulimit -t`): the hard limit's SIGKILL comes
+    // later, and the refresh in flight is saved before it.
+    SignalKind::from_raw(libc::SIGXCPU),
+    SignalKind::from_raw(libc::SIGVTALRM),
+    SignalKind::from_raw(libc::SIGPROF),
 ];
 
 /// The stop signals, caught from the moment of [`Stop::install`] (until then they end the

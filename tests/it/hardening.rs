@@ -84,7 +84,9 @@ fn login_survived(sim: &Sim, ws: &Workspace, old_refresh: &serde_json::Value) {
 /// session: exit 129, then 77).
 #[test]
 fn every_stop_signal_during_a_refresh_keeps_the_login_in_once_mode() {
-    for signal in ["-TERM", "-INT", "-HUP", "-QUIT", "-USR1", "-USR2", "-ALRM"] {
+    for signal in [
+        "-TERM", "-INT", "-HUP", "-QUIT", "-USR1", "-USR2", "-ALRM", "-XCPU", "-VTALRM", "-PROF",
+    ] {
         let sim = Sim::start(&[]);
         let ws = Workspace::new(&sim, "", "");
         let old = ws.token()["refresh_token"].clone();

@@ -379,3 +379,19 @@ fn an_io_error_while_the_rotated_pair_is_saved_never_costs_the_login() {
         assert!(!ws.path("token.json.new").exists(), "{inject}");
     }
 }
+
+/// Guards a disk's I/O error while the room for the rotated pair is set aside: the refresh is
+/// not sent and the run is temporary (75), not a configuration error (78) that blamed the
+/// folder's permissions.
+#[test]
+fn an_io_error_while_room_is_set_aside_is_temporary() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let o = run_with_fault(&ws, "fsync", "error=EIO:when=1");
+    assert_eq!(code(&o), 75, "{}", stderr(&o));
+    assert_stderr_contains(&o, "cannot set aside");
+    assert!(!stderr(&o).contains("must be writable"), "{}", stderr(&o));
+    assert_eq!(sim.stats()["refreshes"], 0);
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "the next run: {}", stderr(&o));
+}

@@ -264,6 +264,36 @@ pub fn not_regular(path: &Path) -> Option<&'static str> {
     (!m.is_file()).then(|| kind_of(m.file_type()))
 }
 
+/// Whether `path` is a mount point of its own (a single file mounted into place, as a
+/// container's `-v token.json:...` does): a rename can never replace such a file.
+pub fn is_mount_root(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statx fills the zeroed buffer this function owns, from a valid C string.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let rc = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_STATX_SYNC_AS_STAT,
+            0,
+            &mut stx,
+        )
+    };
+    let root = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    if rc == 0 && stx.stx_attributes_mask & root != 0 {
+        return stx.stx_attributes & root != 0;
+    }
+    // Before Linux 5.8: a file on another device than its folder's is mounted there.
+    match (fs::metadata(path), fs::metadata(folder_of(path))) {
+        (Ok(file), Ok(folder)) => file.is_file() && file.dev() != folder.dev(),
+        _ => false,
+    }
+}
+
 /// What kind of file `t` is, for a message.
 fn kind_of(t: fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;

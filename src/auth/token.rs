@@ -520,6 +520,12 @@ pub fn preflight(token_file: &Path) -> Result<(), Fatal> {
             token_file.display()
         )));
     }
+    if let Some(why) = mounted_alone(token_file) {
+        return Err(Fatal::config(format!(
+            "volvo.token_file {}: {why}",
+            token_file.display()
+        )));
+    }
     let dir = fsutil::folder_of(token_file);
     if dir.is_dir() {
         return Ok(());
@@ -529,6 +535,19 @@ pub fn preflight(token_file: &Path) -> Result<(), Fatal> {
         token_file.display(),
         dir.display()
     )))
+}
+
+/// Why the token file can never be replaced, when it is a file mounted on its own: every
+/// refresh must replace it, so the first would leave the rotated refresh token stranded
+/// beside it. Said before any refresh, while the refresh token on disk is still valid.
+pub fn mounted_alone(token_file: &Path) -> Option<String> {
+    let target = fsutil::resolve_links(token_file).unwrap_or_else(|_| token_file.to_path_buf());
+    fsutil::is_mount_root(&target).then(|| {
+        format!(
+            "{} is a mount point of its own (a single file mounted into place, as `-v token.json:...` does), which a refresh cannot replace with the rotated token: mount its folder instead, such as `-v volvo-collect:/var/lib/volvo-collect`",
+            target.display()
+        )
+    })
 }
 
 /// Takes the token lock, waiting for another run that holds it until `deadline`. Not being

@@ -169,9 +169,13 @@ fn token_file_findings(f: &mut Findings, path: PathBuf) -> TokenFile {
         )),
     }
     // A refresh that cannot save the rotated refresh token logs the user out: find out before.
+    let mounted = token::mounted_alone(&path);
+    if let Some(why) = &mounted {
+        f.fail(format!("token file {}: {why}", path.display()));
+    }
     let folder = crate::fsutil::folder_of(&path);
     let folder_writable = match crate::fsutil::probe_writable(&folder) {
-        Ok(()) => true,
+        Ok(()) => mounted.is_none(),
         Err(e) => {
             f.fail(format!(
                 "token folder {}: {e}: every refresh saves the rotated refresh token (and takes the lock {}) there; give the collector's user write access to it",

@@ -395,3 +395,57 @@ fn an_io_error_while_room_is_set_aside_is_temporary() {
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 0, "the next run: {}", stderr(&o));
 }
+
+/// A file bind-mounted over another, unmounted on drop.
+struct BindMount(std::path::PathBuf);
+
+impl BindMount {
+    fn new(source: &std::path::Path, target: &std::path::Path) -> BindMount {
+        let status = Command::new("mount")
+            .arg("--bind")
+            .arg(source)
+            .arg(target)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount --bind needs root");
+        BindMount(target.to_path_buf())
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Guards a token file mounted into place on its own (a container's `-v token.json:...`): a
+/// refresh could never replace it, so the run refuses before spending the refresh token (78),
+/// and `check` says so as a FAIL without refreshing. The first run spent the token and left
+/// the new pair stranded in `.new`; every later run exited 75 until the login died.
+#[test]
+fn a_token_file_mounted_on_its_own_is_refused_before_any_refresh() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    std::fs::create_dir(ws.path("outside")).unwrap();
+    std::fs::copy(ws.path("token.json"), ws.path("outside/token.json")).unwrap();
+    let _mount = BindMount::new(&ws.path("outside/token.json"), &ws.path("token.json"));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert_stderr_contains(&o, "is a mount point of its own");
+    assert_stderr_contains(&o, "mount its folder instead");
+    let o = ws.run(&["check"]);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("is a mount point of its own")),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        sim.stats()["refreshes"],
+        0,
+        "the refresh token is never spent"
+    );
+    assert!(!ws.path("token.json.new").exists());
+}

@@ -75,10 +75,13 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     let exp = Mutex::new(Exposition::new());
     // Saving and delivering are part of the run: collection leaves them their time, at
     // most a quarter of the run.
-    let after = (state::SAVE_GRACE + sinks::time_needed(settings)).min(settings.timeout / 4);
+    let outputs = sinks::time_needed(settings);
+    let after = (state::SAVE_GRACE + outputs).min(settings.timeout / 4);
     let ends = Ends {
         collecting: deadline - after,
-        saving: (deadline - after + state::SAVE_GRACE).min(deadline),
+        // A held lock never eats the outputs' share: at least half of what is left after
+        // collection, when they need that much.
+        saving: (deadline - after + state::SAVE_GRACE).min(deadline - outputs.min(after / 2)),
     };
     let runs = futures_util::future::join_all(
         settings
@@ -142,7 +145,7 @@ struct Ends {
     /// The token, the requests and the weather: collection leaves the rest their time.
     collecting: Instant,
     /// The save may wait this long for a lock another process holds: [`state::SAVE_GRACE`]
-    /// past collection, never past the run's deadline.
+    /// past collection, never into the outputs' share of the run.
     saving: Instant,
 }
 

@@ -16,9 +16,14 @@ use tokio::time::Instant;
 use crate::config::Settings;
 use crate::metrics::Exposition;
 
-/// How long the network outputs may take: the longest of their timeouts (none without one).
+/// What standard output is given: a reader that keeps up takes the text at once.
+const STDOUT_TIME: Duration = Duration::from_secs(1);
+
+/// How long the outputs may take: the longest of the network outputs' timeouts, and a second
+/// for standard output (none without an output that waits for someone).
 pub fn time_needed(settings: &Settings) -> Duration {
     let timeouts = [
+        settings.output.stdout.then_some(STDOUT_TIME),
         settings
             .output
             .pushgateway

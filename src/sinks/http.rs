@@ -8,7 +8,10 @@ use crate::config::{HttpAuth, HttpOutput};
 pub fn client(o: &HttpOutput) -> anyhow::Result<reqwest::Client> {
     let mut b = reqwest::Client::builder()
         .timeout(o.timeout)
-        .user_agent(concat!("volvo-collect/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!("volvo-collect/", env!("CARGO_PKG_VERSION")))
+        // A redirect is refused, not followed: a 301 or 302 would turn the PUT or POST into
+        // a GET without the exposition, and a sign-in page's 200 would pass for delivered.
+        .redirect(reqwest::redirect::Policy::none());
     if let Some(ca) = &o.ca_file {
         let pem = std::fs::read(ca)
             .with_context(|| format!("cannot read the CA file {}", ca.display()))?;
@@ -31,6 +34,18 @@ const REFUSAL_READ_BYTES: usize = 64 * 1024;
 /// An answer that is not a success, as an error: its status and the start of its body.
 pub async fn refused(resp: reqwest::Response) -> anyhow::Error {
     let status = resp.status().as_u16();
+    if resp.status().is_redirection() {
+        let to = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| resp.url().join(l).ok())
+            .map(|u| crate::secret::shown_url(&u))
+            .unwrap_or_else(|| "elsewhere".into());
+        return anyhow::anyhow!(
+            "HTTP {status}: the server redirects to {to}, which is not followed: set the output's URL to where the data is taken"
+        );
+    }
     let body = crate::http::read_start(resp, REFUSAL_READ_BYTES)
         .await
         .map(|(start, _)| String::from_utf8_lossy(&start).into_owned())

@@ -331,15 +331,20 @@ struct Canned {
 
 impl Canned {
     fn start(status: u16) -> Canned {
-        Canned::serve(status, false)
+        Canned::serve(status, false, None)
+    }
+
+    /// One that answers every request with a 302 to `to`.
+    fn redirecting(to: String) -> Canned {
+        Canned::serve(302, false, Some(to))
     }
 
     /// One that answers with the request's first line in its body, as some servers do.
     fn echoing(status: u16) -> Canned {
-        Canned::serve(status, true)
+        Canned::serve(status, true, None)
     }
 
-    fn serve(status: u16, echo: bool) -> Canned {
+    fn serve(status: u16, echo: bool, location: Option<String>) -> Canned {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -364,9 +369,13 @@ impl Canned {
                         Some(line) if echo => format!("echo: {line}\n"),
                         _ => format!("canned answer {status}\n"),
                     };
+                    let location = location
+                        .as_ref()
+                        .map(|to| format!("Location: {to}\r\n"))
+                        .unwrap_or_default();
                     write!(
                         conn,
-                        "HTTP/1.1 {status} Canned\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        "HTTP/1.1 {status} Canned\r\n{location}Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                         body.len()
                     )
                 };
@@ -867,6 +876,42 @@ fn a_key_in_an_output_urls_query_never_comes_back_in_an_echoed_refusal() {
     assert!(err.contains("echo: POST /api/v1/write"), "{err}");
     assert!(!err.contains("QSECRET"), "{err}");
     assert!(echo.hits() >= 2);
+}
+
+/// Guards an output behind a redirect (an auth proxy's 302 to its sign-in page): refused and
+/// said, never followed. Followed, the PUT or POST became a GET without the data, and the sign-in
+/// page's 200 counted as delivered (exit 0).
+#[test]
+fn an_output_that_redirects_is_not_followed_and_fails() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let landing = Canned::start(200);
+    let proxy = Canned::redirecting(format!(
+        "http://127.0.0.1:{}/sign-in?session=QSECRET789",
+        landing.port
+    ));
+    let url = format!("http://127.0.0.1:{}", proxy.port);
+    let o = run(
+        &ws,
+        &[
+            "--once",
+            "--pushgateway",
+            &url,
+            "--remote-write",
+            &format!("{url}/api/v1/write"),
+        ],
+    );
+    assert_eq!(code(&o), 74, "{}", stderr(&o));
+    let err = stderr(&o);
+    for output in ["pushgateway", "remote_write"] {
+        assert!(
+            err.contains(&format!("output {output} failed"))
+                && err.contains("HTTP 302: the server redirects to"),
+            "{output}: {err}"
+        );
+    }
+    assert!(!err.contains("QSECRET"), "{err}");
+    assert_eq!(landing.hits(), 0, "the redirect was followed");
 }
 
 /// Guards a Pushgateway URL pasted with its push path: a configuration error that says what to

@@ -8,7 +8,6 @@ use url::Url;
 
 use super::findings::{Finding, Findings};
 use super::PROBE_TIMEOUT;
-use crate::api::client::describe;
 use crate::config::{HttpOutput, PushgatewayOptions, Settings};
 use crate::secret::shown_url;
 use crate::sinks::http as sink_http;
@@ -121,10 +120,7 @@ async fn pushgateway_finding(url: &Url, o: &PushgatewayOptions) -> Finding {
             "output pushgateway {shown}: not ready (GET /-/ready answered HTTP {})",
             r.status().as_u16()
         )),
-        Err(e) => f.fail(format!(
-            "output pushgateway {shown}: cannot reach it: {}: start the Pushgateway, or fix output.pushgateway",
-            describe(&e)
-        )),
+        Err(e) => f.fail(unreachable("pushgateway", &shown, "it", &e, "the Pushgateway")),
     }
     f.0.remove(0)
 }
@@ -152,10 +148,7 @@ async fn remote_write_finding(url: &Url, o: &HttpOutput) -> Finding {
             "output remote_write {shown}: {origin} answers (HTTP {}); the write itself is not tried",
             r.status().as_u16()
         )),
-        Err(e) => f.fail(format!(
-            "output remote_write {shown}: cannot reach {origin}: {}: start the receiver, or fix output.remote_write",
-            describe(&e)
-        )),
+        Err(e) => f.fail(unreachable("remote_write", &shown, &origin, &e, "the receiver")),
     }
     f.0.remove(0)
 }
@@ -167,6 +160,18 @@ fn ready_url(base: &Url) -> Url {
         segs.pop_if_empty().extend(["-", "ready"]);
     }
     url
+}
+
+/// An output that did not answer its probe: what went wrong, and what to do; a refused
+/// certificate says what to do about it, not to start a server that is running.
+fn unreachable(output: &str, shown: &str, what: &str, e: &reqwest::Error, server: &str) -> String {
+    let text = sink_http::explained(e);
+    let todo = if sink_http::certificate_hint(&text).is_some() {
+        String::new()
+    } else {
+        format!(": start {server}, or fix output.{output}")
+    };
+    format!("output {output} {shown}: cannot reach {what}: {text}{todo}")
 }
 
 #[cfg(test)]

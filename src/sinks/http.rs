@@ -15,6 +15,13 @@ pub fn client(o: &HttpOutput) -> anyhow::Result<reqwest::Client> {
     if let Some(ca) = &o.ca_file {
         let pem = std::fs::read(ca)
             .with_context(|| format!("cannot read the CA file {}", ca.display()))?;
+        // reqwest takes a file without a certificate (a key, say) as an empty list of them.
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            anyhow::bail!(
+                "the CA file {} holds no certificate (-----BEGIN CERTIFICATE-----): name the PEM file of the CA that issued the server's certificate",
+                ca.display()
+            );
+        }
         let cert = reqwest::Certificate::from_pem(&pem)
             .with_context(|| format!("the CA file {} is not a PEM certificate", ca.display()))?;
         b = b.add_root_certificate(cert);
@@ -25,7 +32,32 @@ pub fn client(o: &HttpOutput) -> anyhow::Result<reqwest::Client> {
 /// A transport error as an error chain without the request's URL: reqwest's own text names
 /// the URL, which may carry credentials (userinfo, or a key in the query).
 pub fn transport(e: &reqwest::Error) -> anyhow::Error {
-    anyhow::anyhow!(crate::api::client::describe(e))
+    anyhow::anyhow!(explained(e))
+}
+
+/// The error as [`crate::api::client::describe`] says it, and what to do when the server's
+/// certificate was refused.
+pub fn explained(e: &reqwest::Error) -> String {
+    let text = crate::api::client::describe(e);
+    match certificate_hint(&text) {
+        Some(hint) => format!("{text}: {hint}"),
+        None => text,
+    }
+}
+
+/// What to do about a server certificate that TLS refused, from the refusal's words.
+pub fn certificate_hint(text: &str) -> Option<&'static str> {
+    Some(if text.contains("CaUsedAsEndEntity") {
+        "the server's own certificate is a CA certificate (basicConstraints CA:TRUE, as `openssl req -x509` makes by default), which TLS does not accept from a server: give the server a certificate issued by a CA (or one made with CA:FALSE) and name that CA in ca_file"
+    } else if text.contains("UnknownIssuer") {
+        "the server's certificate is not from a CA this collector trusts: name the CA that issued it in ca_file"
+    } else if text.contains("NotValidForName") {
+        "the server's certificate does not name the host of the URL: use the name it was issued for"
+    } else if text.contains("Expired") {
+        "the server's certificate has expired: renew it"
+    } else {
+        return None;
+    })
 }
 
 /// How much of a refusal's body is read: its start says why; the rest is not read at all.

@@ -1027,6 +1027,86 @@ fn pushgateway_with_basic_auth_over_https_with_a_private_ca() {
     let o = run(&untrusted, &["--once", "--pushgateway", &url]);
     assert_eq!(code(&o), 74, "{}", stderr(&o));
     assert_stderr_contains(&o, "output pushgateway failed");
+    assert_stderr_contains(&o, "name the CA that issued it in ca_file");
+}
+
+/// Guards the certificate most guides make (`openssl req -x509`: a self-signed certificate
+/// with CA:TRUE), named as `ca_file`: TLS refuses a CA as a server's own certificate, and
+/// the run and `check` say what to do about it (they said `CaUsedAsEndEntity`, and `check`
+/// said to start a Pushgateway that was running). A `ca_file` that holds no certificate is
+/// named as such.
+#[test]
+fn a_self_signed_ca_certificate_on_the_server_is_explained() {
+    require("prometheus-pushgateway", "prometheus-pushgateway");
+    let pki = Pki::new();
+    pki.openssl(
+        &["req", "-x509", "-subj", "/CN=localhost"],
+        &[
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+        ],
+        &[
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "self.key",
+            "-out",
+            "self.pem",
+            "-days",
+            "2",
+        ],
+    );
+    let web = pki.path("web.yml");
+    let tls = format!(
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+        quoted_path(&pki.path("self.pem")),
+        quoted_path(&pki.path("self.key"))
+    );
+    std::fs::write(&web, tls).unwrap();
+    let pg = Server::start(
+        "prometheus-pushgateway (TLS, self-signed)",
+        tempfile::tempdir().unwrap(),
+        |port| {
+            let mut c = Command::new("prometheus-pushgateway");
+            c.arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--persistence.file=")
+                .arg(format!("--web.config.file={}", web.display()));
+            c
+        },
+        |port| TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
+    let url = pg.url("https");
+    let sim = Sim::start(&[]);
+    let ca = format!(
+        "[output]\npushgateway = {}\n[pushgateway]\nca_file = {}\n",
+        quoted(&url),
+        quoted_path(&pki.path("self.pem"))
+    );
+    let ws = Workspace::new(&sim, "", &ca);
+    let o = run(&ws, &["--once"]);
+    assert_eq!(code(&o), 74, "{}", stderr(&o));
+    assert_stderr_contains(&o, "the server's own certificate is a CA certificate");
+    let o = run(&ws, &["check"]);
+    let out = stdout(&o);
+    let line = out
+        .lines()
+        .find(|l| l.contains("output pushgateway"))
+        .unwrap_or_default();
+    assert!(line.starts_with("FAIL"), "{out}");
+    assert!(line.contains("is a CA certificate"), "{out}");
+    assert!(!line.contains("start the Pushgateway"), "{out}");
+
+    let key = format!(
+        "[pushgateway]\nca_file = {}\n",
+        quoted_path(&pki.path("self.key"))
+    );
+    let ws = Workspace::new(&sim, "", &key);
+    let o = run(&ws, &["--once", "--pushgateway", &url]);
+    assert_eq!(code(&o), 74, "{}", stderr(&o));
+    assert_stderr_contains(&o, "holds no certificate");
 }
 
 // ---- 3. node_exporter's textfile collector -------------------------------------------------

@@ -41,7 +41,7 @@ use crate::window::Window;
 /// What one run produced.
 pub struct RunOutcome {
     /// The exposition as delivered (text format 0.0.4).
-    pub text: Vec<u8>,
+    pub text: bytes::Bytes,
     pub exit: ExitCode,
     /// One line per problem, for the log and the final message.
     pub problems: Vec<String>,
@@ -101,7 +101,7 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
         metrics::records::map_prices(&mut exp, prices);
     }
     exp.finish_skips();
-    let text = exp.encode();
+    let text = bytes::Bytes::from(exp.encode());
     let failures = sinks::deliver(settings, &exp, &text, deadline).await;
     for (output, err) in &failures {
         problems.push(format!("output {output} failed: {err:#}"));

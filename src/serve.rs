@@ -41,7 +41,7 @@ use crate::run;
 /// The last finished run, as served to scrapes.
 #[derive(Default)]
 struct Latest {
-    text: Option<Vec<u8>>,
+    text: Option<bytes::Bytes>,
     exit: Option<ExitCode>,
 }
 

@@ -9,7 +9,11 @@ pub mod remote_write;
 pub mod textfile;
 
 use std::future::Future;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use tokio::time::Instant;
 
@@ -53,18 +57,27 @@ async fn by_deadline(
     }
 }
 
-/// The exposition on standard output, written off the runtime's thread: a reader that stops
+/// Whether an earlier write to standard output still blocks (a long-running process whose
+/// reader stopped): a second one would only queue behind it, a thread each.
+static STDOUT_BUSY: AtomicBool = AtomicBool::new(false);
+
+/// The exposition on standard output, written on a thread of its own: a reader that stops
 /// reading (a stalled pipe, a paused terminal) must hold up neither the other outputs, nor the
 /// deadline, nor a stop signal. A pipe its reader closed (`| head`) is no failure: the reader
 /// had what it wanted.
-async fn write_stdout(text: &[u8]) -> anyhow::Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let mut out = tokio::io::stdout();
-    let written = async {
-        out.write_all(text).await?;
-        out.flush().await
-    };
-    match written.await {
+async fn write_stdout(text: Bytes) -> anyhow::Result<()> {
+    if STDOUT_BUSY.swap(true, Ordering::AcqRel) {
+        anyhow::bail!("standard output is still not read since an earlier run");
+    }
+    let written = tokio::task::spawn_blocking(move || {
+        let mut out = std::io::stdout().lock();
+        let written = out.write_all(&text).and_then(|()| out.flush());
+        STDOUT_BUSY.store(false, Ordering::Release);
+        written
+    })
+    .await
+    .expect("writing standard output does not panic");
+    match written {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             Err(anyhow::Error::new(e).context("writing to standard output"))
         }
@@ -78,7 +91,7 @@ async fn write_stdout(text: &[u8]) -> anyhow::Result<()> {
 pub async fn deliver(
     settings: &Settings,
     exp: &Exposition,
-    text: &[u8],
+    text: &Bytes,
     deadline: Instant,
 ) -> Vec<(&'static str, anyhow::Error)> {
     let outputs = &settings.output;
@@ -92,7 +105,7 @@ pub async fn deliver(
             return None;
         }
         let late = "standard output was not read";
-        by_deadline(deadline, late, write_stdout(text)).await
+        by_deadline(deadline, late, write_stdout(text.clone())).await
     };
     let push = async {
         let url = outputs.pushgateway.as_ref()?;

@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use base64::Engine;
+use bytes::Bytes;
 use url::Url;
 
 use super::http;
@@ -45,19 +46,19 @@ pub fn group_url(base: &Url, o: &PushgatewayOptions) -> anyhow::Result<Url> {
 
 /// PUTs the run's exposition to its group. The error names the Pushgateway (without
 /// credentials) and what went wrong there.
-pub async fn push(base: &Url, o: &PushgatewayOptions, text: &[u8]) -> anyhow::Result<()> {
+pub async fn push(base: &Url, o: &PushgatewayOptions, text: &Bytes) -> anyhow::Result<()> {
     put(base, o, text)
         .await
         .with_context(|| format!("pushing to the Pushgateway at {}", shown_url(base)))
 }
 
-async fn put(base: &Url, o: &PushgatewayOptions, text: &[u8]) -> anyhow::Result<()> {
+async fn put(base: &Url, o: &PushgatewayOptions, text: &Bytes) -> anyhow::Result<()> {
     let url = group_url(base, o)?;
     let client = http::client(&o.http)?;
     let req = client
         .put(url)
         .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-        .body(text.to_vec());
+        .body(text.clone());
     let resp = http::authorize(req, &o.http.auth)
         .send()
         .await

@@ -769,7 +769,7 @@ fn an_unread_standard_output_holds_up_neither_the_textfile_nor_the_deadline() {
     let ws = Workspace::new(&sim, "", "[collect]\ntimeout = \"2s\"\n");
     let pipe = unread_pipe(&ws);
     let textfile = ws.path("volvo.prom");
-    let mut child = ws
+    let child = ws
         .command(&[
             "--once",
             "--stdout",
@@ -780,15 +780,8 @@ fn an_unread_standard_output_holds_up_neither_the_textfile_nor_the_deadline() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed().as_secs() > 30 {
-            child.kill().unwrap();
-            panic!("still running 30 s after a deadline of 2 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let o = child.wait_with_output().unwrap();
+    let limit = std::time::Duration::from_secs(30);
+    let o = wait_at_most(child, limit, "ended by its deadline of 2 s");
     assert_eq!(code(&o), 74, "{}", stderr(&o));
     assert_stderr_contains(
         &o,
@@ -806,7 +799,7 @@ fn a_stop_ends_a_run_whose_standard_output_is_not_read() {
     let ws = Workspace::new(&sim, "", "[collect]\ntimeout = \"60s\"\n");
     let pipe = unread_pipe(&ws);
     let textfile = ws.path("volvo.prom");
-    let mut child = ws
+    let child = ws
         .command(&[
             "--once",
             "--stdout",
@@ -826,15 +819,8 @@ fn a_stop_ends_a_run_whose_standard_output_is_not_read() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     // SAFETY: a signal to the child this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let stopped = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if stopped.elapsed().as_secs() > 20 {
-            child.kill().unwrap();
-            panic!("still running 20 s after SIGTERM");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let o = child.wait_with_output().unwrap();
+    let limit = std::time::Duration::from_secs(20);
+    let o = wait_at_most(child, limit, "ended by SIGTERM");
     assert_eq!(code(&o), 75, "{}", stderr(&o));
     assert_stderr_contains(&o, "stopped by a signal");
 }

@@ -421,3 +421,18 @@ pub fn bench_day(args: &[&str]) -> Value {
     );
     serde_json::from_str(stdout.trim()).expect("one JSON object")
 }
+
+/// Waits for `child` at most `limit`; past it, kills it and fails the test, saying `what` it
+/// should have done by then. A run that hangs then fails its test instead of stalling the suite.
+pub fn wait_at_most(mut child: Child, limit: std::time::Duration, what: &str) -> Output {
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            let o = child.wait_with_output().unwrap();
+            panic!("still running after {limit:?}: {what}\n{}", stderr(&o));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}

@@ -6,6 +6,7 @@
 //! The files are changed only under the state's lock; a damaged one counts as nothing spent,
 //! with a warning.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -29,7 +30,14 @@ pub struct Spent {
     /// quota answers' countdowns said.
     #[serde(default)]
     pub reset_s: i64,
+    /// The counts of the days before, for a week: a clock stepped forward and back again
+    /// finds the real day's count where it left it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub before: BTreeMap<i64, u64>,
 }
+
+/// How many days' counts a day file keeps besides the current one.
+const KEPT_DAYS: i64 = 7;
 
 /// `<state_file>.day`.
 pub fn day_file(state_file: &Path) -> PathBuf {
@@ -63,18 +71,26 @@ pub fn read(state_file: &Path, key: &str, now: i64) -> Spent {
         }
     };
     let today = day_number(now, stored.reset_s);
-    if stored.key == key && stored.day >= today {
-        Spent {
-            day: today,
-            ..stored
-        }
-    } else {
-        Spent {
+    if stored.key != key {
+        return Spent {
             key: key.to_string(),
             day: today,
-            requests: 0,
             reset_s: stored.reset_s,
-        }
+            ..Spent::default()
+        };
+    }
+    let mut days = stored.before;
+    *days.entry(stored.day).or_default() += stored.requests;
+    // What was counted under a day still to come (the clock stepped back since) was spent
+    // by now: it counts today, so that a clock step never frees the budget.
+    let requests = days.range(today..).map(|(_, n)| n).sum();
+    days.retain(|day, _| (today - KEPT_DAYS..today).contains(day));
+    Spent {
+        key: stored.key,
+        day: today,
+        requests,
+        reset_s: stored.reset_s,
+        before: days,
     }
 }
 
@@ -127,7 +143,8 @@ mod tests {
     }
 
     /// Guards the count: runs add up within a day and key, a new day or key starts afresh,
-    /// a day in the future (a clock stepped back) still counts, a damaged file counts nothing.
+    /// a day in the future (a clock stepped back) still counts, a day left by a clock stepped
+    /// forward is found again when it steps back, a damaged file counts nothing.
     #[test]
     fn runs_add_up_per_key_and_day() {
         let dir = tempfile::tempdir().unwrap();
@@ -147,6 +164,14 @@ mod tests {
         add(&state, "k1", NINE, 0, Some(NINE + 16 * 3600 + 7));
         let s = read(&state, "k1", NINE);
         assert_eq!((s.reset_s, s.requests), (3600, 25));
+        // The clock stepped two days forward and back again: the real day's count is found
+        // again, with what was spent under the day to come.
+        add(&state, "k1", NINE + 2 * DAY_S, 43, None);
+        assert_eq!(read(&state, "k1", NINE + 2 * DAY_S).requests, 43);
+        assert_eq!(read(&state, "k1", NINE).requests, 25 + 43);
+        add(&state, "k1", NINE, 4, None);
+        assert_eq!(read(&state, "k1", NINE + 60).requests, 25 + 43 + 4);
+        assert_eq!(read(&state, "k1", NINE + DAY_S).requests, 0, "the next day");
         std::fs::write(day_file(&state), "{garbage").unwrap();
         assert_eq!(read(&state, "k1", NINE).requests, 0);
     }

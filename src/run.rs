@@ -588,8 +588,10 @@ fn map(
         account: &account.name,
         location: &settings.location,
         extended_answers: vins.iter().filter_map(|v| planner.car(v)).any(|car| {
-            car.typed::<ResourceNames>(Endpoint::ExtendedResources)
-                .is_ok()
+            car.is_fresh(&Ask::of(Endpoint::ExtendedResources))
+                && car
+                    .typed::<ResourceNames>(Endpoint::ExtendedResources)
+                    .is_ok()
         }),
     };
     for car in vins.iter().filter_map(|v| planner.car(v)) {

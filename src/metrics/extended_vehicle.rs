@@ -6,6 +6,8 @@ use super::catalog::{self as c, Family, Origin};
 use super::{Exposition, MapApi, MapContext, Mapped, Reading, VehicleOut};
 use crate::api::answers::CarAnswers;
 use crate::api::extended_vehicle::{ExtendedVehicle, Snapshot};
+use crate::api::ApiError;
+use crate::endpoints::Endpoint;
 use crate::values::{self, Quantity, SkipReason};
 
 fn family_of(q: Quantity) -> Option<&'static Family> {
@@ -26,7 +28,11 @@ impl MapApi for ExtendedVehicle {
     fn map(&self, exp: &mut Exposition, car: &CarAnswers, cx: &MapContext) -> Mapped {
         let s = Snapshot::of(car);
         map(exp, &car.vin, &s);
-        let api_gone = s.api_gone() && !cx.extended_answers;
+        // A 404 is the car's own when another car's list was answered now, or when it is
+        // remembered from an earlier run: the API's shutdown is said by a fresh answer only.
+        let one_cars_404 = matches!(&s.list, Err(ApiError::NotSupported(_)))
+            && (cx.extended_answers || car.is_unsupported(Endpoint::ExtendedResources));
+        let api_gone = s.api_gone() && !one_cars_404;
         Mapped {
             errors: if api_gone {
                 Vec::new()

@@ -32,8 +32,9 @@ pub struct MapContext<'a> {
     /// The account's name (the `account` label of `volvo_vehicle_info`).
     pub account: &'a str,
     pub location: &'a crate::config::LocationPrivacy,
-    /// Some car of the account has Extended Vehicle's resource list, asked or replayed: the
-    /// API answers, so another car's 404 speaks of that car's model, not of a shutdown.
+    /// Some car of the account had Extended Vehicle's resource list answered in this run: the
+    /// API answers, so another car's 404 speaks of that car's model, not of a shutdown (a
+    /// 410 or a shutdown message still does).
     pub extended_answers: bool,
 }
 

@@ -660,3 +660,27 @@ fn one_cars_extended_404_does_not_turn_the_api_off_for_the_others() {
         "the car's 404 is remembered"
     );
 }
+
+/// Guards the other side: a 410 saying the API was shut down is the API's, even when another
+/// car's list was still answered in the same run; the API is skipped for a day.
+#[test]
+fn a_shutdown_answer_on_one_cars_list_still_turns_the_api_off() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\", \"{PETROL}\"]"), "");
+    let gone = json!({"exveErrorId": "410", "exveErrorMsg": "The Extended Vehicle API has been shut down."});
+    sim.faults(json!([
+        {"path": format!("=/extended-vehicle/v1/vehicles/{BEV}/resources"), "status": 410, "body": gone},
+    ]));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_stderr_contains(&o, "Extended Vehicle API answers that it is shut down");
+    assert!(
+        value(
+            &stdout(&o),
+            "volvo_collect_api_unavailable_until_timestamp_seconds{account=\"default\",api=\"extended_vehicle\"}"
+        )
+        .is_some(),
+        "{}",
+        stdout(&o)
+    );
+}

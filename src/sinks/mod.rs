@@ -61,28 +61,82 @@ async fn by_deadline(
 /// reader stopped): a second one would only queue behind it, a thread each.
 static STDOUT_BUSY: AtomicBool = AtomicBool::new(false);
 
-/// The exposition on standard output, written on a thread of its own: a reader that stops
-/// reading (a stalled pipe, a paused terminal) must hold up neither the other outputs, nor the
-/// deadline, nor a stop signal. A pipe its reader closed (`| head`) is no failure: the reader
-/// had what it wanted.
-async fn write_stdout(text: Bytes) -> anyhow::Result<()> {
+/// Lets the next write to standard output go, however this one ended.
+struct Busy;
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        STDOUT_BUSY.store(false, Ordering::Release);
+    }
+}
+
+/// The exposition on standard output. A file takes it at once. A reader (a pipe, a terminal)
+/// gets it on a thread of its own, so that one that stops reading holds up neither the other
+/// outputs nor a stop signal, in pieces of whole lines until the run's deadline: what it has
+/// taken by then ends with a whole line. A pipe its reader closed (`| head`) is no failure: the
+/// reader had what it wanted.
+async fn write_stdout(text: Bytes, deadline: Instant) -> anyhow::Result<()> {
+    if !stdout_has_reader() {
+        let mut out = std::io::stdout().lock();
+        return said(out.write_all(&text).and_then(|()| out.flush()));
+    }
     if STDOUT_BUSY.swap(true, Ordering::AcqRel) {
         anyhow::bail!("standard output is still not read since an earlier run");
     }
-    let written = tokio::task::spawn_blocking(move || {
-        let mut out = std::io::stdout().lock();
-        let written = out.write_all(&text).and_then(|()| out.flush());
-        STDOUT_BUSY.store(false, Ordering::Release);
-        written
-    })
-    .await
-    .expect("writing standard output does not panic");
-    match written {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(anyhow::Error::new(e).context("writing to standard output"))
-        }
-        _ => Ok(()),
+    let until = deadline.into_std();
+    let task = tokio::task::spawn_blocking(move || {
+        let _busy = Busy;
+        write_lines(&text, until)
+    });
+    match tokio::time::timeout_at(deadline, task).await {
+        Ok(written) => said(written.unwrap_or_else(|e| Err(std::io::Error::other(e)))),
+        Err(_) => said(Err(std::io::ErrorKind::TimedOut.into())),
     }
+}
+
+/// What a write to standard output came to, as the run says it.
+fn said(written: std::io::Result<()>) -> anyhow::Result<()> {
+    match written {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(anyhow::anyhow!(
+            "standard output was not read whole before the run's deadline (collect.timeout); what was read ends with a whole line"
+        )),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to standard output")),
+    }
+}
+
+/// Whether standard output waits for a reader: a pipe, a socket or a terminal.
+fn stdout_has_reader() -> bool {
+    use std::io::IsTerminal;
+    // SAFETY: fstat fills the zeroed buffer this function owns.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let kind = (unsafe { libc::fstat(libc::STDOUT_FILENO, &mut st) } == 0)
+        .then_some(st.st_mode & libc::S_IFMT);
+    std::io::stdout().is_terminal() || matches!(kind, Some(libc::S_IFIFO | libc::S_IFSOCK))
+}
+
+/// The most a pipe takes whole or not at all (POSIX's PIPE_BUF on Linux).
+const WHOLE_WRITE: usize = 4096;
+
+/// Writes `text` in pieces that end at a line's end and that a pipe takes whole or not at all,
+/// and stops between two once `until` has passed.
+fn write_lines(text: &[u8], until: std::time::Instant) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let mut rest = text;
+    while !rest.is_empty() {
+        if std::time::Instant::now() >= until {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        let piece = &rest[..rest.len().min(WHOLE_WRITE)];
+        let cut = match piece.iter().rposition(|b| *b == b'\n') {
+            Some(i) if piece.len() < rest.len() => i + 1,
+            _ => piece.len(),
+        };
+        out.write_all(&rest[..cut])?;
+        rest = &rest[cut..];
+    }
+    out.flush()
 }
 
 /// Delivers `text` (the encoded `exp`) to every configured output, all but the textfile
@@ -104,8 +158,7 @@ pub async fn deliver(
         if !outputs.stdout {
             return None;
         }
-        let late = "standard output was not read";
-        by_deadline(deadline, late, write_stdout(text.clone())).await
+        write_stdout(text.clone(), deadline).await.err()
     };
     let push = async {
         let url = outputs.pushgateway.as_ref()?;

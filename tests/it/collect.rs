@@ -761,13 +761,14 @@ fn unread_pipe(ws: &Workspace) -> std::fs::File {
 }
 
 /// Guards a standard output nobody reads (a stalled pipe, a paused terminal): the textfile
-/// is still written, and the run ends by its deadline with 74. It blocked the run for ever,
-/// past the deadline, before the other outputs.
+/// is still written, the run ends by its deadline with 74, and what the pipe took ends with a
+/// whole line. It blocked the run for ever, past the deadline, before the other outputs.
 #[test]
 fn an_unread_standard_output_holds_up_neither_the_textfile_nor_the_deadline() {
     let sim = Sim::start(&[]);
     let ws = Workspace::new(&sim, "", "[collect]\ntimeout = \"2s\"\n");
     let pipe = unread_pipe(&ws);
+    let mut reader = pipe.try_clone().unwrap();
     let textfile = ws.path("volvo.prom");
     let child = ws
         .command(&[
@@ -785,7 +786,15 @@ fn an_unread_standard_output_holds_up_neither_the_textfile_nor_the_deadline() {
     assert_eq!(code(&o), 74, "{}", stderr(&o));
     assert_stderr_contains(
         &o,
-        "output stdout failed: standard output was not read before the run's deadline",
+        "output stdout failed: standard output was not read whole before the run's deadline",
+    );
+    // What the pipe took ends with a whole line: a reader never sees half a sample.
+    let mut taken = vec![0u8; 64 * 1024];
+    let n = std::io::Read::read(&mut reader, &mut taken).unwrap();
+    assert!(
+        n > 0 && taken[n - 1] == b'\n',
+        "{n} bytes, ending {:?}",
+        taken[..n].last()
     );
     let written = std::fs::read_to_string(&textfile).unwrap();
     assert!(written.contains("volvo_odometer_meters{"), "{written}");

@@ -283,16 +283,14 @@ pub fn reserve(path: &Path, current: &Token) -> Result<Reservation, Fatal> {
                 format!("{what}: free space there; the token was not refreshed, so the refresh token stays valid and the next run refreshes it"),
             ),
             _ if fsutil::out_of_descriptors(&e) => Fatal::new(ExitCode::Temporary, what),
-            Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::ENOENT | libc::ENOTDIR) => {
-                Fatal::config(format!(
-                    "{what}: the folder of volvo.token_file must be writable by this user (every refresh saves the rotated token there)"
-                ))
-            }
             // A disk's I/O error, say: nothing in the configuration to fix.
-            _ => Fatal::new(
+            Some(libc::EIO | libc::EAGAIN | libc::EINTR | libc::ETIMEDOUT) => Fatal::new(
                 ExitCode::Temporary,
                 format!("{what}; the token was not refreshed, so the refresh token stays valid and the next run refreshes it"),
             ),
+            _ => Fatal::config(format!(
+                "{what}: the folder of volvo.token_file must be writable by this user (every refresh saves the rotated token there)"
+            )),
         }
     })?;
     Ok(Reservation { reserved, target })

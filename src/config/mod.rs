@@ -321,9 +321,11 @@ impl Settings {
     /// path that is empty or names a folder, a FIFO, a socket or a device (which the write
     /// would replace with a file) is a configuration error, not a failed write.
     pub fn check_outputs(&self) -> Result<(), Fatal> {
+        // `/metrics/job/...`, or `/metrics` at the end: a push path, not a proxy's prefix.
         let push_path = self.output.pushgateway.as_ref().filter(|u| {
-            u.path_segments()
-                .is_some_and(|mut s| s.any(|seg| seg == "metrics"))
+            let segs: Vec<&str> = u.path_segments().into_iter().flatten().collect();
+            segs.windows(2).any(|w| w == ["metrics", "job"])
+                || segs.iter().rev().find(|s| !s.is_empty()) == Some(&"metrics")
         });
         if push_path.is_some() {
             return Err(Fatal::config(format!(

@@ -935,6 +935,15 @@ fn a_pushgateway_url_with_a_push_path_is_a_configuration_error() {
         "names a push path (/metrics/...): give the Pushgateway's own URL",
     );
     assert!(sim.gets().is_empty(), "nothing asked of Volvo");
+    let o = run(
+        &ws,
+        &["--once", "--pushgateway", "http://127.0.0.1:9/metrics"],
+    );
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    // A proxy's prefix that happens to say "metrics" is no push path.
+    let prefixed = "http://127.0.0.1:9/metrics/pushgw/";
+    let o = run(&ws, &["--once", "--pushgateway", prefixed]);
+    assert_eq!(code(&o), 74, "{}", stderr(&o));
 }
 
 /// Guards a textfile node_exporter would never read (not `*.prom`): written, and said, as

@@ -96,6 +96,7 @@ fn settings(cli: &cli::Cli) -> Result<config::Settings, Fatal> {
     let mut settings = config::load(&path)?;
     cli.apply(&mut settings)?;
     settings.check_outputs()?;
+    secret::keep_held_for_good();
     Ok(settings)
 }
 

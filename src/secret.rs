@@ -75,6 +75,9 @@ pub fn shown_url(url: &url::Url) -> String {
 /// the query and its values), so that text from elsewhere that echoes the URL (a server's
 /// error body) is masked too.
 pub fn hold_url(url: &url::Url) {
+    // A token may stand where the user name does (`https://TOKEN@host`).
+    hold(url.username());
+    hold(&percent_encoding::percent_decode_str(url.username()).decode_utf8_lossy());
     if let Some(password) = url.password() {
         hold(password);
         hold(&percent_encoding::percent_decode_str(password).decode_utf8_lossy());
@@ -98,9 +101,12 @@ pub fn shown_value(value: &str) -> String {
     format!("{cut:?}")
 }
 
-/// The secrets this process holds, newest last: what [`mask`] hides. Bounded, because a
-/// long-running process renews its token every hour.
+/// The secrets this process holds, newest last: what [`mask`] hides. Those of the
+/// configuration come first and stay; the tokens after them are bounded, because a
+/// long-running process renews its token every few minutes.
 static HELD: Mutex<Vec<Box<str>>> = Mutex::new(Vec::new());
+/// How many of the first held secrets stay for good (see [`keep_held_for_good`]).
+static LASTING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 const HELD_MAX: usize = 64;
 /// Shorter values are not masked: they would hide ordinary words and numbers.
 const MASKED_MIN: usize = 4;
@@ -113,10 +119,21 @@ fn hold(value: &str) {
     if held.iter().any(|h| &**h == value) {
         return;
     }
-    if held.len() == HELD_MAX {
-        held.remove(0);
+    let lasting = LASTING
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .min(held.len());
+    if held.len() - lasting == HELD_MAX {
+        held.remove(lasting);
     }
     held.push(value.into());
+}
+
+/// Keeps every secret held so far for as long as the process lives: called once the
+/// configuration is read, so that its secrets (client secret, API key, an output URL's
+/// password or query) are masked to the end, however many tokens come after them.
+pub fn keep_held_for_good() {
+    let held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    LASTING.store(held.len(), std::sync::atomic::Ordering::Relaxed);
 }
 
 /// `text` with every secret this process holds, and the credentials of any `Bearer` or
@@ -201,6 +218,34 @@ mod tests {
         assert_eq!(format!("{s:?}"), "(redacted)");
         assert_eq!(format!("{s}"), "(redacted)");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    /// Guards the configuration's secrets in a long-running process: however many tokens
+    /// are renewed after them, they stay masked (they were let go after 64).
+    #[test]
+    fn the_configurations_secrets_outlast_any_number_of_tokens() {
+        let url = url::Url::parse("https://user-token-1234@pg.example/x?api_key=QKEY5678").unwrap();
+        hold_url(&url);
+        let _config = Secret::new("config-secret-abcd");
+        keep_held_for_good();
+        let tokens: Vec<Secret> = (0..3 * HELD_MAX)
+            .map(|i| Secret::new(format!("token-{i:04}-xyz")))
+            .collect();
+        let last = format!("token-{:04}-xyz", tokens.len() - 1);
+        let text = format!("user-token-1234 QKEY5678 config-secret-abcd token-0000-xyz {last}");
+        let masked = mask(&text);
+        for kept in [
+            "user-token-1234",
+            "QKEY5678",
+            "config-secret-abcd",
+            last.as_str(),
+        ] {
+            assert!(!masked.contains(kept), "{kept}: {masked}");
+        }
+        assert!(
+            masked.contains("token-0000-xyz"),
+            "the oldest token is let go: {masked}"
+        );
     }
 
     #[test]

@@ -413,10 +413,13 @@ fn allocate(f: &File, size: u64) -> io::Result<()> {
 pub enum CommitError {
     /// The new content could not be written: it is nowhere on disk.
     NotWritten(io::Error),
-    /// The new content is written in the `.new` file (the path given), but it could not be
-    /// cut to length and synced, or could not replace the file: it stays there to be taken up
-    /// later (a reader trims the zeros of the reserved space after it).
+    /// The new content is written and synced in the `.new` file (the path given), but it could
+    /// not replace the file: it stays there to be taken up later.
     Kept(PathBuf, io::Error),
+    /// The new content is in the `.new` file, but it could not be cut to length or synced (the
+    /// disk did not confirm it): it stays there, the best place left, to be taken up later (a
+    /// reader trims the zeros of the reserved space after it).
+    Unsynced(PathBuf, io::Error),
 }
 
 /// How often a write into a reservation is tried: a disk's I/O error can pass (a flash card's
@@ -451,7 +454,7 @@ impl Reserved {
         if let Err(e) = written {
             if whole {
                 // In the file, though perhaps not on the disk yet: better than nowhere.
-                return Err(CommitError::Kept(std::mem::take(&mut self.path), e));
+                return Err(CommitError::Unsynced(std::mem::take(&mut self.path), e));
             }
             let _ = fs::remove_file(&self.path);
             return Err(CommitError::NotWritten(e));

@@ -345,6 +345,14 @@ fn commit(r: Reservation, token: &Token) -> std::io::Result<()> {
             );
             Ok(())
         }
+        Err(fsutil::CommitError::Unsynced(kept, e)) => {
+            tracing::warn!(
+                "the new token pair is written in {}, but the disk did not confirm it ({}): the next run moves it into place; if this repeats, the disk is failing",
+                kept.display(),
+                fsutil::describe(&e)
+            );
+            Ok(())
+        }
         Err(fsutil::CommitError::NotWritten(e)) => Err(e),
     }
 }

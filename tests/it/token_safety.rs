@@ -371,6 +371,12 @@ fn an_io_error_while_the_rotated_pair_is_saved_never_costs_the_login() {
             "{inject}: {}",
             stderr(&o)
         );
+        assert_eq!(
+            stderr(&o).contains("but the disk did not confirm it"),
+            kept,
+            "{inject}: {}",
+            stderr(&o)
+        );
         let o = ws.run(&["--once", "--stdout"]);
         assert_eq!(code(&o), 0, "{inject}, the next run: {}", stderr(&o));
         let stats = sim.stats();

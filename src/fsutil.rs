@@ -268,7 +268,6 @@ pub fn not_regular(path: &Path) -> Option<&'static str> {
 /// container's `-v token.json:...` does): a rename can never replace such a file.
 pub fn is_mount_root(path: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::MetadataExt;
     let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
         return false;
     };
@@ -287,11 +286,45 @@ pub fn is_mount_root(path: &Path) -> bool {
     if rc == 0 && stx.stx_attributes_mask & root != 0 {
         return stx.stx_attributes & root != 0;
     }
-    // Before Linux 5.8: a file on another device than its folder's is mounted there.
-    match (fs::metadata(path), fs::metadata(folder_of(path))) {
-        (Ok(file), Ok(folder)) => file.is_file() && file.dev() != folder.dev(),
-        _ => false,
+    // Before Linux 5.8: the mount table names it (devices differ for files of an overlay).
+    let (Ok(target), Ok(table)) = (
+        fs::canonicalize(path),
+        fs::read_to_string("/proc/self/mountinfo"),
+    ) else {
+        return false;
+    };
+    in_mount_table(&target, &table)
+}
+
+/// Whether `/proc/self/mountinfo`'s `table` has a mount point at `target`.
+fn in_mount_table(target: &Path, table: &str) -> bool {
+    table
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .any(|point| Path::new(&unescape_mount_point(point)) == target)
+}
+
+/// A mount point as the mount table writes it: space, tab, newline and backslash as `\ooo`.
+fn unescape_mount_point(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match (bytes[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push(d.iter().fold(0u8, |n, b| n.wrapping_mul(8) + (b - b'0')));
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
     }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What kind of file `t` is, for a message.
@@ -779,6 +812,19 @@ mod tests {
         assert!(probe_writable(&missing)
             .unwrap_err()
             .contains("does not exist"));
+    }
+
+    /// Guards the older kernels' way of finding a file mounted on its own: the mount table,
+    /// its escapes read back (an overlay's device numbers would mislead).
+    #[test]
+    fn the_mount_table_is_read_as_the_kernel_writes_it() {
+        let table =
+            "36 35 98:0 /mnt1 /mnt/with\\040space rw,noatime master:1 - ext3 /dev/root rw\n\
+                     37 36 98:0 /x /srv/token.json rw - ext4 /dev/sda1 rw\n";
+        assert!(in_mount_table(Path::new("/mnt/with space"), table));
+        assert!(in_mount_table(Path::new("/srv/token.json"), table));
+        assert!(!in_mount_table(Path::new("/srv"), table));
+        assert_eq!(unescape_mount_point("a\\134b\\011c"), "a\\b\tc");
     }
 
     #[test]

@@ -75,20 +75,30 @@ pub fn shown_url(url: &url::Url) -> String {
 /// the query and its values), so that text from elsewhere that echoes the URL (a server's
 /// error body) is masked too.
 pub fn hold_url(url: &url::Url) {
-    // A token may stand where the user name does (`https://TOKEN@host`).
-    hold(url.username());
-    hold(&percent_encoding::percent_decode_str(url.username()).decode_utf8_lossy());
+    // A token may stand where the user name does (`https://TOKEN@host`, without a
+    // password); a plain name ("user") is no secret, and masking it would hide the word.
+    if url.password().is_none() && url.username().len() >= TOKEN_LIKE {
+        hold(url.username());
+        hold(&percent_encoding::percent_decode_str(url.username()).decode_utf8_lossy());
+    }
     if let Some(password) = url.password() {
         hold(password);
         hold(&percent_encoding::percent_decode_str(password).decode_utf8_lossy());
     }
-    if let Some(query) = url.query() {
+    // A query's values are keys only when they look like one: masking a short word
+    // ("?tenant=home") would hide it in every message.
+    if let Some(query) = url.query().filter(|q| q.len() >= KEY_LIKE) {
         hold(query);
     }
-    for (_, value) in url.query_pairs() {
+    for (_, value) in url.query_pairs().filter(|(_, v)| v.len() >= KEY_LIKE) {
         hold(&value);
     }
 }
+
+/// How long a user name of a URL must be to be taken for a token.
+const TOKEN_LIKE: usize = 16;
+/// How long a query's value must be to be taken for a key.
+const KEY_LIKE: usize = 8;
 
 /// A configuration value as it may be shown in an error: quoted, one line, and cut short, so a
 /// mistaken huge value does not flood the log. Only for values that are not secrets.
@@ -224,7 +234,8 @@ mod tests {
     /// are renewed after them, they stay masked (they were let go after 64).
     #[test]
     fn the_configurations_secrets_outlast_any_number_of_tokens() {
-        let url = url::Url::parse("https://user-token-1234@pg.example/x?api_key=QKEY5678").unwrap();
+        let url =
+            url::Url::parse("https://user-token-12345678@pg.example/x?api_key=QKEY5678").unwrap();
         hold_url(&url);
         let _config = Secret::new("config-secret-abcd");
         keep_held_for_good();
@@ -232,10 +243,10 @@ mod tests {
             .map(|i| Secret::new(format!("token-{i:04}-xyz")))
             .collect();
         let last = format!("token-{:04}-xyz", tokens.len() - 1);
-        let text = format!("user-token-1234 QKEY5678 config-secret-abcd token-0000-xyz {last}");
+        let text = format!("user-token-12345678 QKEY5678 config-secret-abcd token-0000-xyz {last}");
         let masked = mask(&text);
         for kept in [
-            "user-token-1234",
+            "user-token-12345678",
             "QKEY5678",
             "config-secret-abcd",
             last.as_str(),

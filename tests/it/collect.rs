@@ -760,6 +760,20 @@ fn unread_pipe(ws: &Workspace) -> std::fs::File {
     pipe
 }
 
+/// Starts `--once` with standard output into `pipe` and the textfile `textfile`.
+fn run_into(
+    ws: &Workspace,
+    pipe: std::fs::File,
+    textfile: &std::path::Path,
+) -> std::process::Child {
+    let textfile = textfile.to_str().unwrap();
+    ws.command(&["--once", "--stdout", "--textfile", textfile])
+        .stdout(pipe)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Guards a standard output nobody reads (a stalled pipe, a paused terminal): the textfile
 /// is still written, the run ends by its deadline with 74, and what the pipe took ends with a
 /// whole line. It blocked the run for ever, past the deadline, before the other outputs.
@@ -770,17 +784,7 @@ fn an_unread_standard_output_holds_up_neither_the_textfile_nor_the_deadline() {
     let pipe = unread_pipe(&ws);
     let mut reader = pipe.try_clone().unwrap();
     let textfile = ws.path("volvo.prom");
-    let child = ws
-        .command(&[
-            "--once",
-            "--stdout",
-            "--textfile",
-            textfile.to_str().unwrap(),
-        ])
-        .stdout(pipe)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = run_into(&ws, pipe, &textfile);
     let limit = std::time::Duration::from_secs(30);
     let o = wait_at_most(child, limit, "ended by its deadline of 2 s");
     assert_eq!(code(&o), 74, "{}", stderr(&o));
@@ -808,17 +812,7 @@ fn a_stop_ends_a_run_whose_standard_output_is_not_read() {
     let ws = Workspace::new(&sim, "", "[collect]\ntimeout = \"60s\"\n");
     let pipe = unread_pipe(&ws);
     let textfile = ws.path("volvo.prom");
-    let child = ws
-        .command(&[
-            "--once",
-            "--stdout",
-            "--textfile",
-            textfile.to_str().unwrap(),
-        ])
-        .stdout(pipe)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = run_into(&ws, pipe, &textfile);
     // The textfile is written before standard output is waited for.
     let start = std::time::Instant::now();
     while !textfile.exists() {

@@ -440,6 +440,15 @@ fn read_request(conn: &mut TcpStream) -> Option<Request> {
     Some((head, buf[head_end..head_end + length].to_vec()))
 }
 
+/// The Pushgateway's command line on `port`, with the web configuration `web` (TLS, auth).
+fn pushgateway_with(web: &Path, port: u16) -> Command {
+    let mut c = Command::new("prometheus-pushgateway");
+    c.arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--persistence.file=")
+        .arg(format!("--web.config.file={}", web.display()));
+    c
+}
+
 /// A private CA and a server certificate for IP 127.0.0.1, made with the `openssl` CLI.
 struct Pki {
     dir: tempfile::TempDir,
@@ -987,13 +996,7 @@ fn pushgateway_with_basic_auth_over_https_with_a_private_ca() {
     let pg = Server::start(
         "prometheus-pushgateway (TLS, basic auth)",
         tempfile::tempdir().unwrap(),
-        |port| {
-            let mut c = Command::new("prometheus-pushgateway");
-            c.arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .arg("--persistence.file=")
-                .arg(format!("--web.config.file={}", web.display()));
-            c
-        },
+        |port| pushgateway_with(&web, port),
         |port| https.answers_200(&format!("https://127.0.0.1:{port}/-/ready"), auth),
     );
     let url = pg.url("https");
@@ -1078,13 +1081,7 @@ fn a_self_signed_ca_certificate_on_the_server_is_explained() {
     let pg = Server::start(
         "prometheus-pushgateway (TLS, self-signed)",
         tempfile::tempdir().unwrap(),
-        |port| {
-            let mut c = Command::new("prometheus-pushgateway");
-            c.arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .arg("--persistence.file=")
-                .arg(format!("--web.config.file={}", web.display()));
-            c
-        },
+        |port| pushgateway_with(&web, port),
         |port| TcpStream::connect(("127.0.0.1", port)).is_ok(),
     );
     let url = pg.url("https");

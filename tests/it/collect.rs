@@ -834,15 +834,8 @@ fn a_stop_ends_a_run_whose_standard_output_is_not_read() {
 fn a_standard_output_closed_by_its_reader_is_no_failure() {
     let sim = Sim::start(&[]);
     let ws = Workspace::new(&sim, "", "");
-    let mut child = ws
-        .command(&["--once", "--stdout"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // Closed long before the run has collected anything to write.
-    drop(child.stdout.take());
-    let o = child.wait_with_output().unwrap();
+    let o = with_stdout_closed(ws.command(&["--once", "--stdout"]));
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
         !stderr(&o).contains("output stdout failed"),

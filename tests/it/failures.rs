@@ -511,13 +511,6 @@ fn a_full_standard_output_fails_the_commands_that_print() {
         assert_stderr_contains(&o, "writing to standard output failed");
     }
     // A reader that closes the pipe early.
-    let mut child = ws
-        .command(&["man"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let o = child.wait_with_output().unwrap();
+    let o = with_stdout_closed(ws.command(&["man"]));
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }

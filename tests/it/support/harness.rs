@@ -436,3 +436,15 @@ pub fn wait_at_most(mut child: Child, limit: std::time::Duration, what: &str) ->
     }
     child.wait_with_output().unwrap()
 }
+
+/// Runs `cmd` with its standard output a pipe that is closed before the program writes to
+/// it (`| head` that has had enough), and waits.
+pub fn with_stdout_closed(mut cmd: Command) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}

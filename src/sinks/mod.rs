@@ -42,17 +42,15 @@ pub fn time_needed(settings: &Settings) -> Duration {
     timeouts.into_iter().flatten().max().unwrap_or_default()
 }
 
-/// An output's send, ended by the run's deadline if it has not ended by then; `late` says
-/// what was still missing.
+/// A network output's send, ended by the run's deadline if it has not ended by then.
 async fn by_deadline(
     deadline: Instant,
-    late: &str,
     send: impl Future<Output = anyhow::Result<()>>,
 ) -> Option<anyhow::Error> {
     match tokio::time::timeout_at(deadline, send).await {
         Ok(result) => result.err(),
         Err(_) => Some(anyhow::anyhow!(
-            "{late} before the run's deadline (collect.timeout)"
+            "no answer before the run's deadline (collect.timeout)"
         )),
     }
 }
@@ -163,14 +161,14 @@ pub async fn deliver(
     let push = async {
         let url = outputs.pushgateway.as_ref()?;
         let send = pushgateway::push(url, &settings.pushgateway, text);
-        by_deadline(deadline, "no answer", send).await
+        by_deadline(deadline, send).await
     };
     let remote = async {
         let url = outputs.remote_write.as_ref()?;
         let request = remote_write::write_request(exp, settings.clock.now_ms());
         let body = remote_write::encode(&request);
         let send = remote_write::send(url, &settings.remote_write, body);
-        by_deadline(deadline, "no answer", send).await
+        by_deadline(deadline, send).await
     };
     // None waits for another.
     let (stdout, push, remote) = tokio::join!(stdout, push, remote);

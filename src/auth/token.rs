@@ -507,11 +507,17 @@ pub fn open_folder(path: &Path) -> Option<PathBuf> {
     (mode & 0o002 != 0 && mode & 0o1000 == 0).then_some(folder)
 }
 
+/// The file the token file leads to through its symlinks, or the token file itself when a
+/// link cannot be followed (that is said where the file is written).
+fn followed(token_file: &Path) -> PathBuf {
+    fsutil::resolve_links(token_file).unwrap_or_else(|_| token_file.to_path_buf())
+}
+
 /// `<token_file>.lock`, which guards the token's read-refresh-save, beside the file the token
 /// file leads to through its symlinks: runs that name the file and runs that name a link to it
 /// share one token, so they must share one lock.
 pub fn lock_path(token_file: &Path) -> PathBuf {
-    let target = fsutil::resolve_links(token_file).unwrap_or_else(|_| token_file.to_path_buf());
+    let target = followed(token_file);
     fsutil::lock_path(&target)
 }
 
@@ -547,7 +553,7 @@ pub fn preflight(token_file: &Path) -> Result<(), Fatal> {
 /// refresh must replace it, so the first would leave the rotated refresh token stranded
 /// beside it. Said before any refresh, while the refresh token on disk is still valid.
 pub fn mounted_alone(token_file: &Path) -> Option<String> {
-    let target = fsutil::resolve_links(token_file).unwrap_or_else(|_| token_file.to_path_buf());
+    let target = followed(token_file);
     fsutil::is_mount_root(&target).then(|| {
         format!(
             "{} is a mount point of its own (a single file mounted into place, as `-v token.json:...` does), which a refresh cannot replace with the rotated token: mount its folder instead, such as `-v volvo-collect:/var/lib/volvo-collect`",

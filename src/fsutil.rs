@@ -114,6 +114,34 @@ pub fn resolve_links(path: &Path) -> io::Result<PathBuf> {
     Err(io::Error::other("too many levels of symbolic links"))
 }
 
+/// One name for the file `path` names, however it is spelled: its symlinks followed and its
+/// folder made canonical where it exists (`..`, `.` and linked folders resolved), or taken
+/// apart by hand where it does not. Two settings that name one file compare equal by it.
+pub fn identity(path: &Path) -> PathBuf {
+    let file = resolve_links(path).unwrap_or_else(|_| path.to_path_buf());
+    match file.file_name() {
+        Some(name) => fs::canonicalize(folder_of(&file))
+            .map(|dir| dir.join(name))
+            .unwrap_or_else(|_| lexical(&file)),
+        None => lexical(&file),
+    }
+}
+
+/// `path` without its `.` parts, each `..` taking away the part before it.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Creates and removes a file in `dir`: the only sure test that this user can write there
 /// (permission bits do not tell about ACLs, read-only mounts or another owner).
 pub fn probe_writable(dir: &Path) -> Result<(), String> {

@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::api::answers::{Ask, CarAnswers};
 use crate::api::client::{Client, ClientOptions, TokenSource};
@@ -63,13 +64,6 @@ pub async fn run_once(settings: &Settings) -> Result<RunOutcome, Fatal> {
 pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     let started = Instant::now();
     let deadline = started + settings.timeout;
-    // A missing secret is a configuration error before anything is asked.
-    for a in &settings.accounts {
-        settings.api_key(a)?;
-        settings.client_secret(a)?;
-        crate::auth::token::preflight(&a.token_file)?;
-        state::preflight(&a.state_file)?;
-    }
     // No request, nor a refresh's connection before it is sent, outlasts the whole run.
     let http = crate::http::client(settings.request_timeout.min(settings.timeout));
     let exp = Mutex::new(Exposition::new());
@@ -83,12 +77,16 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
         // collection, when they need that much.
         saving: (deadline - after + state::SAVE_GRACE).min(deadline - outputs.min(after / 2)),
     };
-    let runs = futures_util::future::join_all(
-        settings
-            .accounts
-            .iter()
-            .map(|a| collect_account(settings, a, &http, ends, &exp)),
-    )
+    let multi = settings.accounts.len() > 1;
+    let runs = futures_util::future::join_all(settings.accounts.iter().map(|a| {
+        // With several accounts, each log line of an account's run names it.
+        let span = if multi {
+            tracing::info_span!("account", name = %a.name)
+        } else {
+            tracing::Span::none()
+        };
+        collect_account(settings, a, &http, ends, &exp).instrument(span)
+    }))
     .await;
 
     let mut exp = exp.into_inner().expect("exposition lock");
@@ -119,10 +117,11 @@ fn account_problems(settings: &Settings, runs: &[AccountRun]) -> Vec<String> {
     let mut problems = Vec::new();
     for (a, r) in settings.accounts.iter().zip(runs) {
         for p in &r.problems {
+            let p = settings.for_account(a, p);
             problems.push(if multi {
                 format!("account {}: {p}", a.name)
             } else {
-                p.clone()
+                p
             });
         }
     }
@@ -163,6 +162,9 @@ async fn collect_account(
     ends: Ends,
     exp: &Mutex<Exposition>,
 ) -> AccountRun {
+    if let Err(fatal) = preflight(settings, account) {
+        return refused(settings, account, &mut lock(exp), &fatal);
+    }
     let deadline = ends.collecting;
     let now = settings.clock.now();
     let mut state = State::load(&account.state_file);
@@ -219,6 +221,34 @@ async fn collect_account(
         Some(planner),
         saving,
     )
+}
+
+/// What must hold before an account's run asks anything: its secrets are set, and its token
+/// and state files can be used. Only the operator can fix these, so the account is not
+/// collected; the other accounts are.
+fn preflight(settings: &Settings, a: &Account) -> Result<(), Fatal> {
+    settings.api_key(a)?;
+    settings.client_secret(a)?;
+    crate::auth::token::preflight(&a.token_file)?;
+    state::preflight(&a.state_file)
+}
+
+/// An account that failed its [`preflight`]: its problem and its login gauge, and no file of
+/// its touched (they are what is wrong).
+fn refused(
+    settings: &Settings,
+    account: &Account,
+    exp: &mut Exposition,
+    fatal: &Fatal,
+) -> AccountRun {
+    let mut report = Report::new(settings, account, settings.clock.now());
+    report.login_failed(fatal);
+    let login_needed = if report.tally.login_needed { 1.0 } else { 0.0 };
+    exp.gauge(&c::COLLECT_LOGIN_NEEDED, &[&account.name], login_needed);
+    AccountRun {
+        exit: report.tally.exit(),
+        problems: report.problems,
+    }
 }
 
 fn lock(exp: &Mutex<Exposition>) -> std::sync::MutexGuard<'_, Exposition> {

@@ -18,7 +18,6 @@ use crate::schedule;
 use crate::secret::Secret;
 use crate::spent;
 use crate::state::{self, State};
-use crate::text::shell_word;
 use crate::window::Window;
 
 /// The refresh token dies after 7 days unused; warn with two days to spare.
@@ -80,10 +79,7 @@ pub(super) async fn check_account(
     let original = match token::read(&path) {
         Ok(t) => t,
         Err(e) => {
-            f.fail(format!(
-                "token file: {}",
-                e.message.replace("`volvo-collect login`", a.login)
-            ));
+            f.fail(format!("token file: {}", a.s.for_account(ac, &e.message)));
             f.warn("access token and API key: not checked (no usable token file)");
             state_findings(s, ac, &mut f, a.now);
             return AccountCheck {
@@ -277,7 +273,7 @@ async fn refresh_finding(
         Err(e) if e.code == ExitCode::LoginNeeded => {
             f.fail(format!(
                 "access token refresh: {}",
-                e.message.replace("`volvo-collect login`", a.login)
+                a.s.for_account(a.ac, &e.message)
             ));
             (None, false)
         }
@@ -682,27 +678,6 @@ fn parse_effective_uid(status: &str) -> Option<u32> {
         .and_then(|u| u.parse().ok())
 }
 
-/// `--config PATH` when the file would not be found without it, so that the commands this
-/// check suggests work as printed.
-pub(super) fn config_flag(path: &Path) -> String {
-    let found = crate::config::locate(None).ok();
-    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    };
-    match found {
-        Some(f) if same(&f, path) => String::new(),
-        _ => format!(" --config {}", shell_word(path)),
-    }
-}
-
-pub(super) fn login_command(config_flag: &str, account: Option<&str>) -> String {
-    let account = account
-        .map(|a| format!(" --account {a}"))
-        .unwrap_or_default();
-    format!("`volvo-collect login{config_flag}{account}`")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -712,14 +687,5 @@ mod tests {
         let status = "Name:\tx\nUid:\t1000\t0\t0\t0\nGid:\t1\t1\t1\t1\n";
         assert_eq!(parse_effective_uid(status), Some(0));
         assert_eq!(parse_effective_uid("Name:\tx\n"), None);
-    }
-
-    #[test]
-    fn check_login_command_names_config_and_account() {
-        assert_eq!(login_command("", None), "`volvo-collect login`");
-        assert_eq!(
-            login_command(" --config /etc/v c.toml", Some("home")),
-            "`volvo-collect login --config /etc/v c.toml --account home`"
-        );
     }
 }

@@ -55,14 +55,12 @@ pub async fn run(settings: &Settings, opts: &Options) -> Result<ExitCode, Fatal>
         None => settings.accounts.iter().collect(),
     };
     let multi = settings.accounts.len() > 1;
-    let config_flag = account::config_flag(&settings.config_path);
     let head = head_findings(settings, opts);
 
     let http = crate::http::client(settings.request_timeout.min(PROBE_TIMEOUT));
     let (checked, outputs) = tokio::join!(
         futures_util::future::join_all(accounts.iter().map(|a| {
-            let login = account::login_command(&config_flag, multi.then_some(a.name.as_str()));
-            account::check_account(settings, a, &http, opts.offline, login)
+            account::check_account(settings, a, &http, opts.offline, settings.login_command(a))
         })),
         outputs::check_outputs(settings, opts.offline),
     );

@@ -219,6 +219,20 @@ pub struct Prices {
     pub fuel_per_liter: Option<f64>,
 }
 
+/// ` --config PATH` when the configuration file would not be found without it, so that the
+/// commands a message suggests work as printed.
+fn config_flag(path: &Path) -> String {
+    let found = locate(None).ok();
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    match found {
+        Some(f) if same(&f, path) => String::new(),
+        _ => format!(" --config {}", crate::text::shell_word(path)),
+    }
+}
+
 /// One Volvo ID account (an application's credentials and its token). A plain `[volvo]`
 /// table is one account named `default`; `[[account]]` tables give several.
 #[derive(Debug, Clone)]
@@ -239,7 +253,47 @@ pub struct Account {
     pub scopes: Vec<String>,
 }
 
+/// The files beside a token file that are the token's too: its backup, the next version
+/// being written, and its lock.
+const TOKEN_SIDECARS: [&str; 3] = [".bak", ".new", ".lock"];
+/// Likewise beside a state file: the next version, the lock, the API key's day, Volvo's
+/// minute window and a damaged file set aside.
+const STATE_SIDECARS: [&str; 5] = [".new", ".lock", ".day", ".window", ".damaged"];
+
+/// A file an account owns, by its [`crate::fsutil::identity`], and what it is, for messages.
+pub struct OwnFile {
+    pub path: PathBuf,
+    pub what: String,
+    /// Whether it is a file the configuration names (not one beside it).
+    pub named: bool,
+}
+
 impl Account {
+    /// The account's token and state files and the files beside them, each by one spelling.
+    pub fn own_files(&self) -> Vec<OwnFile> {
+        let mut files = Vec::new();
+        for (key, path, sidecars) in [
+            ("token_file", &self.token_file, &TOKEN_SIDECARS[..]),
+            ("state_file", &self.state_file, &STATE_SIDECARS[..]),
+        ] {
+            let path = crate::fsutil::identity(path);
+            let what = format!("{}.{key}", self.table);
+            for suffix in sidecars {
+                files.push(OwnFile {
+                    path: crate::fsutil::with_suffix(&path, suffix),
+                    what: format!("the {suffix} file of {what}"),
+                    named: false,
+                });
+            }
+            files.push(OwnFile {
+                path,
+                what,
+                named: true,
+            });
+        }
+        files
+    }
+
     /// The account's API key as its day's request count names it: the start of the key's
     /// SHA-256, never the key itself. Accounts of one application share it.
     pub fn key_id(&self) -> String {
@@ -343,8 +397,60 @@ impl Settings {
                     self.config_path.display()
                 )));
             }
+            self.textfile_not_owned(p)?;
         }
         Ok(())
+    }
+
+    /// The textfile is no file of an account: each run would overwrite the token or the
+    /// state with metrics.
+    fn textfile_not_owned(&self, textfile: &Path) -> Result<(), Fatal> {
+        let textfile = crate::fsutil::identity(textfile);
+        let owned = self
+            .accounts
+            .iter()
+            .flat_map(Account::own_files)
+            .find(|f| f.path == textfile);
+        match owned {
+            Some(f) => Err(Fatal::config(format!(
+                "{}: output.textfile (or --textfile) is the same file as {} ({}): each run would overwrite it with metrics; choose a file of its own, such as \"/var/lib/prometheus/node-exporter/volvo.prom\"",
+                self.config_path.display(),
+                f.what,
+                textfile.display()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The command that logs `a` in again, as the user types it: with `--config` when the
+    /// file would not be found without it, and `--account` when there are several accounts.
+    pub fn login_command(&self, a: &Account) -> String {
+        let config = config_flag(&self.config_path);
+        let account = if self.accounts.len() > 1 {
+            format!(" --account {}", a.name)
+        } else {
+            String::new()
+        };
+        format!("`volvo-collect login{config}{account}`")
+    }
+
+    /// A message about account `a` as its user acts on it: the login command for this
+    /// account and this file, and the account's own keys rather than `[volvo]`'s. Messages
+    /// from below the configuration speak of `volvo.<key>` and `volvo-collect login`.
+    pub fn for_account(&self, a: &Account, message: &str) -> String {
+        let mut message = message.replace("`volvo-collect login`", &self.login_command(a));
+        if a.table != "volvo" {
+            for key in [
+                "client_id",
+                "client_secret",
+                "api_key",
+                "token_file",
+                "state_file",
+            ] {
+                message = message.replace(&format!("volvo.{key}"), &format!("{}.{key}", a.table));
+            }
+        }
+        message
     }
 
     /// The account named `name`, or the only one when `None`.

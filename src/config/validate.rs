@@ -15,9 +15,9 @@ use super::raw::{
 };
 use super::secrets::{self, header_safe, Places};
 use super::{
-    Account, HttpAuth, HttpOutput, LocationPrivacy, Outputs, Prices, PushgatewayOptions, Settings,
-    Sources, WeatherOptions, WebOptions, DEFAULT_REDIRECT_URI, DEFAULT_WEATHER_URL, VOLVO_API_URL,
-    VOLVO_AUTH_URL, VOLVO_TOKEN_URL,
+    Account, HttpAuth, HttpOutput, LocationPrivacy, Outputs, OwnFile, Prices, PushgatewayOptions,
+    Settings, Sources, WeatherOptions, WebOptions, DEFAULT_REDIRECT_URI, DEFAULT_WEATHER_URL,
+    VOLVO_API_URL, VOLVO_AUTH_URL, VOLVO_TOKEN_URL,
 };
 use crate::endpoints::Endpoint;
 use crate::error::Fatal;
@@ -187,14 +187,16 @@ fn accounts(cx: &Context, volvo: RawVolvo, tables: Vec<RawVolvo>) -> Result<Vec<
                 "names are for [[account]] tables; a single [volvo] account is named \"default\"",
             ));
         }
-        return Ok(vec![account(
+        let accounts = vec![account(
             cx,
             "volvo",
             volvo,
             "default".into(),
             "",
             "token.json",
-        )?]);
+        )?];
+        distinct_files(cx, &accounts)?;
+        return Ok(accounts);
     }
     if volvo.client_id.is_some()
         || volvo.client_secret.is_some()
@@ -217,22 +219,33 @@ fn accounts(cx: &Context, volvo: RawVolvo, tables: Vec<RawVolvo>) -> Result<Vec<
         // Each account's secrets have their own environment variables and credentials.
         let suffix = format!("_{}", name.to_ascii_uppercase().replace('-', "_"));
         let token = format!("token-{name}.json");
-        let a = account(cx, &table, v, name, &suffix, &token)?;
-        if let Some(other) = accounts
-            .iter()
-            .find(|o| o.token_file == a.token_file || o.state_file == a.state_file)
-        {
+        accounts.push(account(cx, &table, v, name, &suffix, &token)?);
+    }
+    distinct_files(cx, &accounts)?;
+    Ok(accounts)
+}
+
+/// Each file an account names (its token file, its state file) is its own: no other setting
+/// names it, nor a file beside another's, however the path is spelled. Two that met would
+/// destroy each other: a state saved over a token file loses the login.
+fn distinct_files(cx: &Context, accounts: &[Account]) -> Result<(), Fatal> {
+    let owned: Vec<Vec<OwnFile>> = accounts.iter().map(Account::own_files).collect();
+    let all = || owned.iter().flatten();
+    // The later account's setting is the one to change: the first one's files were there
+    // first. Within an account, its token file comes first.
+    for file in owned.iter().rev().flatten().filter(|f| f.named) {
+        if let Some(other) = all().find(|o| !std::ptr::eq(*o, file) && o.path == file.path) {
             return Err(cx.bad(
-                &table,
+                &file.what,
                 &format!(
-                    "shares its token or state file with account {:?}: each account needs its own",
-                    other.name
+                    "is the same file as {} ({}): each account's token file and state file must be files of their own, or one overwrites the other (and a token file overwritten loses the login)",
+                    other.what,
+                    file.path.display()
                 ),
             ));
         }
-        accounts.push(a);
     }
-    Ok(accounts)
+    Ok(())
 }
 
 /// An account name becomes the `account` label and part of environment variable names.
@@ -755,6 +768,42 @@ mod tests {
     }
 
     const MINIMAL: &str = "[volvo]\nclient_id = \"abc\"\n";
+
+    /// A state file that is the token file, or a file beside it, however spelled, is refused:
+    /// each save of the state would overwrite the login.
+    #[test]
+    fn a_state_file_may_not_be_the_token_file_or_beside_it() {
+        let same = "volvo.token_file: is the same file as volvo.state_file (/etc/vc/token.json)";
+        for (state, expected) in [
+            ("token.json", same),
+            ("./sub/../token.json", same),
+            (
+                "token.json.bak",
+                "volvo.state_file: is the same file as the .bak file of volvo.token_file",
+            ),
+            (
+                "token.json.lock",
+                "volvo.state_file: is the same file as the .lock file of volvo.token_file",
+            ),
+        ] {
+            let e = parse_err(&format!("{MINIMAL}state_file = \"{state}\"\n"));
+            assert!(e.contains(expected), "{state}: {e}");
+        }
+        // A token file that is the state's day file is refused too.
+        let e = parse_err(&format!(
+            "{MINIMAL}token_file = \"s.json.day\"\nstate_file = \"s.json\"\n"
+        ));
+        assert!(
+            e.contains("volvo.token_file: is the same file as the .day file of volvo.state_file"),
+            "{e}"
+        );
+        // Files of their own are fine.
+        let s = parse_ok(&format!("{MINIMAL}state_file = \"state/volvo.json\"\n"));
+        assert_eq!(
+            s.accounts[0].state_file,
+            Path::new("/etc/vc/state/volvo.json")
+        );
+    }
 
     /// Every duration setting is bounded at load, naming its key: a year-long timeout once
     /// overflowed the run's clock ("overflow when adding duration to instant").

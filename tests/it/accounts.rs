@@ -84,6 +84,8 @@ fn one_account_needing_a_login_does_not_hide_the_other() {
     let o = cmd.output().unwrap();
     assert_eq!(code(&o), 77, "{}", stderr(&o));
     assert_stderr_contains(&o, "account fleet: no token file");
+    // The login it asks for is this account's, as the user types it.
+    assert_stderr_contains(&o, " --account fleet` first");
     let out = stdout(&o);
     assert_eq!(
         value(&out, "volvo_collect_login_needed{account=\"fleet\"}"),
@@ -94,6 +96,48 @@ fn one_account_needing_a_login_does_not_hide_the_other() {
         Some(0.0)
     );
     assert!(value(&out, &format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")).is_some());
+}
+
+/// What only the operator can fix about one account (its token folder gone, its secret
+/// unset) stops that account, not the household: the other's data is delivered, the run
+/// exits 78, and the message names the account's own key and login.
+#[test]
+fn one_account_set_up_wrong_does_not_hide_the_other() {
+    let sim = Sim::start(&[]);
+    let ws = two_accounts(&sim);
+    let base = ws.read("collector.toml");
+    ws.write(
+        "collector.toml",
+        &base.replace("\"fleet/token.json\"", "\"gone/token.json\""),
+    );
+    let mut cmd = ws.command(&["--once", "--stdout"]);
+    cmd.env("VOLVO_CLIENT_SECRET_FLEET", "demo-secret");
+    let o = cmd.output().unwrap();
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert_stderr_contains(
+        &o,
+        "account fleet: the folder of account \"fleet\".token_file",
+    );
+    assert_stderr_contains(&o, " --account fleet` (which creates it)");
+    let out = stdout(&o);
+    promtool_check(&out);
+    assert!(value(&out, &format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")).is_some());
+    assert_eq!(
+        value(&out, "volvo_collect_login_needed{account=\"home\"}"),
+        Some(0.0)
+    );
+    assert!(!ws.path("gone").exists(), "nothing is made for the account");
+
+    // Without its secret, likewise.
+    ws.write("collector.toml", &base);
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert_stderr_contains(&o, "account \"fleet\".client_secret is not set");
+    assert!(value(
+        &stdout(&o),
+        &format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")
+    )
+    .is_some());
 }
 
 #[test]
@@ -111,7 +155,27 @@ fn account_configuration_errors() {
                 "token_file = \"fleet/token.json\"\n",
                 "token_file = \"token-home.json\"\n",
             ),
-            "shares its token or state file with account \"home\"",
+            "account \"fleet\".token_file: is the same file as account \"home\".token_file",
+        ),
+        // Another spelling of the same file is the same file.
+        (
+            base.replace(
+                "token_file = \"fleet/token.json\"\n",
+                "token_file = \"fleet/../token-home.json\"\n",
+            ),
+            "account \"fleet\".token_file: is the same file as account \"home\".token_file",
+        ),
+        // A state saved over another account's token file would lose that login.
+        (
+            base.replace(
+                "token_file = \"fleet/token.json\"\n",
+                "token_file = \"fleet/token.json\"\nstate_file = \"token-home.json\"\n",
+            ),
+            "account \"fleet\".state_file: is the same file as account \"home\".token_file",
+        ),
+        (
+            format!("{base}\n[output]\ntextfile = \"fleet/token.json\"\n"),
+            "output.textfile (or --textfile) is the same file as account \"fleet\".token_file",
         ),
         (
             base.replace("[volvo]\n", "[volvo]\nclient_id = \"x\"\n"),
@@ -122,15 +186,21 @@ fn account_configuration_errors() {
             "account[1].name: missing or unusable",
         ),
     ];
+    let tokens = || ["token-home.json", "fleet/token.json"].map(|f| ws.read(f));
+    let before = tokens();
     for (text, expected) in cases {
         ws.write("collector.toml", &text);
-        let o = ws.run(&["--once", "--stdout"]);
-        assert_eq!(code(&o), 78, "{expected}: {}", stderr(&o));
-        assert!(
-            stderr(&o).contains(expected),
-            "expected {expected:?} in {}",
-            stderr(&o)
-        );
+        for args in [&["--once", "--stdout"][..], &["check", "--offline"]] {
+            let o = ws.run(args);
+            assert_eq!(code(&o), 78, "{expected}: {}", stderr(&o));
+            assert!(
+                stderr(&o).contains(expected) || stdout(&o).contains(expected),
+                "expected {expected:?} in {}{}",
+                stdout(&o),
+                stderr(&o)
+            );
+        }
+        assert_eq!(tokens(), before, "{expected}: a token file was touched");
     }
     // Without its secret, the account is named in the error.
     ws.write("collector.toml", &base);

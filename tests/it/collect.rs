@@ -284,7 +284,15 @@ fn no_token_file_exits_77_and_says_to_log_in() {
     std::fs::remove_file(ws.path("token.json")).unwrap();
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 77);
-    assert_stderr_contains(&o, "run `volvo-collect login`");
+    // The login as the user types it: this configuration file is not where `login` looks.
+    let config = ws.path("collector.toml");
+    assert_stderr_contains(
+        &o,
+        &format!(
+            "run `volvo-collect login --config {}` first",
+            config.display()
+        ),
+    );
     // The self-metrics still go out, so an alert can say "login needed".
     assert_eq!(
         value(

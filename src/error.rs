@@ -73,12 +73,20 @@ pub struct Tally {
     /// refused good keys on single requests): it is a configuration error only when nothing
     /// else of the run answered either.
     pub key_refused: bool,
+    /// Something has no data to show: deferred with no earlier answer to replay (a first run
+    /// under a full minute). No failure, and the run exits 0, but not everything was collected.
+    pub missing: bool,
 }
 
 impl Tally {
     /// Login before configuration before the rest; nothing collected is temporary (the next
     /// run retries), some collected is partial. A refused API key is a configuration error
     /// when no answer came at all, else the failure of the endpoints it was refused on.
+    /// Whether the account collected everything: no failure, and nothing missing.
+    pub fn complete(self) -> bool {
+        self.exit() == ExitCode::Ok && !self.missing
+    }
+
     pub fn exit(self) -> ExitCode {
         if self.login_needed {
             ExitCode::LoginNeeded
@@ -139,7 +147,7 @@ mod tests {
                 failed,
                 login_needed,
                 config,
-                key_refused: false,
+                ..Tally::default()
             }
             .exit()
         };
@@ -169,6 +177,18 @@ mod tests {
             "refused on one endpoint, others answered"
         );
         assert_eq!(key(false), Config, "refused wherever it was asked");
+        // Deferred with nothing to replay: exit 0, yet not everything was collected.
+        let missing = Tally {
+            collected: true,
+            missing: true,
+            ..Tally::default()
+        };
+        assert_eq!((missing.exit(), missing.complete()), (Ok, false));
+        let all = Tally {
+            collected: true,
+            ..Tally::default()
+        };
+        assert!(all.complete());
     }
 
     #[test]

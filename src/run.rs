@@ -94,7 +94,8 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
     let codes: Vec<ExitCode> = runs.iter().map(|r| r.exit).collect();
     let collected = crate::error::merge(&codes, false);
     day_metrics(&mut exp, settings);
-    run_metrics(&mut exp, settings, started, collected == ExitCode::Ok);
+    let complete = collected == ExitCode::Ok && runs.iter().all(|r| r.complete);
+    run_metrics(&mut exp, settings, started, complete);
     if let Some(prices) = &settings.prices {
         metrics::records::map_prices(&mut exp, prices);
     }
@@ -151,6 +152,8 @@ struct Ends {
 /// What one account's collection came to.
 struct AccountRun {
     exit: ExitCode,
+    /// Everything collected: no failure and nothing missing (see [`Tally::complete`]).
+    complete: bool,
     problems: Vec<String>,
 }
 
@@ -247,6 +250,7 @@ fn refused(
     exp.gauge(&c::COLLECT_LOGIN_NEEDED, &[&account.name], login_needed);
     AccountRun {
         exit: report.tally.exit(),
+        complete: false,
         problems: report.problems,
     }
 }
@@ -899,6 +903,11 @@ impl<'s> Report<'s> {
         let mut ok = true;
         for (endpoint, e) in errors {
             ok &= !self.error(exp, vin, *endpoint, e);
+            // Deferred with nothing kept to replay: no failure, but no data either.
+            if *e == ApiError::Deferred {
+                ok = false;
+                self.tally.missing = true;
+            }
         }
         let success = if ok { 1.0 } else { 0.0 };
         exp.gauge(&c::COLLECT_API_SUCCESS, &[vin, api.label()], success);
@@ -940,7 +949,7 @@ impl<'s> Report<'s> {
         exp.gauge(&c::COLLECT_LOGIN_NEEDED, &[account], login_needed);
         self.remember_backoffs(state);
         let exit = self.tally.exit();
-        if exit == ExitCode::Ok {
+        if self.tally.complete() {
             state.last_success = Some(self.settings.clock.now_f64());
         }
         let (requests, retries) = client
@@ -974,6 +983,7 @@ impl<'s> Report<'s> {
         };
         AccountRun {
             exit,
+            complete: self.tally.complete(),
             problems: self.problems,
         }
     }

@@ -127,6 +127,28 @@ fn the_minute_window_defers_instead_of_drawing_429s() {
     let out = stdout(&o);
     assert!(out.contains("volvo_collect_endpoint_deferred{"), "{out}");
     assert!(!out.contains("reason=\"timeout\""), "{out}");
+    // A first run has no earlier answer to replay: what it deferred is missing. That is no
+    // failure (exit 0), but the success gauges say not everything was collected: each API
+    // of a car with such an endpoint is 0, and so is the run.
+    assert_eq!(value(&out, "volvo_collect_run_success"), Some(0.0), "{out}");
+    assert!(
+        !out.contains("\nvolvo_collect_last_success_timestamp_seconds{"),
+        "{out}"
+    );
+    let missing: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("volvo_collect_api_success{") && l.ends_with("} 0"))
+        .collect();
+    assert!(!missing.is_empty(), "{out}");
+    for line in missing {
+        let labels = &line[line.find('{').unwrap() + 1..line.find('}').unwrap()];
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("volvo_collect_endpoint_deferred{")
+                    && labels.split(',').all(|label| l.contains(label))),
+            "{line} without a deferred endpoint: {out}"
+        );
+    }
     // Every car's doors (lock) came first.
     for vin in [BEV, PHEV, PETROL, DIESEL] {
         assert!(

@@ -8,10 +8,10 @@
 //! [`spent`] (what runs remember, Volvo's shared minute, the API key's day); [`http`];
 //! [`auth`] (token file, refresh, login); [`api`] (one module per Volvo API over one request
 //! client, and each car's answers decoded once); [`metrics`] (one mapper per API, the catalog
-//! of every family); [`sinks`]; [`schedule`] and [`planner`] (what each run asks of each car);
-//! [`weather`]; [`run`] (one collection in phases); [`stop`] (signals that wait for a token
-//! save). On top: [`serve`], [`check`], the [`simulator`] and [`demo`], and [`cli`] (the
-//! command line).
+//! of every family); [`sinks`]; [`claims`] (which account reads a car that several list);
+//! [`schedule`] and [`planner`] (what each run asks of each car); [`weather`]; [`run`] (one
+//! collection in phases); [`stop`] (signals that wait for a token save). On top: [`serve`],
+//! [`check`], the [`simulator`] and [`demo`], and [`cli`] (the command line).
 
 // Functions stay short enough to read at once (threshold in clippy.toml).
 #![warn(clippy::too_many_lines)]
@@ -19,6 +19,7 @@
 pub mod api;
 pub mod auth;
 pub mod check;
+pub mod claims;
 pub mod cli;
 pub mod clock;
 pub mod config;

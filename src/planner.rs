@@ -329,6 +329,10 @@ pub struct Planner<'a> {
     cars: BTreeMap<String, CarAnswers>,
     memory: BTreeMap<String, CarMemory>,
     vins: Option<Vec<String>>,
+    /// Cars an earlier account of the run reads (see [`crate::claims`]): never this one's.
+    taken: BTreeSet<String>,
+    /// Cars of this account's list (or configuration) left to an earlier account.
+    left_out: Vec<String>,
     /// Cars whose answers came since their wants were last worked out; `None`: every car. An
     /// answer can only change what its own car needs, so a round looks at those cars alone
     /// (a fleet's run would otherwise cost cars × answers).
@@ -404,9 +408,33 @@ impl<'a> Planner<'a> {
             cars,
             memory,
             vins,
+            taken: BTreeSet::new(),
+            left_out: Vec::new(),
             changed: None,
             waiting: Vec::new(),
         }
+    }
+
+    /// Leaves the cars an earlier account reads to it: this account neither asks nor shows
+    /// them. Said before the first round.
+    pub fn leave_out(&mut self, taken: BTreeSet<String>) {
+        self.taken = taken;
+        if let Some(vins) = self.vins.take() {
+            self.vins = Some(self.keep_own(vins));
+        }
+    }
+
+    /// `vins` without the cars another account reads, which are noted as left out.
+    fn keep_own(&mut self, vins: Vec<String>) -> Vec<String> {
+        let (theirs, own): (Vec<String>, Vec<String>) =
+            vins.into_iter().partition(|v| self.taken.contains(v));
+        self.left_out.extend(theirs);
+        own
+    }
+
+    /// The cars of this account that an earlier account of the run reads.
+    pub fn left_out(&self) -> &[String] {
+        &self.left_out
     }
 
     /// The key's day plan, made once the number of cars is known.
@@ -653,7 +681,7 @@ impl<'a> Planner<'a> {
         }
         if self.vins.is_none() {
             match self.listed() {
-                Some(vins) => self.vins = Some(vins),
+                Some(vins) => self.vins = Some(self.keep_own(vins)),
                 None => return false,
             }
         }

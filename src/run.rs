@@ -25,6 +25,7 @@ use crate::api::observe;
 use crate::api::ApiError;
 use crate::auth::refresh::{self, OAuthClient};
 use crate::auth::token::Token;
+use crate::claims::{self, Claim, Claims};
 use crate::config::{Account, Settings};
 use crate::endpoints::{Endpoint, Fact};
 use crate::error::{ExitCode, Fatal, Tally};
@@ -78,16 +79,18 @@ pub async fn collect(settings: &Settings) -> Result<RunOutcome, Fatal> {
         saving: (deadline - after + state::SAVE_GRACE).min(deadline - outputs.min(after / 2)),
     };
     let multi = settings.accounts.len() > 1;
-    let runs = futures_util::future::join_all(settings.accounts.iter().map(|a| {
-        // With several accounts, each log line of an account's run names it.
-        let span = if multi {
-            tracing::info_span!("account", name = %a.name)
-        } else {
-            tracing::Span::none()
-        };
-        collect_account(settings, a, &http, ends, &exp).instrument(span)
-    }))
-    .await;
+    let claims = Claims::new(settings.accounts.len());
+    let runs =
+        futures_util::future::join_all(settings.accounts.iter().enumerate().map(|(i, a)| {
+            // With several accounts, each log line of an account's run names it.
+            let span = if multi {
+                tracing::info_span!("account", name = %a.name)
+            } else {
+                tracing::Span::none()
+            };
+            collect_account(settings, a, claims.of(i), &http, ends, &exp).instrument(span)
+        }))
+        .await;
 
     let mut exp = exp.into_inner().expect("exposition lock");
     let mut problems = account_problems(settings, &runs);
@@ -161,6 +164,7 @@ struct AccountRun {
 async fn collect_account(
     settings: &Settings,
     account: &Account,
+    claim: Claim<'_>,
     http: &reqwest::Client,
     ends: Ends,
     exp: &Mutex<Exposition>,
@@ -193,11 +197,14 @@ async fn collect_account(
     let setup = setup(settings, account, &state, &token, &schedule, now);
     let quota_paused = setup.quota_paused;
     let mut planner = Planner::new(setup, &mut state);
+    // A car that an earlier account of the file lists too is that account's to read.
+    let until = (Instant::now() + claims::WAIT).min(deadline);
+    planner.leave_out(claim.taken_before(until).await);
     let client = client(settings, account, http, &token, deadline, &window);
     if quota_paused {
         tracing::info!("the API key's daily quota is used up; replaying the last answers until it is replenished");
     }
-    let durations = fetch(&mut planner, &client, &window, deadline).await;
+    let durations = fetch(&mut planner, &client, &window, &claim, deadline).await;
     // An API's 401 may have renewed the token meanwhile: the metrics show the pair on disk.
     let current = crate::auth::token::read(&account.token_file).unwrap_or(token);
     token_metrics(&mut lock(exp), &account.name, &current);
@@ -355,22 +362,32 @@ pub fn key_day(settings: &Settings, account: &Account, now: i64) -> schedule::Da
     }
 }
 
-/// Cars of the other accounts that share this account's API key (they share its quota).
+/// Cars of the other accounts that share this account's API key (they share its quota), as
+/// far as known without asking (one for an account whose cars are not), a car on several
+/// accounts counted once.
 fn other_cars_on_key(settings: &Settings, account: &Account) -> usize {
-    settings
+    let on_key: Vec<&str> = settings
         .accounts_on_key(account)
         .filter(|a| a.name != account.name)
-        .map(known_cars)
+        .map(|a| a.name.as_str())
+        .collect();
+    let shares = claims::share(&settings.accounts, known_vins);
+    settings
+        .accounts
+        .iter()
+        .zip(shares)
+        .filter(|(a, _)| on_key.contains(&a.name.as_str()))
+        .map(|(_, s)| s.map_or(1, |s| s.own.len()))
         .sum()
 }
 
-/// How many cars an account collects, as far as known without asking: its configured VINs,
-/// else its last vehicle list, else one.
-pub fn known_cars(a: &Account) -> usize {
+/// The cars an account collects, as far as known without asking: its configured VINs, else
+/// its last vehicle list.
+pub fn known_vins(a: &Account) -> Option<Vec<String>> {
     if !a.vins.is_empty() {
-        return a.vins.len();
+        return Some(a.vins.clone());
     }
-    last_vehicle_list(&State::load(&a.state_file)).map_or(1, |v| v.len().max(1))
+    last_vehicle_list(&State::load(&a.state_file))
 }
 
 /// The account's last vehicle list kept in its state, if it still decodes.
@@ -405,6 +422,7 @@ async fn fetch(
     planner: &mut Planner<'_>,
     client: &Client,
     window: &Window,
+    claim: &Claim<'_>,
     deadline: Instant,
 ) -> Durations {
     use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -417,6 +435,10 @@ async fn fetch(
     let mut carried = 0;
     loop {
         let batch = planner.next_round();
+        // The later accounts wait for this word: it goes out as soon as the cars are known.
+        if let Some(vins) = planner.vins() {
+            claim.tell(vins);
+        }
         if Instant::now() >= deadline {
             // Wanted, but the run's time is up: that is the deadline, not a deferral.
             for r in &batch {
@@ -614,8 +636,15 @@ fn map(
         return;
     };
     report.vehicles = vins.len();
+    if !planner.left_out().is_empty() {
+        tracing::debug!(
+            cars = ?planner.left_out(),
+            "left to an earlier account of the configuration, which lists them too"
+        );
+    }
     // No configured car on the account says what to fix itself; "tries again" would not.
-    if vins.is_empty() && !report.tally.config {
+    // Cars left to an earlier account are read, by it.
+    if vins.is_empty() && !report.tally.config && planner.left_out().is_empty() {
         report.no_car();
     }
     let cx = MapContext {
@@ -681,7 +710,7 @@ fn cars_to_map(
             }
             vins.retain(|v| on_account.0.contains(v));
             // None of the configured cars can be read: only the configuration can fix that.
-            report.tally.config |= vins.is_empty();
+            report.tally.config |= !account.vins.iter().any(|v| on_account.0.contains(v));
         }
         _ => {}
     }

@@ -29,7 +29,8 @@ const DEVELOPER_PORTAL: &str = "https://developer.volvocars.com";
 /// One account's findings, and the size of its fleet when the vehicle list answered.
 pub(super) struct AccountCheck {
     pub(super) findings: Vec<Finding>,
-    pub(super) listed: Option<usize>,
+    /// The VINs the account lists now, when asked.
+    pub(super) listed: Option<Vec<String>>,
 }
 
 /// What every step of one account's check needs.
@@ -104,7 +105,7 @@ pub(super) async fn check_account(
     state_findings(s, ac, &mut f, a.now);
     AccountCheck {
         findings: f.0,
-        listed: listed.map(|l| l.len()),
+        listed,
     }
 }
 

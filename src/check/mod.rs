@@ -20,6 +20,7 @@ use std::time::Duration;
 pub use account::answer_level;
 pub use findings::{Finding, Level};
 
+use crate::claims;
 use crate::config::{Account, Settings};
 use crate::error::{ExitCode, Fatal};
 use findings::Findings;
@@ -65,6 +66,7 @@ pub async fn run(settings: &Settings, opts: &Options) -> Result<ExitCode, Fatal>
         outputs::check_outputs(settings, opts.offline),
     );
 
+    let shares = shares(settings, &accounts, &checked);
     let mut lines: Vec<String> = head.0.iter().map(|f| f.line("")).collect();
     for (a, c) in accounts.iter().zip(&checked) {
         let prefix = if multi {
@@ -73,6 +75,7 @@ pub async fn run(settings: &Settings, opts: &Options) -> Result<ExitCode, Fatal>
             String::new()
         };
         lines.extend(c.findings.iter().map(|f| f.line(&prefix)));
+        lines.extend(shared_finding(shares.get(&a.name)).map(|f| f.line(&prefix)));
     }
     lines.extend(outputs.iter().map(|f| f.line("")));
     let fails = checked
@@ -88,7 +91,10 @@ pub async fn run(settings: &Settings, opts: &Options) -> Result<ExitCode, Fatal>
         let fleet: Vec<PlannedAccount> = accounts
             .iter()
             .zip(&checked)
-            .map(|(a, c)| PlannedAccount::new(a, c.listed, opts.cars))
+            .map(|(a, c)| {
+                let theirs = shares.get(&a.name).map_or(0, |s| s.theirs.len());
+                PlannedAccount::new(a, c.listed.as_ref().map(Vec::len), opts.cars, theirs)
+            })
             .collect();
         lines.push(String::new());
         lines.extend(plan::plan_lines(settings, &fleet, interval));
@@ -133,4 +139,42 @@ fn head_findings(settings: &Settings, opts: &Options) -> Findings {
         head.warn("offline: no requests made, so the access token, the API key, the vehicle list, the Pushgateway and remote write are not checked");
     }
     head
+}
+
+/// Each account's share of the cars, by name, from what is known: configured VINs, the
+/// vehicle list this check asked, else the last one in the state file. A car on several
+/// accounts is the first one's, as in a run.
+fn shares(
+    settings: &Settings,
+    checked_accounts: &[&Account],
+    checked: &[account::AccountCheck],
+) -> std::collections::BTreeMap<String, claims::Share> {
+    let asked = |a: &Account| {
+        let i = checked_accounts.iter().position(|c| c.name == a.name)?;
+        checked[i].listed.clone()
+    };
+    let known = |a: &Account| {
+        (!a.vins.is_empty())
+            .then(|| a.vins.clone())
+            .or_else(|| asked(a))
+            .or_else(|| crate::run::known_vins(a))
+    };
+    settings
+        .accounts
+        .iter()
+        .zip(claims::share(&settings.accounts, known))
+        .filter_map(|(a, s)| Some((a.name.clone(), s?)))
+        .collect()
+}
+
+/// The cars an account leaves to an earlier account of the file, which lists them too.
+fn shared_finding(share: Option<&claims::Share>) -> Option<Finding> {
+    let theirs = &share?.theirs;
+    (!theirs.is_empty()).then(|| Finding {
+        level: Level::Ok,
+        text: format!(
+            "cars on an earlier account too: {}; that account reads them (each car is read once, by the first account in the file that lists it)",
+            theirs.join(", ")
+        ),
+    })
 }

@@ -18,7 +18,14 @@ pub(super) struct PlannedAccount<'a> {
 }
 
 impl<'a> PlannedAccount<'a> {
-    pub(super) fn new(account: &'a Account, listed: Option<usize>, flag: Option<usize>) -> Self {
+    /// `theirs`: cars of the account that an earlier account of the file reads, which it does
+    /// not count.
+    pub(super) fn new(
+        account: &'a Account,
+        listed: Option<usize>,
+        flag: Option<usize>,
+        theirs: usize,
+    ) -> Self {
         // An explicit --cars that loses to what the config or the account says is named, so
         // that a "what if" plan is not silently about another fleet.
         let unused = |n: usize| match flag {
@@ -31,7 +38,12 @@ impl<'a> PlannedAccount<'a> {
         } else if let Some(n) = listed {
             (n, format!("the account's vehicle list{}", unused(n)))
         } else if let Some(n) = flag {
-            (n, "--cars".to_string())
+            // A "what if" number is taken as it is given.
+            return PlannedAccount {
+                account,
+                cars: n,
+                from: "--cars".to_string(),
+            };
         } else if let Some(n) = cars_in_state(account) {
             (
                 n,
@@ -39,6 +51,13 @@ impl<'a> PlannedAccount<'a> {
             )
         } else {
             (1, "assumed; pass --cars N".to_string())
+        };
+        let (cars, from) = match theirs {
+            0 => (cars, from),
+            n => (
+                cars.saturating_sub(n),
+                format!("{from}, less {n} read by an earlier account"),
+            ),
         };
         PlannedAccount {
             account,

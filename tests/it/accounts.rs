@@ -98,6 +98,78 @@ fn one_account_needing_a_login_does_not_hide_the_other() {
     assert!(value(&out, &format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")).is_some());
 }
 
+/// A car on two accounts (shared between two Volvo IDs) is read once, by the first account
+/// in the file that lists it: one `volvo_vehicle_info`, each endpoint asked once. When that
+/// account cannot read it (its login is gone), the other one does.
+#[test]
+fn a_car_on_two_accounts_is_read_once_by_the_first() {
+    let sim = Sim::start(&[]);
+    let ws = two_accounts(&sim);
+    let base = ws.read("collector.toml");
+    let info = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.starts_with("volvo_vehicle_info{") && l.contains(BEV))
+            .map(String::from)
+            .collect()
+    };
+    let both = |base: &str| {
+        base.replace(
+            &format!("vins = [\"{PETROL}\"]"),
+            &format!("vins = [\"{PETROL}\", \"{BEV}\"]"),
+        )
+    };
+    let lists = |base: &str| -> String {
+        base.lines()
+            .filter(|l| !l.starts_with("vins"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    // Configured on both; or both read their whole vehicle list, which names every car.
+    let cases: [&dyn Fn(&str) -> String; 2] = [&both, &lists];
+    for case in cases {
+        let sim = Sim::start(&[]);
+        let ws = two_accounts(&sim);
+        let config = case(&ws.read("collector.toml"));
+        ws.write("collector.toml", &config);
+        let mut cmd = ws.command(&["--once", "--stdout"]);
+        cmd.env("VOLVO_CLIENT_SECRET_FLEET", "demo-secret");
+        let o = cmd.output().unwrap();
+        assert_eq!(code(&o), 0, "{config}\n{}", stderr(&o));
+        let out = stdout(&o);
+        promtool_check(&out);
+        let lines = info(&out);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("account=\"home\""), "{lines:?}");
+        let asked = sim.requests(&format!("/vehicles/{BEV}/doors")).len();
+        assert_eq!(asked, 1, "{config}");
+        assert_eq!(
+            value(&out, "volvo_collect_vehicles{account=\"fleet\"}"),
+            Some(if config.contains("vins") { 1.0 } else { 0.0 }),
+            "{out}"
+        );
+    }
+
+    ws.write("collector.toml", &both(&base));
+    // `check` says so, and its plan counts the car once.
+    let out = stdout(&ws.run(&["check", "--plan", "--offline"]));
+    for said in [
+        format!("account fleet: cars on an earlier account too: {BEV}; that account reads them"),
+        "(1 car: volvo.vins, less 1 read by an earlier account)".to_string(),
+    ] {
+        assert!(out.contains(&said), "no {said:?} in {out}");
+    }
+
+    // The first account's login is gone: the second reads the car.
+    std::fs::remove_file(ws.path("token-home.json")).unwrap();
+    let mut cmd = ws.command(&["--once", "--stdout"]);
+    cmd.env("VOLVO_CLIENT_SECRET_FLEET", "demo-secret");
+    let o = cmd.output().unwrap();
+    assert_eq!(code(&o), 77, "{}", stderr(&o));
+    let lines = info(&stdout(&o));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("account=\"fleet\""), "{lines:?}");
+}
+
 /// What only the operator can fix about one account (its token folder gone, its secret
 /// unset) stops that account, not the household: the other's data is delivered, the run
 /// exits 78, and the message names the account's own key and login.

@@ -508,7 +508,7 @@ families! {
     COLLECT_ENDPOINT_DEFERRED: Gauge, Collector, "volvo_collect_endpoint_deferred",
         ["vin", "api", "endpoint"],
         None,
-        "1 for an endpoint deferred to the next run because Volvo's per-minute limit or the API key's daily budget was reached; its last answer, if any, is replayed. Not a failure.";
+        "1 for an endpoint deferred to the next run because Volvo's per-minute limit or the API key's daily budget was reached; its last answer, if any, is replayed. Not a failure, but with no answer to replay the car's API is not collected (volvo_collect_api_success 0). The vehicle list's has an empty vin.";
     COLLECT_PLANNED_REQUESTS_PER_DAY: Gauge, Collector, "volvo_collect_planned_requests_per_day",
         ["account"],
         None,

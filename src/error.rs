@@ -79,14 +79,14 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Login before configuration before the rest; nothing collected is temporary (the next
-    /// run retries), some collected is partial. A refused API key is a configuration error
-    /// when no answer came at all, else the failure of the endpoints it was refused on.
     /// Whether the account collected everything: no failure, and nothing missing.
     pub fn complete(self) -> bool {
         self.exit() == ExitCode::Ok && !self.missing
     }
 
+    /// Login before configuration before the rest; nothing collected is temporary (the next
+    /// run retries), some collected is partial. A refused API key is a configuration error
+    /// when no answer came at all, else the failure of the endpoints it was refused on.
     pub fn exit(self) -> ExitCode {
         if self.login_needed {
             ExitCode::LoginNeeded

@@ -114,16 +114,23 @@ pub fn resolve_links(path: &Path) -> io::Result<PathBuf> {
     Err(io::Error::other("too many levels of symbolic links"))
 }
 
-/// One name for the file `path` names, however it is spelled: its symlinks followed and its
-/// folder made canonical where it exists (`..`, `.` and linked folders resolved), or taken
-/// apart by hand where it does not. Two settings that name one file compare equal by it.
+/// One name for the file `path` leads to, however it is spelled: its symlinks followed, then
+/// as [`name_identity`]. Two settings that name one file compare equal by it.
 pub fn identity(path: &Path) -> PathBuf {
-    let file = resolve_links(path).unwrap_or_else(|_| path.to_path_buf());
-    match file.file_name() {
-        Some(name) => fs::canonicalize(folder_of(&file))
+    name_identity(&resolve_links(path).unwrap_or_else(|_| path.to_path_buf()))
+}
+
+/// One name for `path` itself, however it is spelled: made absolute, its folder made
+/// canonical where it exists (`..`, `.` and linked folders resolved) or taken apart by hand
+/// where it does not; a symlink in its last part is kept, for files whose save replaces the
+/// link rather than what it leads to.
+pub fn name_identity(path: &Path) -> PathBuf {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    match path.file_name() {
+        Some(name) => fs::canonicalize(folder_of(&path))
             .map(|dir| dir.join(name))
-            .unwrap_or_else(|_| lexical(&file)),
-        None => lexical(&file),
+            .unwrap_or_else(|_| lexical(&path)),
+        None => lexical(&path),
     }
 }
 

@@ -432,6 +432,23 @@ impl<'a> Planner<'a> {
         own
     }
 
+    /// The cars this account reads, once its vehicle list (this run's, or the last one kept)
+    /// confirms them: a configured car that the list does not name is no car of this
+    /// account's, and must not keep a later account that lists it from reading it.
+    pub fn confirmed_vins(&self) -> Option<Vec<String>> {
+        let vins = self.vins.as_ref()?;
+        if self.setup.vins.is_empty() {
+            return Some(vins.clone());
+        }
+        let listed = self.listed()?;
+        Some(
+            vins.iter()
+                .filter(|v| listed.contains(v))
+                .cloned()
+                .collect(),
+        )
+    }
+
     /// The cars of this account that an earlier account of the run reads.
     pub fn left_out(&self) -> &[String] {
         &self.left_out
@@ -1350,6 +1367,46 @@ mod tests {
             .filter(|e| e.per_vehicle() && *e != E::ExtendedValues && *e != E::EnergyState)
             .collect();
         assert_eq!(got, all);
+    }
+
+    /// Guards a car shared by two accounts: an account tells the cars it reads only once its
+    /// vehicle list confirms them, so a configured car that is not on its list is left to an
+    /// account that lists it; and the cars an earlier account reads are never planned.
+    #[test]
+    fn configured_cars_are_told_once_the_list_confirms_them() {
+        const OTHER: &str = "YV1BZ8ZP0M1000002";
+        const THIRD: &str = "YV1ZWA8U0P1000003";
+        let schedule = Schedule::default();
+        let vins = vec![VIN.to_string(), OTHER.to_string(), THIRD.to_string()];
+        let setup = Setup {
+            schedule: &schedule,
+            collecting: context(&schedule, 1).collecting,
+            interval_s: INTERVAL,
+            now: NOW,
+            vins: &vins,
+            quota_paused: false,
+            other_cars_on_key: 0,
+            accounts_on_key: 1,
+            day: schedule::Day {
+                spent: 0,
+                now: NOW,
+                reset_at: NOW + 3_600,
+            },
+        };
+        let mut state = State::default();
+        let mut p = Planner::new(setup, &mut state);
+        p.leave_out([THIRD.to_string()].into());
+        let first = p.next_round();
+        assert_eq!(p.confirmed_vins(), None, "the list is not in yet");
+        assert!(first.iter().all(|r| r.vin != THIRD), "{first:?}");
+        assert_eq!(p.left_out(), [THIRD.to_string()]);
+        let list = first
+            .iter()
+            .find(|r| r.ask.endpoint == E::Vehicles)
+            .expect("the list is asked");
+        let body = format!("{{\"data\":[{{\"vin\":\"{VIN}\"}},{{\"vin\":\"{THIRD}\"}}]}}");
+        p.record(list, Ok(body.into_bytes()));
+        assert_eq!(p.confirmed_vins(), Some(vec![VIN.to_string()]));
     }
 
     /// Guards the places of a short minute across rounds: what may follow a car's answers is

@@ -182,6 +182,8 @@ async fn collect_account(
         Ok(t) => t,
         Err(fatal) => {
             report.login_failed(&fatal);
+            // No car is read here: the later accounts need not wait for this save.
+            claim.tell(&[]);
             let saving = state::lock_for_save(&account.state_file, ends.saving).await;
             return report.finish(&mut lock(exp), &mut state, None, None, saving);
         }
@@ -377,7 +379,8 @@ fn other_cars_on_key(settings: &Settings, account: &Account) -> usize {
         .iter()
         .zip(shares)
         .filter(|(a, _)| on_key.contains(&a.name.as_str()))
-        .map(|(_, s)| s.map_or(1, |s| s.own.len()))
+        // Nothing known, or an empty list, counts as one car; cars left to another, as none.
+        .map(|(_, s)| s.map_or(1, |s| s.own.len().max(usize::from(s.theirs.is_empty()))))
         .sum()
 }
 
@@ -436,8 +439,8 @@ async fn fetch(
     loop {
         let batch = planner.next_round();
         // The later accounts wait for this word: it goes out as soon as the cars are known.
-        if let Some(vins) = planner.vins() {
-            claim.tell(vins);
+        if let Some(vins) = planner.confirmed_vins() {
+            claim.tell(&vins);
         }
         if Instant::now() >= deadline {
             // Wanted, but the run's time is up: that is the deadline, not a deferral.

@@ -260,34 +260,41 @@ const TOKEN_SIDECARS: [&str; 3] = [".bak", ".new", ".lock"];
 /// minute window and a damaged file set aside.
 const STATE_SIDECARS: [&str; 5] = [".new", ".lock", ".day", ".window", ".damaged"];
 
-/// A file an account owns, by its [`crate::fsutil::identity`], and what it is, for messages.
+/// A file an account owns, by one spelling of its path, and what it is, for messages.
 pub struct OwnFile {
     pub path: PathBuf,
+    /// The setting it comes from: `volvo.token_file`, `account "home".state_file`.
+    pub key: String,
     pub what: String,
-    /// Whether it is a file the configuration names (not one beside it).
+    /// Whether it is the file the setting names (not one beside it).
     pub named: bool,
 }
 
 impl Account {
-    /// The account's token and state files and the files beside them, each by one spelling.
+    /// The account's token and state files and the files beside them, each by one spelling:
+    /// the token's as its save finds them (through its symlinks), the state's as named (its
+    /// save replaces a symlink in its place).
     pub fn own_files(&self) -> Vec<OwnFile> {
+        let token = crate::fsutil::identity(&self.token_file);
+        let state = crate::fsutil::name_identity(&self.state_file);
         let mut files = Vec::new();
         for (key, path, sidecars) in [
-            ("token_file", &self.token_file, &TOKEN_SIDECARS[..]),
-            ("state_file", &self.state_file, &STATE_SIDECARS[..]),
+            ("token_file", token, &TOKEN_SIDECARS[..]),
+            ("state_file", state, &STATE_SIDECARS[..]),
         ] {
-            let path = crate::fsutil::identity(path);
-            let what = format!("{}.{key}", self.table);
+            let key = format!("{}.{key}", self.table);
             for suffix in sidecars {
                 files.push(OwnFile {
                     path: crate::fsutil::with_suffix(&path, suffix),
-                    what: format!("the {suffix} file of {what}"),
+                    key: key.clone(),
+                    what: format!("the {suffix} file of {key}"),
                     named: false,
                 });
             }
             files.push(OwnFile {
                 path,
-                what,
+                what: key.clone(),
+                key,
                 named: true,
             });
         }

@@ -230,19 +230,29 @@ fn accounts(cx: &Context, volvo: RawVolvo, tables: Vec<RawVolvo>) -> Result<Vec<
 /// destroy each other: a state saved over a token file loses the login.
 fn distinct_files(cx: &Context, accounts: &[Account]) -> Result<(), Fatal> {
     let owned: Vec<Vec<OwnFile>> = accounts.iter().map(Account::own_files).collect();
-    let all = || owned.iter().flatten();
-    // The later account's setting is the one to change: the first one's files were there
-    // first. Within an account, its token file comes first.
-    for file in owned.iter().rev().flatten().filter(|f| f.named) {
-        if let Some(other) = all().find(|o| !std::ptr::eq(*o, file) && o.path == file.path) {
-            return Err(cx.bad(
-                &file.what,
-                &format!(
-                    "is the same file as {} ({}): each account's token file and state file must be files of their own, or one overwrites the other (and a token file overwritten loses the login)",
-                    other.what,
-                    file.path.display()
-                ),
-            ));
+    // The later account's setting is the one to change (the first one's files were there
+    // first); within an account, the state file is.
+    for (j, files) in owned.iter().enumerate().rev() {
+        for x in files {
+            let clash = owned[..=j].iter().enumerate().find_map(|(i, others)| {
+                others.iter().find(|y| {
+                    y.path == x.path
+                        && (x.named || y.named)
+                        && (i < j || (x.key != y.key && x.key.ends_with("state_file")))
+                })
+            });
+            if let Some(y) = clash {
+                let what = if x.named { "" } else { x.what.as_str() };
+                return Err(cx.bad(
+                    &x.key,
+                    &format!(
+                        "{what}{}is the same file as {} ({}): each account's token file and state file must be files of their own, or one overwrites the other (and a token file overwritten loses the login)",
+                        if what.is_empty() { "" } else { " " },
+                        y.what,
+                        x.path.display()
+                    ),
+                ));
+            }
         }
     }
     Ok(())
@@ -769,11 +779,32 @@ mod tests {
 
     const MINIMAL: &str = "[volvo]\nclient_id = \"abc\"\n";
 
+    /// A state file's save replaces a symlink in its place, and its files beside it sit next
+    /// to that name: they are compared as named. A token file is saved through its links.
+    #[test]
+    fn a_symlinked_state_file_is_compared_where_its_save_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(dir.path().join("x.json"), dir.path().join("s.json")).unwrap();
+        let config = dir.path().join("collector.toml");
+        let load = |files: &str| parse(&config, &format!("{MINIMAL}{files}"), &|_| None);
+        let e = load("state_file = \"s.json\"\ntoken_file = \"s.json.day\"\n").unwrap_err();
+        assert!(e.message.contains("volvo.state_file: the .day file of volvo.state_file is the same file as volvo.token_file"), "{}", e.message);
+        assert!(load("state_file = \"s.json\"\ntoken_file = \"x.json.lock\"\n").is_ok());
+        // A token file is written where its link leads: a state file there is refused.
+        let e = load("token_file = \"s.json\"\nstate_file = \"x.json\"\n").unwrap_err();
+        assert!(
+            e.message
+                .contains("volvo.state_file: is the same file as volvo.token_file"),
+            "{}",
+            e.message
+        );
+    }
+
     /// A state file that is the token file, or a file beside it, however spelled, is refused:
     /// each save of the state would overwrite the login.
     #[test]
     fn a_state_file_may_not_be_the_token_file_or_beside_it() {
-        let same = "volvo.token_file: is the same file as volvo.state_file (/etc/vc/token.json)";
+        let same = "volvo.state_file: is the same file as volvo.token_file (/etc/vc/token.json)";
         for (state, expected) in [
             ("token.json", same),
             ("./sub/../token.json", same),
@@ -794,7 +825,7 @@ mod tests {
             "{MINIMAL}token_file = \"s.json.day\"\nstate_file = \"s.json\"\n"
         ));
         assert!(
-            e.contains("volvo.token_file: is the same file as the .day file of volvo.state_file"),
+            e.contains("volvo.state_file: the .day file of volvo.state_file is the same file as volvo.token_file"),
             "{e}"
         );
         // Files of their own are fine.

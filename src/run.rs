@@ -292,7 +292,7 @@ fn setup<'a>(
         now,
         vins: &account.vins,
         quota_paused: state.quota_until.is_some(),
-        other_cars_on_key: other_cars_on_key(settings, account),
+        other_cars_on_key: other_cars_on_key(settings, account, state),
         accounts_on_key: settings.accounts_on_key(account).count().max(1),
         day: key_day(settings, account, now),
     }
@@ -367,13 +367,24 @@ pub fn key_day(settings: &Settings, account: &Account, now: i64) -> schedule::Da
 /// Cars of the other accounts that share this account's API key (they share its quota), as
 /// far as known without asking (one for an account whose cars are not), a car on several
 /// accounts counted once.
-fn other_cars_on_key(settings: &Settings, account: &Account) -> usize {
+fn other_cars_on_key(settings: &Settings, account: &Account, state: &State) -> usize {
     let on_key: Vec<&str> = settings
         .accounts_on_key(account)
         .filter(|a| a.name != account.name)
         .map(|a| a.name.as_str())
         .collect();
-    let shares = claims::share(&settings.accounts, known_vins);
+    if on_key.is_empty() {
+        return 0;
+    }
+    // This account's state is loaded already; a fleet's is a megabyte to read again.
+    let known = |a: &Account| {
+        if a.name == account.name && a.vins.is_empty() {
+            last_vehicle_list(state)
+        } else {
+            known_vins(a)
+        }
+    };
+    let shares = claims::share(&settings.accounts, known);
     settings
         .accounts
         .iter()
@@ -436,11 +447,15 @@ async fn fetch(
     // Places reserved in the window and not used yet: for requests that may follow an answer
     // in flight, or that wait for one.
     let mut carried = 0;
+    let mut told = false;
     loop {
         let batch = planner.next_round();
         // The later accounts wait for this word: it goes out as soon as the cars are known.
-        if let Some(vins) = planner.confirmed_vins() {
-            claim.tell(&vins);
+        if !told {
+            if let Some(vins) = planner.confirmed_vins() {
+                claim.tell(&vins);
+                told = true;
+            }
         }
         if Instant::now() >= deadline {
             // Wanted, but the run's time is up: that is the deadline, not a deferral.

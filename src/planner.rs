@@ -1369,6 +1369,25 @@ mod tests {
         assert_eq!(got, all);
     }
 
+    /// A run's setup for one account alone on its key, with these configured cars.
+    fn one_account<'a>(schedule: &'a Schedule, vins: &'a [String]) -> Setup<'a> {
+        Setup {
+            schedule,
+            collecting: context(schedule, 1).collecting,
+            interval_s: INTERVAL,
+            now: NOW,
+            vins,
+            quota_paused: false,
+            other_cars_on_key: 0,
+            accounts_on_key: 1,
+            day: schedule::Day {
+                spent: 0,
+                now: NOW,
+                reset_at: NOW + 3_600,
+            },
+        }
+    }
+
     /// Guards a car shared by two accounts: an account tells the cars it reads only once its
     /// vehicle list confirms them, so a configured car that is not on its list is left to an
     /// account that lists it; and the cars an earlier account reads are never planned.
@@ -1378,21 +1397,7 @@ mod tests {
         const THIRD: &str = "YV1ZWA8U0P1000003";
         let schedule = Schedule::default();
         let vins = vec![VIN.to_string(), OTHER.to_string(), THIRD.to_string()];
-        let setup = Setup {
-            schedule: &schedule,
-            collecting: context(&schedule, 1).collecting,
-            interval_s: INTERVAL,
-            now: NOW,
-            vins: &vins,
-            quota_paused: false,
-            other_cars_on_key: 0,
-            accounts_on_key: 1,
-            day: schedule::Day {
-                spent: 0,
-                now: NOW,
-                reset_at: NOW + 3_600,
-            },
-        };
+        let setup = one_account(&schedule, &vins);
         let mut state = State::default();
         let mut p = Planner::new(setup, &mut state);
         p.leave_out([THIRD.to_string()].into());
@@ -1418,21 +1423,7 @@ mod tests {
     fn a_waiting_request_joins_the_next_round_in_order() {
         let schedule = Schedule::default();
         let vins = vec![VIN.to_string()];
-        let setup = Setup {
-            schedule: &schedule,
-            collecting: context(&schedule, 1).collecting,
-            interval_s: INTERVAL,
-            now: NOW,
-            vins: &vins,
-            quota_paused: false,
-            other_cars_on_key: 0,
-            accounts_on_key: 1,
-            day: schedule::Day {
-                spent: 0,
-                now: NOW,
-                reset_at: NOW + 3_600,
-            },
-        };
+        let setup = one_account(&schedule, &vins);
         let mut state = State::default();
         let mut p = Planner::new(setup, &mut state);
         let first = p.next_round();

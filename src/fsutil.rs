@@ -694,9 +694,16 @@ fn open_lock_file(lock_path: &Path) -> Result<File, LockError> {
         .read(true)
         .write(true)
         .mode(0o600)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        // A lock file is this program's own: a symlink in its place could lead the notes
+        // written into it onto any file, a token among them.
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW)
         .open(lock_path)
-        .map_err(LockError::Create)?;
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => LockError::Create(io::Error::other(
+                "it is a symbolic link, which a lock file must not be: remove it",
+            )),
+            _ => LockError::Create(e),
+        })?;
     match file.metadata() {
         Ok(m) if m.is_file() => Ok(file),
         Ok(m) => Err(LockError::Create(io::Error::other(format!(
@@ -779,6 +786,22 @@ pub fn readable_by_others(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A lock file is never opened through a symlink: the notes written into it would land
+    /// wherever the link leads.
+    #[test]
+    fn a_lock_file_is_no_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("token.json");
+        std::fs::write(&victim, "{}").unwrap();
+        let lock = dir.path().join("state.json.lock");
+        std::os::unix::fs::symlink(&victim, &lock).unwrap();
+        match check_lock_file(&lock) {
+            Err(LockError::Create(e)) => assert!(e.to_string().contains("symbolic link"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "{}");
+    }
 
     #[test]
     fn replaces_with_mode_and_keeps_a_backup() {

@@ -144,11 +144,12 @@ impl Token {
     }
 }
 
-/// How to recover from a token file that cannot be used.
+/// How to recover from a token file that cannot be used. Its backup is beside the file its
+/// links lead to, where every save keeps it.
 fn recovery(path: &Path) -> String {
     format!(
         "restore {}.bak if it is newer than your last login, or run `volvo-collect login`",
-        path.display()
+        followed(path).display()
     )
 }
 

@@ -219,6 +219,32 @@ pub struct Prices {
     pub fuel_per_liter: Option<f64>,
 }
 
+impl OwnFile {
+    fn named(path: PathBuf, key: String, inode: Option<(u64, u64)>) -> OwnFile {
+        OwnFile {
+            path,
+            what: key.clone(),
+            key,
+            named: true,
+            inode,
+        }
+    }
+}
+
+/// The files beside `path` that are the setting `key`'s too.
+fn sidecars(path: &Path, key: &str, suffixes: &[&str]) -> Vec<OwnFile> {
+    suffixes
+        .iter()
+        .map(|suffix| OwnFile {
+            path: crate::fsutil::with_suffix(path, suffix),
+            key: key.to_string(),
+            what: format!("the {suffix} file of {key}"),
+            named: false,
+            inode: None,
+        })
+        .collect()
+}
+
 /// ` --config PATH` when the configuration file would not be found without it, so that the
 /// commands a message suggests work as printed.
 fn config_flag(path: &Path) -> String {
@@ -268,36 +294,39 @@ pub struct OwnFile {
     pub what: String,
     /// Whether it is the file the setting names (not one beside it).
     pub named: bool,
+    /// The token file's device and inode where it exists: a hard link or a bind-mounted
+    /// folder shares them under another name, and two logins in one file lose one.
+    pub inode: Option<(u64, u64)>,
+}
+
+impl OwnFile {
+    /// Whether the two are one file.
+    pub fn same(&self, other: &OwnFile) -> bool {
+        self.path == other.path || (self.inode.is_some() && self.inode == other.inode)
+    }
 }
 
 impl Account {
-    /// The account's token and state files and the files beside them, each by one spelling:
-    /// the token's as its save finds them (through its symlinks), the state's as named (its
-    /// save replaces a symlink in its place).
+    /// The account's token and state files and the files beside them, each by one spelling.
+    /// A token file that is a symlink takes up its own name and the file it leads to (whose
+    /// neighbours its save writes); a state file is taken as named (its save replaces a
+    /// symlink in its place).
     pub fn own_files(&self) -> Vec<OwnFile> {
+        use std::os::unix::fs::MetadataExt;
         let token = crate::fsutil::identity(&self.token_file);
+        let link = crate::fsutil::name_identity(&self.token_file);
         let state = crate::fsutil::name_identity(&self.state_file);
-        let mut files = Vec::new();
-        for (key, path, sidecars) in [
-            ("token_file", token, &TOKEN_SIDECARS[..]),
-            ("state_file", state, &STATE_SIDECARS[..]),
-        ] {
-            let key = format!("{}.{key}", self.table);
-            for suffix in sidecars {
-                files.push(OwnFile {
-                    path: crate::fsutil::with_suffix(&path, suffix),
-                    key: key.clone(),
-                    what: format!("the {suffix} file of {key}"),
-                    named: false,
-                });
-            }
-            files.push(OwnFile {
-                path,
-                what: key.clone(),
-                key,
-                named: true,
-            });
+        let inode = std::fs::metadata(&self.token_file)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        let key = |k: &str| format!("{}.{k}", self.table);
+        let mut files = sidecars(&token, &key("token_file"), &TOKEN_SIDECARS);
+        if link != token {
+            files.push(OwnFile::named(link, key("token_file"), None));
         }
+        files.push(OwnFile::named(token, key("token_file"), inode));
+        files.extend(sidecars(&state, &key("state_file"), &STATE_SIDECARS));
+        files.push(OwnFile::named(state, key("state_file"), None));
         files
     }
 

@@ -236,7 +236,7 @@ fn distinct_files(cx: &Context, accounts: &[Account]) -> Result<(), Fatal> {
         for x in files {
             let clash = owned[..=j].iter().enumerate().find_map(|(i, others)| {
                 others.iter().find(|y| {
-                    y.path == x.path
+                    y.same(x)
                         && (x.named || y.named)
                         && (i < j || (x.key != y.key && x.key.ends_with("state_file")))
                 })
@@ -795,6 +795,41 @@ mod tests {
         assert!(
             e.message
                 .contains("volvo.state_file: is the same file as volvo.token_file"),
+            "{}",
+            e.message
+        );
+    }
+
+    /// A token file that is a symlink takes up its own name too (a state saved there would
+    /// replace the link), and a token file hard-linked to another account's is that file.
+    #[test]
+    fn a_linked_token_file_takes_up_its_name_and_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (secrets, config) = (
+            dir.path().join("secrets"),
+            dir.path().join("collector.toml"),
+        );
+        std::fs::create_dir(&secrets).unwrap();
+        std::fs::write(secrets.join("a.json"), "{}").unwrap();
+        std::os::unix::fs::symlink("secrets/a.json", dir.path().join("a.json")).unwrap();
+        let load = |text: &str| parse(&config, text, &|_| None);
+        let e = load(&format!(
+            "{MINIMAL}token_file = \"a.json\"\nstate_file = \"a.json\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("volvo.state_file: is the same file as volvo.token_file"),
+            "{}",
+            e.message
+        );
+        std::fs::hard_link(secrets.join("a.json"), dir.path().join("b.json")).unwrap();
+        let two = "[[account]]\nname = \"a\"\nclient_id = \"x\"\ntoken_file = \"a.json\"\n\
+                   [[account]]\nname = \"b\"\nclient_id = \"x\"\ntoken_file = \"b.json\"\n";
+        let e = load(two).unwrap_err();
+        assert!(
+            e.message
+                .contains("account \"b\".token_file: is the same file as account \"a\".token_file"),
             "{}",
             e.message
         );

@@ -432,21 +432,30 @@ impl<'a> Planner<'a> {
         own
     }
 
-    /// The cars this account reads, once its vehicle list (this run's, or the last one kept)
-    /// confirms them: a configured car that the list does not name is no car of this
-    /// account's, and must not keep a later account that lists it from reading it.
+    /// The cars this account reads, once its vehicle list confirms them: a configured car
+    /// that the list does not name is no car of this account's, and must not keep a later
+    /// account that lists it from reading it. While a new list is on its way, the last one
+    /// kept stands in: cars seldom change accounts, and the later accounts wait for this.
     pub fn confirmed_vins(&self) -> Option<Vec<String>> {
-        let vins = self.vins.as_ref()?;
-        if self.setup.vins.is_empty() {
-            return Some(vins.clone());
-        }
-        let listed = self.listed()?;
-        Some(
-            vins.iter()
+        let listed = self.listed().or_else(|| self.kept_list())?;
+        Some(match &self.vins {
+            Some(vins) if self.setup.vins.is_empty() => vins.clone(),
+            Some(vins) => vins
+                .iter()
                 .filter(|v| listed.contains(v))
                 .cloned()
                 .collect(),
-        )
+            None => listed
+                .into_iter()
+                .filter(|v| !self.taken.contains(v))
+                .collect(),
+        })
+    }
+
+    /// The VINs of the last vehicle list kept from an earlier run.
+    fn kept_list(&self) -> Option<Vec<String>> {
+        let kept = self.list.kept(&Ask::of(Endpoint::Vehicles))?;
+        <VehicleList as crate::api::Typed>::from_answer(&kept.answer).map(|l| l.0.clone())
     }
 
     /// The cars of this account that an earlier account of the run reads.
@@ -1411,6 +1420,20 @@ mod tests {
             .expect("the list is asked");
         let body = format!("{{\"data\":[{{\"vin\":\"{VIN}\"}},{{\"vin\":\"{THIRD}\"}}]}}");
         p.record(list, Ok(body.into_bytes()));
+        assert_eq!(p.confirmed_vins(), Some(vec![VIN.to_string()]));
+        p.finish(&mut state);
+
+        // A day later an account reading its whole list asks it again; while the answer is
+        // on its way, the list kept stands in, less the cars an earlier account reads.
+        let mut setup = one_account(&schedule, &[]);
+        setup.now += 2 * 86_400;
+        let mut p = Planner::new(setup, &mut state);
+        p.leave_out([THIRD.to_string()].into());
+        let round = p.next_round();
+        assert_eq!(round.len(), 1, "the list first: {round:?}");
+        assert_eq!(round[0].ask.endpoint, E::Vehicles);
+        p.dispatch(&round[0]);
+        assert_eq!(p.vins(), None);
         assert_eq!(p.confirmed_vins(), Some(vec![VIN.to_string()]));
     }
 

@@ -199,8 +199,10 @@ async fn collect_account(
     let setup = setup(settings, account, &state, &token, &schedule, now);
     let quota_paused = setup.quota_paused;
     let mut planner = Planner::new(setup, &mut state);
-    // A car that an earlier account of the file lists too is that account's to read.
-    let until = (Instant::now() + claims::WAIT).min(deadline);
+    // A car that an earlier account of the file lists too is that account's to read. The
+    // wait leaves this account most of its time, whatever the run's timeout.
+    let start = Instant::now();
+    let until = (start + claims::WAIT).min(start + deadline.saturating_duration_since(start) / 4);
     planner.leave_out(claim.taken_before(until).await);
     let client = client(settings, account, http, &token, deadline, &window);
     if quota_paused {
@@ -448,6 +450,8 @@ async fn fetch(
     // in flight, or that wait for one.
     let mut carried = 0;
     let mut told = false;
+    // Whether the last round sent nothing and had nothing in flight (see the loop's end).
+    let mut idle = false;
     loop {
         let batch = planner.next_round();
         // The later accounts wait for this word: it goes out as soon as the cars are known.
@@ -475,8 +479,16 @@ async fn fetch(
             }
         }
         let Some(first) = in_flight.next().await else {
-            break;
+            // Nothing in flight. When this round's requests were all deferred (the minute
+            // full), one more round learns what they leave: a deferred vehicle list's last
+            // answer stands in, and its cars are known. A second such round has nothing new.
+            if batch.is_empty() || idle {
+                break;
+            }
+            idle = true;
+            continue;
         };
+        idle = false;
         // Every answer that is already in goes into this round: a car's wants are worked out
         // once for all of them, not once per answer.
         let mut ready = vec![first];
@@ -710,8 +722,8 @@ fn cars_to_map(
     let ask = Ask::of(Endpoint::Vehicles);
     let listed = planner.list().typed::<VehicleList>(Endpoint::Vehicles);
     let Some(vins) = planner.vins() else {
-        let e = listed.expect_err("no vehicles without an error");
-        report.list_failed(exp, &e);
+        // No cars: the list failed, or was deferred with nothing kept.
+        report.list_failed(exp, &listed.err().unwrap_or(ApiError::Deferred));
         return None;
     };
     let mut vins = vins.to_vec();

@@ -153,11 +153,18 @@ fn shares(
         let i = checked_accounts.iter().position(|c| c.name == a.name)?;
         checked[i].listed.clone()
     };
-    let known = |a: &Account| {
-        (!a.vins.is_empty())
-            .then(|| a.vins.clone())
-            .or_else(|| asked(a))
-            .or_else(|| crate::run::known_vins(a))
+    // Configured cars count where the list asked now confirms them, as a run tells them.
+    let known = |a: &Account| match (a.vins.is_empty(), asked(a)) {
+        (false, Some(listed)) => Some(
+            a.vins
+                .iter()
+                .filter(|v| listed.contains(v))
+                .cloned()
+                .collect(),
+        ),
+        (false, None) => Some(a.vins.clone()),
+        (true, Some(listed)) => Some(listed),
+        (true, None) => crate::run::known_vins(a),
     };
     settings
         .accounts

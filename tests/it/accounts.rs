@@ -3,6 +3,7 @@
 //! trouble never hides the other's data.
 
 use crate::support::*;
+use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 
 fn two_accounts(sim: &Sim) -> Workspace {
@@ -168,6 +169,33 @@ fn a_car_on_two_accounts_is_read_once_by_the_first() {
     let lines = info(&stdout(&o));
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("account=\"fleet\""), "{lines:?}");
+}
+
+/// An earlier account whose vehicle list hangs holds a later one up only briefly, whatever
+/// the run's timeout: with a 6 s run the later account once waited out its whole collection
+/// and read nothing.
+#[test]
+fn a_hanging_earlier_account_holds_the_next_one_up_briefly() {
+    let sim = Sim::start(&[]);
+    let ws = two_accounts(&sim);
+    let config = ws.read("collector.toml");
+    ws.write(
+        "collector.toml",
+        &format!("{config}\n[collect]\ntimeout = \"6s\"\n"),
+    );
+    sim.faults(
+        json!([{"path": "=/connected-vehicle/v2/vehicles", "status": 200,
+        "body": {"data": []}, "delay_ms": 30000, "times": 1}]),
+    );
+    let mut cmd = ws.command(&["--once", "--stdout"]);
+    cmd.env("VOLVO_CLIENT_SECRET_FLEET", "demo-secret");
+    let o = cmd.output().unwrap();
+    let out = stdout(&o);
+    assert!(
+        value(&out, &format!("volvo_odometer_meters{{vin=\"{PETROL}\"}}")).is_some(),
+        "{}\n{out}",
+        stderr(&o)
+    );
 }
 
 /// What only the operator can fix about one account (its token folder gone, its secret

@@ -174,6 +174,34 @@ fn the_minute_window_defers_instead_of_drawing_429s() {
         .any(|r| r["status"] == 429));
 }
 
+/// Guards a run whose minute is full just as the kept vehicle list is due again: the list
+/// is deferred and its last answer stands in. It once ended the run without learning the cars
+/// from it, and the run panicked (exit 101, nothing delivered).
+#[test]
+fn a_deferred_vehicle_list_is_replayed_when_the_minute_is_full() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(
+        &sim,
+        "",
+        "[collect]\nrequests_per_minute = 3\n[schedule]\nvehicles = \"1s\"\n",
+    );
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(
+        value(&out, "volvo_collect_vehicles{account=\"default\"}"),
+        Some(4.0),
+        "{out}"
+    );
+    assert!(
+        out.contains("volvo_collect_endpoint_deferred{api=\"connected_vehicle\",endpoint=\"vehicles\",vin=\"\"} 1"),
+        "{out}"
+    );
+}
+
 /// The daily quota's 403: no more requests this run, exit 75 (not 77), remembered with its end
 /// so the next run spends nothing, and visible in the self-metrics.
 #[test]

@@ -129,16 +129,25 @@ fn key_name(ac: &Account, key: &str) -> String {
 
 /// Only whether the secrets are there: their values are never shown.
 fn secret_findings(f: &mut Findings, ac: &Account) {
-    for (what, present, key, env) in [
+    for (what, present, problem, key, env) in [
         (
             "client secret",
             ac.client_secret.is_some(),
+            &ac.client_secret_problem,
             "client_secret",
             &ac.env_client_secret,
         ),
-        ("API key", ac.api_key.is_some(), "api_key", &ac.env_api_key),
+        (
+            "API key",
+            ac.api_key.is_some(),
+            &ac.api_key_problem,
+            "api_key",
+            &ac.env_api_key,
+        ),
     ] {
-        if present {
+        if let Some(problem) = problem {
+            f.fail(format!("{what}: {problem}"));
+        } else if present {
             f.ok(format!("{what}: present"));
         } else {
             f.fail(format!(

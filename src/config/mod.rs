@@ -271,7 +271,10 @@ pub struct Account {
     pub env_api_key: String,
     pub client_id: String,
     pub client_secret: Option<Secret>,
+    /// Why the client secret given could not be used (an [[account]]'s, said when it runs).
+    pub client_secret_problem: Option<String>,
     pub api_key: Option<Secret>,
+    pub api_key_problem: Option<String>,
     pub redirect_uri: Url,
     pub token_file: PathBuf,
     pub state_file: PathBuf,
@@ -376,6 +379,9 @@ impl Settings {
     /// The account's client secret; a missing one is a configuration error that says where to
     /// put it.
     pub fn client_secret<'a>(&self, a: &'a Account) -> Result<&'a Secret, Fatal> {
+        if let Some(problem) = &a.client_secret_problem {
+            return Err(Fatal::config(problem.clone()));
+        }
         a.client_secret.as_ref().ok_or_else(|| {
             Fatal::config(format!(
                 "{}: {}.client_secret is not set: set it, or client_secret_file, or the environment variable {}",
@@ -388,6 +394,9 @@ impl Settings {
 
     /// The account's API key, likewise.
     pub fn api_key<'a>(&self, a: &'a Account) -> Result<&'a Secret, Fatal> {
+        if let Some(problem) = &a.api_key_problem {
+            return Err(Fatal::config(problem.clone()));
+        }
         a.api_key.as_ref().ok_or_else(|| {
             Fatal::config(format!(
                 "{}: {}.api_key is not set: set it, or api_key_file, or the environment variable {}",

@@ -351,13 +351,24 @@ fn account(
         };
         header_secret(cx, &key(name), name, env, places)
     };
-    let client_secret = header_secret(
+    // In an [[account]] table, a secret that cannot be read or sent stops that account alone
+    // when it runs; the household's other accounts are collected all the same.
+    let own = |got: Result<Option<Secret>, Fatal>| match got {
+        Err(e) if !env_suffix.is_empty() => Ok((None, Some(e.message))),
+        got => got.map(|s| (s, None)),
+    };
+    let (client_secret, client_secret_problem) = own(header_secret(
         "client_secret",
         v.client_secret,
         v.client_secret_file,
         &env_client_secret,
-    )?;
-    let api_key = header_secret("api_key", v.api_key, v.api_key_file, &env_api_key)?;
+    ))?;
+    let (api_key, api_key_problem) = own(header_secret(
+        "api_key",
+        v.api_key,
+        v.api_key_file,
+        &env_api_key,
+    ))?;
     let vins = vins(cx, &key("vins"), v.vins)?;
     let scopes = scopes(cx, &key("scopes"), v.scopes)?;
     let token_file = cx.resolve(v.token_file.as_deref().unwrap_or(Path::new(default_token)));
@@ -378,7 +389,9 @@ fn account(
         env_api_key,
         client_id,
         client_secret,
+        client_secret_problem,
         api_key,
+        api_key_problem,
         redirect_uri: cx.url(&key("redirect_uri"), v.redirect_uri, DEFAULT_REDIRECT_URI)?,
         token_file,
         state_file,

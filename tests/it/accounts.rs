@@ -233,11 +233,27 @@ fn one_account_set_up_wrong_does_not_hide_the_other() {
     let o = ws.run(&["--once", "--stdout"]);
     assert_eq!(code(&o), 78, "{}", stderr(&o));
     assert_stderr_contains(&o, "account \"fleet\".client_secret is not set");
-    assert!(value(
-        &stdout(&o),
-        &format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")
-    )
-    .is_some());
+    let bev = format!("volvo_odometer_meters{{vin=\"{BEV}\"}}");
+    assert!(value(&stdout(&o), &bev).is_some());
+
+    // And with a secret file that is not there: `check` names it, the run reads the others.
+    ws.write(
+        "collector.toml",
+        &base.replace(
+            "token_file = \"fleet/token.json\"",
+            "token_file = \"fleet/token.json\"\nclient_secret_file = \"fleet/nosuch\"",
+        ),
+    );
+    let said = "account \"fleet\".client_secret_file: cannot read";
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert_stderr_contains(&o, said);
+    assert!(value(&stdout(&o), &bev).is_some());
+    let out = stdout(&ws.run(&["check", "--offline"]));
+    assert!(
+        out.contains("FAIL account fleet: client secret: ") && out.contains(said),
+        "{out}"
+    );
 }
 
 #[test]

@@ -25,14 +25,19 @@ fn two_accounts(sim: &Sim) -> Workspace {
     ws
 }
 
+/// A `--once --stdout` run of the household, the second account's secret from its own
+/// environment variable (`VOLVO_CLIENT_SECRET_FLEET`).
+fn run_household(ws: &Workspace) -> std::process::Output {
+    let mut cmd = ws.command(&["--once", "--stdout"]);
+    cmd.env("VOLVO_CLIENT_SECRET_FLEET", "demo-secret");
+    cmd.output().unwrap()
+}
+
 #[test]
 fn two_accounts_are_collected_in_one_run() {
     let sim = Sim::start(&[]);
     let ws = two_accounts(&sim);
-    let mut cmd = ws.command(&["--once", "--stdout"]);
-    // The second account's secret from its own environment variable.
-    cmd.env("VOLVO_CLIENT_SECRET_FLEET", "demo-secret");
-    let o = cmd.output().unwrap();
+    let o = run_household(&ws);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let out = stdout(&o);
     promtool_check(&out);
@@ -80,9 +85,7 @@ fn one_account_needing_a_login_does_not_hide_the_other() {
     let sim = Sim::start(&[]);
     let ws = two_accounts(&sim);
     std::fs::remove_file(ws.path("fleet/token.json")).unwrap();
-    let mut cmd = ws.command(&["--once", "--stdout"]);
-    cmd.env("VOLVO_CLIENT_SECRET_FLEET", "demo-secret");
-    let o = cmd.output().unwrap();
+    let o = run_household(&ws);
     assert_eq!(code(&o), 77, "{}", stderr(&o));
     assert_stderr_contains(&o, "account fleet: no token file");
     // The login it asks for is this account's, as the user types it.
@@ -132,9 +135,7 @@ fn a_car_on_two_accounts_is_read_once_by_the_first() {
         let ws = two_accounts(&sim);
         let config = case(&ws.read("collector.toml"));
         ws.write("collector.toml", &config);
-        let mut cmd = ws.command(&["--once", "--stdout"]);
-        cmd.env("VOLVO_CLIENT_SECRET_FLEET", "demo-secret");
-        let o = cmd.output().unwrap();
+        let o = run_household(&ws);
         assert_eq!(code(&o), 0, "{config}\n{}", stderr(&o));
         let out = stdout(&o);
         promtool_check(&out);
@@ -162,9 +163,7 @@ fn a_car_on_two_accounts_is_read_once_by_the_first() {
 
     // The first account's login is gone: the second reads the car.
     std::fs::remove_file(ws.path("token-home.json")).unwrap();
-    let mut cmd = ws.command(&["--once", "--stdout"]);
-    cmd.env("VOLVO_CLIENT_SECRET_FLEET", "demo-secret");
-    let o = cmd.output().unwrap();
+    let o = run_household(&ws);
     assert_eq!(code(&o), 77, "{}", stderr(&o));
     let lines = info(&stdout(&o));
     assert_eq!(lines.len(), 1, "{lines:?}");
@@ -187,9 +186,7 @@ fn a_hanging_earlier_account_holds_the_next_one_up_briefly() {
         json!([{"path": "=/connected-vehicle/v2/vehicles", "status": 200,
         "body": {"data": []}, "delay_ms": 30000, "times": 1}]),
     );
-    let mut cmd = ws.command(&["--once", "--stdout"]);
-    cmd.env("VOLVO_CLIENT_SECRET_FLEET", "demo-secret");
-    let o = cmd.output().unwrap();
+    let o = run_household(&ws);
     let out = stdout(&o);
     assert!(
         value(&out, &format!("volvo_odometer_meters{{vin=\"{PETROL}\"}}")).is_some(),
@@ -210,9 +207,7 @@ fn one_account_set_up_wrong_does_not_hide_the_other() {
         "collector.toml",
         &base.replace("\"fleet/token.json\"", "\"gone/token.json\""),
     );
-    let mut cmd = ws.command(&["--once", "--stdout"]);
-    cmd.env("VOLVO_CLIENT_SECRET_FLEET", "demo-secret");
-    let o = cmd.output().unwrap();
+    let o = run_household(&ws);
     assert_eq!(code(&o), 78, "{}", stderr(&o));
     assert_stderr_contains(
         &o,

@@ -386,9 +386,16 @@ fn other_cars_on_key(settings: &Settings, account: &Account, state: &State) -> u
             known_vins(a)
         }
     };
-    let shares = claims::share(&settings.accounts, known);
-    settings
+    // An account's share depends only on the accounts before it: none after the last one on
+    // the key is read.
+    let last = settings
         .accounts
+        .iter()
+        .rposition(|a| on_key.contains(&a.name.as_str()))
+        .unwrap_or(0);
+    let accounts = &settings.accounts[..=last];
+    let shares = claims::share(accounts, known);
+    accounts
         .iter()
         .zip(shares)
         .filter(|(a, _)| on_key.contains(&a.name.as_str()))

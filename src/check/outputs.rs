@@ -110,8 +110,13 @@ async fn pushgateway_finding(url: &Url, o: &PushgatewayOptions) -> Finding {
             f.ok(format!("output pushgateway {shown}: ready (GET /-/ready answered {})", r.status().as_u16()))
         }
         Ok(r) if matches!(r.status().as_u16(), 401 | 403) => f.fail(format!(
-            "output pushgateway {shown}: refused the credentials (HTTP {}): check pushgateway.username and password",
-            r.status().as_u16()
+            "output pushgateway {shown}: refused the credentials (HTTP {}): check {}",
+            r.status().as_u16(),
+            if crate::config::has_userinfo(url) {
+                "the user name and password in output.pushgateway (or --pushgateway)"
+            } else {
+                "pushgateway.username and password"
+            }
         )),
         Ok(r) if r.status().as_u16() == 404 => f.warn(format!(
             "output pushgateway {shown}: GET /-/ready answered 404: is this the Pushgateway's base URL (without /metrics/...)?"

@@ -444,6 +444,37 @@ impl Settings {
             }
             self.textfile_not_owned(p)?;
         }
+        self.credentials_from_one_place()
+    }
+
+    /// An output's URL may carry its user name and password (`https://user:pass@host`), which
+    /// the HTTP client sends as Basic authentication. With `[pushgateway]` or `[remote_write]`
+    /// setting credentials too, both would be sent, as two `Authorization` headers, and a
+    /// refusal could not say which to fix.
+    fn credentials_from_one_place(&self) -> Result<(), Fatal> {
+        let outputs = [
+            (
+                "pushgateway",
+                "--pushgateway",
+                &self.output.pushgateway,
+                &self.pushgateway.http.auth,
+            ),
+            (
+                "remote_write",
+                "--remote-write",
+                &self.output.remote_write,
+                &self.remote_write.auth,
+            ),
+        ];
+        for (key, flag, url, auth) in outputs {
+            let in_url = url.as_ref().is_some_and(has_userinfo);
+            if in_url && !matches!(auth, HttpAuth::None) {
+                return Err(Fatal::config(format!(
+                    "{}: output.{key} (or {flag}) holds a user name or password, and [{key}] sets credentials too: keep one of them, since both would be sent (the values are not shown)",
+                    self.config_path.display()
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -572,4 +603,9 @@ pub fn parse(
 ) -> Result<Settings, Fatal> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
     validate::settings(path, raw, env)
+}
+
+/// Whether `url` carries a user name or password (`user:pass@`).
+pub fn has_userinfo(url: &Url) -> bool {
+    !url.username().is_empty() || url.password().is_some()
 }

@@ -80,7 +80,7 @@ impl Context<'_> {
             return Ok(Url::parse(default).expect("default URL is valid"));
         };
         let url = super::http_url(&text).map_err(|why| self.bad(key, &why))?;
-        if !url.username().is_empty() || url.password().is_some() {
+        if super::has_userinfo(&url) {
             return Err(self.bad(
                 key,
                 "holds a user name or password, which this API does not take: remove the `user:password@` (the value is not shown)",
@@ -778,7 +778,7 @@ pub fn valid_vin(vin: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse;
+    use crate::config::{has_userinfo, parse};
 
     fn parse_ok(text: &str) -> Settings {
         parse(Path::new("/etc/vc/collector.toml"), text, &|_| None).unwrap()
@@ -791,6 +791,34 @@ mod tests {
     }
 
     const MINIMAL: &str = "[volvo]\nclient_id = \"abc\"\n";
+
+    /// An output's credentials come from its URL or from its table, never both: both would be
+    /// sent. Neither value is shown.
+    #[test]
+    fn an_output_takes_credentials_from_its_url_or_its_table() {
+        let output = "[output]\nremote_write = \"https://u:url-pw@h/api/v1/write\"\npushgateway = \"https://u:url-pw@h:9091\"\n";
+        let ok = parse_ok(&format!("{MINIMAL}{output}"));
+        assert!(has_userinfo(ok.output.remote_write.as_ref().unwrap()));
+        for (table, key) in [
+            (
+                "[remote_write]\nbearer_token = \"tok-pw\"\n",
+                "remote_write",
+            ),
+            (
+                "[remote_write]\nusername = \"u\"\npassword = \"tab-pw\"\n",
+                "remote_write",
+            ),
+            (
+                "[pushgateway]\nusername = \"u\"\npassword = \"tab-pw\"\n",
+                "pushgateway",
+            ),
+        ] {
+            let e = parse_err(&format!("{MINIMAL}{output}{table}"));
+            let said = format!("output.{key} (or --{}) holds a user name or password, and [{key}] sets credentials too: keep one of them", key.replace('_', "-"));
+            assert!(e.contains(&said), "{e}");
+            assert!(!e.contains("-pw"), "{e}");
+        }
+    }
 
     /// A state file's save replaces a symlink in its place, and its files beside it sit next
     /// to that name: they are compared as named. A token file is saved through its links.

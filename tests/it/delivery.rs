@@ -1040,6 +1040,57 @@ fn pushgateway_with_basic_auth_over_https_with_a_private_ca() {
     assert_eq!(code(&o), 74, "{}", stderr(&o));
     assert_stderr_contains(&o, "output pushgateway failed");
     assert_stderr_contains(&o, "name the CA that issued it in ca_file");
+
+    credentials_in_the_pushgateway_url(&sim, &pki, &url);
+}
+
+/// Guards credentials written into an output's URL: they authenticate a push on their own;
+/// beside `[pushgateway]`'s both were sent, as two `Authorization` headers, so that is refused
+/// (78, naming both places and neither value); and `check` points a refusal at the URL, not at
+/// `pushgateway.username` (which is unset).
+fn credentials_in_the_pushgateway_url(sim: &Sim, pki: &Pki, url: &str) {
+    let ca = format!("[pushgateway]\nca_file = {}\n", quoted_path(&pki.ca()));
+    let in_url =
+        |password: &str| url.replacen("https://", &format!("https://pusher:{password}@"), 1);
+    let ws = Workspace::new(sim, "", &ca);
+    run_ok(&ws, &["--once", "--pushgateway", &in_url("pw")]);
+    let wrong = format!(
+        "{ca}[output]\npushgateway = {}\n",
+        quoted(&in_url("wrong-pw"))
+    );
+    let o = run(&Workspace::new(sim, "", &wrong), &["check"]);
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("refused the credentials (HTTP 401): check the user name and password in output.pushgateway (or --pushgateway)"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!stdout(&o).contains("wrong-pw"), "{}", stdout(&o));
+
+    let both = format!(
+        "[pushgateway]\nusername = \"pusher\"\npassword = \"table-pw\"\nca_file = {}\n",
+        quoted_path(&pki.ca())
+    );
+    let in_file = format!(
+        "{both}[output]\npushgateway = {}\n",
+        quoted(&in_url("url-pw"))
+    );
+    for (ws, args) in [
+        (
+            Workspace::new(sim, "", &both),
+            &["--once", "--pushgateway", &in_url("url-pw")][..],
+        ),
+        (Workspace::new(sim, "", &in_file), &["check"][..]),
+    ] {
+        let o = run(&ws, args);
+        assert_eq!(code(&o), 78, "{args:?}: {}", stderr(&o));
+        assert_stderr_contains(&o, "output.pushgateway (or --pushgateway) holds a user name or password, and [pushgateway] sets credentials too: keep one of them");
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(
+            !all.contains("url-pw") && !all.contains("table-pw"),
+            "{all}"
+        );
+    }
 }
 
 /// Guards the certificate most guides make (`openssl req -x509`: a self-signed certificate
@@ -1764,6 +1815,12 @@ fn the_last_good_run_stays_visible_after_a_failure() {
 /// accept loop for 10 s) do not keep a scrape from being answered.
 #[test]
 fn idle_connections_do_not_block_https_scrapes() {
+    https_scrapes_pass_idle_sockets(20, Duration::from_millis(200));
+}
+
+/// Three fresh clients scrape the HTTPS listener while `idle` sockets, opened `settle` before,
+/// have connected and said nothing; each scrape is answered.
+fn https_scrapes_pass_idle_sockets(idle: usize, settle: Duration) {
     let pki = Pki::new();
     let sim = Sim::start(&[]);
     let (_ws, mut collector) = https_listener(&sim, &pki);
@@ -1774,16 +1831,16 @@ fn idle_connections_do_not_block_https_scrapes() {
         Duration::from_secs(15),
         || matches!(https.get(&metrics, None), Ok((200, _))).then_some(()),
     );
-    let idle: Vec<TcpStream> = (0..20)
+    let idle: Vec<TcpStream> = (0..idle)
         .map(|_| TcpStream::connect(("127.0.0.1", collector.port)).unwrap())
         .collect();
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(settle);
     for i in 0..3 {
         // A new client each time: a pooled connection would skip the accept under test.
         let got = Http::new(Some(&pki.ca())).get(&metrics, None);
         assert!(
             matches!(got, Ok((200, _))),
-            "scrape {i} with {} idle connections open: {got:?}\n{}",
+            "scrape {i} with {} idle sockets open: {got:?}\n{}",
             idle.len(),
             collector.log()
         );
@@ -2005,29 +2062,5 @@ fn idle_connections_under_a_low_descriptor_limit_stop_no_scrape_and_no_collectio
 /// and the scrape was reset).
 #[test]
 fn three_hundred_idle_tls_sockets_do_not_keep_a_scrape_out() {
-    let pki = Pki::new();
-    let sim = Sim::start(&[]);
-    let (_ws, mut collector) = https_listener(&sim, &pki);
-    let https = Http::new(Some(&pki.ca()));
-    let metrics = format!("{}/metrics", collector.url("https"));
-    poll(
-        "the first run on https /metrics",
-        Duration::from_secs(15),
-        || matches!(https.get(&metrics, None), Ok((200, _))).then_some(()),
-    );
-    let idle: Vec<TcpStream> = (0..300)
-        .map(|_| TcpStream::connect(("127.0.0.1", collector.port)).unwrap())
-        .collect();
-    std::thread::sleep(Duration::from_millis(300));
-    for i in 0..3 {
-        let got = Http::new(Some(&pki.ca())).get(&metrics, None);
-        assert!(
-            matches!(got, Ok((200, _))),
-            "scrape {i} with {} idle TLS sockets open: {got:?}\n{}",
-            idle.len(),
-            collector.log()
-        );
-    }
-    drop(idle);
-    collector.stops_cleanly(Duration::from_secs(2));
+    https_scrapes_pass_idle_sockets(300, Duration::from_millis(300));
 }

@@ -160,6 +160,25 @@ pub enum Command {
 }
 
 impl Cli {
+    /// `--config` is global, so every command's help shows it; `demo`, `simulate`, `man` and
+    /// `completions` read no configuration, and a file named there would be silently unused.
+    pub fn config_is_read(&self) -> Result<(), Fatal> {
+        let command = match &self.command {
+            Some(Command::Demo { .. }) => "demo",
+            Some(Command::Simulate { .. }) => "simulate",
+            Some(Command::Man) => "man",
+            Some(Command::Completions { .. }) => "completions",
+            _ => return Ok(()),
+        };
+        match &self.config {
+            Some(_) => Err(Fatal::new(
+                ExitCode::Usage,
+                format!("--config: `{command}` reads no configuration file: drop --config"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Output flags replace the `[output]` table when any is given. A URL that is not http(s)
     /// with a host is a usage error (exit 2).
     pub fn outputs(&self) -> Result<Option<Outputs>, Fatal> {

@@ -28,10 +28,8 @@ pub async fn run(latency: Duration) -> Result<ExitCode, Fatal> {
     )?;
     let base = sim.base_url();
     let config = format!(
-        "[volvo]\nclient_id = {:?}\nclient_secret = {:?}\napi_key = {:?}\ntoken_file = \"token.json\"\napi_url = \"{base}\"\nauth_url = \"{base}/as/authorization.oauth2\"\ntoken_url = \"{base}/as/token.oauth2\"\n[output]\nstdout = true\n",
-        simulator::CLIENT_ID,
-        simulator::CLIENT_SECRET,
-        simulator::API_KEY
+        "{}[output]\nstdout = true\n",
+        simulator::volvo_table(&base, "token.json")
     );
     let path = dir.join("collector.toml");
     let settings = crate::config::parse(&path, &config, &|_| None)?;

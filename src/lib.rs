@@ -46,6 +46,7 @@ pub mod weather;
 pub mod window;
 
 use std::io::Write;
+use std::path::Path;
 
 use error::{ExitCode, Fatal};
 use stop::{stopped, Stop};
@@ -68,6 +69,7 @@ pub async fn main_with(cli: cli::Cli) -> ExitCode {
 
 /// The command, to the function that runs it.
 async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
+    cli.config_is_read()?;
     match &cli.command {
         Some(cli::Command::Demo { latency }) => demo::run(*latency).await,
         Some(cli::Command::Check { .. }) => check(&cli).await,
@@ -197,15 +199,14 @@ async fn simulate(cli: &cli::Cli) -> Result<ExitCode, Fatal> {
         auth::token::save(path, &token)?;
     }
     let vins = &sim.vins()[..sim.vins().len().min(4)];
+    let token_file = write_token.as_deref().unwrap_or(Path::new("token.json"));
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "volvo-collect simulator listening on {}\nclient_id = {:?}, client_secret = {:?}, api_key = {:?}; cars: {}",
+        "volvo-collect simulator listening on {}\ncars: {}\n\nA configuration that reads it:\n\n{}",
         sim.base_url(),
-        simulator::CLIENT_ID,
-        simulator::CLIENT_SECRET,
-        simulator::API_KEY,
-        vins.join(", ")
+        vins.join(", "),
+        simulator::volvo_table(&sim.base_url(), &token_file.display().to_string())
     );
     let _ = out.flush();
     drop(out);

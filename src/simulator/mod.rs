@@ -33,6 +33,15 @@ pub use scenario::{Scenario, DAY_START};
 pub const CLIENT_ID: &str = "demo-client";
 pub const CLIENT_SECRET: &str = "demo-secret";
 pub const API_KEY: &str = "demo-api-key";
+
+/// The `[volvo]` table that points a configuration at the simulator at `base`: its
+/// credentials and all three of Volvo's URLs. With `api_url` alone, a refresh would send the
+/// simulator's refresh token and secret to the real Volvo ID.
+pub fn volvo_table(base: &str, token_file: &str) -> String {
+    format!(
+        "[volvo]\nclient_id = {CLIENT_ID:?}\nclient_secret = {CLIENT_SECRET:?}\napi_key = {API_KEY:?}\ntoken_file = {token_file:?}\napi_url = \"{base}\"\nauth_url = \"{base}/as/authorization.oauth2\"\ntoken_url = \"{base}/as/token.oauth2\"\n"
+    )
+}
 /// The fake OpenWeatherMap endpoint's API key.
 pub const WEATHER_API_KEY: &str = "demo-weather-key";
 /// Access tokens live as long as Volvo's.

@@ -599,6 +599,53 @@ fn demo_prints_every_sample_car() {
     promtool_check(&out);
 }
 
+/// Guards `simulate`'s printed configuration: pasted as it is, it reads the simulator with
+/// the token `--write-token` wrote. It names all three of Volvo's URLs: with `api_url` alone, a
+/// refresh went to the real Volvo ID with the simulator's refresh token and secret.
+#[test]
+fn the_configuration_simulate_prints_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token.json");
+    let mut sim = std::process::Command::new(BIN)
+        .args(["simulate", "--listen", "127.0.0.1:0", "--write-token"])
+        .arg(&token)
+        .env("LOG_LEVEL", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut printed = String::new();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(sim.stdout.take().unwrap()));
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.starts_with("token_url") {
+            break;
+        }
+    }
+    let table = &printed[printed.find("[volvo]").expect(&printed)..];
+    for key in ["api_url", "auth_url", "token_url", "token_file"] {
+        assert!(table.contains(&format!("\n{key} = ")), "{key}: {printed}");
+    }
+    let config = dir.path().join("collector.toml");
+    std::fs::write(&config, table).unwrap();
+    let o = std::process::Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["--once", "--stdout"])
+        .env("LOG_LEVEL", "warn")
+        .output()
+        .unwrap();
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(value(
+        &stdout(&o),
+        &format!("volvo_odometer_meters{{vin=\"{BEV}\"}}")
+    )
+    .is_some());
+}
+
 /// Location privacy: coordinates rounded to `precision`, or not exported at all while the
 /// distance from home still is.
 #[test]

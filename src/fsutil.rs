@@ -267,6 +267,18 @@ pub fn descriptor_limit() -> Option<u64> {
     (rc == 0).then_some(lim.rlim_cur as u64)
 }
 
+/// The fewest descriptors any command needs: standard streams, the runtime's event queue and
+/// signal pipe, the configuration, a lock, a file being replaced and a connection.
+pub const MIN_DESCRIPTORS: u64 = 16;
+
+/// `EMFILE` when the descriptor limit is below [`MIN_DESCRIPTORS`]: no command could finish.
+pub fn enough_descriptors() -> io::Result<()> {
+    match descriptor_limit() {
+        Some(n) if n < MIN_DESCRIPTORS => Err(io::Error::from_raw_os_error(libc::EMFILE)),
+        _ => Ok(()),
+    }
+}
+
 /// Why a file could not be read whole.
 #[derive(Debug)]
 pub enum ReadError {

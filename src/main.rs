@@ -35,10 +35,21 @@ fn main() {
         .init();
     // One thread does: the work is waiting on the network, and each extra thread costs memory
     // (its own allocator arena) for nothing.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("the async runtime starts");
+    // Below a few descriptors even the runtime's event queue and signal pipe cannot open (the
+    // latter panics inside tokio): a limit of the machine, said as such before anything starts.
+    let runtime = volvo_collect::fsutil::enough_descriptors()
+        .and_then(|()| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        })
+        .unwrap_or_else(|e| {
+            volvo_collect::secret::say(&format!(
+                "volvo-collect: cannot start: {}",
+                volvo_collect::fsutil::describe(&e)
+            ));
+            std::process::exit(volvo_collect::error::ExitCode::Temporary.code());
+        });
     let code = runtime.block_on(volvo_collect::main_with(cli));
     std::process::exit(code.code());
 }

@@ -528,3 +528,31 @@ fn a_token_file_that_is_a_fifo_or_device_is_a_configuration_error() {
         );
     }
 }
+
+/// Guards a descriptor limit too low for anything: under 6 or 7 descriptors tokio's signal
+/// pipe panicked (exit 101), under 9 reading the configuration failed as a configuration
+/// error (78). Below 16 every command now stops before it starts, with exit 75 and the limit
+/// to raise; the token is untouched.
+#[test]
+fn a_descriptor_limit_too_low_to_start_is_said_as_such() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let token = std::fs::read(ws.path("token.json")).unwrap();
+    for n in [6, 9, 15] {
+        for args in [&["--once", "--stdout"][..], &["check"]] {
+            let o = Command::new("prlimit")
+                .arg(format!("--nofile={n}:{n}"))
+                .args(["--", BIN, "--config"])
+                .arg(ws.path("collector.toml"))
+                .args(args)
+                .output()
+                .unwrap();
+            assert_eq!(code(&o), 75, "{n} {args:?}: {}", stderr(&o));
+            assert_stderr_contains(
+                &o,
+                &format!("file descriptor limit ({n}; raise it with LimitNOFILE= or ulimit -n)"),
+            );
+        }
+    }
+    assert_eq!(std::fs::read(ws.path("token.json")).unwrap(), token);
+}

@@ -542,6 +542,37 @@ fn a_full_state_folder_stops_the_run_before_any_request() {
     assert_stderr_contains(&o, "the next run asks like a first one");
 }
 
+/// Guards recovery from a save killed before its rename on a small disk: its temp filled the
+/// state's folder, and every later run exited 75 "no room for the state" although the space
+/// was the collector's own leftover (its cleanup ran only after the room was measured). A
+/// temp of a process that is gone is removed first; a live writer's temp is kept.
+#[test]
+fn a_killed_saves_leftover_temp_does_not_fill_the_state_folder_for_good() {
+    let fs = Tmpfs::mount("a_killed_saves_leftover_temp", "size=512k");
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    keep_state_in(&ws, &fs.path("state.json"));
+    let gone = gone_pid();
+    let stale = fs.path(&format!(".state.json.{gone}.77.tmp"));
+    let live = fs.path(&format!(".state.json.{}.78.tmp", std::process::id()));
+    std::fs::write(&live, "a live writer's").unwrap();
+    std::fs::rename(fs.path("state.json"), &stale).ok();
+    fs.fill();
+    std::fs::rename(fs.path("filler"), &stale).unwrap();
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!stale.exists(), "the dead writer's temp is still there");
+    assert!(live.exists(), "a live writer's temp was removed");
+}
+
+/// The PID of a process that has exited.
+fn gone_pid() -> u32 {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
 /// Guards the exit code of a folder out of inodes: no file can be made there, which is as
 /// temporary as no byte left (75, "free space"), not a configuration error (78).
 #[test]

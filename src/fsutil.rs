@@ -34,6 +34,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, backup: bool) -> io::R
             .create_new(true)
             .mode(mode)
             .open(&tmp)?;
+        keep_owner(&f, path)?;
         // The umask may have narrowed the mode given at creation.
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(bytes)?;
@@ -85,6 +86,26 @@ fn process_alive(pid: u32) -> bool {
     // SAFETY: signal 0 sends nothing; kill only reports whether the process exists.
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Gives `f`, a file this process made for `path` (its temp, its pending copy, its lock), the
+/// owner of `path` as it is, or of its folder when it has none yet, when this process runs
+/// as root. A hand run with sudo beside a service's would otherwise leave root's files where
+/// the service's user can no longer read or replace them.
+fn keep_owner(f: &File, path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let Ok(like) = fs::metadata(path).or_else(|_| fs::metadata(folder_of(path))) else {
+        return Ok(());
+    };
+    let mine = f.metadata()?;
+    if (mine.uid(), mine.gid()) == (like.uid(), like.gid()) {
+        return Ok(());
+    }
+    std::os::unix::fs::fchown(f, Some(like.uid()), Some(like.gid()))
 }
 
 /// The folder a file is in; `.` for a bare file name.
@@ -468,6 +489,7 @@ pub fn reserve(target: &Path, size: u64, mode: u32) -> io::Result<Reserved> {
         target: target.to_path_buf(),
     };
     let f = reserved.file.as_ref().expect("just opened");
+    keep_owner(f, target)?;
     f.set_permissions(fs::Permissions::from_mode(mode))?;
     allocate(f, size)?;
     f.sync_all()?;
@@ -716,8 +738,11 @@ fn open_lock_file(lock_path: &Path) -> Result<File, LockError> {
             )),
             _ => LockError::Create(e),
         })?;
+    let locked = lock_path.with_extension("");
     match file.metadata() {
-        Ok(m) if m.is_file() => Ok(file),
+        Ok(m) if m.is_file() => keep_owner(&file, &locked)
+            .map(|()| file)
+            .map_err(LockError::Create),
         Ok(m) => Err(LockError::Create(io::Error::other(format!(
             "it is {}, not a regular file",
             kind_of(m.file_type())

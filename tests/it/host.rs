@@ -542,6 +542,53 @@ fn a_full_state_folder_stops_the_run_before_any_request() {
     assert_stderr_contains(&o, "the next run asks like a first one");
 }
 
+/// Guards a service's files against a hand run as root (`sudo volvo-collect --once`): every
+/// file it wrote (the token and its backup, the state, window and day files, the locks) became
+/// root's, and the service's next run exited 78, then 77, until someone ran chown. As root,
+/// a file keeps the owner of the file it replaces, or takes its folder's.
+#[test]
+fn a_run_as_root_leaves_the_services_files_to_the_service() {
+    use std::os::unix::fs::MetadataExt;
+    assert!(
+        is_root(),
+        "a run as root leaves files to their owner: run the tests as root, as CI does"
+    );
+    const SERVICE: u32 = 65_534;
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    keep_state_in(&ws, &ws.path("token.state.json"));
+    for name in [".", "token.json", "collector.toml"] {
+        std::os::unix::fs::chown(ws.path(name), Some(SERVICE), Some(SERVICE)).unwrap();
+    }
+    for _ in 0..2 {
+        let o = ws.run(&["--once", "--stdout"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(ws.path(".")).unwrap() {
+        let e = e.unwrap();
+        let meta = std::fs::symlink_metadata(e.path()).unwrap();
+        names.push(e.file_name().to_string_lossy().into_owned());
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (SERVICE, SERVICE),
+            "{} is root's",
+            e.path().display()
+        );
+    }
+    for written in [
+        "token.json.bak",
+        "token.state.json",
+        "token.state.json.lock",
+        "token.json.lock",
+    ] {
+        assert!(
+            names.iter().any(|n| n == written),
+            "no {written}: {names:?}"
+        );
+    }
+}
+
 /// Guards recovery from a save killed before its rename on a small disk: its temp filled the
 /// state's folder, and every later run exited 75 "no room for the state" although the space
 /// was the collector's own leftover (its cleanup ran only after the room was measured). A

@@ -499,7 +499,9 @@ fn refresh_attempt(
         let clock = oauth.clock;
         let answer = exchange(http, oauth, refresh_token).await?;
         let (fresh, problem) = rotated_token(&current, answer, clock.now());
-        token::save_reserved(room, &fresh).map_err(Failure::Fatal)?;
+        token::save_rotated(room, &fresh)
+            .await
+            .map_err(Failure::Fatal)?;
         match problem {
             Some(f) => Err(Failure::Fatal(f)),
             None => Ok(fresh),

@@ -7,6 +7,7 @@
 //! replace the token file stays there, and the next run takes it up ([`recover`]).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -307,30 +308,64 @@ pub fn save_reserved(r: Reservation, token: &Token) -> Result<(), Fatal> {
     let Err(e) = commit(r, token) else {
         return Ok(());
     };
-    // The reservation is gone with the failure; this pair may be the only valid refresh
-    // token there is.
+    trying_again(&path, &e);
+    write_anew(&path, token).map_err(|_| lost(&path, &e))
+}
+
+/// How long a rotated pair that could not be written waits before each further try: a disk's
+/// hiccup (a flash card's, a network file system's) passes within seconds, and this pair may
+/// be the only valid refresh token there is. A stop waits for these tries too.
+const ROTATED_RETRY_DELAYS: [Duration; 4] = [
+    Duration::ZERO,
+    Duration::from_millis(250),
+    Duration::from_secs(1),
+    Duration::from_secs(3),
+];
+
+/// [`save_reserved`] for a pair Volvo ID has just rotated: the failed write is tried again
+/// after [`ROTATED_RETRY_DELAYS`], each time in a new file, before the pair is given up.
+pub async fn save_rotated(r: Reservation, token: &Token) -> Result<(), Fatal> {
+    let path = r.target.clone();
+    let Err(e) = commit(r, token) else {
+        return Ok(());
+    };
+    trying_again(&path, &e);
+    for delay in ROTATED_RETRY_DELAYS {
+        tokio::time::sleep(delay).await;
+        if write_anew(&path, token).is_ok() {
+            return Ok(());
+        }
+    }
+    Err(lost(&path, &e))
+}
+
+fn trying_again(path: &Path, e: &std::io::Error) {
     tracing::warn!(
-        "cannot write the new token pair beside {} ({}); trying once more",
+        "cannot write the new token pair beside {} ({}); trying again",
         path.display(),
-        fsutil::describe(&e)
+        fsutil::describe(e)
     );
+}
+
+/// The pair written into a reservation made for it now (the first one is gone with its failure).
+fn write_anew(path: &Path, token: &Token) -> std::io::Result<()> {
     let bytes = to_bytes(token);
-    let again = fsutil::reserve(&path, bytes.len() as u64, 0o600).and_then(|reserved| {
-        commit(
-            Reservation {
-                reserved,
-                target: path.clone(),
-            },
-            token,
-        )
-    });
-    again.map_err(|_| {
-        Fatal::login(format!(
-            "cannot save the token file {}: {}: run `volvo-collect login`",
-            path.display(),
-            fsutil::describe(&e)
-        ))
-    })
+    let reserved = fsutil::reserve(path, bytes.len() as u64, 0o600)?;
+    commit(
+        Reservation {
+            reserved,
+            target: path.to_path_buf(),
+        },
+        token,
+    )
+}
+
+fn lost(path: &Path, e: &std::io::Error) -> Fatal {
+    Fatal::login(format!(
+        "cannot save the token file {}: {}: run `volvo-collect login`",
+        path.display(),
+        fsutil::describe(e)
+    ))
 }
 
 /// Writes the pair into its reservation: `Ok` once it is the token file or waits in `.new`.

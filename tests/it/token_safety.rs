@@ -386,6 +386,52 @@ fn an_io_error_while_the_rotated_pair_is_saved_never_costs_the_login() {
     }
 }
 
+/// Guards the rotated pair against a burst of failed writes (a flash card's or a network
+/// file system's hiccup): six failed writes of the pair, within 3 ms, used to throw it away
+/// and cost the login. The pair is now tried again in new files over some seconds, and the
+/// later tries wait (the first and the last write here are at least 250 ms apart).
+#[test]
+fn a_burst_of_failed_writes_of_the_rotated_pair_never_costs_the_login() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let trace = ws.path("writes.trace");
+    let o = Command::new("strace")
+        .args(["-f", "-ttt", "-o"])
+        .arg(&trace)
+        .arg("-P")
+        .arg(ws.path("token.json.new"))
+        .args([
+            "-e",
+            "trace=write",
+            "-e",
+            "inject=write:error=EIO:when=1..6",
+        ])
+        .arg(BIN)
+        .arg("--config")
+        .arg(ws.path("collector.toml"))
+        .args(["--once", "--stdout"])
+        .env("LOG_LEVEL", "info")
+        .stdout(Stdio::null())
+        .output()
+        .expect("strace runs (apt-get install strace)");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_stderr_contains(&o, "cannot write the new token pair beside");
+    let writes: Vec<f64> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(" write("))
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(writes.len(), 7, "six failed writes, then the one that held");
+    assert!(
+        writes[6] - writes[0] >= 0.25,
+        "no wait between tries: {writes:?}"
+    );
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "the next run: {}", stderr(&o));
+    assert_eq!(sim.stats()["invalid_grants"], 0);
+}
+
 /// Guards a disk's I/O error while the room for the rotated pair is set aside: the refresh is
 /// not sent and the run is temporary (75), not a configuration error (78) that blamed the
 /// folder's permissions.

@@ -148,10 +148,15 @@ impl Token {
 /// How to recover from a token file that cannot be used. Its backup is beside the file its
 /// links lead to, where every save keeps it.
 fn recovery(path: &Path) -> String {
-    format!(
-        "restore {}.bak if it is newer than your last login, or run `volvo-collect login`",
-        followed(path).display()
-    )
+    let bak = fsutil::with_suffix(&followed(path), ".bak");
+    if bak.exists() {
+        format!(
+            "restore {} if it is newer than your last login, or run `volvo-collect login`",
+            bak.display()
+        )
+    } else {
+        "run `volvo-collect login`".into()
+    }
 }
 
 /// Where and what kind of JSON error, without quoting the file (which holds secrets).
@@ -203,6 +208,27 @@ fn parse(bytes: &[u8]) -> Result<Token, serde_json::Error> {
     serde_json::from_slice(&bytes[..end])
 }
 
+/// Why a token file that is there cannot be read, with the exit code of its fix: a
+/// permission or a folder in its place is the setup's (78), a limit or the disk's error the
+/// moment's (75); a login would fix neither. Too large for a token is a damaged one (77).
+fn unreadable(path: &Path, e: &fsutil::ReadError) -> Fatal {
+    let said = format!("cannot read the token file {}: {e}", path.display());
+    match e {
+        fsutil::ReadError::Io(io) => match io.raw_os_error() {
+            Some(libc::EACCES | libc::EPERM) => Fatal::config(format!(
+                "{said}: it must be readable by the user this runs as (uid {}): chown it to that user, or run as its owner",
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                unsafe { libc::geteuid() }
+            )),
+            _ => Fatal::new(ExitCode::Temporary, format!("{said}; the next run tries again")),
+        },
+        fsutil::ReadError::NotRegular(_) => Fatal::config(format!(
+            "{said}: set volvo.token_file to a file, such as token.json"
+        )),
+        _ => Fatal::login(format!("{said}: {}", recovery(path))),
+    }
+}
+
 /// Reads the token file. Missing or unusable: exit 77 with what to do.
 pub fn read(path: &Path) -> Result<Token, Fatal> {
     let bytes = match fsutil::read_capped(path, TOKEN_MAX) {
@@ -213,12 +239,7 @@ pub fn read(path: &Path) -> Result<Token, Fatal> {
                 path.display()
             )))
         }
-        Err(e) => {
-            return Err(Fatal::login(format!(
-                "cannot read the token file {}: {e}",
-                path.display()
-            )))
-        }
+        Err(e) => return Err(unreadable(path, &e)),
     };
     let token: Token = parse(&bytes).map_err(|e| {
         Fatal::login(format!(
@@ -728,8 +749,16 @@ mod tests {
         // A value no temporary folder's random name can contain.
         std::fs::write(&p, "{\"access_token\": \"at-secret-value\", \"refre").unwrap();
         let e = read(&p).unwrap_err();
+        // No backup to restore: not offered.
         assert!(
-            e.message.contains("is damaged") && e.message.contains(".bak"),
+            e.message.contains("is damaged") && !e.message.contains(".bak"),
+            "{}",
+            e.message
+        );
+        std::fs::write(dir.path().join("token.json.bak"), "{}").unwrap();
+        let e = read(&p).unwrap_err();
+        assert!(
+            e.message.contains("is damaged") && e.message.contains("token.json.bak"),
             "{}",
             e.message
         );

@@ -386,6 +386,44 @@ fn an_io_error_while_the_rotated_pair_is_saved_never_costs_the_login() {
     }
 }
 
+/// Guards the exit code of a token file that cannot be read for its permissions (another
+/// user's, mode 0600): a login would not fix it, so it is the setup's (78, saying whose it
+/// must be), not "login needed" (77); a disk's error reading it is temporary (75). The token
+/// is untouched either way.
+#[test]
+fn a_token_file_that_cannot_be_read_says_what_to_fix() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let token = std::fs::read(ws.path("token.json")).unwrap();
+    for (error, exit, said) in [
+        ("EACCES", 78, "it must be readable by the user this runs as"),
+        ("EIO", 75, "the next run tries again"),
+    ] {
+        let o = Command::new("strace")
+            .args(["-f", "-o", "/dev/null", "-P"])
+            .arg(ws.path("token.json"))
+            .args(["-e", "trace=openat", "-e"])
+            .arg(format!("inject=openat:error={error}"))
+            .arg(BIN)
+            .arg("--config")
+            .arg(ws.path("collector.toml"))
+            .args(["--once", "--stdout"])
+            .stdout(Stdio::null())
+            .output()
+            .expect("strace runs (apt-get install strace)");
+        assert_eq!(code(&o), exit, "{error}: {}", stderr(&o));
+        assert_stderr_contains(&o, "cannot read the token file");
+        assert_stderr_contains(&o, said);
+        assert!(
+            !stderr(&o).contains("volvo-collect login"),
+            "{error}: {}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(std::fs::read(ws.path("token.json")).unwrap(), token);
+    assert_eq!(sim.stats()["refreshes"], 0);
+}
+
 /// Guards the rotated pair against a burst of failed writes (a flash card's or a network
 /// file system's hiccup): six failed writes of the pair, within 3 ms, used to throw it away
 /// and cost the login. The pair is now tried again in new files over some seconds, and the

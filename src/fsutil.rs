@@ -695,6 +695,12 @@ impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.pid, &self.command) {
             (Some(pid), Some(c)) => write!(f, "process {pid} ({c})"),
+            // The kernel names the process that took the lock; a child it started (`flock
+            // FILE sleep`, a shell's background job) keeps holding it after it has ended.
+            (Some(pid), None) if !process_alive(pid) => write!(
+                f,
+                "a process that process {pid} (now ended) started or passed it to"
+            ),
             (Some(pid), None) => write!(f, "process {pid}"),
             _ => f.write_str("another process"),
         }
@@ -823,6 +829,30 @@ pub fn readable_by_others(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A holder whose process has ended is named as what it is: the lock is held by a process
+    /// it started, not by a PID that no longer exists.
+    #[test]
+    fn a_holder_that_has_ended_is_not_named_as_the_holder() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let said = Holder {
+            pid: Some(gone),
+            command: None,
+        }
+        .to_string();
+        assert_eq!(
+            said,
+            format!("a process that process {gone} (now ended) started or passed it to")
+        );
+        let me = std::process::id();
+        let alive = Holder {
+            pid: Some(me),
+            command: None,
+        };
+        assert_eq!(alive.to_string(), format!("process {me}"));
+    }
 
     /// A lock file is never opened through a symlink: the notes written into it would land
     /// wherever the link leads.

@@ -62,6 +62,8 @@ pub fn certificate_hint(text: &str) -> Option<&'static str> {
 
 /// How much of a refusal's body is read: its start says why; the rest is not read at all.
 const REFUSAL_READ_BYTES: usize = 64 * 1024;
+/// How long a refusal's body is waited for once its status has come.
+const REFUSAL_READ_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// An answer that is not a success, as an error: its status and the start of its body.
 pub async fn refused(resp: reqwest::Response) -> anyhow::Error {
@@ -78,10 +80,15 @@ pub async fn refused(resp: reqwest::Response) -> anyhow::Error {
             "HTTP {status}: the server redirects to {to}, which is not followed: set the output's URL to where the data is taken"
         );
     }
-    let body = crate::http::read_start(resp, REFUSAL_READ_BYTES)
-        .await
-        .map(|(start, _)| String::from_utf8_lossy(&start).into_owned())
-        .unwrap_or_default();
+    // The status is the answer; a body that stalls after it must not turn it into none by
+    // holding the run to its deadline.
+    let read = crate::http::read_start(resp, REFUSAL_READ_BYTES);
+    let body = match tokio::time::timeout(REFUSAL_READ_WAIT, read).await {
+        Ok(read) => read
+            .map(|(start, _)| String::from_utf8_lossy(&start).into_owned())
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    };
     // Masked whole before it is cut: a cut secret would no longer be found.
     let body: String = crate::secret::mask(body.trim()).chars().take(200).collect();
     if body.is_empty() {

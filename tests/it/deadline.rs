@@ -145,6 +145,41 @@ fn a_hanging_output_ends_by_the_runs_deadline() {
     assert!(err.contains("no answer before the run's deadline"), "{err}");
 }
 
+/// Guards an output's refusal whose body stalls after its status (a proxy's 500 that never
+/// finishes): the run said "no answer before the run's deadline" although the output had
+/// answered HTTP 500. The status is the answer; its body is waited for a moment only.
+#[test]
+fn an_outputs_refusal_with_a_stalled_body_is_said_by_its_status() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let _answer = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut c in listener.incoming().flatten() {
+            let mut request = [0u8; 4096];
+            let _ = c.read(&mut request);
+            let _ = c.write_all(
+                b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 100\r\n\r\nupstream",
+            );
+            held.push(c);
+        }
+    });
+    // Time enough for the body's wait however slow the machine: the deadline is not under test.
+    let rest = "[collect]\ntimeout = \"20s\"\n[pushgateway]\ntimeout = \"30s\"\n";
+    let (code, _, err) = run_with(
+        json!({"path": "/nothing", "status": 500}),
+        &format!("vins = [\"{BEV}\"]"),
+        rest,
+        &["--pushgateway", &url],
+    );
+    assert_eq!(code, 74, "{err}");
+    assert!(err.contains("HTTP 500"), "{err}");
+    assert!(
+        !err.contains("no answer before the run's deadline"),
+        "{err}"
+    );
+}
+
 /// An Energy state of `{}` from a car whose capabilities say it has one is a decode problem,
 /// not a success without data.
 #[test]

@@ -244,7 +244,9 @@ pub fn unreadable(status: u16) -> Fatal {
 /// An access token's lifetime in seconds from `expires_in`: Volvo's is 299; an absent one is
 /// taken as 300, and an absurd one as at most a day, so that no expiry overflows.
 pub fn lifetime(expires_in: Option<Duration>) -> i64 {
-    expires_in.map_or(300, |d| d.as_secs().min(86_400) as i64)
+    expires_in.map_or(300, |d| {
+        d.as_secs().min(token::LONGEST_LIFETIME_S as u64) as i64
+    })
 }
 
 fn rate_limited(tries: u32) -> Fatal {

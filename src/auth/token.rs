@@ -130,10 +130,15 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// The longest an access token is taken to live, whatever Volvo ID says.
+pub const LONGEST_LIFETIME_S: i64 = 86_400;
+
 impl Token {
-    /// Whether the access token expires within `margin` seconds of `now`.
+    /// Whether the access token expires within `margin` seconds of `now`. An expiry further
+    /// ahead than any token lives was set by a clock running ahead since set back: the token
+    /// is as good as expired (it was kept until the API refused it).
     pub fn expires_within(&self, now: i64, margin: i64) -> bool {
-        self.expires_at <= now + margin
+        self.expires_at <= now + margin || self.expires_at > now + LONGEST_LIFETIME_S
     }
 
     /// Whether the access token can be sent in a header at all: one line of visible
@@ -202,10 +207,12 @@ const TOKEN_MAX: u64 = 1 << 20;
 const RESERVE_MIN: u64 = 16 * 1024;
 const RESERVE_FACTOR: u64 = 4;
 
-/// Parses a token file's bytes. Trailing NULs are the unused end of a reservation.
+/// Parses a token file's bytes. Trailing NULs are the unused end of a reservation; a leading
+/// byte-order mark is an editor's (one that saves "UTF-8 with BOM"), not part of the JSON.
 fn parse(bytes: &[u8]) -> Result<Token, serde_json::Error> {
     let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-    serde_json::from_slice(&bytes[..end])
+    let bytes = &bytes[..end];
+    serde_json::from_slice(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes))
 }
 
 /// Why a token file that is there cannot be read, with the exit code of its fix: a
@@ -733,6 +740,29 @@ mod tests {
         recover(&p).unwrap();
         assert_eq!(read(&p).unwrap().refresh_token.expose(), "rt-login");
         assert!(!new.exists());
+    }
+
+    /// An expiry further ahead than any token lives (set while the clock ran ahead) counts as
+    /// expired; one within a day does not.
+    #[test]
+    fn an_expiry_beyond_any_lifetime_counts_as_expired() {
+        let now = 1_800_000_000;
+        let at = |expires_at| pair("rt", expires_at, None);
+        assert!(!at(now + 3_600).expires_within(now, 60));
+        assert!(at(now + 30).expires_within(now, 60));
+        assert!(!at(now + LONGEST_LIFETIME_S).expires_within(now, 60));
+        assert!(at(now + 10 * LONGEST_LIFETIME_S).expires_within(now, 60));
+    }
+
+    /// A file saved by an editor as "UTF-8 with BOM" is still the token it holds.
+    #[test]
+    fn a_byte_order_mark_before_the_token_is_no_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token.json");
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend(to_bytes(&pair("rt-bom", 4_200, None)));
+        std::fs::write(&p, bytes).unwrap();
+        assert_eq!(read(&p).unwrap().refresh_token.expose(), "rt-bom");
     }
 
     #[test]

@@ -74,6 +74,24 @@ fn step_back(ahead: f64, back: f64) {
     assert_eq!(next_day.len(), cold.len(), "{next_day:?}");
 }
 
+/// Guards the access token against a clock that ran ten days ahead and was set back: its
+/// expiry, set by the clock ahead, lay ten days in the future, so no run refreshed it and
+/// `check` said it was valid for another ten days. An expiry further away than any token lives
+/// is taken as expired: the run after the step back refreshes.
+#[test]
+fn an_access_token_from_a_clock_ten_days_ahead_is_refreshed_after_the_step_back() {
+    let (sim, ws) = one_car();
+    let t0 = unix_now() as f64;
+    requests_at(&sim, &ws, t0 + 10.0 * DAY);
+    let before = sim.stats()["refreshes"].as_i64().unwrap();
+    requests_at(&sim, &ws, t0);
+    assert_eq!(sim.stats()["refreshes"].as_i64().unwrap(), before + 1);
+    let expires_at = serde_json::from_str::<Value>(&ws.read("token.json")).unwrap()["expires_at"]
+        .as_f64()
+        .unwrap();
+    assert!(expires_at < t0 + DAY, "{expires_at} after {t0}");
+}
+
 /// A step of a day forward, then back to ten minutes after the first run.
 #[test]
 fn a_clock_step_back_after_a_day_ahead_leaves_nothing_in_the_future() {

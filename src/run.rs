@@ -210,7 +210,7 @@ async fn collect_account(
     }
     let durations = fetch(&mut planner, &client, &window, &claim, deadline).await;
     // An API's 401 may have renewed the token meanwhile: the metrics show the pair on disk.
-    let current = crate::auth::token::read(&account.token_file).unwrap_or(token);
+    let current = crate::auth::token::reread(&account.token_file).unwrap_or(token);
     token_metrics(&mut lock(exp), &account.name, &current);
     let weather = weather(settings, http, &planner, &mut state.weather, now).await;
     {

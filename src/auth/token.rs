@@ -236,8 +236,19 @@ fn unreadable(path: &Path, e: &fsutil::ReadError) -> Fatal {
     }
 }
 
-/// Reads the token file. Missing or unusable: exit 77 with what to do.
+/// Reads the token file, and warns when other users may read it or replace it. Missing or
+/// unusable: exit 77 with what to do.
 pub fn read(path: &Path) -> Result<Token, Fatal> {
+    let token = reread(path)?;
+    if fsutil::readable_by_others(path) {
+        tracing::warn!(file = %path.display(), "the token file can be read by other users: chmod 600 it");
+    }
+    warn_if_folder_open(path);
+    Ok(token)
+}
+
+/// [`read`] without its warnings, for a second look within a run (which warned once).
+pub fn reread(path: &Path) -> Result<Token, Fatal> {
     let bytes = match fsutil::read_capped(path, TOKEN_MAX) {
         Ok(b) => b,
         Err(fsutil::ReadError::NotFound) => {
@@ -263,10 +274,6 @@ pub fn read(path: &Path) -> Result<Token, Fatal> {
             recovery(path)
         )));
     }
-    if fsutil::readable_by_others(path) {
-        tracing::warn!(file = %path.display(), "the token file can be read by other users: chmod 600 it");
-    }
-    warn_if_folder_open(path);
     Ok(token)
 }
 

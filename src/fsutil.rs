@@ -91,7 +91,8 @@ fn process_alive(pid: u32) -> bool {
 /// Gives `f`, a file this process made for `path` (its temp, its pending copy, its lock), the
 /// owner of `path` as it is, or of its folder when it has none yet, when this process runs
 /// as root. A hand run with sudo beside a service's would otherwise leave root's files where
-/// the service's user can no longer read or replace them.
+/// the service's user can no longer read or replace them. Where root may not give files away
+/// (NFS with root_squash), the file is still written, as root's.
 fn keep_owner(f: &File, path: &Path) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -105,7 +106,10 @@ fn keep_owner(f: &File, path: &Path) -> io::Result<()> {
     if (mine.uid(), mine.gid()) == (like.uid(), like.gid()) {
         return Ok(());
     }
-    std::os::unix::fs::fchown(f, Some(like.uid()), Some(like.gid()))
+    if let Err(e) = std::os::unix::fs::fchown(f, Some(like.uid()), Some(like.gid())) {
+        tracing::warn!(file = %path.display(), owner = like.uid(), error = %describe(&e), "cannot give the file to the owner of the one it replaces; it stays root's");
+    }
+    Ok(())
 }
 
 /// The folder a file is in; `.` for a bare file name.

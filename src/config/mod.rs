@@ -297,8 +297,9 @@ pub struct OwnFile {
     pub what: String,
     /// Whether it is the file the setting names (not one beside it).
     pub named: bool,
-    /// The token file's device and inode where it exists: a hard link or a bind-mounted
-    /// folder shares them under another name, and two logins in one file lose one.
+    /// The token or state file's device and inode where it exists: a hard link, a symlink
+    /// or a bind-mounted folder shares them under another name, and two logins in one file
+    /// lose one.
     pub inode: Option<(u64, u64)>,
 }
 
@@ -319,9 +320,8 @@ impl Account {
         let token = crate::fsutil::identity(&self.token_file);
         let link = crate::fsutil::name_identity(&self.token_file);
         let state = crate::fsutil::name_identity(&self.state_file);
-        let inode = std::fs::metadata(&self.token_file)
-            .ok()
-            .map(|m| (m.dev(), m.ino()));
+        let inode_of = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        let inode = inode_of(&self.token_file);
         let key = |k: &str| format!("{}.{k}", self.table);
         let mut files = sidecars(&token, &key("token_file"), &TOKEN_SIDECARS);
         if link != token {
@@ -329,7 +329,13 @@ impl Account {
         }
         files.push(OwnFile::named(token, key("token_file"), inode));
         files.extend(sidecars(&state, &key("state_file"), &STATE_SIDECARS));
-        files.push(OwnFile::named(state, key("state_file"), None));
+        // Where a state file leads now (a link to the token, a hard link of it), it is read:
+        // a token read as a state would be set aside as a damaged one.
+        files.push(OwnFile::named(
+            state,
+            key("state_file"),
+            inode_of(&self.state_file),
+        ));
         files
     }
 

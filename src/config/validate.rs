@@ -839,6 +839,23 @@ mod tests {
             "{}",
             e.message
         );
+        // A state file that leads to the token, by a symlink or a hard link, would be read as
+        // a damaged state and set aside: refused too.
+        std::fs::write(dir.path().join("t.json"), "{}").unwrap();
+        std::fs::hard_link(dir.path().join("t.json"), dir.path().join("h.json")).unwrap();
+        std::os::unix::fs::symlink("t.json", dir.path().join("l.json")).unwrap();
+        for state in ["h.json", "l.json"] {
+            let e = load(&format!(
+                "token_file = \"t.json\"\nstate_file = \"{state}\"\n"
+            ))
+            .unwrap_err();
+            assert!(
+                e.message
+                    .contains("volvo.state_file: is the same file as volvo.token_file"),
+                "{state}: {}",
+                e.message
+            );
+        }
     }
 
     /// A token file that is a symlink takes up its own name too (a state saved there would

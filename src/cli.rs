@@ -41,7 +41,8 @@ fn period_upto<const MAX_S: u64>(text: &str) -> Result<Duration, String> {
     about = "Reads a Volvo car's data from Volvo's APIs and hands it to Prometheus."
 )]
 pub struct Cli {
-    /// Configuration file (default: $VOLVO_COLLECT_CONFIG when set, else the first of
+    /// Configuration file, read by a collection, `check` and `login` (default:
+    /// $VOLVO_COLLECT_CONFIG when set, else the first of
     /// ./collector.toml, $XDG_CONFIG_HOME/volvo-collect/collector.toml,
     /// /etc/volvo-collect/collector.toml).
     #[arg(long, global = true, value_name = "PATH")]
@@ -160,25 +161,6 @@ pub enum Command {
 }
 
 impl Cli {
-    /// `--config` is global, so every command's help shows it; `demo`, `simulate`, `man` and
-    /// `completions` read no configuration, and a file named there would be silently unused.
-    pub fn config_is_read(&self) -> Result<(), Fatal> {
-        let command = match &self.command {
-            Some(Command::Demo { .. }) => "demo",
-            Some(Command::Simulate { .. }) => "simulate",
-            Some(Command::Man) => "man",
-            Some(Command::Completions { .. }) => "completions",
-            _ => return Ok(()),
-        };
-        match &self.config {
-            Some(_) => Err(Fatal::new(
-                ExitCode::Usage,
-                format!("--config: `{command}` reads no configuration file: drop --config"),
-            )),
-            None => Ok(()),
-        }
-    }
-
     /// Output flags replace the `[output]` table when any is given. A URL that is not http(s)
     /// with a host is a usage error (exit 2).
     pub fn outputs(&self) -> Result<Option<Outputs>, Fatal> {

@@ -69,7 +69,6 @@ pub async fn main_with(cli: cli::Cli) -> ExitCode {
 
 /// The command, to the function that runs it.
 async fn dispatch(cli: cli::Cli) -> Result<ExitCode, Fatal> {
-    cli.config_is_read()?;
     match &cli.command {
         Some(cli::Command::Demo { latency }) => demo::run(*latency).await,
         Some(cli::Command::Check { .. }) => check(&cli).await,

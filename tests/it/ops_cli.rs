@@ -70,27 +70,3 @@ fn once_and_listen_together_are_a_usage_error() {
         "{err}"
     );
 }
-
-/// Guards `--config` on the commands that read no configuration: it is global, so their help
-/// shows it, and a file named there was silently unused (`demo --config mine.toml` ran the
-/// demo's own). Now a usage error that says so, before anything starts.
-#[test]
-fn config_on_a_command_that_reads_none_is_a_usage_error() {
-    for command in [
-        &["demo"][..],
-        &["simulate", "--listen", "127.0.0.1:0"],
-        &["man"],
-        &["completions", "bash"],
-    ] {
-        let o = std::process::Command::new(BIN)
-            .args(command)
-            .args(["--config", "/nonexistent/collector.toml"])
-            .output()
-            .unwrap();
-        assert_eq!(o.status.code(), Some(2), "{command:?}");
-        let err = String::from_utf8_lossy(&o.stderr);
-        let said = format!("--config: `{}` reads no configuration file", command[0]);
-        assert!(err.contains(&said), "{command:?}: {err}");
-        assert!(o.stdout.is_empty(), "{command:?}");
-    }
-}

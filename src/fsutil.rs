@@ -34,9 +34,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, backup: bool) -> io::R
             .create_new(true)
             .mode(mode)
             .open(&tmp)?;
-        keep_owner(&f, path)?;
-        // The umask may have narrowed the mode given at creation.
+        // The umask may have narrowed the mode given at creation. Set while the file is
+        // still this process's: given away first, root without CAP_FOWNER could not.
         f.set_permissions(fs::Permissions::from_mode(mode))?;
+        keep_owner(&f, path)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
@@ -89,17 +90,23 @@ fn process_alive(pid: u32) -> bool {
 }
 
 /// Gives `f`, a file this process made for `path` (its temp, its pending copy, its lock), the
-/// owner of `path` as it is, or of its folder when it has none yet, when this process runs
-/// as root. A hand run with sudo beside a service's would otherwise leave root's files where
-/// the service's user can no longer read or replace them. Where root may not give files away
-/// (NFS with root_squash), the file is still written, as root's.
+/// owner of `path` as it is, when this process runs as root; a file not there yet takes the
+/// owner of the file it goes with (`state.json` for `state.json.window`), else of its folder.
+/// A hand run with sudo beside a service's would otherwise leave root's files where the
+/// service's user can no longer read or replace them. Where root may not give files away
+/// (NFS with root_squash), the file is still written, as root's, and that is said once.
 fn keep_owner(f: &File, path: &Path) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static SAID: AtomicBool = AtomicBool::new(false);
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         return Ok(());
     }
-    let Ok(like) = fs::metadata(path).or_else(|_| fs::metadata(folder_of(path))) else {
+    let like = [path.to_path_buf(), path.with_extension(""), folder_of(path)]
+        .iter()
+        .find_map(|p| fs::metadata(p).ok());
+    let Some(like) = like else {
         return Ok(());
     };
     let mine = f.metadata()?;
@@ -107,7 +114,9 @@ fn keep_owner(f: &File, path: &Path) -> io::Result<()> {
         return Ok(());
     }
     if let Err(e) = std::os::unix::fs::fchown(f, Some(like.uid()), Some(like.gid())) {
-        tracing::warn!(file = %path.display(), owner = like.uid(), error = %describe(&e), "cannot give the file to the owner of the one it replaces; it stays root's");
+        if !SAID.swap(true, Ordering::Relaxed) {
+            tracing::warn!(file = %path.display(), owner = like.uid(), error = %describe(&e), "cannot give the files written as root to the owner of the ones they replace; they stay root's");
+        }
     }
     Ok(())
 }
@@ -493,8 +502,8 @@ pub fn reserve(target: &Path, size: u64, mode: u32) -> io::Result<Reserved> {
         target: target.to_path_buf(),
     };
     let f = reserved.file.as_ref().expect("just opened");
-    keep_owner(f, target)?;
     f.set_permissions(fs::Permissions::from_mode(mode))?;
+    keep_owner(f, target)?;
     allocate(f, size)?;
     f.sync_all()?;
     // The folder's entry too: when the rename fails later, the file must still be found.
@@ -517,8 +526,9 @@ fn allocate(f: &File, size: u64) -> io::Result<()> {
 /// Why a commit did not replace the file.
 #[derive(Debug)]
 pub enum CommitError {
-    /// The new content could not be written: it is nowhere on disk.
-    NotWritten(io::Error),
+    /// The new content could not be written: it is nowhere on disk. The reservation is
+    /// handed back, its space still set aside, for another try.
+    NotWritten(io::Error, Reserved),
     /// The new content is written and synced in the `.new` file (the path given), but it could
     /// not replace the file: it stays there to be taken up later.
     Kept(PathBuf, io::Error),
@@ -556,15 +566,16 @@ impl Reserved {
             }
             written = write_whole(&mut f, bytes, &mut whole);
         }
-        drop(f);
         if let Err(e) = written {
             if whole {
                 // In the file, though perhaps not on the disk yet: better than nowhere.
                 return Err(CommitError::Unsynced(std::mem::take(&mut self.path), e));
             }
-            let _ = fs::remove_file(&self.path);
-            return Err(CommitError::NotWritten(e));
+            // Still set aside, for a later try; dropped, it goes.
+            self.file = Some(f);
+            return Err(CommitError::NotWritten(e, self));
         }
+        drop(f);
         if backup {
             if let Err(e) = keep_backup(&self.target, mode_of(&self.path)) {
                 tracing::warn!(file = %self.target.display(), error = %describe(&e), "cannot keep the previous file as .bak; replacing it anyway");

@@ -198,7 +198,9 @@ async fn simulate(cli: &cli::Cli) -> Result<ExitCode, Fatal> {
         auth::token::save(path, &token)?;
     }
     let vins = &sim.vins()[..sim.vins().len().min(4)];
+    // Absolute: a configuration resolves a relative path against its own folder.
     let token_file = write_token.as_deref().unwrap_or(Path::new("token.json"));
+    let token_file = std::path::absolute(token_file).unwrap_or_else(|_| token_file.to_path_buf());
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,

@@ -474,13 +474,18 @@ pub fn preflight(state_file: &Path) -> Result<(), Fatal> {
 /// cannot be saved leaves the next run cold (about 90 requests a car) and blind to the minute
 /// it spent, which can draw Volvo's 429s.
 fn check_room(state_file: &Path, dir: &Path) -> Result<(), Fatal> {
-    // A save killed before its rename leaves its temp behind (of the state, the window or the
-    // day file: all begin with the state's name), and on a small disk that temp alone can
-    // leave no room; it goes before the room is measured, or no later run would recover.
-    fsutil::remove_stale_temps(state_file);
     let size_of = |p: &Path| fs::metadata(p).map_or(0, |m| m.len());
     let need = (2 * (size_of(state_file) + size_of(&window_file(state_file)))).max(64 * 1024);
-    match fsutil::probe_space(dir, need) {
+    let mut room = fsutil::probe_space(dir, need);
+    // A save killed before its rename leaves its temp behind (of the state, the window or the
+    // day file: all begin with the state's name), and on a small disk that temp alone can
+    // leave no room: when there is none, it goes and the room is measured again, or no later
+    // run would recover. Only then: this runs before the state's lock is taken.
+    if room.as_ref().is_err_and(fsutil::out_of_space) {
+        fsutil::remove_stale_temps(state_file);
+        room = fsutil::probe_space(dir, need);
+    }
+    match room {
         Err(e) if fsutil::out_of_space(&e) => Err(Fatal::new(
             ExitCode::Temporary,
             format!(

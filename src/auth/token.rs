@@ -215,24 +215,50 @@ fn parse(bytes: &[u8]) -> Result<Token, serde_json::Error> {
     serde_json::from_slice(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes))
 }
 
-/// Why a token file that is there cannot be read, with the exit code of its fix: a
-/// permission or a folder in its place is the setup's (78), a limit or the disk's error the
-/// moment's (75); a login would fix neither. Too large for a token is a damaged one (77).
+/// Why a token file that is there cannot be read, with the exit code of its fix: a disk's or
+/// the machine's error of the moment is temporary (75); a permission, a folder in its place or
+/// a path that cannot lead to a file is the setup's (78); a login would fix none of these.
+/// Too large for a token is a damaged one (77).
 fn unreadable(path: &Path, e: &fsutil::ReadError) -> Fatal {
     let said = format!("cannot read the token file {}: {e}", path.display());
     match e {
         fsutil::ReadError::Io(io) => match io.raw_os_error() {
-            Some(libc::EACCES | libc::EPERM) => Fatal::config(format!(
-                "{said}: it must be readable by the user this runs as (uid {}): chown it to that user, or run as its owner",
-                // SAFETY: geteuid has no preconditions and cannot fail.
-                unsafe { libc::geteuid() }
+            Some(libc::EACCES | libc::EPERM) => Fatal::config(format!("{said}: {}", whose(path))),
+            Some(
+                libc::EIO
+                | libc::EAGAIN
+                | libc::EINTR
+                | libc::ETIMEDOUT
+                | libc::ESTALE
+                | libc::ENOMEM
+                | libc::EMFILE
+                | libc::ENFILE,
+            ) => Fatal::new(
+                ExitCode::Temporary,
+                format!("{said}; the next run tries again"),
+            ),
+            _ => Fatal::config(format!(
+                "{said}: set volvo.token_file to a file this user can read"
             )),
-            _ => Fatal::new(ExitCode::Temporary, format!("{said}; the next run tries again")),
         },
         fsutil::ReadError::NotRegular(_) => Fatal::config(format!(
             "{said}: set volvo.token_file to a file, such as token.json"
         )),
         _ => Fatal::login(format!("{said}: {}", recovery(path))),
+    }
+}
+
+/// Whose a token file is that this user may not read, and what to do: run as its owner (the
+/// collector's user, most often), rather than give the file away from it.
+fn whose(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    match std::fs::metadata(path).map(|m| m.uid()) {
+        Ok(owner) if owner != me => format!(
+            "it belongs to uid {owner} and this runs as uid {me}: run as its owner (`sudo -u '#{owner}' volvo-collect ...`), the collector's user"
+        ),
+        _ => format!("this user (uid {me}) may not read it: check its mode (0600) and its folders'"),
     }
 }
 
@@ -340,38 +366,50 @@ pub fn reserve(path: &Path, current: &Token) -> Result<Reservation, Fatal> {
 /// file; only one that could not be written at all is lost.
 pub fn save_reserved(r: Reservation, token: &Token) -> Result<(), Fatal> {
     let path = r.target.clone();
-    let Err(e) = commit(r, token) else {
+    let Err((e, kept)) = commit(r, token) else {
         return Ok(());
     };
     trying_again(&path, &e);
-    write_anew(&path, token).map_err(|_| lost(&path, &e))
+    // The space goes with the file, which may be what failed.
+    drop(kept);
+    reserve_and_commit(&path, token).map_err(|(last, _)| lost(&path, &last))
 }
 
 /// How long a rotated pair that could not be written waits before each further try: a disk's
 /// hiccup (a flash card's, a network file system's) passes within seconds, and this pair may
 /// be the only valid refresh token there is. A stop waits for these tries too.
-const ROTATED_RETRY_DELAYS: [Duration; 4] = [
-    Duration::ZERO,
+const ROTATED_RETRY_DELAYS: [Duration; 3] = [
     Duration::from_millis(250),
     Duration::from_secs(1),
     Duration::from_secs(3),
 ];
 
-/// [`save_reserved`] for a pair Volvo ID has just rotated: the failed write is tried again
-/// after [`ROTATED_RETRY_DELAYS`], each time in a new file, before the pair is given up.
+/// [`save_reserved`] for a pair Volvo ID has just rotated: after the try in a new file, the
+/// pair is tried again after each of [`ROTATED_RETRY_DELAYS`], into the space that file set
+/// aside while it is there, before the pair is given up.
 pub async fn save_rotated(r: Reservation, token: &Token) -> Result<(), Fatal> {
     let path = r.target.clone();
-    let Err(e) = commit(r, token) else {
+    let Err((e, kept)) = commit(r, token) else {
         return Ok(());
     };
     trying_again(&path, &e);
+    drop(kept);
+    let (mut last, mut kept) = match reserve_and_commit(&path, token) {
+        Ok(()) => return Ok(()),
+        Err(failed) => failed,
+    };
     for delay in ROTATED_RETRY_DELAYS {
         tokio::time::sleep(delay).await;
-        if write_anew(&path, token).is_ok() {
-            return Ok(());
+        let tried = match kept.take() {
+            Some(r) => commit(r, token),
+            None => reserve_and_commit(&path, token),
+        };
+        match tried {
+            Ok(()) => return Ok(()),
+            Err((e, r)) => (last, kept) = (e, r),
         }
     }
-    Err(lost(&path, &e))
+    Err(lost(&path, &last))
 }
 
 fn trying_again(path: &Path, e: &std::io::Error) {
@@ -382,10 +420,13 @@ fn trying_again(path: &Path, e: &std::io::Error) {
     );
 }
 
-/// The pair written into a reservation made for it now (the first one is gone with its failure).
-fn write_anew(path: &Path, token: &Token) -> std::io::Result<()> {
+/// A failed save: why, and the reservation when its space is still set aside.
+type Unsaved = (std::io::Error, Option<Reservation>);
+
+/// The pair written into a reservation made for it now.
+fn reserve_and_commit(path: &Path, token: &Token) -> Result<(), Unsaved> {
     let bytes = to_bytes(token);
-    let reserved = fsutil::reserve(path, bytes.len() as u64, 0o600)?;
+    let reserved = fsutil::reserve(path, bytes.len() as u64, 0o600).map_err(|e| (e, None))?;
     commit(
         Reservation {
             reserved,
@@ -404,7 +445,7 @@ fn lost(path: &Path, e: &std::io::Error) -> Fatal {
 }
 
 /// Writes the pair into its reservation: `Ok` once it is the token file or waits in `.new`.
-fn commit(r: Reservation, token: &Token) -> std::io::Result<()> {
+fn commit(r: Reservation, token: &Token) -> Result<(), Unsaved> {
     match r.reserved.commit(&to_bytes(token), true) {
         Ok(()) => Ok(()),
         Err(fsutil::CommitError::Kept(kept, e)) => {
@@ -424,7 +465,13 @@ fn commit(r: Reservation, token: &Token) -> std::io::Result<()> {
             );
             Ok(())
         }
-        Err(fsutil::CommitError::NotWritten(e)) => Err(e),
+        Err(fsutil::CommitError::NotWritten(e, reserved)) => Err((
+            e,
+            Some(Reservation {
+                reserved,
+                target: r.target,
+            }),
+        )),
     }
 }
 

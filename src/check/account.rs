@@ -198,10 +198,11 @@ fn token_file_findings(f: &mut Findings, path: PathBuf) -> TokenFile {
             open.display()
         ));
     }
-    // Run as another user (sudo), a refresh would leave the new token file owned by that user
-    // and unreadable to the collector, which would then need a new login.
+    // Run as another user, a refresh would leave the new token file owned by that user and
+    // unreadable to the collector, which would then need a new login. Root's writes keep each
+    // file's owner (see `fsutil`), so `sudo volvo-collect check` may refresh.
     let foreign_owner = match (meta.as_ref().map(|m| m.uid()), effective_uid()) {
-        (Some(owner), Some(me)) if owner != me => Some((owner, me)),
+        (Some(owner), Some(me)) if owner != me && me != 0 => Some((owner, me)),
         _ => None,
     };
     TokenFile {

@@ -1054,6 +1054,14 @@ fn credentials_in_the_pushgateway_url(sim: &Sim, pki: &Pki, url: &str) {
         |password: &str| url.replacen("https://", &format!("https://pusher:{password}@"), 1);
     let ws = Workspace::new(sim, "", &ca);
     run_ok(&ws, &["--once", "--pushgateway", &in_url("pw")]);
+    let right = format!("{ca}[output]\npushgateway = {}\n", quoted(&in_url("pw")));
+    let o = run(&Workspace::new(sim, "", &right), &["check"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("ready (GET /-/ready answered 200)"),
+        "{}",
+        stdout(&o)
+    );
     let wrong = format!(
         "{ca}[output]\npushgateway = {}\n",
         quoted(&in_url("wrong-pw"))

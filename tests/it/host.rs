@@ -587,6 +587,23 @@ fn a_run_as_root_leaves_the_services_files_to_the_service() {
             "no {written}: {names:?}"
         );
     }
+
+    // `sudo volvo-collect check` refreshes an expired token too, and leaves it the service's.
+    let mut token: serde_json::Value = serde_json::from_str(&ws.read("token.json")).unwrap();
+    token["expires_at"] = 0.into();
+    ws.write("token.json", &token.to_string());
+    std::os::unix::fs::chown(ws.path("token.json"), Some(SERVICE), Some(SERVICE)).unwrap();
+    let refreshes = sim.stats()["refreshes"].as_i64().unwrap();
+    let o = ws.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        sim.stats()["refreshes"].as_i64().unwrap(),
+        refreshes + 1,
+        "{}",
+        stdout(&o)
+    );
+    let meta = std::fs::metadata(ws.path("token.json")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (SERVICE, SERVICE));
 }
 
 /// Guards recovery from a save killed before its rename on a small disk: its temp filled the

@@ -396,7 +396,11 @@ fn a_token_file_that_cannot_be_read_says_what_to_fix() {
     let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
     let token = std::fs::read(ws.path("token.json")).unwrap();
     for (error, exit, said) in [
-        ("EACCES", 78, "it must be readable by the user this runs as"),
+        (
+            "EACCES",
+            78,
+            "(uid 0) may not read it: check its mode (0600) and its folders'",
+        ),
         ("EIO", 75, "the next run tries again"),
     ] {
         let o = Command::new("strace")

@@ -195,9 +195,9 @@ async fn exchange(
     };
     Err(Failure::Fatal(match e {
         RequestTokenError::ServerResponse(r) => match r.error() {
-            BasicErrorResponseType::InvalidGrant => Fatal::login(
-                "Volvo ID refused the refresh token (invalid_grant): it has expired or was used already; run `volvo-collect login`",
-            ),
+            BasicErrorResponseType::InvalidGrant => Fatal::login(format!(
+                "{INVALID_GRANT}: it has expired or was used already; run `volvo-collect login`"
+            )),
             BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient => Fatal::login(format!(
                 "Volvo ID rejected the client ({}): check volvo.client_id and client_secret against Volvo's developer portal, then run `volvo-collect login`",
                 r.error()
@@ -381,7 +381,7 @@ pub async fn ensure_fresh(
     deadline: tokio::time::Instant,
 ) -> Result<(Token, Freshness), Fatal> {
     let lock = token::lock(token_file, deadline).await?;
-    token::recover(token_file)?;
+    let pending = token::recover(token_file)?;
     let current = token::read(token_file)?;
     if !current.sendable() {
         tracing::warn!("the access token in the token file cannot be sent (it is not one line of visible characters); refreshing it");
@@ -390,7 +390,9 @@ pub async fn ensure_fresh(
     } else {
         tracing::debug!("access token expires within a minute; refreshing");
     }
-    let fresh = refresh_and_save(http, oauth, token_file, lock, current).await?;
+    let fresh = refresh_and_save(http, oauth, token_file, lock, current)
+        .await
+        .map_err(|f| why_spent(f, pending, token_file))?;
     tracing::info!(
         expires_at = fresh.expires_at,
         "access token refreshed; rotated refresh token saved"
@@ -409,7 +411,7 @@ pub async fn renew(
     // The caller waits no longer than its run's deadline; this bound only keeps the thread
     // that renews from waiting for good.
     let lock = token::lock(token_file, tokio::time::Instant::now() + RENEW_LOCK_WAIT).await?;
-    token::recover(token_file)?;
+    let pending = token::recover(token_file)?;
     let current = token::read(token_file)?;
     let now = oauth.clock.now();
     if current.access_token != *failed
@@ -419,8 +421,31 @@ pub async fn renew(
         return Ok(current.access_token);
     }
     tracing::info!("an API refused the access token; refreshing it once");
-    let fresh = refresh_and_save(http, oauth, token_file, lock, current).await?;
+    let fresh = refresh_and_save(http, oauth, token_file, lock, current)
+        .await
+        .map_err(|f| why_spent(f, pending, token_file))?;
     Ok(fresh.access_token)
+}
+
+/// How Volvo ID says a refresh token is dead.
+const INVALID_GRANT: &str = "Volvo ID refused the refresh token (invalid_grant)";
+
+/// A dead refresh token, with the likely reason when an earlier run left its reservation
+/// empty: it was stopped while its refresh was in flight, after Volvo ID had rotated the token
+/// and before the new one was saved. A login is needed either way; the reason says how to
+/// keep it from happening again.
+fn why_spent(f: Fatal, pending: token::Pending, token_file: &Path) -> Fatal {
+    if pending != token::Pending::CutOff || !f.message.starts_with(INVALID_GRANT) {
+        return f;
+    }
+    Fatal::login(format!(
+        "{}; an earlier run was most likely killed while it refreshed the token (it left an empty {}): Volvo ID had rotated the refresh token, and the new one was never saved. A stop by SIGTERM waits for the save; SIGKILL, an out-of-memory kill or a power cut cannot",
+        f.message,
+        crate::fsutil::pending_path(
+            &crate::fsutil::resolve_links(token_file).unwrap_or_else(|_| token_file.into())
+        )
+        .display()
+    ))
 }
 
 /// Refreshes `current` and saves the rotated pair, holding `lock` until the save is done.

@@ -499,19 +499,30 @@ pub fn save(path: &Path, token: &Token) -> Result<(), Fatal> {
     save_reserved(Reservation { reserved, target }, token)
 }
 
+/// What [`recover`] found beside the token file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    /// Nothing waiting, or a pair now taken up.
+    None,
+    /// An empty reservation: a run ended (killed, the power cut) after setting room aside for
+    /// a refresh and before saving its answer. If Volvo ID had answered, the refresh token in
+    /// the token file was spent with it.
+    CutOff,
+}
+
 /// Takes up a rotated pair that an earlier run wrote to `<token_file>.new` but could not move
 /// over the token file (the disk was full, say): it replaces the token file now, unless the
 /// token file holds a newer pair (a login since). A `.new` that holds no pair is the
-/// reservation of a run that ended before its refresh answered: it goes. Runs under the
-/// token lock, before the token file is read.
-pub fn recover(path: &Path) -> Result<(), Fatal> {
+/// reservation of a run that ended before its refresh was saved: it goes, and is reported.
+/// Runs under the token lock, before the token file is read.
+pub fn recover(path: &Path) -> Result<Pending, Fatal> {
     let Ok(target) = fsutil::resolve_links(path) else {
-        return Ok(());
+        return Ok(Pending::None);
     };
     let pending = fsutil::pending_path(&target);
     let bytes = match fsutil::read_capped(&pending, TOKEN_MAX) {
         Ok(b) => b,
-        Err(fsutil::ReadError::NotFound) => return Ok(()),
+        Err(fsutil::ReadError::NotFound) => return Ok(Pending::None),
         Err(fsutil::ReadError::Io(e)) if fsutil::out_of_descriptors(&e) => {
             return Err(Fatal::new(
                 ExitCode::Temporary,
@@ -527,7 +538,7 @@ pub fn recover(path: &Path) -> Result<(), Fatal> {
     };
     let Some(waiting) = parse(&bytes).ok().filter(|t| !t.refresh_token.is_empty()) else {
         let _ = std::fs::remove_file(&pending);
-        return Ok(());
+        return Ok(Pending::CutOff);
     };
     let current = fsutil::read_capped(&target, TOKEN_MAX)
         .ok()
@@ -539,7 +550,7 @@ pub fn recover(path: &Path) -> Result<(), Fatal> {
     if current.is_some_and(|c| !made_from(&c) && c.expires_at > waiting.expires_at) {
         tracing::warn!(file = %pending.display(), "an older token pair than the token file's own was left here; removed");
         let _ = std::fs::remove_file(&pending);
-        return Ok(());
+        return Ok(Pending::None);
     }
     // The unused end of its reserved space, if its save stopped before cutting it off.
     let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
@@ -565,7 +576,7 @@ pub fn recover(path: &Path) -> Result<(), Fatal> {
         )
     })?;
     tracing::info!(file = %target.display(), "the rotated token pair an earlier run kept in {} is now the token file", pending.display());
-    Ok(())
+    Ok(Pending::None)
 }
 
 /// What to do when a waiting pair cannot replace the token file.

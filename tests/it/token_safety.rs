@@ -386,6 +386,32 @@ fn an_io_error_while_the_rotated_pair_is_saved_never_costs_the_login() {
     }
 }
 
+/// Guards the one loss of a login no run can prevent, a run killed (SIGKILL, an out-of-memory
+/// kill, a power cut) after Volvo ID rotated the refresh token and before the new one was
+/// saved: the next run said only "expired or was used already". The killed run's empty
+/// reservation (`token.json.new`) tells what happened, and the message says so; without it,
+/// the message stays as it was.
+#[test]
+fn a_login_lost_to_a_killed_refresh_says_so() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let spent = std::fs::read(ws.path("token.json")).unwrap();
+    let o = ws.run(&["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let said = "an earlier run was most likely killed while it refreshed the token";
+    for reservation in [true, false] {
+        std::fs::write(ws.path("token.json"), &spent).unwrap();
+        if reservation {
+            std::fs::write(ws.path("token.json.new"), vec![0u8; 16 * 1024]).unwrap();
+        }
+        let o = ws.run(&["--once", "--stdout"]);
+        assert_eq!(code(&o), 77, "{}", stderr(&o));
+        assert_stderr_contains(&o, "invalid_grant");
+        assert_eq!(stderr(&o).contains(said), reservation, "{}", stderr(&o));
+        assert!(!ws.path("token.json.new").exists());
+    }
+}
+
 /// Guards the exit code of a token file that cannot be read for its permissions (another
 /// user's, mode 0600): a login would not fix it, so it is the setup's (78, saying whose it
 /// must be), not "login needed" (77); a disk's error reading it is temporary (75). The token

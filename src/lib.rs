@@ -244,7 +244,14 @@ async fn collect(cli: &cli::Cli) -> Result<ExitCode, Fatal> {
             } else {
                 String::new()
             };
-            secret::say(&format!("volvo-collect: {first}{tail}"));
+            // A stop that waited for a refresh in flight while the run ended (its deadline
+            // passed meanwhile): the run's own end and code stand, and the stop is named too.
+            let stop = if stop.received() {
+                "; a stop signal came meanwhile, and waited for the token's save"
+            } else {
+                ""
+            };
+            secret::say(&format!("volvo-collect: {first}{tail}{stop}"));
         }
     }
     Ok(outcome.exit)

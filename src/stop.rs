@@ -35,6 +35,8 @@ const STOP_SIGNALS: [SignalKind; 10] = [
 /// process at once, which is harmless before any token refresh).
 pub struct Stop {
     signals: Vec<Signal>,
+    /// A stop signal has come (its wait for a refresh in flight may still be going on).
+    received: bool,
 }
 
 impl Stop {
@@ -43,7 +45,16 @@ impl Stop {
             .iter()
             .map(|&kind| signal(kind).expect("a handler for a stop signal"))
             .collect();
-        Stop { signals }
+        Stop {
+            signals,
+            received: false,
+        }
+    }
+
+    /// Whether a stop signal has come, even if the command ended first for another reason
+    /// (its deadline passed while the stop waited for a refresh in flight).
+    pub fn received(&self) -> bool {
+        self.received
     }
 
     /// Resolves on the next stop signal.
@@ -57,6 +68,7 @@ impl Stop {
     /// running meanwhile, so a refresh in flight can finish and save.
     pub async fn requested(&mut self) -> tokio::sync::RwLockWriteGuard<'static, ()> {
         self.signal().await;
+        self.received = true;
         tracing::info!("stop signal received");
         crate::auth::refresh::quiesce().await
     }

@@ -108,6 +108,44 @@ fn sigterm_during_a_refresh_keeps_the_login_in_long_running_mode() {
     login_survived(&sim, &ws, &old);
 }
 
+/// Guards the last line of a `--once` run whose deadline passed while a stop signal waited
+/// for its refresh: it named the deadline only, as if no one had stopped it. The run's end and
+/// exit code (75) stand, the stop is named too, and the login survives.
+#[test]
+fn a_stop_that_waits_past_the_deadline_is_named() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "[collect]\ntimeout = \"3s\"\n");
+    let old = ws.token()["refresh_token"].clone();
+    sim.faults(
+        json!([{"path": "/as/token.oauth2", "pass_through": true, "delay_ms": 6000, "times": 1}]),
+    );
+    let child = ws
+        .command(&["--once", "--stdout"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start volvo-collect");
+    wait_for(
+        "Volvo ID to rotate the token",
+        Duration::from_secs(10),
+        || sim.stats()["refreshes"] == 1,
+    );
+    kill("-TERM", &child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 75, "{}", stderr(&out));
+    let last = stderr(&out)
+        .lines()
+        .rfind(|l| l.starts_with("volvo-collect: "))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        last.contains("the run's deadline passed while the access token was being refreshed")
+            && last.contains("a stop signal came meanwhile, and waited for the token's save"),
+        "{last}"
+    );
+    login_survived(&sim, &ws, &old);
+}
+
 /// Guards the token endpoint's rate limiting: an HTTP 429 is retried within the run, after
 /// its `Retry-After`, and when it persists the run says it was rate limited (exit 75), not
 /// that the answer was unreadable.

@@ -311,6 +311,21 @@ fn check_offline(text: &str, secret: &str, api_key: &str) -> std::process::Outpu
         .unwrap()
 }
 
+/// Guards `collector.toml.example` as the README says to use it (copied, the secrets in the
+/// environment): it loads without a warning, so a cron job at `LOG_LEVEL=warn` mails nothing.
+/// Its empty `[weather]` table warned on every run.
+#[test]
+fn the_example_configuration_loads_without_a_warning() {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/collector.toml.example"
+    ))
+    .unwrap();
+    let out = check_offline(&example, "a-secret", "an-api-key");
+    assert_ne!(code(&out), 78, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("WARN"), "{}", stderr(&out));
+}
+
 /// Guards the configurations the examples mount: they load (no 78), and keep the token in the
 /// state volume. The Kubernetes Secret's placeholders are refused until replaced, as its
 /// comment says, and the CronJob's schedule is the configured interval.

@@ -172,14 +172,28 @@ async fn start_listener(addr: SocketAddr, settings: &Settings, web: Arc<Web>) ->
     Ok(())
 }
 
+/// The most a TLS certificate chain or key file may hold: far more than any real one.
+const TLS_FILE_MAX: u64 = 1 << 20;
+
 fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcceptor, Fatal> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| Fatal::config(format!("web.tls_cert_file {}: {e}", cert.display())))?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| Fatal::config(format!("web.tls_key_file {}: {e}", key.display())))?;
+    let bad = |setting: &str, path: &std::path::Path, why: String| {
+        Fatal::config(format!("web.{setting} {}: {why}", path.display()))
+    };
+    let cert_pem = pem_file("tls_cert_file", cert)?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad("tls_cert_file", cert, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad(
+            "tls_cert_file",
+            cert,
+            "holds no certificate (-----BEGIN CERTIFICATE-----): name the server's certificate chain in PEM".into(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&pem_file("tls_key_file", key)?)
+        .map_err(|e| bad("tls_key_file", key, e.to_string()))?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -190,6 +204,13 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcce
             ))
         })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// A TLS file's text: a regular file of at most [`TLS_FILE_MAX`], so that `/dev/zero` or a
+/// FIFO named by mistake is refused at once rather than filling the memory or hanging.
+fn pem_file(setting: &str, path: &std::path::Path) -> Result<Vec<u8>, Fatal> {
+    crate::fsutil::read_capped(path, TLS_FILE_MAX)
+        .map_err(|e| Fatal::config(format!("web.{setting} {}: {e}", path.display())))
 }
 
 /// How long a client has to send a complete request header: on a new connection, between

@@ -574,6 +574,36 @@ fn remote_write(cx: &Context, r: RawRemoteWrite) -> Result<HttpOutput, Fatal> {
     })
 }
 
+/// The highest bcrypt cost taken. A password's first check in a scrape costs 2^cost rounds
+/// (cost 10, htpasswd's usual, about 50 ms here; each step doubles it), and the listener
+/// hashes once at that cost before it starts: at cost 31 that took days, deaf to signals.
+const BCRYPT_MAX_COST: u32 = 14;
+
+/// Why `hash` is no bcrypt hash the listener can check a password against: `$2a$`, `$2b$`,
+/// `$2x$` or `$2y$`, a two-digit cost of 4 to [`BCRYPT_MAX_COST`], `$`, then 53 characters of
+/// salt and hash. A hash cut short would refuse every password without a word.
+fn bcrypt_problem(hash: &str) -> Option<String> {
+    let b = hash.as_bytes();
+    let shaped = b.len() == 60
+        && b.starts_with(b"$2")
+        && matches!(b[2], b'a' | b'b' | b'x' | b'y')
+        && b[3] == b'$'
+        && b[4..6].iter().all(u8::is_ascii_digit)
+        && b[6] == b'$'
+        && b[7..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'/'));
+    if !shaped {
+        return Some(
+            "must be a whole bcrypt hash ($2b$, a cost, $, then 53 characters; this one is not, or is cut short)".into(),
+        );
+    }
+    let cost: u32 = hash[4..6].parse().expect("two digits");
+    (!(4..=BCRYPT_MAX_COST).contains(&cost)).then(|| {
+        format!("has a bcrypt cost of {cost}: use a cost of 4 to {BCRYPT_MAX_COST}, since each scrape's first check of a password pays it")
+    })
+}
+
 /// `[web]`: the long-running mode's listener.
 fn web(cx: &Context, w: RawWeb) -> Result<WebOptions, Fatal> {
     let listen = match w.listen.as_deref() {
@@ -591,15 +621,15 @@ fn web(cx: &Context, w: RawWeb) -> Result<WebOptions, Fatal> {
         }
     };
     // Hashes, not passwords: the file may be readable by the service's group.
-    if let Some(user) = w
+    if let Some((user, why)) = w
         .basic_auth_users
         .iter()
-        .find_map(|(user, hash)| (!hash.expose().starts_with("$2")).then_some(user))
+        .find_map(|(user, hash)| bcrypt_problem(hash.expose()).map(|why| (user, why)))
     {
         return Err(cx.bad(
             "web.basic_auth_users",
             &format!(
-                "the password of {} must be a bcrypt hash (htpasswd -nBC 10 \"\" | tr -d ':\\n')",
+                "the password of {} {why} (htpasswd -nBC 10 \"\" | tr -d ':\\n' makes one)",
                 shown_value(user)
             ),
         ));
@@ -791,6 +821,35 @@ mod tests {
     }
 
     const MINIMAL: &str = "[volvo]\nclient_id = \"abc\"\n";
+
+    /// A `[web]` password is a whole bcrypt hash of a cost the listener can pay: one cut short
+    /// refused every password without a word, and one of cost 25 to 31 hung the start for
+    /// days. The hash is never shown.
+    #[test]
+    fn web_passwords_are_whole_bcrypt_hashes_of_a_usable_cost() {
+        let good = bcrypt::hash("s3cret", 4).unwrap();
+        assert_eq!(bcrypt_problem(&good), None);
+        let costly = format!("$2b$25${}", &good[7..]);
+        for (hash, said) in [
+            (&good[..50], "must be a whole bcrypt hash"),
+            (
+                "$2b$04$notreallyabcrypthashatall",
+                "must be a whole bcrypt hash",
+            ),
+            ("s3cret", "must be a whole bcrypt hash"),
+            (
+                costly.as_str(),
+                "has a bcrypt cost of 25: use a cost of 4 to 14",
+            ),
+        ] {
+            let e = parse_err(&format!(
+                "{MINIMAL}[web]\nbasic_auth_users = {{ prom = {hash:?} }}\n"
+            ));
+            assert!(e.contains("web.basic_auth_users: the password of"), "{e}");
+            assert!(e.contains(said), "{hash}: {e}");
+            assert!(!e.contains(hash), "{e}");
+        }
+    }
 
     /// An output's credentials come from its URL or from its table, never both: both would be
     /// sent. Neither value is shown.

@@ -13,8 +13,9 @@ pub fn client(o: &HttpOutput) -> anyhow::Result<reqwest::Client> {
         // a GET without the exposition, and a sign-in page's 200 would pass for delivered.
         .redirect(reqwest::redirect::Policy::none());
     if let Some(ca) = &o.ca_file {
-        let pem = std::fs::read(ca)
-            .with_context(|| format!("cannot read the CA file {}", ca.display()))?;
+        // A regular file of at most a MiB: `/dev/zero` or a FIFO named by mistake is refused.
+        let pem = crate::fsutil::read_capped(ca, 1 << 20)
+            .map_err(|e| anyhow::anyhow!("cannot read the CA file {}: {e}", ca.display()))?;
         // reqwest takes a file without a certificate (a key, say) as an empty list of them.
         if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
             anyhow::bail!(

@@ -485,6 +485,71 @@ fn a_configuration_path_that_is_no_file_is_refused_at_once() {
     }
 }
 
+/// Guards the listener's TLS files and the outputs' CA file, read like the configuration:
+/// `/dev/zero` as a key filled the memory until the kernel killed the process, and a FIFO as
+/// a certificate hung it before it listened (no signal ended it). Each is refused at once
+/// (exit 78), saying what stands there; a certificate file with no certificate says so
+/// (it said "peer sent no certificates").
+#[test]
+fn tls_and_ca_files_that_are_no_files_are_refused_at_once() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, &format!("vins = [\"{BEV}\"]"), "");
+    let fifo = ws.path("cert.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    ws.write("empty.pem", "");
+    let cases = [
+        (
+            "tls_cert_file",
+            "/dev/zero",
+            "it is not a regular file but a device",
+        ),
+        (
+            "tls_cert_file",
+            fifo.to_str().unwrap(),
+            "it is not a regular file but a FIFO",
+        ),
+        ("tls_cert_file", "empty.pem", "holds no certificate"),
+    ];
+    for (setting, path, says) in cases {
+        let web = format!("[web]\n{setting} = {path:?}\ntls_key_file = \"/dev/zero\"\n");
+        let config = format!("{}{web}", ws.read("collector.toml"));
+        ws.write("collector.toml", &config);
+        let child = ws
+            .command(&["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let o = ended_within_10s(child);
+        assert_eq!(code(&o), 78, "{path}: {}", stderr(&o));
+        assert_stderr_contains(&o, &format!("web.{setting}"));
+        assert_stderr_contains(&o, says);
+        let config = ws.read("collector.toml").replace(&web, "");
+        ws.write("collector.toml", &config);
+    }
+    let config = format!(
+        "{}[pushgateway]\nca_file = \"/dev/zero\"\n",
+        ws.read("collector.toml")
+    );
+    ws.write("collector.toml", &config);
+    let child = ws
+        .command(&["--once", "--pushgateway", "https://127.0.0.1:9"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = ended_within_10s(child);
+    assert_eq!(code(&o), 74, "{}", stderr(&o));
+    assert_stderr_contains(
+        &o,
+        "cannot read the CA file /dev/zero: it is not a regular file but a device",
+    );
+}
+
 /// Guards a folder named where a token file goes: `simulate --write-token <folder>` narrowed
 /// the folder to mode 0600 (only root could enter it) and left `<folder>.new` beside it. Now
 /// it is refused (exit 78) and the folder is as it was.

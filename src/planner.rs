@@ -1287,11 +1287,34 @@ mod tests {
         ]
     }
 
+    /// A failure of this run that will likely pass changes nothing: the last answer stands in.
+    fn failure_cases() -> Vec<Case> {
+        vec![Case {
+            name: "charging, the energy state failing now: its last answer stands in",
+            car: || {
+                let mut car = parked(600);
+                let ask = Ask::of(E::EnergyState);
+                keep(&mut car, ask.clone(), 300, NOW - 400, CHARGING);
+                car.record(ask, NOW, Err(ApiError::ServerError(503)));
+                car
+            },
+            memory: Some(memory(Mode::Charging, NOW - 300)),
+            wants: &[E::Doors],
+            mode_after: Mode::Charging,
+            ..quiet()
+        }]
+    }
+
     fn cases() -> Vec<Case> {
-        [sleep_cases(), active_cases(), limit_cases()]
-            .into_iter()
-            .flatten()
-            .collect()
+        [
+            sleep_cases(),
+            active_cases(),
+            limit_cases(),
+            failure_cases(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// Guards the planner's decisions, one case per mode and transition.

@@ -773,11 +773,16 @@ fn map_car(
         if !on {
             continue;
         }
-        let mapped = api.map(exp, car, cx);
+        let mut mapped = api.map(exp, car, cx);
         report.extended_gone |= mapped.api_gone;
         if mapped.api_gone {
             // Neither a success nor a failure: the API is gone, and the next runs skip it.
             continue;
+        }
+        for (endpoint, e) in car.stood_in(origin) {
+            if !mapped.errors.iter().any(|(x, _)| *x == endpoint) {
+                mapped.errors.push((endpoint, e));
+            }
         }
         // None when this run asked the API nothing for the car (its answers were replayed).
         let seconds = durations.get(&(car.vin.clone(), origin)).copied();

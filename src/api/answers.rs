@@ -8,8 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::value::RawValue;
 
 use super::{api_of, Answer, ApiError, Typed};
-use crate::endpoints::Endpoint;
+use crate::endpoints::{Endpoint, Origin};
 use crate::state::{AnswerKey, CacheEntry};
+
+/// Whether the last answer of `endpoint` stands in for this run's failure `e`: one that will
+/// likely pass by the next run. Not for the vehicle list, whose stand-in warns.
+fn stands_in_for(endpoint: Endpoint, e: &ApiError) -> bool {
+    e.is_temporary() && endpoint != Endpoint::Vehicles
+}
 
 /// One answer a car can give: an endpoint, and for Extended Vehicle's values the resource.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -193,7 +199,7 @@ impl CarAnswers {
     }
 
     /// This run's fresh answers of each API whose upload time lay in the future.
-    pub fn future_uploads(&self) -> BTreeMap<crate::endpoints::Origin, u64> {
+    pub fn future_uploads(&self) -> BTreeMap<Origin, u64> {
         let mut out = BTreeMap::new();
         for (ask, slot) in &self.slots {
             if slot.outcome == Some(Outcome::Fresh) && slot.kept.as_ref().is_some_and(|k| k.future)
@@ -234,16 +240,21 @@ impl CarAnswers {
         self.kept(ask).map(|k| now - k.fetched_at)
     }
 
-    /// What the run has for `ask`: this run's answer, or the last one replayed. A failure
-    /// stands, but for the daily quota's, behind which the last answer stays.
+    /// What the run has for `ask`: this run's answer, or the last one replayed. Behind a
+    /// failure that will likely pass (a timeout, a 5xx, a 429, the daily quota) the last
+    /// answer stands in, with its own upload times, so that the car's series do not vanish
+    /// for a run while [`CarAnswers::stood_in`] reports the failure. Any other failure
+    /// stands. The vehicle list has its own stand-in, which warns (`Planner::listed`).
     pub fn get(&self, ask: &Ask) -> Result<&Answer, ApiError> {
         let kept = || self.kept(ask).map(|k| &k.answer);
         match self.outcome(ask) {
             Some(Outcome::Fresh) => kept().ok_or(ApiError::Decode("no answer kept".into())),
-            Some(Outcome::Failed(e @ ApiError::Quota { .. })) => kept().ok_or_else(|| e.clone()),
+            Some(Outcome::Failed(e)) if stands_in_for(ask.endpoint, e) => {
+                kept().ok_or_else(|| e.clone())
+            }
             Some(Outcome::Failed(e)) => Err(e.clone()),
             Some(Outcome::Deferred | Outcome::Waiting) => kept().ok_or(ApiError::Deferred),
-            Some(Outcome::InFlight) => Err(ApiError::Timeout),
+            Some(Outcome::InFlight) => kept().ok_or(ApiError::Timeout),
             None if self.is_unsupported(ask.endpoint) => {
                 Err(ApiError::remembered(self.blocked.contains(&ask.endpoint)))
             }
@@ -252,6 +263,28 @@ impl CarAnswers {
                 Absent::Deferred => ApiError::Deferred,
             }),
         }
+    }
+
+    /// The failures of `api`'s endpoints that a kept answer stood in for in [`Self::get`],
+    /// once per endpoint: the mappers saw the answer, the self-metrics report the failure.
+    /// The quota's are left out: the planner says those once for the account.
+    pub fn stood_in(&self, api: Origin) -> Vec<(Endpoint, ApiError)> {
+        let mut out: Vec<(Endpoint, ApiError)> = Vec::new();
+        for (ask, slot) in &self.slots {
+            if ask.endpoint.api() != api || slot.kept.is_none() {
+                continue;
+            }
+            let e = match &slot.outcome {
+                Some(Outcome::Failed(ApiError::Quota { .. })) => continue,
+                Some(Outcome::Failed(e)) if stands_in_for(ask.endpoint, e) => e.clone(),
+                Some(Outcome::InFlight) => ApiError::Timeout,
+                _ => continue,
+            };
+            if !out.iter().any(|(x, _)| *x == ask.endpoint) {
+                out.push((ask.endpoint, e));
+            }
+        }
+        out
     }
 
     /// The typed answer of an endpoint (without a resource).

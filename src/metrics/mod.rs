@@ -41,7 +41,7 @@ pub struct MapContext<'a> {
 /// What mapping one API of one car came to.
 #[derive(Debug, Default)]
 pub struct Mapped {
-    /// Each endpoint's failure (replayed answers are no failure).
+    /// Each endpoint's failure (an answer deferred and replayed is no failure).
     pub errors: Vec<(Endpoint, ApiError)>,
     /// The API answered that it is shut down (Extended Vehicle).
     pub api_gone: bool,

@@ -72,6 +72,51 @@ fn a_lasting_server_error_gives_a_partial_result() {
     promtool_check(&out);
 }
 
+/// A failure that will likely pass (here a 503 through every retry) leaves the last answer
+/// standing in: the doors' and lock's series, upload times included, are the last run's, so
+/// a dashboard or an alert on them sees no gap, while the self-metrics and the exit code
+/// report the failure. A failure that will not pass by itself (here a 400) stands: the
+/// series are left out rather than shown as if nothing had happened.
+#[test]
+fn a_passing_failure_keeps_the_last_answer_and_reports_the_failure() {
+    let sim = Sim::start(&[]);
+    let ws = only_bev(&sim, "");
+    let doors = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.starts_with("volvo_door_") || l.starts_with("volvo_central_lock_"))
+            .map(String::from)
+            .collect()
+    };
+    let error = |reason: &str| {
+        format!("volvo_collect_endpoint_error{{api=\"connected_vehicle\",endpoint=\"doors\",reason=\"{reason}\",vin=\"{BEV}\"}}")
+    };
+    let success = format!("volvo_collect_api_success{{api=\"connected_vehicle\",vin=\"{BEV}\"}}");
+    let t0 = unix_now() as f64;
+    let o = ws.run_at(&sim, t0, &["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let first = stdout(&o);
+    assert!(doors(&first).len() > 4, "{first}");
+
+    sim.faults(json!([{"path": "/doors", "status": 503, "body": "{}", "times": 3}]));
+    let o = ws.run_at(&sim, t0 + 300.0, &["--once", "--stdout"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(count(&sim, "/doors"), 4, "asked, and retried twice");
+    assert_eq!(doors(&out), doors(&first));
+    assert_eq!(value(&out, &error("server_error")), Some(1.0), "{out}");
+    assert_eq!(value(&out, &success), Some(0.0), "{out}");
+    assert_stderr_contains(&o, "doors: Volvo server error (HTTP 503)");
+    promtool_check(&out);
+
+    sim.faults(json!([{"path": "/doors", "status": 400, "body": "{}", "times": 1}]));
+    let o = ws.run_at(&sim, t0 + 600.0, &["--once", "--stdout"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(doors(&out), Vec::<String>::new(), "{out}");
+    assert_eq!(value(&out, &error("client_error")), Some(1.0), "{out}");
+    assert_eq!(value(&out, &success), Some(0.0), "{out}");
+}
+
 /// Other 4xx answers are final: asked once.
 #[test]
 fn client_errors_are_not_retried() {

@@ -10,12 +10,16 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    let cli = volvo_collect::cli::Cli::parse();
     // Where transparent huge pages are on for every process, the allocator's arena would be
     // backed in 2 MiB pages: a third more resident memory, and the kernel's time clearing
-    // them, for a heap this small and short-lived. A failure leaves the process as it was.
-    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
-    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
-    let cli = volvo_collect::cli::Cli::parse();
+    // them, for a heap this small and short-lived. Children inherit the setting, so `login`,
+    // which may start a browser, keeps the machine's. A failure leaves the process as it was.
+    if !matches!(cli.command, Some(volvo_collect::cli::Command::Login { .. })) {
+        let (on, unused) = (1 as libc::c_ulong, 0 as libc::c_ulong);
+        // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
+        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, on, unused, unused, unused) };
+    }
     // The simulator logs every request it serves at debug level; show them when it runs alone.
     let default = match cli.command {
         Some(volvo_collect::cli::Command::Simulate { .. }) => "info,volvo_collect::simulator=debug",

@@ -244,15 +244,34 @@ fn trip_ended(car: &CarAnswers, mem: Option<&CarMemory>) -> bool {
     }
 }
 
+/// Whether `endpoint`'s answer may put the car in `mode`. One that stands in for a failure
+/// of this run only holds the mode the car already had, for an hour after it was fetched:
+/// one failure does not make a charging car look asleep, and a lasting one does not hold a
+/// car in the mode of its last answer all day.
+fn decides(
+    car: &CarAnswers,
+    endpoint: Endpoint,
+    mem: Option<&CarMemory>,
+    mode: Mode,
+    cx: &Context,
+) -> bool {
+    let ask = Ask::of(endpoint);
+    car.stands_in(&ask).is_none()
+        || mem.is_some_and(|m| m.mode == mode)
+            && car.age(&ask, cx.now).is_some_and(|a| a <= ACTIVE_WITHIN_S)
+}
+
 /// The car's memory after this run: a pure function like [`wants`].
 pub fn memory_after(car: &CarAnswers, mem: Option<&CarMemory>, cx: &Context) -> CarMemory {
     let before = mem.cloned().unwrap_or_default();
     let last_upload = before.last_upload.max(car.newest_fresh(None).unwrap_or(0));
     let active = cx.now - last_upload <= ACTIVE_WITHIN_S;
-    let running = engine_state(car).is_some_and(|(r, _)| r);
+    let running = decides(car, Endpoint::EngineStatus, mem, Mode::Driving, cx)
+        && engine_state(car).is_some_and(|(r, _)| r);
+    let charging = decides(car, Endpoint::EnergyState, mem, Mode::Charging, cx) && charging(car);
     let mode = if running && active {
         Mode::Driving
-    } else if charging(car) && active {
+    } else if charging && active {
         Mode::Charging
     } else if woke(car, mem, cx) {
         Mode::ParkedAwake
@@ -1287,22 +1306,58 @@ mod tests {
         ]
     }
 
-    /// A failure of this run that will likely pass changes nothing: the last answer stands in.
+    /// What a car whose doors uploaded now (a wake) wants in its run's next round.
+    const STANDING_IN_WANTS: &[Endpoint] = &[E::Windows, E::EnergyState];
+
+    /// A failure of this run that will likely pass: the last answer stands in, and holds the
+    /// mode the car had for an hour, no more, and starts none.
     fn failure_cases() -> Vec<Case> {
-        vec![Case {
-            name: "charging, the energy state failing now: its last answer stands in",
-            car: || {
-                let mut car = parked(600);
-                let ask = Ask::of(E::EnergyState);
-                keep(&mut car, ask.clone(), 300, NOW - 400, CHARGING);
-                car.record(ask, NOW, Err(ApiError::ServerError(503)));
-                car
+        vec![
+            Case {
+                name: "charging, the energy state failing now: its last answer stands in",
+                car: || {
+                    let mut car = parked(600);
+                    let ask = Ask::of(E::EnergyState);
+                    keep(&mut car, ask.clone(), 300, NOW - 400, CHARGING);
+                    car.record(ask, NOW, Err(ApiError::ServerError(503)));
+                    car
+                },
+                memory: Some(memory(Mode::Charging, NOW - 300)),
+                wants: &[E::Doors],
+                mode_after: Mode::Charging,
+                ..quiet()
             },
-            memory: Some(memory(Mode::Charging, NOW - 300)),
-            wants: &[E::Doors],
-            mode_after: Mode::Charging,
-            ..quiet()
-        }]
+            Case {
+                name: "a stand-in starts no mode: the engine's last answer says running",
+                car: || {
+                    let mut car = parked(600);
+                    let ask = Ask::of(E::EngineStatus);
+                    keep(&mut car, ask.clone(), 300, NOW - 400, RUNNING);
+                    car.record(ask, NOW, Err(ApiError::ServerError(503)));
+                    answer(&mut car, E::Doors, NOW - 60, &[]);
+                    car
+                },
+                memory: Some(memory(Mode::ParkedAwake, NOW - 300)),
+                wants: STANDING_IN_WANTS,
+                mode_after: Mode::ParkedAwake,
+                ..quiet()
+            },
+            Case {
+                name: "a lasting failure holds no mode: the engine's running, fetched 2 h ago",
+                car: || {
+                    let mut car = parked(600);
+                    let ask = Ask::of(E::EngineStatus);
+                    keep(&mut car, ask.clone(), 7_200, NOW - 7_300, RUNNING);
+                    car.record(ask, NOW, Err(ApiError::ServerError(503)));
+                    answer(&mut car, E::Doors, NOW - 60, &[]);
+                    car
+                },
+                memory: Some(memory(Mode::Driving, NOW - 300)),
+                wants: STANDING_IN_WANTS,
+                mode_after: Mode::ParkedAwake,
+                ..quiet()
+            },
+        ]
     }
 
     fn cases() -> Vec<Case> {

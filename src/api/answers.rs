@@ -12,9 +12,13 @@ use crate::endpoints::{Endpoint, Origin};
 use crate::state::{AnswerKey, CacheEntry};
 
 /// Whether the last answer of `endpoint` stands in for this run's failure `e`: one that will
-/// likely pass by the next run. Not for the vehicle list, whose stand-in warns.
+/// likely pass by the next run. The vehicle list has its own stand-in, which warns, but for
+/// the quota's pause, which replays every answer silently.
 fn stands_in_for(endpoint: Endpoint, e: &ApiError) -> bool {
-    e.is_temporary() && endpoint != Endpoint::Vehicles
+    match e {
+        ApiError::Quota { .. } => true,
+        _ => e.is_temporary() && endpoint != Endpoint::Vehicles,
+    }
 }
 
 /// One answer a car can give: an endpoint, and for Extended Vehicle's values the resource.
@@ -265,22 +269,28 @@ impl CarAnswers {
         }
     }
 
-    /// The failures of `api`'s endpoints that a kept answer stood in for in [`Self::get`],
-    /// once per endpoint: the mappers saw the answer, the self-metrics report the failure.
-    /// The quota's are left out: the planner says those once for the account.
+    /// The failure of this run that the kept answer of `ask` stands in for in [`Self::get`].
+    pub fn stands_in(&self, ask: &Ask) -> Option<ApiError> {
+        let slot = self.slots.get(ask).filter(|s| s.kept.is_some())?;
+        match &slot.outcome {
+            Some(Outcome::Failed(e)) if stands_in_for(ask.endpoint, e) => Some(e.clone()),
+            Some(Outcome::InFlight) => Some(ApiError::Timeout),
+            _ => None,
+        }
+    }
+
+    /// The failures of `api`'s endpoints that a kept answer stood in for, once per endpoint
+    /// and reason: the mappers saw the answer, the self-metrics report the failure. The
+    /// quota's are left out: the planner says those once for the account.
     pub fn stood_in(&self, api: Origin) -> Vec<(Endpoint, ApiError)> {
         let mut out: Vec<(Endpoint, ApiError)> = Vec::new();
-        for (ask, slot) in &self.slots {
-            if ask.endpoint.api() != api || slot.kept.is_none() {
+        for ask in self.slots.keys().filter(|a| a.endpoint.api() == api) {
+            let Some(e) = self.stands_in(ask) else {
                 continue;
-            }
-            let e = match &slot.outcome {
-                Some(Outcome::Failed(ApiError::Quota { .. })) => continue,
-                Some(Outcome::Failed(e)) if stands_in_for(ask.endpoint, e) => e.clone(),
-                Some(Outcome::InFlight) => ApiError::Timeout,
-                _ => continue,
             };
-            if !out.iter().any(|(x, _)| *x == ask.endpoint) {
+            let said =
+                |(x, o): &(Endpoint, ApiError)| *x == ask.endpoint && o.reason() == e.reason();
+            if !matches!(e, ApiError::Quota { .. }) && !out.iter().any(said) {
                 out.push((ask.endpoint, e));
             }
         }

@@ -230,6 +230,36 @@ fn the_quota_pause_replays_the_last_answers() {
     }
 }
 
+/// The quota's answer on the account's vehicle list replays the list as silently as every
+/// other answer: no warning that the list failed, and every car is still delivered.
+#[test]
+fn a_quota_answer_on_the_vehicle_list_replays_it_silently() {
+    let sim = Sim::start(&[]);
+    let ws = Workspace::new(&sim, "", "");
+    let t0 = unix_now() as f64;
+    let o = ws.run_at(&sim, t0, &["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    sim.faults(json!([{"path": "=/connected-vehicle/v2/vehicles", "status": 403, "times": 0,
+        "body": "{\"statusCode\":403,\"message\":\"Out of call volume quota. Quota will be replenished in 06:40:24.\"}"}]));
+    // A day on, when the list is due again.
+    let o = ws.run_at(&sim, t0 + 86_400.0 + 60.0, &["--once", "--stdout"]);
+    let out = stdout(&o);
+    assert_eq!(
+        value(&out, "volvo_collect_quota_exhausted{account=\"default\"}"),
+        Some(1.0),
+        "{out}"
+    );
+    assert!(
+        !stderr(&o).contains("the vehicle list failed"),
+        "{}",
+        stderr(&o)
+    );
+    for vin in [BEV, PHEV, PETROL, DIESEL] {
+        let odometer = format!("volvo_odometer_meters{{vin=\"{vin}\"}}");
+        assert!(value(&out, &odometer).is_some(), "{vin} hidden: {out}");
+    }
+}
+
 /// The exit-code rule through the binary: a vehicle list of garbage collects nothing (75, not
 /// the 1 that systemd counts as success) and says so in the self-metrics; a list refused for
 /// the API key is a configuration error (78); one quota 403 on one endpoint while the other

@@ -117,6 +117,31 @@ fn a_passing_failure_keeps_the_last_answer_and_reports_the_failure() {
     assert_eq!(value(&out, &success), Some(0.0), "{out}");
 }
 
+/// Extended Vehicle's values fail per resource: one resource's 503, behind which the last
+/// answer stands in, is reported though another resource of the same endpoint answers 404
+/// (not supported, no failure) in the same run.
+#[test]
+fn a_stood_in_failure_is_reported_beside_another_resources_404() {
+    let sim = Sim::start(&[]);
+    let ws = only_bev(&sim, "");
+    let t0 = unix_now() as f64;
+    let o = ws.run_at(&sim, t0, &["--once", "--stdout"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    sim.faults(json!([
+        {"path": format!("{BEV}/resources/odometer"), "status": 503, "body": "{}", "times": 0},
+        {"path": format!("{BEV}/resources/frontLeftDoor"), "status": 404, "body": {"error": {"message": "NOT_FOUND", "description": "Resource not found"}}, "times": 0},
+    ]));
+    // Seven hours on, when the values are due again.
+    let o = ws.run_at(&sim, t0 + 7.0 * 3600.0, &["--once", "--stdout"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let out = stdout(&o);
+    let error = format!("volvo_collect_endpoint_error{{api=\"extended_vehicle\",endpoint=\"extended_values\",reason=\"server_error\",vin=\"{BEV}\"}}");
+    assert_eq!(value(&out, &error), Some(1.0), "{out}");
+    let success = format!("volvo_collect_api_success{{api=\"extended_vehicle\",vin=\"{BEV}\"}}");
+    assert_eq!(value(&out, &success), Some(0.0), "{out}");
+    promtool_check(&out);
+}
+
 /// Other 4xx answers are final: asked once.
 #[test]
 fn client_errors_are_not_retried() {

@@ -244,10 +244,11 @@ fn trip_ended(car: &CarAnswers, mem: Option<&CarMemory>) -> bool {
     }
 }
 
-/// Whether `endpoint`'s answer may put the car in `mode`. One that stands in for a failure
-/// of this run only holds the mode the car already had, for an hour after it was fetched:
-/// one failure does not make a charging car look asleep, and a lasting one does not hold a
-/// car in the mode of its last answer all day.
+/// Whether `endpoint`'s answer may put the car in `mode`. An answer of this run may; one
+/// kept from an earlier run (replayed, deferred, or standing in for a failure) only holds the
+/// mode the car already had, for an hour after it was fetched: one failure does not make a
+/// charging car look asleep, an old "running" does not wake a sleeping car into driving, and
+/// a lasting failure does not hold a car in the mode of its last answer all day.
 fn decides(
     car: &CarAnswers,
     endpoint: Endpoint,
@@ -256,7 +257,7 @@ fn decides(
     cx: &Context,
 ) -> bool {
     let ask = Ask::of(endpoint);
-    car.stands_in(&ask).is_none()
+    car.is_fresh(&ask)
         || mem.is_some_and(|m| m.mode == mode)
             && car.age(&ask, cx.now).is_some_and(|a| a <= ACTIVE_WITHIN_S)
 }
@@ -1355,6 +1356,24 @@ mod tests {
                 memory: Some(memory(Mode::Driving, NOW - 300)),
                 wants: STANDING_IN_WANTS,
                 mode_after: Mode::ParkedAwake,
+                ..quiet()
+            },
+            Case {
+                name: "a replayed running wakes no sleeping car: the engine not asked, 70 min old",
+                car: || {
+                    let mut car = parked(600);
+                    keep(
+                        &mut car,
+                        Ask::of(E::EngineStatus),
+                        4_200,
+                        NOW - 4_300,
+                        RUNNING,
+                    );
+                    car
+                },
+                memory: Some(memory(Mode::Asleep, NOW - 3_000)),
+                wants: &[E::Doors, E::EnergyState],
+                mode_after: Mode::Asleep,
                 ..quiet()
             },
         ]

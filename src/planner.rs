@@ -1310,6 +1310,17 @@ mod tests {
     /// What a car whose doors uploaded now (a wake) wants in its run's next round.
     const STANDING_IN_WANTS: &[Endpoint] = &[E::Windows, E::EnergyState];
 
+    /// A car whose doors uploaded now and whose engine state failed in this run, its last
+    /// answer ("running") fetched `age` seconds ago.
+    fn engine_failing(age: i64) -> CarAnswers {
+        let mut car = parked(600);
+        let ask = Ask::of(E::EngineStatus);
+        keep(&mut car, ask.clone(), age, NOW - age - 100, RUNNING);
+        car.record(ask, NOW, Err(ApiError::ServerError(503)));
+        answer(&mut car, E::Doors, NOW - 60, &[]);
+        car
+    }
+
     /// A failure of this run that will likely pass: the last answer stands in, and holds the
     /// mode the car had for an hour, no more, and starts none.
     fn failure_cases() -> Vec<Case> {
@@ -1330,14 +1341,7 @@ mod tests {
             },
             Case {
                 name: "a stand-in starts no mode: the engine's last answer says running",
-                car: || {
-                    let mut car = parked(600);
-                    let ask = Ask::of(E::EngineStatus);
-                    keep(&mut car, ask.clone(), 300, NOW - 400, RUNNING);
-                    car.record(ask, NOW, Err(ApiError::ServerError(503)));
-                    answer(&mut car, E::Doors, NOW - 60, &[]);
-                    car
-                },
+                car: || engine_failing(300),
                 memory: Some(memory(Mode::ParkedAwake, NOW - 300)),
                 wants: STANDING_IN_WANTS,
                 mode_after: Mode::ParkedAwake,
@@ -1345,14 +1349,7 @@ mod tests {
             },
             Case {
                 name: "a lasting failure holds no mode: the engine's running, fetched 2 h ago",
-                car: || {
-                    let mut car = parked(600);
-                    let ask = Ask::of(E::EngineStatus);
-                    keep(&mut car, ask.clone(), 7_200, NOW - 7_300, RUNNING);
-                    car.record(ask, NOW, Err(ApiError::ServerError(503)));
-                    answer(&mut car, E::Doors, NOW - 60, &[]);
-                    car
-                },
+                car: || engine_failing(7_200),
                 memory: Some(memory(Mode::Driving, NOW - 300)),
                 wants: STANDING_IN_WANTS,
                 mode_after: Mode::ParkedAwake,

@@ -779,13 +779,8 @@ fn map_car(
             // Neither a success nor a failure: the API is gone, and the next runs skip it.
             continue;
         }
-        // Extended Vehicle's values fail per resource: one resource's 404 must not hide
-        // another's 503, so only the same endpoint and reason counts as said.
         for (endpoint, e) in car.stood_in(origin) {
-            let said = |(x, o): &(Endpoint, ApiError)| *x == endpoint && o.reason() == e.reason();
-            if !mapped.errors.iter().any(said) {
-                mapped.errors.push((endpoint, e));
-            }
+            mapped.add_error(endpoint, e);
         }
         // None when this run asked the API nothing for the car (its answers were replayed).
         let seconds = durations.get(&(car.vin.clone(), origin)).copied();

@@ -279,22 +279,15 @@ impl CarAnswers {
         }
     }
 
-    /// The failures of `api`'s endpoints that a kept answer stood in for, once per endpoint
-    /// and reason: the mappers saw the answer, the self-metrics report the failure. The
-    /// quota's are left out: the planner says those once for the account.
-    pub fn stood_in(&self, api: Origin) -> Vec<(Endpoint, ApiError)> {
-        let mut out: Vec<(Endpoint, ApiError)> = Vec::new();
-        for ask in self.slots.keys().filter(|a| a.endpoint.api() == api) {
-            let Some(e) = self.stands_in(ask) else {
-                continue;
-            };
-            let said =
-                |(x, o): &(Endpoint, ApiError)| *x == ask.endpoint && o.reason() == e.reason();
-            if !matches!(e, ApiError::Quota { .. }) && !out.iter().any(said) {
-                out.push((ask.endpoint, e));
-            }
-        }
-        out
+    /// The failures of `api`'s endpoints that a kept answer stood in for: the mappers saw the
+    /// answer, the self-metrics report the failure. The quota's are left out: the planner
+    /// says those once for the account.
+    pub fn stood_in(&self, api: Origin) -> impl Iterator<Item = (Endpoint, ApiError)> + '_ {
+        self.slots
+            .keys()
+            .filter(move |a| a.endpoint.api() == api)
+            .filter_map(|a| Some((a.endpoint, self.stands_in(a)?)))
+            .filter(|(_, e)| !matches!(e, ApiError::Quota { .. }))
     }
 
     /// The typed answer of an endpoint (without a resource).

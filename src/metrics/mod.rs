@@ -47,6 +47,18 @@ pub struct Mapped {
     pub api_gone: bool,
 }
 
+impl Mapped {
+    /// Adds a failure unless the endpoint already failed for the same reason. Only the same
+    /// reason counts: Extended Vehicle's values fail per resource, and one resource's 404 (no
+    /// failure) must not hide another's 503.
+    pub fn add_error(&mut self, endpoint: Endpoint, e: ApiError) {
+        let said = |(x, o): &(Endpoint, ApiError)| *x == endpoint && o.reason() == e.reason();
+        if !self.errors.iter().any(said) {
+            self.errors.push((endpoint, e));
+        }
+    }
+}
+
 /// One of Volvo's APIs, whole: how its answers decode and what each endpoint needs
 /// ([`crate::api::Api`]), and how a car's answers become samples. A run maps a car by looping
 /// over [`APIS`].
